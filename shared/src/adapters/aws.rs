@@ -1,0 +1,83 @@
+//! What the AWS adapters share: one SDK configuration (bounded timeouts and retries) and the
+//! classification of SDK errors into the core's typed errors.
+
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Bounds of every AWS call: a dependency that does not answer becomes a typed error (503/429)
+/// within about four seconds, well inside a function's timeout and API Gateway's 30 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(800);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
+/// Attempts per call (the first and two retries), for throttling and 5xx, with backoff.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL*`) with our bounds.
+/// Build it once per process (cold start), then the clients from it.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+/// How an SDK error is to be treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The service answered with this error code (e.g. `ConditionalCheckFailedException`).
+    Service(String),
+    /// Throttled after the SDK's retries.
+    Throttled,
+    /// No usable answer: connection refused, timeout, unparsable response, or a client fault.
+    Unreachable(String),
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TooManyRequestsException",
+];
+
+/// Classifies an SDK error without keeping any of its text that could echo request data.
+pub fn classify<E, R>(error: &SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata,
+{
+    match error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_string();
+            if THROTTLING_CODES.contains(&code.as_str()) {
+                Failure::Throttled
+            } else {
+                Failure::Service(code)
+            }
+        }
+        SdkError::TimeoutError(_) => Failure::Unreachable("timeout".into()),
+        SdkError::DispatchFailure(d) => Failure::Unreachable(
+            if d.is_timeout() {
+                "timeout"
+            } else if d.is_io() {
+                "connection failed"
+            } else {
+                "dispatch failure"
+            }
+            .into(),
+        ),
+        SdkError::ResponseError(_) => Failure::Unreachable("unreadable response".into()),
+        SdkError::ConstructionFailure(_) => {
+            Failure::Unreachable("request could not be built (configuration)".into())
+        }
+        _ => Failure::Unreachable("unknown SDK error".into()),
+    }
+}

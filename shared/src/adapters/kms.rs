@@ -1,0 +1,240 @@
+//! The challenge signer on AWS KMS asymmetric keys.
+//!
+//! ECC_NIST_P256 -> ES256, ECC_NIST_P384 -> ES384, ECC_NIST_P521 -> ES512, RSA_2048/3072/4096 ->
+//! RS256 (RSASSA_PKCS1_V1_5_SHA_256). Messages are sent with `MessageType=RAW` (KMS hashes them).
+//! ECDSA signatures come back DER-encoded and are converted to the JOSE `r||s` form.
+//!
+//! Each key's spec and public key are fetched once per process (`GetPublicKey`) and cached: the
+//! JWKS route is then served without any KMS call, and a challenge costs exactly one `Sign`.
+//! Signing uses the key ARN that `GetPublicKey` resolved, so an alias re-pointed at another key
+//! can never produce a signature that does not match the cached `kid`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::Client;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::aws::{classify, Failure};
+use super::local_signer::KeySpec;
+use crate::error::SignerError;
+use crate::ports::{ChallengeSigner, JoseSignature, KeyDescription, SigningAlg};
+use crate::protocol::der::ecdsa_der_to_jose;
+use crate::protocol::jwk::Jwk;
+
+#[derive(Debug)]
+struct CachedKey {
+    arn: String,
+    description: KeyDescription,
+}
+
+/// Signs challenges with KMS keys; caches key descriptions per process.
+#[derive(Debug, Clone)]
+pub struct KmsSigner {
+    client: Client,
+    cache: Arc<RwLock<HashMap<String, Arc<CachedKey>>>>,
+}
+
+fn signer_error<E: ProvideErrorMetadata, R>(
+    op: &'static str,
+    key: &str,
+    e: &SdkError<E, R>,
+) -> SignerError {
+    match classify(e) {
+        Failure::Throttled => {
+            tracing::warn!(op, "kms throttled after retries");
+            SignerError::Throttled
+        }
+        Failure::Unreachable(why) => {
+            tracing::warn!(op, why = %why, "kms unreachable");
+            SignerError::Unavailable(why)
+        }
+        Failure::Service(code) => {
+            tracing::warn!(op, code = %code, "kms error");
+            match code.as_str() {
+                "NotFoundException" => SignerError::KeyNotFound(key.to_string()),
+                "DisabledException" => SignerError::KeyUnusable {
+                    key: key.to_string(),
+                    reason: "the key is disabled".into(),
+                },
+                "KMSInvalidStateException" => SignerError::KeyUnusable {
+                    key: key.to_string(),
+                    reason: "the key is not in a usable state (disabled or pending deletion)"
+                        .into(),
+                },
+                "InvalidKeyUsageException" => SignerError::KeyUnusable {
+                    key: key.to_string(),
+                    reason: "the key is not a SIGN_VERIFY key".into(),
+                },
+                "AccessDeniedException" => SignerError::KeyUnusable {
+                    key: key.to_string(),
+                    reason: "access to the key is denied".into(),
+                },
+                _ => SignerError::Unavailable(code),
+            }
+        }
+    }
+}
+
+fn signing_algorithm(alg: SigningAlg) -> SigningAlgorithmSpec {
+    match alg {
+        SigningAlg::ES256 => SigningAlgorithmSpec::EcdsaSha256,
+        SigningAlg::ES384 => SigningAlgorithmSpec::EcdsaSha384,
+        SigningAlg::ES512 => SigningAlgorithmSpec::EcdsaSha512,
+        SigningAlg::RS256 => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+    }
+}
+
+impl KmsSigner {
+    pub fn new(client: Client) -> Self {
+        KmsSigner {
+            client,
+            cache: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(config))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<CachedKey>> {
+        self.cache.read().ok()?.get(key).cloned()
+    }
+
+    async fn load(&self, key: &str) -> Result<Arc<CachedKey>, SignerError> {
+        if let Some(k) = self.cached(key) {
+            return Ok(k);
+        }
+        let out = self
+            .client
+            .get_public_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(|e| signer_error("GetPublicKey", key, &e))?;
+        let unusable = |reason: String| SignerError::KeyUnusable {
+            key: key.to_string(),
+            reason,
+        };
+        if out.key_usage() != Some(&KeyUsageType::SignVerify) {
+            return Err(unusable("the key is not a SIGN_VERIFY key".into()));
+        }
+        let der = out
+            .public_key()
+            .ok_or_else(|| unusable("KMS returned no public key".into()))?;
+        let (jwk, alg) = Jwk::from_spki_der(der.as_ref()).map_err(|e| unusable(e.to_string()))?;
+        if !out.signing_algorithms().contains(&signing_algorithm(alg)) {
+            return Err(unusable(format!(
+                "the key cannot sign with {}",
+                alg.as_str()
+            )));
+        }
+        let arn = out.key_id().unwrap_or(key).to_string();
+        let entry = Arc::new(CachedKey {
+            arn,
+            description: KeyDescription {
+                alg,
+                kid: jwk.kid.clone(),
+                jwk,
+            },
+        });
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(key.to_string(), entry.clone());
+        }
+        Ok(entry)
+    }
+
+    /// Creates a SIGN_VERIFY key of `spec` (for `endpoint-admin key create`); returns its id.
+    pub async fn create_key(
+        &self,
+        spec: KeySpec,
+        description: &str,
+    ) -> Result<String, SignerError> {
+        let kms_spec = KmsKeySpec::from(spec.kms_name());
+        let out = self
+            .client
+            .create_key()
+            .key_spec(kms_spec)
+            .key_usage(KeyUsageType::SignVerify)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| signer_error("CreateKey", "(new key)", &e))?;
+        out.key_metadata()
+            .map(|m| m.key_id().to_string())
+            .ok_or_else(|| SignerError::Unavailable("KMS returned no key metadata".into()))
+    }
+
+    /// Points `alias` (with or without the `alias/` prefix) at `key_id`, creating it if missing.
+    pub async fn set_alias(&self, alias: &str, key_id: &str) -> Result<String, SignerError> {
+        let alias = if alias.starts_with("alias/") {
+            alias.to_string()
+        } else {
+            format!("alias/{alias}")
+        };
+        let created = self
+            .client
+            .create_alias()
+            .alias_name(&alias)
+            .target_key_id(key_id)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(alias),
+            Err(e) if matches!(classify(&e), Failure::Service(c) if c == "AlreadyExistsException") =>
+            {
+                self.client
+                    .update_alias()
+                    .alias_name(&alias)
+                    .target_key_id(key_id)
+                    .send()
+                    .await
+                    .map_err(|e| signer_error("UpdateAlias", &alias, &e))?;
+                Ok(alias)
+            }
+            Err(e) => Err(signer_error("CreateAlias", &alias, &e)),
+        }
+    }
+}
+
+impl ChallengeSigner for KmsSigner {
+    async fn describe(&self, key: &str) -> Result<KeyDescription, SignerError> {
+        Ok(self.load(key).await?.description.clone())
+    }
+
+    async fn sign(&self, key: &str, message: &[u8]) -> Result<JoseSignature, SignerError> {
+        let k = self.load(key).await?;
+        let alg = k.description.alg;
+        let out = self
+            .client
+            .sign()
+            .key_id(&k.arn)
+            .message(Blob::new(message))
+            .message_type(MessageType::Raw)
+            .signing_algorithm(signing_algorithm(alg))
+            .send()
+            .await
+            .map_err(|e| signer_error("Sign", key, &e))?;
+        let raw = out
+            .signature()
+            .ok_or_else(|| SignerError::Unavailable("KMS returned no signature".into()))?;
+        let signature = match alg.ec_signature_len() {
+            Some(len) => ecdsa_der_to_jose(raw.as_ref(), len / 2).ok_or_else(|| {
+                SignerError::Unavailable("KMS returned a malformed ECDSA signature".into())
+            })?,
+            None => raw.as_ref().to_vec(),
+        };
+        Ok(JoseSignature {
+            alg,
+            kid: k.description.kid.clone(),
+            signature,
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! Implementations of the ports.
+//!
+//! - `memory`: in-memory stores, a fixed clock and a deterministic RNG, for unit tests of the
+//!   domain (never the only test of a behaviour: the DynamoDB adapter is tested against moto).
+//! - `local_signer`: software keys (P-256, P-384, P-521, RSA) for tests and benchmarks.
+//! - `dynamodb`, `kms`: the production adapters (cargo features `dynamodb`, `kms`).
+
+pub mod local_signer;
+pub mod memory;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+#[cfg(feature = "kms")]
+pub mod kms;

@@ -1,0 +1,260 @@
+//! The contract's JSON: request bodies in, outcomes and errors out. Shared by every function
+//! so a handler is parse -> one core call -> respond. No HTTP framework here: a status, a JSON
+//! body and an optional `Retry-After`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::CoreError;
+use crate::model::Plan;
+use crate::protocol::jwk::Jwks;
+use crate::stage::{Outcome, PlanCreated, MSG_INVALID_RESPONSE};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Seconds a throttled client is asked to wait.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// A reply: status, JSON body, and `Retry-After` seconds for 429s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u32>,
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Self {
+        Reply {
+            status: 200,
+            body,
+            retry_after: None,
+        }
+    }
+    pub fn created(body: Value) -> Self {
+        Reply {
+            status: 201,
+            body,
+            retry_after: None,
+        }
+    }
+}
+
+/// The flow outcome's JSON (always status 200).
+pub fn outcome_body(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::Challenge {
+            jws,
+            idle_timeout,
+            invalid_response,
+        } => {
+            let mut body = json!({
+                "component": "ak-stage-endpoint-agent",
+                "challenge": jws,
+                "challenge_idle_timeout": idle_timeout,
+            });
+            if *invalid_response {
+                body["response_errors"] =
+                    json!({"response": [{"string": MSG_INVALID_RESPONSE, "code": "invalid"}]});
+            }
+            body
+        }
+        Outcome::Redirect { to } => json!({"component": "xak-flow-redirect", "to": to}),
+        Outcome::Denied { message } => {
+            json!({"component": "ak-stage-access-denied", "error_message": message})
+        }
+    }
+}
+
+/// The one mapping of core errors to status and `{"error","message"}`.
+pub fn error_reply(error: &CoreError) -> Reply {
+    let (status, code) = match error {
+        CoreError::BadRequest(_) => (400, "bad_request"),
+        CoreError::Unauthorized(_) => (401, "unauthorized"),
+        CoreError::Forbidden(_) => (403, "forbidden"),
+        CoreError::NotFound(_) => (404, "not_found"),
+        CoreError::PayloadTooLarge(_) => (413, "payload_too_large"),
+        CoreError::Refused(_) => (409, "conflict"),
+        CoreError::Throttled(_) => (429, "throttled"),
+        CoreError::Unavailable(_) | CoreError::Conflict => (503, "unavailable"),
+    };
+    let message = match error {
+        CoreError::NotFound(what) => format!("The {what} does not exist or has expired."),
+        other => other.to_string(),
+    };
+    Reply {
+        status,
+        body: json!({"error": code, "message": message}),
+        retry_after: (status == 429).then_some(RETRY_AFTER_SECS),
+    }
+}
+
+/// An error reply for routing failures the core never sees.
+pub fn simple_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply {
+        status,
+        body: json!({"error": code, "message": message}),
+        retry_after: None,
+    }
+}
+
+fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
+    if body.len() > MAX_BODY {
+        return Err(CoreError::PayloadTooLarge(MAX_BODY));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| CoreError::BadRequest("The body is not valid JSON.".into()))?;
+    if !value.is_object() {
+        return Err(CoreError::BadRequest(
+            "The body must be a JSON object.".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        // serde names fields and expected types here; it never echoes a string's value.
+        CoreError::BadRequest(format!("The body does not have the expected fields: {e}."))
+    })
+}
+
+#[derive(Deserialize)]
+struct PlanRequest {
+    stage: String,
+    #[serde(default)]
+    redirect: Option<String>,
+}
+
+/// `POST /v1/plans` body: the stage id and the optional redirect.
+pub fn parse_plan_request(body: &[u8]) -> Result<(String, Option<String>), CoreError> {
+    let r: PlanRequest = parse_object(body)?;
+    Ok((r.stage, r.redirect))
+}
+
+#[derive(Deserialize)]
+struct ExecutorRequest {
+    #[serde(default)]
+    component: Option<String>,
+    #[serde(default)]
+    response: Option<String>,
+}
+
+/// `POST /v1/plans/{plan}/executor` body: the response JWS, or `None` for null or absent.
+pub fn parse_executor_request(body: &[u8]) -> Result<Option<String>, CoreError> {
+    let r: ExecutorRequest = parse_object(body)?;
+    match r.component.as_deref() {
+        None | Some("ak-stage-endpoint-agent") => Ok(r.response),
+        Some(_) => Err(CoreError::BadRequest(
+            "component must be \"ak-stage-endpoint-agent\".".into(),
+        )),
+    }
+}
+
+pub fn plan_created_body(created: &PlanCreated) -> Value {
+    json!({
+        "plan": created.id,
+        "executor": format!("/v1/plans/{}/executor", created.id),
+        "expires_at": created.expires_at,
+    })
+}
+
+pub fn plan_body(plan: &Plan) -> Value {
+    json!({
+        "plan": plan.id,
+        "stage": plan.stage,
+        "status": plan.status.as_str(),
+        "device": plan.device.as_ref().map(|d| json!({"identifier": d.identifier, "name": d.name})),
+        "expires_at": plan.expires_at,
+    })
+}
+
+pub fn jwks_body(jwks: &Jwks) -> Value {
+    serde_json::to_value(jwks).unwrap_or_else(|_| json!({"keys": []}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executor_body_accepts_null_absent_and_string() {
+        assert_eq!(
+            parse_executor_request(br#"{"component":"ak-stage-endpoint-agent","response":null}"#),
+            Ok(None)
+        );
+        assert_eq!(parse_executor_request(br#"{}"#), Ok(None));
+        assert_eq!(
+            parse_executor_request(br#"{"response":"a.b.c"}"#),
+            Ok(Some("a.b.c".into()))
+        );
+    }
+
+    #[test]
+    fn executor_body_rejects_bad_json_types_and_size() {
+        assert!(matches!(
+            parse_executor_request(b"{"),
+            Err(CoreError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_executor_request(br#"{"response": 5}"#),
+            Err(CoreError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_executor_request(br#"[]"#),
+            Err(CoreError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_executor_request(br#"{"component":"other"}"#),
+            Err(CoreError::BadRequest(_))
+        ));
+        let big = format!(r#"{{"response":"{}"}}"#, "a".repeat(MAX_BODY));
+        assert_eq!(
+            parse_executor_request(big.as_bytes()),
+            Err(CoreError::PayloadTooLarge(MAX_BODY))
+        );
+    }
+
+    #[test]
+    fn error_mapping_matches_the_contract() {
+        let cases = [
+            (CoreError::BadRequest("x".into()), 400, "bad_request"),
+            (CoreError::Unauthorized("x".into()), 401, "unauthorized"),
+            (CoreError::Forbidden("x".into()), 403, "forbidden"),
+            (CoreError::NotFound("plan".into()), 404, "not_found"),
+            (CoreError::PayloadTooLarge(1), 413, "payload_too_large"),
+            (CoreError::Throttled("x".into()), 429, "throttled"),
+            (CoreError::Unavailable("x".into()), 503, "unavailable"),
+        ];
+        for (e, status, code) in cases {
+            let r = error_reply(&e);
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (status, Some(code)),
+                "{e:?}"
+            );
+            assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert_eq!(r.retry_after.is_some(), status == 429);
+        }
+    }
+
+    #[test]
+    fn outcome_json_is_the_reference_wire_json() {
+        let c = outcome_body(&Outcome::Challenge {
+            jws: "h.c.s".into(),
+            idle_timeout: 5,
+            invalid_response: true,
+        });
+        assert_eq!(
+            c,
+            json!({"component": "ak-stage-endpoint-agent", "challenge": "h.c.s", "challenge_idle_timeout": 5,
+                   "response_errors": {"response": [{"string": "Invalid challenge response", "code": "invalid"}]}})
+        );
+        assert_eq!(
+            outcome_body(&Outcome::Redirect { to: "/next".into() }),
+            json!({"component": "xak-flow-redirect", "to": "/next"})
+        );
+        assert_eq!(
+            outcome_body(&Outcome::Denied {
+                message: "m".into()
+            }),
+            json!({"component": "ak-stage-access-denied", "error_message": "m"})
+        );
+    }
+}

@@ -1,0 +1,296 @@
+//! The entities of the endpoint stage (see PROTOCOL.md, "Entities").
+//!
+//! All times are Unix seconds (`i64`). An `expires_at` of `None` never expires.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Unix time in seconds.
+pub type UnixTime = i64;
+
+/// Whether `expires_at` lies at or before `now`. Every store read applies this, since DynamoDB
+/// deletes TTL-expired items up to two days late (and the emulator never does).
+pub fn is_expired(expires_at: Option<UnixTime>, now: UnixTime) -> bool {
+    matches!(expires_at, Some(t) if t <= now)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StageMode {
+    #[default]
+    Optional,
+    Required,
+}
+
+impl StageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageMode::Optional => "optional",
+            StageMode::Required => "required",
+        }
+    }
+}
+
+impl std::str::FromStr for StageMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "optional" => Ok(StageMode::Optional),
+            "required" => Ok(StageMode::Required),
+            other => Err(format!(
+                "unknown stage mode {other:?} (optional or required)"
+            )),
+        }
+    }
+}
+
+/// An enrolled device. `identifier` is the hardware serial reported at enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub identifier: String,
+    pub name: String,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What a plan and the API show of a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    pub identifier: String,
+    pub name: String,
+}
+
+impl From<&Device> for DeviceRef {
+    fn from(d: &Device) -> Self {
+        DeviceRef {
+            identifier: d.identifier.clone(),
+            name: d.name.clone(),
+        }
+    }
+}
+
+/// A device token: the HMAC key of the device's responses for one connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceToken {
+    pub id: String,
+    pub device: String,
+    pub connector: String,
+    pub key: Secret,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What the token index holds for the SHA-256 of a device token key: no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRef {
+    pub token_id: String,
+    pub device: String,
+    pub connector: String,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// A device with its unexpired tokens for one connector: what response validation needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceWithTokens {
+    pub device: Device,
+    pub tokens: Vec<DeviceToken>,
+}
+
+/// A key the connector signed with before, still published in its JWKS until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    pub key: String,
+    pub until: UnixTime,
+}
+
+/// An agent connector and its settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    /// KMS key id, ARN, alias name or alias ARN (or a local signer's key name).
+    pub challenge_key: Option<String>,
+    #[serde(default)]
+    pub retired_keys: Vec<RetiredKey>,
+    pub challenge_idle_timeout: u32,
+    pub challenge_trigger_check_in: bool,
+    pub refresh_interval: u32,
+    pub snapshot_expiry: u32,
+    /// The stage that `auth_ia/` plans run through.
+    #[serde(default)]
+    pub interactive_stage: Option<String>,
+}
+
+impl Connector {
+    pub const DEFAULT_IDLE_TIMEOUT: u32 = 5;
+    pub const DEFAULT_REFRESH_INTERVAL: u32 = 30 * 60;
+    pub const DEFAULT_SNAPSHOT_EXPIRY: u32 = 24 * 3600;
+
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Connector {
+            id: id.into(),
+            name: name.into(),
+            enabled: true,
+            challenge_key: None,
+            retired_keys: Vec::new(),
+            challenge_idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            challenge_trigger_check_in: false,
+            refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            snapshot_expiry: Self::DEFAULT_SNAPSHOT_EXPIRY,
+            interactive_stage: None,
+        }
+    }
+
+    /// The keys whose public part the JWKS publishes at `now`: the current one first.
+    pub fn published_keys(&self, now: UnixTime) -> Vec<&str> {
+        self.challenge_key
+            .iter()
+            .map(String::as_str)
+            .chain(
+                self.retired_keys
+                    .iter()
+                    .filter(|k| k.until > now)
+                    .map(|k| k.key.as_str()),
+            )
+            .collect()
+    }
+}
+
+/// An endpoint stage: which connector it checks devices of, and whether a device is required.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub id: String,
+    pub connector: String,
+    pub mode: StageMode,
+}
+
+/// An enrollment token. Only the SHA-256 of its key is ever stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentToken {
+    pub id: String,
+    pub key_sha256: String,
+    pub connector: String,
+    pub name: String,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// Links a device, its device token and a connector for the interactive-auth (DTH) path.
+/// Holds the token's hash, never its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthToken {
+    pub id: String,
+    pub device: DeviceRef,
+    pub token_id: String,
+    /// Lowercase hex SHA-256 of the device token key: the expected DTH header.
+    pub token_sha256: String,
+    pub connector: String,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What a plan keeps of its stage and connector when it is created, so that serving it needs
+/// one read. A configuration change reaches running plans within one plan lifetime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSnapshot {
+    pub mode: StageMode,
+    pub connector: String,
+    pub enabled: bool,
+    pub challenge_key: Option<String>,
+    pub challenge_idle_timeout: u32,
+    pub challenge_trigger_check_in: bool,
+}
+
+impl StageSnapshot {
+    pub fn of(stage: &Stage, connector: &Connector) -> Self {
+        StageSnapshot {
+            mode: stage.mode,
+            connector: connector.id.clone(),
+            enabled: connector.enabled,
+            challenge_key: connector.challenge_key.clone(),
+            challenge_idle_timeout: connector.challenge_idle_timeout,
+            challenge_trigger_check_in: connector.challenge_trigger_check_in,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    Pending,
+    Passed,
+    Denied,
+}
+
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Passed => "passed",
+            PlanStatus::Denied => "denied",
+        }
+    }
+}
+
+/// The challenge a plan waits for an answer to: the whole compact JWS and its own `exp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChallenge {
+    pub jws: String,
+    pub exp: UnixTime,
+}
+
+/// One run of the stage for one login.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub stage: String,
+    pub config: StageSnapshot,
+    pub redirect: String,
+    pub status: PlanStatus,
+    pub pending_challenge: Option<PendingChallenge>,
+    /// How many challenges this plan has minted (the attempt limit counts these).
+    pub challenges_issued: u32,
+    pub device: Option<DeviceRef>,
+    pub device_auth: Option<DeviceAuthToken>,
+    /// Why the plan was denied, for answering the denial again.
+    pub denial: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_inclusive_and_none_never_expires() {
+        assert!(!is_expired(None, i64::MAX));
+        assert!(!is_expired(Some(101), 100));
+        assert!(is_expired(Some(100), 100));
+        assert!(is_expired(Some(99), 100));
+    }
+
+    #[test]
+    fn published_keys_drop_retired_keys_after_overlap() {
+        let mut c = Connector::new("c", "n");
+        c.challenge_key = Some("new".into());
+        c.retired_keys = vec![
+            RetiredKey {
+                key: "old".into(),
+                until: 200,
+            },
+            RetiredKey {
+                key: "older".into(),
+                until: 50,
+            },
+        ];
+        assert_eq!(c.published_keys(100), vec!["new", "old"]);
+        assert_eq!(c.published_keys(200), vec!["new"]);
+    }
+
+    #[test]
+    fn stage_mode_parses() {
+        assert_eq!("required".parse::<StageMode>(), Ok(StageMode::Required));
+        assert!("REQUIRED".parse::<StageMode>().is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The ports the core is generic over: storage, signing, time and randomness.
+//!
+//! Each trait is narrow: the operations one group of functions needs, nothing more. Futures
+//! are `Send` so the core's operations can run on a multi-threaded runtime (Lambda, tokio).
+
+use std::future::Future;
+
+use crate::error::{SignerError, StoreError};
+use crate::model::*;
+
+/// Wall-clock time in Unix seconds. Tests use a fixed, settable clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> UnixTime;
+}
+
+/// A cryptographically secure source of random bytes. Tests may use a deterministic one.
+pub trait Random: Send + Sync {
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// Plans: the per-login state. Every read filters plans whose `expires_at` has passed.
+pub trait PlanStore: Send + Sync {
+    /// Creates a plan; fails with `AlreadyExists` if the id is taken.
+    fn create_plan(&self, plan: &Plan) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The plan, or `None` if unknown or expired at `now`.
+    fn get_plan(
+        &self,
+        id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<Plan>, StoreError>> + Send;
+
+    /// Replaces the pending challenge if the plan is pending, unexpired at `now`, and has minted
+    /// exactly `issued_before` challenges (optimistic concurrency); counts the new one.
+    /// `Ok(false)` when a condition failed.
+    fn set_challenge(
+        &self,
+        id: &str,
+        issued_before: u32,
+        challenge: &PendingChallenge,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends a pending, unexpired plan: passed (with or without a device) or denied.
+    /// With `consume = Some(jws)`, only if the pending challenge is exactly `jws`: this is the
+    /// atomic single use of a challenge. Removes the pending challenge. `Ok(false)` when a
+    /// condition failed (someone else ended the plan or replaced the challenge first).
+    fn finish_plan(
+        &self,
+        id: &str,
+        finish: &Finish,
+        consume: Option<&str>,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// How a plan ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    Passed(Option<DeviceRef>),
+    Denied(String),
+}
+
+/// Stages and connectors: the configuration.
+pub trait Directory: Send + Sync {
+    fn get_stage(&self, id: &str)
+        -> impl Future<Output = Result<Option<Stage>, StoreError>> + Send;
+    fn put_stage(&self, stage: &Stage) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_connector(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Connector>, StoreError>> + Send;
+    /// Creates or replaces a connector.
+    fn put_connector(
+        &self,
+        connector: &Connector,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn list_connectors(&self) -> impl Future<Output = Result<Vec<Connector>, StoreError>> + Send;
+}
+
+/// Devices, their tokens and the token index. Reads filter expired devices and tokens.
+pub trait DeviceStore: Send + Sync {
+    /// The device with its unexpired tokens (of every connector: the caller picks its own, so
+    /// this read needs nothing from the plan and can run in parallel with it), or `None` if the
+    /// device is unknown or expired. One read (a query of the device's partition).
+    fn device_with_tokens(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<DeviceWithTokens>, StoreError>> + Send;
+
+    /// The token whose key hashes to `key_sha256` (lowercase hex), if it exists and is unexpired.
+    fn token_by_hash(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<TokenRef>, StoreError>> + Send;
+
+    fn get_device(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<Device>, StoreError>> + Send;
+    fn list_devices(
+        &self,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
+
+    /// Enrolls atomically: creates or updates the device, deletes every older token of the
+    /// connection (device, connector) with its index entry, and stores `token` with its index.
+    fn enroll(
+        &self,
+        device: &Device,
+        token: &DeviceToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes every token of (device, connector); returns how many were deleted.
+    fn revoke_tokens(
+        &self,
+        identifier: &str,
+        connector: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Deletes the device and everything under it. `Ok(false)` if it did not exist.
+    fn delete_device(
+        &self,
+        identifier: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Enrollment tokens, found by the SHA-256 of their key.
+pub trait EnrollmentStore: Send + Sync {
+    fn put_enrollment_token(
+        &self,
+        token: &EnrollmentToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The unexpired token whose key hashes to `key_sha256`.
+    fn enrollment_token_by_hash(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<EnrollmentToken>, StoreError>> + Send;
+}
+
+/// The JOSE algorithm of a challenge key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SigningAlg {
+    RS256,
+    ES256,
+    ES384,
+    ES512,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::ES384 => "ES384",
+            SigningAlg::ES512 => "ES512",
+        }
+    }
+
+    /// Length of the JOSE `r||s` signature for EC algorithms.
+    pub fn ec_signature_len(self) -> Option<usize> {
+        match self {
+            SigningAlg::ES256 => Some(64),
+            SigningAlg::ES384 => Some(96),
+            SigningAlg::ES512 => Some(132),
+            SigningAlg::RS256 => None,
+        }
+    }
+}
+
+/// What the core needs to know of a signing key before signing with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyDescription {
+    pub alg: SigningAlg,
+    /// RFC 7638 JWK thumbprint of the public key.
+    pub kid: String,
+    /// The public key as a JWK (with `kid`, `alg`, `use`).
+    pub jwk: crate::protocol::jwk::Jwk,
+}
+
+/// A JOSE signature with the algorithm and key id it was made with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoseSignature {
+    pub alg: SigningAlg,
+    pub kid: String,
+    /// For EC keys the fixed-size `r||s` form; for RSA the PKCS#1 v1.5 signature.
+    pub signature: Vec<u8>,
+}
+
+/// Signs challenges with a key named by a reference (KMS id, ARN, alias; or a local name).
+pub trait ChallengeSigner: Send + Sync {
+    /// The key's algorithm, kid and public JWK. Implementations cache this per process.
+    fn describe(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<KeyDescription, SignerError>> + Send;
+
+    /// Signs `message` (the JWS signing input) with the key.
+    fn sign(
+        &self,
+        key: &str,
+        message: &[u8],
+    ) -> impl Future<Output = Result<JoseSignature, SignerError>> + Send;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// The operating system's CSPRNG (through aws-lc).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemRandom;
+
+impl Random for SystemRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        // aws-lc's RNG only fails if the OS has no entropy source at all; there is no safe way
+        // to go on without randomness, so abort rather than hand out predictable nonces.
+        if aws_lc_rs::rand::fill(buf).is_err() {
+            std::process::abort();
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! The endpoint stage: plan creation, the decision table and the plan state machine.
+//!
+//! Every operation is generic over the ports and takes its time from the `Clock`, so each rule
+//! is unit-testable with deterministic time. Outcomes are typed values that `http` maps
+//! one-to-one onto the contract's JSON.
+
+use crate::error::CoreError;
+use crate::model::*;
+use crate::ports::*;
+use crate::protocol::challenge::{assemble, signing_input, ChallengeClaims};
+use crate::protocol::jwk::Jwks;
+use crate::protocol::response::{Expected, Invalid, ParsedResponse};
+use crate::protocol::{ct_eq, random_alnum, random_id, ATC_LEN};
+
+pub const MSG_INVALID_CONFIGURATION: &str = "Invalid stage configuration";
+pub const MSG_INVALID_DEVICE_TOKEN: &str = "Invalid device token";
+pub const MSG_INVALID_RESPONSE: &str = "Invalid challenge response";
+pub const MSG_TOO_MANY_ATTEMPTS: &str = "Too many attempts";
+
+/// Longest accepted plan redirect.
+pub const MAX_REDIRECT_LEN: usize = 2048;
+/// Longest accepted id in a path or body (plans, stages, connectors).
+pub const MAX_ID_LEN: usize = 128;
+/// Longest accepted DTH header (a SHA-256 hex digest is 64 characters).
+pub const MAX_DTH_LEN: usize = 128;
+
+/// Tunables, from the functions' environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Clock-skew leeway on a response's `exp`, `nbf`, `iat`, in seconds.
+    pub leeway: i64,
+    /// How long a plan lives, in seconds.
+    pub plan_lifetime: i64,
+    /// How many challenges one plan may mint (each costs a KMS signature).
+    pub max_challenges_per_plan: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            leeway: crate::protocol::response::DEFAULT_LEEWAY,
+            plan_lifetime: 15 * 60,
+            max_challenges_per_plan: 10,
+        }
+    }
+}
+
+/// The clock, randomness and tunables every operation needs.
+pub struct Env<'a, C: Clock, R: Random> {
+    pub clock: &'a C,
+    pub rng: &'a R,
+    pub settings: &'a Settings,
+}
+
+/// What the executor answers: a flow outcome of the contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A challenge for the agent; `invalid_response` adds the contract's `response_errors`.
+    Challenge {
+        jws: String,
+        idle_timeout: u32,
+        invalid_response: bool,
+    },
+    Redirect {
+        to: String,
+    },
+    Denied {
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// A short label for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Challenge {
+                invalid_response: false,
+                ..
+            } => "challenge",
+            Outcome::Challenge { .. } => "challenge_retry",
+            Outcome::Redirect { .. } => "passed",
+            Outcome::Denied { .. } => "denied",
+        }
+    }
+}
+
+/// A new plan, as `POST /v1/plans` answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanCreated {
+    pub id: String,
+    pub expires_at: UnixTime,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Creates a plan for `stage_id`, snapshotting what the stage needs from its connector.
+/// `device_auth` is set for the interactive-auth path.
+pub async fn create_plan<P, D, C, R>(
+    plans: &P,
+    directory: &D,
+    env: &Env<'_, C, R>,
+    stage_id: &str,
+    redirect: Option<&str>,
+    device_auth: Option<DeviceAuthToken>,
+) -> Result<PlanCreated, CoreError>
+where
+    P: PlanStore,
+    D: Directory,
+    C: Clock,
+    R: Random,
+{
+    if !valid_id(stage_id) {
+        return Err(CoreError::NotFound("stage".into()));
+    }
+    let redirect = redirect.unwrap_or("/");
+    if redirect.is_empty()
+        || redirect.len() > MAX_REDIRECT_LEN
+        || redirect.chars().any(char::is_control)
+    {
+        return Err(CoreError::BadRequest(format!(
+            "redirect must be 1 to {MAX_REDIRECT_LEN} characters without control characters"
+        )));
+    }
+    let stage = directory
+        .get_stage(stage_id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("stage".into()))?;
+    let connector = directory
+        .get_connector(&stage.connector)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("connector".into()))?;
+    let now = env.clock.now();
+    let plan = Plan {
+        id: random_id(env.rng, 24),
+        stage: stage.id.clone(),
+        config: StageSnapshot::of(&stage, &connector),
+        redirect: redirect.to_string(),
+        status: PlanStatus::Pending,
+        pending_challenge: None,
+        challenges_issued: 0,
+        device: None,
+        device_auth,
+        denial: None,
+        created_at: now,
+        expires_at: now + env.settings.plan_lifetime,
+    };
+    plans.create_plan(&plan).await?;
+    Ok(PlanCreated {
+        id: plan.id,
+        expires_at: plan.expires_at,
+    })
+}
+
+/// `GET /v1/plans/{plan}`: the plan, unless unknown or expired.
+pub async fn read_plan<P: PlanStore, C: Clock>(
+    plans: &P,
+    clock: &C,
+    id: &str,
+) -> Result<Plan, CoreError> {
+    if !valid_id(id) {
+        return Err(CoreError::NotFound("plan".into()));
+    }
+    plans
+        .get_plan(id, clock.now())
+        .await?
+        .ok_or_else(|| CoreError::NotFound("plan".into()))
+}
+
+/// The answer of a plan that is no longer pending.
+fn final_outcome(plan: &Plan) -> Option<Outcome> {
+    match plan.status {
+        PlanStatus::Pending => None,
+        PlanStatus::Passed => Some(Outcome::Redirect {
+            to: plan.redirect.clone(),
+        }),
+        PlanStatus::Denied => Some(Outcome::Denied {
+            message: plan
+                .denial
+                .clone()
+                .unwrap_or_else(|| MSG_INVALID_CONFIGURATION.into()),
+        }),
+    }
+}
+
+/// Ends the plan; if another request ended it first, answers what that request decided.
+async fn conclude<P: PlanStore>(
+    plans: &P,
+    plan: &Plan,
+    finish: Finish,
+    consume: Option<&str>,
+    now: UnixTime,
+) -> Result<Outcome, CoreError> {
+    if plans.finish_plan(&plan.id, &finish, consume, now).await? {
+        return Ok(match finish {
+            Finish::Passed(_) => Outcome::Redirect {
+                to: plan.redirect.clone(),
+            },
+            Finish::Denied(message) => Outcome::Denied { message },
+        });
+    }
+    settled(plans, &plan.id, now).await
+}
+
+/// After a lost conditional write: the plan's final outcome, or `Conflict` if it is still
+/// pending (a concurrent request replaced its challenge), or `NotFound` if it expired meanwhile.
+async fn settled<P: PlanStore>(plans: &P, id: &str, now: UnixTime) -> Result<Outcome, CoreError> {
+    match plans.get_plan(id, now).await? {
+        None => Err(CoreError::NotFound("plan".into())),
+        Some(p) => final_outcome(&p).ok_or(CoreError::Conflict),
+    }
+}
+
+/// The outcome of a stage that cannot or need not check a device: pass without one in
+/// optional mode, deny with `message` in required mode.
+async fn skip_or_deny<P: PlanStore>(
+    plans: &P,
+    plan: &Plan,
+    message: &str,
+    now: UnixTime,
+) -> Result<Outcome, CoreError> {
+    let finish = match plan.config.mode {
+        StageMode::Optional => Finish::Passed(None),
+        StageMode::Required => Finish::Denied(message.to_string()),
+    };
+    conclude(plans, plan, finish, None, now).await
+}
+
+/// Mints a challenge, makes it the plan's pending one, and answers it. Denies the plan instead
+/// when it has minted its maximum.
+async fn mint<P, S, C, R>(
+    plans: &P,
+    signer: &S,
+    env: &Env<'_, C, R>,
+    plan: &Plan,
+    key: &str,
+    invalid_response: bool,
+) -> Result<Outcome, CoreError>
+where
+    P: PlanStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    let now = env.clock.now();
+    if plan.challenges_issued >= env.settings.max_challenges_per_plan {
+        return conclude(
+            plans,
+            plan,
+            Finish::Denied(MSG_TOO_MANY_ATTEMPTS.into()),
+            None,
+            now,
+        )
+        .await;
+    }
+    let description = signer.describe(key).await?;
+    let claims = ChallengeClaims::new(
+        random_alnum(env.rng, ATC_LEN),
+        &plan.stage,
+        now,
+        plan.config.challenge_trigger_check_in,
+    );
+    let input = signing_input(description.alg, &description.kid, &claims);
+    let signature = signer.sign(key, input.as_bytes()).await?;
+    if signature.alg != description.alg || signature.kid != description.kid {
+        // The key changed under us (rotation between describe and sign): never publish a
+        // challenge whose header lies about its key.
+        return Err(CoreError::Unavailable(
+            "The challenge signing key changed while signing; try again.".into(),
+        ));
+    }
+    let pending = PendingChallenge {
+        jws: assemble(&input, &signature.signature),
+        exp: claims.exp,
+    };
+    if !plans
+        .set_challenge(&plan.id, plan.challenges_issued, &pending, now)
+        .await?
+    {
+        return settled(plans, &plan.id, now).await;
+    }
+    Ok(Outcome::Challenge {
+        jws: pending.jws,
+        idle_timeout: plan.config.challenge_idle_timeout,
+        invalid_response,
+    })
+}
+
+/// Retries an operation that lost an optimistic-concurrency race, a few times.
+macro_rules! retry_conflicts {
+    ($body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $body {
+                Err(CoreError::Conflict) if attempt < 3 => attempt += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// `GET /v1/plans/{plan}/executor`: the DTH path, the skip rules, the attempt limit, and
+/// otherwise a new challenge that replaces the pending one.
+pub async fn executor_get<P, Dv, S, C, R>(
+    plans: &P,
+    devices: &Dv,
+    signer: &S,
+    env: &Env<'_, C, R>,
+    plan_id: &str,
+    dth: Option<&str>,
+) -> Result<Outcome, CoreError>
+where
+    P: PlanStore,
+    Dv: DeviceStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    retry_conflicts!(executor_get_once(plans, devices, signer, env, plan_id, dth).await)
+}
+
+async fn executor_get_once<P, Dv, S, C, R>(
+    plans: &P,
+    devices: &Dv,
+    signer: &S,
+    env: &Env<'_, C, R>,
+    plan_id: &str,
+    dth: Option<&str>,
+) -> Result<Outcome, CoreError>
+where
+    P: PlanStore,
+    Dv: DeviceStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    let plan = read_plan(plans, env.clock, plan_id).await?;
+    if let Some(outcome) = final_outcome(&plan) {
+        return Ok(outcome);
+    }
+    let now = env.clock.now();
+    if !plan.config.enabled {
+        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+    }
+    if let (Some(auth), Some(header)) = (&plan.device_auth, dth.filter(|h| !h.is_empty())) {
+        let header_ok =
+            header.len() <= MAX_DTH_LEN && ct_eq(header.as_bytes(), auth.token_sha256.as_bytes());
+        // Our improvement over the reference: the token must still exist, be unexpired, and
+        // belong to this device and this stage's connector.
+        let token_ok = header_ok
+            && !is_expired(auth.expires_at, now)
+            && devices
+                .token_by_hash(&auth.token_sha256, now)
+                .await?
+                .is_some_and(|t| {
+                    t.token_id == auth.token_id
+                        && t.device == auth.device.identifier
+                        && t.connector == plan.config.connector
+                });
+        let finish = if token_ok {
+            Finish::Passed(Some(auth.device.clone()))
+        } else {
+            Finish::Denied(MSG_INVALID_DEVICE_TOKEN.into())
+        };
+        return conclude(plans, &plan, finish, None, now).await;
+    }
+    let Some(key) = plan.config.challenge_key.as_deref() else {
+        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+    };
+    mint(plans, signer, env, &plan, key, false).await
+}
+
+/// `POST /v1/plans/{plan}/executor`: validates the response and passes, denies, or (required
+/// mode, invalid response) answers a new challenge with the contract's `response_errors`.
+/// A valid response passes only through the atomic consumption of the pending challenge.
+pub async fn executor_post<P, Dv, S, C, R>(
+    plans: &P,
+    devices: &Dv,
+    signer: &S,
+    env: &Env<'_, C, R>,
+    plan_id: &str,
+    response: Option<&str>,
+) -> Result<Outcome, CoreError>
+where
+    P: PlanStore,
+    Dv: DeviceStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    retry_conflicts!(executor_post_once(plans, devices, signer, env, plan_id, response).await)
+}
+
+async fn executor_post_once<P, Dv, S, C, R>(
+    plans: &P,
+    devices: &Dv,
+    signer: &S,
+    env: &Env<'_, C, R>,
+    plan_id: &str,
+    response: Option<&str>,
+) -> Result<Outcome, CoreError>
+where
+    P: PlanStore,
+    Dv: DeviceStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    let response = response.filter(|r| !r.is_empty());
+    let parsed = response.map(ParsedResponse::parse);
+    let now = env.clock.now();
+    // The plan and the device are independent reads: issue them together.
+    let device_read = async {
+        match &parsed {
+            Some(Ok(p)) if valid_id(p.issuer()) => {
+                devices.device_with_tokens(p.issuer(), now).await
+            }
+            _ => Ok(None),
+        }
+    };
+    let (plan, device) = futures::join!(read_plan(plans, env.clock, plan_id), device_read);
+    let plan = plan?;
+    if let Some(outcome) = final_outcome(&plan) {
+        return Ok(outcome);
+    }
+    if !plan.config.enabled {
+        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+    }
+    let Some(key) = plan.config.challenge_key.as_deref() else {
+        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+    };
+    let (Some(response), Some(parsed)) = (response, parsed) else {
+        return skip_or_deny(plans, &plan, MSG_INVALID_RESPONSE, now).await;
+    };
+    let device = device?;
+    let expected = Expected {
+        challenge: plan
+            .pending_challenge
+            .as_ref()
+            .map(|c| (c.jws.as_str(), c.exp)),
+        connector: &plan.config.connector,
+        now,
+        leeway: env.settings.leeway,
+    };
+    let verdict: Result<DeviceRef, Invalid> =
+        parsed.and_then(|p| p.verify(response, device.as_ref(), &expected));
+    match verdict {
+        Ok(device) => {
+            let consumed = expected.challenge.map(|(jws, _)| jws);
+            if plans
+                .finish_plan(&plan.id, &Finish::Passed(Some(device)), consumed, now)
+                .await?
+            {
+                return Ok(Outcome::Redirect { to: plan.redirect });
+            }
+            // Lost the race: the plan ended (answer that), or the challenge was replaced by a
+            // newer GET, in which case this response answers a stale challenge: invalid.
+            match plans.get_plan(&plan.id, now).await? {
+                None => Err(CoreError::NotFound("plan".into())),
+                Some(p) => match final_outcome(&p) {
+                    Some(outcome) => Ok(outcome),
+                    None => {
+                        invalid_response(plans, signer, env, &p, key, Invalid::ChallengeMismatch)
+                            .await
+                    }
+                },
+            }
+        }
+        Err(reason) => invalid_response(plans, signer, env, &plan, key, reason).await,
+    }
+}
+
+async fn invalid_response<P, S, C, R>(
+    plans: &P,
+    signer: &S,
+    env: &Env<'_, C, R>,
+    plan: &Plan,
+    key: &str,
+    reason: Invalid,
+) -> Result<Outcome, CoreError>
+where
+    P: PlanStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    tracing::info!(plan_reason = %reason, "invalid challenge response");
+    match plan.config.mode {
+        StageMode::Optional => {
+            conclude(plans, plan, Finish::Passed(None), None, env.clock.now()).await
+        }
+        StageMode::Required => mint(plans, signer, env, plan, key, true).await,
+    }
+}
+
+/// `GET /v1/connectors/{connector}/jwks.json`: the public keys of the connector's current
+/// challenge key and of keys it rotated away from within their overlap window, with the same
+/// `kid` the challenges carry. Signers cache key descriptions, so a warm call makes no KMS call.
+pub async fn connector_jwks<D, S, C>(
+    directory: &D,
+    signer: &S,
+    clock: &C,
+    connector_id: &str,
+) -> Result<Jwks, CoreError>
+where
+    D: Directory,
+    S: ChallengeSigner,
+    C: Clock,
+{
+    if !valid_id(connector_id) {
+        return Err(CoreError::NotFound("connector".into()));
+    }
+    let connector = directory
+        .get_connector(connector_id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound("connector".into()))?;
+    let mut jwks = Jwks::default();
+    for (i, key) in connector
+        .published_keys(clock.now())
+        .into_iter()
+        .enumerate()
+    {
+        match signer.describe(key).await {
+            Ok(d) if jwks.keys.iter().all(|k| k.kid != d.kid) => jwks.keys.push(d.jwk),
+            Ok(_) => {}
+            // The current key must be publishable; a retired one that is gone is skipped.
+            Err(e) if i == 0 => return Err(e.into()),
+            Err(e) => tracing::warn!(error = %e, "retired challenge key skipped in JWKS"),
+        }
+    }
+    Ok(jwks)
+}

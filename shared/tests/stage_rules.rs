@@ -1,0 +1,850 @@
+//! The decision table of PROTOCOL.md in both modes, our six improvements, and hostile
+//! responses, over the in-memory store with deterministic time.
+
+mod common;
+
+use common::*;
+use endpoint_core::model::*;
+use endpoint_core::ports::{Clock, PlanStore};
+use endpoint_core::protocol::device_token_hash;
+use endpoint_core::secret::Secret;
+use endpoint_core::stage::{self, Outcome};
+use endpoint_core::CoreError;
+use serde_json::json;
+
+const AUD: &str = "goauthentik.io/platform/endpoint";
+
+// ---- the reference suite: optional/required x none/invalid/valid ----
+
+#[tokio::test]
+async fn optional_without_response_passes_without_device() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let plan = fx.plan(&s.id).await;
+    fx.challenge(&plan).await;
+    assert_eq!(fx.post(&plan, None).await.unwrap(), passed());
+    let p = fx.plan_state(&plan);
+    assert_eq!(
+        (p.status, p.device, p.pending_challenge),
+        (PlanStatus::Passed, None, None)
+    );
+}
+
+#[tokio::test]
+async fn optional_with_invalid_response_passes_without_device() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let wrong = fx.respond("SERIAL1", &Secret::new("not-the-key"), &challenge);
+    assert_eq!(fx.post(&plan, Some(&wrong)).await.unwrap(), passed());
+    assert_eq!(fx.plan_state(&plan).device, None);
+    let _ = key;
+}
+
+#[tokio::test]
+async fn optional_with_valid_response_passes_with_device() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let response = fx.respond("SERIAL1", &key, &challenge);
+    assert_eq!(fx.post(&plan, Some(&response)).await.unwrap(), passed());
+    let p = fx.plan_state(&plan);
+    assert_eq!(p.status, PlanStatus::Passed);
+    assert_eq!(p.device.unwrap().identifier, "SERIAL1");
+    assert_eq!(
+        p.pending_challenge, None,
+        "the pending challenge is removed when the stage passes"
+    );
+}
+
+#[tokio::test]
+async fn required_without_response_denies() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let plan = fx.plan(&s.id).await;
+    fx.challenge(&plan).await;
+    assert_eq!(
+        fx.post(&plan, None).await.unwrap(),
+        denied("Invalid challenge response")
+    );
+    assert_eq!(
+        fx.post(&plan, Some("")).await.unwrap(),
+        denied("Invalid challenge response"),
+        "final outcome again"
+    );
+    assert_eq!(fx.plan_state(&plan).status, PlanStatus::Denied);
+}
+
+#[tokio::test]
+async fn required_with_invalid_response_answers_a_new_challenge_with_errors() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let first = fx.challenge(&plan).await;
+    let wrong = fx.respond("SERIAL1", &Secret::new("wrong"), &first);
+    let out = fx.post(&plan, Some(&wrong)).await.unwrap();
+    let Outcome::Challenge {
+        jws,
+        invalid_response: true,
+        idle_timeout: 5,
+    } = out
+    else {
+        panic!("expected a retry challenge, got {out:?}");
+    };
+    assert_ne!(jws, first, "a NEW challenge");
+    let p = fx.plan_state(&plan);
+    assert_eq!(p.status, PlanStatus::Pending);
+    assert_eq!(p.pending_challenge.unwrap().jws, jws);
+    assert_eq!(p.challenges_issued, 2);
+}
+
+#[tokio::test]
+async fn required_with_valid_response_passes_with_device() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let out = fx
+        .post(&plan, Some(&fx.respond("SERIAL1", &key, &challenge)))
+        .await
+        .unwrap();
+    assert_eq!(out, passed());
+    assert_eq!(
+        fx.plan_state(&plan).device,
+        Some(DeviceRef {
+            identifier: "SERIAL1".into(),
+            name: "host-SERIAL1".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn second_token_on_the_device_validates() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    fx.enroll(&c.id, "SERIAL1").await;
+    let second = Secret::new("second-token-key-".repeat(4));
+    fx.store.add_token(DeviceToken {
+        id: "tok-2".into(),
+        device: "SERIAL1".into(),
+        connector: c.id.clone(),
+        key: second.clone(),
+        created_at: T0,
+        expires_at: None,
+    });
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    assert_eq!(
+        fx.post(&plan, Some(&fx.respond("SERIAL1", &second, &challenge)))
+            .await
+            .unwrap(),
+        passed()
+    );
+}
+
+async fn dth_fixture(fx: &Fx, mode: StageMode) -> (String, Secret) {
+    let (c, s) = fx.setup(mode, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    use endpoint_core::ports::DeviceStore;
+    let token = fx
+        .store
+        .token_by_hash(&key.sha256_hex(), T0)
+        .await
+        .unwrap()
+        .unwrap()
+        .token_id;
+    let auth = DeviceAuthToken {
+        id: "dat-1".into(),
+        device: DeviceRef {
+            identifier: "SERIAL1".into(),
+            name: "host-SERIAL1".into(),
+        },
+        token_id: token,
+        token_sha256: key.sha256_hex(),
+        connector: c.id.clone(),
+        expires_at: Some(T0 + 600),
+    };
+    let plan = stage::create_plan(
+        &fx.store,
+        &fx.store,
+        &fx.env(),
+        &s.id,
+        Some("/next"),
+        Some(auth),
+    )
+    .await
+    .unwrap()
+    .id;
+    (plan, key)
+}
+
+#[tokio::test]
+async fn dth_match_passes_with_device_in_both_modes() {
+    for mode in [StageMode::Optional, StageMode::Required] {
+        let fx = Fx::new();
+        let (plan, key) = dth_fixture(&fx, mode).await;
+        assert_eq!(
+            fx.get(&plan, Some(&device_token_hash(key.expose())))
+                .await
+                .unwrap(),
+            passed()
+        );
+        assert_eq!(fx.plan_state(&plan).device.unwrap().identifier, "SERIAL1");
+        assert_eq!(
+            fx.plan_state(&plan).challenges_issued,
+            0,
+            "no KMS signature spent"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dth_wrong_denies_and_absent_falls_back_to_challenge() {
+    let fx = Fx::new();
+    let (plan, _) = dth_fixture(&fx, StageMode::Optional).await;
+    assert!(matches!(
+        fx.get(&plan, None).await.unwrap(),
+        Outcome::Challenge { .. }
+    ));
+    assert_eq!(
+        fx.get(&plan, Some(&"0".repeat(64))).await.unwrap(),
+        denied("Invalid device token")
+    );
+    assert_eq!(fx.plan_state(&plan).status, PlanStatus::Denied);
+}
+
+#[tokio::test]
+async fn dth_with_revoked_token_denies() {
+    // Our improvement: the token behind the DTH must still exist.
+    let fx = Fx::new();
+    let (plan, key) = dth_fixture(&fx, StageMode::Required).await;
+    let conn = fx.plan_state(&plan).config.connector;
+    use endpoint_core::ports::DeviceStore;
+    fx.store.revoke_tokens("SERIAL1", &conn).await.unwrap();
+    assert_eq!(
+        fx.get(&plan, Some(&device_token_hash(key.expose())))
+            .await
+            .unwrap(),
+        denied("Invalid device token")
+    );
+}
+
+#[tokio::test]
+async fn connector_without_key_skips_optional_and_denies_required() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Optional, None, true).await;
+    let plan = fx.plan(&s.id).await;
+    assert_eq!(fx.get(&plan, None).await.unwrap(), passed());
+
+    let (_, s) = fx.setup(StageMode::Required, None, true).await;
+    let plan = fx.plan(&s.id).await;
+    assert_eq!(
+        fx.get(&plan, None).await.unwrap(),
+        denied("Invalid stage configuration")
+    );
+}
+
+#[tokio::test]
+async fn required_stage_without_key_is_refused_at_configuration() {
+    let fx = Fx::new();
+    let c = endpoint_core::admin::create_connector(
+        &fx.store,
+        &fx.rng,
+        endpoint_core::admin::NewConnector {
+            name: "no key".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err =
+        endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Required).await;
+    assert!(matches!(err, Err(CoreError::Refused(m)) if m.contains("no challenge key")));
+    assert!(
+        endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn disabled_connector_skips_optional_and_denies_required() {
+    let fx = Fx::new();
+    for (mode, expected) in [
+        (StageMode::Optional, passed()),
+        (StageMode::Required, denied("Invalid stage configuration")),
+    ] {
+        let (_, s) = fx.setup(mode, Some(KEY), false).await;
+        let plan = fx.plan(&s.id).await;
+        assert_eq!(fx.get(&plan, None).await.unwrap(), expected);
+        let plan = fx.plan(&s.id).await;
+        assert_eq!(fx.post(&plan, Some("x.y.z")).await.unwrap(), expected);
+    }
+}
+
+// ---- the plan state machine ----
+
+#[tokio::test]
+async fn every_get_replaces_the_pending_challenge() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let first = fx.challenge(&plan).await;
+    let second = fx.challenge(&plan).await;
+    assert_ne!(first, second);
+    let stale = fx.respond("SERIAL1", &key, &first);
+    assert!(is_retry(&fx.post(&plan, Some(&stale)).await.unwrap()));
+}
+
+#[tokio::test]
+async fn final_outcomes_are_answered_again() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    fx.post(&plan, Some(&fx.respond("SERIAL1", &key, &challenge)))
+        .await
+        .unwrap();
+    assert_eq!(fx.get(&plan, None).await.unwrap(), passed());
+    assert_eq!(fx.post(&plan, None).await.unwrap(), passed());
+    assert_eq!(
+        fx.plan_state(&plan).challenges_issued,
+        1,
+        "no challenge minted for a final plan"
+    );
+}
+
+#[tokio::test]
+async fn attempt_limit_denies_the_plan() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let plan = fx.plan(&s.id).await;
+    for _ in 0..fx.settings.max_challenges_per_plan {
+        fx.challenge(&plan).await;
+    }
+    assert_eq!(
+        fx.get(&plan, None).await.unwrap(),
+        denied("Too many attempts")
+    );
+    assert_eq!(
+        fx.get(&plan, None).await.unwrap(),
+        denied("Too many attempts")
+    );
+    assert_eq!(fx.plan_state(&plan).challenges_issued, 10);
+}
+
+#[tokio::test]
+async fn invalid_responses_count_against_the_attempt_limit() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let mut challenge = fx.challenge(&plan).await;
+    for _ in 1..fx.settings.max_challenges_per_plan {
+        let bad = fx.respond("SERIAL1", &Secret::new("wrong"), &challenge);
+        match fx.post(&plan, Some(&bad)).await.unwrap() {
+            Outcome::Challenge {
+                jws,
+                invalid_response: true,
+                ..
+            } => challenge = jws,
+            other => panic!("{other:?}"),
+        }
+    }
+    let bad = fx.respond("SERIAL1", &Secret::new("wrong"), &challenge);
+    assert_eq!(
+        fx.post(&plan, Some(&bad)).await.unwrap(),
+        denied("Too many attempts")
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_expired_plans_are_not_found() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    assert_eq!(
+        fx.get("no-such-plan", None).await,
+        Err(CoreError::NotFound("plan".into()))
+    );
+    assert_eq!(
+        fx.post(&"x".repeat(500), None).await,
+        Err(CoreError::NotFound("plan".into()))
+    );
+    let plan = fx.plan(&s.id).await;
+    fx.clock.advance(fx.settings.plan_lifetime - 1);
+    assert!(
+        fx.get(&plan, None).await.is_ok(),
+        "one second before expiry"
+    );
+    fx.clock.advance(2);
+    assert!(fx.store.raw_plan(&plan).is_some(), "the item still exists");
+    assert_eq!(
+        fx.get(&plan, None).await,
+        Err(CoreError::NotFound("plan".into()))
+    );
+    assert_eq!(
+        fx.post(&plan, None).await,
+        Err(CoreError::NotFound("plan".into()))
+    );
+}
+
+#[tokio::test]
+async fn unknown_stage_is_not_found_and_bad_redirect_is_refused() {
+    let fx = Fx::new();
+    let r = stage::create_plan(&fx.store, &fx.store, &fx.env(), "nope", None, None).await;
+    assert_eq!(r, Err(CoreError::NotFound("stage".into())));
+    let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let r = stage::create_plan(&fx.store, &fx.store, &fx.env(), &s.id, Some("/a\nb"), None).await;
+    assert!(matches!(r, Err(CoreError::BadRequest(_))));
+    let ok = stage::create_plan(&fx.store, &fx.store, &fx.env(), &s.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!(fx.plan_state(&ok.id).redirect, "/");
+    assert_eq!(ok.expires_at, T0 + 900);
+    assert!(ok.id.len() >= 22, "at least 128 random bits");
+}
+
+// ---- the six improvements ----
+
+#[tokio::test]
+async fn improvement_1_challenge_exp_is_enforced() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    // One second before the challenge's own exp (iat + 300): a fresh response passes.
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    fx.clock.advance(299);
+    assert_eq!(
+        fx.post(&plan, Some(&fx.respond("SERIAL1", &key, &ch)))
+            .await
+            .unwrap(),
+        passed()
+    );
+    // One second after it: a response made just now (valid in itself) is refused.
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    fx.clock.advance(301);
+    assert!(is_retry(
+        &fx.post(&plan, Some(&fx.respond("SERIAL1", &key, &ch)))
+            .await
+            .unwrap()
+    ));
+    assert_eq!(fx.plan_state(&plan).status, PlanStatus::Pending);
+}
+
+#[tokio::test]
+async fn improvement_2_a_response_succeeds_once() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let response = fx.respond("SERIAL1", &key, &challenge);
+    assert_eq!(fx.post(&plan, Some(&response)).await.unwrap(), passed());
+    assert_eq!(
+        fx.post(&plan, Some(&response)).await.unwrap(),
+        passed(),
+        "the final outcome, not a second pass"
+    );
+    assert_eq!(fx.store.consumed_challenges(), 1);
+}
+
+#[tokio::test]
+async fn two_concurrent_consumers_of_one_challenge_one_wins() {
+    let fx = std::sync::Arc::new(Fx::new());
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let pending = fx.plan_state(&plan).pending_challenge.unwrap();
+    let finish = endpoint_core::ports::Finish::Passed(None);
+    // The store operation itself, from two tasks at once.
+    let (a, b) = tokio::join!(
+        fx.store.finish_plan(&plan, &finish, Some(&pending.jws), T0),
+        fx.store.finish_plan(&plan, &finish, Some(&pending.jws), T0)
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(), 1);
+
+    // And the whole operation, on a fresh plan, from several spawned tasks.
+    let plan = fx.plan(&s.id).await;
+    let challenge2 = fx.challenge(&plan).await;
+    let response = fx.respond("SERIAL1", &key, &challenge2);
+    let before = fx.store.consumed_challenges();
+    let mut handles = vec![];
+    for _ in 0..8 {
+        let (fx, plan, response) = (fx.clone(), plan.clone(), response.clone());
+        handles.push(tokio::spawn(async move {
+            fx.post(&plan, Some(&response)).await
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap(), passed());
+    }
+    assert_eq!(fx.store.consumed_challenges() - before, 1);
+    let _ = challenge;
+}
+
+#[tokio::test]
+async fn improvement_3_missing_or_mistyped_claims_are_invalid_not_a_crash() {
+    use endpoint_core::protocol::response::{Invalid, ParsedResponse};
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let now = fx.clock.now();
+    let h = json!({"typ": "JWT", "alg": "HS512"});
+    let good =
+        json!({"iss": "SERIAL1", "aud": AUD, "atc": challenge, "iat": now, "exp": now + 300});
+    let mut cases = vec![];
+    for field in ["iss", "atc", "aud", "exp"] {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove(field);
+        cases.push(c);
+    }
+    for (field, value) in [
+        ("atc", json!(5)),
+        ("atc", json!(null)),
+        ("iss", json!(["SERIAL1"])),
+        ("exp", json!("soon")),
+        ("iat", json!({})),
+        ("aud", json!([1])),
+    ] {
+        let mut c = good.clone();
+        c[field] = value;
+        cases.push(c);
+    }
+    for claims in &cases {
+        let forged = forge(&h, claims, key.expose().as_bytes());
+        assert_eq!(
+            ParsedResponse::parse(&forged).err(),
+            Some(Invalid::BadClaims),
+            "{claims}"
+        );
+    }
+    // Through the whole operation: an ordinary invalid response (a new challenge), no error.
+    let forged = forge(&h, &cases[1], key.expose().as_bytes());
+    assert!(is_retry(&fx.post(&plan, Some(&forged)).await.unwrap()));
+    // The well-formed version of the same claims passes.
+    let ch = fx.plan_state(&plan).pending_challenge.unwrap().jws;
+    let mut ok = good.clone();
+    ok["atc"] = json!(ch);
+    assert_eq!(
+        fx.post(&plan, Some(&forge(&h, &ok, key.expose().as_bytes())))
+            .await
+            .unwrap(),
+        passed()
+    );
+}
+
+#[test]
+fn duplicated_claims_are_invalid() {
+    use endpoint_core::protocol::b64url;
+    use endpoint_core::protocol::response::{Invalid, ParsedResponse};
+    let input = format!(
+        "{}.{}",
+        b64url(br#"{"alg":"HS512"}"#),
+        b64url(
+            br#"{"iss":"A","iss":"B","aud":"goauthentik.io/platform/endpoint","atc":"x","exp":1}"#
+        )
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        jsonwebtoken::Algorithm::HS512,
+    )
+    .unwrap();
+    assert_eq!(
+        ParsedResponse::parse(&format!("{input}.{sig}")).err(),
+        Some(Invalid::BadClaims)
+    );
+}
+
+#[tokio::test]
+async fn improvement_4_unknown_device_is_an_ordinary_invalid_response() {
+    use endpoint_core::protocol::response::{validate, Expected, Invalid};
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    let r = fx.respond("NOBODY", &Secret::new("k"), &ch);
+    let expected = Expected {
+        challenge: Some((&ch, T0 + 300)),
+        connector: "c",
+        now: T0,
+        leeway: 30,
+    };
+    assert_eq!(validate(&r, None, &expected), Err(Invalid::UnknownDevice));
+    assert!(is_retry(&fx.post(&plan, Some(&r)).await.unwrap()));
+}
+
+#[tokio::test]
+async fn improvement_5_leeway_on_device_clock_skew() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let h = json!({"typ": "JWT", "alg": "HS512"});
+    let cases = [
+        (20, 300, true),   // device clock 20 s fast: iat in the future within leeway
+        (40, 300, false),  // 40 s fast: beyond the 30 s leeway
+        (-310, -10, true), // slow device: exp 10 s ago, within leeway
+        (-340, -31, false),
+    ];
+    for (iat_off, exp_off, ok) in cases {
+        let plan = fx.plan(&s.id).await;
+        let challenge = fx.challenge(&plan).await;
+        let now = fx.clock.now();
+        let claims = json!({"iss": "SERIAL1", "aud": AUD, "atc": challenge, "iat": now + iat_off, "exp": now + exp_off});
+        let out = fx
+            .post(&plan, Some(&forge(&h, &claims, key.expose().as_bytes())))
+            .await
+            .unwrap();
+        assert_eq!(
+            out == passed(),
+            ok,
+            "iat {iat_off:+} exp {exp_off:+}: {out:?}"
+        );
+    }
+    let plan = fx.plan(&s.id).await;
+    let challenge = fx.challenge(&plan).await;
+    let now = fx.clock.now();
+    let claims =
+        json!({"iss": "SERIAL1", "aud": AUD, "atc": challenge, "nbf": now + 45, "exp": now + 300});
+    assert!(is_retry(
+        &fx.post(&plan, Some(&forge(&h, &claims, key.expose().as_bytes())))
+            .await
+            .unwrap()
+    ));
+}
+
+#[tokio::test]
+async fn improvement_6_expired_tokens_and_devices_never_validate() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    // A token that expires at T0 + 100.
+    let key = Secret::new("k".repeat(128));
+    use endpoint_core::ports::DeviceStore;
+    fx.store
+        .enroll(
+            &Device {
+                identifier: "S".into(),
+                name: "h".into(),
+                created_at: T0,
+                expires_at: Some(T0 + 200),
+            },
+            &DeviceToken {
+                id: "t".into(),
+                device: "S".into(),
+                connector: c.id.clone(),
+                key: key.clone(),
+                created_at: T0,
+                expires_at: Some(T0 + 100),
+            },
+        )
+        .await
+        .unwrap();
+    fx.clock.set(T0 + 99);
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    assert_eq!(
+        fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
+            .await
+            .unwrap(),
+        passed(),
+        "1 s before token expiry"
+    );
+    fx.clock.set(T0 + 101);
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    assert!(
+        is_retry(
+            &fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
+                .await
+                .unwrap()
+        ),
+        "1 s after token expiry"
+    );
+
+    // The device expires at T0 + 200 (with an unexpired token).
+    fx.store.add_token(DeviceToken {
+        id: "t2".into(),
+        device: "S".into(),
+        connector: c.id.clone(),
+        key: key.clone(),
+        created_at: T0,
+        expires_at: None,
+    });
+    fx.clock.set(T0 + 199);
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    assert_eq!(
+        fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
+            .await
+            .unwrap(),
+        passed(),
+        "1 s before device expiry"
+    );
+    fx.clock.set(T0 + 201);
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    assert!(
+        is_retry(
+            &fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
+                .await
+                .unwrap()
+        ),
+        "1 s after device expiry"
+    );
+}
+
+// ---- hostile responses ----
+
+#[tokio::test]
+async fn responses_signed_with_another_devices_or_connectors_token_fail() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let (c2, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    fx.enroll(&c.id, "SERIAL1").await;
+    let other_device = fx.enroll(&c.id, "SERIAL2").await;
+    let other_connector = fx.enroll(&c2.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    // SERIAL1's claims signed with SERIAL2's key.
+    assert!(is_retry(
+        &fx.post(&plan, Some(&fx.respond("SERIAL1", &other_device, &ch)))
+            .await
+            .unwrap()
+    ));
+    let ch = fx.plan_state(&plan).pending_challenge.unwrap().jws;
+    // SERIAL1's token of another connector.
+    assert!(is_retry(
+        &fx.post(&plan, Some(&fx.respond("SERIAL1", &other_connector, &ch)))
+            .await
+            .unwrap()
+    ));
+    // SERIAL2 answering with its own key is fine: the stage passes for SERIAL2.
+    let ch = fx.plan_state(&plan).pending_challenge.unwrap().jws;
+    assert_eq!(
+        fx.post(&plan, Some(&fx.respond("SERIAL2", &other_device, &ch)))
+            .await
+            .unwrap(),
+        passed()
+    );
+}
+
+#[tokio::test]
+async fn other_algorithms_are_refused() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    let now = fx.clock.now();
+    let claims = json!({"iss": "SERIAL1", "aud": AUD, "atc": ch, "iat": now, "exp": now + 300});
+    use endpoint_core::protocol::b64url;
+    let body = format!(
+        "{}.{}",
+        b64url(br#"{"alg":"none","typ":"JWT"}"#),
+        b64url(claims.to_string().as_bytes())
+    );
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.expose().as_bytes()),
+    )
+    .unwrap();
+    // An HS512 MAC under a header that claims RS256.
+    let rs256 = forge(
+        &json!({"alg": "RS256", "typ": "JWT"}),
+        &claims,
+        key.expose().as_bytes(),
+    );
+    for r in [format!("{body}."), format!("{body}.AAAA"), hs256, rs256] {
+        assert!(is_retry(&fx.post(&plan, Some(&r)).await.unwrap()), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn truncated_garbage_and_oversized_responses_are_invalid() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    let good = fx.respond("SERIAL1", &key, &ch);
+    let oversized = format!("{good}{}", "A".repeat(20_000));
+    for r in [
+        &good[..good.len() - 1],
+        &good[..good.len() / 2],
+        "garbage",
+        "a.b.c",
+        "....",
+        &oversized,
+    ] {
+        assert!(is_retry(&fx.post(&plan, Some(r)).await.unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn atc_must_be_the_whole_challenge_of_this_plan() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = fx.enroll(&c.id, "SERIAL1").await;
+    let plan = fx.plan(&s.id).await;
+    let other = fx.plan(&s.id).await;
+    let ch = fx.challenge(&plan).await;
+    let other_ch = fx.challenge(&other).await;
+    // The inner nonce instead of the whole JWS.
+    let claims_b64 = ch.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&endpoint_core::protocol::b64url_decode(claims_b64).unwrap())
+            .unwrap();
+    let inner = claims["atc"].as_str().unwrap();
+    assert_eq!(inner.len(), 40);
+    assert!(is_retry(
+        &fx.post(&plan, Some(&fx.respond("SERIAL1", &key, inner)))
+            .await
+            .unwrap()
+    ));
+    // Another plan's challenge.
+    let ch = fx.plan_state(&plan).pending_challenge.unwrap().jws;
+    let _ = ch;
+    assert!(is_retry(
+        &fx.post(&plan, Some(&fx.respond("SERIAL1", &key, &other_ch)))
+            .await
+            .unwrap()
+    ));
+    // The other plan still accepts its own.
+    assert_eq!(
+        fx.post(&other, Some(&fx.respond("SERIAL1", &key, &other_ch)))
+            .await
+            .unwrap(),
+        passed()
+    );
+}
+
+#[tokio::test]
+async fn plan_store_set_challenge_is_optimistic() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let plan = fx.plan(&s.id).await;
+    let pc = PendingChallenge {
+        jws: "a".into(),
+        exp: T0 + 300,
+    };
+    assert!(fx.store.set_challenge(&plan, 0, &pc, T0).await.unwrap());
+    assert!(
+        !fx.store.set_challenge(&plan, 0, &pc, T0).await.unwrap(),
+        "stale count loses"
+    );
+    assert!(fx.store.set_challenge(&plan, 1, &pc, T0).await.unwrap());
+}
