@@ -81,3 +81,49 @@ where
         _ => Failure::Unreachable("unknown SDK error".into()),
     }
 }
+
+/// An SDK interceptor that records the name of every operation a client starts (one entry per
+/// call, retries not counted). Tests and the performance harness attach it to count AWS calls
+/// per route: `aws_sdk_kms::config::Builder::from(&cfg).interceptor(counter.clone())`.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl CallCounter {
+    /// The operations started so far, in order (e.g. `["GetPublicKey", "Sign"]`).
+    pub fn calls(&self) -> Vec<String> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// How many calls of `operation` were started.
+    pub fn count(&self, operation: &str) -> usize {
+        self.calls().iter().filter(|c| *c == operation).count()
+    }
+
+    pub fn reset(&self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.clear();
+        }
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let name = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        if let Ok(mut c) = self.0.lock() {
+            c.push(name);
+        }
+        Ok(())
+    }
+}

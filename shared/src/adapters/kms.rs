@@ -65,10 +65,12 @@ fn signer_error<E: ProvideErrorMetadata, R>(
                     reason: "the key is not in a usable state (disabled or pending deletion)"
                         .into(),
                 },
-                "InvalidKeyUsageException" => SignerError::KeyUnusable {
-                    key: key.to_string(),
-                    reason: "the key is not a SIGN_VERIFY key".into(),
-                },
+                "InvalidKeyUsageException" | "UnsupportedOperationException" => {
+                    SignerError::KeyUnusable {
+                        key: key.to_string(),
+                        reason: "the key is not a SIGN_VERIFY key".into(),
+                    }
+                }
                 "AccessDeniedException" => SignerError::KeyUnusable {
                     key: key.to_string(),
                     reason: "access to the key is denied".into(),

@@ -23,9 +23,15 @@ pub async fn config() -> aws_config::SdkConfig {
 /// A fresh table with a unique name, created through the adapter (the same code as `init`).
 pub async fn fresh_store() -> DynamoStore {
     let cfg = config().await;
-    let name = format!("test-{}", endpoint_core::protocol::random_alnum(&endpoint_core::ports::SystemRandom, 10));
+    let name = format!(
+        "test-{}",
+        endpoint_core::protocol::random_alnum(&endpoint_core::ports::SystemRandom, 10)
+    );
     let store = DynamoStore::from_config(&cfg, name);
-    assert!(store.create_table().await.expect("create table"), "new table");
+    assert!(
+        store.create_table().await.expect("create table"),
+        "new table"
+    );
     store
 }
 
@@ -33,12 +39,25 @@ pub async fn kms() -> KmsSigner {
     KmsSigner::from_config(&config().await)
 }
 
-/// An SDK configuration pointing at a closed port on loopback: an emulator that is not running.
-pub async fn dead_config() -> aws_config::SdkConfig {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let base = config().await;
-    base.into_builder().endpoint_url(format!("http://127.0.0.1:{port}")).build()
+/// The URL of a closed port on loopback: an emulator that is not running. Set it on the
+/// service's own config builder, which takes precedence over `AWS_ENDPOINT_URL`.
+pub fn dead_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+pub async fn dead_store() -> DynamoStore {
+    let cfg = config().await;
+    let conf = aws_sdk_dynamodb::config::Builder::from(&cfg)
+        .endpoint_url(dead_endpoint())
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), "t")
+}
+
+pub async fn dead_kms() -> KmsSigner {
+    let cfg = config().await;
+    let conf = aws_sdk_kms::config::Builder::from(&cfg)
+        .endpoint_url(dead_endpoint())
+        .build();
+    KmsSigner::new(aws_sdk_kms::Client::from_conf(conf))
 }
