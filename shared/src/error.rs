@@ -70,9 +70,9 @@ impl From<StoreError> for CoreError {
             StoreError::Throttled => {
                 CoreError::Throttled("The data store is busy; try again shortly.".into())
             }
-            StoreError::Unavailable(_) => {
-                CoreError::Unavailable("The data store is unavailable; try again shortly.".into())
-            }
+            StoreError::Unavailable(why) => CoreError::Unavailable(format!(
+                "The data store is unavailable ({why}); try again shortly."
+            )),
             StoreError::Corrupt(_) => {
                 CoreError::Unavailable("Stored data could not be read.".into())
             }
@@ -88,9 +88,9 @@ impl From<SignerError> for CoreError {
             SignerError::Throttled => {
                 CoreError::Throttled("The signing service is busy; try again shortly.".into())
             }
-            SignerError::Unavailable(_) => CoreError::Unavailable(
-                "The signing service is unavailable; try again shortly.".into(),
-            ),
+            SignerError::Unavailable(why) => CoreError::Unavailable(format!(
+                "The signing service is unavailable ({why}); try again shortly."
+            )),
             SignerError::KeyNotFound(_) => CoreError::Unavailable(
                 "The connector's challenge signing key does not exist.".into(),
             ),

@@ -52,8 +52,12 @@ const THROTTLING_CODES: &[&str] = &[
 /// Classifies an SDK error without keeping any of its text that could echo request data.
 pub fn classify<E, R>(error: &SdkError<E, R>) -> Failure
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
 {
+    if let Some(why) = configuration_problem(error) {
+        return Failure::Unreachable(why.into());
+    }
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown").to_string();
@@ -80,6 +84,25 @@ where
         }
         _ => Failure::Unreachable("unknown SDK error".into()),
     }
+}
+
+/// Missing credentials or region surface as dispatch or construction failures deep in the
+/// error chain: name them, since "dispatch failure" tells an operator nothing.
+fn configuration_problem(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("credential") {
+            return Some("no usable AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile");
+        }
+        if text.contains("region")
+            && (text.contains("missing") || text.contains("no region") || text.contains("not set"))
+        {
+            return Some("no AWS region: set AWS_REGION");
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// An SDK interceptor that records the name of every operation a client starts (one entry per

@@ -110,7 +110,13 @@ fn hash_pk(sha: &str) -> String {
 
 /// Maps an SDK error to the store's typed error, logging the classification (never the
 /// request) once here.
-fn store_error<E: ProvideErrorMetadata, R>(op: &'static str, e: &SdkError<E, R>) -> StoreError {
+fn store_error<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+>(
+    op: &'static str,
+    e: &SdkError<E, R>,
+) -> StoreError {
     match classify(e) {
         Failure::Throttled => {
             tracing::warn!(op, "dynamodb throttled after retries");
@@ -122,16 +128,25 @@ fn store_error<E: ProvideErrorMetadata, R>(op: &'static str, e: &SdkError<E, R>)
         }
         Failure::Service(code) => {
             tracing::warn!(op, code = %code, "dynamodb error");
-            StoreError::Unavailable(if code == "ResourceNotFoundException" {
-                "table not found".into()
-            } else {
-                code
+            StoreError::Unavailable(match code.as_str() {
+                "ResourceNotFoundException" => "table not found".into(),
+                "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "AccessDeniedException" => {
+                    "access denied: check the AWS credentials and permissions".into()
+                }
+                _ => "unexpected service error".into(),
             })
         }
     }
 }
 
-fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+fn is_condition_failed<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+>(
+    e: &SdkError<E, R>,
+) -> bool {
     matches!(classify(e), Failure::Service(c) if c == "ConditionalCheckFailedException")
 }
 

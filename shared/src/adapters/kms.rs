@@ -38,7 +38,10 @@ pub struct KmsSigner {
     cache: Arc<RwLock<HashMap<String, Arc<CachedKey>>>>,
 }
 
-fn signer_error<E: ProvideErrorMetadata, R>(
+fn signer_error<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+>(
     op: &'static str,
     key: &str,
     e: &SdkError<E, R>,
@@ -75,7 +78,7 @@ fn signer_error<E: ProvideErrorMetadata, R>(
                     key: key.to_string(),
                     reason: "access to the key is denied".into(),
                 },
-                _ => SignerError::Unavailable(code),
+                _ => SignerError::Unavailable("unexpected service error".into()),
             }
         }
     }

@@ -1,0 +1,203 @@
+//! The command line, exactly as API-CONTRACT.md lists it.
+
+use clap::{Parser, Subcommand};
+use endpoint_core::model::StageMode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "endpoint-admin",
+    version,
+    about = "Operate endpoint-stage: keys, connectors, stages, enrollment tokens, devices"
+)]
+pub struct Args {
+    /// Print one JSON object instead of one value per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The DynamoDB table.
+    #[arg(
+        long,
+        global = true,
+        env = "TABLE_NAME",
+        default_value = "endpoint-stage"
+    )]
+    pub table: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the table (key schema, index and TTL as template.yaml declares) if missing.
+    Init,
+    /// KMS challenge keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Agent connectors.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+    /// Endpoint stages.
+    #[command(subcommand)]
+    Stage(StageCommand),
+    /// Enrollment tokens (their key is shown once).
+    #[command(subcommand, name = "enrollment-token")]
+    EnrollmentToken(EnrollmentTokenCommand),
+    /// Enrolled devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create a KMS SIGN_VERIFY key; prints its key id.
+    Create {
+        #[arg(long, default_value = "ECC_NIST_P256", value_parser = ["ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "RSA_2048", "RSA_3072", "RSA_4096"])]
+        spec: String,
+        /// Also point this alias (alias/NAME or NAME) at the new key.
+        #[arg(long)]
+        alias: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectorCommand {
+    /// Create a connector; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// KMS key id, ARN, alias name or alias ARN.
+        #[arg(long = "challenge-key")]
+        challenge_key: Option<String>,
+        /// How long the browser waits for the agent (e.g. 5s, 1m).
+        #[arg(long = "idle-timeout", value_parser = parse_duration)]
+        idle_timeout: Option<i64>,
+        /// Ask agents to check in before answering.
+        #[arg(long = "trigger-check-in")]
+        trigger_check_in: bool,
+    },
+    /// Point the connector at another challenge key (the old one stays in the JWKS for a while).
+    SetKey {
+        id: String,
+        key: String,
+    },
+    /// Name the stage that auth_ia/ plans run through.
+    SetInteractiveStage {
+        id: String,
+        stage: String,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    Show {
+        id: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StageCommand {
+    /// Create a stage; prints its id. `required` needs a connector with a challenge key.
+    Create {
+        #[arg(long)]
+        connector: String,
+        #[arg(long, default_value = "optional", value_parser = parse_mode)]
+        mode: StageMode,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EnrollmentTokenCommand {
+    /// Create an enrollment token; prints its key (shown once).
+    Create {
+        #[arg(long)]
+        connector: String,
+        #[arg(long, default_value = "enrollment token")]
+        name: String,
+        /// Lifetime (e.g. 24h, 7d); none: until deleted.
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Create or re-enroll a device; prints its new device token key (shown once).
+    Enroll {
+        #[arg(long)]
+        connector: String,
+        #[arg(long)]
+        serial: String,
+        #[arg(long)]
+        name: String,
+    },
+    List,
+    Show {
+        serial: String,
+    },
+    Delete {
+        serial: String,
+    },
+    /// Delete every token of the device on a connector.
+    RevokeTokens {
+        serial: String,
+        #[arg(long)]
+        connector: String,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<StageMode, String> {
+    s.parse()
+}
+
+/// `30`, `30s`, `5m`, `24h`, `7d` -> seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 5m, 24h or 7d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?} is not a duration like 30s, 5m, 24h or 7d")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0 && *v <= 10 * 365 * 86400)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(5));
+        assert_eq!(parse_duration("30"), Ok(30));
+        assert_eq!(parse_duration("5m"), Ok(300));
+        assert_eq!(parse_duration("24h"), Ok(86400));
+        assert_eq!(parse_duration("7d"), Ok(604800));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999d").is_err());
+    }
+
+    #[test]
+    fn json_flag_is_global() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["endpoint-admin", "connector", "list", "--json"]).unwrap();
+        assert!(a.json);
+        let a = Args::try_parse_from(["endpoint-admin", "--json", "connector", "list"]).unwrap();
+        assert!(a.json);
+    }
+}

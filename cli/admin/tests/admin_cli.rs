@@ -1,0 +1,423 @@
+//! The real `endpoint-admin` binary against moto_server (run through `make test`).
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use endpoint_core::adapters::aws::load_config;
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::ports::{Clock, SystemClock, SystemRandom};
+use endpoint_core::protocol::response::sign_response;
+use endpoint_core::stage::{self, Env, Outcome, Settings};
+use serde_json::Value;
+
+fn require_emulator() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| u.starts_with("http://127.0.0.1")),
+        "run through `make test`: AWS_ENDPOINT_URL must point at a local moto_server"
+    );
+}
+
+struct Cli {
+    table: String,
+}
+
+impl Cli {
+    /// A fresh table, created by `endpoint-admin init`.
+    fn new() -> Self {
+        require_emulator();
+        let cli = Cli {
+            table: format!(
+                "cli-{}",
+                endpoint_core::protocol::random_alnum(&SystemRandom, 10)
+            ),
+        };
+        let out = cli.ok(&["init"]);
+        assert_eq!(out, format!("{}\tcreated", cli.table));
+        cli
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::cargo_bin("endpoint-admin")
+            .unwrap()
+            .arg("--table")
+            .arg(&self.table)
+            .args(args)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout, trimmed.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?} wrote to stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end()
+            .to_string()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// Runs a command that must fail with exit 1 and one line on stderr; returns that line.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("SdkError"),
+            "{err}"
+        );
+        err
+    }
+
+    async fn store(&self) -> DynamoStore {
+        DynamoStore::from_config(&load_config().await, &self.table)
+    }
+}
+
+#[test]
+fn init_is_idempotent() {
+    let cli = Cli::new();
+    assert_eq!(cli.ok(&["init"]), format!("{}\texists", cli.table));
+    assert_eq!(cli.json(&["init"])["created"], false);
+}
+
+#[test]
+fn keys_connectors_and_stages() {
+    let cli = Cli::new();
+    let key = cli.ok(&["key", "create"]);
+    assert!(!key.is_empty() && !key.contains('\n'));
+    let rsa = cli.json(&["key", "create", "--spec", "RSA_2048"]);
+    let rsa = rsa["key_id"].as_str().unwrap().to_string();
+
+    let id = cli.ok(&[
+        "connector",
+        "create",
+        "--name",
+        "laptops",
+        "--challenge-key",
+        &key,
+        "--idle-timeout",
+        "7s",
+        "--trigger-check-in",
+    ]);
+    let shown = cli.json(&["connector", "show", &id]);
+    assert_eq!(shown["name"], "laptops");
+    assert_eq!(shown["challenge_key"], key.as_str());
+    assert_eq!(shown["challenge_idle_timeout"], 7);
+    assert_eq!(shown["challenge_trigger_check_in"], true);
+    assert_eq!(shown["enabled"], true);
+
+    assert_eq!(cli.json(&["connector", "disable", &id])["enabled"], false);
+    assert_eq!(
+        cli.json(&["--json", "connector", "enable", &id])["enabled"],
+        true
+    );
+    let rotated = cli.json(&["connector", "set-key", &id, &rsa]);
+    assert_eq!(rotated["challenge_key"], rsa.as_str());
+    assert_eq!(
+        rotated["retired_keys"][0]["key"],
+        key.as_str(),
+        "old key stays published for the overlap"
+    );
+
+    let bare = cli.json(&["connector", "create", "--name", "no key"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = cli.json(&["connector", "list"]);
+    let mut ids: Vec<&str> = list["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![id.as_str(), bare.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(cli.ok(&["connector", "list"]).lines().count(), 2);
+
+    let stage = cli.ok(&["stage", "create", "--connector", &id, "--mode", "required"]);
+    assert!(!stage.is_empty());
+    assert_eq!(
+        cli.json(&["stage", "create", "--connector", &bare])["id"]
+            .as_str()
+            .map(str::len),
+        Some(16)
+    );
+    let refused = cli.fails(&[
+        "stage",
+        "create",
+        "--connector",
+        &bare,
+        "--mode",
+        "required",
+    ]);
+    assert!(refused.contains("no challenge key"), "{refused}");
+    assert_eq!(
+        cli.json(&["connector", "set-interactive-stage", &id, &stage])["interactive_stage"],
+        stage.as_str()
+    );
+}
+
+#[test]
+fn a_key_that_cannot_sign_is_refused() {
+    let cli = Cli::new();
+    let err = cli.fails(&[
+        "connector",
+        "create",
+        "--name",
+        "x",
+        "--challenge-key",
+        "alias/nope",
+    ]);
+    assert!(err.contains("cannot use \"alias/nope\""), "{err}");
+}
+
+#[test]
+fn unknown_ids_exit_1_with_one_line() {
+    let cli = Cli::new();
+    for args in [
+        &["connector", "show", "nope"][..],
+        &["connector", "disable", "nope"],
+        &["stage", "create", "--connector", "nope"],
+        &["enrollment-token", "create", "--connector", "nope"],
+        &[
+            "device",
+            "enroll",
+            "--connector",
+            "nope",
+            "--serial",
+            "S",
+            "--name",
+            "n",
+        ],
+        &["device", "show", "nope"],
+        &["device", "delete", "nope"],
+        &["device", "revoke-tokens", "nope", "--connector", "c"],
+    ] {
+        let err = cli.fails(args);
+        assert!(err.contains("not found"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    require_emulator();
+    for args in [
+        &["connector"][..],
+        &["connector", "create"],
+        &["stage", "create", "--connector", "c", "--mode", "sometimes"],
+        &["key", "create", "--spec", "DSA"],
+        &["bogus"],
+    ] {
+        let out = Command::cargo_bin("endpoint-admin")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            (err.starts_with("error:") || err.contains("Usage:")),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_emulator_exits_1_quickly() {
+    require_emulator();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .args(["connector", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unavailable (connection failed)"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
+fn missing_credentials_exit_1_with_a_clear_line() {
+    require_emulator();
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .args(["connector", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable AWS credentials"));
+}
+
+#[tokio::test]
+async fn devices_tokens_and_the_core_agree() {
+    let cli = Cli::new();
+    let key = cli.ok(&["key", "create"]);
+    let conn = cli.ok(&[
+        "connector",
+        "create",
+        "--name",
+        "c",
+        "--challenge-key",
+        &key,
+    ]);
+    let stage = cli.ok(&[
+        "stage",
+        "create",
+        "--connector",
+        &conn,
+        "--mode",
+        "required",
+    ]);
+
+    let enrollment = cli.json(&[
+        "enrollment-token",
+        "create",
+        "--connector",
+        &conn,
+        "--name",
+        "fleet",
+        "--expires",
+        "24h",
+    ]);
+    assert_eq!(enrollment["key"].as_str().unwrap().len(), 60);
+    assert!(enrollment["id"].is_string());
+    assert_eq!(
+        cli.ok(&["enrollment-token", "create", "--connector", &conn])
+            .len(),
+        60
+    );
+
+    let old = cli.ok(&[
+        "device",
+        "enroll",
+        "--connector",
+        &conn,
+        "--serial",
+        "SER-1",
+        "--name",
+        "laptop-1",
+    ]);
+    assert_eq!(old.len(), 128);
+    let new = cli.json(&[
+        "device",
+        "enroll",
+        "--connector",
+        &conn,
+        "--serial",
+        "SER-1",
+        "--name",
+        "laptop-1",
+    ]);
+    assert_eq!(new["identifier"], "SER-1");
+    let new = new["token"].as_str().unwrap().to_string();
+    assert_ne!(old, new);
+
+    let shown = cli.ok(&["device", "show", "SER-1"]);
+    assert!(
+        !shown.contains(&new) && !shown.contains(&old),
+        "no secret in show"
+    );
+    let shown = cli.json(&["device", "show", "SER-1"]);
+    assert_eq!(
+        shown["tokens"].as_array().unwrap().len(),
+        1,
+        "re-enrollment left one token"
+    );
+    assert_eq!(
+        cli.json(&["device", "list"])["devices"][0]["name"],
+        "laptop-1"
+    );
+    assert_eq!(cli.ok(&["device", "list"]), "SER-1\tlaptop-1");
+
+    // The core, over the same table and a real KMS key: the old token fails, the new passes.
+    let config = load_config().await;
+    let store = cli.store().await;
+    let signer = KmsSigner::from_config(&config);
+    let settings = Settings::default();
+    let env = Env {
+        clock: &SystemClock,
+        rng: &SystemRandom,
+        settings: &settings,
+    };
+    let answer = |token: String| {
+        let (store, signer, stage) = (&store, &signer, stage.clone());
+        let env = &env;
+        async move {
+            let plan = stage::create_plan(store, store, env, &stage, None, None)
+                .await
+                .unwrap()
+                .id;
+            let Outcome::Challenge { jws, .. } =
+                stage::executor_get(store, store, signer, env, &plan, None)
+                    .await
+                    .unwrap()
+            else {
+                panic!("no challenge")
+            };
+            let response = sign_response("SER-1", &token, &jws, SystemClock.now());
+            stage::executor_post(store, store, signer, env, &plan, Some(&response))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(
+        answer(old.clone()).await,
+        Outcome::Challenge {
+            invalid_response: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        answer(new.clone()).await,
+        Outcome::Redirect { to: "/".into() }
+    );
+
+    // revoke-tokens: later responses fail in the core.
+    assert_eq!(
+        cli.json(&["device", "revoke-tokens", "SER-1", "--connector", &conn])["revoked"],
+        1
+    );
+    assert!(matches!(
+        answer(new.clone()).await,
+        Outcome::Challenge {
+            invalid_response: true,
+            ..
+        }
+    ));
+
+    assert_eq!(cli.ok(&["device", "delete", "SER-1"]), "SER-1");
+    cli.fails(&["device", "show", "SER-1"]);
+}
