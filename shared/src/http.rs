@@ -66,6 +66,25 @@ pub fn outcome_body(outcome: &Outcome) -> Value {
     }
 }
 
+/// The inverse of [`outcome_body`]: reads a flow outcome's JSON (used where one function asks
+/// another for an outcome, and by the device simulator).
+pub fn parse_outcome(body: &Value) -> Option<Outcome> {
+    match body.get("component")?.as_str()? {
+        "ak-stage-endpoint-agent" => Some(Outcome::Challenge {
+            jws: body.get("challenge")?.as_str()?.to_string(),
+            idle_timeout: u32::try_from(body.get("challenge_idle_timeout")?.as_u64()?).ok()?,
+            invalid_response: body.get("response_errors").is_some(),
+        }),
+        "xak-flow-redirect" => Some(Outcome::Redirect {
+            to: body.get("to")?.as_str()?.to_string(),
+        }),
+        "ak-stage-access-denied" => Some(Outcome::Denied {
+            message: body.get("error_message")?.as_str()?.to_string(),
+        }),
+        _ => None,
+    }
+}
+
 /// The one mapping of core errors to status and `{"error","message"}`.
 pub fn error_reply(error: &CoreError) -> Reply {
     let (status, code) = match error {
@@ -232,6 +251,19 @@ mod tests {
             assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
             assert_eq!(r.retry_after.is_some(), status == 429);
         }
+    }
+
+    #[test]
+    fn outcomes_round_trip_through_json() {
+        for o in [
+            Outcome::Challenge { jws: "a.b.c".into(), idle_timeout: 7, invalid_response: false },
+            Outcome::Challenge { jws: "a.b.c".into(), idle_timeout: 7, invalid_response: true },
+            Outcome::Redirect { to: "/x".into() },
+            Outcome::Denied { message: "no".into() },
+        ] {
+            assert_eq!(parse_outcome(&outcome_body(&o)), Some(o));
+        }
+        assert_eq!(parse_outcome(&json!({"error": "not_found"})), None);
     }
 
     #[test]

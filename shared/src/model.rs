@@ -97,6 +97,17 @@ pub struct DeviceWithTokens {
     pub tokens: Vec<DeviceToken>,
 }
 
+/// The latest device facts a device reported through `check_in/` for one connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactsSnapshot {
+    pub device: String,
+    pub connector: String,
+    /// The facts document, compact JSON.
+    pub facts: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
 /// A key the connector signed with before, still published in its JWKS until `until`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetiredKey {

@@ -374,10 +374,10 @@ where
 /// `POST /v1/plans/{plan}/executor`: validates the response and passes, denies, or (required
 /// mode, invalid response) answers a new challenge with the contract's `response_errors`.
 /// A valid response passes only through the atomic consumption of the pending challenge.
-pub async fn executor_post<P, Dv, S, C, R>(
+pub async fn executor_post<P, Dv, M, C, R>(
     plans: &P,
     devices: &Dv,
-    signer: &S,
+    minter: &M,
     env: &Env<'_, C, R>,
     plan_id: &str,
     response: Option<&str>,
@@ -385,17 +385,17 @@ pub async fn executor_post<P, Dv, S, C, R>(
 where
     P: PlanStore,
     Dv: DeviceStore,
-    S: ChallengeSigner,
+    M: ChallengeMinter,
     C: Clock,
     R: Random,
 {
-    retry_conflicts!(executor_post_once(plans, devices, signer, env, plan_id, response).await)
+    retry_conflicts!(executor_post_once(plans, devices, minter, env, plan_id, response).await)
 }
 
-async fn executor_post_once<P, Dv, S, C, R>(
+async fn executor_post_once<P, Dv, M, C, R>(
     plans: &P,
     devices: &Dv,
-    signer: &S,
+    minter: &M,
     env: &Env<'_, C, R>,
     plan_id: &str,
     response: Option<&str>,
@@ -403,7 +403,7 @@ async fn executor_post_once<P, Dv, S, C, R>(
 where
     P: PlanStore,
     Dv: DeviceStore,
-    S: ChallengeSigner,
+    M: ChallengeMinter,
     C: Clock,
     R: Random,
 {
@@ -427,9 +427,9 @@ where
     if !plan.config.enabled {
         return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
     }
-    let Some(key) = plan.config.challenge_key.as_deref() else {
+    if plan.config.challenge_key.is_none() {
         return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
-    };
+    }
     let (Some(response), Some(parsed)) = (response, parsed) else {
         return skip_or_deny(plans, &plan, MSG_INVALID_RESPONSE, now).await;
     };
@@ -461,27 +461,25 @@ where
                 Some(p) => match final_outcome(&p) {
                     Some(outcome) => Ok(outcome),
                     None => {
-                        invalid_response(plans, signer, env, &p, key, Invalid::ChallengeMismatch)
-                            .await
+                        invalid_response(plans, minter, env, &p, Invalid::ChallengeMismatch).await
                     }
                 },
             }
         }
-        Err(reason) => invalid_response(plans, signer, env, &plan, key, reason).await,
+        Err(reason) => invalid_response(plans, minter, env, &plan, reason).await,
     }
 }
 
-async fn invalid_response<P, S, C, R>(
+async fn invalid_response<P, M, C, R>(
     plans: &P,
-    signer: &S,
+    minter: &M,
     env: &Env<'_, C, R>,
     plan: &Plan,
-    key: &str,
     reason: Invalid,
 ) -> Result<Outcome, CoreError>
 where
     P: PlanStore,
-    S: ChallengeSigner,
+    M: ChallengeMinter,
     C: Clock,
     R: Random,
 {
@@ -490,7 +488,56 @@ where
         StageMode::Optional => {
             conclude(plans, plan, Finish::Passed(None), None, env.clock.now()).await
         }
-        StageMode::Required => mint(plans, signer, env, plan, key, true).await,
+        StageMode::Required => Ok(match minter.new_challenge(&plan.id).await? {
+            Outcome::Challenge {
+                jws, idle_timeout, ..
+            } => Outcome::Challenge {
+                jws,
+                idle_timeout,
+                invalid_response: true,
+            },
+            other => other,
+        }),
+    }
+}
+
+/// Answers a required-mode invalid response with a new challenge: exactly what a GET of the
+/// executor answers at that moment (the same attempt limit, the same denial once it is reached).
+/// The response validator holds no signing permission, so in production this asks the challenge
+/// function; tests and single-process uses sign directly with [`SigningMinter`].
+pub trait ChallengeMinter: Send + Sync {
+    fn new_challenge(
+        &self,
+        plan_id: &str,
+    ) -> impl std::future::Future<Output = Result<Outcome, CoreError>> + Send;
+}
+
+/// Mints through the GET executor's own code with a signer at hand.
+pub struct SigningMinter<'a, P, Dv, S, C: Clock, R: Random> {
+    pub plans: &'a P,
+    pub devices: &'a Dv,
+    pub signer: &'a S,
+    pub env: &'a Env<'a, C, R>,
+}
+
+impl<P, Dv, S, C, R> ChallengeMinter for SigningMinter<'_, P, Dv, S, C, R>
+where
+    P: PlanStore,
+    Dv: DeviceStore,
+    S: ChallengeSigner,
+    C: Clock,
+    R: Random,
+{
+    async fn new_challenge(&self, plan_id: &str) -> Result<Outcome, CoreError> {
+        executor_get(
+            self.plans,
+            self.devices,
+            self.signer,
+            self.env,
+            plan_id,
+            None,
+        )
+        .await
     }
 }
 

@@ -562,11 +562,17 @@ async fn the_stage_end_to_end_over_dynamodb() {
         panic!()
     };
     let bad = sign_response("SERIAL1", "wrong", &jws, T0);
+    let minter = stage::SigningMinter {
+        plans: &*store,
+        devices: &*store,
+        signer: &*signer,
+        env: &env,
+    };
     let Outcome::Challenge {
         jws,
         invalid_response: true,
         ..
-    } = stage::executor_post(&*store, &*store, &*signer, &env, &plan, Some(&bad))
+    } = stage::executor_post(&*store, &*store, &minter, &env, &plan, Some(&bad))
         .await
         .unwrap()
     else {
@@ -587,7 +593,13 @@ async fn the_stage_end_to_end_over_dynamodb() {
                 rng: &SystemRandom,
                 settings: &settings,
             };
-            stage::executor_post(&*store, &*store, &*signer, &env, &plan, Some(&good)).await
+            let minter = stage::SigningMinter {
+                plans: &*store,
+                devices: &*store,
+                signer: &*signer,
+                env: &env,
+            };
+            stage::executor_post(&*store, &*store, &minter, &env, &plan, Some(&good)).await
         }));
     }
     for t in tasks {

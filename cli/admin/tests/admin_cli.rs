@@ -388,7 +388,13 @@ async fn devices_tokens_and_the_core_agree() {
                 panic!("no challenge")
             };
             let response = sign_response("SER-1", &token, &jws, SystemClock.now());
-            stage::executor_post(store, store, signer, env, &plan, Some(&response))
+            let minter = stage::SigningMinter {
+                plans: store,
+                devices: store,
+                signer,
+                env,
+            };
+            stage::executor_post(store, store, &minter, env, &plan, Some(&response))
                 .await
                 .unwrap()
         }

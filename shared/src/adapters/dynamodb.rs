@@ -10,6 +10,7 @@
 //! | device token       | `DEVICE#<serial>`     | `TOKEN#<connector>#<id>`    |
 //! | token index        | `TOKENHASH#<sha256>`  | `TOKENHASH`                 |
 //! | enrollment token   | `ENROLL#<sha256>`     | `ENROLL`                    |
+//! | facts snapshot     | `FACTS#<serial>`      | `SNAPSHOT#<connector>`      |
 //!
 //! Response validation reads the plan (GetItem) and the device's partition (one Query: the
 //! device and all its tokens) in parallel, then consumes the challenge with one conditional
@@ -932,7 +933,42 @@ impl DeviceStore for DynamoStore {
         Ok(old.len())
     }
 
+    async fn put_facts(&self, f: &FactsSnapshot) -> Result<(), StoreError> {
+        let mut item = key(format!("FACTS#{}", f.device), format!("SNAPSHOT#{}", f.connector));
+        item.insert("device".into(), s(&f.device));
+        item.insert("connector".into(), s(&f.connector));
+        item.insert("facts".into(), s(&f.facts));
+        item.insert("created_at".into(), n(f.created_at));
+        item.insert(schema::TTL_ATTRIBUTE.into(), n(f.expires_at));
+        self.put("PutItem facts", item).await
+    }
+
+    async fn latest_facts(&self, identifier: &str, now: UnixTime) -> Result<Option<FactsSnapshot>, StoreError> {
+        let mut latest: Option<FactsSnapshot> = None;
+        for item in self.partition("Query facts", &format!("FACTS#{identifier}")).await? {
+            let f = FactsSnapshot {
+                device: get_s(&item, "device")?,
+                connector: get_s(&item, "connector")?,
+                facts: get_s(&item, "facts")?,
+                created_at: get_n(&item, "created_at")?,
+                expires_at: get_n(&item, schema::TTL_ATTRIBUTE)?,
+            };
+            if f.expires_at > now && latest.as_ref().is_none_or(|l| f.created_at > l.created_at) {
+                latest = Some(f);
+            }
+        }
+        Ok(latest)
+    }
+
     async fn delete_device(&self, identifier: &str) -> Result<bool, StoreError> {
+        let facts_pk = format!("FACTS#{identifier}");
+        let facts: Vec<TransactWriteItem> = self
+            .partition("Query facts (delete)", &facts_pk)
+            .await?
+            .iter()
+            .map(|i| self.delete_action(key(facts_pk.clone(), sk_of(i))))
+            .collect::<Result<_, _>>()?;
+        self.transact("TransactWriteItems delete facts", facts).await?;
         let pk = device_pk(identifier);
         let items = self.partition("Query device (delete)", &pk).await?;
         let existed = items.iter().any(|i| sk_of(i) == "DEVICE");

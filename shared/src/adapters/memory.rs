@@ -61,6 +61,8 @@ struct Inner {
     /// sha256(key) -> token ref
     token_index: HashMap<String, TokenRef>,
     enrollment: HashMap<String, EnrollmentToken>,
+    /// (device, connector) -> snapshot
+    facts: BTreeMap<(String, String), FactsSnapshot>,
 }
 
 /// Every store port in one in-memory struct.
@@ -331,8 +333,24 @@ impl DeviceStore for MemoryStore {
         Ok(old.len())
     }
 
+    async fn put_facts(&self, snapshot: &FactsSnapshot) -> Result<(), StoreError> {
+        let key = (snapshot.device.clone(), snapshot.connector.clone());
+        self.lock()?.facts.insert(key, snapshot.clone());
+        Ok(())
+    }
+
+    async fn latest_facts(&self, identifier: &str, now: UnixTime) -> Result<Option<FactsSnapshot>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.facts
+            .values()
+            .filter(|f| f.device == identifier && f.expires_at > now)
+            .max_by_key(|f| f.created_at)
+            .cloned())
+    }
+
     async fn delete_device(&self, identifier: &str) -> Result<bool, StoreError> {
         let mut g = self.lock()?;
+        g.facts.retain(|(d, _), _| d != identifier);
         let existed = g.devices.remove(identifier).is_some();
         let keys: Vec<_> = g
             .tokens

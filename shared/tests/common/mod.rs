@@ -105,15 +105,14 @@ impl Fx {
     }
 
     pub async fn post(&self, plan: &str, response: Option<&str>) -> Result<Outcome, CoreError> {
-        stage::executor_post(
-            &self.store,
-            &self.store,
-            &self.signer,
-            &self.env(),
-            plan,
-            response,
-        )
-        .await
+        let env = self.env();
+        let minter = stage::SigningMinter {
+            plans: &self.store,
+            devices: &self.store,
+            signer: &self.signer,
+            env: &env,
+        };
+        stage::executor_post(&self.store, &self.store, &minter, &env, plan, response).await
     }
 
     /// GETs a challenge and returns the JWS.

@@ -1,0 +1,236 @@
+//! The device side of the protocol, as the authentik platform agent does it: enrollment through
+//! the agent API, challenge verification against the connector's JWKS (`kid`, `alg`, signature,
+//! `exp` with 60 s leeway), and the HS512 response.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use endpoint_core::protocol::challenge::ChallengeClaims;
+use endpoint_core::protocol::jwk::{Jwk, Jwks};
+use endpoint_core::protocol::{b64url_decode, response::sign_response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+pub const AGENT_PREFIX: &str = "/api/v3/endpoints/agents/connectors/";
+/// The agent's leeway on a challenge's `exp`.
+pub const CHALLENGE_LEEWAY: i64 = 60;
+
+/// What `enroll` keeps (the device token key is a secret: the file is written 0600).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    pub server: String,
+    pub serial: String,
+    pub name: String,
+    pub token: String,
+    pub jwks_challenge: Option<Jwks>,
+}
+
+impl State {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the state file {}: {e} (run `endpoint-agent enroll` first)", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("the state file {} is not valid: {e}", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// A minimal JSON-over-HTTP client (any status is returned, not turned into an error).
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    pub fn new(server: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Http {
+            agent,
+            base: server.trim_end_matches('/').to_string(),
+        }
+    }
+
+    fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Value), String> {
+        let mut resp = resp.map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().map_err(|e| format!("cannot read the answer: {e}"))?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| format!("the server answered {status} with a body that is not JSON"))?
+        };
+        Ok((status, body))
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<(u16, Value), String> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.call())
+    }
+
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Result<(u16, Value), String> {
+        let mut req = self.agent.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.send(body.to_string()))
+    }
+}
+
+fn expect_ok(what: &str, (status, body): (u16, Value)) -> Result<Value, String> {
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        let msg = body.get("message").and_then(Value::as_str).unwrap_or("");
+        Err(format!("{what} failed with {status} {msg}").trim_end().to_string())
+    }
+}
+
+/// `enroll/` with the enrollment token, then `agent_config/` with the new device token.
+pub fn enroll(server: &str, enrollment_token: &str, serial: &str, name: &str) -> Result<State, String> {
+    let http = Http::new(server);
+    let auth = format!("Bearer {enrollment_token}");
+    let body = json!({"device_serial": serial, "device_name": name});
+    let answer = expect_ok("enroll", http.post(&format!("{AGENT_PREFIX}enroll/"), &[("authorization", &auth)], &body)?)?;
+    let token = answer
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or("enroll answered without a token")?
+        .to_string();
+    let mut state = State {
+        server: server.to_string(),
+        serial: serial.to_string(),
+        name: name.to_string(),
+        token,
+        jwks_challenge: None,
+    };
+    refresh_config(&mut state, server)?;
+    Ok(state)
+}
+
+/// `agent_config/`: refreshes the connector's challenge keys.
+pub fn refresh_config(state: &mut State, server: &str) -> Result<Value, String> {
+    let http = Http::new(server);
+    let auth = format!("Bearer+agent {}", state.token);
+    let config = expect_ok("agent_config", http.get(&format!("{AGENT_PREFIX}agent_config/"), &[("authorization", &auth)])?)?;
+    state.jwks_challenge = match config.get("jwks_challenge") {
+        Some(Value::Null) | None => None,
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| format!("jwks_challenge is not a JWKS: {e}"))?),
+    };
+    Ok(config)
+}
+
+fn coordinate(jwk: &Jwk, v: &Option<String>) -> Result<Vec<u8>, String> {
+    v.as_deref()
+        .and_then(b64url_decode)
+        .ok_or_else(|| format!("key {} lacks a coordinate", jwk.kid))
+}
+
+/// Verifies a challenge as the agent does: header `kid` required and found in `jwks`, the
+/// key's `alg` equal to the header's, the signature, and `exp` (60 s leeway). Returns the claims.
+pub fn verify_challenge(jws: &str, jwks: &Jwks, now: i64) -> Result<ChallengeClaims, String> {
+    let mut parts = jws.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err("the challenge is not a compact JWS".into());
+    };
+    let header: Value = b64url_decode(h)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("the challenge header is not JSON")?;
+    let kid = header.get("kid").and_then(Value::as_str).ok_or("the challenge has no kid")?;
+    let alg = header.get("alg").and_then(Value::as_str).ok_or("the challenge has no alg")?;
+    let jwk = jwks.keys.iter().find(|k| k.kid == kid).ok_or_else(|| format!("no published key has kid {kid}"))?;
+    if jwk.alg != alg {
+        return Err(format!("the challenge says {alg} but key {kid} is {}", jwk.alg));
+    }
+    let sig = b64url_decode(s).ok_or("the challenge signature is not base64url")?;
+    let message = format!("{h}.{c}");
+    let verified = match alg {
+        "ES256" | "ES384" | "ES512" => {
+            let algorithm: &dyn signature::VerificationAlgorithm = match alg {
+                "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
+                "ES384" => &signature::ECDSA_P384_SHA384_FIXED,
+                _ => &signature::ECDSA_P521_SHA512_FIXED,
+            };
+            let point = [vec![4u8], coordinate(jwk, &jwk.x)?, coordinate(jwk, &jwk.y)?].concat();
+            UnparsedPublicKey::new(algorithm, point).verify(message.as_bytes(), &sig).is_ok()
+        }
+        "RS256" => {
+            let key = RsaPublicKeyComponents {
+                n: coordinate(jwk, &jwk.n)?,
+                e: coordinate(jwk, &jwk.e)?,
+            };
+            key.verify(&signature::RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &sig).is_ok()
+        }
+        other => return Err(format!("unsupported challenge alg {other}")),
+    };
+    if !verified {
+        return Err("the challenge signature does not verify".into());
+    }
+    let claims: ChallengeClaims = b64url_decode(c)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("the challenge claims are not the expected JSON")?;
+    if claims.exp + CHALLENGE_LEEWAY < now {
+        return Err("the challenge has expired".into());
+    }
+    Ok(claims)
+}
+
+/// Verifies `challenge` (refreshing the keys once if its kid is unknown) and signs the response.
+pub fn respond(state: &mut State, server: &str, challenge: &str, now: i64) -> Result<String, String> {
+    let verified = match &state.jwks_challenge {
+        Some(jwks) => verify_challenge(challenge, jwks, now),
+        None => Err("no challenge keys yet".into()),
+    };
+    if let Err(first) = verified {
+        refresh_config(state, server)?;
+        let jwks = state.jwks_challenge.as_ref().ok_or("the connector publishes no challenge key")?;
+        verify_challenge(challenge, jwks, now).map_err(|e| if e == first { e } else { format!("{e} (before refresh: {first})") })?;
+    }
+    Ok(sign_response(&state.serial, &state.token, challenge, now))
+}
+
+/// The whole browser + agent side of one plan: GET the executor, answer each challenge, POST,
+/// until a final outcome (at most `max_rounds` challenges). Returns the final outcome JSON.
+pub fn login(state: &mut State, server: &str, plan: &str, now: impl Fn() -> i64, max_rounds: usize) -> Result<Value, String> {
+    let http = Http::new(server);
+    let executor = format!("/v1/plans/{plan}/executor");
+    let mut outcome = expect_ok("GET executor", http.get(&executor, &[])?)?;
+    for _ in 0..max_rounds {
+        if outcome.get("component").and_then(Value::as_str) != Some("ak-stage-endpoint-agent") {
+            return Ok(outcome);
+        }
+        let challenge = outcome
+            .get("challenge")
+            .and_then(Value::as_str)
+            .ok_or("the challenge outcome has no challenge")?
+            .to_string();
+        let response = respond(state, server, &challenge, now())?;
+        let body = json!({"component": "ak-stage-endpoint-agent", "response": response});
+        outcome = expect_ok("POST executor", http.post(&executor, &[], &body)?)?;
+    }
+    Err(format!("no final outcome after {max_rounds} challenges"))
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

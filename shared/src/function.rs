@@ -1,0 +1,326 @@
+//! The glue every Lambda function shares (cargo feature `lambda`): configuration from the
+//! environment, request parsing with bounds, the contract's replies, and one JSON log line per
+//! request. A function's `main` is: init tracing, build its clients once, `serve`.
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::error::CoreError;
+use crate::http::{error_reply, simple_error, Reply, MAX_BODY};
+use crate::ports::{SystemClock, SystemRandom};
+use crate::stage::{Env, Settings};
+
+/// The functions' configuration, from environment variables with defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionConfig {
+    /// `TABLE_NAME` (default `endpoint-stage`).
+    pub table: String,
+    /// `PLAN_LIFETIME_SECONDS` (900), `CLOCK_LEEWAY_SECONDS` (30), `MAX_CHALLENGES_PER_PLAN` (10).
+    pub settings: Settings,
+    /// `PUBLIC_BASE_URL`: where browsers reach the API (for URLs handed to agents).
+    pub public_base_url: String,
+    /// `CHALLENGE_FUNCTION_NAME`: the function the response validator asks for a new challenge.
+    pub challenge_function: String,
+}
+
+impl FunctionConfig {
+    /// Reads the environment. A malformed value is an error (a cold start should fail loudly
+    /// rather than run with a silently different limit).
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<i64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("{name} must be a whole number from {min} to {max}")),
+                },
+            }
+        };
+        let defaults = Settings::default();
+        Ok(FunctionConfig {
+            table: get("TABLE_NAME")
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "endpoint-stage".into()),
+            settings: Settings {
+                leeway: number("CLOCK_LEEWAY_SECONDS", defaults.leeway, 0, 300)?,
+                plan_lifetime: number("PLAN_LIFETIME_SECONDS", defaults.plan_lifetime, 60, 86_400)?,
+                max_challenges_per_plan: number(
+                    "MAX_CHALLENGES_PER_PLAN",
+                    defaults.max_challenges_per_plan.into(),
+                    1,
+                    100,
+                )? as u32,
+            },
+            public_base_url: get("PUBLIC_BASE_URL")
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| "http://127.0.0.1:9000".into()),
+            challenge_function: get("CHALLENGE_FUNCTION_NAME")
+                .unwrap_or_else(|| "challenge".into()),
+        })
+    }
+}
+
+/// What every function holds besides its clients: configuration, clock and randomness.
+pub struct Base {
+    pub config: FunctionConfig,
+    pub clock: SystemClock,
+    pub rng: SystemRandom,
+}
+
+impl Base {
+    pub fn from_env() -> Result<Self, lambda_http::Error> {
+        let config = FunctionConfig::from_env().map_err(|e| {
+            tracing::error!(error = %e, "invalid configuration");
+            lambda_http::Error::from(e)
+        })?;
+        Ok(Base {
+            config,
+            clock: SystemClock,
+            rng: SystemRandom,
+        })
+    }
+
+    pub fn env(&self) -> Env<'_, SystemClock, SystemRandom> {
+        Env {
+            clock: &self.clock,
+            rng: &self.rng,
+            settings: &self.config.settings,
+        }
+    }
+}
+
+/// JSON logs on stdout (CloudWatch), one object per line, level from `LOG_LEVEL` (info).
+pub fn init_tracing() {
+    let level = match std::env::var("LOG_LEVEL")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init();
+}
+
+/// The request path as the client sent it.
+pub fn path(req: &Request) -> &str {
+    let raw = req.raw_http_path();
+    if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    }
+}
+
+/// Matches `path` against a template with `{}` placeholders; returns the placeholders' values.
+/// `match_path("/v1/plans/abc/executor", "/v1/plans/{}/executor") == Some(vec!["abc"])`.
+pub fn match_path<'a>(path: &'a str, template: &str) -> Option<Vec<&'a str>> {
+    let mut values = Vec::new();
+    let mut got = path.split('/');
+    for want in template.split('/') {
+        let seg = got.next()?;
+        if want == "{}" {
+            if seg.is_empty() {
+                return None;
+            }
+            values.push(seg);
+        } else if want != seg {
+            return None;
+        }
+    }
+    got.next().is_none().then_some(values)
+}
+
+/// The body's bytes, refused over 64 KiB.
+pub fn body(req: &Request) -> Result<&[u8], CoreError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(s) => s.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY {
+        return Err(CoreError::PayloadTooLarge(MAX_BODY));
+    }
+    Ok(bytes)
+}
+
+/// A header's value if present and valid UTF-8.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every route of the API: path template and the methods it serves. The fallback function uses
+/// it to tell a wrong method (405) from an unknown path (404).
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/v1/plans", &["POST"]),
+    ("/v1/plans/{}", &["GET"]),
+    ("/v1/plans/{}/executor", &["GET", "POST"]),
+    ("/v1/connectors/{}/jwks.json", &["GET"]),
+    ("/api/v3/endpoints/agents/connectors/enroll/", &["POST"]),
+    ("/api/v3/endpoints/agents/connectors/agent_config/", &["GET"]),
+    ("/api/v3/endpoints/agents/connectors/check_in/", &["POST"]),
+    ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
+];
+
+/// 405 if some route serves `path` with other methods, else 404.
+pub fn unrouted(path: &str) -> (Reply, &'static str) {
+    if ROUTES.iter().any(|(template, _)| match_path(path, template).is_some()) {
+        method_not_allowed()
+    } else {
+        no_route()
+    }
+}
+
+/// The contract's 405 for a method a route does not serve.
+pub fn method_not_allowed() -> (Reply, &'static str) {
+    (
+        simple_error(
+            405,
+            "method_not_allowed",
+            "This route does not serve that method.",
+        ),
+        "method_not_allowed",
+    )
+}
+
+/// The contract's 404 for a path no route serves.
+pub fn no_route() -> (Reply, &'static str) {
+    (
+        simple_error(404, "not_found", "No route serves this path."),
+        "no_route",
+    )
+}
+
+/// A core error as a reply and a log label.
+pub fn failed(e: &CoreError) -> (Reply, &'static str) {
+    let label = match e {
+        CoreError::BadRequest(_) => "bad_request",
+        CoreError::Unauthorized(_) => "unauthorized",
+        CoreError::Forbidden(_) => "forbidden",
+        CoreError::NotFound(_) => "not_found",
+        CoreError::PayloadTooLarge(_) => "payload_too_large",
+        CoreError::Refused(_) => "refused",
+        CoreError::Throttled(_) => "throttled",
+        CoreError::Unavailable(_) | CoreError::Conflict => "unavailable",
+    };
+    (error_reply(e), label)
+}
+
+/// The HTTP response of a reply: JSON, never cached.
+pub fn respond(reply: Reply) -> Response<Body> {
+    let mut response = Response::new(match reply.status {
+        204 => Body::Empty,
+        _ => Body::Text(reply.body.to_string()),
+    });
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let headers = response.headers_mut();
+    if reply.status != 204 {
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    if let Some(seconds) = reply.retry_after {
+        headers.insert("retry-after", HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Runs the function: every request goes through `handler`, and one JSON log line records the
+/// request id, function, method, status, outcome and latency. No path parameter, header,
+/// body or response is logged (they carry plan ids, tokens, challenges and responses).
+pub async fn serve<F, Fut>(function: &'static str, handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut + Send + Sync,
+    Fut: Future<Output = (Reply, &'static str)> + Send,
+{
+    let handler = &handler;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        let started = Instant::now();
+        let request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        let method = req.method().as_str().to_string();
+        let (reply, outcome) = handler(req).await;
+        tracing::info!(
+            request_id = %request_id,
+            function,
+            method = %method,
+            status = reply.status,
+            outcome,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        Ok::<_, std::convert::Infallible>(respond(reply))
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_templates() {
+        assert_eq!(
+            match_path("/v1/plans/abc/executor", "/v1/plans/{}/executor"),
+            Some(vec!["abc"])
+        );
+        assert_eq!(match_path("/v1/plans/abc", "/v1/plans/{}/executor"), None);
+        assert_eq!(
+            match_path("/v1/plans//executor", "/v1/plans/{}/executor"),
+            None
+        );
+        assert_eq!(
+            match_path("/v1/plans/a/executor/x", "/v1/plans/{}/executor"),
+            None
+        );
+        assert_eq!(match_path("/v1/plans", "/v1/plans"), Some(vec![]));
+    }
+
+    #[test]
+    fn config_defaults_and_bounds() {
+        let c = FunctionConfig::from_lookup(|_| None).unwrap();
+        assert_eq!(c.table, "endpoint-stage");
+        assert_eq!(c.settings, Settings::default());
+        let c =
+            FunctionConfig::from_lookup(|k| (k == "MAX_CHALLENGES_PER_PLAN").then(|| "3".into()))
+                .unwrap();
+        assert_eq!(c.settings.max_challenges_per_plan, 3);
+        assert!(
+            FunctionConfig::from_lookup(|k| (k == "CLOCK_LEEWAY_SECONDS").then(|| "-1".into()))
+                .is_err()
+        );
+        assert!(FunctionConfig::from_lookup(
+            |k| (k == "PLAN_LIFETIME_SECONDS").then(|| "soon".into())
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn replies_are_json_and_429_has_retry_after() {
+        let r = respond(error_reply(&CoreError::Throttled("busy".into())));
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(r.headers()["content-type"], "application/json");
+    }
+}
