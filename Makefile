@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test lint fmt unit test-aws bench venv clean-venv
+.PHONY: test run lint fmt unit bench venv clean-venv
 
 ## Every test: formatting, lints, unit and property tests, and the AWS adapter tests against
 ## moto_server (started and stopped by scripts/with-moto.sh).

@@ -27,11 +27,19 @@ const FORBIDDEN: &str = "The credentials are not valid for this request.";
 
 /// The key of `Authorization: <scheme> <key>`, for exactly that scheme.
 pub fn bearer<'a>(header: Option<&'a str>, scheme: &str) -> Result<&'a str, CoreError> {
-    let unauthorized = || CoreError::Unauthorized(format!("An Authorization header \"{scheme} <key>\" is required."));
+    let unauthorized = || {
+        CoreError::Unauthorized(format!(
+            "An Authorization header \"{scheme} <key>\" is required."
+        ))
+    };
     let value = header.ok_or_else(unauthorized)?;
     let (got, key) = value.split_once(' ').ok_or_else(unauthorized)?;
     let key = key.trim();
-    if got != scheme || key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if got != scheme
+        || key.is_empty()
+        || key.len() > MAX_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(unauthorized());
     }
     Ok(key)
@@ -47,11 +55,16 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
     if body.len() > crate::http::MAX_BODY {
         return Err(CoreError::PayloadTooLarge(crate::http::MAX_BODY));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|_| CoreError::BadRequest("The body is not valid JSON.".into()))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| CoreError::BadRequest("The body is not valid JSON.".into()))?;
     if !value.is_object() {
-        return Err(CoreError::BadRequest("The body must be a JSON object.".into()));
+        return Err(CoreError::BadRequest(
+            "The body must be a JSON object.".into(),
+        ));
     }
-    serde_json::from_value(value).map_err(|e| CoreError::BadRequest(format!("The body does not have the expected fields: {e}.")))
+    serde_json::from_value(value).map_err(|e| {
+        CoreError::BadRequest(format!("The body does not have the expected fields: {e}."))
+    })
 }
 
 async fn enabled_connector<D: Directory>(dir: &D, id: &str) -> Result<Connector, CoreError> {
@@ -86,8 +99,15 @@ where
         .await?
         .ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
     let connector = enabled_connector(dir, &token.connector).await?;
-    let (_, device_key) =
-        admin::enroll_device(devices, clock, rng, &connector.id, &request.device_serial, &request.device_name).await?;
+    let (_, device_key) = admin::enroll_device(
+        devices,
+        clock,
+        rng,
+        &connector.id,
+        &request.device_serial,
+        &request.device_name,
+    )
+    .await?;
     Ok(json!({"token": device_key.expose(), "expires_in": 0}))
 }
 
@@ -107,8 +127,14 @@ where
     let hash = sha256_hex(key.as_bytes());
     let now = clock.now();
     let forbidden = || CoreError::Forbidden(FORBIDDEN.into());
-    let token = devices.token_by_hash(&hash, now).await?.ok_or_else(forbidden)?;
-    let device = devices.get_device(&token.device, now).await?.ok_or_else(forbidden)?;
+    let token = devices
+        .token_by_hash(&hash, now)
+        .await?
+        .ok_or_else(forbidden)?;
+    let device = devices
+        .get_device(&token.device, now)
+        .await?
+        .ok_or_else(forbidden)?;
     let connector = enabled_connector(dir, &token.connector).await?;
     Ok((token, device, connector, hash))
 }
@@ -129,7 +155,10 @@ where
 {
     let (_, device, connector, _) = authenticate_device(dir, devices, clock, authorization).await?;
     let jwks_challenge = match connector.challenge_key {
-        Some(_) => serde_json::to_value(stage::connector_jwks(dir, signer, clock, &connector.id).await?).unwrap_or(Value::Null),
+        Some(_) => {
+            serde_json::to_value(stage::connector_jwks(dir, signer, clock, &connector.id).await?)
+                .unwrap_or(Value::Null)
+        }
         None => Value::Null,
     };
     Ok(json!({
@@ -152,10 +181,16 @@ pub fn validate_facts(body: &[u8]) -> Result<String, CoreError> {
     if body.len() > MAX_FACTS {
         return Err(CoreError::PayloadTooLarge(MAX_FACTS));
     }
-    let facts: Value = serde_json::from_slice(body).map_err(|_| CoreError::BadRequest("The facts are not valid JSON.".into()))?;
-    let serial = facts.get("hardware").and_then(|h| h.get("serial")).and_then(Value::as_str);
+    let facts: Value = serde_json::from_slice(body)
+        .map_err(|_| CoreError::BadRequest("The facts are not valid JSON.".into()))?;
+    let serial = facts
+        .get("hardware")
+        .and_then(|h| h.get("serial"))
+        .and_then(Value::as_str);
     if !facts.is_object() || serial.is_none_or(str::is_empty) {
-        return Err(CoreError::BadRequest("The facts need a non-empty string hardware.serial.".into()));
+        return Err(CoreError::BadRequest(
+            "The facts need a non-empty string hardware.serial.".into(),
+        ));
     }
     Ok(facts.to_string())
 }
@@ -204,7 +239,8 @@ where
     C: Clock,
     R: Random,
 {
-    let (token, device, connector, hash) = authenticate_device(dir, devices, env.clock, authorization).await?;
+    let (token, device, connector, hash) =
+        authenticate_device(dir, devices, env.clock, authorization).await?;
     let stage_id = connector
         .interactive_stage
         .clone()

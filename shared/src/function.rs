@@ -176,14 +176,20 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/plans/{}/executor", &["GET", "POST"]),
     ("/v1/connectors/{}/jwks.json", &["GET"]),
     ("/api/v3/endpoints/agents/connectors/enroll/", &["POST"]),
-    ("/api/v3/endpoints/agents/connectors/agent_config/", &["GET"]),
+    (
+        "/api/v3/endpoints/agents/connectors/agent_config/",
+        &["GET"],
+    ),
     ("/api/v3/endpoints/agents/connectors/check_in/", &["POST"]),
     ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
 ];
 
 /// 405 if some route serves `path` with other methods, else 404.
 pub fn unrouted(path: &str) -> (Reply, &'static str) {
-    if ROUTES.iter().any(|(template, _)| match_path(path, template).is_some()) {
+    if ROUTES
+        .iter()
+        .any(|(template, _)| match_path(path, template).is_some())
+    {
         method_not_allowed()
     } else {
         no_route()

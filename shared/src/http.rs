@@ -256,10 +256,20 @@ mod tests {
     #[test]
     fn outcomes_round_trip_through_json() {
         for o in [
-            Outcome::Challenge { jws: "a.b.c".into(), idle_timeout: 7, invalid_response: false },
-            Outcome::Challenge { jws: "a.b.c".into(), idle_timeout: 7, invalid_response: true },
+            Outcome::Challenge {
+                jws: "a.b.c".into(),
+                idle_timeout: 7,
+                invalid_response: false,
+            },
+            Outcome::Challenge {
+                jws: "a.b.c".into(),
+                idle_timeout: 7,
+                invalid_response: true,
+            },
             Outcome::Redirect { to: "/x".into() },
-            Outcome::Denied { message: "no".into() },
+            Outcome::Denied {
+                message: "no".into(),
+            },
         ] {
             assert_eq!(parse_outcome(&outcome_body(&o)), Some(o));
         }

@@ -6,8 +6,8 @@
 //! behind its own cargo feature so a function links only the clients it calls.
 
 pub mod adapters;
-pub mod agent;
 pub mod admin;
+pub mod agent;
 pub mod error;
 #[cfg(feature = "lambda")]
 pub mod function;

@@ -122,10 +122,17 @@ pub trait DeviceStore: Send + Sync {
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// Stores the device's facts snapshot for a connector, replacing the previous one.
-    fn put_facts(&self, snapshot: &FactsSnapshot) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put_facts(
+        &self,
+        snapshot: &FactsSnapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The most recent unexpired facts snapshot of the device, of any connector.
-    fn latest_facts(&self, identifier: &str, now: UnixTime) -> impl Future<Output = Result<Option<FactsSnapshot>, StoreError>> + Send;
+    fn latest_facts(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<FactsSnapshot>, StoreError>> + Send;
 
     /// Deletes the device and everything under it. `Ok(false)` if it did not exist.
     fn delete_device(

@@ -28,9 +28,14 @@ pub struct State {
 
 impl State {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the state file {}: {e} (run `endpoint-agent enroll` first)", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("the state file {} is not valid: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read the state file {}: {e} (run `endpoint-agent enroll` first)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("the state file {} is not valid: {e}", path.display()))
     }
 
     pub fn save(&self, path: &Path) -> Result<(), String> {
@@ -40,7 +45,8 @@ impl State {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
         }
         std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
@@ -65,14 +71,20 @@ impl Http {
         }
     }
 
-    fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Value), String> {
+    fn finish(
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Value), String> {
         let mut resp = resp.map_err(|e| format!("request failed: {e}"))?;
         let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().map_err(|e| format!("cannot read the answer: {e}"))?;
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("cannot read the answer: {e}"))?;
         let body = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|_| format!("the server answered {status} with a body that is not JSON"))?
+            serde_json::from_str(&text)
+                .map_err(|_| format!("the server answered {status} with a body that is not JSON"))?
         };
         Ok((status, body))
     }
@@ -85,8 +97,16 @@ impl Http {
         Self::finish(req.call())
     }
 
-    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Result<(u16, Value), String> {
-        let mut req = self.agent.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+    pub fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<(u16, Value), String> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -99,16 +119,30 @@ fn expect_ok(what: &str, (status, body): (u16, Value)) -> Result<Value, String> 
         Ok(body)
     } else {
         let msg = body.get("message").and_then(Value::as_str).unwrap_or("");
-        Err(format!("{what} failed with {status} {msg}").trim_end().to_string())
+        Err(format!("{what} failed with {status} {msg}")
+            .trim_end()
+            .to_string())
     }
 }
 
 /// `enroll/` with the enrollment token, then `agent_config/` with the new device token.
-pub fn enroll(server: &str, enrollment_token: &str, serial: &str, name: &str) -> Result<State, String> {
+pub fn enroll(
+    server: &str,
+    enrollment_token: &str,
+    serial: &str,
+    name: &str,
+) -> Result<State, String> {
     let http = Http::new(server);
     let auth = format!("Bearer {enrollment_token}");
     let body = json!({"device_serial": serial, "device_name": name});
-    let answer = expect_ok("enroll", http.post(&format!("{AGENT_PREFIX}enroll/"), &[("authorization", &auth)], &body)?)?;
+    let answer = expect_ok(
+        "enroll",
+        http.post(
+            &format!("{AGENT_PREFIX}enroll/"),
+            &[("authorization", &auth)],
+            &body,
+        )?,
+    )?;
     let token = answer
         .get("token")
         .and_then(Value::as_str)
@@ -129,10 +163,19 @@ pub fn enroll(server: &str, enrollment_token: &str, serial: &str, name: &str) ->
 pub fn refresh_config(state: &mut State, server: &str) -> Result<Value, String> {
     let http = Http::new(server);
     let auth = format!("Bearer+agent {}", state.token);
-    let config = expect_ok("agent_config", http.get(&format!("{AGENT_PREFIX}agent_config/"), &[("authorization", &auth)])?)?;
+    let config = expect_ok(
+        "agent_config",
+        http.get(
+            &format!("{AGENT_PREFIX}agent_config/"),
+            &[("authorization", &auth)],
+        )?,
+    )?;
     state.jwks_challenge = match config.get("jwks_challenge") {
         Some(Value::Null) | None => None,
-        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| format!("jwks_challenge is not a JWKS: {e}"))?),
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| format!("jwks_challenge is not a JWKS: {e}"))?,
+        ),
     };
     Ok(config)
 }
@@ -147,17 +190,32 @@ fn coordinate(jwk: &Jwk, v: &Option<String>) -> Result<Vec<u8>, String> {
 /// key's `alg` equal to the header's, the signature, and `exp` (60 s leeway). Returns the claims.
 pub fn verify_challenge(jws: &str, jwks: &Jwks, now: i64) -> Result<ChallengeClaims, String> {
     let mut parts = jws.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err("the challenge is not a compact JWS".into());
     };
     let header: Value = b64url_decode(h)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or("the challenge header is not JSON")?;
-    let kid = header.get("kid").and_then(Value::as_str).ok_or("the challenge has no kid")?;
-    let alg = header.get("alg").and_then(Value::as_str).ok_or("the challenge has no alg")?;
-    let jwk = jwks.keys.iter().find(|k| k.kid == kid).ok_or_else(|| format!("no published key has kid {kid}"))?;
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or("the challenge has no kid")?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or("the challenge has no alg")?;
+    let jwk = jwks
+        .keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| format!("no published key has kid {kid}"))?;
     if jwk.alg != alg {
-        return Err(format!("the challenge says {alg} but key {kid} is {}", jwk.alg));
+        return Err(format!(
+            "the challenge says {alg} but key {kid} is {}",
+            jwk.alg
+        ));
     }
     let sig = b64url_decode(s).ok_or("the challenge signature is not base64url")?;
     let message = format!("{h}.{c}");
@@ -168,15 +226,27 @@ pub fn verify_challenge(jws: &str, jwks: &Jwks, now: i64) -> Result<ChallengeCla
                 "ES384" => &signature::ECDSA_P384_SHA384_FIXED,
                 _ => &signature::ECDSA_P521_SHA512_FIXED,
             };
-            let point = [vec![4u8], coordinate(jwk, &jwk.x)?, coordinate(jwk, &jwk.y)?].concat();
-            UnparsedPublicKey::new(algorithm, point).verify(message.as_bytes(), &sig).is_ok()
+            let point = [
+                vec![4u8],
+                coordinate(jwk, &jwk.x)?,
+                coordinate(jwk, &jwk.y)?,
+            ]
+            .concat();
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(message.as_bytes(), &sig)
+                .is_ok()
         }
         "RS256" => {
             let key = RsaPublicKeyComponents {
                 n: coordinate(jwk, &jwk.n)?,
                 e: coordinate(jwk, &jwk.e)?,
             };
-            key.verify(&signature::RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &sig).is_ok()
+            key.verify(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                message.as_bytes(),
+                &sig,
+            )
+            .is_ok()
         }
         other => return Err(format!("unsupported challenge alg {other}")),
     };
@@ -193,22 +263,42 @@ pub fn verify_challenge(jws: &str, jwks: &Jwks, now: i64) -> Result<ChallengeCla
 }
 
 /// Verifies `challenge` (refreshing the keys once if its kid is unknown) and signs the response.
-pub fn respond(state: &mut State, server: &str, challenge: &str, now: i64) -> Result<String, String> {
+pub fn respond(
+    state: &mut State,
+    server: &str,
+    challenge: &str,
+    now: i64,
+) -> Result<String, String> {
     let verified = match &state.jwks_challenge {
         Some(jwks) => verify_challenge(challenge, jwks, now),
         None => Err("no challenge keys yet".into()),
     };
     if let Err(first) = verified {
         refresh_config(state, server)?;
-        let jwks = state.jwks_challenge.as_ref().ok_or("the connector publishes no challenge key")?;
-        verify_challenge(challenge, jwks, now).map_err(|e| if e == first { e } else { format!("{e} (before refresh: {first})") })?;
+        let jwks = state
+            .jwks_challenge
+            .as_ref()
+            .ok_or("the connector publishes no challenge key")?;
+        verify_challenge(challenge, jwks, now).map_err(|e| {
+            if e == first {
+                e
+            } else {
+                format!("{e} (before refresh: {first})")
+            }
+        })?;
     }
     Ok(sign_response(&state.serial, &state.token, challenge, now))
 }
 
 /// The whole browser + agent side of one plan: GET the executor, answer each challenge, POST,
 /// until a final outcome (at most `max_rounds` challenges). Returns the final outcome JSON.
-pub fn login(state: &mut State, server: &str, plan: &str, now: impl Fn() -> i64, max_rounds: usize) -> Result<Value, String> {
+pub fn login(
+    state: &mut State,
+    server: &str,
+    plan: &str,
+    now: impl Fn() -> i64,
+    max_rounds: usize,
+) -> Result<Value, String> {
     let http = Http::new(server);
     let executor = format!("/v1/plans/{plan}/executor");
     let mut outcome = expect_ok("GET executor", http.get(&executor, &[])?)?;

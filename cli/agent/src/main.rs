@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use endpoint_agent::{enroll, login, now, respond, State};
 
 #[derive(Parser)]
-#[command(name = "endpoint-agent", version, about = "Simulate an enrolled device: enroll, answer challenges, log in")]
+#[command(
+    name = "endpoint-agent",
+    version,
+    about = "Simulate an enrolled device: enroll, answer challenges, log in"
+)]
 struct Args {
     /// The state file holding the device token (written 0600).
     #[arg(long, global = true, default_value = "./.endpoint-agent.json")]
@@ -47,10 +51,18 @@ enum Command {
 
 fn run(args: Args) -> Result<String, String> {
     match args.command {
-        Command::Enroll { server, token, serial, name } => {
+        Command::Enroll {
+            server,
+            token,
+            serial,
+            name,
+        } => {
             let state = enroll(&server, &token, &serial, &name)?;
             state.save(&args.state)?;
-            Ok(format!("enrolled {serial}; state in {}", args.state.display()))
+            Ok(format!(
+                "enrolled {serial}; state in {}",
+                args.state.display()
+            ))
         }
         Command::Respond { server, challenge } => {
             let mut state = State::load(&args.state)?;

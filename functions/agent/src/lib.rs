@@ -40,16 +40,32 @@ where
             Ok(match call {
                 "enroll/" => {
                     let body = function::body(&req)?;
-                    (Reply::ok(agent::enroll(s, s, s, clock, rng, auth, body).await?), "enrolled")
+                    (
+                        Reply::ok(agent::enroll(s, s, s, clock, rng, auth, body).await?),
+                        "enrolled",
+                    )
                 }
-                "agent_config/" => (Reply::ok(agent::agent_config(s, s, &self.signer, clock, auth).await?), "config"),
+                "agent_config/" => (
+                    Reply::ok(agent::agent_config(s, s, &self.signer, clock, auth).await?),
+                    "config",
+                ),
                 "check_in/" => {
                     agent::check_in(s, s, clock, auth, req_body(&req)).await?;
-                    (Reply { status: 204, body: Value::Null, retry_after: None }, "checked_in")
+                    (
+                        Reply {
+                            status: 204,
+                            body: Value::Null,
+                            retry_after: None,
+                        },
+                        "checked_in",
+                    )
                 }
                 _ => {
                     let url = &self.base.config.public_base_url;
-                    (Reply::ok(agent::auth_ia(s, s, s, &self.base.env(), url, auth).await?), "auth_ia")
+                    (
+                        Reply::ok(agent::auth_ia(s, s, s, &self.base.env(), url, auth).await?),
+                        "auth_ia",
+                    )
                 }
             })
         }

@@ -6,7 +6,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
     let aws = load_config().await;
-    let (store, signer) = (DynamoStore::from_config(&aws, &base.config.table), KmsSigner::from_config(&aws));
-    let app = fn_agent::App { base, store, signer };
+    let (store, signer) = (
+        DynamoStore::from_config(&aws, &base.config.table),
+        KmsSigner::from_config(&aws),
+    );
+    let app = fn_agent::App {
+        base,
+        store,
+        signer,
+    };
     serve("agent", |req| app.handle(req)).await
 }

@@ -23,7 +23,16 @@ impl<S: PlanStore + DeviceStore, K: ChallengeSigner> App<S, K> {
             return function::method_not_allowed();
         }
         let dth = function::header(&req, DTH_HEADER);
-        match stage::executor_get(&self.store, &self.store, &self.signer, &self.base.env(), v[0], dth).await {
+        match stage::executor_get(
+            &self.store,
+            &self.store,
+            &self.signer,
+            &self.base.env(),
+            v[0],
+            dth,
+        )
+        .await
+        {
             Ok(outcome) => (Reply::ok(outcome_body(&outcome)), outcome.label()),
             Err(e) => failed(&e),
         }

@@ -21,7 +21,15 @@ impl<S: PlanStore + Directory> App<S> {
             }
             let created = async {
                 let (stage, redirect) = parse_plan_request(function::body(&req)?)?;
-                stage::create_plan(&self.store, &self.store, &self.base.env(), &stage, redirect.as_deref(), None).await
+                stage::create_plan(
+                    &self.store,
+                    &self.store,
+                    &self.base.env(),
+                    &stage,
+                    redirect.as_deref(),
+                    None,
+                )
+                .await
             };
             return match created.await {
                 Ok(c) => (Reply::created(plan_created_body(&c)), "created"),

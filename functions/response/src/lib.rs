@@ -29,7 +29,15 @@ impl<S: PlanStore + DeviceStore, M: ChallengeMinter> App<S, M> {
         }
         let outcome = async {
             let response = parse_executor_request(function::body(&req)?)?;
-            stage::executor_post(&self.store, &self.store, &self.minter, &self.base.env(), v[0], response.as_deref()).await
+            stage::executor_post(
+                &self.store,
+                &self.store,
+                &self.minter,
+                &self.base.env(),
+                v[0],
+                response.as_deref(),
+            )
+            .await
         };
         match outcome.await {
             Ok(outcome) => (Reply::ok(outcome_body(&outcome)), outcome.label()),
@@ -73,15 +81,27 @@ pub fn executor_get_event(plan_id: &str) -> Value {
 
 /// Reads the challenge function's API Gateway response into an outcome or a core error.
 pub fn read_invoke_payload(payload: &[u8]) -> Result<Outcome, CoreError> {
-    let unavailable = || CoreError::Unavailable("The challenge service answered unexpectedly; try again shortly.".into());
+    let unavailable = || {
+        CoreError::Unavailable(
+            "The challenge service answered unexpectedly; try again shortly.".into(),
+        )
+    };
     let response: Value = serde_json::from_slice(payload).map_err(|_| unavailable())?;
-    let status = response.get("statusCode").and_then(Value::as_u64).ok_or_else(unavailable)?;
+    let status = response
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .ok_or_else(unavailable)?;
     let body: Value = response
         .get("body")
         .and_then(Value::as_str)
         .and_then(|b| serde_json::from_str(b).ok())
         .ok_or_else(unavailable)?;
-    let message = || body.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+    let message = || {
+        body.get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     match status {
         200 => parse_outcome(&body).ok_or_else(unavailable),
         404 => Err(CoreError::NotFound("plan".into())),
@@ -93,7 +113,8 @@ pub fn read_invoke_payload(payload: &[u8]) -> Result<Outcome, CoreError> {
 
 impl ChallengeMinter for InvokeMinter {
     async fn new_challenge(&self, plan_id: &str) -> Result<Outcome, CoreError> {
-        let payload = serde_json::to_vec(&executor_get_event(plan_id)).map_err(|_| CoreError::Conflict)?;
+        let payload =
+            serde_json::to_vec(&executor_get_event(plan_id)).map_err(|_| CoreError::Conflict)?;
         let out = self
             .client
             .invoke()
@@ -105,15 +126,19 @@ impl ChallengeMinter for InvokeMinter {
                 let why = endpoint_core::adapters::aws::classify(&e);
                 tracing::warn!(failure = ?why, "invoking the challenge function failed");
                 match why {
-                    endpoint_core::adapters::aws::Failure::Throttled => {
-                        CoreError::Throttled("The challenge service is busy; try again shortly.".into())
-                    }
-                    _ => CoreError::Unavailable("The challenge service is unavailable; try again shortly.".into()),
+                    endpoint_core::adapters::aws::Failure::Throttled => CoreError::Throttled(
+                        "The challenge service is busy; try again shortly.".into(),
+                    ),
+                    _ => CoreError::Unavailable(
+                        "The challenge service is unavailable; try again shortly.".into(),
+                    ),
                 }
             })?;
         if out.function_error().is_some() {
             tracing::warn!("the challenge function failed");
-            return Err(CoreError::Unavailable("The challenge service failed; try again shortly.".into()));
+            return Err(CoreError::Unavailable(
+                "The challenge service failed; try again shortly.".into(),
+            ));
         }
         read_invoke_payload(out.payload().map(|p| p.as_ref()).unwrap_or_default())
     }
@@ -128,11 +153,21 @@ mod tests {
         let ok = json!({"statusCode": 200, "body": json!({"component": "ak-stage-endpoint-agent", "challenge": "a.b.c", "challenge_idle_timeout": 5}).to_string()});
         assert_eq!(
             read_invoke_payload(ok.to_string().as_bytes()),
-            Ok(Outcome::Challenge { jws: "a.b.c".into(), idle_timeout: 5, invalid_response: false })
+            Ok(Outcome::Challenge {
+                jws: "a.b.c".into(),
+                idle_timeout: 5,
+                invalid_response: false
+            })
         );
         let nf = json!({"statusCode": 404, "body": "{\"error\":\"not_found\",\"message\":\"x\"}"});
-        assert_eq!(read_invoke_payload(nf.to_string().as_bytes()), Err(CoreError::NotFound("plan".into())));
-        assert!(matches!(read_invoke_payload(b"garbage"), Err(CoreError::Unavailable(_))));
+        assert_eq!(
+            read_invoke_payload(nf.to_string().as_bytes()),
+            Err(CoreError::NotFound("plan".into()))
+        );
+        assert!(matches!(
+            read_invoke_payload(b"garbage"),
+            Err(CoreError::Unavailable(_))
+        ));
     }
 
     #[test]

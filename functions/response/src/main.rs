@@ -8,7 +8,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     let base = Base::from_env()?;
     let aws = load_config().await;
     let store = DynamoStore::from_config(&aws, &base.config.table);
-    let minter = InvokeMinter { client: aws_sdk_lambda::Client::new(&aws), function: base.config.challenge_function.clone() };
-    let app = App { base, store, minter };
+    let minter = InvokeMinter {
+        client: aws_sdk_lambda::Client::new(&aws),
+        function: base.config.challenge_function.clone(),
+    };
+    let app = App {
+        base,
+        store,
+        minter,
+    };
     serve("response", |req| app.handle(req)).await
 }

@@ -934,7 +934,10 @@ impl DeviceStore for DynamoStore {
     }
 
     async fn put_facts(&self, f: &FactsSnapshot) -> Result<(), StoreError> {
-        let mut item = key(format!("FACTS#{}", f.device), format!("SNAPSHOT#{}", f.connector));
+        let mut item = key(
+            format!("FACTS#{}", f.device),
+            format!("SNAPSHOT#{}", f.connector),
+        );
         item.insert("device".into(), s(&f.device));
         item.insert("connector".into(), s(&f.connector));
         item.insert("facts".into(), s(&f.facts));
@@ -943,9 +946,16 @@ impl DeviceStore for DynamoStore {
         self.put("PutItem facts", item).await
     }
 
-    async fn latest_facts(&self, identifier: &str, now: UnixTime) -> Result<Option<FactsSnapshot>, StoreError> {
+    async fn latest_facts(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<FactsSnapshot>, StoreError> {
         let mut latest: Option<FactsSnapshot> = None;
-        for item in self.partition("Query facts", &format!("FACTS#{identifier}")).await? {
+        for item in self
+            .partition("Query facts", &format!("FACTS#{identifier}"))
+            .await?
+        {
             let f = FactsSnapshot {
                 device: get_s(&item, "device")?,
                 connector: get_s(&item, "connector")?,
@@ -968,7 +978,8 @@ impl DeviceStore for DynamoStore {
             .iter()
             .map(|i| self.delete_action(key(facts_pk.clone(), sk_of(i))))
             .collect::<Result<_, _>>()?;
-        self.transact("TransactWriteItems delete facts", facts).await?;
+        self.transact("TransactWriteItems delete facts", facts)
+            .await?;
         let pk = device_pk(identifier);
         let items = self.partition("Query device (delete)", &pk).await?;
         let existed = items.iter().any(|i| sk_of(i) == "DEVICE");

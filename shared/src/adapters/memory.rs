@@ -339,7 +339,11 @@ impl DeviceStore for MemoryStore {
         Ok(())
     }
 
-    async fn latest_facts(&self, identifier: &str, now: UnixTime) -> Result<Option<FactsSnapshot>, StoreError> {
+    async fn latest_facts(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<FactsSnapshot>, StoreError> {
         let g = self.lock()?;
         Ok(g.facts
             .values()

@@ -1,0 +1,161 @@
+//! Helpers of the end-to-end suite. It runs inside `scripts/stack.sh test` (that is, `make
+//! test`), which exports ENDPOINT_API (the functions under `cargo lambda watch`) and the AWS
+//! variables of the moto_server behind them; setup data goes in through the core's admin
+//! operations on the same table, every request of the product goes over real HTTP.
+
+use endpoint_agent::Http;
+use endpoint_core::adapters::aws::load_config;
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::adapters::local_signer::KeySpec;
+use endpoint_core::admin::{self, NewConnector};
+use endpoint_core::model::{Connector, StageMode};
+use endpoint_core::ports::{Directory, SystemClock, SystemRandom};
+use serde_json::{json, Value};
+
+pub use endpoint_agent::{now, State};
+
+pub struct Stack {
+    pub api: String,
+    pub http: Http,
+    pub store: DynamoStore,
+    pub signer: KmsSigner,
+}
+
+/// A connector and a stage on it.
+pub struct Setup {
+    pub connector: String,
+    pub stage: String,
+    pub key: Option<String>,
+}
+
+impl Stack {
+    pub async fn connect() -> Self {
+        let api = std::env::var("ENDPOINT_API")
+            .expect("ENDPOINT_API is not set: run the end-to-end tests through `make test` (scripts/stack.sh)");
+        let config = load_config().await;
+        let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
+        Stack {
+            http: Http::new(&api),
+            api,
+            store: DynamoStore::from_config(&config, table),
+            signer: KmsSigner::from_config(&config),
+        }
+    }
+
+    /// A KMS key, a connector (with or without that key; enabled or not), a stage of `mode`.
+    /// Written through the store so that configurations `endpoint-admin` refuses can be tested.
+    pub async fn setup(&self, mode: StageMode, with_key: bool, enabled: bool) -> Setup {
+        let key = if with_key {
+            Some(
+                self.signer
+                    .create_key(KeySpec::EccNistP256, "e2e")
+                    .await
+                    .unwrap(),
+            )
+        } else {
+            None
+        };
+        let mut c: Connector = admin::create_connector(
+            &self.store,
+            &SystemRandom,
+            NewConnector {
+                name: "e2e".into(),
+                challenge_key: key.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        c.enabled = enabled;
+        self.store.put_connector(&c).await.unwrap();
+        let stage = endpoint_core::model::Stage {
+            id: endpoint_core::protocol::random_id(&SystemRandom, 12),
+            connector: c.id.clone(),
+            mode,
+        };
+        self.store.put_stage(&stage).await.unwrap();
+        Setup {
+            connector: c.id,
+            stage: stage.id,
+            key,
+        }
+    }
+
+    /// An enrollment token key for the connector.
+    pub async fn enrollment_token(&self, connector: &str, lifetime: Option<i64>) -> String {
+        let (_, key) = admin::create_enrollment_token(
+            &self.store,
+            &self.store,
+            &SystemClock,
+            &SystemRandom,
+            connector,
+            "e2e",
+            lifetime,
+        )
+        .await
+        .unwrap();
+        key.expose().to_string()
+    }
+
+    /// Enrolls a device through the agent API, as `endpoint-agent enroll` does.
+    pub async fn enrolled(&self, connector: &str, serial: &str) -> State {
+        let token = self.enrollment_token(connector, None).await;
+        endpoint_agent::enroll(&self.api, &token, serial, &format!("host-{serial}")).unwrap()
+    }
+
+    pub fn create_plan(&self, stage: &str) -> String {
+        let (status, body) = self
+            .http
+            .post(
+                "/v1/plans",
+                &[],
+                &json!({"stage": stage, "redirect": "/next"}),
+            )
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        body["plan"].as_str().unwrap().to_string()
+    }
+
+    pub fn get_executor(&self, plan: &str) -> (u16, Value) {
+        self.http
+            .get(&format!("/v1/plans/{plan}/executor"), &[])
+            .unwrap()
+    }
+
+    pub fn post_executor(&self, plan: &str, response: Option<&str>) -> (u16, Value) {
+        let body = json!({"component": "ak-stage-endpoint-agent", "response": response});
+        self.http
+            .post(&format!("/v1/plans/{plan}/executor"), &[], &body)
+            .unwrap()
+    }
+
+    /// GETs the executor and returns the challenge JWS.
+    pub fn challenge(&self, plan: &str) -> String {
+        let (status, body) = self.get_executor(plan);
+        assert_eq!(status, 200);
+        assert_eq!(body["component"], "ak-stage-endpoint-agent", "{body}");
+        body["challenge"].as_str().unwrap().to_string()
+    }
+
+    pub fn plan(&self, plan: &str) -> Value {
+        let (status, body) = self.http.get(&format!("/v1/plans/{plan}"), &[]).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+pub fn redirect() -> Value {
+    json!({"component": "xak-flow-redirect", "to": "/next"})
+}
+
+pub fn denied(message: &str) -> Value {
+    json!({"component": "ak-stage-access-denied", "error_message": message})
+}
+
+pub fn is_retry(body: &Value) -> bool {
+    body["component"] == "ak-stage-endpoint-agent"
+        && body["challenge"].is_string()
+        && body["response_errors"]
+            == json!({"response": [{"string": "Invalid challenge response", "code": "invalid"}]})
+}
