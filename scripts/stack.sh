@@ -84,6 +84,7 @@ echo "stack.sh: functions on $ENDPOINT_API (log: $watch_log)" >&2
 
 if [ "$mode" = test ]; then
   export STACK_WATCH_LOG="$watch_log"
+  export STACK_ADMIN="$admin"
   unset CARGO_TARGET_DIR
   set +e
   "$@"

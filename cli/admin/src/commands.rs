@@ -255,6 +255,16 @@ async fn device(
                 .collect();
             let mut json = device_json(&d.device);
             json["tokens"] = Value::Array(tokens);
+            // The latest facts snapshot the device reported through check_in/.
+            json["facts"] = match store.latest_facts(serial, now).await.map_err(err)? {
+                Some(f) => json!({
+                    "connector": f.connector,
+                    "created_at": f.created_at,
+                    "expires_at": f.expires_at,
+                    "facts": serde_json::from_str::<Value>(&f.facts).unwrap_or(Value::Null),
+                }),
+                None => Value::Null,
+            };
             Ok(Output {
                 plain: serde_json::to_string_pretty(&json).unwrap_or_default(),
                 json,

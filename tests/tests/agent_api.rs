@@ -1,0 +1,341 @@
+//! The agent API over real HTTP, case by case as the reference suite, plus our improvements.
+
+use endpoint_core::model::*;
+use endpoint_core::ports::{DeviceStore, EnrollmentStore};
+use endpoint_core::protocol::device_token_hash;
+use endpoint_e2e::*;
+use serde_json::{json, Value};
+
+const P: &str = "/api/v3/endpoints/agents/connectors/";
+
+fn enroll(s: &Stack, key: &str, serial: &str) -> (u16, Value) {
+    s.http
+        .post(
+            &format!("{P}enroll/"),
+            &[("authorization", &format!("Bearer {key}"))],
+            &json!({"device_serial": serial, "device_name": format!("host-{serial}")}),
+        )
+        .unwrap()
+}
+
+fn config(s: &Stack, token: &str) -> (u16, Value) {
+    s.http
+        .get(
+            &format!("{P}agent_config/"),
+            &[("authorization", &format!("Bearer+agent {token}"))],
+        )
+        .unwrap()
+}
+
+fn check_in(s: &Stack, token: &str, facts: &Value) -> (u16, Value) {
+    s.http
+        .post(
+            &format!("{P}check_in/"),
+            &[("authorization", &format!("Bearer+agent {token}"))],
+            facts,
+        )
+        .unwrap()
+}
+
+fn serial(tag: &str) -> String {
+    format!(
+        "E2E-{tag}-{}",
+        endpoint_core::protocol::random_alnum(&endpoint_core::ports::SystemRandom, 6)
+    )
+}
+
+#[tokio::test]
+async fn enroll_config_and_re_enroll() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let key = s.enrollment_token(&setup.connector, Some(3600)).await;
+    let sn = serial("ENROLL");
+    let (status, body) = enroll(&s, &key, &sn);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 0);
+    let first = body["token"].as_str().unwrap().to_string();
+    assert_eq!(first.len(), 128);
+    assert!(first.bytes().all(|b| b.is_ascii_graphic()));
+
+    let (status, cfg) = config(&s, &first);
+    assert_eq!(status, 200, "{cfg}");
+    assert_eq!(cfg["device_id"], sn.as_str());
+    assert_eq!(cfg["refresh_interval"], 1800);
+    let (_, jwks) = s
+        .http
+        .get(
+            &format!("/v1/connectors/{}/jwks.json", setup.connector),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        cfg["jwks_challenge"], jwks,
+        "the same JWKS as the public route"
+    );
+    for field in [
+        "authorization_flow",
+        "nss_uid_offset",
+        "nss_gid_offset",
+        "auth_terminate_session_on_expiry",
+    ] {
+        assert!(cfg.get(field).is_some(), "{field}");
+    }
+
+    // Re-enrollment: a new token, the old one is gone, exactly one token left.
+    let (_, body) = enroll(&s, &key, &sn);
+    let second = body["token"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    assert_eq!(config(&s, &first).0, 403);
+    assert_eq!(config(&s, &second).0, 200);
+    let d = s
+        .store
+        .device_with_tokens(&sn, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.tokens.len(), 1);
+}
+
+#[tokio::test]
+async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens() {
+    let s = Stack::connect().await;
+    let off = s.setup(StageMode::Optional, true, false).await;
+    let key = s.enrollment_token(&off.connector, None).await;
+    let sn = serial("OFF");
+    assert_eq!(enroll(&s, &key, &sn).0, 403);
+    assert!(
+        s.store.get_device(&sn, now()).await.unwrap().is_none(),
+        "nothing written"
+    );
+
+    let on = s.setup(StageMode::Optional, true, true).await;
+    let expired_key = format!("expired-{}", serial("K"));
+    s.store
+        .put_enrollment_token(&EnrollmentToken {
+            id: "expired".into(),
+            key_sha256: endpoint_core::protocol::sha256_hex(expired_key.as_bytes()),
+            connector: on.connector.clone(),
+            name: "old".into(),
+            expires_at: Some(now() - 1),
+        })
+        .await
+        .unwrap();
+    let sn = serial("EXPIRED");
+    assert_eq!(enroll(&s, &expired_key, &sn).0, 403);
+    assert!(
+        s.store.get_device(&sn, now()).await.unwrap().is_none(),
+        "no device created"
+    );
+    assert_eq!(enroll(&s, "no-such-token", &sn).0, 403);
+
+    // Auth scheme and header problems are 401; a bad body is 400.
+    let key = s.enrollment_token(&on.connector, None).await;
+    let body = json!({"device_serial": "X", "device_name": "Y"});
+    for headers in [
+        vec![],
+        vec![("authorization", format!("Bearer+agent {key}"))],
+        vec![("authorization", format!("Basic {key}"))],
+        vec![("authorization", "Bearer".to_string())],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, out) = s.http.post(&format!("{P}enroll/"), &h, &body).unwrap();
+        assert_eq!(
+            (status, out["error"].as_str()),
+            (401, Some("unauthorized")),
+            "{headers:?}"
+        );
+    }
+    let (status, out) = s
+        .http
+        .post(
+            &format!("{P}enroll/"),
+            &[("authorization", &format!("Bearer {key}"))],
+            &json!({"device_serial": 5}),
+        )
+        .unwrap();
+    assert_eq!((status, out["error"].as_str()), (400, Some("bad_request")));
+}
+
+#[tokio::test]
+async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Optional, true, true).await;
+    let device = s.enrolled(&setup.connector, &serial("CFG")).await;
+
+    // Disabled connector.
+    let mut c = endpoint_core::ports::Directory::get_connector(&s.store, &setup.connector)
+        .await
+        .unwrap()
+        .unwrap();
+    c.enabled = false;
+    endpoint_core::ports::Directory::put_connector(&s.store, &c)
+        .await
+        .unwrap();
+    assert_eq!(config(&s, &device.token).0, 403);
+    assert_eq!(
+        check_in(
+            &s,
+            &device.token,
+            &json!({"hardware": {"serial": device.serial}})
+        )
+        .0,
+        403
+    );
+
+    // Expired device token; expired device.
+    let on = s.setup(StageMode::Optional, true, true).await;
+    let sn = serial("EXP");
+    let now = now();
+    let dev = |expires_at| Device {
+        identifier: sn.clone(),
+        name: "h".into(),
+        created_at: now,
+        expires_at,
+    };
+    let tok = |key: &str, expires_at| DeviceToken {
+        id: key.into(),
+        device: sn.clone(),
+        connector: on.connector.clone(),
+        key: endpoint_core::secret::Secret::new(key),
+        created_at: now,
+        expires_at,
+    };
+    s.store
+        .enroll(&dev(None), &tok("expired-token-key", Some(now - 1)))
+        .await
+        .unwrap();
+    assert_eq!(config(&s, "expired-token-key").0, 403);
+    assert_eq!(
+        check_in(
+            &s,
+            "expired-token-key",
+            &json!({"hardware": {"serial": sn}})
+        )
+        .0,
+        403
+    );
+    s.store
+        .enroll(&dev(Some(now - 1)), &tok("live-token-key", None))
+        .await
+        .unwrap();
+    assert_eq!(config(&s, "live-token-key").0, 403, "expired device");
+    assert_eq!(
+        check_in(&s, "live-token-key", &json!({"hardware": {"serial": sn}})).0,
+        403
+    );
+    assert_eq!(config(&s, "unknown").0, 403);
+    let (status, _) = s.http.get(&format!("{P}agent_config/"), &[]).unwrap();
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn check_in_stores_a_snapshot_visible_through_the_admin_cli() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Optional, true, true).await;
+    let device = s.enrolled(&setup.connector, &serial("FACTS")).await;
+    let facts =
+        json!({"hardware": {"serial": device.serial, "model": "e2e"}, "os": {"name": "linux"}});
+    assert_eq!(check_in(&s, &device.token, &facts), (204, Value::Null));
+
+    let admin = std::env::var("STACK_ADMIN")
+        .expect("run through make test (scripts/stack.sh exports STACK_ADMIN)");
+    let out = std::process::Command::new(admin)
+        .args(["device", "show", &device.serial, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["facts"]["facts"], facts);
+    assert_eq!(shown["facts"]["connector"], setup.connector.as_str());
+    assert_eq!(
+        shown["facts"]["expires_at"].as_i64().unwrap()
+            - shown["facts"]["created_at"].as_i64().unwrap(),
+        86_400
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&device.token));
+
+    // Bad facts.
+    let (status, body) = check_in(&s, &device.token, &json!({"hardware": {}}));
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    let (status, _) = check_in(&s, &device.token, &json!([1, 2]));
+    assert_eq!(status, 400);
+    let big = json!({"hardware": {"serial": "x"}, "software": "a".repeat(70 * 1024)});
+    let (status, body) = check_in(&s, &device.token, &big);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+}
+
+#[tokio::test]
+async fn interactive_auth_and_the_dth_path() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let mut c = endpoint_core::ports::Directory::get_connector(&s.store, &setup.connector)
+        .await
+        .unwrap()
+        .unwrap();
+    c.interactive_stage = Some(setup.stage.clone());
+    endpoint_core::ports::Directory::put_connector(&s.store, &c)
+        .await
+        .unwrap();
+    let device = s.enrolled(&setup.connector, &serial("IA")).await;
+    let auth = [("authorization", format!("Bearer+agent {}", device.token))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ia = || {
+        let (status, body) = s
+            .http
+            .post(&format!("{P}auth_ia/"), &auth, &json!({}))
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let url = body["url"].as_str().unwrap().to_string();
+        assert!(
+            url.starts_with(&s.api) && url.ends_with("/executor"),
+            "{url}"
+        );
+        url.trim_start_matches(&s.api).to_string()
+    };
+    let dth = device_token_hash(&device.token);
+
+    // Matching DTH: passes with the device, no challenge minted.
+    let path = ia();
+    let (status, out) = s
+        .http
+        .get(&path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
+        .unwrap();
+    assert_eq!(
+        (status, out["component"].as_str()),
+        (200, Some("xak-flow-redirect"))
+    );
+    let plan = path.split('/').nth(3).unwrap();
+    assert_eq!(s.plan(plan)["device"]["identifier"], device.serial.as_str());
+
+    // Wrong DTH: denied.
+    let path = ia();
+    let (_, out) = s
+        .http
+        .get(&path, &[("X-Authentik-Platform-Auth-DTH", &"0".repeat(64))])
+        .unwrap();
+    assert_eq!(out, denied("Invalid device token"));
+
+    // No DTH: the normal challenge.
+    let path = ia();
+    let (_, out) = s.http.get(&path, &[]).unwrap();
+    assert_eq!(out["component"], "ak-stage-endpoint-agent");
+
+    // Our improvement: a revoked token's DTH no longer passes.
+    let path = ia();
+    s.store
+        .revoke_tokens(&device.serial, &setup.connector)
+        .await
+        .unwrap();
+    let (_, out) = s
+        .http
+        .get(&path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
+        .unwrap();
+    assert_eq!(out, denied("Invalid device token"));
+}
