@@ -1,20 +1,31 @@
 # endpoint-stage. Two commands on a fresh machine: `make run` and `make test`.
-# Everything else they need (a repo-local Python venv with moto) is installed on first use.
+# Everything else they need (a repo-local Python venv with moto, cargo-lambda, zig, cfn-lint
+# and SAM) is installed on first use by scripts/venv.sh.
 
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test run lint fmt unit bench venv clean-venv
+.PHONY: test run lint fmt unit bench sizes venv clean-venv
 
-## Every test: formatting, lints, unit and property tests, and the AWS adapter tests against
-## moto_server (started and stopped by scripts/with-moto.sh).
+## Every test: formatting, lints, template checks, unit and property tests, the AWS adapters
+## and CLIs against moto_server, and the end-to-end suite over real HTTP against
+## `cargo lambda watch` (scripts/stack.sh starts moto and the functions and stops them after).
 test: lint
-	scripts/with-moto.sh -- $(CARGO) test --workspace --all-features --locked
+	scripts/stack.sh test -- $(CARGO) test --workspace --all-features --locked
 
-## cargo fmt --check and clippy with warnings as errors, on every target.
-lint:
+## The whole stack locally, with a demo key, connector, stage and enrollment token printed.
+run:
+	scripts/stack.sh run
+
+## cargo fmt --check and clippy with warnings as errors, on every target; the SAM template
+## (cfn-lint, sam validate --lint) and the routes of openapi.yaml, template.yaml and the local
+## router checked against each other.
+lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
+	.venv/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1
+	.venv/bin/python scripts/check-api.py
 
 fmt:
 	$(CARGO) fmt --all
@@ -26,6 +37,13 @@ unit:
 ## Criterion benchmarks of the core (medians go in the README's performance table).
 bench:
 	$(CARGO) bench -p endpoint-core --bench core --locked
+
+## The release bootstraps for Lambda (arm64), and their sizes (the README's size table).
+sizes: venv
+	PATH="$(CURDIR)/.venv/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-build" \
+	  $(CARGO) lambda build --release --arm64 --bin plans --bin challenge --bin response --bin jwks --bin agent --bin fallback
+	@for f in plans challenge response jwks agent fallback; do \
+	  printf '%-10s %s bytes\n' "$$f" "$$(stat -c %s target/lambda-build/lambda/$$f/bootstrap)"; done
 
 venv:
 	scripts/venv.sh

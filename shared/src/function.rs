@@ -20,8 +20,9 @@ pub struct FunctionConfig {
     pub table: String,
     /// `PLAN_LIFETIME_SECONDS` (900), `CLOCK_LEEWAY_SECONDS` (30), `MAX_CHALLENGES_PER_PLAN` (10).
     pub settings: Settings,
-    /// `PUBLIC_BASE_URL`: where browsers reach the API (for URLs handed to agents).
-    pub public_base_url: String,
+    /// `PUBLIC_BASE_URL`: where browsers reach the API (for URLs handed to agents); without
+    /// it, `https://` and the request's `Host`.
+    pub public_base_url: Option<String>,
     /// `CHALLENGE_FUNCTION_NAME`: the function the response validator asks for a new challenge.
     pub challenge_function: String,
 }
@@ -59,8 +60,8 @@ impl FunctionConfig {
                 )? as u32,
             },
             public_base_url: get("PUBLIC_BASE_URL")
-                .map(|u| u.trim_end_matches('/').to_string())
-                .unwrap_or_else(|| "http://127.0.0.1:9000".into()),
+                .filter(|u| !u.is_empty())
+                .map(|u| u.trim_end_matches('/').to_string()),
             challenge_function: get("CHALLENGE_FUNCTION_NAME")
                 .unwrap_or_else(|| "challenge".into()),
         })
@@ -147,6 +148,19 @@ pub fn match_path<'a>(path: &'a str, template: &str) -> Option<Vec<&'a str>> {
         }
     }
     got.next().is_none().then_some(values)
+}
+
+/// The API's public base URL: the configured one, else `https://<Host>` of the request.
+pub fn public_base_url(config: &FunctionConfig, req: &Request) -> Option<String> {
+    config.public_base_url.clone().or_else(|| {
+        header(req, "host")
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .map(|h| format!("https://{h}"))
+    })
 }
 
 /// The body's bytes, refused over 64 KiB.

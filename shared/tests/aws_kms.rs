@@ -79,6 +79,23 @@ async fn every_key_spec_signs_challenges_an_independent_verifier_accepts() {
         (KeySpec::Rsa4096, "RS256"),
     ] {
         let key = signer.create_key(spec, "test").await.unwrap();
+        let tags = signer
+            .client()
+            .list_resource_tags()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap();
+        let tag = tags
+            .tags()
+            .iter()
+            .find(|t| t.tag_key() == "endpoint-stage")
+            .map(|t| t.tag_value());
+        assert_eq!(
+            tag,
+            Some("challenge"),
+            "the tag the functions' IAM policies require"
+        );
         let d = signer.describe(&key).await.unwrap();
         assert_eq!(d.alg.as_str(), alg, "{spec:?}");
         let (jws, c) = challenge_with(&signer, &key).await;

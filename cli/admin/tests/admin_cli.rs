@@ -427,3 +427,82 @@ async fn devices_tokens_and_the_core_agree() {
     assert_eq!(cli.ok(&["device", "delete", "SER-1"]), "SER-1");
     cli.fails(&["device", "show", "SER-1"]);
 }
+
+/// `init` and template.yaml declare the same table: both are checked against the one schema
+/// definition in the core (endpoint_core::adapters::dynamodb::schema).
+#[tokio::test]
+async fn init_creates_the_table_template_yaml_declares() {
+    use endpoint_core::adapters::dynamodb::schema;
+    let cli = Cli::new();
+    let client = aws_sdk_dynamodb::Client::new(&load_config().await);
+    let table = client
+        .describe_table()
+        .table_name(&cli.table)
+        .send()
+        .await
+        .unwrap();
+    let table = table.table().unwrap();
+    let keys: Vec<(String, String)> = table
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_string(),
+                k.key_type().as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (schema::PK.into(), "HASH".into()),
+            (schema::SK.into(), "RANGE".into())
+        ]
+    );
+    let gsi = &table.global_secondary_indexes()[0];
+    assert_eq!(gsi.index_name(), Some(schema::KIND_INDEX));
+    let gsi_keys: Vec<(String, String)> = gsi
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_string(),
+                k.key_type().as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        gsi_keys,
+        [
+            (schema::KIND.into(), "HASH".into()),
+            (schema::PK.into(), "RANGE".into())
+        ]
+    );
+    assert_eq!(
+        cli.store().await.ttl_attribute().await.unwrap().as_deref(),
+        Some(schema::TTL_ATTRIBUTE)
+    );
+
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .unwrap();
+    let table_section = &template
+        [template.find("  Table:\n").unwrap()..template.find("  ChallengeKey:\n").unwrap()];
+    for line in [
+        format!("- {{ AttributeName: {}, KeyType: HASH }}", schema::PK),
+        format!("- {{ AttributeName: {}, KeyType: RANGE }}", schema::SK),
+        format!("IndexName: {}", schema::KIND_INDEX),
+        format!("- {{ AttributeName: {}, KeyType: HASH }}", schema::KIND),
+        format!("- {{ AttributeName: {}, KeyType: RANGE }}", schema::PK),
+        format!(
+            "AttributeName: {}\n        Enabled: true",
+            schema::TTL_ATTRIBUTE
+        ),
+        "BillingMode: PAY_PER_REQUEST".to_string(),
+    ] {
+        assert!(
+            table_section.contains(&line),
+            "template.yaml's table lacks {line:?}"
+        );
+    }
+}

@@ -61,9 +61,14 @@ where
                     )
                 }
                 _ => {
-                    let url = &self.base.config.public_base_url;
+                    let url =
+                        function::public_base_url(&self.base.config, &req).ok_or_else(|| {
+                            endpoint_core::CoreError::BadRequest(
+                                "The request has no usable Host header.".into(),
+                            )
+                        })?;
                     (
-                        Reply::ok(agent::auth_ia(s, s, s, &self.base.env(), url, auth).await?),
+                        Reply::ok(agent::auth_ia(s, s, s, &self.base.env(), &url, auth).await?),
                         "auth_ia",
                     )
                 }

@@ -25,6 +25,9 @@ use crate::ports::{ChallengeSigner, JoseSignature, KeyDescription, SigningAlg};
 use crate::protocol::der::ecdsa_der_to_jose;
 use crate::protocol::jwk::Jwk;
 
+/// The tag every challenge key carries; the functions may only use keys that have it.
+pub const CHALLENGE_KEY_TAG: (&str, &str) = ("endpoint-stage", "challenge");
+
 #[derive(Debug)]
 struct CachedKey {
     arn: String,
@@ -169,6 +172,14 @@ impl KmsSigner {
             .key_spec(kms_spec)
             .key_usage(KeyUsageType::SignVerify)
             .description(description)
+            // The functions' IAM policies only allow keys with this tag (template.yaml).
+            .tags(
+                aws_sdk_kms::types::Tag::builder()
+                    .tag_key(CHALLENGE_KEY_TAG.0)
+                    .tag_value(CHALLENGE_KEY_TAG.1)
+                    .build()
+                    .map_err(|_| SignerError::Unavailable("tag could not be built".into()))?,
+            )
             .send()
             .await
             .map_err(|e| signer_error("CreateKey", "(new key)", &e))?;

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The three descriptions of the routes must agree: openapi.yaml (the contract's schema),
+template.yaml (what API Gateway deploys, and which function serves each route) and the
+`cargo lambda watch` router in Cargo.toml (what `make run` and the end-to-end tests serve).
+Also validates openapi.yaml against the OpenAPI 3.0 schema. Exits 1 on any mismatch."""
+import re
+import sys
+import tomllib
+
+import yaml
+from openapi_spec_validator import validate
+
+
+class CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+def norm(path):
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def main():
+    errors = []
+    spec = yaml.safe_load(open("openapi.yaml"))
+    validate(spec)
+    openapi = {(m.upper(), norm(p)) for p, ops in spec["paths"].items() for m in ops if m in ("get", "post", "put", "delete", "patch")}
+
+    template = yaml.load(open("template.yaml"), Loader=CfnLoader)
+    deployed = {}
+    for res in template["Resources"].values():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = res["Metadata"]["BuildProperties"]["Binary"]
+        for ev in res["Properties"].get("Events", {}).values():
+            if ev["Type"] == "HttpApi" and ev["Properties"]["Path"] != "$default":
+                deployed[(ev["Properties"]["Method"].upper(), norm(ev["Properties"]["Path"]))] = binary
+
+    router = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["watch"]["router"]
+    local = {}
+    for path, target in router.items():
+        if isinstance(target, str):
+            for method, _ in openapi:
+                local.setdefault((method, norm(path)), target)
+        else:
+            for route in target:
+                local[(route["method"].upper(), norm(path))] = route["function"]
+
+    if openapi != set(deployed):
+        errors.append(f"openapi.yaml and template.yaml differ: only in openapi {sorted(openapi - set(deployed))}, only in template {sorted(set(deployed) - openapi)}")
+    for route, binary in sorted(deployed.items()):
+        if local.get(route) != binary:
+            errors.append(f"{route}: template.yaml runs {binary}, the local router runs {local.get(route)}")
+    if "/{*rest}" not in router or not any(ev for res in template["Resources"].values() if res.get("Type") == "AWS::Serverless::Function" for ev in res["Properties"].get("Events", {}).values() if ev["Properties"].get("Path") == "$default"):
+        errors.append("both the template ($default) and the router (/{*rest}) need a fallback route")
+    for e in errors:
+        print(f"check-api: {e}", file=sys.stderr)
+    if errors:
+        return 1
+    print(f"check-api: {len(openapi)} routes agree across openapi.yaml, template.yaml and the local router")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
