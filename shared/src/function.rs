@@ -198,6 +198,14 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
 ];
 
+/// The template of the route serving `path` (`/v1/plans/{}/executor`), or `unrouted`.
+pub fn route_of(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(template, _)| match_path(path, template).is_some())
+        .map_or("unrouted", |(template, _)| *template)
+}
+
 /// 405 if some route serves `path` with other methods, else 404.
 pub fn unrouted(path: &str) -> (Reply, &'static str) {
     if ROUTES
@@ -265,7 +273,7 @@ pub fn respond(reply: Reply) -> Response<Body> {
 }
 
 /// Runs the function: every request goes through `handler`, and one JSON log line records the
-/// request id, function, method, status, outcome and latency. No path parameter, header,
+/// request id, function, method, route template, status, outcome and latency. No path parameter, header,
 /// body or response is logged (they carry plan ids, tokens, challenges and responses).
 pub async fn serve<F, Fut>(function: &'static str, handler: F) -> Result<(), lambda_http::Error>
 where
@@ -280,11 +288,14 @@ where
             .map(|c| c.request_id.clone())
             .unwrap_or_default();
         let method = req.method().as_str().to_string();
+        // The route template, never the path itself (it carries plan and connector ids).
+        let route = route_of(path(&req));
         let (reply, outcome) = handler(req).await;
         tracing::info!(
             request_id = %request_id,
             function,
             method = %method,
+            route,
             status = reply.status,
             outcome,
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
