@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test run lint fmt unit bench sizes venv clean-venv
+.PHONY: test run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv
 
 ## Every test: formatting, lints, template checks, unit and property tests, the AWS adapters
 ## and CLIs against moto_server, and the end-to-end suite over real HTTP against
@@ -50,3 +50,15 @@ venv:
 
 clean-venv:
 	rm -rf .venv
+
+## Response validation, ours vs the reference algorithm (PyJWT), same inputs and run.
+bench-reference:
+	bench/compare.sh
+
+## Cold start and peak RSS of each release bootstrap, under a loopback Lambda Runtime API.
+bench-coldstart:
+	STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/coldstart.py
+
+## A bounded load run through the local stack (release builds): p50/p99 per route, zero errors.
+bench-load:
+	STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/load.py

@@ -45,19 +45,24 @@ export LOG_LEVEL="${LOG_LEVEL:-info}"
 # The stack builds into its own target directory: `cargo test` in target/ (with other feature
 # sets) can then neither block nor overwrite the binaries that `cargo lambda watch` runs.
 export CARGO_TARGET_DIR="$root/target/stack-build"
+# STACK_RELEASE=1 (the load benchmark): release builds, shared with bench/coldstart.py.
+profile=debug; release_flag=()
+if [ "${STACK_RELEASE:-}" = 1 ]; then
+  export CARGO_TARGET_DIR="$root/target/bench-build"; profile=release; release_flag=(--release)
+fi
 
 # Build the CLI and every function up front (each as `cargo lambda watch` will run it), so the
 # first request does not wait for a compile.
 echo "stack.sh: building endpoint-admin and the functions" >&2
-cargo build -q --bin endpoint-admin --bin endpoint-agent
-for f in plans challenge response jwks agent fallback; do cargo build -q --bin "$f"; done
+cargo build -q "${release_flag[@]}" --bin endpoint-admin --bin endpoint-agent
+for f in plans challenge response jwks agent fallback; do cargo build -q "${release_flag[@]}" --bin "$f"; done
 
-admin="$CARGO_TARGET_DIR/debug/endpoint-admin"
+admin="$CARGO_TARGET_DIR/$profile/endpoint-admin"
 "$admin" init >/dev/null
 
 logdir="$root/target/stack-logs"; mkdir -p "$logdir"
 watch_log="$logdir/watch-$api_port.log"
-setsid cargo lambda watch -A 127.0.0.1 -P "$api_port" --ignore-changes >"$watch_log" 2>&1 &
+setsid cargo lambda watch -A 127.0.0.1 -P "$api_port" --ignore-changes "${release_flag[@]}" >"$watch_log" 2>&1 &
 watch_pid=$!
 stop_watch() {
   if kill -0 "$watch_pid" 2>/dev/null; then
@@ -112,7 +117,7 @@ endpoint-stage is running locally.
 
 In another shell:
   export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true TABLE_NAME=$TABLE_NAME
-  export PATH=$CARGO_TARGET_DIR/debug:\$PATH
+  export PATH=$CARGO_TARGET_DIR/$profile:\$PATH
   endpoint-agent enroll --server $ENDPOINT_API --token $enrollment --serial DEMO-SERIAL --name demo-laptop
   plan=\$(curl -s -X POST $ENDPOINT_API/v1/plans -d '{"stage":"$stage","redirect":"/welcome"}' | sed 's/.*"plan":"\\([^"]*\\)".*/\\1/')
   endpoint-agent login --server $ENDPOINT_API --plan \$plan

@@ -198,6 +198,18 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
 ];
 
+/// Time spent in AWS calls since the last call (zero for functions without AWS clients).
+fn aws_time() -> std::time::Duration {
+    #[cfg(feature = "aws")]
+    {
+        crate::adapters::aws::take_aws_time()
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        std::time::Duration::ZERO
+    }
+}
+
 /// The template of the route serving `path` (`/v1/plans/{}/executor`), or `unrouted`.
 pub fn route_of(path: &str) -> &'static str {
     ROUTES
@@ -290,7 +302,9 @@ where
         let method = req.method().as_str().to_string();
         // The route template, never the path itself (it carries plan and connector ids).
         let route = route_of(path(&req));
+        let _ = aws_time();
         let (reply, outcome) = handler(req).await;
+        let aws_ms = aws_time().as_secs_f64() * 1000.0;
         tracing::info!(
             request_id = %request_id,
             function,
@@ -299,6 +313,7 @@ where
             status = reply.status,
             outcome,
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            aws_ms,
             "request"
         );
         Ok::<_, std::convert::Infallible>(respond(reply))

@@ -9,7 +9,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = load_config().await;
     let store = DynamoStore::from_config(&aws, &base.config.table);
     let minter = InvokeMinter {
-        client: aws_sdk_lambda::Client::new(&aws),
+        client: aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&aws)
+                .interceptor(endpoint_core::adapters::aws::CallTimer)
+                .build(),
+        ),
         function: base.config.challenge_function.clone(),
     };
     let app = App {

@@ -150,3 +150,51 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallCounter {
         Ok(())
     }
 }
+
+static AWS_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Time spent waiting on AWS calls since the last call of this function (the functions'
+/// per-request log line reports it as `aws_ms`; a Lambda process serves one request at a time).
+pub fn take_aws_time() -> std::time::Duration {
+    std::time::Duration::from_nanos(AWS_NANOS.swap(0, std::sync::atomic::Ordering::Relaxed))
+}
+
+#[derive(Debug, Clone)]
+struct CallStart(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for CallStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// An SDK interceptor adding each call's wall time (with retries) to [`take_aws_time`].
+#[derive(Debug, Clone, Default)]
+pub struct CallTimer;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
+    fn name(&self) -> &'static str {
+        "CallTimer"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        cfg.interceptor_state()
+            .store_put(CallStart(std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(start) = cfg.load::<CallStart>() {
+            let nanos = u64::try_from(start.0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            AWS_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}

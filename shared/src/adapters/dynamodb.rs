@@ -191,7 +191,10 @@ impl DynamoStore {
 
     /// A store from an SDK configuration (see `aws::load_config`).
     pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::new(Client::new(config), table)
+        let conf = aws_sdk_dynamodb::config::Builder::from(config)
+            .interceptor(super::aws::CallTimer)
+            .build();
+        Self::new(Client::from_conf(conf), table)
     }
 
     pub fn table(&self) -> &str {

@@ -105,7 +105,10 @@ impl KmsSigner {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
-        Self::new(Client::new(config))
+        let conf = aws_sdk_kms::config::Builder::from(config)
+            .interceptor(super::aws::CallTimer)
+            .build();
+        Self::new(Client::from_conf(conf))
     }
 
     pub fn client(&self) -> &Client {

@@ -1,0 +1,141 @@
+//! AWS calls per operation, counted with an SDK interceptor on the same handlers the functions
+//! run (in process, against moto). Fails when a route makes more calls than its budget:
+//! challenge GET at most one KMS Sign and two DynamoDB calls; response POST at most three
+//! DynamoDB calls in at most two sequential rounds; JWKS warm with zero KMS calls.
+
+use endpoint_core::adapters::aws::{load_config, CallCounter};
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::function::Base;
+use endpoint_core::model::StageMode;
+use endpoint_core::stage::{ChallengeMinter, Outcome};
+use endpoint_core::CoreError;
+use endpoint_e2e::*;
+use lambda_http::{Body, Request};
+use serde_json::Value;
+
+fn request(method: &str, path: &str, body: Option<Value>) -> Request {
+    let body = body.map_or(Body::Empty, |b| Body::Text(b.to_string()));
+    lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(body)
+        .unwrap()
+}
+
+/// The response function never needs a new challenge for a valid response.
+struct NoMinter;
+impl ChallengeMinter for NoMinter {
+    async fn new_challenge(&self, _plan: &str) -> Result<Outcome, CoreError> {
+        panic!("a valid response must not mint a challenge")
+    }
+}
+
+async fn counted() -> (DynamoStore, KmsSigner, CallCounter, CallCounter) {
+    let config = load_config().await;
+    let (ddb, kms) = (CallCounter::default(), CallCounter::default());
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(ddb.clone())
+                .build(),
+        ),
+        table,
+    );
+    let signer = KmsSigner::new(aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&config)
+            .interceptor(kms.clone())
+            .build(),
+    ));
+    (store, signer, ddb, kms)
+}
+
+#[tokio::test]
+async fn calls_per_route_stay_within_budget() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let mut device = s
+        .enrolled(&setup.connector, &format!("E2E-CALLS-{}", now()))
+        .await;
+    let (store, signer, ddb, kms) = counted().await;
+    let challenge = fn_challenge::App {
+        base: Base::from_env().unwrap(),
+        store: store.clone(),
+        signer: signer.clone(),
+    };
+    let response = fn_response::App {
+        base: Base::from_env().unwrap(),
+        store: store.clone(),
+        minter: NoMinter,
+    };
+    let jwks = fn_jwks::App {
+        base: Base::from_env().unwrap(),
+        store: store.clone(),
+        signer: signer.clone(),
+    };
+
+    // Cold: the first challenge also fetches the public key once.
+    let plan = s.create_plan(&setup.stage);
+    let (reply, _) = challenge
+        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(kms.calls(), ["GetPublicKey", "Sign"]);
+    assert_eq!(ddb.calls(), ["GetItem", "UpdateItem"]);
+
+    // Warm challenge GET: one Sign, two DynamoDB calls.
+    let plan = s.create_plan(&setup.stage);
+    kms.reset();
+    ddb.reset();
+    let (reply, _) = challenge
+        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .await;
+    assert_eq!(kms.calls(), ["Sign"]);
+    assert_eq!(ddb.calls(), ["GetItem", "UpdateItem"]);
+
+    // Response POST: plan GetItem and device Query in one parallel round, then one UpdateItem.
+    let jws = reply.body["challenge"].as_str().unwrap().to_string();
+    let answer = endpoint_agent::respond(&mut device, &s.api, &jws, now()).unwrap();
+    kms.reset();
+    ddb.reset();
+    let body = serde_json::json!({"component": "ak-stage-endpoint-agent", "response": answer});
+    let (reply, outcome) = response
+        .handle(request(
+            "POST",
+            &format!("/v1/plans/{plan}/executor"),
+            Some(body),
+        ))
+        .await;
+    assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
+    let mut calls = ddb.calls();
+    assert_eq!(
+        calls.pop().as_deref(),
+        Some("UpdateItem"),
+        "the consumption comes last"
+    );
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["GetItem", "Query"],
+        "the two reads (issued together)"
+    );
+    assert!(
+        kms.calls().is_empty(),
+        "the response validator makes no KMS call"
+    );
+
+    // JWKS: warm, no KMS call at all.
+    kms.reset();
+    ddb.reset();
+    let (reply, _) = jwks
+        .handle(request(
+            "GET",
+            &format!("/v1/connectors/{}/jwks.json", setup.connector),
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+    assert_eq!(ddb.calls(), ["GetItem"]);
+}
