@@ -1,0 +1,91 @@
+//! No secret reaches the logs: after a full enroll / check-in / login / interactive-auth run,
+//! the functions' log (every JSON line `cargo lambda watch` captured) contains no enrollment
+//! token key, device token key, DTH value, challenge or response JWT of that run.
+
+use endpoint_core::model::StageMode;
+use endpoint_core::protocol::device_token_hash;
+use endpoint_e2e::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn no_secret_in_any_log_line() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let mut c = endpoint_core::ports::Directory::get_connector(&s.store, &setup.connector)
+        .await
+        .unwrap()
+        .unwrap();
+    c.interactive_stage = Some(setup.stage.clone());
+    endpoint_core::ports::Directory::put_connector(&s.store, &c)
+        .await
+        .unwrap();
+
+    let enrollment = s.enrollment_token(&setup.connector, None).await;
+    let serial = format!("E2E-SECRETS-{}", now());
+    let mut device = endpoint_agent::enroll(&s.api, &enrollment, &serial, "host").unwrap();
+    let auth = format!("Bearer+agent {}", device.token);
+    let (status, _) = s
+        .http
+        .post(
+            "/api/v3/endpoints/agents/connectors/check_in/",
+            &[("authorization", &auth)],
+            &json!({"hardware": {"serial": serial}}),
+        )
+        .unwrap();
+    assert_eq!(status, 204);
+
+    let plan = s.create_plan(&setup.stage);
+    let challenge = s.challenge(&plan);
+    let response = endpoint_agent::respond(&mut device, &s.api, &challenge, now()).unwrap();
+    let (_, bad) = s.post_executor(&plan, Some(&format!("{response}x")));
+    let retry = bad["challenge"].as_str().unwrap().to_string();
+    let response2 = endpoint_agent::respond(&mut device, &s.api, &retry, now()).unwrap();
+    assert_eq!(s.post_executor(&plan, Some(&response2)).1, redirect());
+
+    let (_, ia) = s
+        .http
+        .post(
+            "/api/v3/endpoints/agents/connectors/auth_ia/",
+            &[("authorization", &auth)],
+            &json!({}),
+        )
+        .unwrap();
+    let path = ia["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&s.api)
+        .to_string();
+    let dth = device_token_hash(&device.token);
+    let (_, out) = s
+        .http
+        .get(&path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
+        .unwrap();
+    assert_eq!(out["component"], "xak-flow-redirect");
+
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log =
+        std::fs::read_to_string(std::env::var("STACK_WATCH_LOG").expect("run through make test"))
+            .unwrap();
+    assert!(
+        log.contains("\"message\":\"request\""),
+        "the log holds the request lines"
+    );
+    let secrets = [
+        ("enrollment token key", enrollment.as_str()),
+        ("device token key", device.token.as_str()),
+        ("DTH value", dth.as_str()),
+        ("challenge", challenge.as_str()),
+        ("retry challenge", retry.as_str()),
+        ("response JWT", response.as_str()),
+        ("second response JWT", response2.as_str()),
+        ("plan id", plan.as_str()),
+    ];
+    for (what, secret) in secrets {
+        assert!(
+            !log.contains(secret),
+            "the {what} appears in the function log"
+        );
+    }
+    // Not even a recognisable piece of a JWT (its base64url header) of ours.
+    assert!(!log.contains(response.split('.').nth(1).unwrap()));
+}
