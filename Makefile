@@ -5,13 +5,19 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv
+.PHONY: test test-long run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv
 
 ## Every test: formatting, lints, template checks, unit and property tests, the AWS adapters
 ## and CLIs against moto_server, and the end-to-end suite over real HTTP against
 ## `cargo lambda watch` (scripts/stack.sh starts moto and the functions and stops them after).
 test: lint
 	scripts/stack.sh test -- $(CARGO) test --workspace --all-features --locked
+
+## The long suites (CI runs them too): property tests with 20,000 cases each, and schema
+## fuzzing of openapi.yaml (schemathesis) against the local stack.
+test-long: venv
+	PROPTEST_CASES=20000 $(CARGO) test -p endpoint-core --test no_panic --locked
+	scripts/stack.sh test -- scripts/fuzz-api.sh
 
 ## The whole stack locally, with a demo key, connector, stage and enrollment token printed.
 run:

@@ -44,7 +44,21 @@ class Runtime:
         self.first_next = None
 
 
-RT = Runtime()
+
+class Server(ThreadingHTTPServer):
+    """A runtime API for exactly one function process (a fresh one per launch, so a killed
+    process's pending long-poll can never take the next process's event)."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.rt = Runtime()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,6 +66,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        RT = self.server.rt
         if self.path.endswith("/runtime/invocation/next"):
             if RT.first_next is None:
                 RT.first_next = time.perf_counter()
@@ -72,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
 
     def do_POST(self):
+        RT = self.server.rt
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length) if length else b""
         self.send_response(202)
@@ -161,19 +177,17 @@ def peak_rss_kib(pid):
 
 
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     connector, required, optional, token = setup()
     rows = []
     for function in ["plans", "challenge", "response", "jwks", "agent", "fallback"]:
         evs = events_for(function, connector, required, optional, token, RUNS + LOAD + 1)
         inits, firsts, statuses = [], [], set()
         for i in range(RUNS):
-            RT.reset()
+            server = Server()
+            RT = server.rt
             RT.events.put(evs[i])
             started = time.perf_counter()
-            proc = launch(function, port)
+            proc = launch(function, server.port)
             done, path, body = RT.responses.get(timeout=30)
             inits.append((RT.first_next - started) * 1000)
             firsts.append((done - started) * 1000)
@@ -182,9 +196,12 @@ def main():
             statuses.add(json.loads(body).get("statusCode"))
             proc.kill()
             proc.wait()
+            server.shutdown()
+            server.server_close()
         # Memory under load: one process, LOAD more invocations.
-        RT.reset()
-        proc = launch(function, port)
+        server = Server()
+        RT = server.rt
+        proc = launch(function, server.port)
         for e in evs[RUNS:RUNS + LOAD]:
             RT.events.put(e)
         warm = []
@@ -196,8 +213,9 @@ def main():
         rss = peak_rss_kib(proc.pid)
         proc.kill()
         proc.wait()
+        server.shutdown()
+        server.server_close()
         rows.append((function, statistics.median(inits), statistics.median(firsts), statistics.median(warm[1:]), rss / 1024, sorted(statuses)))
-    server.shutdown()
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; runs per function: {RUNS}; load: {LOAD}; {time.strftime('%Y-%m-%d', time.gmtime())}")
     print("| function | init median (exec -> first next) | first response median | warm invocation median | peak RSS after load | statuses |")
     print("|---|---|---|---|---|---|")

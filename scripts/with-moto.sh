@@ -61,6 +61,7 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="$AWS_REGION"
 export AWS_EC2_METADATA_DISABLED=true
 export MOTO_PORT="$port"
+export MOTO_PID="$moto_pid"
 echo "with-moto.sh: moto_server (pid $moto_pid) on $url" >&2
 
 set +e

@@ -452,6 +452,8 @@ where
                 .finish_plan(&plan.id, &Finish::Passed(Some(device)), consumed, now)
                 .await?
             {
+                // The single use of the challenge (counted by the concurrency suite).
+                tracing::info!(event = "challenge_consumed", "challenge consumed");
                 return Ok(Outcome::Redirect { to: plan.redirect });
             }
             // Lost the race: the plan ended (answer that), or the challenge was replaced by a

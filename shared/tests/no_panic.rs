@@ -67,10 +67,34 @@ proptest! {
     }
 
     #[test]
+    fn facts_documents_never_panic(doc in json_value(), serial in proptest::option::of(".{0,10}")) {
+        let mut doc = doc;
+        if let (Some(serial), Some(obj)) = (serial, doc.as_object_mut()) {
+            obj.insert("hardware".into(), serde_json::json!({"serial": serial}));
+        }
+        let bytes = doc.to_string().into_bytes();
+        match endpoint_core::agent::validate_facts(&bytes) {
+            // Accepted documents are objects with a non-empty string serial.
+            Ok(stored) => {
+                let v: serde_json::Value = serde_json::from_str(&stored).unwrap();
+                prop_assert!(v["hardware"]["serial"].as_str().is_some_and(|s| !s.is_empty()));
+            }
+            Err(e) => prop_assert!(matches!(e, endpoint_core::CoreError::BadRequest(_) | endpoint_core::CoreError::PayloadTooLarge(_))),
+        }
+    }
+
+    #[test]
+    fn agent_authorization_headers_never_panic(h in ".{0,300}") {
+        let _ = endpoint_core::agent::bearer(Some(&h), "Bearer+agent");
+        let _ = endpoint_core::agent::bearer(Some(&h), "Bearer");
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..400)) {
         let _ = endpoint_core::http::parse_executor_request(&b);
         let _ = endpoint_core::protocol::jwk::Jwk::from_spki_der(&b);
         let _ = endpoint_core::protocol::der::ecdsa_der_to_jose(&b, 66);
+        let _ = endpoint_core::agent::validate_facts(&b);
     }
 
     #[test]

@@ -176,7 +176,9 @@ async fn hostile_bodies_headers_and_paths() {
     let deep = format!("{{\"response\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     let executor = format!("/v1/plans/{plan}/executor");
     let long_id = format!("/v1/plans/{}/executor", "p".repeat(8000));
-    let cases: Vec<(&str, &str, String, Vec<&str>, Vec<u8>)> = vec![
+    /// (what, method, path, headers, body)
+    type Case<'a> = (&'a str, &'a str, String, Vec<&'a str>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         (
             "deep nesting",
             "POST",

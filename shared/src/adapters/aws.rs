@@ -151,22 +151,48 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallCounter {
     }
 }
 
-static AWS_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Wall time during which at least one AWS call was in flight, since the last `take_aws_time`.
+/// Overlapping calls (the response validator's two parallel reads) count once.
+struct AwsClock {
+    active: u32,
+    since: Option<std::time::Instant>,
+    total: std::time::Duration,
+}
 
-/// Time spent waiting on AWS calls since the last call of this function (the functions'
-/// per-request log line reports it as `aws_ms`; a Lambda process serves one request at a time).
+static AWS_CLOCK: std::sync::Mutex<AwsClock> = std::sync::Mutex::new(AwsClock {
+    active: 0,
+    since: None,
+    total: std::time::Duration::ZERO,
+});
+
+fn aws_clock() -> std::sync::MutexGuard<'static, AwsClock> {
+    AWS_CLOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Time spent waiting on AWS since the last call of this function (the functions' per-request
+/// log line reports it as `aws_ms`; a Lambda process serves one request at a time).
 pub fn take_aws_time() -> std::time::Duration {
-    std::time::Duration::from_nanos(AWS_NANOS.swap(0, std::sync::atomic::Ordering::Relaxed))
+    let mut c = aws_clock();
+    let now = std::time::Instant::now();
+    if let Some(since) = c.since.replace(now).filter(|_| c.active > 0) {
+        c.total += now - since;
+    }
+    if c.active == 0 {
+        c.since = None;
+    }
+    std::mem::take(&mut c.total)
 }
 
 #[derive(Debug, Clone)]
-struct CallStart(std::time::Instant);
+struct CallStart;
 
 impl aws_smithy_types::config_bag::Storable for CallStart {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
-/// An SDK interceptor adding each call's wall time (with retries) to [`take_aws_time`].
+/// An SDK interceptor recording when AWS calls are in flight, for [`take_aws_time`].
 #[derive(Debug, Clone, Default)]
 pub struct CallTimer;
 
@@ -180,8 +206,12 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
         _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        cfg.interceptor_state()
-            .store_put(CallStart(std::time::Instant::now()));
+        let mut c = aws_clock();
+        if c.active == 0 {
+            c.since = Some(std::time::Instant::now());
+        }
+        c.active += 1;
+        cfg.interceptor_state().store_put(CallStart);
         Ok(())
     }
 
@@ -191,9 +221,14 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        if let Some(start) = cfg.load::<CallStart>() {
-            let nanos = u64::try_from(start.0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            AWS_NANOS.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        if cfg.load::<CallStart>().is_some() {
+            let mut c = aws_clock();
+            c.active = c.active.saturating_sub(1);
+            if c.active == 0 {
+                if let Some(since) = c.since.take() {
+                    c.total += since.elapsed();
+                }
+            }
         }
         Ok(())
     }

@@ -1,0 +1,166 @@
+//! Faults. The emulator stopped mid-run (SIGSTOP: connections hang, as with a network fault):
+//! every route answers 503 `unavailable` within 5 seconds, and serves normally again once it is
+//! resumed, without restarting the functions. A single test in this binary, so no other test
+//! runs while the emulator is stopped.
+
+use std::time::{Duration, Instant};
+
+use endpoint_core::model::StageMode;
+use endpoint_e2e::*;
+use serde_json::{json, Value};
+
+fn signal(sig: &str, pid: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Resumes the emulator even if an assertion fails.
+struct Resume(String);
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_emulator_means_503_then_recovery() {
+    let s = Stack::connect().await;
+    let moto = std::env::var("MOTO_PID")
+        .expect("run through make test (scripts/with-moto.sh exports MOTO_PID)");
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let device = s
+        .enrolled(&setup.connector, &format!("E2E-FAULT-{}", now()))
+        .await;
+    let enrollment = s.enrollment_token(&setup.connector, None).await;
+    let plan = s.create_plan(&setup.stage);
+    s.challenge(&plan); // warm: the key description is cached in the challenge function
+    let agent_auth = format!("Bearer+agent {}", device.token);
+    let enroll_auth = format!("Bearer {enrollment}");
+
+    // One list per function: a function serves one request at a time, so its routes are asked
+    // one after the other (each timed on its own), the functions in parallel.
+    type Req = (&'static str, String, Option<Value>, Vec<(String, String)>);
+    let p = format!("/v1/plans/{plan}");
+    let per_function: Vec<Vec<Req>> = vec![
+        vec![
+            (
+                "POST",
+                "/v1/plans".into(),
+                Some(json!({"stage": setup.stage})),
+                vec![],
+            ),
+            ("GET", p.clone(), None, vec![]),
+        ],
+        vec![("GET", format!("{p}/executor"), None, vec![])],
+        vec![(
+            "POST",
+            format!("{p}/executor"),
+            Some(json!({"response": null})),
+            vec![],
+        )],
+        vec![(
+            "GET",
+            format!("/v1/connectors/{}/jwks.json", setup.connector),
+            None,
+            vec![],
+        )],
+        vec![
+            (
+                "GET",
+                "/api/v3/endpoints/agents/connectors/agent_config/".into(),
+                None,
+                vec![("authorization".into(), agent_auth.clone())],
+            ),
+            (
+                "POST",
+                "/api/v3/endpoints/agents/connectors/check_in/".into(),
+                Some(json!({"hardware": {"serial": device.serial}})),
+                vec![("authorization".into(), agent_auth.clone())],
+            ),
+            (
+                "POST",
+                "/api/v3/endpoints/agents/connectors/auth_ia/".into(),
+                Some(json!({})),
+                vec![("authorization".into(), agent_auth.clone())],
+            ),
+            (
+                "POST",
+                "/api/v3/endpoints/agents/connectors/enroll/".into(),
+                Some(json!({"device_serial": "X", "device_name": "Y"})),
+                vec![("authorization".into(), enroll_auth.clone())],
+            ),
+        ],
+    ];
+    let run = |reqs: Vec<Req>, api: String| {
+        std::thread::spawn(move || {
+            let http = endpoint_agent::Http::new(&api);
+            reqs.into_iter()
+                .map(|(method, path, body, headers)| {
+                    let h: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let started = Instant::now();
+                    let (status, answer) = match method {
+                        "GET" => http.get(&path, &h).unwrap(),
+                        _ => http.post(&path, &h, &body.unwrap_or(Value::Null)).unwrap(),
+                    };
+                    (
+                        format!("{method} {path}"),
+                        status,
+                        answer,
+                        started.elapsed(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+
+    signal("-STOP", &moto);
+    let resume = Resume(moto.clone());
+    let results: Vec<_> = per_function
+        .clone()
+        .into_iter()
+        .map(|r| run(r, s.api.clone()))
+        .collect();
+    for handle in results {
+        for (what, status, answer, took) in handle.join().unwrap() {
+            assert_eq!(
+                (status, answer["error"].as_str()),
+                (503, Some("unavailable")),
+                "{what}: {answer}"
+            );
+            assert!(took < Duration::from_secs(5), "{what} took {took:?}");
+            assert!(!answer.to_string().contains("Exception"), "{answer}");
+        }
+    }
+    drop(resume);
+    signal("-CONT", &moto);
+
+    // Back to normal, the same function processes.
+    let plan2 = s.create_plan(&setup.stage);
+    s.challenge(&plan2);
+    assert_eq!(s.plan(&plan)["status"], "pending");
+    let (status, _) = s
+        .http
+        .get(
+            &format!("/v1/connectors/{}/jwks.json", setup.connector),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = s
+        .http
+        .get(
+            "/api/v3/endpoints/agents/connectors/agent_config/",
+            &[("authorization", &agent_auth)],
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+}
