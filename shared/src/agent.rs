@@ -51,22 +51,6 @@ struct EnrollRequest {
     device_name: String,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
-    if body.len() > crate::http::MAX_BODY {
-        return Err(CoreError::PayloadTooLarge(crate::http::MAX_BODY));
-    }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| CoreError::BadRequest("The body is not valid JSON.".into()))?;
-    if !value.is_object() {
-        return Err(CoreError::BadRequest(
-            "The body must be a JSON object.".into(),
-        ));
-    }
-    serde_json::from_value(value).map_err(|e| {
-        CoreError::BadRequest(format!("The body does not have the expected fields: {e}."))
-    })
-}
-
 async fn enabled_connector<D: Directory>(dir: &D, id: &str) -> Result<Connector, CoreError> {
     match dir.get_connector(id).await? {
         Some(c) if c.enabled => Ok(c),
@@ -93,7 +77,7 @@ where
     R: Random,
 {
     let key = bearer(authorization, "Bearer")?;
-    let request: EnrollRequest = parse(body)?;
+    let request: EnrollRequest = crate::http::parse_object(body)?;
     let token = enrollments
         .enrollment_token_by_hash(&sha256_hex(key.as_bytes()), clock.now())
         .await?

@@ -117,7 +117,9 @@ pub fn simple_error(status: u16, code: &str, message: &str) -> Reply {
     }
 }
 
-fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
+/// A JSON object body into `T`: 413 over 64 KiB, 400 for invalid JSON, a non-object or the
+/// wrong fields.
+pub fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CoreError> {
     if body.len() > MAX_BODY {
         return Err(CoreError::PayloadTooLarge(MAX_BODY));
     }
