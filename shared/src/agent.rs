@@ -115,12 +115,13 @@ where
         .token_by_hash(&hash, now)
         .await?
         .ok_or_else(forbidden)?;
-    let device = devices
-        .get_device(&token.device, now)
-        .await?
-        .ok_or_else(forbidden)?;
-    let connector = enabled_connector(dir, &token.connector).await?;
-    Ok((token, device, connector, hash))
+    // The device and the connector are independent reads: issue them together.
+    let (device, connector) = futures::join!(
+        devices.get_device(&token.device, now),
+        enabled_connector(dir, &token.connector)
+    );
+    let device = device?.ok_or_else(forbidden)?;
+    Ok((token, device, connector?, hash))
 }
 
 /// `GET agent_config/`.
@@ -139,10 +140,9 @@ where
 {
     let (_, device, connector, _) = authenticate_device(dir, devices, clock, authorization).await?;
     let jwks_challenge = match connector.challenge_key {
-        Some(_) => {
-            serde_json::to_value(stage::connector_jwks(dir, signer, clock, &connector.id).await?)
-                .unwrap_or(Value::Null)
-        }
+        // The connector is already read: its JWKS costs no further DynamoDB call.
+        Some(_) => serde_json::to_value(stage::jwks_of(&connector, signer, clock.now()).await?)
+            .unwrap_or(Value::Null),
         None => Value::Null,
     };
     Ok(json!({

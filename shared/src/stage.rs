@@ -564,12 +564,17 @@ where
         .get_connector(connector_id)
         .await?
         .ok_or_else(|| CoreError::NotFound("connector".into()))?;
+    jwks_of(&connector, signer, clock.now()).await
+}
+
+/// The JWKS of a connector already read (the agent API's `jwks_challenge`).
+pub async fn jwks_of<S: ChallengeSigner>(
+    connector: &Connector,
+    signer: &S,
+    now: UnixTime,
+) -> Result<Jwks, CoreError> {
     let mut jwks = Jwks::default();
-    for (i, key) in connector
-        .published_keys(clock.now())
-        .into_iter()
-        .enumerate()
-    {
+    for (i, key) in connector.published_keys(now).into_iter().enumerate() {
         match signer.describe(key).await {
             Ok(d) if jwks.keys.iter().all(|k| k.kid != d.kid) => jwks.keys.push(d.jwk),
             Ok(_) => {}
