@@ -345,13 +345,14 @@ mod tests {
 
     #[test]
     fn config_defaults_and_bounds() {
-        let c = FunctionConfig::from_lookup(|_| None).unwrap();
+        let Ok(c) = FunctionConfig::from_lookup(|_| None) else {
+            panic!("defaults must parse");
+        };
         assert_eq!(c.table, "endpoint-stage");
         assert_eq!(c.settings, Settings::default());
-        let c =
-            FunctionConfig::from_lookup(|k| (k == "MAX_CHALLENGES_PER_PLAN").then(|| "3".into()))
-                .unwrap();
-        assert_eq!(c.settings.max_challenges_per_plan, 3);
+        let three =
+            FunctionConfig::from_lookup(|k| (k == "MAX_CHALLENGES_PER_PLAN").then(|| "3".into()));
+        assert_eq!(three.map(|c| c.settings.max_challenges_per_plan), Ok(3));
         assert!(
             FunctionConfig::from_lookup(|k| (k == "CLOCK_LEEWAY_SECONDS").then(|| "-1".into()))
                 .is_err()

@@ -72,12 +72,12 @@ mod tests {
     use crate::protocol::b64url_decode;
 
     #[test]
-    fn claims_and_header_are_exactly_the_protocol_ones() {
+    fn claims_and_header_are_exactly_the_protocol_ones() -> Result<(), Box<dyn std::error::Error>> {
         let claims = ChallengeClaims::new("a".repeat(40), "stage-1", 1_000, true);
         let input = signing_input(SigningAlg::ES256, "kid-1", &claims);
-        let (h, c) = input.split_once('.').unwrap();
-        let h: serde_json::Value = serde_json::from_slice(&b64url_decode(h).unwrap()).unwrap();
-        let c: serde_json::Value = serde_json::from_slice(&b64url_decode(c).unwrap()).unwrap();
+        let (h, c) = input.split_once('.').ok_or("no dot")?;
+        let h: serde_json::Value = serde_json::from_slice(&b64url_decode(h).ok_or("header b64")?)?;
+        let c: serde_json::Value = serde_json::from_slice(&b64url_decode(c).ok_or("claims b64")?)?;
         assert_eq!(
             h,
             serde_json::json!({"alg": "ES256", "kid": "kid-1", "typ": "JWT"})
@@ -87,5 +87,6 @@ mod tests {
             serde_json::json!({"atc": "a".repeat(40), "iss": "stage-1", "iat": 1000, "exp": 1300,
                                "goauthentik.io/device/check_in": true})
         );
+        Ok(())
     }
 }
