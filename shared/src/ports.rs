@@ -30,13 +30,23 @@ pub trait PlanStore: Send + Sync {
         now: UnixTime,
     ) -> impl Future<Output = Result<Option<Plan>, StoreError>> + Send;
 
-    /// Replaces the pending challenge if the plan is pending, unexpired at `now`, and has minted
-    /// exactly `issued_before` challenges (optimistic concurrency); counts the new one.
+    /// Reserves one challenge of the plan's budget before any signature is made: if the plan is
+    /// pending, unexpired at `now` and has reserved fewer than `max`, counts one more and
+    /// returns the plan as updated (`Granted`); otherwise returns the plan as stored, if it
+    /// exists (`Refused`). One conditional write, so concurrent requests can never sign more
+    /// than `max` challenges for one plan.
+    fn reserve_challenge(
+        &self,
+        id: &str,
+        max: u32,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Reserve, StoreError>> + Send;
+
+    /// Makes `challenge` the pending one if the plan is still pending and unexpired at `now`.
     /// `Ok(false)` when a condition failed.
     fn set_challenge(
         &self,
         id: &str,
-        issued_before: u32,
         challenge: &PendingChallenge,
         now: UnixTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -52,6 +62,15 @@ pub trait PlanStore: Send + Sync {
         consume: Option<&str>,
         now: UnixTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The answer of [`PlanStore::reserve_challenge`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    /// Reserved: the plan with its count already increased.
+    Granted(Plan),
+    /// Not reserved: the plan as stored (final, expired or at its limit), or `None` if unknown.
+    Refused(Option<Plan>),
 }
 
 /// How a plan ends.

@@ -227,8 +227,9 @@ async fn skip_or_deny<P: PlanStore>(
     conclude(plans, plan, finish, None, now).await
 }
 
-/// Mints a challenge, makes it the plan's pending one, and answers it. Denies the plan instead
-/// when it has minted its maximum.
+/// Signs a challenge (its attempt already reserved), makes it the plan's pending one, and
+/// answers it. Of concurrent GETs, the last stored is the pending one; the others' browsers get
+/// a new challenge when they answer.
 async fn mint<P, S, C, R>(
     plans: &P,
     signer: &S,
@@ -244,16 +245,6 @@ where
     R: Random,
 {
     let now = env.clock.now();
-    if plan.challenges_issued >= env.settings.max_challenges_per_plan {
-        return conclude(
-            plans,
-            plan,
-            Finish::Denied(MSG_TOO_MANY_ATTEMPTS.into()),
-            None,
-            now,
-        )
-        .await;
-    }
     let description = signer.describe(key).await?;
     let claims = ChallengeClaims::new(
         random_alnum(env.rng, ATC_LEN),
@@ -274,10 +265,7 @@ where
         jws: assemble(&input, &signature.signature),
         exp: claims.exp,
     };
-    if !plans
-        .set_challenge(&plan.id, plan.challenges_issued, &pending, now)
-        .await?
-    {
+    if !plans.set_challenge(&plan.id, &pending, now).await? {
         return settled(plans, &plan.id, now).await;
     }
     Ok(Outcome::Challenge {
@@ -335,11 +323,36 @@ where
     C: Clock,
     R: Random,
 {
-    let plan = read_plan(plans, env.clock, plan_id).await?;
-    if let Some(outcome) = final_outcome(&plan) {
-        return Ok(outcome);
+    if !valid_id(plan_id) {
+        return Err(CoreError::NotFound("plan".into()));
     }
     let now = env.clock.now();
+    // The attempt is reserved before anything else, so that no number of concurrent GETs can
+    // make more than `max_challenges_per_plan` KMS signatures for one plan.
+    let max = env.settings.max_challenges_per_plan;
+    let plan = match plans.reserve_challenge(plan_id, max, now).await? {
+        Reserve::Granted(plan) => plan,
+        Reserve::Refused(None) => return Err(CoreError::NotFound("plan".into())),
+        Reserve::Refused(Some(plan)) => {
+            if is_expired(Some(plan.expires_at), now) {
+                return Err(CoreError::NotFound("plan".into()));
+            }
+            if let Some(outcome) = final_outcome(&plan) {
+                return Ok(outcome);
+            }
+            if plan.challenges_issued >= max {
+                return conclude(
+                    plans,
+                    &plan,
+                    Finish::Denied(MSG_TOO_MANY_ATTEMPTS.into()),
+                    None,
+                    now,
+                )
+                .await;
+            }
+            return Err(CoreError::Conflict);
+        }
+    };
     if !plan.config.enabled {
         return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
     }

@@ -123,7 +123,11 @@ async fn plans_round_trip_and_expired_plans_are_filtered_on_read() {
         jws: "a.b.c".into(),
         exp: T0 + 300,
     };
-    assert!(!store.set_challenge("old", 0, &c, T0).await.unwrap());
+    assert!(!store.set_challenge("old", &c, T0).await.unwrap());
+    assert!(matches!(
+        store.reserve_challenge("old", 10, T0).await.unwrap(),
+        Reserve::Refused(Some(_))
+    ));
     assert!(!store
         .finish_plan("old", &Finish::Passed(None), None, T0)
         .await
@@ -131,33 +135,69 @@ async fn plans_round_trip_and_expired_plans_are_filtered_on_read() {
 }
 
 #[tokio::test]
-async fn set_challenge_is_conditional_on_count_status_and_expiry() {
-    let store = fresh_store().await;
+async fn challenge_reservations_are_bounded_and_conditional() {
+    let store = Arc::new(fresh_store().await);
     store.create_plan(&plan("p", T0 + 900)).await.unwrap();
-    let c1 = PendingChallenge {
+    // 12 concurrent reservations against a budget of 5: exactly 5 granted, counted 1..=5.
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.reserve_challenge("p", 5, T0).await.unwrap() })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Reserve::Granted(p) => granted.push(p.challenges_issued),
+            Reserve::Refused(Some(p)) => assert_eq!(p.challenges_issued, 5, "refused at the limit"),
+            Reserve::Refused(None) => panic!("the plan exists"),
+        }
+    }
+    granted.sort();
+    assert_eq!(granted, [1, 2, 3, 4, 5]);
+
+    // Storing the challenge needs a pending, unexpired plan; no item is ever created.
+    let c = PendingChallenge {
         jws: "one".into(),
         exp: T0 + 300,
     };
-    let c2 = PendingChallenge {
-        jws: "two".into(),
-        exp: T0 + 301,
-    };
-    assert!(store.set_challenge("p", 0, &c1, T0).await.unwrap());
-    assert!(
-        !store.set_challenge("p", 0, &c2, T0).await.unwrap(),
-        "stale count"
-    );
-    assert!(store.set_challenge("p", 1, &c2, T0).await.unwrap());
-    let got = store.get_plan("p", T0).await.unwrap().unwrap();
+    assert!(store.set_challenge("p", &c, T0).await.unwrap());
     assert_eq!(
-        (got.pending_challenge, got.challenges_issued),
-        (Some(c2), 2)
+        store
+            .get_plan("p", T0)
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_challenge,
+        Some(c.clone())
     );
     assert!(
-        !store.set_challenge("missing", 0, &c1, T0).await.unwrap(),
+        !store.set_challenge("p", &c, T0 + 900).await.unwrap(),
+        "expired"
+    );
+    assert!(!store.set_challenge("missing", &c, T0).await.unwrap());
+    assert_eq!(
+        store.reserve_challenge("missing", 5, T0).await.unwrap(),
+        Reserve::Refused(None)
+    );
+    assert_eq!(
+        store.get_plan("missing", T0).await.unwrap(),
+        None,
         "no item is created"
     );
-    assert_eq!(store.get_plan("missing", T0).await.unwrap(), None);
+
+    // A final plan refuses and is returned as stored.
+    store.create_plan(&plan("done", T0 + 900)).await.unwrap();
+    assert!(store
+        .finish_plan("done", &Finish::Denied("x".into()), None, T0)
+        .await
+        .unwrap());
+    match store.reserve_challenge("done", 5, T0).await.unwrap() {
+        Reserve::Refused(Some(p)) => {
+            assert_eq!((p.status, p.challenges_issued), (PlanStatus::Denied, 0))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -168,7 +208,7 @@ async fn finish_plan_passes_denies_and_consumes_once() {
         jws: "jws-1".into(),
         exp: T0 + 300,
     };
-    store.set_challenge("p", 0, &c, T0).await.unwrap();
+    store.set_challenge("p", &c, T0).await.unwrap();
     let dev = DeviceRef {
         identifier: "S1".into(),
         name: "host".into(),
@@ -211,7 +251,7 @@ async fn twenty_concurrent_consumers_of_one_challenge_have_exactly_one_winner() 
         jws: "the-challenge".into(),
         exp: T0 + 300,
     };
-    store.set_challenge("race", 0, &c, T0).await.unwrap();
+    store.set_challenge("race", &c, T0).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = store.clone();

@@ -197,9 +197,9 @@ async fn dth_match_passes_with_device_in_both_modes() {
         );
         assert_eq!(fx.plan_state(&plan).device.unwrap().identifier, "SERIAL1");
         assert_eq!(
-            fx.plan_state(&plan).challenges_issued,
-            0,
-            "no KMS signature spent"
+            fx.plan_state(&plan).pending_challenge,
+            None,
+            "no challenge minted"
         );
     }
 }
@@ -833,18 +833,47 @@ async fn atc_must_be_the_whole_challenge_of_this_plan() {
 }
 
 #[tokio::test]
-async fn plan_store_set_challenge_is_optimistic() {
+async fn concurrent_gets_never_sign_more_than_the_attempt_limit() {
+    use endpoint_core::ports::{ChallengeSigner, JoseSignature, KeyDescription};
+    use endpoint_core::SignerError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Counts signatures.
+    struct Counting<'a>(
+        &'a endpoint_core::adapters::local_signer::LocalSigner,
+        AtomicUsize,
+    );
+    impl ChallengeSigner for Counting<'_> {
+        async fn describe(&self, key: &str) -> Result<KeyDescription, SignerError> {
+            self.0.describe(key).await
+        }
+        async fn sign(&self, key: &str, message: &[u8]) -> Result<JoseSignature, SignerError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            self.0.sign(key, message).await
+        }
+    }
     let fx = Fx::new();
     let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let plan = fx.plan(&s.id).await;
-    let pc = PendingChallenge {
-        jws: "a".into(),
-        exp: T0 + 300,
-    };
-    assert!(fx.store.set_challenge(&plan, 0, &pc, T0).await.unwrap());
+    let signer = Counting(&fx.signer, AtomicUsize::new(0));
+    let env = fx.env();
+    let gets =
+        (0..30).map(|_| stage::executor_get(&fx.store, &fx.store, &signer, &env, &plan, None));
+    let outcomes = futures::future::join_all(gets).await;
+    // The 11th GET denies the plan ("the GET that would mint one more denies the plan"), so the
+    // ten in flight find it denied when they try to store their challenge.
     assert!(
-        !fx.store.set_challenge(&plan, 0, &pc, T0).await.unwrap(),
-        "stale count loses"
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(Outcome::Challenge { .. }))
+                || *o == Ok(denied("Too many attempts"))),
+        "{outcomes:?}"
     );
-    assert!(fx.store.set_challenge(&plan, 1, &pc, T0).await.unwrap());
+    assert_eq!(
+        signer.1.load(Ordering::SeqCst),
+        10,
+        "exactly the plan's budget of KMS signatures"
+    );
+    assert_eq!(fx.plan_state(&plan).status, PlanStatus::Denied);
+    assert_eq!(fx.plan_state(&plan).challenges_issued, 10);
 }

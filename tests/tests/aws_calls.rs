@@ -2,6 +2,8 @@
 //! run (in process, against moto). Fails when a route makes more calls than its budget:
 //! challenge GET at most one KMS Sign and two DynamoDB calls; response POST at most three
 //! DynamoDB calls in at most two sequential rounds; JWKS warm with zero KMS calls.
+//! A challenge GET's two DynamoDB calls are the attempt reservation (which returns the plan)
+//! and the store of the signed challenge.
 
 use endpoint_core::adapters::aws::{load_config, CallCounter};
 use endpoint_core::adapters::dynamodb::DynamoStore;
@@ -82,7 +84,11 @@ async fn calls_per_route_stay_within_budget() {
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(kms.calls(), ["GetPublicKey", "Sign"]);
-    assert_eq!(ddb.calls(), ["GetItem", "UpdateItem"]);
+    assert_eq!(
+        ddb.calls(),
+        ["UpdateItem", "UpdateItem"],
+        "reserve the attempt, then store the challenge"
+    );
 
     // Warm challenge GET: one Sign, two DynamoDB calls.
     let plan = s.create_plan(&setup.stage);
@@ -92,7 +98,7 @@ async fn calls_per_route_stay_within_budget() {
         .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
         .await;
     assert_eq!(kms.calls(), ["Sign"]);
-    assert_eq!(ddb.calls(), ["GetItem", "UpdateItem"]);
+    assert_eq!(ddb.calls(), ["UpdateItem", "UpdateItem"]);
 
     // Response POST: plan GetItem and device Query in one parallel round, then one UpdateItem.
     let jws = reply.body["challenge"].as_str().unwrap().to_string();

@@ -597,10 +597,67 @@ impl PlanStore for DynamoStore {
         }
     }
 
+    async fn reserve_challenge(
+        &self,
+        id: &str,
+        max: u32,
+        now: UnixTime,
+    ) -> Result<Reserve, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(plan_key(id)))
+            .update_expression("SET #issued = #issued + :one")
+            .condition_expression(
+                "attribute_exists(#pk) AND #status = :pending AND #exp > :now AND #issued < :max",
+            )
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_names("#issued", "issued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max.into()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Reserve::Granted(plan_from(&item)?)),
+                None => Err(StoreError::Corrupt(
+                    "the reserved plan was not returned".into(),
+                )),
+            },
+            Err(e) if is_condition_failed(&e) => {
+                // DynamoDB returns the item that failed the condition; read it if it did not.
+                let returned = match &e {
+                    SdkError::ServiceError(se) => match se.err() {
+                        UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let item = match returned {
+                    Some(item) => Some(item),
+                    None => {
+                        self.get("GetItem plan (refused reservation)", plan_key(id))
+                            .await?
+                    }
+                };
+                Ok(Reserve::Refused(item.as_ref().map(plan_from).transpose()?))
+            }
+            Err(e) => Err(store_error("UpdateItem reserve_challenge", &e)),
+        }
+    }
+
     async fn set_challenge(
         &self,
         id: &str,
-        issued_before: u32,
         challenge: &PendingChallenge,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
@@ -609,20 +666,15 @@ impl PlanStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(plan_key(id)))
-            .update_expression("SET #ch = :ch, #chexp = :chexp, #issued = :next")
-            .condition_expression(
-                "attribute_exists(#pk) AND #status = :pending AND #exp > :now AND #issued = :prev",
-            )
+            .update_expression("SET #ch = :ch, #chexp = :chexp")
+            .condition_expression("attribute_exists(#pk) AND #status = :pending AND #exp > :now")
             .expression_attribute_names("#pk", schema::PK)
             .expression_attribute_names("#ch", "challenge")
             .expression_attribute_names("#chexp", "challenge_exp")
-            .expression_attribute_names("#issued", "issued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
             .expression_attribute_values(":ch", s(&challenge.jws))
             .expression_attribute_values(":chexp", n(challenge.exp))
-            .expression_attribute_values(":next", n(i64::from(issued_before) + 1))
-            .expression_attribute_values(":prev", n(issued_before.into()))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":now", n(now))
             .send()

@@ -138,22 +138,36 @@ impl PlanStore for MemoryStore {
             .cloned())
     }
 
+    async fn reserve_challenge(
+        &self,
+        id: &str,
+        max: u32,
+        now: UnixTime,
+    ) -> Result<Reserve, StoreError> {
+        let mut g = self.lock()?;
+        Ok(match g.plans.get_mut(id) {
+            Some(p)
+                if p.status == PlanStatus::Pending
+                    && !is_expired(Some(p.expires_at), now)
+                    && p.challenges_issued < max =>
+            {
+                p.challenges_issued += 1;
+                Reserve::Granted(p.clone())
+            }
+            other => Reserve::Refused(other.map(|p| p.clone())),
+        })
+    }
+
     async fn set_challenge(
         &self,
         id: &str,
-        issued_before: u32,
         challenge: &PendingChallenge,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let mut g = self.lock()?;
         match g.plans.get_mut(id) {
-            Some(p)
-                if p.status == PlanStatus::Pending
-                    && !is_expired(Some(p.expires_at), now)
-                    && p.challenges_issued == issued_before =>
-            {
+            Some(p) if p.status == PlanStatus::Pending && !is_expired(Some(p.expires_at), now) => {
                 p.pending_challenge = Some(challenge.clone());
-                p.challenges_issued += 1;
                 Ok(true)
             }
             _ => Ok(false),
