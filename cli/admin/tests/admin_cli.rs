@@ -161,7 +161,7 @@ fn keys_connectors_and_stages() {
         cli.json(&["stage", "create", "--connector", &bare])["id"]
             .as_str()
             .map(str::len),
-        Some(16)
+        Some(17)
     );
     let refused = cli.fails(&[
         "stage",

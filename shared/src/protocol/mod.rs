@@ -63,11 +63,12 @@ pub fn random_alnum(rng: &impl Random, len: usize) -> String {
     out
 }
 
-/// A URL-safe identifier with `bytes * 8` random bits.
+/// An identifier with at least `bytes * 8` random bits, in `[A-Za-z0-9]` only: URL-safe, and
+/// never starting with `-` (an id is often a command-line argument).
 pub fn random_id(rng: &impl Random, bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rng.fill(&mut buf);
-    b64url(&buf)
+    // log2(62) = 5.954 bits per character.
+    let chars = (bytes * 8 * 1000).div_ceil(5954);
+    random_alnum(rng, chars)
 }
 
 #[cfg(test)]
