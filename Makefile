@@ -61,9 +61,10 @@ clean-venv:
 bench-reference:
 	bench/compare.sh
 
-## Cold start and peak RSS of each release bootstrap, under a loopback Lambda Runtime API.
+## Cold start and peak RSS of each release bootstrap, under a loopback Lambda Runtime API:
+## init with a minimal Rust harness (coldstart-init), first response and RSS with bench/coldstart.py.
 bench-coldstart:
-	STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/coldstart.py
+	STACK_RELEASE=1 scripts/stack.sh test -- bash -c '$(CARGO) build -q --release -p endpoint-bench --bin coldstart-init && target/release/coldstart-init target/bench-build/release $${RUNS:-30} && .venv/bin/python bench/coldstart.py'
 
 ## A bounded load run through the local stack (release builds): p50/p99 per route, zero errors.
 bench-load:
