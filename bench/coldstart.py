@@ -220,7 +220,7 @@ def main():
         server.server_close()
         rows.append((function, statistics.median(inits), statistics.median(firsts), statistics.median(warm[1:]), rss / 1024, sorted(statuses)))
     print(f"machine: {os.cpu_count()} cores, {os.uname().machine}; runs per function: {RUNS}; load: {LOAD}; {time.strftime('%Y-%m-%d', time.gmtime())}")
-    print("| function | init median (exec -> first next) | first response median | warm invocation median | peak RSS after load | statuses |")
+    print("| function | init as this Python harness sees it (includes its own overhead; see coldstart-init) | first response median | warm invocation median | peak RSS after load | statuses |")
     print("|---|---|---|---|---|---|")
     for f, i, r, w, m, st in rows:
         print(f"| `{f}` | {i:.2f} ms | {r:.2f} ms | {w:.2f} ms | {m:.1f} MiB | {st} |")
