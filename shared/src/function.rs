@@ -97,6 +97,22 @@ impl Base {
     }
 }
 
+/// The DynamoDB store and the KMS signer of a function, from one AWS configuration: built once
+/// per cold start, outside the handler.
+#[cfg(all(feature = "dynamodb", feature = "kms"))]
+pub async fn dynamo_and_kms(
+    base: &Base,
+) -> (
+    crate::adapters::dynamodb::DynamoStore,
+    crate::adapters::kms::KmsSigner,
+) {
+    let aws = crate::adapters::aws::load_config().await;
+    (
+        crate::adapters::dynamodb::DynamoStore::from_config(&aws, &base.config.table),
+        crate::adapters::kms::KmsSigner::from_config(&aws),
+    )
+}
+
 /// JSON logs on stdout (CloudWatch), one object per line, level from `LOG_LEVEL` (info).
 pub fn init_tracing() {
     let level = match std::env::var("LOG_LEVEL")

@@ -82,6 +82,13 @@ impl Stack {
         }
     }
 
+    /// Names the stage that the connector's `auth_ia/` plans run through.
+    pub async fn set_interactive_stage(&self, connector: &str, stage: &str) {
+        admin::set_interactive_stage(&self.store, connector, stage)
+            .await
+            .unwrap();
+    }
+
     /// An enrollment token key for the connector.
     pub async fn enrollment_token(&self, connector: &str, lifetime: Option<i64>) -> String {
         let (_, key) = admin::create_enrollment_token(

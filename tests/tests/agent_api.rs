@@ -275,14 +275,8 @@ async fn check_in_stores_a_snapshot_visible_through_the_admin_cli() {
 async fn interactive_auth_and_the_dth_path() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
-    let mut c = endpoint_core::ports::Directory::get_connector(&s.store, &setup.connector)
-        .await
-        .unwrap()
-        .unwrap();
-    c.interactive_stage = Some(setup.stage.clone());
-    endpoint_core::ports::Directory::put_connector(&s.store, &c)
-        .await
-        .unwrap();
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
     let device = s.enrolled(&setup.connector, &serial("IA")).await;
     let auth = [("authorization", format!("Bearer+agent {}", device.token))];
     let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -11,14 +11,8 @@ use serde_json::json;
 async fn no_secret_in_any_log_line() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
-    let mut c = endpoint_core::ports::Directory::get_connector(&s.store, &setup.connector)
-        .await
-        .unwrap()
-        .unwrap();
-    c.interactive_stage = Some(setup.stage.clone());
-    endpoint_core::ports::Directory::put_connector(&s.store, &c)
-        .await
-        .unwrap();
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
 
     let enrollment = s.enrollment_token(&setup.connector, None).await;
     let serial = format!("E2E-SECRETS-{}", now());

@@ -428,6 +428,13 @@ async fn devices_tokens_and_the_core_agree() {
     cli.fails(&["device", "show", "SER-1"]);
 }
 
+fn key_pair(k: &aws_sdk_dynamodb::types::KeySchemaElement) -> (String, String) {
+    (
+        k.attribute_name().to_string(),
+        k.key_type().as_str().to_string(),
+    )
+}
+
 /// `init` and template.yaml declare the same table: both are checked against the one schema
 /// definition in the core (endpoint_core::adapters::dynamodb::schema).
 #[tokio::test]
@@ -442,16 +449,7 @@ async fn init_creates_the_table_template_yaml_declares() {
         .await
         .unwrap();
     let table = table.table().unwrap();
-    let keys: Vec<(String, String)> = table
-        .key_schema()
-        .iter()
-        .map(|k| {
-            (
-                k.attribute_name().to_string(),
-                k.key_type().as_str().to_string(),
-            )
-        })
-        .collect();
+    let keys: Vec<(String, String)> = table.key_schema().iter().map(key_pair).collect();
     assert_eq!(
         keys,
         [
@@ -461,16 +459,7 @@ async fn init_creates_the_table_template_yaml_declares() {
     );
     let gsi = &table.global_secondary_indexes()[0];
     assert_eq!(gsi.index_name(), Some(schema::KIND_INDEX));
-    let gsi_keys: Vec<(String, String)> = gsi
-        .key_schema()
-        .iter()
-        .map(|k| {
-            (
-                k.attribute_name().to_string(),
-                k.key_type().as_str().to_string(),
-            )
-        })
-        .collect();
+    let gsi_keys: Vec<(String, String)> = gsi.key_schema().iter().map(key_pair).collect();
     assert_eq!(
         gsi_keys,
         [
