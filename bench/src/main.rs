@@ -50,6 +50,7 @@ fn main() {
     let response = sign_response(serial, &token, &challenge, now);
     let device = DeviceWithTokens {
         device: Device {
+            id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: serial.into(),
             name: "bench".into(),
             created_at: now,

@@ -27,6 +27,7 @@ fn device(tokens: usize) -> (DeviceWithTokens, Secret) {
         .collect();
     let d = DeviceWithTokens {
         device: Device {
+            id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "SERIAL-1".into(),
             name: "host".into(),
             created_at: NOW,

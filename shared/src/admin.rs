@@ -5,7 +5,7 @@ use crate::error::CoreError;
 use crate::model::*;
 use crate::ports::*;
 use crate::protocol::challenge::CHALLENGE_LIFETIME;
-use crate::protocol::{random_alnum, random_id, sha256_hex};
+use crate::protocol::{random_alnum, random_id};
 use crate::secret::Secret;
 
 /// Length of a device token key (as the reference: 128 random characters).
@@ -14,14 +14,36 @@ pub const DEVICE_TOKEN_LEN: usize = 128;
 pub const ENROLLMENT_TOKEN_LEN: usize = 60;
 /// Longest serial, device name or connector name accepted.
 pub const MAX_NAME_LEN: usize = 256;
-/// How long a rotated-away key stays in the JWKS: a challenge signed just before the rotation
-/// stays verifiable until it expires, plus the agent's 60 s leeway.
+/// How long a key replaced by `set-key` stays in the JWKS: a challenge signed just before the
+/// switch stays verifiable until it expires, plus the agent's 60 s leeway.
 pub const KEY_OVERLAP: i64 = CHALLENGE_LIFETIME + 60;
+/// How long `connector rotate` keeps the old key published by default: agents that fetched
+/// their configuration before the rotation still verify challenges of the old key meanwhile.
+pub const DEFAULT_ROTATION_GRACE: i64 = 7 * 86_400;
 
 fn check_name(what: &str, value: &str) -> Result<(), CoreError> {
-    if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+    if !is_device_identifier(value) {
         return Err(CoreError::BadRequest(format!(
             "{what} must be 1 to {MAX_NAME_LEN} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `key` can sign challenges that every authentik platform agent can verify: it
+/// must exist and be usable, and not be a P-521 key (the Rust agent's JWT library has no ES512).
+pub async fn check_challenge_key<S: ChallengeSigner>(
+    signer: &S,
+    key: &str,
+) -> Result<(), CoreError> {
+    check_name("key", key)?;
+    let description = signer
+        .describe(key)
+        .await
+        .map_err(|e| CoreError::Refused(format!("cannot use {key:?} as a challenge key: {e}")))?;
+    if description.alg == SigningAlg::ES512 {
+        return Err(CoreError::Refused(format!(
+            "{key:?} is a P-521 key: authentik platform agents cannot verify ES512 challenges; use an ECC_NIST_P256, ECC_NIST_P384 or RSA key"
         )));
     }
     Ok(())
@@ -36,13 +58,16 @@ pub struct NewConnector {
     pub trigger_check_in: bool,
 }
 
-pub async fn create_connector<D: Directory, R: Random>(
+pub async fn create_connector<D: Directory, C: Clock, R: Random>(
     dir: &D,
+    clock: &C,
     rng: &R,
     new: NewConnector,
 ) -> Result<Connector, CoreError> {
+    let now = clock.now();
     check_name("name", &new.name)?;
     let mut c = Connector::new(random_id(rng, 12), new.name);
+    c.challenge_key_since = new.challenge_key.as_ref().map(|_| now);
     c.challenge_key = new.challenge_key;
     c.challenge_trigger_check_in = new.trigger_check_in;
     if let Some(t) = new.idle_timeout {
@@ -58,7 +83,29 @@ async fn connector<D: Directory>(dir: &D, id: &str) -> Result<Connector, CoreErr
         .ok_or_else(|| CoreError::NotFound(format!("connector {id}")))
 }
 
-/// Points the connector at a new challenge key; the old one stays published for the overlap.
+/// Makes `key` the signing key from `now` on; the old one stays published until `until`.
+fn switch_key(c: &mut Connector, key: &str, now: UnixTime, until: UnixTime) {
+    c.retired_keys.retain(|k| k.until > now && k.key != key);
+    if c.next_key.as_ref().is_some_and(|n| n.key == key) {
+        c.next_key = None;
+    }
+    if let Some(old) = c.challenge_key.replace(key.to_string()) {
+        if old != key {
+            c.retired_keys.push(RetiredKey {
+                key: old,
+                until,
+                retired_at: Some(now),
+            });
+        } else {
+            return;
+        }
+    }
+    c.challenge_key_since = Some(now);
+}
+
+/// Points the connector at a new challenge key at once; the old one stays published for
+/// [`KEY_OVERLAP`]. Agents that have not fetched their configuration since cannot verify the
+/// new key's challenges: for a fleet of real agents use [`add_next_key`] and [`rotate`].
 pub async fn set_connector_key<D: Directory, C: Clock>(
     dir: &D,
     clock: &C,
@@ -68,15 +115,51 @@ pub async fn set_connector_key<D: Directory, C: Clock>(
     check_name("key", key)?;
     let mut c = connector(dir, id).await?;
     let now = clock.now();
-    c.retired_keys.retain(|k| k.until > now && k.key != key);
-    if let Some(old) = c.challenge_key.replace(key.to_string()) {
-        if old != key {
-            c.retired_keys.push(RetiredKey {
-                key: old,
-                until: now + KEY_OVERLAP,
-            });
-        }
+    switch_key(&mut c, key, now, now + KEY_OVERLAP);
+    dir.put_connector(&c).await?;
+    Ok(c)
+}
+
+/// Publishes `key` as the connector's next challenge key now (in the JWKS route and in
+/// `jwks_challenge`), without signing with it; [`rotate`] later makes it the signing key.
+pub async fn add_next_key<D: Directory, C: Clock>(
+    dir: &D,
+    clock: &C,
+    id: &str,
+    key: &str,
+) -> Result<Connector, CoreError> {
+    check_name("key", key)?;
+    let mut c = connector(dir, id).await?;
+    if c.challenge_key.as_deref() == Some(key) {
+        return Err(CoreError::Refused(format!(
+            "{key:?} is already the signing key of connector {id}"
+        )));
     }
+    c.next_key = Some(NextKey {
+        key: key.to_string(),
+        added_at: clock.now(),
+    });
+    dir.put_connector(&c).await?;
+    Ok(c)
+}
+
+/// Signs with the next key from now on; the old signing key stays published for `grace`
+/// seconds, so agents that have not refreshed their configuration keep verifying challenges.
+pub async fn rotate<D: Directory, C: Clock>(
+    dir: &D,
+    clock: &C,
+    id: &str,
+    grace: i64,
+) -> Result<Connector, CoreError> {
+    let mut c = connector(dir, id).await?;
+    let next = c.next_key.clone().ok_or_else(|| {
+        CoreError::Refused(format!(
+            "connector {id} has no next key: publish one first (connector add-next-key), and rotate once agents have fetched it"
+        ))
+    })?;
+    let now = clock.now();
+    // Never shorter than a challenge's life plus the agents' leeway.
+    switch_key(&mut c, &next.key, now, now + grace.max(KEY_OVERLAP));
     dir.put_connector(&c).await?;
     Ok(c)
 }
@@ -166,7 +249,8 @@ where
 }
 
 /// Enrolls (or re-enrolls) a device on a connector: every older token of the connection is
-/// deleted and a new device token key is returned.
+/// deleted and a new device token key is returned. An existing device keeps its id, name and
+/// expiry, as on the reference; only the connection's tokens are replaced.
 pub async fn enroll_device<Dv, C, R>(
     devices: &Dv,
     clock: &C,
@@ -185,6 +269,8 @@ where
     let now = clock.now();
     let key = Secret::new(random_alnum(rng, DEVICE_TOKEN_LEN));
     let device = Device {
+        // Kept by the store if the device exists: the id is assigned at first enrollment.
+        id: random_uuid(rng),
         identifier: serial.to_string(),
         name: name.to_string(),
         created_at: now,
@@ -202,7 +288,12 @@ where
     Ok((token, key))
 }
 
-/// The SHA-256 under which a secret is stored and looked up.
-pub fn key_hash(key: &str) -> String {
-    sha256_hex(key.as_bytes())
+/// A random (version 4) UUID, as the reference's device primary keys.
+pub fn random_uuid(rng: &impl Random) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }

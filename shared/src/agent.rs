@@ -2,47 +2,157 @@
 //! `check_in/`, `auth_ia/`. Pure over the ports; the `agent` function maps these onto HTTP.
 //!
 //! Authentication: `Authorization: Bearer <enrollment token key>` for `enroll/`, and
-//! `Authorization: Bearer+agent <device token key>` for the others. Keys are looked up by their
-//! SHA-256 (no scan, no key compared in variable time). A missing or malformed header is 401;
-//! an unknown or expired key, an expired device or a disabled connector is 403.
+//! `Authorization: Bearer+agent <device token key>` for the others; the scheme word matches
+//! case-insensitively, as on the reference. Keys are looked up by their SHA-256 (no scan, no
+//! key compared in variable time). A missing or malformed header, an unknown or expired key, an
+//! expired device or a disabled connector are all 403, as on the reference.
+//!
+//! `agent_config/` and `core/brands/current/` answer exactly the objects of authentik's
+//! generated API client (`AgentConfig`, `CurrentBrand`): every field, no other.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::admin;
 use crate::error::CoreError;
+use crate::facts;
 use crate::model::*;
 use crate::ports::*;
+use crate::protocol::jwk::Jwks;
 use crate::protocol::{random_id, sha256_hex};
 use crate::stage::{self, Env};
 
 /// Longest accepted key in an `Authorization` header.
 pub const MAX_KEY_LEN: usize = 256;
-/// Largest accepted facts document.
-pub const MAX_FACTS: usize = 64 * 1024;
 /// How long an interactive-auth link stays usable.
 pub const DEVICE_AUTH_LIFETIME: i64 = 5 * 60;
+/// The brand title `core/brands/current/` answers unless configured (`BRAND_TITLE`).
+pub const DEFAULT_BRAND_TITLE: &str = "endpoint-stage";
 
 const FORBIDDEN: &str = "The credentials are not valid for this request.";
 
-/// The key of `Authorization: <scheme> <key>`, for exactly that scheme.
+/// The key of `Authorization: <scheme> <key>`, for that scheme in any letter case.
 pub fn bearer<'a>(header: Option<&'a str>, scheme: &str) -> Result<&'a str, CoreError> {
-    let unauthorized = || {
-        CoreError::Unauthorized(format!(
-            "An Authorization header \"{scheme} <key>\" is required."
+    let refused = || {
+        CoreError::Forbidden(format!(
+            "An Authorization header \"{scheme} <key>\" with a valid key is required."
         ))
     };
-    let value = header.ok_or_else(unauthorized)?;
-    let (got, key) = value.split_once(' ').ok_or_else(unauthorized)?;
+    let value = header.ok_or_else(refused)?;
+    let (got, key) = value.trim_start().split_once(' ').ok_or_else(refused)?;
     let key = key.trim();
-    if got != scheme
+    if !got.eq_ignore_ascii_case(scheme)
         || key.is_empty()
         || key.len() > MAX_KEY_LEN
         || !key.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(unauthorized());
+        return Err(refused());
     }
     Ok(key)
+}
+
+/// The `system_config` of `agent_config/` (authentik's `Config` model): error reporting off,
+/// no capabilities, the reference's cache timeouts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SystemConfig {
+    pub error_reporting: ErrorReporting,
+    pub capabilities: Vec<String>,
+    pub cache_timeout: u32,
+    pub cache_timeout_flows: u32,
+    pub cache_timeout_policies: u32,
+}
+
+/// authentik's `ErrorReportingConfig`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorReporting {
+    pub enabled: bool,
+    pub sentry_dsn: String,
+    pub environment: String,
+    pub send_pii: bool,
+    pub traces_sample_rate: f64,
+}
+
+impl SystemConfig {
+    /// The neutral configuration: nothing reported anywhere, no capability offered.
+    pub fn neutral() -> Self {
+        SystemConfig {
+            error_reporting: ErrorReporting {
+                enabled: false,
+                sentry_dsn: String::new(),
+                environment: String::new(),
+                send_pii: false,
+                traces_sample_rate: 0.0,
+            },
+            capabilities: Vec::new(),
+            cache_timeout: 300,
+            cache_timeout_flows: 300,
+            cache_timeout_policies: 300,
+        }
+    }
+}
+
+/// The answer of `agent_config/` (authentik's `AgentConfig`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentConfig {
+    /// The device's stable opaque id (a UUID assigned at its first enrollment).
+    pub device_id: String,
+    pub refresh_interval: u32,
+    pub authorization_flow: Option<String>,
+    /// We issue no agent tokens: always `{"keys": []}`.
+    pub jwks_auth: Jwks,
+    pub jwks_challenge: Option<Jwks>,
+    pub nss_uid_offset: u32,
+    pub nss_gid_offset: u32,
+    pub auth_terminate_session_on_expiry: bool,
+    pub system_config: SystemConfig,
+    /// Always `unlicensed`: agents then never offer the enterprise interactive-auth flow.
+    pub license_status: &'static str,
+}
+
+/// authentik's `CurrentBrandFlags`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BrandFlags {
+    pub flows_continuous_login: bool,
+    pub flows_refresh_others: bool,
+}
+
+/// The answer of `core/brands/current/` (authentik's `CurrentBrand`, its required fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CurrentBrand {
+    pub matched_domain: String,
+    pub branding_title: String,
+    pub branding_logo: String,
+    pub branding_logo_themed_urls: Option<Value>,
+    pub branding_favicon: String,
+    pub branding_favicon_themed_urls: Option<Value>,
+    pub branding_custom_css: String,
+    pub branding_map_tiles: String,
+    pub ui_footer_links: Vec<Value>,
+    pub ui_theme: &'static str,
+    pub default_locale: String,
+    pub flags: BrandFlags,
+}
+
+/// `GET core/brands/current/`: served to anyone, without any store or KMS call. The Rust agent
+/// keeps its remote configuration (and so `jwks_challenge`) only when this call succeeds too.
+pub fn current_brand(title: &str, matched_domain: &str) -> CurrentBrand {
+    CurrentBrand {
+        matched_domain: matched_domain.to_string(),
+        branding_title: title.to_string(),
+        branding_logo: String::new(),
+        branding_logo_themed_urls: None,
+        branding_favicon: String::new(),
+        branding_favicon_themed_urls: None,
+        branding_custom_css: String::new(),
+        branding_map_tiles: String::new(),
+        ui_footer_links: Vec::new(),
+        ui_theme: "automatic",
+        default_locale: String::new(),
+        flags: BrandFlags {
+            flows_continuous_login: false,
+            flows_refresh_others: false,
+        },
+    }
 }
 
 #[derive(Deserialize)]
@@ -131,7 +241,7 @@ pub async fn agent_config<D, Dv, S, C>(
     signer: &S,
     clock: &C,
     authorization: Option<&str>,
-) -> Result<Value, CoreError>
+) -> Result<AgentConfig, CoreError>
 where
     D: Directory,
     Dv: DeviceStore,
@@ -139,47 +249,28 @@ where
     C: Clock,
 {
     let (_, device, connector, _) = authenticate_device(dir, devices, clock, authorization).await?;
+    // The connector is already read: its JWKS (current, next and retired keys) costs no
+    // further DynamoDB call.
     let jwks_challenge = match connector.challenge_key {
-        // The connector is already read: its JWKS costs no further DynamoDB call.
-        Some(_) => serde_json::to_value(stage::jwks_of(&connector, signer, clock.now()).await?)
-            .unwrap_or(Value::Null),
-        None => Value::Null,
+        Some(_) => Some(stage::jwks_of(&connector, signer, clock.now()).await?),
+        None => None,
     };
-    Ok(json!({
-        "device_id": device.identifier,
-        "refresh_interval": connector.refresh_interval,
-        "jwks_challenge": jwks_challenge,
-        "jwks_auth": {"keys": []},
-        "authorization_flow": null,
-        "nss_uid_offset": 1000,
-        "nss_gid_offset": 1000,
-        "auth_terminate_session_on_expiry": false,
-        "system_config": {},
-        "license_status": null,
-    }))
+    Ok(AgentConfig {
+        device_id: device.id,
+        refresh_interval: connector.refresh_interval,
+        authorization_flow: None,
+        jwks_auth: Jwks { keys: Vec::new() },
+        jwks_challenge,
+        nss_uid_offset: 1000,
+        nss_gid_offset: 1000,
+        auth_terminate_session_on_expiry: false,
+        system_config: SystemConfig::neutral(),
+        license_status: "unlicensed",
+    })
 }
 
-/// Validates a device facts document: a JSON object with a non-empty string `hardware.serial`,
-/// at most 64 KiB. Returns it re-serialized (compact).
-pub fn validate_facts(body: &[u8]) -> Result<String, CoreError> {
-    if body.len() > MAX_FACTS {
-        return Err(CoreError::PayloadTooLarge(MAX_FACTS));
-    }
-    let facts: Value = serde_json::from_slice(body)
-        .map_err(|_| CoreError::BadRequest("The facts are not valid JSON.".into()))?;
-    let serial = facts
-        .get("hardware")
-        .and_then(|h| h.get("serial"))
-        .and_then(Value::as_str);
-    if !facts.is_object() || serial.is_none_or(str::is_empty) {
-        return Err(CoreError::BadRequest(
-            "The facts need a non-empty string hardware.serial.".into(),
-        ));
-    }
-    Ok(facts.to_string())
-}
-
-/// `POST check_in/`: stores the facts snapshot, expiring after the connector's snapshot expiry.
+/// `POST check_in/`: stores the facts snapshot (compressed; a bounded subset, marked truncated,
+/// if it does not fit a DynamoDB item), expiring after the connector's snapshot expiry.
 pub async fn check_in<D, Dv, C>(
     dir: &D,
     devices: &Dv,
@@ -193,12 +284,20 @@ where
     C: Clock,
 {
     let (_, device, connector, _) = authenticate_device(dir, devices, clock, authorization).await?;
-    let facts = validate_facts(body)?;
+    let stored = facts::store(facts::parse(body)?);
+    if stored.truncated {
+        tracing::warn!(
+            event = "facts_truncated",
+            compressed_bytes = stored.deflate.len(),
+            "facts snapshot stored as a bounded subset"
+        );
+    }
     let now = clock.now();
     let snapshot = FactsSnapshot {
         device: device.identifier,
         connector: connector.id,
-        facts,
+        facts_deflate: stored.deflate,
+        truncated: stored.truncated,
         created_at: now,
         expires_at: now + i64::from(connector.snapshot_expiry),
     };

@@ -45,12 +45,10 @@ pub enum CoreError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
     Forbidden(String),
     #[error("{0} was not found")]
     NotFound(String),
-    #[error("the request body is larger than {0} bytes")]
+    #[error("The request body is larger than {} KiB, the most this route accepts.", .0 / 1024)]
     PayloadTooLarge(usize),
     /// A configuration the product refuses (for example a required stage without a key).
     #[error("{0}")]

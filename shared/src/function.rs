@@ -25,6 +25,8 @@ pub struct FunctionConfig {
     pub public_base_url: Option<String>,
     /// `CHALLENGE_FUNCTION_NAME`: the function the response validator asks for a new challenge.
     pub challenge_function: String,
+    /// `BRAND_TITLE`: the title `core/brands/current/` answers (default `endpoint-stage`).
+    pub brand_title: String,
 }
 
 impl FunctionConfig {
@@ -64,6 +66,20 @@ impl FunctionConfig {
                 .map(|u| u.trim_end_matches('/').to_string()),
             challenge_function: get("CHALLENGE_FUNCTION_NAME")
                 .unwrap_or_else(|| "challenge".into()),
+            brand_title: match get("BRAND_TITLE") {
+                None => crate::agent::DEFAULT_BRAND_TITLE.into(),
+                Some(t)
+                    if (1..=256).contains(&t.chars().count())
+                        && !t.chars().any(char::is_control) =>
+                {
+                    t
+                }
+                Some(_) => {
+                    return Err(
+                        "BRAND_TITLE must be 1 to 256 characters without control characters".into(),
+                    )
+                }
+            },
         })
     }
 }
@@ -166,29 +182,39 @@ pub fn match_path<'a>(path: &'a str, template: &str) -> Option<Vec<&'a str>> {
     got.next().is_none().then_some(values)
 }
 
-/// The API's public base URL: the configured one, else `https://<Host>` of the request.
-pub fn public_base_url(config: &FunctionConfig, req: &Request) -> Option<String> {
-    config.public_base_url.clone().or_else(|| {
-        header(req, "host")
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .map(|h| format!("https://{h}"))
+/// The request's `Host` header if it is a plausible host name (with an optional port).
+pub fn host(req: &Request) -> Option<&str> {
+    header(req, "host").filter(|h| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
     })
 }
 
-/// The body's bytes, refused over 64 KiB.
+/// The API's public base URL: the configured one, else `https://<Host>` of the request.
+pub fn public_base_url(config: &FunctionConfig, req: &Request) -> Option<String> {
+    config
+        .public_base_url
+        .clone()
+        .or_else(|| host(req).map(|h| format!("https://{h}")))
+}
+
+/// The body's bytes, refused over 64 KiB (every route but `check_in/`).
 pub fn body(req: &Request) -> Result<&[u8], CoreError> {
+    body_within(req, MAX_BODY)
+}
+
+/// The body's bytes, refused over `limit`.
+pub fn body_within(req: &Request, limit: usize) -> Result<&[u8], CoreError> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => &[],
         Body::Text(s) => s.as_bytes(),
         Body::Binary(b) => b,
         _ => &[],
     };
-    if bytes.len() > MAX_BODY {
-        return Err(CoreError::PayloadTooLarge(MAX_BODY));
+    if bytes.len() > limit {
+        return Err(CoreError::PayloadTooLarge(limit));
     }
     Ok(bytes)
 }
@@ -212,6 +238,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ),
     ("/api/v3/endpoints/agents/connectors/check_in/", &["POST"]),
     ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
+    ("/api/v3/core/brands/current/", &["GET"]),
 ];
 
 /// Time spent in AWS calls since the last call (zero for functions without AWS clients).
@@ -270,7 +297,6 @@ pub fn no_route() -> (Reply, &'static str) {
 pub fn failed(e: &CoreError) -> (Reply, &'static str) {
     let label = match e {
         CoreError::BadRequest(_) => "bad_request",
-        CoreError::Unauthorized(_) => "unauthorized",
         CoreError::Forbidden(_) => "forbidden",
         CoreError::NotFound(_) => "not_found",
         CoreError::PayloadTooLarge(_) => "payload_too_large",

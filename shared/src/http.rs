@@ -89,7 +89,6 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
 pub fn error_reply(error: &CoreError) -> Reply {
     let (status, code) = match error {
         CoreError::BadRequest(_) => (400, "bad_request"),
-        CoreError::Unauthorized(_) => (401, "unauthorized"),
         CoreError::Forbidden(_) => (403, "forbidden"),
         CoreError::NotFound(_) => (404, "not_found"),
         CoreError::PayloadTooLarge(_) => (413, "payload_too_large"),
@@ -236,7 +235,6 @@ mod tests {
     fn error_mapping_matches_the_contract() {
         let cases = [
             (CoreError::BadRequest("x".into()), 400, "bad_request"),
-            (CoreError::Unauthorized("x".into()), 401, "unauthorized"),
             (CoreError::Forbidden("x".into()), 403, "forbidden"),
             (CoreError::NotFound("plan".into()), 404, "not_found"),
             (CoreError::PayloadTooLarge(1), 413, "payload_too_large"),

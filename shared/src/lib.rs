@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod admin;
 pub mod agent;
 pub mod error;
+pub mod facts;
 #[cfg(feature = "lambda")]
 pub mod function;
 pub mod http;

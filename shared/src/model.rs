@@ -45,9 +45,23 @@ impl std::str::FromStr for StageMode {
     }
 }
 
-/// An enrolled device. `identifier` is the hardware serial reported at enrollment.
+/// Longest device identifier (serial) or device name, in characters.
+pub const MAX_DEVICE_IDENTIFIER_CHARS: usize = 256;
+
+/// The one rule for device identifiers (hardware serials), used by enrollment, check-in, the
+/// admin CLI and the response path: 1 to 256 characters, no control characters, anything else
+/// allowed. Real serials have spaces (`VMware-56 4d 1a ...`), dots and non-ASCII letters.
+pub fn is_device_identifier(value: &str) -> bool {
+    !value.is_empty()
+        && value.chars().count() <= MAX_DEVICE_IDENTIFIER_CHARS
+        && !value.chars().any(char::is_control)
+}
+
+/// An enrolled device. `identifier` is the hardware serial reported at enrollment; `id` is the
+/// stable opaque id (a UUID) assigned at its first enrollment, which agents see as `device_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
+    pub id: String,
     pub identifier: String,
     pub name: String,
     pub created_at: UnixTime,
@@ -102,8 +116,10 @@ pub struct DeviceWithTokens {
 pub struct FactsSnapshot {
     pub device: String,
     pub connector: String,
-    /// The facts document, compact JSON.
-    pub facts: String,
+    /// The facts document as compact JSON, deflate-compressed (see `facts`).
+    pub facts_deflate: Vec<u8>,
+    /// Whether the stored document is a bounded subset of what the device sent.
+    pub truncated: bool,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
@@ -113,6 +129,17 @@ pub struct FactsSnapshot {
 pub struct RetiredKey {
     pub key: String,
     pub until: UnixTime,
+    /// When it stopped signing (absent on records written before rotation existed).
+    #[serde(default)]
+    pub retired_at: Option<UnixTime>,
+}
+
+/// The key a connector will sign with after its next rotation: published in the JWKS (and so
+/// in `jwks_challenge`) from `added_at` on, so agents learn it before it signs anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextKey {
+    pub key: String,
+    pub added_at: UnixTime,
 }
 
 /// An agent connector and its settings.
@@ -123,6 +150,12 @@ pub struct Connector {
     pub enabled: bool,
     /// KMS key id, ARN, alias name or alias ARN (or a local signer's key name).
     pub challenge_key: Option<String>,
+    /// Since when the current challenge key signs (absent on older records).
+    #[serde(default)]
+    pub challenge_key_since: Option<UnixTime>,
+    /// Published now, signs after `connector rotate`.
+    #[serde(default)]
+    pub next_key: Option<NextKey>,
     #[serde(default)]
     pub retired_keys: Vec<RetiredKey>,
     pub challenge_idle_timeout: u32,
@@ -145,6 +178,8 @@ impl Connector {
             name: name.into(),
             enabled: true,
             challenge_key: None,
+            challenge_key_since: None,
+            next_key: None,
             retired_keys: Vec::new(),
             challenge_idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             challenge_trigger_check_in: false,
@@ -154,11 +189,13 @@ impl Connector {
         }
     }
 
-    /// The keys whose public part the JWKS publishes at `now`: the current one first.
+    /// The keys whose public part the JWKS publishes at `now`: the current one first, then the
+    /// next one (if any), then the retired ones still inside their grace period.
     pub fn published_keys(&self, now: UnixTime) -> Vec<&str> {
         self.challenge_key
             .iter()
             .map(String::as_str)
+            .chain(self.next_key.iter().map(|k| k.key.as_str()))
             .chain(
                 self.retired_keys
                     .iter()
@@ -289,14 +326,40 @@ mod tests {
             RetiredKey {
                 key: "old".into(),
                 until: 200,
+                retired_at: None,
             },
             RetiredKey {
                 key: "older".into(),
                 until: 50,
+                retired_at: None,
             },
         ];
         assert_eq!(c.published_keys(100), vec!["new", "old"]);
         assert_eq!(c.published_keys(200), vec!["new"]);
+        c.next_key = Some(NextKey {
+            key: "next".into(),
+            added_at: 90,
+        });
+        assert_eq!(c.published_keys(100), vec!["new", "next", "old"]);
+    }
+
+    #[test]
+    fn device_identifiers_follow_one_rule() {
+        for ok in [
+            "VMware-56 4d 1a 2b 3c 4d 5e 6f-70 81 92 a3 b4 c5 d6 e7",
+            "To Be Filled By O.E.M.",
+            "Default string",
+            "Gerät-Nr. ÄÖÜ 東京 ✓",
+            "x",
+        ] {
+            assert!(is_device_identifier(ok), "{ok:?}");
+        }
+        // 256 characters of 3 bytes each is still within the rule (characters, not bytes).
+        assert!(is_device_identifier(&"東".repeat(256)));
+        for bad in ["", "a\nb", "tab\there", "nul\0", "del\u{7f}", "c1\u{85}"] {
+            assert!(!is_device_identifier(bad), "{bad:?}");
+        }
+        assert!(!is_device_identifier(&"a".repeat(257)));
     }
 
     #[test]

@@ -426,7 +426,7 @@ where
     // The plan and the device are independent reads: issue them together.
     let device_read = async {
         match &parsed {
-            Some(Ok(p)) if valid_id(p.issuer()) => {
+            Some(Ok(p)) if is_device_identifier(p.issuer()) => {
                 devices.device_with_tokens(p.issuer(), now).await
             }
             _ => Ok(None),
@@ -591,9 +591,9 @@ pub async fn jwks_of<S: ChallengeSigner>(
         match signer.describe(key).await {
             Ok(d) if jwks.keys.iter().all(|k| k.kid != d.kid) => jwks.keys.push(d.jwk),
             Ok(_) => {}
-            // The current key must be publishable; a retired one that is gone is skipped.
+            // The current key must be publishable; a next or retired one that fails is skipped.
             Err(e) if i == 0 => return Err(e.into()),
-            Err(e) => tracing::warn!(error = %e, "retired challenge key skipped in JWKS"),
+            Err(e) => tracing::warn!(error = %e, "next or retired challenge key skipped in JWKS"),
         }
     }
     Ok(jwks)

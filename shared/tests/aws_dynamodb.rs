@@ -56,6 +56,7 @@ fn plan(id: &str, expires_at: i64) -> Plan {
 
 fn device(serial: &str, expires_at: Option<i64>) -> Device {
     Device {
+        id: "00000000-0000-4000-8000-000000000000".into(),
         identifier: serial.into(),
         name: format!("host-{serial}"),
         created_at: T0,
@@ -291,7 +292,12 @@ async fn stages_and_connectors_round_trip_and_list() {
     c.retired_keys = vec![RetiredKey {
         key: "old".into(),
         until: T0,
+        retired_at: Some(T0 - 10),
     }];
+    c.next_key = Some(endpoint_core::model::NextKey {
+        key: "alias/next".into(),
+        added_at: T0 - 5,
+    });
     store.put_connector(&c).await.unwrap();
     store
         .put_connector(&Connector::new("c2", "second"))
@@ -365,7 +371,10 @@ async fn enrollment_replaces_tokens_and_keeps_the_index_in_step() {
         .collect();
     toks.sort();
     assert_eq!(toks, [("c1", "t2"), ("c2", "tc2")]);
-    assert_eq!(d.device.name, "renamed");
+    assert_eq!(
+        d.device.name, "host-S1",
+        "the name is kept on re-enrollment (as on the reference)"
+    );
     assert_eq!(
         d.device.created_at, T0,
         "created_at is kept on re-enrollment"
@@ -514,6 +523,7 @@ async fn enrollment_tokens_by_hash_with_expiry() {
     let clock = FixedClock::new(T0);
     let c = admin::create_connector(
         &store,
+        &endpoint_core::ports::SystemClock,
         &SystemRandom,
         admin::NewConnector {
             name: "c".into(),
@@ -573,6 +583,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
     };
     let c = admin::create_connector(
         &*store,
+        &endpoint_core::ports::SystemClock,
         &SystemRandom,
         admin::NewConnector {
             name: "c".into(),
@@ -687,4 +698,86 @@ async fn a_missing_table_and_a_dead_emulator_are_typed_errors_in_bounded_time() 
         .into();
     assert!(matches!(e, CoreError::Unavailable(_)));
     assert_eq!(endpoint_core::http::error_reply(&e).status, 503);
+}
+
+/// Facts snapshots are stored compressed in one item (a DynamoDB item holds at most 400 KB):
+/// the raw item holds the deflate bytes as a binary attribute and the truncated flag, and a
+/// 1.6 MiB document that cannot fit comes back as the bounded subset, marked truncated.
+#[tokio::test]
+async fn facts_snapshots_are_stored_compressed_and_marked_when_truncated() {
+    use endpoint_core::facts;
+    let store = fresh_store().await;
+    let desktop: Vec<serde_json::Value> = (0..4000)
+        .map(|i| serde_json::json!({"id": i, "name": format!("/usr/bin/app --instance {i} --profile default"), "user": "alice"}))
+        .collect();
+    let doc = serde_json::json!({"hardware": {"serial": "VMware-56 4d"}, "processes": desktop});
+    let stored = facts::store(doc.clone());
+    assert!(!stored.truncated);
+    let snapshot = FactsSnapshot {
+        device: "VMware-56 4d".into(),
+        connector: "c1".into(),
+        facts_deflate: stored.deflate.clone(),
+        truncated: false,
+        created_at: T0,
+        expires_at: T0 + 100,
+    };
+    store.put_facts(&snapshot).await.unwrap();
+    let back = store
+        .latest_facts("VMware-56 4d", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, snapshot);
+    assert_eq!(facts::load(&back.facts_deflate), Some(doc));
+
+    // The raw item: binary deflate bytes, no plain JSON attribute.
+    let cfg = aws_env::config().await;
+    let raw = aws_sdk_dynamodb::Client::new(&cfg)
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("FACTS#VMware-56 4d".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SNAPSHOT#c1".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(raw["facts_deflate"].as_b().is_ok());
+    assert!(!raw.contains_key("facts"));
+    assert_eq!(raw["truncated"].as_bool(), Ok(&false));
+
+    // Incompressible: the bounded subset, marked truncated, still one item.
+    let noise: Vec<serde_json::Value> = (0u32..3000)
+        .map(|i| {
+            let mut s = String::new();
+            let mut block = <sha2::Sha256 as sha2::Digest>::digest(i.to_le_bytes());
+            while s.len() < 500 {
+                s.push_str(&hex::encode(block));
+                block = <sha2::Sha256 as sha2::Digest>::digest(block);
+            }
+            serde_json::json!({"name": s, "source": "deb"})
+        })
+        .collect();
+    let stored = facts::store(serde_json::json!({"hardware": {"serial": "T"}, "software": noise}));
+    assert!(stored.truncated);
+    store
+        .put_facts(&FactsSnapshot {
+            device: "T".into(),
+            connector: "c1".into(),
+            facts_deflate: stored.deflate,
+            truncated: true,
+            created_at: T0,
+            expires_at: T0 + 100,
+        })
+        .await
+        .unwrap();
+    let back = store.latest_facts("T", T0).await.unwrap().unwrap();
+    assert!(back.truncated);
+    assert!(back.facts_deflate.len() <= facts::MAX_STORED_FACTS);
 }

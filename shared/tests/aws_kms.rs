@@ -42,6 +42,7 @@ async fn challenge_with(signer: &KmsSigner, key: &str) -> (String, Connector) {
     };
     let c = admin::create_connector(
         &store,
+        &endpoint_core::ports::SystemClock,
         &SystemRandom,
         admin::NewConnector {
             name: "c".into(),
@@ -227,4 +228,40 @@ async fn a_dead_emulator_is_unavailable_in_bounded_time() {
     let r = signer.sign("alias/x", b"m").await;
     assert!(matches!(r, Err(SignerError::Unavailable(_))), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// An alias re-pointed at another key: a warm signer keeps the cached key (consistent kid and
+/// signature) until the alias refresh period ends, then describes and signs with the new key.
+/// Key ids never re-point and stay cached.
+#[tokio::test]
+async fn an_alias_re_pointed_at_another_key_is_picked_up_after_the_refresh_period() {
+    let signer = kms().await;
+    let a = signer
+        .create_key(KeySpec::EccNistP256, "alias a")
+        .await
+        .unwrap();
+    let b = signer
+        .create_key(KeySpec::EccNistP384, "alias b")
+        .await
+        .unwrap();
+    let alias = format!("alias/e2e-rotate-{}", common::rand_suffix());
+    signer.set_alias(&alias, &a).await.unwrap();
+    let kid_a = signer.describe(&a).await.unwrap().kid;
+    let kid_b = signer.describe(&b).await.unwrap().kid;
+    assert_eq!(signer.describe(&alias).await.unwrap().kid, kid_a);
+    signer.set_alias(&alias, &b).await.unwrap();
+    // Within the refresh period: still the key the alias named when it was described.
+    assert_eq!(signer.describe(&alias).await.unwrap().kid, kid_a);
+    let sig = signer.sign(&alias, b"m").await.unwrap();
+    assert_eq!(sig.kid, kid_a, "signature and kid always agree");
+
+    let fresh = signer.clone().with_alias_refresh(Duration::ZERO);
+    assert_eq!(fresh.describe(&alias).await.unwrap().kid, kid_b);
+    let sig = fresh.sign(&alias, b"m").await.unwrap();
+    assert_eq!((sig.kid, sig.alg.as_str()), (kid_b, "ES384"));
+    assert!(!endpoint_core::adapters::kms::is_alias(&a));
+    assert!(endpoint_core::adapters::kms::is_alias(&alias));
+    assert!(endpoint_core::adapters::kms::is_alias(
+        "arn:aws:kms:us-east-1:123456789012:alias/x"
+    ));
 }

@@ -122,3 +122,54 @@ fn jwk_from_spki_matches_the_key_and_kid_is_stable() {
         }
     }
 }
+
+/// The Rust platform agent parses challenge headers with the `jsonwebtoken` crate, then
+/// verifies with the JWK it got from `jwks_challenge`. Every challenge we can sign for a
+/// connector is accepted by it; P-521 is the one kind it cannot parse (ES512), which is why
+/// `endpoint-admin` refuses P-521 challenge keys.
+#[tokio::test]
+async fn the_rust_agents_jwt_library_accepts_every_challenge_we_can_sign() {
+    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+    for (spec, alg) in [
+        (KeySpec::EccNistP256, Algorithm::ES256),
+        (KeySpec::EccNistP384, Algorithm::ES384),
+        (KeySpec::Rsa2048, Algorithm::RS256),
+        (KeySpec::Rsa3072, Algorithm::RS256),
+        (KeySpec::Rsa4096, Algorithm::RS256),
+    ] {
+        let mut fx = Fx::new();
+        let mut signer = LocalSigner::new();
+        let desc = signer.generate("k", spec).unwrap();
+        fx.signer = signer;
+        let (_, s) = fx.setup(StageMode::Required, Some("k"), true).await;
+        let plan = fx.plan(&s.id).await;
+        let jws = fx.challenge(&plan).await;
+        let header = decode_header(&jws).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+        assert_eq!(header.alg, alg, "{spec:?}");
+        assert_eq!(header.kid.as_deref(), Some(desc.kid.as_str()));
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(serde_json::to_value(&desc.jwk).unwrap()).unwrap();
+        let key = DecodingKey::from_jwk(&jwk).unwrap();
+        let mut validation = Validation::new(alg);
+        validation.leeway = 60;
+        // The fixture's clock is in the past; the agent checks exp against its own clock.
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let claims = decode::<serde_json::Value>(&jws, &key, &validation)
+            .unwrap_or_else(|e| panic!("{spec:?}: {e}"))
+            .claims;
+        assert_eq!(claims["iss"], s.id.as_str());
+    }
+
+    let mut fx = Fx::new();
+    let mut signer = LocalSigner::new();
+    signer.generate("k", KeySpec::EccNistP521).unwrap();
+    fx.signer = signer;
+    let (_, s) = fx.setup(StageMode::Required, Some("k"), true).await;
+    let plan = fx.plan(&s.id).await;
+    let jws = fx.challenge(&plan).await;
+    assert!(
+        decode_header(&jws).is_err(),
+        "jsonwebtoken has no ES512: if this starts to pass, P-521 keys could be allowed"
+    );
+}

@@ -255,6 +255,7 @@ async fn required_stage_without_key_is_refused_at_configuration() {
     let fx = Fx::new();
     let c = endpoint_core::admin::create_connector(
         &fx.store,
+        &fx.clock,
         &fx.rng,
         endpoint_core::admin::NewConnector {
             name: "no key".into(),
@@ -636,6 +637,7 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
     fx.store
         .enroll(
             &Device {
+                id: "00000000-0000-4000-8000-000000000000".into(),
                 identifier: "S".into(),
                 name: "h".into(),
                 created_at: T0,

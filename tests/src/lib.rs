@@ -56,8 +56,18 @@ impl Stack {
         } else {
             None
         };
+        self.setup_of(mode, key, enabled).await
+    }
+
+    /// An enabled connector signing with `key` (a KMS key id), and a stage of `mode` on it.
+    pub async fn setup_with_key(&self, mode: StageMode, key: &str) -> Setup {
+        self.setup_of(mode, Some(key.to_string()), true).await
+    }
+
+    async fn setup_of(&self, mode: StageMode, key: Option<String>, enabled: bool) -> Setup {
         let mut c: Connector = admin::create_connector(
             &self.store,
+            &endpoint_core::ports::SystemClock,
             &SystemRandom,
             NewConnector {
                 name: "e2e".into(),
@@ -143,6 +153,23 @@ impl Stack {
         assert_eq!(status, 200);
         assert_eq!(body["component"], "ak-stage-endpoint-agent", "{body}");
         body["challenge"].as_str().unwrap().to_string()
+    }
+
+    /// Runs the stack's `endpoint-admin` with `args` and `--json`; returns its JSON answer.
+    pub fn admin_json(&self, args: &[&str]) -> Value {
+        let admin = std::env::var("STACK_ADMIN")
+            .expect("run through make test (scripts/stack.sh exports STACK_ADMIN)");
+        let out = std::process::Command::new(admin)
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     pub fn plan(&self, plan: &str) -> Value {

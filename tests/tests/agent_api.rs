@@ -59,7 +59,16 @@ async fn enroll_config_and_re_enroll() {
 
     let (status, cfg) = config(&s, &first);
     assert_eq!(status, 200, "{cfg}");
-    assert_eq!(cfg["device_id"], sn.as_str());
+    // device_id: the device's opaque UUID, not its serial.
+    let device_id = cfg["device_id"].as_str().unwrap_or_default().to_string();
+    assert_ne!(device_id, sn);
+    assert_eq!(device_id.len(), 36, "{device_id}");
+    assert_eq!(
+        device_id.as_bytes()[14],
+        b'4',
+        "a version 4 UUID: {device_id}"
+    );
+    assert_eq!(cfg["license_status"], "unlicensed");
     assert_eq!(cfg["refresh_interval"], 1800);
     let (_, jwks) = s
         .http
@@ -81,8 +90,16 @@ async fn enroll_config_and_re_enroll() {
         assert!(cfg.get(field).is_some(), "{field}");
     }
 
-    // Re-enrollment: a new token, the old one is gone, exactly one token left.
-    let (_, body) = enroll(&s, &key, &sn);
+    // Re-enrollment (under another host name): a new token, the old one is gone, exactly one
+    // token left; the device keeps its id and its name, as on the reference.
+    let (_, body) = s
+        .http
+        .post(
+            &format!("{P}enroll/"),
+            &[("authorization", &format!("Bearer {key}"))],
+            &json!({"device_serial": sn, "device_name": "renamed-host"}),
+        )
+        .unwrap();
     let second = body["token"].as_str().unwrap().to_string();
     assert_ne!(first, second);
     assert_eq!(config(&s, &first).0, 403);
@@ -94,6 +111,8 @@ async fn enroll_config_and_re_enroll() {
         .unwrap()
         .unwrap();
     assert_eq!(d.tokens.len(), 1);
+    assert_eq!(d.device.name, format!("host-{sn}"));
+    assert_eq!(config(&s, &second).1["device_id"], device_id.as_str());
 }
 
 #[tokio::test]
@@ -128,7 +147,7 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
     );
     assert_eq!(enroll(&s, "no-such-token", &sn).0, 403);
 
-    // Auth scheme and header problems are 401; a bad body is 400.
+    // Auth scheme and header problems are 403 (as on the reference); a bad body is 400.
     let key = s.enrollment_token(&on.connector, None).await;
     let body = json!({"device_serial": "X", "device_name": "Y"});
     for headers in [
@@ -141,9 +160,36 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
         let (status, out) = s.http.post(&format!("{P}enroll/"), &h, &body).unwrap();
         assert_eq!(
             (status, out["error"].as_str()),
-            (401, Some("unauthorized")),
+            (403, Some("forbidden")),
             "{headers:?}"
         );
+    }
+    // The scheme word matches in any letter case, as on the reference.
+    let schemes = [
+        ("bearer", "bearer+agent"),
+        ("BEARER", "BEARER+AGENT"),
+        ("bEaReR", "Bearer+Agent"),
+    ];
+    for (i, (scheme, agent_scheme)) in schemes.into_iter().enumerate() {
+        let body = json!({"device_serial": serial(&format!("CASE{i}")), "device_name": "h"});
+        let (status, out) = s
+            .http
+            .post(
+                &format!("{P}enroll/"),
+                &[("authorization", &format!("{scheme} {key}"))],
+                &body,
+            )
+            .unwrap();
+        assert_eq!(status, 200, "{scheme}: {out}");
+        let token = out["token"].as_str().unwrap_or_default().to_string();
+        let (status, _) = s
+            .http
+            .get(
+                &format!("{P}agent_config/"),
+                &[("authorization", &format!("{agent_scheme} {token}"))],
+            )
+            .unwrap();
+        assert_eq!(status, 200, "{agent_scheme}");
     }
     let (status, out) = s
         .http
@@ -184,24 +230,29 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
 
     // Expired device token; expired device.
     let on = s.setup(StageMode::Optional, true, true).await;
-    let sn = serial("EXP");
     let now = now();
-    let dev = |expires_at| Device {
-        identifier: sn.clone(),
+    // A device of its own for each case: re-enrollment keeps a device's expiry (reference).
+    let dev = |sn: &str, expires_at| Device {
+        id: "00000000-0000-4000-8000-000000000000".into(),
+        identifier: sn.into(),
         name: "h".into(),
         created_at: now,
         expires_at,
     };
-    let tok = |key: &str, expires_at| DeviceToken {
+    let tok = |sn: &str, key: &str, expires_at| DeviceToken {
         id: key.into(),
-        device: sn.clone(),
+        device: sn.into(),
         connector: on.connector.clone(),
         key: endpoint_core::secret::Secret::new(key),
         created_at: now,
         expires_at,
     };
+    let sn = serial("EXP");
     s.store
-        .enroll(&dev(None), &tok("expired-token-key", Some(now - 1)))
+        .enroll(
+            &dev(&sn, None),
+            &tok(&sn, "expired-token-key", Some(now - 1)),
+        )
         .await
         .unwrap();
     assert_eq!(config(&s, "expired-token-key").0, 403);
@@ -214,8 +265,9 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
         .0,
         403
     );
+    let sn = serial("EXPDEV");
     s.store
-        .enroll(&dev(Some(now - 1)), &tok("live-token-key", None))
+        .enroll(&dev(&sn, Some(now - 1)), &tok(&sn, "live-token-key", None))
         .await
         .unwrap();
     assert_eq!(config(&s, "live-token-key").0, 403, "expired device");
@@ -224,8 +276,9 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
         403
     );
     assert_eq!(config(&s, "unknown").0, 403);
-    let (status, _) = s.http.get(&format!("{P}agent_config/"), &[]).unwrap();
-    assert_eq!(status, 401);
+    // No Authorization header at all: 403, as on the reference.
+    let (status, body) = s.http.get(&format!("{P}agent_config/"), &[]).unwrap();
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
 }
 
 #[tokio::test]
@@ -237,18 +290,7 @@ async fn check_in_stores_a_snapshot_visible_through_the_admin_cli() {
         json!({"hardware": {"serial": device.serial, "model": "e2e"}, "os": {"name": "linux"}});
     assert_eq!(check_in(&s, &device.token, &facts), (204, Value::Null));
 
-    let admin = std::env::var("STACK_ADMIN")
-        .expect("run through make test (scripts/stack.sh exports STACK_ADMIN)");
-    let out = std::process::Command::new(admin)
-        .args(["device", "show", &device.serial, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = s.admin_json(&["device", "show", &device.serial]);
     assert_eq!(shown["facts"]["facts"], facts);
     assert_eq!(shown["facts"]["connector"], setup.connector.as_str());
     assert_eq!(
@@ -256,18 +298,25 @@ async fn check_in_stores_a_snapshot_visible_through_the_admin_cli() {
             - shown["facts"]["created_at"].as_i64().unwrap(),
         86_400
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&device.token));
+    assert!(!shown.to_string().contains(&device.token));
 
     // Bad facts.
     let (status, body) = check_in(&s, &device.token, &json!({"hardware": {}}));
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
     let (status, _) = check_in(&s, &device.token, &json!([1, 2]));
     assert_eq!(status, 400);
+    // Over 64 KiB is fine for facts (desktops send hundreds of KiB); over 2 MiB is not.
     let big = json!({"hardware": {"serial": "x"}, "software": "a".repeat(70 * 1024)});
-    let (status, body) = check_in(&s, &device.token, &big);
+    assert_eq!(check_in(&s, &device.token, &big).0, 204);
+    let huge = json!({"hardware": {"serial": "x"}, "software": "a".repeat(2 * 1024 * 1024)});
+    let (status, body) = check_in(&s, &device.token, &huge);
     assert_eq!(
         (status, body["error"].as_str()),
         (413, Some("payload_too_large"))
+    );
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("2048 KiB"),
+        "{body}"
     );
 }
 

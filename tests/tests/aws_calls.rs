@@ -57,7 +57,7 @@ async fn counted() -> (DynamoStore, KmsSigner, CallCounter, CallCounter) {
 async fn calls_per_route_stay_within_budget() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
-    let mut device = s
+    let device = s
         .enrolled(&setup.connector, &format!("E2E-CALLS-{}", now()))
         .await;
     let (store, signer, ddb, kms) = counted().await;
@@ -102,7 +102,7 @@ async fn calls_per_route_stay_within_budget() {
 
     // Response POST: plan GetItem and device Query in one parallel round, then one UpdateItem.
     let jws = reply.body["challenge"].as_str().unwrap().to_string();
-    let answer = endpoint_agent::respond(&mut device, &s.api, &jws, now()).unwrap();
+    let answer = endpoint_agent::respond(&device, &jws, now()).unwrap();
     kms.reset();
     ddb.reset();
     let body = serde_json::json!({"component": "ak-stage-endpoint-agent", "response": answer});
@@ -144,4 +144,34 @@ async fn calls_per_route_stay_within_budget() {
     assert_eq!(reply.status, 200);
     assert!(kms.calls().is_empty(), "{:?}", kms.calls());
     assert_eq!(ddb.calls(), ["GetItem"]);
+
+    // core/brands/current/: no AWS call at all. agent_config/: the token index, then the device
+    // and the connector together; the connector's JWKS from the warm key cache.
+    let agent = fn_agent::App {
+        base: Base::from_env().unwrap(),
+        store: store.clone(),
+        signer: signer.clone(),
+    };
+    kms.reset();
+    ddb.reset();
+    let (reply, _) = agent
+        .handle(request("GET", "/api/v3/core/brands/current/", None))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(ddb.calls().is_empty() && kms.calls().is_empty());
+    let mut req = request(
+        "GET",
+        "/api/v3/endpoints/agents/connectors/agent_config/",
+        None,
+    );
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer+agent {}", device.token).parse().unwrap(),
+    );
+    let (reply, _) = agent.handle(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(calls, ["GetItem", "GetItem", "GetItem"]);
 }

@@ -20,14 +20,14 @@ async fn races_end_in_one_consistent_state() {
     let s = Arc::new(Stack::connect().await);
     let log_path = std::env::var("STACK_WATCH_LOG").expect("run through make test");
     let setup = s.setup(StageMode::Required, true, true).await;
-    let mut device = s
+    let device = s
         .enrolled(&setup.connector, &format!("E2E-RACE-{}", now()))
         .await;
 
     // 50 parallel submissions of one valid response.
     let plan = s.create_plan(&setup.stage);
     let ch = s.challenge(&plan);
-    let response = endpoint_agent::respond(&mut device, &s.api, &ch, now()).unwrap();
+    let response = endpoint_agent::respond(&device, &ch, now()).unwrap();
     let log_start = std::fs::metadata(&log_path).unwrap().len() as usize;
     let handles: Vec<_> = (0..50)
         .map(|_| {
@@ -58,7 +58,7 @@ async fn races_end_in_one_consistent_state() {
     for _ in 0..5 {
         let plan = s.create_plan(&setup.stage);
         let ch = s.challenge(&plan);
-        let good = endpoint_agent::respond(&mut device, &s.api, &ch, now()).unwrap();
+        let good = endpoint_agent::respond(&device, &ch, now()).unwrap();
         let (a, b) = {
             let (s1, p1) = (s.clone(), plan.clone());
             let (s2, p2) = (s.clone(), plan.clone());

@@ -16,7 +16,7 @@ async fn no_secret_in_any_log_line() {
 
     let enrollment = s.enrollment_token(&setup.connector, None).await;
     let serial = format!("E2E-SECRETS-{}", now());
-    let mut device = endpoint_agent::enroll(&s.api, &enrollment, &serial, "host").unwrap();
+    let device = endpoint_agent::enroll(&s.api, &enrollment, &serial, "host").unwrap();
     let auth = format!("Bearer+agent {}", device.token);
     let (status, _) = s
         .http
@@ -30,10 +30,10 @@ async fn no_secret_in_any_log_line() {
 
     let plan = s.create_plan(&setup.stage);
     let challenge = s.challenge(&plan);
-    let response = endpoint_agent::respond(&mut device, &s.api, &challenge, now()).unwrap();
+    let response = endpoint_agent::respond(&device, &challenge, now()).unwrap();
     let (_, bad) = s.post_executor(&plan, Some(&format!("{response}x")));
     let retry = bad["challenge"].as_str().unwrap().to_string();
-    let response2 = endpoint_agent::respond(&mut device, &s.api, &retry, now()).unwrap();
+    let response2 = endpoint_agent::respond(&device, &retry, now()).unwrap();
     assert_eq!(s.post_executor(&plan, Some(&response2)).1, redirect());
 
     let (_, ia) = s

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 async fn the_whole_flow() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
-    let mut device = s.enrolled(&setup.connector, "E2E-FLOW-1").await;
+    let device = s.enrolled(&setup.connector, "E2E-FLOW-1").await;
 
     // Create the plan (relying party).
     let (status, created) = s
@@ -47,7 +47,7 @@ async fn the_whole_flow() {
     assert_eq!(claims.iss, setup.stage);
 
     // The agent answers; the browser POSTs; the stage passes with the device.
-    let response = endpoint_agent::respond(&mut device, &s.api, challenge, now()).unwrap();
+    let response = endpoint_agent::respond(&device, challenge, now()).unwrap();
     let (status, outcome) = s.post_executor(&plan, Some(&response));
     assert_eq!((status, outcome), (200, redirect()));
     let read = s.plan(&plan);
@@ -67,7 +67,7 @@ async fn the_decision_table_in_both_modes() {
     let s = Stack::connect().await;
     for mode in [StageMode::Optional, StageMode::Required] {
         let setup = s.setup(mode, true, true).await;
-        let mut device = s
+        let device = s
             .enrolled(&setup.connector, &format!("E2E-TABLE-{}", mode.as_str()))
             .await;
         let required = mode == StageMode::Required;
@@ -117,13 +117,9 @@ async fn the_decision_table_in_both_modes() {
             assert!(is_retry(&out), "{out}");
             assert_ne!(out["challenge"].as_str().unwrap(), first);
             // The new challenge is the pending one: answering it passes.
-            let response = endpoint_agent::respond(
-                &mut device,
-                &s.api,
-                out["challenge"].as_str().unwrap(),
-                now(),
-            )
-            .unwrap();
+            let response =
+                endpoint_agent::respond(&device, out["challenge"].as_str().unwrap(), now())
+                    .unwrap();
             assert_eq!(s.post_executor(&plan, Some(&response)).1, redirect());
             assert_eq!(
                 s.plan(&plan)["device"]["identifier"],
@@ -137,7 +133,7 @@ async fn the_decision_table_in_both_modes() {
         // Response valid.
         let plan = s.create_plan(&setup.stage);
         let ch = s.challenge(&plan);
-        let response = endpoint_agent::respond(&mut device, &s.api, &ch, now()).unwrap();
+        let response = endpoint_agent::respond(&device, &ch, now()).unwrap();
         assert_eq!(s.post_executor(&plan, Some(&response)).1, redirect());
         assert_eq!(s.plan(&plan)["status"], "passed");
 
@@ -171,12 +167,12 @@ async fn the_decision_table_in_both_modes() {
 async fn a_response_made_for_another_plan_is_invalid() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
-    let mut device = s.enrolled(&setup.connector, "E2E-OTHER").await;
+    let device = s.enrolled(&setup.connector, "E2E-OTHER").await;
     let a = s.create_plan(&setup.stage);
     let b = s.create_plan(&setup.stage);
     s.challenge(&a);
     let ch_b = s.challenge(&b);
-    let for_b = endpoint_agent::respond(&mut device, &s.api, &ch_b, now()).unwrap();
+    let for_b = endpoint_agent::respond(&device, &ch_b, now()).unwrap();
     let (_, out) = s.post_executor(&a, Some(&for_b));
     assert!(is_retry(&out), "{out}");
     assert_eq!(s.post_executor(&b, Some(&for_b)).1, redirect());

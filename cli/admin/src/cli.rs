@@ -52,7 +52,9 @@ pub enum Command {
 pub enum KeyCommand {
     /// Create a KMS SIGN_VERIFY key; prints its key id.
     Create {
-        #[arg(long, default_value = "ECC_NIST_P256", value_parser = ["ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "RSA_2048", "RSA_3072", "RSA_4096"])]
+        /// ECC_NIST_P256, ECC_NIST_P384, RSA_2048, RSA_3072 or RSA_4096 (P-521 is refused:
+        /// authentik platform agents cannot verify ES512).
+        #[arg(long, default_value = "ECC_NIST_P256", value_parser = parse_challenge_spec)]
         spec: String,
         /// Also point this alias (alias/NAME or NAME) at the new key.
         #[arg(long)]
@@ -76,10 +78,25 @@ pub enum ConnectorCommand {
         #[arg(long = "trigger-check-in")]
         trigger_check_in: bool,
     },
-    /// Point the connector at another challenge key (the old one stays in the JWKS for a while).
+    /// Sign with another challenge key at once (the old one stays in the JWKS for 6 minutes).
+    /// Agents only learn new keys when they fetch their configuration: for a fleet of real
+    /// agents use add-next-key, then rotate.
     SetKey {
         id: String,
         key: String,
+    },
+    /// Publish the connector's next challenge key now (JWKS route and agents' jwks_challenge),
+    /// without signing with it yet.
+    AddNextKey {
+        id: String,
+        key: String,
+    },
+    /// Sign with the next key from now on; the old key stays published for the grace period.
+    Rotate {
+        id: String,
+        /// How long the old key stays published (e.g. 24h, 7d).
+        #[arg(long, value_parser = parse_duration, default_value = "7d")]
+        grace: i64,
     },
     /// Name the stage that auth_ia/ plans run through.
     SetInteractiveStage {
@@ -153,6 +170,15 @@ fn parse_mode(s: &str) -> Result<StageMode, String> {
     s.parse()
 }
 
+/// A KMS key spec that can sign challenges every authentik platform agent verifies.
+pub fn parse_challenge_spec(s: &str) -> Result<String, String> {
+    match s {
+        "ECC_NIST_P256" | "ECC_NIST_P384" | "RSA_2048" | "RSA_3072" | "RSA_4096" => Ok(s.into()),
+        "ECC_NIST_P521" => Err("P-521 keys cannot sign challenges: authentik platform agents cannot verify ES512 (use ECC_NIST_P256, ECC_NIST_P384 or an RSA spec)".into()),
+        _ => Err(format!("{s:?} is not one of ECC_NIST_P256, ECC_NIST_P384, RSA_2048, RSA_3072, RSA_4096")),
+    }
+}
+
 /// `30`, `30s`, `5m`, `24h`, `7d` -> seconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
@@ -189,6 +215,13 @@ mod tests {
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("99999999999999d").is_err());
+    }
+
+    #[test]
+    fn p521_is_refused_with_the_reason() {
+        assert_eq!(parse_challenge_spec("RSA_3072"), Ok("RSA_3072".into()));
+        assert!(parse_challenge_spec("ECC_NIST_P521").is_err_and(|e| e.contains("ES512")));
+        assert!(parse_challenge_spec("ECC_SECG_P256K1").is_err());
     }
 
     #[test]

@@ -5,10 +5,9 @@ use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::local_signer::KeySpec;
 use endpoint_core::admin::{self, NewConnector};
+use endpoint_core::facts;
 use endpoint_core::model::{Connector, Device};
-use endpoint_core::ports::{
-    ChallengeSigner, Clock, DeviceStore, Directory, SystemClock, SystemRandom,
-};
+use endpoint_core::ports::{Clock, DeviceStore, Directory, SystemClock, SystemRandom};
 use endpoint_core::CoreError;
 use serde_json::{json, Value};
 
@@ -45,17 +44,48 @@ pub async fn run(args: Args) -> Result<String, String> {
     })
 }
 
-/// Checks that a KMS key can sign challenges before a connector is pointed at it.
+/// Checks that a KMS key can sign challenges every agent verifies before a connector uses it.
 async fn check_key(signer: &KmsSigner, key: &str) -> Result<(), String> {
-    signer
-        .describe(key)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("cannot use {key:?} as a challenge key: {e}"))
+    admin::check_challenge_key(signer, key).await.map_err(err)
 }
 
 fn connector_json(c: &Connector) -> Value {
-    serde_json::to_value(c).unwrap_or(Value::Null)
+    let mut json = serde_json::to_value(c).unwrap_or(Value::Null);
+    json["keys"] = Value::Array(
+        key_roles(c)
+            .into_iter()
+            .map(|(role, key, date_name, date)| json!({"role": role, "key": key, date_name: date}))
+            .collect(),
+    );
+    json
+}
+
+/// The connector's keys with their role and the date that goes with it: the signing key (since
+/// when), the next key (published since when), retired keys (published until when).
+fn key_roles(c: &Connector) -> Vec<(&'static str, &str, &'static str, Option<i64>)> {
+    let mut keys = Vec::new();
+    if let Some(k) = &c.challenge_key {
+        keys.push(("signing", k.as_str(), "since", c.challenge_key_since));
+    }
+    if let Some(n) = &c.next_key {
+        keys.push(("next", n.key.as_str(), "published_since", Some(n.added_at)));
+    }
+    for r in &c.retired_keys {
+        keys.push(("retired", r.key.as_str(), "published_until", Some(r.until)));
+    }
+    keys
+}
+
+fn date(t: Option<i64>) -> String {
+    t.map_or_else(|| "-".into(), |t| t.to_string())
+}
+
+fn connector_details(c: &Connector) -> String {
+    let mut lines = vec![connector_line(c)];
+    for (role, key, date_name, t) in key_roles(c) {
+        lines.push(format!("key\t{role}\t{key}\t{date_name} {}", date(t)));
+    }
+    lines.join("\n")
 }
 
 fn connector_line(c: &Connector) -> String {
@@ -69,7 +99,7 @@ fn connector_line(c: &Connector) -> String {
 }
 
 fn device_json(d: &Device) -> Value {
-    json!({"identifier": d.identifier, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at})
+    json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at})
 }
 
 async fn execute(args: &Args, store: &DynamoStore, signer: &KmsSigner) -> Result<Output, String> {
@@ -88,7 +118,7 @@ async fn execute(args: &Args, store: &DynamoStore, signer: &KmsSigner) -> Result
             })
         }
         Command::Key(KeyCommand::Create { spec, alias }) => {
-            let spec: KeySpec = spec.parse()?;
+            let spec: KeySpec = parse_challenge_spec(spec)?.parse()?;
             let id = signer
                 .create_key(spec, "endpoint-stage challenge key")
                 .await
@@ -151,7 +181,7 @@ async fn connector(
                 idle_timeout: idle_timeout.map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
                 trigger_check_in: *trigger_check_in,
             };
-            let c = admin::create_connector(store, rng, new)
+            let c = admin::create_connector(store, clock, rng, new)
                 .await
                 .map_err(err)?;
             Ok(Output::value("id", &c.id))
@@ -164,6 +194,17 @@ async fn connector(
                     .map_err(err)?,
             ))
         }
+        ConnectorCommand::AddNextKey { id, key } => {
+            check_key(signer, key).await?;
+            Ok(shown(
+                admin::add_next_key(store, clock, id, key)
+                    .await
+                    .map_err(err)?,
+            ))
+        }
+        ConnectorCommand::Rotate { id, grace } => Ok(shown(
+            admin::rotate(store, clock, id, *grace).await.map_err(err)?,
+        )),
         ConnectorCommand::SetInteractiveStage { id, stage } => Ok(shown(
             admin::set_interactive_stage(store, id, stage)
                 .await
@@ -186,7 +227,7 @@ async fn connector(
                 .map_err(err)?
                 .ok_or_else(|| format!("connector {id} was not found"))?;
             Ok(Output {
-                plain: serde_json::to_string_pretty(&c).unwrap_or_default(),
+                plain: connector_details(&c),
                 json: connector_json(&c),
             })
         }
@@ -256,12 +297,16 @@ async fn device(
             let mut json = device_json(&d.device);
             json["tokens"] = Value::Array(tokens);
             // The latest facts snapshot the device reported through check_in/.
+            // `truncated`: the device sent more than a DynamoDB item holds, and this is the
+            // bounded subset that was kept.
             json["facts"] = match store.latest_facts(serial, now).await.map_err(err)? {
                 Some(f) => json!({
                     "connector": f.connector,
                     "created_at": f.created_at,
                     "expires_at": f.expires_at,
-                    "facts": serde_json::from_str::<Value>(&f.facts).unwrap_or(Value::Null),
+                    "truncated": f.truncated,
+                    "facts": facts::load(&f.facts_deflate)
+                        .ok_or("the stored facts snapshot could not be read")?,
                 }),
                 None => Value::Null,
             };

@@ -495,3 +495,111 @@ async fn init_creates_the_table_template_yaml_declares() {
         );
     }
 }
+
+#[tokio::test]
+async fn p521_keys_are_refused_for_challenges_with_the_reason() {
+    let cli = Cli::new();
+    // `key create` refuses the spec at parse time (exit 2) and says why.
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .args(["key", "create", "--spec", "ECC_NIST_P521"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ES512"), "{err}");
+    // A P-521 key made elsewhere cannot be given to a connector either.
+    let kms = KmsSigner::from_config(&load_config().await);
+    let p521 = kms
+        .create_key(
+            endpoint_core::adapters::local_signer::KeySpec::EccNistP521,
+            "made elsewhere",
+        )
+        .await
+        .unwrap();
+    let err = cli.fails(&[
+        "connector",
+        "create",
+        "--name",
+        "x",
+        "--challenge-key",
+        &p521,
+    ]);
+    assert!(err.contains("ES512") && err.contains("agents"), "{err}");
+    let key = cli.ok(&["key", "create"]);
+    let id = cli.ok(&[
+        "connector",
+        "create",
+        "--name",
+        "x",
+        "--challenge-key",
+        &key,
+    ]);
+    for args in [
+        &["connector", "set-key", &id, &p521][..],
+        &["connector", "add-next-key", &id, &p521],
+    ] {
+        let err = cli.fails(args);
+        assert!(err.contains("ES512"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn rotation_publishes_the_next_key_then_signs_with_it_and_show_lists_the_roles() {
+    let cli = Cli::new();
+    let old = cli.ok(&["key", "create"]);
+    let next = cli.ok(&["key", "create", "--spec", "ECC_NIST_P384"]);
+    let id = cli.ok(&[
+        "connector",
+        "create",
+        "--name",
+        "fleet",
+        "--challenge-key",
+        &old,
+    ]);
+    let refused = cli.fails(&["connector", "rotate", &id]);
+    assert!(refused.contains("add-next-key"), "{refused}");
+
+    let shown = cli.json(&["connector", "add-next-key", &id, &next]);
+    assert_eq!(shown["challenge_key"], old.as_str());
+    assert_eq!(shown["next_key"]["key"], next.as_str());
+    let roles: Vec<(String, String)> = shown["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["role"].as_str().unwrap().into(),
+                k["key"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("signing".to_string(), old.clone()),
+            ("next".into(), next.clone())
+        ]
+    );
+
+    let rotated = cli.json(&["connector", "rotate", &id, "--grace", "2d"]);
+    assert_eq!(rotated["challenge_key"], next.as_str());
+    assert_eq!(rotated["next_key"], Value::Null);
+    let retired = &rotated["retired_keys"][0];
+    assert_eq!(retired["key"], old.as_str());
+    let grace = retired["until"].as_i64().unwrap() - retired["retired_at"].as_i64().unwrap();
+    assert_eq!(grace, 2 * 86_400);
+
+    // The plain `show`: one line for the connector, one per key with its role and date.
+    let plain = cli.ok(&["connector", "show", &id]);
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 3, "{plain}");
+    assert!(
+        lines[1].starts_with(&format!("key\tsigning\t{next}\tsince ")),
+        "{plain}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("key\tretired\t{old}\tpublished_until ")),
+        "{plain}"
+    );
+}

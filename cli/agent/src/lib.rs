@@ -159,7 +159,7 @@ pub fn enroll(
     Ok(state)
 }
 
-/// `agent_config/`: refreshes the connector's challenge keys.
+/// `agent_config/`: refreshes the connector's challenge keys (`endpoint-agent refresh`).
 pub fn refresh_config(state: &mut State, server: &str) -> Result<Value, String> {
     let http = Http::new(server);
     let auth = format!("Bearer+agent {}", state.token);
@@ -262,38 +262,21 @@ pub fn verify_challenge(jws: &str, jwks: &Jwks, now: i64) -> Result<ChallengeCla
     Ok(claims)
 }
 
-/// Verifies `challenge` (refreshing the keys once if its kid is unknown) and signs the response.
-pub fn respond(
-    state: &mut State,
-    server: &str,
-    challenge: &str,
-    now: i64,
-) -> Result<String, String> {
-    let verified = match &state.jwks_challenge {
-        Some(jwks) => verify_challenge(challenge, jwks, now),
-        None => Err("no challenge keys yet".into()),
-    };
-    if let Err(first) = verified {
-        refresh_config(state, server)?;
-        let jwks = state
-            .jwks_challenge
-            .as_ref()
-            .ok_or("the connector publishes no challenge key")?;
-        verify_challenge(challenge, jwks, now).map_err(|e| {
-            if e == first {
-                e
-            } else {
-                format!("{e} (before refresh: {first})")
-            }
-        })?;
-    }
+/// Verifies `challenge` against the keys the last configuration fetch stored and signs the
+/// response. Like the real agent, an unknown `kid` is refused: keys are only learnt at
+/// enrollment and on `refresh` (real agents: at start, or hourly), never on demand.
+pub fn respond(state: &State, challenge: &str, now: i64) -> Result<String, String> {
+    let jwks = state.jwks_challenge.as_ref().ok_or(
+        "the connector published no challenge key at the last configuration fetch (endpoint-agent refresh)",
+    )?;
+    verify_challenge(challenge, jwks, now)?;
     Ok(sign_response(&state.serial, &state.token, challenge, now))
 }
 
 /// The whole browser + agent side of one plan: GET the executor, answer each challenge, POST,
 /// until a final outcome (at most `max_rounds` challenges). Returns the final outcome JSON.
 pub fn login(
-    state: &mut State,
+    state: &State,
     server: &str,
     plan: &str,
     now: impl Fn() -> i64,
@@ -311,7 +294,7 @@ pub fn login(
             .and_then(Value::as_str)
             .ok_or("the challenge outcome has no challenge")?
             .to_string();
-        let response = respond(state, server, &challenge, now())?;
+        let response = respond(state, &challenge, now())?;
         let body = json!({"component": "ak-stage-endpoint-agent", "response": response});
         outcome = expect_ok("POST executor", http.post(&executor, &[], &body)?)?;
     }

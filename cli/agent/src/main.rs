@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use endpoint_agent::{enroll, login, now, respond, State};
+use endpoint_agent::{enroll, login, now, refresh_config, respond, State};
 
 #[derive(Parser)]
 #[command(
@@ -33,10 +33,17 @@ enum Command {
         #[arg(long)]
         name: String,
     },
-    /// Verify a challenge against the connector's published keys and print the response JWS.
-    Respond {
+    /// Fetch the configuration again (agent_config/): learn the connector's current keys.
+    Refresh {
+        /// The server (default: the one enrolled with).
         #[arg(long)]
-        server: String,
+        server: Option<String>,
+    },
+    /// Verify a challenge against the keys of the last configuration fetch; print the response.
+    Respond {
+        /// Accepted for compatibility; the keys come from the state file, not the server.
+        #[arg(long)]
+        server: Option<String>,
         #[arg(long)]
         challenge: String,
     },
@@ -64,17 +71,28 @@ fn run(args: Args) -> Result<String, String> {
                 args.state.display()
             ))
         }
-        Command::Respond { server, challenge } => {
+        Command::Refresh { server } => {
             let mut state = State::load(&args.state)?;
-            let response = respond(&mut state, &server, &challenge, now())?;
+            let server = server.unwrap_or_else(|| state.server.clone());
+            refresh_config(&mut state, &server)?;
             state.save(&args.state)?;
-            Ok(response)
+            let kids: Vec<&str> = state
+                .jwks_challenge
+                .iter()
+                .flat_map(|j| j.keys.iter().map(|k| k.kid.as_str()))
+                .collect();
+            Ok(format!("challenge keys: {}", kids.join(" ")))
+        }
+        Command::Respond {
+            server: _,
+            challenge,
+        } => {
+            let state = State::load(&args.state)?;
+            respond(&state, &challenge, now())
         }
         Command::Login { server, plan } => {
-            let mut state = State::load(&args.state)?;
-            let outcome = login(&mut state, &server, &plan, now, 12)?;
-            state.save(&args.state)?;
-            Ok(outcome.to_string())
+            let state = State::load(&args.state)?;
+            Ok(login(&state, &server, &plan, now, 12)?.to_string())
         }
     }
 }

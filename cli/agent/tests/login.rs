@@ -42,6 +42,7 @@ async fn enroll_then_login_with_the_binary_alone() {
         .unwrap();
     let c = admin::create_connector(
         &store,
+        &endpoint_core::ports::SystemClock,
         &SystemRandom,
         admin::NewConnector {
             name: "agent".into(),

@@ -1,19 +1,42 @@
-//! The agent API under `/api/v3/endpoints/agents/connectors/`: `enroll/`, `agent_config/`,
-//! `check_in/`, `auth_ia/`, with the reference's paths, headers, JSON and status codes.
+//! The agent API under `/api/v3/endpoints/agents/connectors/` (`enroll/`, `agent_config/`,
+//! `check_in/`, `auth_ia/`) and `GET /api/v3/core/brands/current/`, with the reference's paths,
+//! headers, JSON and status codes. One small handler per route.
 
 use endpoint_core::agent;
+use endpoint_core::facts::MAX_FACTS_BODY;
 use endpoint_core::function::{self, failed, Base};
 use endpoint_core::http::Reply;
 use endpoint_core::ports::{ChallengeSigner, DeviceStore, Directory, EnrollmentStore, PlanStore};
+use endpoint_core::CoreError;
 use lambda_http::Request;
 use serde_json::Value;
 
 pub const PREFIX: &str = "/api/v3/endpoints/agents/connectors/";
+pub const BRAND_PATH: &str = "/api/v3/core/brands/current/";
 
 pub struct App<S, K> {
     pub base: Base,
     pub store: S,
     pub signer: K,
+}
+
+type Handled = Result<(Reply, &'static str), CoreError>;
+
+/// A `Host` header's domain, without its port (authentik matches brands by domain).
+pub fn domain_of(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Value, CoreError> {
+    // Our own plain structs of strings, numbers and lists: serializing them cannot fail.
+    serde_json::to_value(value)
+        .map_err(|_| CoreError::Unavailable("The answer could not be encoded.".into()))
 }
 
 impl<S, K> App<S, K>
@@ -23,67 +46,88 @@ where
 {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
         let path = function::path(&req);
-        let Some(call) = path.strip_prefix(PREFIX) else {
-            return function::unrouted(path);
+        let (method, route) = match path {
+            BRAND_PATH => ("GET", "brand"),
+            _ => match path.strip_prefix(PREFIX) {
+                Some("enroll/") => ("POST", "enroll"),
+                Some("agent_config/") => ("GET", "agent_config"),
+                Some("check_in/") => ("POST", "check_in"),
+                Some("auth_ia/") => ("POST", "auth_ia"),
+                Some(_) => return function::no_route(),
+                None => return function::unrouted(path),
+            },
         };
-        let expected = match call {
-            "enroll/" | "check_in/" | "auth_ia/" => "POST",
-            "agent_config/" => "GET",
-            _ => return function::no_route(),
-        };
-        if req.method().as_str() != expected {
+        if req.method().as_str() != method {
             return function::method_not_allowed();
         }
-        let auth = function::header(&req, "authorization");
-        let (s, clock, rng) = (&self.store, &self.base.clock, &self.base.rng);
-        let result: Result<(Reply, &'static str), _> = async {
-            Ok(match call {
-                "enroll/" => {
-                    let body = function::body(&req)?;
-                    (
-                        Reply::ok(agent::enroll(s, s, s, clock, rng, auth, body).await?),
-                        "enrolled",
-                    )
-                }
-                "agent_config/" => (
-                    Reply::ok(agent::agent_config(s, s, &self.signer, clock, auth).await?),
-                    "config",
-                ),
-                "check_in/" => {
-                    agent::check_in(s, s, clock, auth, req_body(&req)).await?;
-                    (
-                        Reply {
-                            status: 204,
-                            body: Value::Null,
-                            retry_after: None,
-                        },
-                        "checked_in",
-                    )
-                }
-                _ => {
-                    let url =
-                        function::public_base_url(&self.base.config, &req).ok_or_else(|| {
-                            endpoint_core::CoreError::BadRequest(
-                                "The request has no usable Host header.".into(),
-                            )
-                        })?;
-                    (
-                        Reply::ok(agent::auth_ia(s, s, s, &self.base.env(), &url, auth).await?),
-                        "auth_ia",
-                    )
-                }
-            })
-        }
-        .await;
+        let result = match route {
+            "brand" => Ok(self.brand(&req)),
+            "enroll" => self.enroll(&req).await,
+            "agent_config" => self.agent_config(&req).await,
+            "check_in" => self.check_in(&req).await,
+            _ => self.auth_ia(&req).await,
+        };
         result.unwrap_or_else(|e| failed(&e))
+    }
+
+    fn brand(&self, req: &Request) -> (Reply, &'static str) {
+        let domain = function::host(req).map(domain_of).unwrap_or("");
+        let brand = agent::current_brand(&self.base.config.brand_title, domain);
+        match json(&brand) {
+            Ok(body) => (Reply::ok(body), "brand"),
+            Err(e) => failed(&e),
+        }
+    }
+
+    async fn enroll(&self, req: &Request) -> Handled {
+        let s = &self.store;
+        let body = function::body(req)?;
+        let auth = function::header(req, "authorization");
+        let answer = agent::enroll(s, s, s, &self.base.clock, &self.base.rng, auth, body).await?;
+        Ok((Reply::ok(answer), "enrolled"))
+    }
+
+    async fn agent_config(&self, req: &Request) -> Handled {
+        let s = &self.store;
+        let auth = function::header(req, "authorization");
+        let config = agent::agent_config(s, s, &self.signer, &self.base.clock, auth).await?;
+        Ok((Reply::ok(json(&config)?), "config"))
+    }
+
+    async fn check_in(&self, req: &Request) -> Handled {
+        let s = &self.store;
+        // Device facts are large (every process, package, user): 2 MiB, not 64 KiB.
+        let body = function::body_within(req, MAX_FACTS_BODY)?;
+        let auth = function::header(req, "authorization");
+        agent::check_in(s, s, &self.base.clock, auth, body).await?;
+        let reply = Reply {
+            status: 204,
+            body: Value::Null,
+            retry_after: None,
+        };
+        Ok((reply, "checked_in"))
+    }
+
+    async fn auth_ia(&self, req: &Request) -> Handled {
+        let s = &self.store;
+        let url = function::public_base_url(&self.base.config, req).ok_or_else(|| {
+            CoreError::BadRequest("The request has no usable Host header.".into())
+        })?;
+        let auth = function::header(req, "authorization");
+        let answer = agent::auth_ia(s, s, s, &self.base.env(), &url, auth).await?;
+        Ok((Reply::ok(answer), "auth_ia"))
     }
 }
 
-/// The raw body: `check_in/` applies its own (same) bound and answers 413 itself.
-fn req_body(req: &Request) -> &[u8] {
-    match req.body() {
-        lambda_http::Body::Text(t) => t.as_bytes(),
-        lambda_http::Body::Binary(b) => b,
-        _ => &[],
+#[cfg(test)]
+mod tests {
+    use super::domain_of;
+
+    #[test]
+    fn domains_lose_their_port() {
+        assert_eq!(domain_of("auth.example.com"), "auth.example.com");
+        assert_eq!(domain_of("127.0.0.1:9000"), "127.0.0.1");
+        assert_eq!(domain_of("[::1]:9000"), "[::1]");
+        assert_eq!(domain_of("[::1]"), "[::1]");
     }
 }

@@ -521,12 +521,29 @@ fn plan_from(item: &Item) -> Result<Plan, StoreError> {
 }
 
 fn device_from(item: &Item) -> Result<Device, StoreError> {
+    let identifier = get_s(item, "identifier")?;
     Ok(Device {
-        identifier: get_s(item, "identifier")?,
+        // Devices enrolled before ids existed get a stable id derived from their serial until
+        // their next enrollment stores a random one.
+        id: opt_s(item, "device_id").unwrap_or_else(|| legacy_device_id(&identifier)),
+        identifier,
         name: get_s(item, "name")?,
         created_at: get_n(item, "created_at")?,
         expires_at: opt_n(item, schema::TTL_ATTRIBUTE)?,
     })
+}
+
+/// A stable UUID-shaped id for a device item written before device ids existed: the first
+/// 16 bytes of SHA-256 over the serial, formatted as a version 8 (custom) UUID.
+fn legacy_device_id(identifier: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("endpoint-stage device {identifier}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 fn token_from(item: &Item) -> Result<DeviceToken, StoreError> {
@@ -906,28 +923,30 @@ impl DeviceStore for DynamoStore {
                     .build(),
             );
 
+            // An existing device keeps its id, name, creation time and any expiry the operator
+            // set (as on the reference); a new one gets the given values.
+            let exists = items.iter().any(|i| sk_of(i) == "DEVICE");
+            let mut set = "SET #id = :id, #uuid = if_not_exists(#uuid, :uuid), #name = if_not_exists(#name, :name), #kind = :kind, #created = if_not_exists(#created, :created)".to_string();
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(pk.clone(), "DEVICE")))
                 .expression_attribute_names("#id", "identifier")
+                .expression_attribute_names("#uuid", "device_id")
                 .expression_attribute_names("#name", "name")
                 .expression_attribute_names("#kind", schema::KIND)
                 .expression_attribute_names("#created", "created_at")
-                .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
                 .expression_attribute_values(":id", s(&device.identifier))
+                .expression_attribute_values(":uuid", s(&device.id))
                 .expression_attribute_values(":name", s(&device.name))
                 .expression_attribute_values(":kind", s("DEVICE"))
                 .expression_attribute_values(":created", n(device.created_at));
-            update = match device.expires_at {
-                Some(e) => update
-                    .update_expression(
-                        "SET #id = :id, #name = :name, #kind = :kind, #created = if_not_exists(#created, :created), #exp = :exp",
-                    )
-                    .expression_attribute_values(":exp", n(e)),
-                None => update.update_expression(
-                    "SET #id = :id, #name = :name, #kind = :kind, #created = if_not_exists(#created, :created) REMOVE #exp",
-                ),
-            };
+            if let (false, Some(e)) = (exists, device.expires_at) {
+                set.push_str(", #exp = :exp");
+                update = update
+                    .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
+                    .expression_attribute_values(":exp", n(e));
+            }
+            let update = update.update_expression(set);
             actions.push(
                 TransactWriteItem::builder()
                     .update(built(update.build())?)
@@ -995,7 +1014,11 @@ impl DeviceStore for DynamoStore {
         );
         item.insert("device".into(), s(&f.device));
         item.insert("connector".into(), s(&f.connector));
-        item.insert("facts".into(), s(&f.facts));
+        item.insert(
+            "facts_deflate".into(),
+            Av::B(aws_smithy_types::Blob::new(f.facts_deflate.clone())),
+        );
+        item.insert("truncated".into(), Av::Bool(f.truncated));
         item.insert("created_at".into(), n(f.created_at));
         item.insert(schema::TTL_ATTRIBUTE.into(), n(f.expires_at));
         self.put("PutItem facts", item).await
@@ -1014,7 +1037,16 @@ impl DeviceStore for DynamoStore {
             let f = FactsSnapshot {
                 device: get_s(&item, "device")?,
                 connector: get_s(&item, "connector")?,
-                facts: get_s(&item, "facts")?,
+                facts_deflate: item
+                    .get("facts_deflate")
+                    .and_then(|v| v.as_b().ok())
+                    .map(|b| b.clone().into_inner())
+                    .ok_or_else(|| corrupt("facts_deflate"))?,
+                truncated: item
+                    .get("truncated")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
                 created_at: get_n(&item, "created_at")?,
                 expires_at: get_n(&item, schema::TTL_ATTRIBUTE)?,
             };

@@ -8,9 +8,16 @@
 //! JWKS route is then served without any KMS call, and a challenge costs exactly one `Sign`.
 //! Signing uses the key ARN that `GetPublicKey` resolved, so an alias re-pointed at another key
 //! can never produce a signature that does not match the cached `kid`.
+//!
+//! Key rotation never goes stale in a warm function: connectors name their keys (signing, next,
+//! retired) and every request reads the connector or the plan's snapshot of it, so a rotation
+//! reaches the next request. A key id or key ARN always names the same key and is cached for
+//! the life of the process; an alias can be re-pointed, so its entry is refreshed after
+//! [`ALIAS_REFRESH`] (one `GetPublicKey` per alias per minute per warm function at most).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
@@ -28,10 +35,19 @@ use crate::protocol::jwk::Jwk;
 /// The tag every challenge key carries; the functions may only use keys that have it.
 pub const CHALLENGE_KEY_TAG: (&str, &str) = ("endpoint-stage", "challenge");
 
+/// How long a key named by an alias is trusted to still point at the same key.
+pub const ALIAS_REFRESH: Duration = Duration::from_secs(60);
+
 #[derive(Debug)]
 struct CachedKey {
     arn: String,
     description: KeyDescription,
+    loaded: Instant,
+}
+
+/// Whether a key reference is an alias (`alias/NAME` or an alias ARN), which can be re-pointed.
+pub fn is_alias(key: &str) -> bool {
+    key.starts_with("alias/") || key.contains(":alias/")
 }
 
 /// Signs challenges with KMS keys; caches key descriptions per process.
@@ -39,6 +55,7 @@ struct CachedKey {
 pub struct KmsSigner {
     client: Client,
     cache: Arc<RwLock<HashMap<String, Arc<CachedKey>>>>,
+    alias_refresh: Duration,
 }
 
 fn signer_error<
@@ -101,7 +118,14 @@ impl KmsSigner {
         KmsSigner {
             client,
             cache: Arc::new(RwLock::new(HashMap::new())),
+            alias_refresh: ALIAS_REFRESH,
         }
+    }
+
+    /// The same signer with another alias refresh period (tests use zero).
+    pub fn with_alias_refresh(mut self, refresh: Duration) -> Self {
+        self.alias_refresh = refresh;
+        self
     }
 
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
@@ -116,7 +140,8 @@ impl KmsSigner {
     }
 
     fn cached(&self, key: &str) -> Option<Arc<CachedKey>> {
-        self.cache.read().ok()?.get(key).cloned()
+        let entry = self.cache.read().ok()?.get(key).cloned()?;
+        (!is_alias(key) || entry.loaded.elapsed() < self.alias_refresh).then_some(entry)
     }
 
     async fn load(&self, key: &str) -> Result<Arc<CachedKey>, SignerError> {
@@ -155,6 +180,7 @@ impl KmsSigner {
                 kid: jwk.kid.clone(),
                 jwk,
             },
+            loaded: Instant::now(),
         });
         if let Ok(mut cache) = self.cache.write() {
             cache.insert(key.to_string(), entry.clone());

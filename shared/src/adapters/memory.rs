@@ -305,18 +305,10 @@ impl DeviceStore for MemoryStore {
                 g.token_index.remove(&t.key.sha256_hex());
             }
         }
-        let created_at = g
-            .devices
-            .get(&device.identifier)
-            .map(|d| d.created_at)
-            .unwrap_or(device.created_at);
-        g.devices.insert(
-            device.identifier.clone(),
-            Device {
-                created_at,
-                ..device.clone()
-            },
-        );
+        // An existing device keeps its id, name, creation time and expiry (as on the reference).
+        if !g.devices.contains_key(&device.identifier) {
+            g.devices.insert(device.identifier.clone(), device.clone());
+        }
         g.token_index.insert(
             token.key.sha256_hex(),
             TokenRef {
