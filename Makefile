@@ -8,10 +8,12 @@ SHELL := /bin/bash
 .PHONY: test test-long run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv
 
 ## Every test: formatting, lints, template checks, unit and property tests, the AWS adapters
-## and CLIs against moto_server, and the end-to-end suite over real HTTP against
-## `cargo lambda watch` (scripts/stack.sh starts moto and the functions and stops them after).
+## and CLIs against moto_server, the end-to-end suite over real HTTP against
+## `cargo lambda watch`, and the browser tests in Debian's Chromium (scripts/browser.sh installs
+## it; scripts/stack.sh starts moto and the functions and stops them after).
 test: lint
-	scripts/stack.sh test -- $(CARGO) test --workspace --all-features --locked
+	scripts/browser.sh
+	scripts/stack.sh test -- scripts/run-tests.sh
 
 ## The long suites (CI runs them too): property tests with 20,000 cases each, and schema
 ## fuzzing of openapi.yaml (schemathesis) against the local stack.
@@ -47,8 +49,8 @@ bench:
 ## The release bootstraps for Lambda (arm64), and their sizes (the README's size table).
 sizes: venv
 	PATH="$(CURDIR)/.venv/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-build" \
-	  $(CARGO) lambda build --release --arm64 --bin plans --bin challenge --bin response --bin jwks --bin agent --bin fallback
-	@for f in plans challenge response jwks agent fallback; do \
+	  $(CARGO) lambda build --release --arm64 --bin plans --bin challenge --bin response --bin jwks --bin agent --bin web --bin fallback
+	@for f in plans challenge response jwks agent web fallback; do \
 	  printf '%-10s %s bytes\n' "$$f" "$$(stat -c %s target/lambda-build/lambda/$$f/bootstrap)"; done
 
 venv:

@@ -55,7 +55,7 @@ fi
 # first request does not wait for a compile.
 echo "stack.sh: building endpoint-admin and the functions" >&2
 cargo build -q "${release_flag[@]}" --bin endpoint-admin --bin endpoint-agent
-for f in plans challenge response jwks agent fallback; do cargo build -q "${release_flag[@]}" --bin "$f"; done
+for f in plans challenge response jwks agent web fallback; do cargo build -q "${release_flag[@]}" --bin "$f"; done
 
 admin="$CARGO_TARGET_DIR/$profile/endpoint-admin"
 "$admin" init >/dev/null
@@ -104,6 +104,8 @@ connector="$("$admin" connector create --name demo --challenge-key "$key")"
 stage="$("$admin" stage create --connector "$connector" --mode required)"
 enrollment="$("$admin" enrollment-token create --connector "$connector" --name demo --expires 24h)"
 "$admin" connector set-interactive-stage "$connector" "$stage" >/dev/null
+# A ready plan whose stage page can be opened in a browser now (it returns to the example app).
+page="$(curl -s -X POST "$ENDPOINT_API/v1/plans" -d "{\"stage\":\"$stage\",\"redirect\":\"http://127.0.0.1:8000/\"}" | sed 's/.*"page":"\([^"]*\)".*/\1/')"
 
 cat <<MSG
 
@@ -123,6 +125,14 @@ In another shell:
   endpoint-agent login --server $ENDPOINT_API --plan \$plan
   curl -s $ENDPOINT_API/v1/plans/\$plan
   curl -s $ENDPOINT_API/v1/connectors/$connector/jwks.json
+
+The relying-party example (a login button -> the hosted stage page -> back, device shown):
+  .venv/bin/python examples/relying-party/app.py --api $ENDPOINT_API --stage $stage --port 8000
+  then open http://127.0.0.1:8000/ in a browser with the authentik extension and agent (or
+  Chromium with tests/browser/extension and: endpoint-agent install-native-host --profile DIR).
+
+A ready plan's hosted stage page (15 minutes):
+  $page
 
 Function logs: $watch_log. Ctrl-C stops everything.
 MSG

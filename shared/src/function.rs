@@ -239,6 +239,8 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v3/endpoints/agents/connectors/check_in/", &["POST"]),
     ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
     ("/api/v3/core/brands/current/", &["GET"]),
+    ("/v1/plans/{}/page", &["GET"]),
+    ("/v1/stage.js", &["GET"]),
 ];
 
 /// Time spent in AWS calls since the last call (zero for functions without AWS clients).
@@ -307,19 +309,35 @@ pub fn failed(e: &CoreError) -> (Reply, &'static str) {
     (error_reply(e), label)
 }
 
-/// The HTTP response of a reply: JSON, never cached.
+/// The HTTP response of a reply: JSON (or the reply's document), never cached unless the
+/// document says otherwise.
 pub fn respond(reply: Reply) -> Response<Body> {
-    let mut response = Response::new(match reply.status {
-        204 => Body::Empty,
-        _ => Body::Text(reply.body.to_string()),
-    });
+    let body = match (&reply.document, reply.status) {
+        (Some(doc), _) => Body::Text(doc.text.clone()),
+        (None, 204) => Body::Empty,
+        (None, _) => Body::Text(reply.body.to_string()),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let headers = response.headers_mut();
-    if reply.status != 204 {
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-    }
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    match &reply.document {
+        Some(doc) => {
+            headers.insert("content-type", HeaderValue::from_static(doc.content_type));
+            for (name, value) in &doc.headers {
+                // Our own constant header values: always valid; one that were not is left out
+                // rather than sent wrong.
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    headers.insert(*name, v);
+                }
+            }
+        }
+        None if reply.status != 204 => {
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+        }
+        None => {}
+    }
     if let Some(seconds) = reply.retry_after {
         headers.insert("retry-after", HeaderValue::from(seconds));
     }

@@ -15,27 +15,45 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Seconds a throttled client is asked to wait.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// A reply: status, JSON body, and `Retry-After` seconds for 429s.
+/// A reply: status, JSON body, and `Retry-After` seconds for 429s; or, for the browser's
+/// routes, a document (HTML, JavaScript) with its own headers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub retry_after: Option<u32>,
+    pub document: Option<Document>,
+}
+
+/// A non-JSON body with its content type and extra headers (the hosted page, the module).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    pub content_type: &'static str,
+    pub text: String,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
     pub fn ok(body: Value) -> Self {
-        Reply {
-            status: 200,
-            body,
-            retry_after: None,
-        }
+        Self::json(200, body)
     }
     pub fn created(body: Value) -> Self {
+        Self::json(201, body)
+    }
+    pub fn json(status: u16, body: Value) -> Self {
         Reply {
-            status: 201,
+            status,
             body,
             retry_after: None,
+            document: None,
+        }
+    }
+    pub fn document(status: u16, document: Document) -> Self {
+        Reply {
+            status,
+            body: Value::Null,
+            retry_after: None,
+            document: Some(document),
         }
     }
 }
@@ -104,16 +122,13 @@ pub fn error_reply(error: &CoreError) -> Reply {
         status,
         body: json!({"error": code, "message": message}),
         retry_after: (status == 429).then_some(RETRY_AFTER_SECS),
+        document: None,
     }
 }
 
 /// An error reply for routing failures the core never sees.
 pub fn simple_error(status: u16, code: &str, message: &str) -> Reply {
-    Reply {
-        status,
-        body: json!({"error": code, "message": message}),
-        retry_after: None,
-    }
+    Reply::json(status, json!({"error": code, "message": message}))
 }
 
 /// A JSON object body into `T`: 413 over 64 KiB, 400 for invalid JSON, a non-object or the
@@ -167,10 +182,12 @@ pub fn parse_executor_request(body: &[u8]) -> Result<Option<String>, CoreError> 
     }
 }
 
-pub fn plan_created_body(created: &PlanCreated) -> Value {
+/// `POST /v1/plans`' answer; `page` is absolute when the API's public base URL is known.
+pub fn plan_created_body(created: &PlanCreated, base_url: Option<&str>) -> Value {
     json!({
         "plan": created.id,
         "executor": format!("/v1/plans/{}/executor", created.id),
+        "page": format!("{}/v1/plans/{}/page", base_url.unwrap_or(""), created.id),
         "expires_at": created.expires_at,
     })
 }

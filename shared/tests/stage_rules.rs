@@ -879,3 +879,59 @@ async fn concurrent_gets_never_sign_more_than_the_attempt_limit() {
     assert_eq!(fx.plan_state(&plan).status, PlanStatus::Denied);
     assert_eq!(fx.plan_state(&plan).challenges_issued, 10);
 }
+
+#[tokio::test]
+async fn redirects_are_paths_or_https_urls_and_http_only_for_loopback() {
+    use endpoint_core::stage::check_redirect;
+    for ok in [
+        "/",
+        "/next?a=b#c",
+        "https://login.example.com/done",
+        "HTTPS://login.example.com:8443",
+        "https://[2001:db8::1]/x",
+        "http://localhost:8000/done",
+        "http://127.0.0.1/done",
+        "http://[::1]:9000/",
+    ] {
+        assert_eq!(check_redirect(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>x</script>",
+        "vbscript:x",
+        "//evil.example.com/x",
+        "/\\evil.example.com",
+        "next",
+        "https://",
+        "https://user:pass@evil.example.com/",
+        "https://evil.example.com:port/",
+        "http://example.com/done",
+        "http://localhost.evil.example.com/",
+        "ftp://example.com/",
+        "/next page",
+        "/a\nb",
+    ] {
+        assert!(
+            matches!(check_redirect(bad), Err(CoreError::BadRequest(_))),
+            "{bad:?}"
+        );
+    }
+    assert!(check_redirect(&format!("/{}", "r".repeat(2047))).is_ok());
+    assert!(check_redirect(&format!("/{}", "r".repeat(2048))).is_err());
+
+    // And at plan creation: nothing is written for a refused redirect.
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let refused = stage::create_plan(
+        &fx.store,
+        &fx.store,
+        &fx.env(),
+        &s.id,
+        Some("javascript:x"),
+        None,
+    )
+    .await;
+    assert!(matches!(refused, Err(CoreError::BadRequest(_))));
+}

@@ -23,6 +23,8 @@ async fn the_whole_flow() {
     assert_eq!(status, 201);
     let plan = created["plan"].as_str().unwrap().to_string();
     assert_eq!(created["executor"], format!("/v1/plans/{plan}/executor"));
+    // The hosted page's absolute URL (PUBLIC_BASE_URL locally).
+    assert_eq!(created["page"], format!("{}/v1/plans/{plan}/page", s.api));
     assert!(created["expires_at"].as_i64().unwrap() > now());
     assert!(plan.len() >= 22);
     let read = s.plan(&plan);
@@ -273,6 +275,22 @@ async fn malformed_oversized_unknown_and_wrong_methods() {
         (400, Some("bad_request")),
         "missing stage"
     );
+    // Redirects the page could be abused with are refused at plan creation.
+    for redirect in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,x",
+        "//evil.example.com/",
+        "http://evil.example.com/",
+    ] {
+        let body = serde_json::json!({"stage": "any", "redirect": redirect}).to_string();
+        let (status, out) = raw("POST", "/v1/plans", &body);
+        assert_eq!(
+            (status, out["error"].as_str()),
+            (400, Some("bad_request")),
+            "{redirect}: {out}"
+        );
+        assert!(out["message"].as_str().unwrap_or("").contains("https:"));
+    }
     let big = format!(r#"{{"response":"{}"}}"#, "a".repeat(70 * 1024));
     let (status, body) = raw("POST", &executor, &big);
     assert_eq!(

@@ -2,6 +2,8 @@
 //! the agent API, challenge verification against the connector's JWKS (`kid`, `alg`, signature,
 //! `exp` with 60 s leeway), and the HS512 response.
 
+pub mod native;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use endpoint_agent::{enroll, login, now, refresh_config, respond, State};
+use endpoint_agent::{enroll, login, native, now, refresh_config, respond, State};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +54,24 @@ enum Command {
         #[arg(long)]
         plan: String,
     },
+    /// Be the browser's native messaging host (io.goauthentik.platform) on stdin/stdout:
+    /// answer platform_sign_endpoint_header with the enrolled device. Started by the browser.
+    NativeHost {
+        /// What the browser passes: the calling extension's origin (and, on Windows, a window
+        /// handle). Accepted and ignored: the manifest's allowed_origins already decided.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        browser_args: Vec<String>,
+    },
+    /// Register the native messaging host in a browser profile: writes
+    /// PROFILE/NativeMessagingHosts/io.goauthentik.platform.json and its launcher.
+    InstallNativeHost {
+        /// The browser's profile (user data) directory.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Also allow this extension id (the authentik extension's ids are always allowed).
+        #[arg(long = "extension-id")]
+        extension_ids: Vec<String>,
+    },
 }
 
 fn run(args: Args) -> Result<String, String> {
@@ -93,6 +111,33 @@ fn run(args: Args) -> Result<String, String> {
         Command::Login { server, plan } => {
             let state = State::load(&args.state)?;
             Ok(login(&state, &server, &plan, now, 12)?.to_string())
+        }
+        Command::NativeHost { browser_args: _ } => {
+            let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+            native::serve(&args.state, &mut stdin.lock(), &mut stdout.lock(), now)?;
+            // Nothing may be printed on stdout after the host: it is the browser's channel.
+            std::process::exit(0);
+        }
+        Command::InstallNativeHost {
+            profile,
+            extension_ids,
+        } => {
+            let binary = std::env::current_exe()
+                .map_err(|e| format!("cannot find this program's path: {e}"))?;
+            let state = std::path::absolute(&args.state)
+                .map_err(|e| format!("cannot resolve {}: {e}", args.state.display()))?;
+            let mut ids: Vec<String> = native::AUTHENTIK_EXTENSION_IDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            for id in extension_ids {
+                if id.len() != 32 || !id.bytes().all(|b| (b'a'..=b'p').contains(&b)) {
+                    return Err(format!("{id:?} is not an extension id (32 letters a to p)"));
+                }
+                ids.push(id);
+            }
+            let manifest = native::install(&profile, &binary, &state, &ids)?;
+            Ok(manifest.display().to_string())
         }
     }
 }

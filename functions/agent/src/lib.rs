@@ -100,11 +100,7 @@ where
         let body = function::body_within(req, MAX_FACTS_BODY)?;
         let auth = function::header(req, "authorization");
         agent::check_in(s, s, &self.base.clock, auth, body).await?;
-        let reply = Reply {
-            status: 204,
-            body: Value::Null,
-            retry_after: None,
-        };
+        let reply = Reply::json(204, Value::Null);
         Ok((reply, "checked_in"))
     }
 

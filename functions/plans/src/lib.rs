@@ -31,8 +31,12 @@ impl<S: PlanStore + Directory> App<S> {
                 )
                 .await
             };
+            let base = function::public_base_url(&self.base.config, &req);
             return match created.await {
-                Ok(c) => (Reply::created(plan_created_body(&c)), "created"),
+                Ok(c) => (
+                    Reply::created(plan_created_body(&c, base.as_deref())),
+                    "created",
+                ),
                 Err(e) => failed(&e),
             };
         }

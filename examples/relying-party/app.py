@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""A relying party's login page with endpoint-stage, in the Python standard library.
+
+The login button creates a plan (POST /v1/plans, signed with SigV4 as the deployed route
+requires IAM auth), keeps the plan id in the user's session, and sends the browser to the
+plan's hosted stage page. When the stage sends the browser back to /done, the app reads the
+plan server-side (GET /v1/plans/{plan}, signed) and trusts only that, never the redirect
+itself, and shows which device passed.
+
+    python examples/relying-party/app.py --api http://127.0.0.1:9000 --stage STAGE_ID
+
+Against a deployment: --api https://<ApiUrl> with AWS credentials allowed by the stack's
+relying-party policy (standard AWS environment variables or profile). Locally the routes take
+no SigV4, and the app still signs (with the stack's test credentials).
+"""
+
+import argparse
+import html
+import json
+import os
+import secrets
+import sys
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.session import Session
+
+COOKIE = "rp_session"
+
+
+class EndpointStage:
+    """The two relying-party calls, signed with SigV4 for the `execute-api` service."""
+
+    def __init__(self, api, region):
+        self.api = api.rstrip("/")
+        self.region = region
+        credentials = Session().get_credentials()
+        if credentials is None:
+            sys.exit("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
+        self.credentials = credentials
+
+    def call(self, method, path, body=None):
+        url = self.api + path
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"content-type": "application/json"} if data is not None else {}
+        signed = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(self.credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(signed)
+        request = urllib.request.Request(url, data=data, method=method, headers=dict(signed.headers.items()))
+        try:
+            with urllib.request.urlopen(request, timeout=15) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            try:
+                return e.code, json.loads(e.read() or b"null")
+            except ValueError:
+                return e.code, None
+
+    def create_plan(self, stage, redirect):
+        return self.call("POST", "/v1/plans", {"stage": stage, "redirect": redirect})
+
+    def read_plan(self, plan):
+        return self.call("GET", f"/v1/plans/{plan}")
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:10vh auto;padding:1rem;line-height:1.5}}
+button{{font:inherit;padding:.6rem 1.2rem}}</style></head>
+<body><main><h1>{title}</h1>{body}</main></body></html>
+"""
+
+
+def page(title, body):
+    return PAGE.format(title=html.escape(title), body=body).encode()
+
+
+class App:
+    def __init__(self, stage_api, stage, public_url):
+        self.stage_api = stage_api
+        self.stage = stage
+        self.public_url = public_url.rstrip("/")
+        self.sessions = {}
+        self.lock = threading.Lock()
+
+
+def handler_for(app):
+    class Handler(BaseHTTPRequestHandler):
+        def session(self):
+            for part in self.headers.get("cookie", "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == COOKIE:
+                    with app.lock:
+                        if value in app.sessions:
+                            return value, app.sessions[value]
+            return None, None
+
+        def send(self, status, body, headers=()):
+            self.send_response(status)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("cache-control", "no-store")
+            for k, v in headers:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            if path == "/":
+                self.send(200, page("Example app", '<p>Sign in to the example app. The login checks that this browser runs on an enrolled device.</p><form method="post" action="/login"><button type="submit">Sign in with this device</button></form>'))
+            elif path == "/done":
+                self.done()
+            else:
+                self.send(404, page("Not found", "<p>No such page.</p>"))
+
+        def do_POST(self):
+            if self.path != "/login":
+                self.send(404, page("Not found", "<p>No such page.</p>"))
+                return
+            status, created = app.stage_api.create_plan(app.stage, f"{app.public_url}/done")
+            if status != 201:
+                message = (created or {}).get("message", f"status {status}")
+                self.send(502, page("Sign-in unavailable", f"<p>The device check could not start: {html.escape(message)}</p>"))
+                return
+            sid = secrets.token_urlsafe(32)
+            with app.lock:
+                app.sessions[sid] = {"plan": created["plan"]}
+            # The session binds the plan to this browser: /done reads the plan of this session only.
+            self.send(303, b"", [("location", created["page"]), ("set-cookie", f"{COOKIE}={sid}; HttpOnly; SameSite=Lax; Path=/")])
+
+        def done(self):
+            sid, session = self.session()
+            if session is None:
+                self.send(400, page("Sign-in expired", '<p>No sign-in in progress. <a href="/">Start again</a>.</p>'))
+                return
+            status, plan = app.stage_api.read_plan(session["plan"])
+            if status != 200:
+                self.send(403, page("Sign-in failed", '<p>The device check has expired. <a href="/">Start again</a>.</p>'))
+                return
+            if plan["status"] != "passed":
+                self.send(403, page("Sign-in failed", f'<p data-result="{html.escape(plan["status"])}">The device check did not pass ({html.escape(plan["status"])}). <a href="/">Start again</a>.</p>'))
+                return
+            device = plan.get("device")
+            if device:
+                text = f'Signed in from the enrolled device <strong data-device="{html.escape(device["identifier"])}">{html.escape(device["name"])}</strong> (serial {html.escape(device["identifier"])}).'
+            else:
+                text = '<span data-device="">Signed in without an enrolled device (the stage is optional).</span>'
+            self.send(200, page("Signed in", f'<p data-result="passed">{text}</p>'))
+
+        def log_message(self, fmt, *args):
+            # Never log paths or cookies: they carry plan ids and session ids.
+            pass
+
+    return Handler
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--api", default=os.environ.get("ENDPOINT_API", "http://127.0.0.1:9000"), help="endpoint-stage's base URL (ENDPOINT_API)")
+    p.add_argument("--stage", default=os.environ.get("STAGE_ID"), help="the stage id (STAGE_ID)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--public-url", help="where browsers reach this app (default http://127.0.0.1:PORT)")
+    p.add_argument("--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+    args = p.parse_args()
+    if not args.stage:
+        p.error("--stage (or STAGE_ID) is required")
+    public_url = args.public_url or f"http://127.0.0.1:{args.port}"
+    app = App(EndpointStage(args.api, args.region), args.stage, public_url)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(app))
+    print(f"relying-party example on {public_url} (stage {args.stage}, API {args.api})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The stage in a real browser: Debian's Chromium driven by Playwright, a stand-in for the
+authentik extension (tests/browser/extension: content script + background relay to the native
+host io.goauthentik.platform, exactly the extension's messages), and `endpoint-agent
+native-host` registered in a throwaway profile. Runs inside `scripts/stack.sh test` (make test):
+the functions under `cargo lambda watch` against moto.
+
+Screenshots of each state go to target/browser-screenshots/.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "tests" / "browser" / "extension"
+EXTENSION_ID = "cpiflbgjplcglpcioajoollfokliibgn"  # from the manifest's "key"
+SHOTS = ROOT / "target" / "browser-screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+API = os.environ.get("ENDPOINT_API", "")
+# Chromium flags for this closed network (no background connections, no updates) and root.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+# Records CSP violations on every page, whatever it navigates to.
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+pytestmark = pytest.mark.skipif(not API, reason="run through make test (scripts/stack.sh exports ENDPOINT_API)")
+
+
+def admin(*args):
+    out = subprocess.run([os.environ["STACK_ADMIN"], *args, "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"{args}: {out.stderr}"
+    return json.loads(out.stdout)
+
+
+def agent_binary():
+    return str(Path(os.environ["STACK_ADMIN"]).with_name("endpoint-agent"))
+
+
+def agent(state, *args):
+    out = subprocess.run([agent_binary(), "--state", str(state), *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"{args}: {out.stderr}"
+    return out.stdout.strip()
+
+
+def http(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(API + path, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def create_plan(stage, redirect):
+    status, _, body = http("POST", "/v1/plans", {"stage": stage, "redirect": redirect})
+    assert status == 201, body
+    return json.loads(body)
+
+
+def read_plan(plan):
+    status, _, body = http("GET", f"/v1/plans/{plan}")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A connector with a P-256 key and a 2 s idle timeout, a required and an optional stage,
+    and a device enrolled by the simulator, whose state the native host reads."""
+    key = admin("key", "create")["key_id"]
+    connector = admin("connector", "create", "--name", "browser", "--challenge-key", key, "--idle-timeout", "2s")["id"]
+    required = admin("stage", "create", "--connector", connector, "--mode", "required")["id"]
+    optional = admin("stage", "create", "--connector", connector, "--mode", "optional")["id"]
+    token = admin("enrollment-token", "create", "--connector", connector)["key"]
+    home = tmp_path_factory.mktemp("agent")
+    state = home / "agent.json"
+    serial = "VMware-56 4d 1a 2b 3c 4d 5e 6f-70 81 92 a3 b4 c5 d6 ee"
+    agent(state, "enroll", "--server", API, "--token", token, "--serial", serial, "--name", "browser-laptop")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return {"connector": connector, "required": required, "optional": optional, "token": token, "state": state, "serial": serial}
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def with_extension(playwright, world):
+    """A browser profile with the stand-in extension and the simulator's native host."""
+    profile = Path(tempfile.mkdtemp(prefix="endpoint-stage-profile-"))
+    manifest = agent(world["state"], "install-native-host", "--profile", str(profile), "--extension-id", EXTENSION_ID)
+    assert Path(manifest) == profile / "NativeMessagingHosts" / "io.goauthentik.platform.json"
+    context = playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=False,
+        ignore_default_args=["--disable-extensions"],
+        args=["--headless=new", f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}", *FLAGS],
+        viewport={"width": 420, "height": 640},
+    )
+    context.add_init_script(CSP_RECORDER)
+    # The background worker has started: the extension is loaded.
+    if not context.service_workers:
+        context.wait_for_event("serviceworker", timeout=15000)
+    yield context
+    context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def without_extension(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    context = browser.new_context(viewport={"width": 420, "height": 640})
+    context.add_init_script(CSP_RECORDER)
+    yield context
+    browser.close()
+
+
+def status_text(page):
+    return page.locator("[data-stage-status]").inner_text()
+
+
+def violations(page):
+    return page.evaluate("window.__cspViolations")
+
+
+def test_the_relying_party_example_end_to_end(world, with_extension):
+    port = free_port()
+    env = dict(os.environ)
+    app = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "relying-party" / "app.py"), "--api", API, "--stage", world["required"], "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        page = with_extension.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.screenshot(path=str(SHOTS / "1-relying-party-login.png"))
+        with page.expect_response(lambda r: r.url.endswith("/page")) as page_response:
+            page.get_by_role("button", name="Sign in with this device").click()
+        headers = page_response.value.headers
+        assert page_response.value.status == 200
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        page.wait_for_url(f"http://127.0.0.1:{port}/done", timeout=20000)
+        result = page.locator("[data-result]")
+        assert result.get_attribute("data-result") == "passed"
+        assert page.locator("[data-device]").get_attribute("data-device") == world["serial"]
+        assert "browser-laptop" in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "2-relying-party-signed-in.png"))
+        page.close()
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
+
+
+def test_a_required_stage_without_the_extension_is_denied_after_the_idle_timeout(world, without_extension):
+    plan = create_plan(world["required"], "/after-required")
+    page = without_extension.new_page()
+    started = time.monotonic()
+    response = page.goto(plan["page"])
+    assert response.status == 200
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    page.wait_for_selector('main[data-state="denied"]', timeout=15000)
+    waited = time.monotonic() - started
+    assert status_text(page) == "✗ Access denied: Invalid challenge response"
+    assert waited >= 2, f"the page waited {waited:.1f} s for an agent (idle timeout 2 s)"
+    assert read_plan(plan["plan"])["status"] == "denied"
+    page.screenshot(path=str(SHOTS / "3-required-denied-without-extension.png"))
+    assert violations(page) == []
+    page.close()
+
+
+def test_an_optional_stage_without_the_extension_passes_with_no_device(world, without_extension):
+    plan = create_plan(world["optional"], "/v1/plans/after-optional/page")
+    page = without_extension.new_page()
+    page.goto(plan["page"])
+    page.wait_for_url("**/v1/plans/after-optional/page", timeout=15000)
+    shown = read_plan(plan["plan"])
+    assert (shown["status"], shown["device"]) == ("passed", None)
+    page.close()
+
+
+def test_a_device_whose_token_was_revoked_fails_to_validate_and_can_try_again(world, with_extension):
+    admin("device", "revoke-tokens", world["serial"], "--connector", world["connector"])
+    try:
+        plan = create_plan(world["required"], "/after-revoked")
+        page = with_extension.new_page()
+        page.goto(plan["page"])
+        page.wait_for_selector('main[data-state="failed"]', timeout=15000)
+        assert status_text(page) == "✗ Failed to validate device."
+        assert page.locator("[data-stage-errors] li").all_inner_texts() == ["Invalid challenge response"]
+        retry = page.get_by_role("button", name="Try again")
+        assert retry.is_visible()
+        # Keyboard users land on the button.
+        assert page.evaluate("document.activeElement.matches('[data-stage-retry]')")
+        page.screenshot(path=str(SHOTS / "4-failed-to-validate-device.png"))
+        assert violations(page) == []
+        # Trying again answers the new challenge: still revoked, so it fails again.
+        page.keyboard.press("Enter")
+        page.wait_for_selector('main[data-state="failed"]', timeout=15000)
+        assert read_plan(plan["plan"])["status"] == "pending"
+        page.close()
+    finally:
+        # Put the device back for the other cases.
+        token = admin("enrollment-token", "create", "--connector", world["connector"])["key"]
+        agent(world["state"], "enroll", "--server", API, "--token", token, "--serial", world["serial"], "--name", "browser-laptop")
+
+
+def test_an_unknown_plan_gets_the_readable_html_error_page(without_extension):
+    page = without_extension.new_page()
+    response = page.goto(API + "/v1/plans/NoSuchPlan123/page")
+    assert response.status == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert page.locator("h1").inner_text() == "This sign-in link has expired"
+    page.screenshot(path=str(SHOTS / "5-unknown-plan.png"))
+    page.close()
+
+
+def test_the_content_security_policy_is_in_force(world, without_extension):
+    plan = create_plan(world["optional"], "/v1/plans/after-csp/page")
+    page = without_extension.new_page()
+    response = page.goto(plan["page"])
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe" not in csp
+    # An inline script injected into the page does not run, and is reported as a violation:
+    # the policy is enforced, so the pages above ran with no violation at all.
+    ran = page.evaluate(
+        """() => { window.__inline = false; const s = document.createElement('script');
+                   s.textContent = 'window.__inline = true'; document.head.append(s);
+                   return new Promise((r) => setTimeout(() => r(window.__inline), 200)); }"""
+    )
+    assert ran is False
+    assert any(v.startswith("script-src") for v in violations(page)), violations(page)
+    page.close()
+
+
+def test_the_stage_page_is_readable_on_a_phone_and_says_what_it_does(world, without_extension):
+    plan = create_plan(world["required"], "/after-phone")
+    page = without_extension.new_page()
+    page.set_viewport_size({"width": 360, "height": 640})
+    page.goto(plan["page"])
+    status = page.locator("[data-stage-status]")
+    assert status.get_attribute("role") == "status" and status.get_attribute("aria-live") == "polite"
+    assert status_text(page) in ("Checking this device…", "Asking this device's authentik agent…")
+    page.screenshot(path=str(SHOTS / "0-stage-page-waiting.png"))
+    # Nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.close()
