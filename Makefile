@@ -27,13 +27,15 @@ run:
 
 ## cargo fmt --check and clippy with warnings as errors, on every target; the SAM template
 ## (cfn-lint, sam validate --lint) and the routes of openapi.yaml, template.yaml and the local
-## router checked against each other.
+## router checked against each other; the core's import graph checked for cycles
+## (scripts/layers.py).
 lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
 	.venv/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1
 	.venv/bin/python scripts/check-api.py
+	python3 scripts/layers.py >/dev/null
 
 fmt:
 	$(CARGO) fmt --all

@@ -4,12 +4,14 @@
 //! `cargo bench -p endpoint-core --bench core`; medians go in the README's performance table.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use endpoint_core::adapters::local_signer::{KeySpec, LocalSigner};
+use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::model::{Device, DeviceToken, DeviceWithTokens};
+use endpoint_core::ports::random_alnum;
 use endpoint_core::ports::{KeyDescription, SystemRandom};
 use endpoint_core::protocol::challenge::{assemble, signing_input, ChallengeClaims};
+use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::{sign_response, validate, Expected};
-use endpoint_core::protocol::{random_alnum, ATC_LEN};
+use endpoint_core::protocol::ATC_LEN;
 use endpoint_core::secret::Secret;
 
 const NOW: i64 = 1_800_000_000;

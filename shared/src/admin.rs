@@ -4,8 +4,9 @@
 use crate::error::CoreError;
 use crate::model::*;
 use crate::ports::*;
+use crate::ports::{random_alnum, random_id};
 use crate::protocol::challenge::CHALLENGE_LIFETIME;
-use crate::protocol::{random_alnum, random_id};
+use crate::protocol::keys::SigningAlg;
 use crate::secret::Secret;
 
 /// Length of a device token key (as the reference: 128 random characters).

@@ -17,9 +17,10 @@ use crate::admin;
 use crate::error::CoreError;
 use crate::facts;
 use crate::model::*;
+use crate::ports::random_id;
 use crate::ports::*;
 use crate::protocol::jwk::Jwks;
-use crate::protocol::{random_id, sha256_hex};
+use crate::secret::sha256_hex;
 use crate::stage::{self, Env};
 
 /// Longest accepted key in an `Authorization` header.

@@ -2,6 +2,13 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex SHA-256: the one hashing helper. Secrets are stored and looked up only as this.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
 /// A secret string. `Debug` and `Display` print a placeholder, so a secret that ends up in a
 /// `tracing` field or an error message by mistake does not leak. Read it with [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,7 +28,7 @@ impl Secret {
 
     /// Lowercase hex SHA-256 of the secret: the form under which it may be stored and logged.
     pub fn sha256_hex(&self) -> String {
-        crate::protocol::sha256_hex(self.0.as_bytes())
+        sha256_hex(self.0.as_bytes())
     }
 }
 
@@ -40,6 +47,15 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_is_lowercase_hex() {
+        // sha256("abc"), the FIPS 180-2 test vector.
+        assert_eq!(
+            Secret::new("abc").sha256_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn secret_never_formats_its_value() {

@@ -7,10 +7,11 @@
 use crate::error::CoreError;
 use crate::model::*;
 use crate::ports::*;
+use crate::ports::{random_alnum, random_id};
 use crate::protocol::challenge::{assemble, signing_input, ChallengeClaims};
 use crate::protocol::jwk::Jwks;
 use crate::protocol::response::{Expected, Invalid, ParsedResponse};
-use crate::protocol::{ct_eq, random_alnum, random_id, ATC_LEN};
+use crate::protocol::{ct_eq, ATC_LEN};
 
 pub const MSG_INVALID_CONFIGURATION: &str = "Invalid stage configuration";
 pub const MSG_INVALID_DEVICE_TOKEN: &str = "Invalid device token";

@@ -6,11 +6,12 @@
 mod common;
 
 use common::*;
-use endpoint_core::adapters::local_signer::{KeySpec, LocalSigner};
+use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::admin::{self, DEFAULT_ROTATION_GRACE, KEY_OVERLAP};
 use endpoint_core::agent;
 use endpoint_core::model::*;
 use endpoint_core::ports::{ChallengeSigner, DeviceStore};
+use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::stage;
 use endpoint_core::CoreError;
 

@@ -11,11 +11,11 @@ use aws_env::*;
 use common::{verify_independently, T0};
 use endpoint_core::adapters::aws::CallCounter;
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::adapters::local_signer::KeySpec;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
 use endpoint_core::admin;
 use endpoint_core::model::*;
 use endpoint_core::ports::*;
+use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::stage::{self, Env, Outcome, Settings};
 use endpoint_core::{CoreError, SignerError};
 

@@ -6,10 +6,11 @@ mod common;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::*;
-use endpoint_core::adapters::local_signer::{KeySpec, LocalSigner};
+use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::{ChallengeSigner, Clock};
 use endpoint_core::protocol::jwk::Jwk;
+use endpoint_core::protocol::keys::KeySpec;
 
 #[tokio::test]
 async fn challenges_of_every_key_kind_verify_independently() {

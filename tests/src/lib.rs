@@ -7,10 +7,10 @@ use endpoint_agent::Http;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::adapters::local_signer::KeySpec;
 use endpoint_core::admin::{self, NewConnector};
 use endpoint_core::model::{Connector, StageMode};
 use endpoint_core::ports::{Directory, SystemClock, SystemRandom};
+use endpoint_core::protocol::keys::KeySpec;
 use serde_json::{json, Value};
 
 pub use endpoint_agent::{now, State};
@@ -80,7 +80,7 @@ impl Stack {
         c.enabled = enabled;
         self.store.put_connector(&c).await.unwrap();
         let stage = endpoint_core::model::Stage {
-            id: endpoint_core::protocol::random_id(&SystemRandom, 12),
+            id: endpoint_core::ports::random_id(&SystemRandom, 12),
             connector: c.id.clone(),
             mode,
         };

@@ -40,7 +40,7 @@ fn check_in(s: &Stack, token: &str, facts: &Value) -> (u16, Value) {
 fn serial(tag: &str) -> String {
     format!(
         "E2E-{tag}-{}",
-        endpoint_core::protocol::random_alnum(&endpoint_core::ports::SystemRandom, 6)
+        endpoint_core::ports::random_alnum(&endpoint_core::ports::SystemRandom, 6)
     )
 }
 
@@ -132,7 +132,7 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
     s.store
         .put_enrollment_token(&EnrollmentToken {
             id: "expired".into(),
-            key_sha256: endpoint_core::protocol::sha256_hex(expired_key.as_bytes()),
+            key_sha256: endpoint_core::secret::sha256_hex(expired_key.as_bytes()),
             connector: on.connector.clone(),
             name: "old".into(),
             expires_at: Some(now() - 1),

@@ -12,10 +12,10 @@ use authentik_client::models::{
     AgentConfig, DeviceFactsRequest, DeviceGroupRequest, DeviceUserRequest, EnrollRequest,
     HardwareRequest, LicenseStatusEnum, ProcessRequest, SoftwareRequest, UiThemeEnum,
 };
-use endpoint_core::adapters::local_signer::KeySpec;
 use endpoint_core::facts;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::DeviceStore;
+use endpoint_core::protocol::keys::KeySpec;
 use endpoint_e2e::{now, redirect, Stack};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -3,11 +3,11 @@
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::adapters::local_signer::KeySpec;
 use endpoint_core::admin::{self, NewConnector};
 use endpoint_core::facts;
 use endpoint_core::model::{Connector, Device};
 use endpoint_core::ports::{Clock, DeviceStore, Directory, SystemClock, SystemRandom};
+use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::CoreError;
 use serde_json::{json, Value};
 

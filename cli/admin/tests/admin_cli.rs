@@ -30,7 +30,7 @@ impl Cli {
         let cli = Cli {
             table: format!(
                 "cli-{}",
-                endpoint_core::protocol::random_alnum(&SystemRandom, 10)
+                endpoint_core::ports::random_alnum(&SystemRandom, 10)
             ),
         };
         let out = cli.ok(&["init"]);
@@ -512,7 +512,7 @@ async fn p521_keys_are_refused_for_challenges_with_the_reason() {
     let kms = KmsSigner::from_config(&load_config().await);
     let p521 = kms
         .create_key(
-            endpoint_core::adapters::local_signer::KeySpec::EccNistP521,
+            endpoint_core::protocol::keys::KeySpec::EccNistP521,
             "made elsewhere",
         )
         .await

@@ -6,10 +6,10 @@ use std::process::Command;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::adapters::local_signer::KeySpec;
 use endpoint_core::admin;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::{SystemClock, SystemRandom};
+use endpoint_core::protocol::keys::KeySpec;
 use serde_json::Value;
 
 fn agent(state: &std::path::Path, args: &[&str]) -> (bool, String, String) {

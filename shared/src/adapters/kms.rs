@@ -26,11 +26,12 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::aws::{classify, Failure};
-use super::local_signer::KeySpec;
 use crate::error::SignerError;
-use crate::ports::{ChallengeSigner, JoseSignature, KeyDescription, SigningAlg};
+use crate::ports::{ChallengeSigner, JoseSignature, KeyDescription};
 use crate::protocol::der::ecdsa_der_to_jose;
 use crate::protocol::jwk::Jwk;
+use crate::protocol::keys::KeySpec;
+use crate::protocol::keys::SigningAlg;
 
 /// The tag every challenge key carries; the functions may only use keys that have it.
 pub const CHALLENGE_KEY_TAG: (&str, &str) = ("endpoint-stage", "challenge");

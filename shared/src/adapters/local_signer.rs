@@ -14,49 +14,7 @@ use aws_lc_rs::signature::{
 use crate::error::SignerError;
 use crate::ports::{ChallengeSigner, JoseSignature, KeyDescription};
 use crate::protocol::jwk::Jwk;
-
-/// The key kinds the protocol knows, named like KMS key specs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeySpec {
-    EccNistP256,
-    EccNistP384,
-    EccNistP521,
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
-}
-
-impl KeySpec {
-    pub const ALL: [KeySpec; 6] = [
-        KeySpec::EccNistP256,
-        KeySpec::EccNistP384,
-        KeySpec::EccNistP521,
-        KeySpec::Rsa2048,
-        KeySpec::Rsa3072,
-        KeySpec::Rsa4096,
-    ];
-
-    pub fn kms_name(self) -> &'static str {
-        match self {
-            KeySpec::EccNistP256 => "ECC_NIST_P256",
-            KeySpec::EccNistP384 => "ECC_NIST_P384",
-            KeySpec::EccNistP521 => "ECC_NIST_P521",
-            KeySpec::Rsa2048 => "RSA_2048",
-            KeySpec::Rsa3072 => "RSA_3072",
-            KeySpec::Rsa4096 => "RSA_4096",
-        }
-    }
-}
-
-impl std::str::FromStr for KeySpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        KeySpec::ALL
-            .into_iter()
-            .find(|k| k.kms_name() == s)
-            .ok_or_else(|| format!("unknown key spec {s:?}"))
-    }
-}
+use crate::protocol::keys::KeySpec;
 
 enum Private {
     Ec(EcdsaKeyPair),

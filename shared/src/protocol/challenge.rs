@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{b64url, CHECK_IN_CLAIM};
 use crate::model::UnixTime;
-use crate::ports::SigningAlg;
+use crate::protocol::keys::SigningAlg;
 
 /// A challenge is valid for five minutes after it is minted.
 pub const CHALLENGE_LIFETIME: i64 = 300;

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::b64url;
 use super::der::{parse_spki, Curve, PublicKeyInfo};
-use crate::ports::SigningAlg;
+use crate::protocol::keys::SigningAlg;
 
 /// A public JWK as the JWKS route and `agent_config`'s `jwks_challenge` publish it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ pub async fn fresh_store() -> DynamoStore {
     let cfg = config().await;
     let name = format!(
         "test-{}",
-        endpoint_core::protocol::random_alnum(&endpoint_core::ports::SystemRandom, 10)
+        endpoint_core::ports::random_alnum(&endpoint_core::ports::SystemRandom, 10)
     );
     let store = DynamoStore::from_config(&cfg, name);
     assert!(

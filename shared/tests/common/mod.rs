@@ -1,11 +1,12 @@
 //! Test fixture: the core over the in-memory store, the local signer and a fixed clock.
 #![allow(dead_code)]
 
-use endpoint_core::adapters::local_signer::{KeySpec, LocalSigner};
+use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
 use endpoint_core::admin;
 use endpoint_core::model::*;
 use endpoint_core::ports::{Directory, SystemRandom};
+use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::sign_response;
 use endpoint_core::secret::Secret;
 use endpoint_core::stage::{self, Env, Outcome, Settings};
@@ -135,7 +136,7 @@ impl Fx {
 }
 
 pub fn rand_suffix() -> String {
-    endpoint_core::protocol::random_alnum(&SystemRandom, 8)
+    endpoint_core::ports::random_alnum(&SystemRandom, 8)
 }
 
 pub fn passed() -> Outcome {
