@@ -5,15 +5,14 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test test-long run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv
+.PHONY: test test-long run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv deploy build-stack admin
 
 ## Every test: formatting, lints, template checks, unit and property tests, the AWS adapters
 ## and CLIs against moto_server, the end-to-end suite over real HTTP against
 ## `cargo lambda watch`, and the browser tests in Debian's Chromium (scripts/browser.sh installs
 ## it; scripts/stack.sh starts moto and the functions and stops them after).
-test: lint
-	scripts/browser.sh
-	scripts/stack.sh test -- scripts/run-tests.sh
+test:
+	scripts/test.sh
 
 ## The long suites (CI runs them too): property tests with 20,000 cases each, and schema
 ## fuzzing of openapi.yaml (schemathesis) against the local stack.
@@ -73,3 +72,18 @@ bench-coldstart:
 ## A bounded load run through the local stack (release builds): p50/p99 per route, zero errors.
 bench-load:
 	STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/load.py
+
+## The stack's Lambda bootstraps and the packaged template (sam build, rust-cargolambda: needs
+## cargo-lambda and zig on the PATH, which the venv provides). About 15 minutes on 2 cores.
+build-stack: venv
+	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv/bin/sam build
+
+## Build, then deploy to the AWS account of the current credentials, asking for the parameters
+## the first time (saved in samconfig.toml). See README "Deploying".
+deploy: build-stack
+	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv/bin/sam deploy --guided
+
+## The operator CLI as one release binary for this machine: target/release/endpoint-admin.
+admin:
+	$(CARGO) build --release --locked --bin endpoint-admin
+	@echo "endpoint-admin: $(CURDIR)/target/release/endpoint-admin"

@@ -42,9 +42,10 @@ export AWS_ENDPOINT_URL_LAMBDA="$ENDPOINT_API"
 export CHALLENGE_FUNCTION_NAME=challenge
 export LOG_LEVEL="${LOG_LEVEL:-info}"
 
-# The stack builds into its own target directory: `cargo test` in target/ (with other feature
-# sets) can then neither block nor overwrite the binaries that `cargo lambda watch` runs.
-export CARGO_TARGET_DIR="$root/target/stack-build"
+# The stack builds into target/, like the tests: the dependencies compile once for both. The
+# functions are built (and started by `cargo lambda watch`) before any test compiles, and a
+# test binary never rebuilds a running function, so the two cannot block each other.
+export CARGO_TARGET_DIR="$root/target"
 # STACK_RELEASE=1 (the load benchmark): release builds, shared with bench/coldstart.py.
 profile=debug; release_flag=()
 if [ "${STACK_RELEASE:-}" = 1 ]; then
@@ -53,7 +54,7 @@ fi
 
 # Build the CLI and every function up front (each as `cargo lambda watch` will run it), so the
 # first request does not wait for a compile.
-echo "stack.sh: building endpoint-admin and the functions" >&2
+echo "stack.sh: building endpoint-admin, endpoint-agent and the functions (first run: about 3 minutes)" >&2
 cargo build -q "${release_flag[@]}" --bin endpoint-admin --bin endpoint-agent
 for f in plans challenge response jwks agent web fallback; do cargo build -q "${release_flag[@]}" --bin "$f"; done
 

@@ -281,7 +281,11 @@ mod tests {
         fn fill(&self, buf: &mut [u8]) {
             for b in buf.iter_mut() {
                 let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                *b = if n % 2 == 0 { 248 + (n % 8) as u8 } else { 61 };
+                *b = if n.is_multiple_of(2) {
+                    248 + (n % 8) as u8
+                } else {
+                    61
+                };
             }
         }
     }

@@ -82,4 +82,23 @@ async fn no_secret_in_any_log_line() {
     }
     // Not even a recognisable piece of a JWT (its base64url header) of ours.
     assert!(!log.contains(response.split('.').nth(1).unwrap()));
+
+    // Every request line is also a CloudWatch embedded-metric record (the stack's metrics).
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("\"message\":\"request\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines.len() >= 6, "{}", lines.len());
+    for line in &lines {
+        assert_eq!(line["Requests"], 1, "{line}");
+        assert!(line["outcome"].is_string() && line["route"].is_string());
+        assert!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"].is_array());
+    }
+    for outcome in ["challenge", "invalid_response", "passed"] {
+        assert!(
+            lines.iter().any(|l| l["outcome"] == outcome),
+            "no {outcome} outcome among the request lines"
+        );
+    }
 }

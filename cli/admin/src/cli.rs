@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// The DynamoDB table.
+    /// The DynamoDB table: the stack's TableName output (default: the local stack's table).
     #[arg(
         long,
         global = true,
@@ -52,9 +52,8 @@ pub enum Command {
 pub enum KeyCommand {
     /// Create a KMS SIGN_VERIFY key; prints its key id.
     Create {
-        /// ECC_NIST_P256, ECC_NIST_P384, RSA_2048, RSA_3072 or RSA_4096 (P-521 is refused:
-        /// authentik platform agents cannot verify ES512).
-        #[arg(long, default_value = "ECC_NIST_P256", value_parser = parse_challenge_spec)]
+        /// The key spec (P-521 is refused: authentik platform agents cannot verify ES512).
+        #[arg(long, default_value = "ECC_NIST_P256", value_parser = spec_parser())]
         spec: String,
         /// Also point this alias (alias/NAME or NAME) at the new key.
         #[arg(long)]
@@ -66,9 +65,10 @@ pub enum KeyCommand {
 pub enum ConnectorCommand {
     /// Create a connector; prints its id.
     Create {
+        /// A name for people (e.g. laptops).
         #[arg(long)]
         name: String,
-        /// KMS key id, ARN, alias name or alias ARN.
+        /// KMS key id, ARN, alias name or alias ARN (not P-521: agents cannot verify ES512).
         #[arg(long = "challenge-key")]
         challenge_key: Option<String>,
         /// How long the browser waits for the agent (e.g. 5s, 1m).
@@ -82,17 +82,22 @@ pub enum ConnectorCommand {
     /// Agents only learn new keys when they fetch their configuration: for a fleet of real
     /// agents use add-next-key, then rotate.
     SetKey {
+        /// The connector's id.
         id: String,
+        /// KMS key id, ARN, alias name or alias ARN.
         key: String,
     },
     /// Publish the connector's next challenge key now (JWKS route and agents' jwks_challenge),
     /// without signing with it yet.
     AddNextKey {
+        /// The connector's id.
         id: String,
+        /// KMS key id, ARN, alias name or alias ARN.
         key: String,
     },
     /// Sign with the next key from now on; the old key stays published for the grace period.
     Rotate {
+        /// The connector's id.
         id: String,
         /// How long the old key stays published (e.g. 24h, 7d).
         #[arg(long, value_parser = parse_duration, default_value = "7d")]
@@ -100,18 +105,27 @@ pub enum ConnectorCommand {
     },
     /// Name the stage that auth_ia/ plans run through.
     SetInteractiveStage {
+        /// The connector's id.
         id: String,
+        /// A stage of this connector.
         stage: String,
     },
+    /// Disable a connector: its stages then deny (required) or pass without a device (optional).
     Disable {
+        /// The connector's id.
         id: String,
     },
+    /// Enable a connector again.
     Enable {
+        /// The connector's id.
         id: String,
     },
+    /// Show a connector with its keys (signing, next, retired) and their dates.
     Show {
+        /// The connector's id.
         id: String,
     },
+    /// List connectors: id, name, state, signing key.
     List,
 }
 
@@ -119,9 +133,11 @@ pub enum ConnectorCommand {
 pub enum StageCommand {
     /// Create a stage; prints its id. `required` needs a connector with a challenge key.
     Create {
+        /// The connector whose devices the stage checks.
         #[arg(long)]
         connector: String,
-        #[arg(long, default_value = "optional", value_parser = parse_mode)]
+        /// optional: a login passes without a device; required: only an enrolled device passes.
+        #[arg(long, default_value = "optional", value_parser = mode_parser())]
         mode: StageMode,
     },
 }
@@ -130,8 +146,10 @@ pub enum StageCommand {
 pub enum EnrollmentTokenCommand {
     /// Create an enrollment token; prints its key (shown once).
     Create {
+        /// The connector devices enroll on with this token.
         #[arg(long)]
         connector: String,
+        /// A name for people (where the token was handed out).
         #[arg(long, default_value = "enrollment token")]
         name: String,
         /// Lifetime (e.g. 24h, 7d); none: until deleted.
@@ -144,30 +162,57 @@ pub enum EnrollmentTokenCommand {
 pub enum DeviceCommand {
     /// Create or re-enroll a device; prints its new device token key (shown once).
     Enroll {
+        /// The connector to enroll on.
         #[arg(long)]
         connector: String,
+        /// The device's hardware serial (1 to 256 characters, no control characters).
         #[arg(long)]
         serial: String,
+        /// The device's host name.
         #[arg(long)]
         name: String,
     },
+    /// List enrolled devices: serial and name.
     List,
+    /// Show a device: its id, tokens (never their keys) and latest facts snapshot.
     Show {
+        /// The device's serial.
         serial: String,
     },
+    /// Delete a device with its tokens and facts.
     Delete {
+        /// The device's serial.
         serial: String,
     },
     /// Delete every token of the device on a connector.
     RevokeTokens {
+        /// The device's serial.
         serial: String,
+        /// The connector whose tokens are deleted.
         #[arg(long)]
         connector: String,
     },
 }
 
-fn parse_mode(s: &str) -> Result<StageMode, String> {
-    s.parse()
+/// The stage modes, listed in `--help`.
+fn mode_parser() -> impl clap::builder::TypedValueParser<Value = StageMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["optional", "required"])
+        .try_map(|s: String| s.parse::<StageMode>())
+}
+
+/// The challenge key specs, listed in `--help`; P-521 is refused with the reason.
+fn spec_parser() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::{PossibleValue, TypedValueParser};
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("ECC_NIST_P256"),
+        PossibleValue::new("ECC_NIST_P384"),
+        PossibleValue::new("RSA_2048"),
+        PossibleValue::new("RSA_3072"),
+        PossibleValue::new("RSA_4096"),
+        PossibleValue::new("ECC_NIST_P521").hide(true),
+    ])
+    .try_map(|s: String| parse_challenge_spec(&s))
 }
 
 /// A KMS key spec that can sign challenges every authentik platform agent verifies.
@@ -222,6 +267,63 @@ mod tests {
         assert_eq!(parse_challenge_spec("RSA_3072"), Ok("RSA_3072".into()));
         assert!(parse_challenge_spec("ECC_NIST_P521").is_err_and(|e| e.contains("ES512")));
         assert!(parse_challenge_spec("ECC_SECG_P256K1").is_err());
+    }
+
+    /// Every command and every flag says what it is for in `--help`.
+    #[test]
+    fn every_command_and_flag_has_a_help_line() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() {
+                missing.push(format!("{here}: no about"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{here} {id}: no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &here, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Args::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn modes_and_specs_are_enumerated_in_help() {
+        use clap::CommandFactory;
+        let help = Args::command()
+            .find_subcommand_mut("stage")
+            .and_then(|s| s.find_subcommand_mut("create"))
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(
+            help.contains("optional") && help.contains("required"),
+            "{help}"
+        );
+        let help = Args::command()
+            .find_subcommand_mut("key")
+            .and_then(|s| s.find_subcommand_mut("create"))
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        for spec in [
+            "ECC_NIST_P256",
+            "ECC_NIST_P384",
+            "RSA_2048",
+            "RSA_3072",
+            "RSA_4096",
+        ] {
+            assert!(help.contains(spec), "{spec}: {help}");
+        }
     }
 
     #[test]

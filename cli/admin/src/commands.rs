@@ -36,6 +36,13 @@ pub async fn run(args: Args) -> Result<String, String> {
     let config = load_config().await;
     let store = DynamoStore::from_config(&config, &args.table);
     let signer = KmsSigner::from_config(&config);
+    if !matches!(args.command, Command::Init) && !store.table_exists().await.map_err(err)? {
+        let region = config.region().map_or("(no region)", |r| r.as_ref());
+        return Err(format!(
+            "the table {:?} does not exist in {region}: pass --table (or set TABLE_NAME) to the stack's TableName output (aws cloudformation describe-stacks --stack-name endpoint-stage --query \"Stacks[0].Outputs\"), or set AWS_REGION to the stack's region; `endpoint-admin init` creates a table for a local emulator",
+            args.table
+        ));
+    }
     let out = execute(&args, &store, &signer).await?;
     Ok(if args.json {
         out.json.to_string()

@@ -603,3 +603,26 @@ fn rotation_publishes_the_next_key_then_signs_with_it_and_show_lists_the_roles()
         "{plain}"
     );
 }
+
+#[test]
+fn a_missing_table_names_the_table_the_region_and_the_fix() {
+    require_emulator();
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .args(["--table", "no-such-table", "connector", "list"])
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for needle in [
+        "\"no-such-table\"",
+        "us-east-1",
+        "--table",
+        "TABLE_NAME",
+        "TableName",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}

@@ -281,6 +281,27 @@ impl DynamoStore {
         Ok(true)
     }
 
+    /// Whether the table exists (one DescribeTable; `endpoint-admin` asks before any command
+    /// but `init`, so that a wrong table name gets a clear answer).
+    pub async fn table_exists(&self) -> Result<bool, StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("DescribeTable", &e)),
+        }
+    }
+
     /// Whether TTL is enabled on `expires_at` (for `init` and tests).
     pub async fn ttl_attribute(&self) -> Result<Option<String>, StoreError> {
         let d = self
