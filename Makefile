@@ -39,9 +39,12 @@ lint: venv
 fmt:
 	$(CARGO) fmt --all
 
-## Only the tests that need no emulator.
+## Only the tests that need no emulator: every crate's unit tests, the core's rule, signing and
+## property suites over the in-memory adapters, and the native messaging host.
 unit:
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --lib --bins --locked
+	$(CARGO) test --locked -p endpoint-core --test stage_rules --test agent_rules --test signing --test no_panic --test port_contract
+	$(CARGO) test --locked -p endpoint-agent --test native_host
 
 ## Criterion benchmarks of the core (medians go in the README's performance table).
 bench:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The three descriptions of the routes must agree: openapi.yaml (the contract's schema),
-template.yaml (what API Gateway deploys, and which function serves each route) and the
-`cargo lambda watch` router in Cargo.toml (what `make run` and the end-to-end tests serve).
-Also validates openapi.yaml against the OpenAPI 3.0 schema. Exits 1 on any mismatch."""
+"""The four descriptions of the routes must agree: the route table the functions match by
+(shared/src/routes.rs), openapi.yaml (the contract's schema), template.yaml (what API Gateway
+deploys, and which function serves each route) and the `cargo lambda watch` router in
+Cargo.toml (what `make run` and the end-to-end tests serve). Also validates openapi.yaml against
+the OpenAPI 3.0 schema. Exits 1 on any mismatch."""
 import re
 import sys
 import tomllib
@@ -63,11 +64,29 @@ def main():
             errors.append(f"{route}: template.yaml runs {binary}, the local router runs {local.get(route)}")
     if "/{*rest}" not in router or not any(ev for res in template["Resources"].values() if res.get("Type") == "AWS::Serverless::Function" for ev in res["Properties"].get("Events", {}).values() if ev["Properties"].get("Path") == "$default"):
         errors.append("both the template ($default) and the router (/{*rest}) need a fallback route")
+    # The route table of the code: every named entry, all of them in ROUTES.
+    source = open("shared/src/routes.rs").read()
+    named = dict(
+        (name, (method, norm(template), function))
+        for name, template, method, function in re.findall(
+            r'pub const (\w+): Route = route\(\s*"([^"]+)",\s*"([A-Z]+)",\s*"(\w+)",?\s*\);', source
+        )
+    )
+    listed = re.search(r"pub const ROUTES: &\[Route\] = &\[(.*?)\];", source, re.S)
+    listed = set(re.findall(r"\w+", listed.group(1))) if listed else set()
+    if set(named) != listed:
+        errors.append(f"routes.rs: the named routes and ROUTES differ: {sorted(set(named) ^ listed)}")
+    table = {(m, t): f for m, t, f in named.values()}
+    if set(table) != set(deployed):
+        errors.append(f"routes.rs and template.yaml differ: only in routes.rs {sorted(set(table) - set(deployed))}, only in template {sorted(set(deployed) - set(table))}")
+    for route, function in sorted(table.items()):
+        if deployed.get(route, function) != function:
+            errors.append(f"{route}: routes.rs says {function}, template.yaml runs {deployed[route]}")
     for e in errors:
         print(f"check-api: {e}", file=sys.stderr)
     if errors:
         return 1
-    print(f"check-api: {len(openapi)} routes agree across openapi.yaml, template.yaml and the local router")
+    print(f"check-api: {len(openapi)} routes agree across routes.rs, openapi.yaml, template.yaml and the local router")
     return 0
 
 

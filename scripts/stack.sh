@@ -42,42 +42,65 @@ export AWS_ENDPOINT_URL_LAMBDA="$ENDPOINT_API"
 export CHALLENGE_FUNCTION_NAME=challenge
 export LOG_LEVEL="${LOG_LEVEL:-info}"
 
-# The stack builds into target/, like the tests: the dependencies compile once for both. The
-# functions are built (and started by `cargo lambda watch`) before any test compiles, and a
-# test binary never rebuilds a running function, so the two cannot block each other.
+# The functions run from one build of the whole workspace, with the same features and into the
+# same target/ as the tests, so every dependency compiles once for both. `cargo lambda watch
+# --only-lambda-apis` serves the HTTP routes of Cargo.toml's router, the Lambda Invoke API and
+# the Runtime API; this script starts each function's binary against it.
 export CARGO_TARGET_DIR="$root/target"
+functions=(plans challenge response jwks agent web fallback)
 # STACK_RELEASE=1 (the load benchmark): release builds, shared with bench/coldstart.py.
-profile=debug; release_flag=()
+profile=debug
 if [ "${STACK_RELEASE:-}" = 1 ]; then
-  export CARGO_TARGET_DIR="$root/target/bench-build"; profile=release; release_flag=(--release)
+  export CARGO_TARGET_DIR="$root/target/bench-build"; profile=release
+  echo "stack.sh: release builds of endpoint-admin, endpoint-agent and the functions (first run: about 15 minutes)" >&2
+  cargo build -q --release --locked --bin endpoint-admin --bin endpoint-agent
+  for f in "${functions[@]}"; do cargo build -q --release --locked --bin "$f"; done
+else
+  echo "stack.sh: building the workspace once for the stack and the tests (first run: about 3 minutes)" >&2
+  cargo build -q --workspace --all-features --lib --bins --tests --locked
 fi
+bin="$CARGO_TARGET_DIR/$profile"
 
-# Build the CLI and every function up front (each as `cargo lambda watch` will run it), so the
-# first request does not wait for a compile.
-echo "stack.sh: building endpoint-admin, endpoint-agent and the functions (first run: about 3 minutes)" >&2
-cargo build -q "${release_flag[@]}" --bin endpoint-admin --bin endpoint-agent
-for f in plans challenge response jwks agent web fallback; do cargo build -q "${release_flag[@]}" --bin "$f"; done
-
-admin="$CARGO_TARGET_DIR/$profile/endpoint-admin"
+admin="$bin/endpoint-admin"
 "$admin" init >/dev/null
 
 logdir="$root/target/stack-logs"; mkdir -p "$logdir"
 watch_log="$logdir/watch-$api_port.log"
-setsid cargo lambda watch -A 127.0.0.1 -P "$api_port" --ignore-changes "${release_flag[@]}" >"$watch_log" 2>&1 &
+setsid cargo lambda watch --only-lambda-apis -A 127.0.0.1 -P "$api_port" >"$watch_log" 2>&1 &
 watch_pid=$!
-stop_watch() {
+function_pids=()
+stop_stack() {
+  for pid in "${function_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   if kill -0 "$watch_pid" 2>/dev/null; then
     kill -TERM -- "-$watch_pid" 2>/dev/null || kill -TERM "$watch_pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$watch_pid" 2>/dev/null || true
   fi
+  for pid in "${function_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
-trap stop_watch EXIT
+trap stop_stack EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The Runtime API first, then one process per function, its log lines in the same log.
 for i in $(seq 1 300); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$ENDPOINT_API/v1/plans/ready" 2>/dev/null)" = 404 ]; then
+  # A TCP connect, not a request: the emulator holds requests for functions not yet running.
+  (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null && break
+  if ! kill -0 "$watch_pid" 2>/dev/null; then
+    echo "stack.sh: cargo lambda watch exited; its log ($watch_log):" >&2; tail -n 30 "$watch_log" >&2; exit 1
+  fi
+  [ "$i" -eq 300 ] && { echo "stack.sh: cargo lambda watch did not listen on $ENDPOINT_API within 60 s" >&2; exit 1; }
+  sleep 0.2
+done
+for f in "${functions[@]}"; do
+  AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$api_port/.rt/$f" AWS_LAMBDA_FUNCTION_NAME="$f" \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+    "$bin/$f" >>"$watch_log" 2>&1 &
+  function_pids+=($!)
+done
+
+for i in $(seq 1 300); do
+  if [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$ENDPOINT_API/v1/plans/ready" 2>/dev/null)" = 404 ]; then
     break
   fi
   if ! kill -0 "$watch_pid" 2>/dev/null; then
@@ -120,7 +143,7 @@ endpoint-stage is running locally.
 
 In another shell:
   export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true TABLE_NAME=$TABLE_NAME
-  export PATH=$CARGO_TARGET_DIR/$profile:\$PATH
+  export PATH=$bin:\$PATH
   endpoint-agent enroll --server $ENDPOINT_API --token $enrollment --serial DEMO-SERIAL --name demo-laptop
   plan=\$(curl -s -X POST $ENDPOINT_API/v1/plans -d '{"stage":"$stage","redirect":"/welcome"}' | sed 's/.*"plan":"\\([^"]*\\)".*/\\1/')
   endpoint-agent login --server $ENDPOINT_API --plan \$plan

@@ -41,9 +41,9 @@ pub async fn check_challenge_key<S: ChallengeSigner>(
     let description = signer
         .describe(key)
         .await
-        .map_err(|e| CoreError::Refused(format!("cannot use {key:?} as a challenge key: {e}")))?;
+        .map_err(|e| CoreError::Conflict(format!("cannot use {key:?} as a challenge key: {e}")))?;
     if description.alg == SigningAlg::ES512 {
-        return Err(CoreError::Refused(format!(
+        return Err(CoreError::Conflict(format!(
             "{key:?} is a P-521 key: authentik platform agents cannot verify ES512 challenges; use an ECC_NIST_P256, ECC_NIST_P384 or RSA key"
         )));
     }
@@ -132,7 +132,7 @@ pub async fn add_next_key<D: Directory, C: Clock>(
     check_name("key", key)?;
     let mut c = connector(dir, id).await?;
     if c.challenge_key.as_deref() == Some(key) {
-        return Err(CoreError::Refused(format!(
+        return Err(CoreError::Conflict(format!(
             "{key:?} is already the signing key of connector {id}"
         )));
     }
@@ -154,7 +154,7 @@ pub async fn rotate<D: Directory, C: Clock>(
 ) -> Result<Connector, CoreError> {
     let mut c = connector(dir, id).await?;
     let next = c.next_key.clone().ok_or_else(|| {
-        CoreError::Refused(format!(
+        CoreError::Conflict(format!(
             "connector {id} has no next key: publish one first (connector add-next-key), and rotate once agents have fetched it"
         ))
     })?;
@@ -187,7 +187,7 @@ pub async fn set_interactive_stage<D: Directory>(
         .await?
         .ok_or_else(|| CoreError::NotFound(format!("stage {stage}")))?;
     if s.connector != c.id {
-        return Err(CoreError::Refused(format!(
+        return Err(CoreError::Conflict(format!(
             "stage {stage} belongs to another connector"
         )));
     }
@@ -206,7 +206,7 @@ pub async fn create_stage<D: Directory, R: Random>(
 ) -> Result<Stage, CoreError> {
     let c = connector(dir, connector_id).await?;
     if mode == StageMode::Required && c.challenge_key.is_none() {
-        return Err(CoreError::Refused(format!(
+        return Err(CoreError::Conflict(format!(
             "connector {connector_id} has no challenge key: a required stage could never pass; set a key first (connector set-key)"
         )));
     }

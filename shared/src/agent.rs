@@ -328,7 +328,7 @@ where
     let stage_id = connector
         .interactive_stage
         .clone()
-        .ok_or_else(|| CoreError::Refused("The connector has no interactive stage.".into()))?;
+        .ok_or_else(|| CoreError::Conflict("The connector has no interactive stage.".into()))?;
     let auth = DeviceAuthToken {
         id: random_id(env.rng, 16),
         device: DeviceRef::from(&device),

@@ -1,5 +1,5 @@
-//! Typed errors of the core and its ports. `http::error_response` is the one mapping to the
-//! contract's status codes and `{"error","message"}` bodies.
+//! Typed errors of the core and its ports. `http::error_class` is the one table that maps them
+//! to the contract's status codes, `{"error","message"}` codes and log labels.
 //!
 //! Messages never carry a secret, a token, a challenge or a response JWT, and never an AWS
 //! error string: adapters reduce SDK errors to these variants (with a short classification)
@@ -50,16 +50,18 @@ pub enum CoreError {
     NotFound(String),
     #[error("The request body is larger than {} KiB, the most this route accepts.", .0 / 1024)]
     PayloadTooLarge(usize),
-    /// A configuration the product refuses (for example a required stage without a key).
+    /// A request that conflicts with the current configuration or state (a required stage
+    /// without a key, rotating without a next key, a duplicate): 409 `conflict`.
     #[error("{0}")]
-    Refused(String),
+    Conflict(String),
     #[error("{0}")]
     Throttled(String),
     #[error("{0}")]
     Unavailable(String),
-    /// Two writers raced on one item and this one lost; the caller may retry.
+    /// Two writers raced on one item and this one lost: the operation retries on fresh state
+    /// (the stage operations do, three times), and only if it keeps losing is it a 503.
     #[error("the item changed while it was being updated; try again")]
-    Conflict,
+    LostRace,
 }
 
 impl From<StoreError> for CoreError {
@@ -74,7 +76,9 @@ impl From<StoreError> for CoreError {
             StoreError::Corrupt(_) => {
                 CoreError::Unavailable("Stored data could not be read.".into())
             }
-            StoreError::AlreadyExists(what) => CoreError::Refused(format!("{what} already exists")),
+            StoreError::AlreadyExists(what) => {
+                CoreError::Conflict(format!("{what} already exists"))
+            }
             StoreError::NotFound(what) => CoreError::NotFound(what),
         }
     }

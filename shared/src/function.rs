@@ -9,8 +9,9 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::error::CoreError;
-use crate::http::{error_reply, simple_error, Reply, MAX_BODY};
+use crate::http::{error_class, error_reply, simple_error, Reply, MAX_BODY};
 use crate::ports::{SystemClock, SystemRandom};
+use crate::routes::{self, Route};
 use crate::stage::{Env, Settings};
 
 /// The functions' configuration, from environment variables with defaults.
@@ -164,25 +165,6 @@ pub fn path(req: &Request) -> &str {
     }
 }
 
-/// Matches `path` against a template with `{}` placeholders; returns the placeholders' values.
-/// `match_path("/v1/plans/abc/executor", "/v1/plans/{}/executor") == Some(vec!["abc"])`.
-pub fn match_path<'a>(path: &'a str, template: &str) -> Option<Vec<&'a str>> {
-    let mut values = Vec::new();
-    let mut got = path.split('/');
-    for want in template.split('/') {
-        let seg = got.next()?;
-        if want == "{}" {
-            if seg.is_empty() {
-                return None;
-            }
-            values.push(seg);
-        } else if want != seg {
-            return None;
-        }
-    }
-    got.next().is_none().then_some(values)
-}
-
 /// The request's `Host` header if it is a plausible host name (with an optional port).
 pub fn host(req: &Request) -> Option<&str> {
     header(req, "host").filter(|h| {
@@ -225,25 +207,6 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Every route of the API: path template and the methods it serves. The fallback function uses
-/// it to tell a wrong method (405) from an unknown path (404).
-pub const ROUTES: &[(&str, &[&str])] = &[
-    ("/v1/plans", &["POST"]),
-    ("/v1/plans/{}", &["GET"]),
-    ("/v1/plans/{}/executor", &["GET", "POST"]),
-    ("/v1/connectors/{}/jwks.json", &["GET"]),
-    ("/api/v3/endpoints/agents/connectors/enroll/", &["POST"]),
-    (
-        "/api/v3/endpoints/agents/connectors/agent_config/",
-        &["GET"],
-    ),
-    ("/api/v3/endpoints/agents/connectors/check_in/", &["POST"]),
-    ("/api/v3/endpoints/agents/connectors/auth_ia/", &["POST"]),
-    ("/api/v3/core/brands/current/", &["GET"]),
-    ("/v1/plans/{}/page", &["GET"]),
-    ("/v1/stage.js", &["GET"]),
-];
-
 /// Time spent in AWS calls since the last call (zero for functions without AWS clients).
 fn aws_time() -> std::time::Duration {
     #[cfg(feature = "aws")]
@@ -256,20 +219,34 @@ fn aws_time() -> std::time::Duration {
     }
 }
 
-/// The template of the route serving `path` (`/v1/plans/{}/executor`), or `unrouted`.
-pub fn route_of(path: &str) -> &'static str {
-    ROUTES
-        .iter()
-        .find(|(template, _)| match_path(path, template).is_some())
-        .map_or("unrouted", |(template, _)| *template)
+/// A reply and its log label: what a handler answers.
+pub type Answer = (Reply, &'static str);
+
+/// The route among `served` (the function's own entries of [`routes::ROUTES`]) that this
+/// request asks for, with the path's parameters; otherwise the contract's 405 (this path, another
+/// method) or, by the whole table, 404 or 405.
+pub fn route<'a>(req: &'a Request, served: &[Route]) -> Result<(Route, Vec<&'a str>), Box<Answer>> {
+    let path = path(req);
+    let method = req.method().as_str();
+    let mut path_served = false;
+    for r in served {
+        if let Some(params) = r.matches(path) {
+            if r.method == method {
+                return Ok((*r, params));
+            }
+            path_served = true;
+        }
+    }
+    Err(Box::new(if path_served {
+        method_not_allowed()
+    } else {
+        unrouted(path)
+    }))
 }
 
 /// 405 if some route serves `path` with other methods, else 404.
 pub fn unrouted(path: &str) -> (Reply, &'static str) {
-    if ROUTES
-        .iter()
-        .any(|(template, _)| match_path(path, template).is_some())
-    {
+    if routes::is_routed(path) {
         method_not_allowed()
     } else {
         no_route()
@@ -296,18 +273,9 @@ pub fn no_route() -> (Reply, &'static str) {
     )
 }
 
-/// A core error as a reply and a log label.
+/// A core error as a reply and a log label, both from the one table ([`error_class`]).
 pub fn failed(e: &CoreError) -> (Reply, &'static str) {
-    let label = match e {
-        CoreError::BadRequest(_) => "bad_request",
-        CoreError::Forbidden(_) => "forbidden",
-        CoreError::NotFound(_) => "not_found",
-        CoreError::PayloadTooLarge(_) => "payload_too_large",
-        CoreError::Refused(_) => "refused",
-        CoreError::Throttled(_) => "throttled",
-        CoreError::Unavailable(_) | CoreError::Conflict => "unavailable",
-    };
-    (error_reply(e), label)
+    (error_reply(e), error_class(e).label)
 }
 
 /// The HTTP response of a reply: JSON (or the reply's document), never cached unless the
@@ -446,7 +414,7 @@ where
             .unwrap_or_default();
         let method = req.method().as_str().to_string();
         // The route template, never the path itself (it carries plan and connector ids).
-        let route = route_of(path(&req));
+        let route = routes::template_of(path(&req));
         let _ = aws_time();
         let (reply, outcome) = handler(req).await;
         let aws_ms = aws_time().as_secs_f64() * 1000.0;
@@ -471,24 +439,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_match_templates() {
-        assert_eq!(
-            match_path("/v1/plans/abc/executor", "/v1/plans/{}/executor"),
-            Some(vec!["abc"])
-        );
-        assert_eq!(match_path("/v1/plans/abc", "/v1/plans/{}/executor"), None);
-        assert_eq!(
-            match_path("/v1/plans//executor", "/v1/plans/{}/executor"),
-            None
-        );
-        assert_eq!(
-            match_path("/v1/plans/a/executor/x", "/v1/plans/{}/executor"),
-            None
-        );
-        assert_eq!(match_path("/v1/plans", "/v1/plans"), Some(vec![]));
-    }
 
     #[test]
     fn config_defaults_and_bounds() {

@@ -103,25 +103,46 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
     }
 }
 
-/// The one mapping of core errors to status and `{"error","message"}`.
-pub fn error_reply(error: &CoreError) -> Reply {
-    let (status, code) = match error {
-        CoreError::BadRequest(_) => (400, "bad_request"),
-        CoreError::Forbidden(_) => (403, "forbidden"),
-        CoreError::NotFound(_) => (404, "not_found"),
-        CoreError::PayloadTooLarge(_) => (413, "payload_too_large"),
-        CoreError::Refused(_) => (409, "conflict"),
-        CoreError::Throttled(_) => (429, "throttled"),
-        CoreError::Unavailable(_) | CoreError::Conflict => (503, "unavailable"),
+/// How a core error leaves a function: status, the contract's `error` code, and log label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorClass {
+    pub status: u16,
+    pub code: &'static str,
+    pub label: &'static str,
+}
+
+/// The one table of core errors: every reply and every log line takes its status, code and
+/// label from here.
+pub fn error_class(error: &CoreError) -> ErrorClass {
+    let (status, code, label) = match error {
+        CoreError::BadRequest(_) => (400, "bad_request", "bad_request"),
+        CoreError::Forbidden(_) => (403, "forbidden", "forbidden"),
+        CoreError::NotFound(_) => (404, "not_found", "not_found"),
+        CoreError::PayloadTooLarge(_) => (413, "payload_too_large", "payload_too_large"),
+        CoreError::Conflict(_) => (409, "conflict", "conflict"),
+        CoreError::Throttled(_) => (429, "throttled", "throttled"),
+        CoreError::Unavailable(_) => (503, "unavailable", "unavailable"),
+        // Lost every retry against concurrent writers: to the client, unavailable.
+        CoreError::LostRace => (503, "unavailable", "lost_race"),
     };
+    ErrorClass {
+        status,
+        code,
+        label,
+    }
+}
+
+/// A core error as the contract's reply.
+pub fn error_reply(error: &CoreError) -> Reply {
+    let class = error_class(error);
     let message = match error {
         CoreError::NotFound(what) => format!("The {what} does not exist or has expired."),
         other => other.to_string(),
     };
     Reply {
-        status,
-        body: json!({"error": code, "message": message}),
-        retry_after: (status == 429).then_some(RETRY_AFTER_SECS),
+        status: class.status,
+        body: json!({"error": class.code, "message": message}),
+        retry_after: (class.status == 429).then_some(RETRY_AFTER_SECS),
         document: None,
     }
 }
@@ -203,7 +224,7 @@ pub fn plan_body(plan: &Plan) -> Value {
 }
 
 pub fn jwks_body(jwks: &Jwks) -> Value {
-    serde_json::to_value(jwks).unwrap_or_else(|_| json!({"keys": []}))
+    serde_json::to_value(jwks).expect("a JWKS of strings serializes")
 }
 
 #[cfg(test)]
@@ -255,8 +276,10 @@ mod tests {
             (CoreError::Forbidden("x".into()), 403, "forbidden"),
             (CoreError::NotFound("plan".into()), 404, "not_found"),
             (CoreError::PayloadTooLarge(1), 413, "payload_too_large"),
+            (CoreError::Conflict("x".into()), 409, "conflict"),
             (CoreError::Throttled("x".into()), 429, "throttled"),
             (CoreError::Unavailable("x".into()), 503, "unavailable"),
+            (CoreError::LostRace, 503, "unavailable"),
         ];
         for (e, status, code) in cases {
             let r = error_reply(&e);

@@ -1,9 +1,14 @@
 //! endpoint-stage core crate.
 //!
-//! Pure protocol and domain code (`protocol`, `model`, `stage`, `enroll`), the ports it is
-//! generic over (`ports`), the contract's JSON (`http`) and the adapters that implement the
-//! ports (`adapters`). Only `adapters::dynamodb` and `adapters::kms` touch AWS crates, each
-//! behind its own cargo feature so a function links only the clients it calls.
+//! The layers, each using only those before it (`scripts/layers.py` checks it in `make lint`):
+//! `secret`, `error`, `model` -> `protocol` (the wire formats: challenge, response, JWK,
+//! key vocabulary) -> `ports` (what the domain needs from the outside, and the ids made from
+//! randomness) -> the domain (`stage`: the decision table and plan state machine; `agent`: the
+//! agent API; `admin`: operator operations; `facts`) -> the edge (`http`: the contract's JSON
+//! and the one error table; `function`, feature `lambda`: what every Lambda function shares)
+//! -> the functions (`functions/`). The adapters implement the ports: `memory` and
+//! `local_signer` for tests, and behind their own cargo features `dynamodb` and `kms`, the only
+//! code that touches AWS crates, so a function links only the clients it calls.
 
 pub mod adapters;
 pub mod admin;
@@ -16,6 +21,7 @@ pub mod http;
 pub mod model;
 pub mod ports;
 pub mod protocol;
+pub mod routes;
 pub mod secret;
 pub mod stage;
 

@@ -104,7 +104,8 @@ pub struct TokenRef {
     pub expires_at: Option<UnixTime>,
 }
 
-/// A device with its unexpired tokens for one connector: what response validation needs.
+/// A device with its unexpired tokens of every connector (one read of its partition; the
+/// response validator keeps those of the plan's connector).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceWithTokens {
     pub device: Device,

@@ -263,7 +263,7 @@ async fn conclude<P: PlanStore>(
 async fn settled<P: PlanStore>(plans: &P, id: &str, now: UnixTime) -> Result<Outcome, CoreError> {
     match plans.get_plan(id, now).await? {
         None => Err(CoreError::NotFound("plan".into())),
-        Some(p) => final_outcome(&p).ok_or(CoreError::Conflict),
+        Some(p) => final_outcome(&p).ok_or(CoreError::LostRace),
     }
 }
 
@@ -330,17 +330,23 @@ where
     })
 }
 
-/// Retries an operation that lost an optimistic-concurrency race, a few times.
-macro_rules! retry_conflicts {
-    ($body:expr) => {{
-        let mut attempt = 0;
-        loop {
-            match $body {
-                Err(CoreError::Conflict) if attempt < 3 => attempt += 1,
-                other => break other,
-            }
+/// How many times an operation that lost a race against a concurrent writer starts again.
+pub const RACE_RETRIES: usize = 3;
+
+/// Runs `attempt` again on fresh state while it loses races ([`CoreError::LostRace`]), at most
+/// [`RACE_RETRIES`] more times; then the last answer stands.
+pub async fn retry_lost_races<T, F, Fut>(mut attempt: F) -> Result<T, CoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CoreError>>,
+{
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Err(CoreError::LostRace) if retries < RACE_RETRIES => retries += 1,
+            other => return other,
         }
-    }};
+    }
 }
 
 /// `GET /v1/plans/{plan}/executor`: the DTH path, the skip rules, the attempt limit, and
@@ -360,7 +366,7 @@ where
     C: Clock,
     R: Random,
 {
-    retry_conflicts!(executor_get_once(plans, devices, signer, env, plan_id, dth).await)
+    retry_lost_races(|| executor_get_once(plans, devices, signer, env, plan_id, dth)).await
 }
 
 async fn executor_get_once<P, Dv, S, C, R>(
@@ -405,7 +411,7 @@ where
                 )
                 .await;
             }
-            return Err(CoreError::Conflict);
+            return Err(CoreError::LostRace);
         }
     };
     if !plan.config.enabled {
@@ -457,7 +463,7 @@ where
     C: Clock,
     R: Random,
 {
-    retry_conflicts!(executor_post_once(plans, devices, minter, env, plan_id, response).await)
+    retry_lost_races(|| executor_post_once(plans, devices, minter, env, plan_id, response)).await
 }
 
 async fn executor_post_once<P, Dv, M, C, R>(

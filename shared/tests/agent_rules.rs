@@ -91,12 +91,12 @@ async fn rotate_without_a_next_key_is_refused_and_a_short_grace_is_raised_to_the
     let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let refused = admin::rotate(&fx.store, &fx.clock, &c.id, DEFAULT_ROTATION_GRACE).await;
     assert!(
-        matches!(&refused, Err(CoreError::Refused(m)) if m.contains("add-next-key")),
+        matches!(&refused, Err(CoreError::Conflict(m)) if m.contains("add-next-key")),
         "{refused:?}"
     );
     assert!(matches!(
         admin::add_next_key(&fx.store, &fx.clock, &c.id, KEY).await,
-        Err(CoreError::Refused(_))
+        Err(CoreError::Conflict(_))
     ));
     admin::add_next_key(&fx.store, &fx.clock, &c.id, "next")
         .await
@@ -113,14 +113,14 @@ async fn p521_keys_are_refused_for_challenges_with_the_reason() {
     signer.generate("rsa", KeySpec::Rsa2048).unwrap();
     let refused = admin::check_challenge_key(&signer, "p521").await;
     assert!(
-        matches!(&refused, Err(CoreError::Refused(m)) if m.contains("ES512") && m.contains("agents")),
+        matches!(&refused, Err(CoreError::Conflict(m)) if m.contains("ES512") && m.contains("agents")),
         "{refused:?}"
     );
     assert!(admin::check_challenge_key(&signer, "p384").await.is_ok());
     assert!(admin::check_challenge_key(&signer, "rsa").await.is_ok());
     assert!(matches!(
         admin::check_challenge_key(&signer, "missing").await,
-        Err(CoreError::Refused(_))
+        Err(CoreError::Conflict(_))
     ));
 }
 

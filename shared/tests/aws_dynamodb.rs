@@ -285,49 +285,7 @@ async fn twenty_concurrent_consumers_of_one_challenge_have_exactly_one_winner() 
     );
 }
 
-#[tokio::test]
-async fn stages_and_connectors_round_trip_and_list() {
-    let store = fresh_store().await;
-    let mut c = Connector::new("c1", "first");
-    c.challenge_key = Some("alias/x".into());
-    c.retired_keys = vec![RetiredKey {
-        key: "old".into(),
-        until: T0,
-        retired_at: Some(T0 - 10),
-    }];
-    c.next_key = Some(endpoint_core::model::NextKey {
-        key: "alias/next".into(),
-        added_at: T0 - 5,
-    });
-    store.put_connector(&c).await.unwrap();
-    store
-        .put_connector(&Connector::new("c2", "second"))
-        .await
-        .unwrap();
-    assert_eq!(store.get_connector("c1").await.unwrap(), Some(c.clone()));
-    assert_eq!(store.get_connector("nope").await.unwrap(), None);
-    let mut ids: Vec<String> = store
-        .list_connectors()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["c1", "c2"]);
-    let s = Stage {
-        id: "s1".into(),
-        connector: "c1".into(),
-        mode: StageMode::Required,
-    };
-    store.put_stage(&s).await.unwrap();
-    assert_eq!(store.get_stage("s1").await.unwrap(), Some(s));
-    assert_eq!(
-        store.get_stage("c1").await.unwrap(),
-        None,
-        "ids of other kinds do not collide"
-    );
-}
+// Stages and connectors: the directory contract (tests/contract, run below).
 
 #[tokio::test]
 async fn enrollment_replaces_tokens_and_keeps_the_index_in_step() {
@@ -781,4 +739,30 @@ async fn facts_snapshots_are_stored_compressed_and_marked_when_truncated() {
     let back = store.latest_facts("T", T0).await.unwrap().unwrap();
     assert!(back.truncated);
     assert!(back.facts_deflate.len() <= facts::MAX_STORED_FACTS);
+}
+
+// ---- the port contracts (tests/contract), the same functions port_contract.rs runs against
+// the in-memory store.
+
+#[path = "contract/mod.rs"]
+mod contract;
+
+#[tokio::test]
+async fn dynamodb_plans_keep_the_plan_contract() {
+    contract::plans(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_directory_keeps_the_directory_contract() {
+    contract::directory(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_devices_keep_the_device_contract() {
+    contract::devices(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_enrollments_keep_the_enrollment_contract() {
+    contract::enrollments(&fresh_store().await).await;
 }

@@ -266,7 +266,7 @@ async fn required_stage_without_key_is_refused_at_configuration() {
     .unwrap();
     let err =
         endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Required).await;
-    assert!(matches!(err, Err(CoreError::Refused(m)) if m.contains("no challenge key")));
+    assert!(matches!(err, Err(CoreError::Conflict(m)) if m.contains("no challenge key")));
     assert!(
         endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional)
             .await

@@ -11,10 +11,10 @@ use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use endpoint_core::protocol::challenge::ChallengeClaims;
 use endpoint_core::protocol::jwk::{Jwk, Jwks};
 use endpoint_core::protocol::{b64url_decode, response::sign_response};
+use endpoint_core::routes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub const AGENT_PREFIX: &str = "/api/v3/endpoints/agents/connectors/";
 /// The agent's leeway on a challenge's `exp`.
 pub const CHALLENGE_LEEWAY: i64 = 60;
 
@@ -139,11 +139,7 @@ pub fn enroll(
     let body = json!({"device_serial": serial, "device_name": name});
     let answer = expect_ok(
         "enroll",
-        http.post(
-            &format!("{AGENT_PREFIX}enroll/"),
-            &[("authorization", &auth)],
-            &body,
-        )?,
+        http.post(routes::ENROLL.template, &[("authorization", &auth)], &body)?,
     )?;
     let token = answer
         .get("token")
@@ -167,10 +163,7 @@ pub fn refresh_config(state: &mut State, server: &str) -> Result<Value, String> 
     let auth = format!("Bearer+agent {}", state.token);
     let config = expect_ok(
         "agent_config",
-        http.get(
-            &format!("{AGENT_PREFIX}agent_config/"),
-            &[("authorization", &auth)],
-        )?,
+        http.get(routes::AGENT_CONFIG.template, &[("authorization", &auth)])?,
     )?;
     state.jwks_challenge = match config.get("jwks_challenge") {
         Some(Value::Null) | None => None,
@@ -285,7 +278,7 @@ pub fn login(
     max_rounds: usize,
 ) -> Result<Value, String> {
     let http = Http::new(server);
-    let executor = format!("/v1/plans/{plan}/executor");
+    let executor = routes::EXECUTOR_GET.path(&[plan]);
     let mut outcome = expect_ok("GET executor", http.get(&executor, &[])?)?;
     for _ in 0..max_rounds {
         if outcome.get("component").and_then(Value::as_str) != Some("ak-stage-endpoint-agent") {

@@ -7,12 +7,10 @@ use endpoint_core::facts::MAX_FACTS_BODY;
 use endpoint_core::function::{self, failed, Base};
 use endpoint_core::http::Reply;
 use endpoint_core::ports::{ChallengeSigner, DeviceStore, Directory, EnrollmentStore, PlanStore};
+use endpoint_core::routes;
 use endpoint_core::CoreError;
 use lambda_http::Request;
 use serde_json::Value;
-
-pub const PREFIX: &str = "/api/v3/endpoints/agents/connectors/";
-pub const BRAND_PATH: &str = "/api/v3/core/brands/current/";
 
 pub struct App<S, K> {
     pub base: Base,
@@ -45,26 +43,22 @@ where
     K: ChallengeSigner,
 {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let path = function::path(&req);
-        let (method, route) = match path {
-            BRAND_PATH => ("GET", "brand"),
-            _ => match path.strip_prefix(PREFIX) {
-                Some("enroll/") => ("POST", "enroll"),
-                Some("agent_config/") => ("GET", "agent_config"),
-                Some("check_in/") => ("POST", "check_in"),
-                Some("auth_ia/") => ("POST", "auth_ia"),
-                Some(_) => return function::no_route(),
-                None => return function::unrouted(path),
-            },
+        let served = [
+            routes::ENROLL,
+            routes::AGENT_CONFIG,
+            routes::CHECK_IN,
+            routes::AUTH_IA,
+            routes::CURRENT_BRAND,
+        ];
+        let route = match function::route(&req, &served) {
+            Ok((route, _)) => route,
+            Err(reply) => return *reply,
         };
-        if req.method().as_str() != method {
-            return function::method_not_allowed();
-        }
         let result = match route {
-            "brand" => Ok(self.brand(&req)),
-            "enroll" => self.enroll(&req).await,
-            "agent_config" => self.agent_config(&req).await,
-            "check_in" => self.check_in(&req).await,
+            r if r == routes::CURRENT_BRAND => Ok(self.brand(&req)),
+            r if r == routes::ENROLL => self.enroll(&req).await,
+            r if r == routes::AGENT_CONFIG => self.agent_config(&req).await,
+            r if r == routes::CHECK_IN => self.check_in(&req).await,
             _ => self.auth_ia(&req).await,
         };
         result.unwrap_or_else(|e| failed(&e))

@@ -1,9 +1,10 @@
 //! `GET /v1/plans/{plan}/executor`: challenge issuance, the DTH path, skips and final outcomes.
 
-use endpoint_core::function::{self, failed, match_path, Base};
+use endpoint_core::function::{self, failed, Base};
 use endpoint_core::http::{outcome_body, Reply};
 use endpoint_core::ports::{ChallengeSigner, DeviceStore, PlanStore};
 use endpoint_core::protocol::DTH_HEADER;
+use endpoint_core::routes;
 use endpoint_core::stage;
 use lambda_http::Request;
 
@@ -15,13 +16,10 @@ pub struct App<S, K> {
 
 impl<S: PlanStore + DeviceStore, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let path = function::path(&req);
-        let Some(v) = match_path(path, "/v1/plans/{}/executor") else {
-            return function::unrouted(path);
+        let (_, v) = match function::route(&req, &[routes::EXECUTOR_GET]) {
+            Ok(route) => route,
+            Err(reply) => return *reply,
         };
-        if req.method().as_str() != "GET" {
-            return function::method_not_allowed();
-        }
         let dth = function::header(&req, DTH_HEADER);
         match stage::executor_get(
             &self.store,

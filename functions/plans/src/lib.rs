@@ -1,8 +1,9 @@
 //! `POST /v1/plans` and `GET /v1/plans/{plan}` (relying-party routes, IAM-authorized).
 
-use endpoint_core::function::{self, failed, match_path, Base};
+use endpoint_core::function::{self, failed, Base};
 use endpoint_core::http::{parse_plan_request, plan_body, plan_created_body, Reply};
 use endpoint_core::ports::{Directory, PlanStore};
+use endpoint_core::routes;
 use endpoint_core::stage;
 use lambda_http::Request;
 
@@ -13,12 +14,11 @@ pub struct App<S> {
 
 impl<S: PlanStore + Directory> App<S> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let path = function::path(&req);
-        let method = req.method().as_str();
-        if match_path(path, "/v1/plans").is_some() {
-            if method != "POST" {
-                return function::method_not_allowed();
-            }
+        let (route, v) = match function::route(&req, &[routes::CREATE_PLAN, routes::READ_PLAN]) {
+            Ok(route) => route,
+            Err(reply) => return *reply,
+        };
+        if route == routes::CREATE_PLAN {
             let created = async {
                 let (stage, redirect) = parse_plan_request(function::body(&req)?)?;
                 stage::create_plan(
@@ -40,15 +40,9 @@ impl<S: PlanStore + Directory> App<S> {
                 Err(e) => failed(&e),
             };
         }
-        if let Some(v) = match_path(path, "/v1/plans/{}") {
-            if method != "GET" {
-                return function::method_not_allowed();
-            }
-            return match stage::read_plan(&self.store, &self.base.clock, v[0]).await {
-                Ok(plan) => (Reply::ok(plan_body(&plan)), "read"),
-                Err(e) => failed(&e),
-            };
+        match stage::read_plan(&self.store, &self.base.clock, v[0]).await {
+            Ok(plan) => (Reply::ok(plan_body(&plan)), "read"),
+            Err(e) => failed(&e),
         }
-        function::unrouted(path)
     }
 }

@@ -5,12 +5,20 @@
 //! for exactly what a GET of the executor answers (same attempt limit), through Lambda Invoke.
 
 use endpoint_core::error::CoreError;
-use endpoint_core::function::{self, failed, match_path, Base};
+use endpoint_core::function::{self, failed, Base};
 use endpoint_core::http::{outcome_body, parse_executor_request, parse_outcome, Reply};
 use endpoint_core::ports::{DeviceStore, PlanStore};
+use endpoint_core::routes;
 use endpoint_core::stage::{self, ChallengeMinter, Outcome};
+use std::collections::HashMap;
+
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpRequestContextHttpDescription,
+};
+use lambda_http::http::{HeaderValue, Method};
 use lambda_http::Request;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub struct App<S, M> {
     pub base: Base,
@@ -20,13 +28,10 @@ pub struct App<S, M> {
 
 impl<S: PlanStore + DeviceStore, M: ChallengeMinter> App<S, M> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let path = function::path(&req);
-        let Some(v) = match_path(path, "/v1/plans/{}/executor") else {
-            return function::unrouted(path);
+        let (_, v) = match function::route(&req, &[routes::EXECUTOR_POST]) {
+            Ok(route) => route,
+            Err(reply) => return *reply,
         };
-        if req.method().as_str() != "POST" {
-            return function::method_not_allowed();
-        }
         let outcome = async {
             let response = parse_executor_request(function::body(&req)?)?;
             stage::executor_post(
@@ -53,30 +58,36 @@ pub struct InvokeMinter {
     pub function: String,
 }
 
-/// The API Gateway (HTTP API, payload 2.0) event of a GET of the plan's executor.
-pub fn executor_get_event(plan_id: &str) -> Value {
+/// The route the challenge function serves, as API Gateway names it.
+const EXECUTOR_GET_ROUTE: &str = "GET /v1/plans/{plan}/executor";
+
+/// The API Gateway (HTTP API, payload 2.0) event of a GET of the plan's executor, built from
+/// the same `aws_lambda_events` types the challenge function's runtime parses it with.
+pub fn executor_get_event(plan_id: &str) -> ApiGatewayV2httpRequest {
     let path = format!("/v1/plans/{plan_id}/executor");
-    json!({
-        "version": "2.0",
-        "routeKey": "GET /v1/plans/{plan}/executor",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "host": "internal"},
-        "requestContext": {
-            "accountId": "internal",
-            "apiId": "internal",
-            "domainName": "internal",
-            "domainPrefix": "internal",
-            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "endpoint-stage/response"},
-            "requestId": "internal",
-            "routeKey": "GET /v1/plans/{plan}/executor",
-            "stage": "$default",
-            "time": "01/Jan/2026:00:00:00 +0000",
-            "timeEpoch": 0
-        },
-        "pathParameters": {"plan": plan_id},
-        "isBase64Encoded": false
-    })
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = Method::GET;
+    http.path = Some(path.clone());
+    http.protocol = Some("HTTP/1.1".into());
+    http.source_ip = Some("127.0.0.1".into());
+    http.user_agent = Some("endpoint-stage/response".into());
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(EXECUTOR_GET_ROUTE.into());
+    context.stage = Some("$default".into());
+    context.request_id = Some("internal".into());
+    context.domain_name = Some("internal".into());
+    context.http = http;
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.route_key = Some(EXECUTOR_GET_ROUTE.into());
+    event.raw_path = Some(path);
+    event.raw_query_string = Some(String::new());
+    event
+        .headers
+        .insert("host", HeaderValue::from_static("internal"));
+    event.path_parameters = HashMap::from([("plan".to_string(), plan_id.to_string())]);
+    event.request_context = context;
+    event
 }
 
 /// Reads the challenge function's API Gateway response into an outcome or a core error.
@@ -113,8 +124,11 @@ pub fn read_invoke_payload(payload: &[u8]) -> Result<Outcome, CoreError> {
 
 impl ChallengeMinter for InvokeMinter {
     async fn new_challenge(&self, plan_id: &str) -> Result<Outcome, CoreError> {
-        let payload =
-            serde_json::to_vec(&executor_get_event(plan_id)).map_err(|_| CoreError::Conflict)?;
+        // Plain strings and maps: encoding cannot fail, and if it ever did the challenge
+        // function could not be asked, which is what unavailable means.
+        let payload = serde_json::to_vec(&executor_get_event(plan_id)).map_err(|_| {
+            CoreError::Unavailable("The challenge service could not be asked.".into())
+        })?;
         let out = self
             .client
             .invoke()
@@ -147,6 +161,7 @@ impl ChallengeMinter for InvokeMinter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn invoke_payloads_map_to_outcomes_and_errors() {
@@ -171,9 +186,15 @@ mod tests {
     }
 
     #[test]
-    fn the_event_is_an_http_api_get() {
-        let e = executor_get_event("p1");
+    fn the_event_is_an_http_api_get_the_runtime_parses_into_the_executor_request() {
+        let e = serde_json::to_value(executor_get_event("p1")).unwrap();
         assert_eq!(e["rawPath"], "/v1/plans/p1/executor");
         assert_eq!(e["requestContext"]["http"]["method"], "GET");
+        // What the challenge function's runtime makes of it: the request its handler routes.
+        let bytes = serde_json::to_vec(&e).unwrap();
+        let req: lambda_http::request::LambdaRequest = serde_json::from_slice(&bytes).unwrap();
+        let req: Request = req.into();
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(endpoint_core::function::path(&req), "/v1/plans/p1/executor");
     }
 }

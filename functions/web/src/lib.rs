@@ -9,9 +9,10 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use endpoint_core::function::{self, match_path, Base};
+use endpoint_core::function::{self, Base};
 use endpoint_core::http::{Document, Reply};
 use endpoint_core::ports::PlanStore;
+use endpoint_core::routes;
 use endpoint_core::{stage, CoreError};
 use lambda_http::Request;
 use sha2::{Digest, Sha256};
@@ -20,8 +21,8 @@ use sha2::{Digest, Sha256};
 pub const STAGE_JS: &str = include_str!("../assets/stage.js");
 /// The page's only style, inline and allowed by its hash.
 pub const PAGE_CSS: &str = include_str!("../assets/page.css");
-pub const MODULE_PATH: &str = "/v1/stage.js";
-pub const PAGE_TEMPLATE: &str = "/v1/plans/{}/page";
+/// Where the page loads the module from.
+pub const MODULE_PATH: &str = routes::STAGE_MODULE.template;
 
 pub struct App<S> {
     pub base: Base,
@@ -94,21 +95,11 @@ impl<S: PlanStore> App<S> {
     }
 
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let path = function::path(&req);
-        let get = req.method().as_str() == "GET";
-        if path == MODULE_PATH {
-            if !get {
-                return function::method_not_allowed();
-            }
-            return (module_reply(), "module");
+        match function::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
+            Ok((route, _)) if route == routes::STAGE_MODULE => (module_reply(), "module"),
+            Ok((_, v)) => self.page(v[0]).await,
+            Err(reply) => *reply,
         }
-        if let Some(v) = match_path(path, PAGE_TEMPLATE) {
-            if !get {
-                return function::method_not_allowed();
-            }
-            return self.page(v[0]).await;
-        }
-        function::unrouted(path)
     }
 
     fn page_reply(&self, status: u16, text: String) -> Reply {

@@ -1,6 +1,6 @@
 //! In-memory implementations of the ports, for fast deterministic unit tests of the domain.
 //! They honour the same contracts as the DynamoDB adapter (expiry filtered on read, conditional
-//! updates atomic), which the shared port tests check against both.
+//! updates atomic); `shared/tests/port_contract.rs` runs the same behaviour tests against both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -109,13 +109,6 @@ impl MemoryStore {
             );
             g.tokens
                 .insert((token.device.clone(), token.id.clone()), token);
-        }
-    }
-
-    /// Test helper: overwrite a plan as stored.
-    pub fn put_raw_plan(&self, plan: Plan) {
-        if let Ok(mut g) = self.inner.lock() {
-            g.plans.insert(plan.id.clone(), plan);
         }
     }
 }

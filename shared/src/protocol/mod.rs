@@ -13,8 +13,6 @@ use subtle::ConstantTimeEq;
 
 /// The audience every device response names.
 pub const RESPONSE_AUDIENCE: &str = "goauthentik.io/platform/endpoint";
-/// The challenge claim that asks the agent to check in first.
-pub const CHECK_IN_CLAIM: &str = "goauthentik.io/device/check_in";
 /// The header of the interactive-auth path.
 pub const DTH_HEADER: &str = "X-Authentik-Platform-Auth-DTH";
 /// Length of a challenge's `atc` nonce.

@@ -1,0 +1,26 @@
+//! The port contracts (tests/contract) against the in-memory store. `aws_dynamodb.rs` runs the
+//! same functions against the DynamoDB store on moto.
+
+mod contract;
+
+use endpoint_core::adapters::memory::MemoryStore;
+
+#[tokio::test]
+async fn memory_plans_keep_the_plan_contract() {
+    contract::plans(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_directory_keeps_the_directory_contract() {
+    contract::directory(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_devices_keep_the_device_contract() {
+    contract::devices(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_enrollments_keep_the_enrollment_contract() {
+    contract::enrollments(&MemoryStore::new()).await;
+}
