@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The four descriptions of the routes must agree: the route table the functions match by
-(shared/src/routes.rs), openapi.yaml (the contract's schema), template.yaml (what API Gateway
+(shared/src/edge/routes.rs), openapi.yaml (the contract's schema), template.yaml (what API Gateway
 deploys, and which function serves each route) and the `cargo lambda watch` router in
 Cargo.toml (what `make run` and the end-to-end tests serve). Also validates openapi.yaml against
 the OpenAPI 3.0 schema. Exits 1 on any mismatch."""
@@ -65,7 +65,7 @@ def main():
     if "/{*rest}" not in router or not any(ev for res in template["Resources"].values() if res.get("Type") == "AWS::Serverless::Function" for ev in res["Properties"].get("Events", {}).values() if ev["Properties"].get("Path") == "$default"):
         errors.append("both the template ($default) and the router (/{*rest}) need a fallback route")
     # The route table of the code: every named entry, all of them in ROUTES.
-    source = open("shared/src/routes.rs").read()
+    source = open("shared/src/edge/routes.rs").read()
     named = dict(
         (name, (method, norm(template), function))
         for name, template, method, function in re.findall(

@@ -59,7 +59,7 @@ pub struct NewConnector {
     pub trigger_check_in: bool,
 }
 
-pub async fn create_connector<D: Directory, C: Clock, R: Random>(
+pub async fn create_connector<D: Directory, C: Clock + ?Sized, R: Random + ?Sized>(
     dir: &D,
     clock: &C,
     rng: &R,
@@ -107,7 +107,7 @@ fn switch_key(c: &mut Connector, key: &str, now: UnixTime, until: UnixTime) {
 /// Points the connector at a new challenge key at once; the old one stays published for
 /// [`KEY_OVERLAP`]. Agents that have not fetched their configuration since cannot verify the
 /// new key's challenges: for a fleet of real agents use [`add_next_key`] and [`rotate`].
-pub async fn set_connector_key<D: Directory, C: Clock>(
+pub async fn set_connector_key<D: Directory, C: Clock + ?Sized>(
     dir: &D,
     clock: &C,
     id: &str,
@@ -123,7 +123,7 @@ pub async fn set_connector_key<D: Directory, C: Clock>(
 
 /// Publishes `key` as the connector's next challenge key now (in the JWKS route and in
 /// `jwks_challenge`), without signing with it; [`rotate`] later makes it the signing key.
-pub async fn add_next_key<D: Directory, C: Clock>(
+pub async fn add_next_key<D: Directory, C: Clock + ?Sized>(
     dir: &D,
     clock: &C,
     id: &str,
@@ -146,7 +146,7 @@ pub async fn add_next_key<D: Directory, C: Clock>(
 
 /// Signs with the next key from now on; the old signing key stays published for `grace`
 /// seconds, so agents that have not refreshed their configuration keep verifying challenges.
-pub async fn rotate<D: Directory, C: Clock>(
+pub async fn rotate<D: Directory, C: Clock + ?Sized>(
     dir: &D,
     clock: &C,
     id: &str,
@@ -198,7 +198,7 @@ pub async fn set_interactive_stage<D: Directory>(
 
 /// Creates a stage. A required stage on a connector without a challenge key could never pass a
 /// device, so it is refused (our improvement over the reference, which skips it).
-pub async fn create_stage<D: Directory, R: Random>(
+pub async fn create_stage<D: Directory, R: Random + ?Sized>(
     dir: &D,
     rng: &R,
     connector_id: &str,
@@ -232,8 +232,8 @@ pub async fn create_enrollment_token<D, E, C, R>(
 where
     D: Directory,
     E: EnrollmentStore,
-    C: Clock,
-    R: Random,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
 {
     check_name("name", name)?;
     connector(dir, connector_id).await?;
@@ -262,8 +262,8 @@ pub async fn enroll_device<Dv, C, R>(
 ) -> Result<(DeviceToken, Secret), CoreError>
 where
     Dv: DeviceStore,
-    C: Clock,
-    R: Random,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
 {
     check_name("serial", serial)?;
     check_name("name", name)?;
@@ -290,7 +290,7 @@ where
 }
 
 /// A random (version 4) UUID, as the reference's device primary keys.
-pub fn random_uuid(rng: &impl Random) -> String {
+pub fn random_uuid(rng: &(impl Random + ?Sized)) -> String {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes);
     uuid::Builder::from_random_bytes(bytes)

@@ -11,7 +11,7 @@
 //! generated API client (`AgentConfig`, `CurrentBrand`): every field, no other.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::admin;
 use crate::error::CoreError;
@@ -157,9 +157,33 @@ pub fn current_brand(title: &str, matched_domain: &str) -> CurrentBrand {
 }
 
 #[derive(Deserialize)]
-struct EnrollRequest {
-    device_serial: String,
-    device_name: String,
+pub struct EnrollRequest {
+    pub device_serial: String,
+    pub device_name: String,
+}
+
+/// What `enroll/` answers: the new device token key (`expires_in` 0: it does not expire).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrolled {
+    pub token: crate::secret::Secret,
+    pub expires_in: i64,
+}
+
+/// What `auth_ia/` creates: the plan whose executor GET (with the DTH header) passes the stage;
+/// the edge answers its URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InteractiveAuth {
+    pub plan: String,
+}
+
+/// Who a device token key authenticates: its index entry, the device, the enabled connector,
+/// and the key's SHA-256 (the DTH value of interactive auth).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedDevice {
+    pub token: TokenRef,
+    pub device: Device,
+    pub connector: Connector,
+    pub key_sha256: String,
 }
 
 async fn enabled_connector<D: Directory>(dir: &D, id: &str) -> Result<Connector, CoreError> {
@@ -171,31 +195,24 @@ async fn enabled_connector<D: Directory>(dir: &D, id: &str) -> Result<Connector,
 
 /// `POST enroll/`: creates the device if new, replaces the connection's tokens, returns the new
 /// device token key. Nothing is written for an unknown or expired token or a disabled connector.
-pub async fn enroll<D, E, Dv, C, R>(
-    dir: &D,
-    enrollments: &E,
-    devices: &Dv,
-    clock: &C,
-    rng: &R,
+/// `request` is the parsed body, or why it could not be parsed: the credentials are checked
+/// first, as on the reference.
+pub async fn enroll<S: Store>(
+    store: &S,
+    clock: &dyn Clock,
+    rng: &dyn Random,
     authorization: Option<&str>,
-    body: &[u8],
-) -> Result<Value, CoreError>
-where
-    D: Directory,
-    E: EnrollmentStore,
-    Dv: DeviceStore,
-    C: Clock,
-    R: Random,
-{
+    request: Result<EnrollRequest, CoreError>,
+) -> Result<Enrolled, CoreError> {
     let key = bearer(authorization, "Bearer")?;
-    let request: EnrollRequest = crate::http::parse_object(body)?;
-    let token = enrollments
+    let request = request?;
+    let token = store
         .enrollment_token_by_hash(&sha256_hex(key.as_bytes()), clock.now())
         .await?
         .ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
-    let connector = enabled_connector(dir, &token.connector).await?;
+    let connector = enabled_connector(store, &token.connector).await?;
     let (_, device_key) = admin::enroll_device(
-        devices,
+        store,
         clock,
         rng,
         &connector.id,
@@ -203,53 +220,50 @@ where
         &request.device_name,
     )
     .await?;
-    Ok(json!({"token": device_key.expose(), "expires_in": 0}))
+    Ok(Enrolled {
+        token: device_key,
+        expires_in: 0,
+    })
 }
 
 /// The device and connector a device token key authenticates, or 403.
-pub async fn authenticate_device<D, Dv, C>(
-    dir: &D,
-    devices: &Dv,
-    clock: &C,
+pub async fn authenticate_device<S: Store>(
+    store: &S,
+    clock: &dyn Clock,
     authorization: Option<&str>,
-) -> Result<(TokenRef, Device, Connector, String), CoreError>
-where
-    D: Directory,
-    Dv: DeviceStore,
-    C: Clock,
-{
+) -> Result<AuthenticatedDevice, CoreError> {
     let key = bearer(authorization, "Bearer+agent")?;
     let hash = sha256_hex(key.as_bytes());
     let now = clock.now();
     let forbidden = || CoreError::Forbidden(FORBIDDEN.into());
-    let token = devices
+    let token = store
         .token_by_hash(&hash, now)
         .await?
         .ok_or_else(forbidden)?;
     // The device and the connector are independent reads: issue them together.
     let (device, connector) = futures::join!(
-        devices.get_device(&token.device, now),
-        enabled_connector(dir, &token.connector)
+        store.get_device(&token.device, now),
+        enabled_connector(store, &token.connector)
     );
     let device = device?.ok_or_else(forbidden)?;
-    Ok((token, device, connector?, hash))
+    Ok(AuthenticatedDevice {
+        token,
+        device,
+        connector: connector?,
+        key_sha256: hash,
+    })
 }
 
 /// `GET agent_config/`.
-pub async fn agent_config<D, Dv, S, C>(
-    dir: &D,
-    devices: &Dv,
-    signer: &S,
-    clock: &C,
+pub async fn agent_config<S: Store, K: ChallengeSigner>(
+    store: &S,
+    signer: &K,
+    clock: &dyn Clock,
     authorization: Option<&str>,
-) -> Result<AgentConfig, CoreError>
-where
-    D: Directory,
-    Dv: DeviceStore,
-    S: ChallengeSigner,
-    C: Clock,
-{
-    let (_, device, connector, _) = authenticate_device(dir, devices, clock, authorization).await?;
+) -> Result<AgentConfig, CoreError> {
+    let AuthenticatedDevice {
+        device, connector, ..
+    } = authenticate_device(store, clock, authorization).await?;
     // The connector is already read: its JWKS (current, next and retired keys) costs no
     // further DynamoDB call.
     let jwks_challenge = match connector.challenge_key {
@@ -272,19 +286,15 @@ where
 
 /// `POST check_in/`: stores the facts snapshot (compressed; a bounded subset, marked truncated,
 /// if it does not fit a DynamoDB item), expiring after the connector's snapshot expiry.
-pub async fn check_in<D, Dv, C>(
-    dir: &D,
-    devices: &Dv,
-    clock: &C,
+pub async fn check_in<S: Store>(
+    store: &S,
+    clock: &dyn Clock,
     authorization: Option<&str>,
     body: &[u8],
-) -> Result<(), CoreError>
-where
-    D: Directory,
-    Dv: DeviceStore,
-    C: Clock,
-{
-    let (_, device, connector, _) = authenticate_device(dir, devices, clock, authorization).await?;
+) -> Result<(), CoreError> {
+    let AuthenticatedDevice {
+        device, connector, ..
+    } = authenticate_device(store, clock, authorization).await?;
     let stored = facts::store(facts::parse(body)?);
     if stored.truncated {
         tracing::warn!(
@@ -302,29 +312,23 @@ where
         created_at: now,
         expires_at: now + i64::from(connector.snapshot_expiry),
     };
-    devices.put_facts(&snapshot).await?;
+    store.put_facts(&snapshot).await?;
     Ok(())
 }
 
 /// `POST auth_ia/`: a device authentication token and a plan of the connector's interactive
-/// stage; returns the URL whose GET (with the DTH header) passes the stage with this device.
-pub async fn auth_ia<P, D, Dv, C, R>(
-    plans: &P,
-    dir: &D,
-    devices: &Dv,
-    env: &Env<'_, C, R>,
-    public_base_url: &str,
+/// stage, whose executor GET (with the DTH header) passes the stage with this device.
+pub async fn auth_ia<S: Store>(
+    store: &S,
+    env: &Env<'_>,
     authorization: Option<&str>,
-) -> Result<Value, CoreError>
-where
-    P: PlanStore,
-    D: Directory,
-    Dv: DeviceStore,
-    C: Clock,
-    R: Random,
-{
-    let (token, device, connector, hash) =
-        authenticate_device(dir, devices, env.clock, authorization).await?;
+) -> Result<InteractiveAuth, CoreError> {
+    let AuthenticatedDevice {
+        token,
+        device,
+        connector,
+        key_sha256: hash,
+    } = authenticate_device(store, env.clock, authorization).await?;
     let stage_id = connector
         .interactive_stage
         .clone()
@@ -337,6 +341,6 @@ where
         connector: connector.id,
         expires_at: Some(env.clock.now() + DEVICE_AUTH_LIFETIME),
     };
-    let plan = stage::create_plan(plans, dir, env, &stage_id, None, Some(auth)).await?;
-    Ok(json!({"url": format!("{public_base_url}/v1/plans/{}/executor", plan.id)}))
+    let plan = stage::create_plan(store, env, &stage_id, None, Some(auth)).await?;
+    Ok(InteractiveAuth { plan: plan.id })
 }

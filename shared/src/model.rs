@@ -307,6 +307,38 @@ pub struct Plan {
     pub expires_at: UnixTime,
 }
 
+/// What the executor answers: a flow outcome of the contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A challenge for the agent; `invalid_response` adds the contract's `response_errors`.
+    Challenge {
+        jws: String,
+        idle_timeout: u32,
+        invalid_response: bool,
+    },
+    Redirect {
+        to: String,
+    },
+    Denied {
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// A short label for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Challenge {
+                invalid_response: false,
+                ..
+            } => "challenge",
+            Outcome::Challenge { .. } => "challenge_retry",
+            Outcome::Redirect { .. } => "passed",
+            Outcome::Denied { .. } => "denied",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

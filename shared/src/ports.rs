@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use crate::error::{SignerError, StoreError};
+use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::*;
 use crate::protocol::keys::SigningAlg;
 
@@ -22,7 +22,7 @@ pub trait Random: Send + Sync {
 const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// `len` characters of `[A-Za-z0-9]`, uniformly distributed (rejection sampling).
-pub fn random_alnum(rng: &impl Random, len: usize) -> String {
+pub fn random_alnum(rng: &(impl Random + ?Sized), len: usize) -> String {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
@@ -39,7 +39,7 @@ pub fn random_alnum(rng: &impl Random, len: usize) -> String {
 
 /// An identifier with at least `bytes * 8` random bits, in `[A-Za-z0-9]` only: URL-safe, and
 /// never starting with `-` (an id is often a command-line argument).
-pub fn random_id(rng: &impl Random, bytes: usize) -> String {
+pub fn random_id(rng: &(impl Random + ?Sized), bytes: usize) -> String {
     // log2(62) = 5.954 bits per character.
     let chars = (bytes * 8 * 1000).div_ceil(5954);
     random_alnum(rng, chars)
@@ -199,6 +199,22 @@ pub trait EnrollmentStore: Send + Sync {
         key_sha256: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<Option<EnrollmentToken>, StoreError>> + Send;
+}
+
+/// Every store port: what one table (or the in-memory store) provides. The domain's operations
+/// that need more than one port take one `S: Store`.
+pub trait Store: PlanStore + Directory + DeviceStore + EnrollmentStore {}
+impl<T: PlanStore + Directory + DeviceStore + EnrollmentStore> Store for T {}
+
+/// Answers a required-mode invalid response with a new challenge: exactly what a GET of the
+/// executor answers at that moment (the same attempt limit, the same denial once it is reached).
+/// The response validator holds no signing permission, so in production this asks the challenge
+/// function; tests and single-process uses sign directly with the stage's `SigningMinter`.
+pub trait ChallengeMinter: Send + Sync {
+    fn new_challenge(
+        &self,
+        plan_id: &str,
+    ) -> impl std::future::Future<Output = Result<Outcome, CoreError>> + Send;
 }
 
 /// What the core needs to know of a signing key before signing with it.

@@ -1,10 +1,31 @@
 //! The endpoint stage: plan creation, the decision table and the plan state machine.
 //!
-//! Every operation is generic over the ports and takes its time from the `Clock`, so each rule
-//! is unit-testable with deterministic time. Outcomes are typed values that `http` maps
-//! one-to-one onto the contract's JSON.
+//! Every operation takes the ports it needs (one `S: Store` when it needs more than one store
+//! port) and an [`Env`] (clock, randomness, tunables), so each rule is unit-testable with
+//! deterministic time. Outcomes are typed values the edge maps one-to-one onto the contract's
+//! JSON.
+//!
+//! The decision table (mode x situation -> outcome):
+//!
+//! | situation | optional | required |
+//! |---|---|---|
+//! | plan unknown or expired | not found | not found |
+//! | plan already passed / denied | the redirect / the denial, again | same |
+//! | connector disabled | pass, no device | deny "Invalid stage configuration" |
+//! | DTH header matches a live token of the stage's connector | pass with device | same |
+//! | DTH header present, wrong | deny "Invalid device token" | same |
+//! | connector has no challenge key | pass, no device | deny "Invalid stage configuration" |
+//! | GET, otherwise | a new challenge, until the attempt limit; then deny "Too many attempts" | same |
+//! | response null or absent | pass, no device | deny "Invalid challenge response" |
+//! | response invalid | pass, no device | a new challenge with `response_errors` |
+//! | response valid | pass with device; the challenge consumed by one conditional write | same |
+//!
+//! The state machine: a plan is `pending` until it passes or is denied, both final; every
+//! transition is one conditional write, and an operation that loses a race against a concurrent
+//! writer starts again on fresh state ([`retry_lost_races`]).
 
 use crate::error::CoreError;
+pub use crate::model::Outcome;
 use crate::model::*;
 use crate::ports::*;
 use crate::ports::{random_alnum, random_id};
@@ -47,42 +68,10 @@ impl Default for Settings {
 }
 
 /// The clock, randomness and tunables every operation needs.
-pub struct Env<'a, C: Clock, R: Random> {
-    pub clock: &'a C,
-    pub rng: &'a R,
+pub struct Env<'a> {
+    pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Random,
     pub settings: &'a Settings,
-}
-
-/// What the executor answers: a flow outcome of the contract.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A challenge for the agent; `invalid_response` adds the contract's `response_errors`.
-    Challenge {
-        jws: String,
-        idle_timeout: u32,
-        invalid_response: bool,
-    },
-    Redirect {
-        to: String,
-    },
-    Denied {
-        message: String,
-    },
-}
-
-impl Outcome {
-    /// A short label for logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Challenge {
-                invalid_response: false,
-                ..
-            } => "challenge",
-            Outcome::Challenge { .. } => "challenge_retry",
-            Outcome::Redirect { .. } => "passed",
-            Outcome::Denied { .. } => "denied",
-        }
-    }
 }
 
 /// A new plan, as `POST /v1/plans` answers it.
@@ -159,30 +148,23 @@ pub fn check_redirect(redirect: &str) -> Result<(), CoreError> {
 
 /// Creates a plan for `stage_id`, snapshotting what the stage needs from its connector.
 /// `device_auth` is set for the interactive-auth path.
-pub async fn create_plan<P, D, C, R>(
-    plans: &P,
-    directory: &D,
-    env: &Env<'_, C, R>,
+pub async fn create_plan<S: PlanStore + Directory>(
+    store: &S,
+    env: &Env<'_>,
     stage_id: &str,
     redirect: Option<&str>,
     device_auth: Option<DeviceAuthToken>,
-) -> Result<PlanCreated, CoreError>
-where
-    P: PlanStore,
-    D: Directory,
-    C: Clock,
-    R: Random,
-{
+) -> Result<PlanCreated, CoreError> {
     if !valid_id(stage_id) {
         return Err(CoreError::NotFound("stage".into()));
     }
     let redirect = redirect.unwrap_or("/");
     check_redirect(redirect)?;
-    let stage = directory
+    let stage = store
         .get_stage(stage_id)
         .await?
         .ok_or_else(|| CoreError::NotFound("stage".into()))?;
-    let connector = directory
+    let connector = store
         .get_connector(&stage.connector)
         .await?
         .ok_or_else(|| CoreError::NotFound("connector".into()))?;
@@ -201,7 +183,7 @@ where
         created_at: now,
         expires_at: now + env.settings.plan_lifetime,
     };
-    plans.create_plan(&plan).await?;
+    store.create_plan(&plan).await?;
     Ok(PlanCreated {
         id: plan.id,
         expires_at: plan.expires_at,
@@ -209,7 +191,7 @@ where
 }
 
 /// `GET /v1/plans/{plan}`: the plan, unless unknown or expired.
-pub async fn read_plan<P: PlanStore, C: Clock>(
+pub async fn read_plan<P: PlanStore, C: Clock + ?Sized>(
     plans: &P,
     clock: &C,
     id: &str,
@@ -285,20 +267,14 @@ async fn skip_or_deny<P: PlanStore>(
 /// Signs a challenge (its attempt already reserved), makes it the plan's pending one, and
 /// answers it. Of concurrent GETs, the last stored is the pending one; the others' browsers get
 /// a new challenge when they answer.
-async fn mint<P, S, C, R>(
+async fn mint<P: PlanStore, K: ChallengeSigner>(
     plans: &P,
-    signer: &S,
-    env: &Env<'_, C, R>,
+    signer: &K,
+    env: &Env<'_>,
     plan: &Plan,
     key: &str,
     invalid_response: bool,
-) -> Result<Outcome, CoreError>
-where
-    P: PlanStore,
-    S: ChallengeSigner,
-    C: Clock,
-    R: Random,
-{
+) -> Result<Outcome, CoreError> {
     let now = env.clock.now();
     let description = signer.describe(key).await?;
     let claims = ChallengeClaims::new(
@@ -351,39 +327,26 @@ where
 
 /// `GET /v1/plans/{plan}/executor`: the DTH path, the skip rules, the attempt limit, and
 /// otherwise a new challenge that replaces the pending one.
-pub async fn executor_get<P, Dv, S, C, R>(
-    plans: &P,
-    devices: &Dv,
-    signer: &S,
-    env: &Env<'_, C, R>,
+pub async fn executor_get<S: Store, K: ChallengeSigner>(
+    store: &S,
+    signer: &K,
+    env: &Env<'_>,
     plan_id: &str,
     dth: Option<&str>,
-) -> Result<Outcome, CoreError>
-where
-    P: PlanStore,
-    Dv: DeviceStore,
-    S: ChallengeSigner,
-    C: Clock,
-    R: Random,
-{
-    retry_lost_races(|| executor_get_once(plans, devices, signer, env, plan_id, dth)).await
+) -> Result<Outcome, CoreError> {
+    retry_lost_races(|| executor_get_once(store, store, signer, env, plan_id, dth)).await
 }
 
-async fn executor_get_once<P, Dv, S, C, R>(
+/// One attempt of [`executor_get`]; plan and device reads go to the one store, named by the
+/// part of it each uses.
+async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
     plans: &P,
     devices: &Dv,
-    signer: &S,
-    env: &Env<'_, C, R>,
+    signer: &K,
+    env: &Env<'_>,
     plan_id: &str,
     dth: Option<&str>,
-) -> Result<Outcome, CoreError>
-where
-    P: PlanStore,
-    Dv: DeviceStore,
-    S: ChallengeSigner,
-    C: Clock,
-    R: Random,
-{
+) -> Result<Outcome, CoreError> {
     if !valid_id(plan_id) {
         return Err(CoreError::NotFound("plan".into()));
     }
@@ -448,39 +411,25 @@ where
 /// `POST /v1/plans/{plan}/executor`: validates the response and passes, denies, or (required
 /// mode, invalid response) answers a new challenge with the contract's `response_errors`.
 /// A valid response passes only through the atomic consumption of the pending challenge.
-pub async fn executor_post<P, Dv, M, C, R>(
-    plans: &P,
-    devices: &Dv,
+pub async fn executor_post<S: Store, M: ChallengeMinter>(
+    store: &S,
     minter: &M,
-    env: &Env<'_, C, R>,
+    env: &Env<'_>,
     plan_id: &str,
     response: Option<&str>,
-) -> Result<Outcome, CoreError>
-where
-    P: PlanStore,
-    Dv: DeviceStore,
-    M: ChallengeMinter,
-    C: Clock,
-    R: Random,
-{
-    retry_lost_races(|| executor_post_once(plans, devices, minter, env, plan_id, response)).await
+) -> Result<Outcome, CoreError> {
+    retry_lost_races(|| executor_post_once(store, store, minter, env, plan_id, response)).await
 }
 
-async fn executor_post_once<P, Dv, M, C, R>(
+/// One attempt of [`executor_post`].
+async fn executor_post_once<P: PlanStore, Dv: DeviceStore, M: ChallengeMinter>(
     plans: &P,
     devices: &Dv,
     minter: &M,
-    env: &Env<'_, C, R>,
+    env: &Env<'_>,
     plan_id: &str,
     response: Option<&str>,
-) -> Result<Outcome, CoreError>
-where
-    P: PlanStore,
-    Dv: DeviceStore,
-    M: ChallengeMinter,
-    C: Clock,
-    R: Random,
-{
+) -> Result<Outcome, CoreError> {
     let response = response.filter(|r| !r.is_empty());
     let parsed = response.map(ParsedResponse::parse);
     let now = env.clock.now();
@@ -546,19 +495,13 @@ where
     }
 }
 
-async fn invalid_response<P, M, C, R>(
+async fn invalid_response<P: PlanStore, M: ChallengeMinter>(
     plans: &P,
     minter: &M,
-    env: &Env<'_, C, R>,
+    env: &Env<'_>,
     plan: &Plan,
     reason: Invalid,
-) -> Result<Outcome, CoreError>
-where
-    P: PlanStore,
-    M: ChallengeMinter,
-    C: Clock,
-    R: Random,
-{
+) -> Result<Outcome, CoreError> {
     tracing::info!(plan_reason = %reason, "invalid challenge response");
     match plan.config.mode {
         StageMode::Optional => {
@@ -577,43 +520,17 @@ where
     }
 }
 
-/// Answers a required-mode invalid response with a new challenge: exactly what a GET of the
-/// executor answers at that moment (the same attempt limit, the same denial once it is reached).
-/// The response validator holds no signing permission, so in production this asks the challenge
-/// function; tests and single-process uses sign directly with [`SigningMinter`].
-pub trait ChallengeMinter: Send + Sync {
-    fn new_challenge(
-        &self,
-        plan_id: &str,
-    ) -> impl std::future::Future<Output = Result<Outcome, CoreError>> + Send;
+/// Mints through the GET executor's own code with a signer at hand (tests and single-process
+/// uses; the response function asks the challenge function instead).
+pub struct SigningMinter<'a, S, K> {
+    pub store: &'a S,
+    pub signer: &'a K,
+    pub env: &'a Env<'a>,
 }
 
-/// Mints through the GET executor's own code with a signer at hand.
-pub struct SigningMinter<'a, P, Dv, S, C: Clock, R: Random> {
-    pub plans: &'a P,
-    pub devices: &'a Dv,
-    pub signer: &'a S,
-    pub env: &'a Env<'a, C, R>,
-}
-
-impl<P, Dv, S, C, R> ChallengeMinter for SigningMinter<'_, P, Dv, S, C, R>
-where
-    P: PlanStore,
-    Dv: DeviceStore,
-    S: ChallengeSigner,
-    C: Clock,
-    R: Random,
-{
+impl<S: Store, K: ChallengeSigner> ChallengeMinter for SigningMinter<'_, S, K> {
     async fn new_challenge(&self, plan_id: &str) -> Result<Outcome, CoreError> {
-        executor_get(
-            self.plans,
-            self.devices,
-            self.signer,
-            self.env,
-            plan_id,
-            None,
-        )
-        .await
+        executor_get(self.store, self.signer, self.env, plan_id, None).await
     }
 }
 
@@ -629,7 +546,7 @@ pub async fn connector_jwks<D, S, C>(
 where
     D: Directory,
     S: ChallengeSigner,
-    C: Clock,
+    C: Clock + ?Sized,
 {
     if !valid_id(connector_id) {
         return Err(CoreError::NotFound("connector".into()));

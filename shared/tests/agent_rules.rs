@@ -210,7 +210,7 @@ async fn agent_config_is_the_full_model_with_the_device_uuid() {
     let (c, _) = fx.setup(StageMode::Optional, Some(KEY), true).await;
     let key = fx.enroll(&c.id, "CFG").await;
     let auth = format!("Bearer+agent {}", key.expose());
-    let config = agent::agent_config(&fx.store, &fx.store, &fx.signer, &fx.clock, Some(&auth))
+    let config = agent::agent_config(&fx.store, &fx.signer, &fx.clock, Some(&auth))
         .await
         .unwrap();
     let device = fx.store.get_device("CFG", T0).await.unwrap().unwrap();

@@ -560,21 +560,19 @@ async fn the_stage_end_to_end_over_dynamodb() {
         .unwrap();
 
     // Invalid, then valid: a retry challenge, then the pass.
-    let plan = stage::create_plan(&*store, &*store, &env, &s.id, Some("/next"), None)
+    let plan = stage::create_plan(&*store, &env, &s.id, Some("/next"), None)
         .await
         .unwrap()
         .id;
-    let Outcome::Challenge { jws, .. } =
-        stage::executor_get(&*store, &*store, &*signer, &env, &plan, None)
-            .await
-            .unwrap()
+    let Outcome::Challenge { jws, .. } = stage::executor_get(&*store, &*signer, &env, &plan, None)
+        .await
+        .unwrap()
     else {
         panic!()
     };
     let bad = sign_response("SERIAL1", "wrong", &jws, T0);
     let minter = stage::SigningMinter {
-        plans: &*store,
-        devices: &*store,
+        store: &*store,
         signer: &*signer,
         env: &env,
     };
@@ -582,7 +580,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
         jws,
         invalid_response: true,
         ..
-    } = stage::executor_post(&*store, &*store, &minter, &env, &plan, Some(&bad))
+    } = stage::executor_post(&*store, &minter, &env, &plan, Some(&bad))
         .await
         .unwrap()
     else {
@@ -604,12 +602,11 @@ async fn the_stage_end_to_end_over_dynamodb() {
                 settings: &settings,
             };
             let minter = stage::SigningMinter {
-                plans: &*store,
-                devices: &*store,
+                store: &*store,
                 signer: &*signer,
                 env: &env,
             };
-            stage::executor_post(&*store, &*store, &minter, &env, &plan, Some(&good)).await
+            stage::executor_post(&*store, &minter, &env, &plan, Some(&good)).await
         }));
     }
     for t in tasks {
@@ -656,7 +653,7 @@ async fn a_missing_table_and_a_dead_emulator_are_typed_errors_in_bounded_time() 
         .unwrap_err()
         .into();
     assert!(matches!(e, CoreError::Unavailable(_)));
-    assert_eq!(endpoint_core::http::error_reply(&e).status, 503);
+    assert_eq!(endpoint_core::edge::error_reply(&e).status, 503);
 }
 
 /// Facts snapshots are stored compressed in one item (a DynamoDB item holds at most 400 KB):

@@ -55,11 +55,11 @@ async fn challenge_with(signer: &KmsSigner, key: &str) -> (String, Connector) {
     let s = admin::create_stage(&store, &SystemRandom, &c.id, StageMode::Required)
         .await
         .unwrap();
-    let plan = stage::create_plan(&store, &store, &env, &s.id, None, None)
+    let plan = stage::create_plan(&store, &env, &s.id, None, None)
         .await
         .unwrap()
         .id;
-    match stage::executor_get(&store, &store, signer, &env, &plan, None)
+    match stage::executor_get(&store, signer, &env, &plan, None)
         .await
         .unwrap()
     {
@@ -213,7 +213,7 @@ async fn missing_and_unusable_keys_are_typed_errors() {
     assert!(matches!(r, Err(SignerError::KeyUnusable { .. })), "{r:?}");
     // And through the core: a 503 with a clear message, never a panic.
     let e: CoreError = missing.unwrap_err().into();
-    let reply = endpoint_core::http::error_reply(&e);
+    let reply = endpoint_core::edge::error_reply(&e);
     assert_eq!(reply.status, 503);
     assert!(reply.body["message"]
         .as_str()

@@ -63,8 +63,8 @@ proptest! {
         let d = device();
         let _ = validate(&s, Some(&d), &expected());
         let _ = validate(&s, None, &expected());
-        let _ = endpoint_core::http::parse_executor_request(s.as_bytes());
-        let _ = endpoint_core::http::parse_plan_request(s.as_bytes());
+        let _ = endpoint_core::edge::parse_executor_request(s.as_bytes());
+        let _ = endpoint_core::edge::parse_plan_request(s.as_bytes());
     }
 
     #[test]
@@ -104,7 +104,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..400)) {
-        let _ = endpoint_core::http::parse_executor_request(&b);
+        let _ = endpoint_core::edge::parse_executor_request(&b);
         let _ = endpoint_core::protocol::jwk::Jwk::from_spki_der(&b);
         let _ = endpoint_core::protocol::der::ecdsa_der_to_jose(&b, 66);
         let _ = endpoint_core::facts::parse(&b);

@@ -170,17 +170,10 @@ async fn dth_fixture(fx: &Fx, mode: StageMode) -> (String, Secret) {
         connector: c.id.clone(),
         expires_at: Some(T0 + 600),
     };
-    let plan = stage::create_plan(
-        &fx.store,
-        &fx.store,
-        &fx.env(),
-        &s.id,
-        Some("/next"),
-        Some(auth),
-    )
-    .await
-    .unwrap()
-    .id;
+    let plan = stage::create_plan(&fx.store, &fx.env(), &s.id, Some("/next"), Some(auth))
+        .await
+        .unwrap()
+        .id;
     (plan, key)
 }
 
@@ -400,12 +393,12 @@ async fn unknown_and_expired_plans_are_not_found() {
 #[tokio::test]
 async fn unknown_stage_is_not_found_and_bad_redirect_is_refused() {
     let fx = Fx::new();
-    let r = stage::create_plan(&fx.store, &fx.store, &fx.env(), "nope", None, None).await;
+    let r = stage::create_plan(&fx.store, &fx.env(), "nope", None, None).await;
     assert_eq!(r, Err(CoreError::NotFound("stage".into())));
     let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
-    let r = stage::create_plan(&fx.store, &fx.store, &fx.env(), &s.id, Some("/a\nb"), None).await;
+    let r = stage::create_plan(&fx.store, &fx.env(), &s.id, Some("/a\nb"), None).await;
     assert!(matches!(r, Err(CoreError::BadRequest(_))));
-    let ok = stage::create_plan(&fx.store, &fx.store, &fx.env(), &s.id, None, None)
+    let ok = stage::create_plan(&fx.store, &fx.env(), &s.id, None, None)
         .await
         .unwrap();
     assert_eq!(fx.plan_state(&ok.id).redirect, "/");
@@ -859,8 +852,7 @@ async fn concurrent_gets_never_sign_more_than_the_attempt_limit() {
     let plan = fx.plan(&s.id).await;
     let signer = Counting(&fx.signer, AtomicUsize::new(0));
     let env = fx.env();
-    let gets =
-        (0..30).map(|_| stage::executor_get(&fx.store, &fx.store, &signer, &env, &plan, None));
+    let gets = (0..30).map(|_| stage::executor_get(&fx.store, &signer, &env, &plan, None));
     let outcomes = futures::future::join_all(gets).await;
     // The 11th GET denies the plan ("the GET that would mint one more denies the plan"), so the
     // ten in flight find it denied when they try to store their challenge.
@@ -924,14 +916,6 @@ async fn redirects_are_paths_or_https_urls_and_http_only_for_loopback() {
     // And at plan creation: nothing is written for a refused redirect.
     let fx = Fx::new();
     let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
-    let refused = stage::create_plan(
-        &fx.store,
-        &fx.store,
-        &fx.env(),
-        &s.id,
-        Some("javascript:x"),
-        None,
-    )
-    .await;
+    let refused = stage::create_plan(&fx.store, &fx.env(), &s.id, Some("javascript:x"), None).await;
     assert!(matches!(refused, Err(CoreError::BadRequest(_))));
 }

@@ -8,9 +8,10 @@
 use endpoint_core::adapters::aws::{load_config, CallCounter};
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::function::Base;
+use endpoint_core::edge::Base;
 use endpoint_core::model::StageMode;
-use endpoint_core::stage::{ChallengeMinter, Outcome};
+use endpoint_core::ports::ChallengeMinter;
+use endpoint_core::stage::Outcome;
 use endpoint_core::CoreError;
 use endpoint_e2e::*;
 use lambda_http::{Body, Request};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::memory::MemoryStore;
-use endpoint_core::function::{respond, Base};
+use endpoint_core::edge::{respond, Base};
 use endpoint_core::model::*;
 use endpoint_core::ports::{Directory, PlanStore};
 use lambda_http::{Body, Request};

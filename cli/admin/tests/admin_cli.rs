@@ -376,25 +376,20 @@ async fn devices_tokens_and_the_core_agree() {
         let (store, signer, stage) = (&store, &signer, stage.clone());
         let env = &env;
         async move {
-            let plan = stage::create_plan(store, store, env, &stage, None, None)
+            let plan = stage::create_plan(store, env, &stage, None, None)
                 .await
                 .unwrap()
                 .id;
             let Outcome::Challenge { jws, .. } =
-                stage::executor_get(store, store, signer, env, &plan, None)
+                stage::executor_get(store, signer, env, &plan, None)
                     .await
                     .unwrap()
             else {
                 panic!("no challenge")
             };
             let response = sign_response("SER-1", &token, &jws, SystemClock.now());
-            let minter = stage::SigningMinter {
-                plans: store,
-                devices: store,
-                signer,
-                env,
-            };
-            stage::executor_post(store, store, &minter, env, &plan, Some(&response))
+            let minter = stage::SigningMinter { store, signer, env };
+            stage::executor_post(store, &minter, env, &plan, Some(&response))
                 .await
                 .unwrap()
         }

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use endpoint_core::edge::routes;
 use endpoint_core::protocol::challenge::ChallengeClaims;
 use endpoint_core::protocol::jwk::{Jwk, Jwks};
 use endpoint_core::protocol::{b64url_decode, response::sign_response};
-use endpoint_core::routes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

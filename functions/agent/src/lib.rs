@@ -3,11 +3,11 @@
 //! headers, JSON and status codes. One small handler per route.
 
 use endpoint_core::agent;
+use endpoint_core::edge::routes;
+use endpoint_core::edge::Reply;
+use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::facts::MAX_FACTS_BODY;
-use endpoint_core::function::{self, failed, Base};
-use endpoint_core::http::Reply;
-use endpoint_core::ports::{ChallengeSigner, DeviceStore, Directory, EnrollmentStore, PlanStore};
-use endpoint_core::routes;
+use endpoint_core::ports::{ChallengeSigner, Store};
 use endpoint_core::CoreError;
 use lambda_http::Request;
 use serde_json::Value;
@@ -31,15 +31,9 @@ pub fn domain_of(host: &str) -> &str {
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<Value, CoreError> {
-    // Our own plain structs of strings, numbers and lists: serializing them cannot fail.
-    serde_json::to_value(value)
-        .map_err(|_| CoreError::Unavailable("The answer could not be encoded.".into()))
-}
-
 impl<S, K> App<S, K>
 where
-    S: PlanStore + Directory + DeviceStore + EnrollmentStore,
+    S: Store,
     K: ChallengeSigner,
 {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
@@ -50,7 +44,7 @@ where
             routes::AUTH_IA,
             routes::CURRENT_BRAND,
         ];
-        let route = match function::route(&req, &served) {
+        let route = match edge::route(&req, &served) {
             Ok((route, _)) => route,
             Err(reply) => return *reply,
         };
@@ -65,47 +59,49 @@ where
     }
 
     fn brand(&self, req: &Request) -> (Reply, &'static str) {
-        let domain = function::host(req).map(domain_of).unwrap_or("");
+        let domain = edge::host(req).map(domain_of).unwrap_or("");
         let brand = agent::current_brand(&self.base.config.brand_title, domain);
-        match json(&brand) {
-            Ok(body) => (Reply::ok(body), "brand"),
-            Err(e) => failed(&e),
-        }
+        (Reply::ok(edge::to_body(&brand)), "brand")
     }
 
     async fn enroll(&self, req: &Request) -> Handled {
         let s = &self.store;
-        let body = function::body(req)?;
-        let auth = function::header(req, "authorization");
-        let answer = agent::enroll(s, s, s, &self.base.clock, &self.base.rng, auth, body).await?;
-        Ok((Reply::ok(answer), "enrolled"))
+        // Over 64 KiB is 413 before anything else; the body's fields are checked after the
+        // credentials, as on the reference.
+        let request = edge::parse_object(edge::body(req)?);
+        let auth = edge::header(req, "authorization");
+        let enrolled = agent::enroll(s, &self.base.clock, &self.base.rng, auth, request).await?;
+        Ok((Reply::ok(edge::enrolled_body(&enrolled)), "enrolled"))
     }
 
     async fn agent_config(&self, req: &Request) -> Handled {
         let s = &self.store;
-        let auth = function::header(req, "authorization");
-        let config = agent::agent_config(s, s, &self.signer, &self.base.clock, auth).await?;
-        Ok((Reply::ok(json(&config)?), "config"))
+        let auth = edge::header(req, "authorization");
+        let config = agent::agent_config(s, &self.signer, &self.base.clock, auth).await?;
+        Ok((Reply::ok(edge::to_body(&config)), "config"))
     }
 
     async fn check_in(&self, req: &Request) -> Handled {
         let s = &self.store;
         // Device facts are large (every process, package, user): 2 MiB, not 64 KiB.
-        let body = function::body_within(req, MAX_FACTS_BODY)?;
-        let auth = function::header(req, "authorization");
-        agent::check_in(s, s, &self.base.clock, auth, body).await?;
+        let body = edge::body_within(req, MAX_FACTS_BODY)?;
+        let auth = edge::header(req, "authorization");
+        agent::check_in(s, &self.base.clock, auth, body).await?;
         let reply = Reply::json(204, Value::Null);
         Ok((reply, "checked_in"))
     }
 
     async fn auth_ia(&self, req: &Request) -> Handled {
         let s = &self.store;
-        let url = function::public_base_url(&self.base.config, req).ok_or_else(|| {
+        let url = edge::public_base_url(&self.base.config, req).ok_or_else(|| {
             CoreError::BadRequest("The request has no usable Host header.".into())
         })?;
-        let auth = function::header(req, "authorization");
-        let answer = agent::auth_ia(s, s, s, &self.base.env(), &url, auth).await?;
-        Ok((Reply::ok(answer), "auth_ia"))
+        let auth = edge::header(req, "authorization");
+        let created = agent::auth_ia(s, &self.base.env(), auth).await?;
+        Ok((
+            Reply::ok(edge::interactive_auth_body(&created, &url)),
+            "auth_ia",
+        ))
     }
 }
 

@@ -1,10 +1,11 @@
-use endpoint_core::function::{dynamo_and_kms, init_tracing, serve, Base};
+use endpoint_core::edge::{self, init_tracing, serve, Base};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
-    let (store, signer) = dynamo_and_kms(&base).await;
+    let aws = edge::aws_config().await;
+    let (store, signer) = (edge::dynamo(&aws, &base), edge::kms(&aws));
     let app = fn_agent::App {
         base,
         store,

@@ -1,10 +1,10 @@
 //! `GET /v1/plans/{plan}/executor`: challenge issuance, the DTH path, skips and final outcomes.
 
-use endpoint_core::function::{self, failed, Base};
-use endpoint_core::http::{outcome_body, Reply};
-use endpoint_core::ports::{ChallengeSigner, DeviceStore, PlanStore};
+use endpoint_core::edge::routes;
+use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{outcome_body, Reply};
+use endpoint_core::ports::{ChallengeSigner, Store};
 use endpoint_core::protocol::DTH_HEADER;
-use endpoint_core::routes;
 use endpoint_core::stage;
 use lambda_http::Request;
 
@@ -14,23 +14,14 @@ pub struct App<S, K> {
     pub signer: K,
 }
 
-impl<S: PlanStore + DeviceStore, K: ChallengeSigner> App<S, K> {
+impl<S: Store, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let (_, v) = match function::route(&req, &[routes::EXECUTOR_GET]) {
+        let (_, v) = match edge::route(&req, &[routes::EXECUTOR_GET]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
-        let dth = function::header(&req, DTH_HEADER);
-        match stage::executor_get(
-            &self.store,
-            &self.store,
-            &self.signer,
-            &self.base.env(),
-            v[0],
-            dth,
-        )
-        .await
-        {
+        let dth = edge::header(&req, DTH_HEADER);
+        match stage::executor_get(&self.store, &self.signer, &self.base.env(), v[0], dth).await {
             Ok(outcome) => (Reply::ok(outcome_body(&outcome)), outcome.label()),
             Err(e) => failed(&e),
         }

@@ -1,7 +1,7 @@
 //! API Gateway's `$default` route: every request no route serves gets the contract's JSON 404,
 //! or 405 when the path exists with other methods. Holds no permission at all.
 
-use endpoint_core::function::{init_tracing, path, serve, unrouted};
+use endpoint_core::edge::{init_tracing, path, serve, unrouted};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -1,9 +1,9 @@
 //! `GET /v1/connectors/{connector}/jwks.json`: the connector's challenge keys as a JWKS.
 
-use endpoint_core::function::{self, failed, Base};
-use endpoint_core::http::{jwks_body, Reply};
+use endpoint_core::edge::routes;
+use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{jwks_body, Reply};
 use endpoint_core::ports::{ChallengeSigner, Directory};
-use endpoint_core::routes;
 use endpoint_core::stage;
 use lambda_http::Request;
 
@@ -15,7 +15,7 @@ pub struct App<S, K> {
 
 impl<S: Directory, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let (_, v) = match function::route(&req, &[routes::JWKS]) {
+        let (_, v) = match edge::route(&req, &[routes::JWKS]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };

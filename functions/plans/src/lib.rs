@@ -1,9 +1,9 @@
 //! `POST /v1/plans` and `GET /v1/plans/{plan}` (relying-party routes, IAM-authorized).
 
-use endpoint_core::function::{self, failed, Base};
-use endpoint_core::http::{parse_plan_request, plan_body, plan_created_body, Reply};
-use endpoint_core::ports::{Directory, PlanStore};
-use endpoint_core::routes;
+use endpoint_core::edge::routes;
+use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{parse_plan_request, plan_body, plan_created_body, Reply};
+use endpoint_core::ports::Store;
 use endpoint_core::stage;
 use lambda_http::Request;
 
@@ -12,17 +12,16 @@ pub struct App<S> {
     pub store: S,
 }
 
-impl<S: PlanStore + Directory> App<S> {
+impl<S: Store> App<S> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let (route, v) = match function::route(&req, &[routes::CREATE_PLAN, routes::READ_PLAN]) {
+        let (route, v) = match edge::route(&req, &[routes::CREATE_PLAN, routes::READ_PLAN]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
         if route == routes::CREATE_PLAN {
             let created = async {
-                let (stage, redirect) = parse_plan_request(function::body(&req)?)?;
+                let (stage, redirect) = parse_plan_request(edge::body(&req)?)?;
                 stage::create_plan(
-                    &self.store,
                     &self.store,
                     &self.base.env(),
                     &stage,
@@ -31,7 +30,7 @@ impl<S: PlanStore + Directory> App<S> {
                 )
                 .await
             };
-            let base = function::public_base_url(&self.base.config, &req);
+            let base = edge::public_base_url(&self.base.config, &req);
             return match created.await {
                 Ok(c) => (
                     Reply::created(plan_created_body(&c, base.as_deref())),

@@ -1,11 +1,11 @@
-use endpoint_core::adapters::{aws::load_config, dynamodb::DynamoStore};
-use endpoint_core::function::{init_tracing, serve, Base};
+use endpoint_core::edge::{self, init_tracing, serve, Base};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
-    let store = DynamoStore::from_config(&load_config().await, &base.config.table);
+    let aws = edge::aws_config().await;
+    let store = edge::dynamo(&aws, &base);
     let app = fn_plans::App { base, store };
     serve("plans", |req| app.handle(req)).await
 }

@@ -4,12 +4,13 @@
 //! response, the contract answers a new challenge: [`InvokeMinter`] asks the challenge function
 //! for exactly what a GET of the executor answers (same attempt limit), through Lambda Invoke.
 
+use endpoint_core::edge::routes;
+use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{outcome_body, parse_executor_request, parse_outcome, Reply};
 use endpoint_core::error::CoreError;
-use endpoint_core::function::{self, failed, Base};
-use endpoint_core::http::{outcome_body, parse_executor_request, parse_outcome, Reply};
-use endpoint_core::ports::{DeviceStore, PlanStore};
-use endpoint_core::routes;
-use endpoint_core::stage::{self, ChallengeMinter, Outcome};
+use endpoint_core::ports::ChallengeMinter;
+use endpoint_core::ports::Store;
+use endpoint_core::stage::{self, Outcome};
 use std::collections::HashMap;
 
 use lambda_http::aws_lambda_events::apigw::{
@@ -26,16 +27,15 @@ pub struct App<S, M> {
     pub minter: M,
 }
 
-impl<S: PlanStore + DeviceStore, M: ChallengeMinter> App<S, M> {
+impl<S: Store, M: ChallengeMinter> App<S, M> {
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        let (_, v) = match function::route(&req, &[routes::EXECUTOR_POST]) {
+        let (_, v) = match edge::route(&req, &[routes::EXECUTOR_POST]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
         let outcome = async {
-            let response = parse_executor_request(function::body(&req)?)?;
+            let response = parse_executor_request(edge::body(&req)?)?;
             stage::executor_post(
-                &self.store,
                 &self.store,
                 &self.minter,
                 &self.base.env(),
@@ -56,6 +56,21 @@ impl<S: PlanStore + DeviceStore, M: ChallengeMinter> App<S, M> {
 pub struct InvokeMinter {
     pub client: aws_sdk_lambda::Client,
     pub function: String,
+}
+
+impl InvokeMinter {
+    /// The Lambda client (with the AWS time interceptor of every client) for the configured
+    /// challenge function.
+    pub fn from_config(aws: &aws_config::SdkConfig, base: &Base) -> Self {
+        InvokeMinter {
+            client: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(aws)
+                    .interceptor(endpoint_core::adapters::aws::CallTimer)
+                    .build(),
+            ),
+            function: base.config.challenge_function.clone(),
+        }
+    }
 }
 
 /// The route the challenge function serves, as API Gateway names it.
@@ -195,6 +210,6 @@ mod tests {
         let req: lambda_http::request::LambdaRequest = serde_json::from_slice(&bytes).unwrap();
         let req: Request = req.into();
         assert_eq!(req.method(), Method::GET);
-        assert_eq!(endpoint_core::function::path(&req), "/v1/plans/p1/executor");
+        assert_eq!(endpoint_core::edge::path(&req), "/v1/plans/p1/executor");
     }
 }

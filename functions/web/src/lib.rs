@@ -9,10 +9,10 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use endpoint_core::function::{self, Base};
-use endpoint_core::http::{Document, Reply};
+use endpoint_core::edge::routes;
+use endpoint_core::edge::{self, Base};
+use endpoint_core::edge::{Document, Reply};
 use endpoint_core::ports::PlanStore;
-use endpoint_core::routes;
 use endpoint_core::{stage, CoreError};
 use lambda_http::Request;
 use sha2::{Digest, Sha256};
@@ -95,7 +95,7 @@ impl<S: PlanStore> App<S> {
     }
 
     pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
-        match function::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
+        match edge::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
             Ok((route, _)) if route == routes::STAGE_MODULE => (module_reply(), "module"),
             Ok((_, v)) => self.page(v[0]).await,
             Err(reply) => *reply,
@@ -135,7 +135,7 @@ impl<S: PlanStore> App<S> {
                 "not_found",
             ),
             Err(e) => {
-                let (reply, label) = function::failed(&e);
+                let (reply, label) = edge::failed(&e);
                 let page = self.page_reply(
                     reply.status,
                     error_page(

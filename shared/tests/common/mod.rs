@@ -36,7 +36,7 @@ impl Fx {
         }
     }
 
-    pub fn env(&self) -> Env<'_, FixedClock, SystemRandom> {
+    pub fn env(&self) -> Env<'_> {
         Env {
             clock: &self.clock,
             rng: &self.rng,
@@ -80,40 +80,24 @@ impl Fx {
     }
 
     pub async fn plan(&self, stage: &str) -> String {
-        stage::create_plan(
-            &self.store,
-            &self.store,
-            &self.env(),
-            stage,
-            Some("/next"),
-            None,
-        )
-        .await
-        .unwrap()
-        .id
+        stage::create_plan(&self.store, &self.env(), stage, Some("/next"), None)
+            .await
+            .unwrap()
+            .id
     }
 
     pub async fn get(&self, plan: &str, dth: Option<&str>) -> Result<Outcome, CoreError> {
-        stage::executor_get(
-            &self.store,
-            &self.store,
-            &self.signer,
-            &self.env(),
-            plan,
-            dth,
-        )
-        .await
+        stage::executor_get(&self.store, &self.signer, &self.env(), plan, dth).await
     }
 
     pub async fn post(&self, plan: &str, response: Option<&str>) -> Result<Outcome, CoreError> {
         let env = self.env();
         let minter = stage::SigningMinter {
-            plans: &self.store,
-            devices: &self.store,
+            store: &self.store,
             signer: &self.signer,
             env: &env,
         };
-        stage::executor_post(&self.store, &self.store, &minter, &env, plan, response).await
+        stage::executor_post(&self.store, &minter, &env, plan, response).await
     }
 
     /// GETs a challenge and returns the JWS.

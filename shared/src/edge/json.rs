@@ -1,62 +1,14 @@
-//! The contract's JSON: request bodies in, outcomes and errors out. Shared by every function
-//! so a handler is parse -> one core call -> respond. No HTTP framework here: a status, a JSON
-//! body and an optional `Retry-After`.
+//! The contract's JSON: request bodies in (bounded, typed), outcomes and answers out. No HTTP
+//! framework here, and no I/O.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::reply::MAX_BODY;
 use crate::error::CoreError;
 use crate::model::Plan;
 use crate::protocol::jwk::Jwks;
 use crate::stage::{Outcome, PlanCreated, MSG_INVALID_RESPONSE};
-
-/// Largest accepted request body.
-pub const MAX_BODY: usize = 64 * 1024;
-/// Seconds a throttled client is asked to wait.
-pub const RETRY_AFTER_SECS: u32 = 1;
-
-/// A reply: status, JSON body, and `Retry-After` seconds for 429s; or, for the browser's
-/// routes, a document (HTML, JavaScript) with its own headers.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub retry_after: Option<u32>,
-    pub document: Option<Document>,
-}
-
-/// A non-JSON body with its content type and extra headers (the hosted page, the module).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Document {
-    pub content_type: &'static str,
-    pub text: String,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl Reply {
-    pub fn ok(body: Value) -> Self {
-        Self::json(200, body)
-    }
-    pub fn created(body: Value) -> Self {
-        Self::json(201, body)
-    }
-    pub fn json(status: u16, body: Value) -> Self {
-        Reply {
-            status,
-            body,
-            retry_after: None,
-            document: None,
-        }
-    }
-    pub fn document(status: u16, document: Document) -> Self {
-        Reply {
-            status,
-            body: Value::Null,
-            retry_after: None,
-            document: Some(document),
-        }
-    }
-}
 
 /// The flow outcome's JSON (always status 200).
 pub fn outcome_body(outcome: &Outcome) -> Value {
@@ -101,55 +53,6 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
         }),
         _ => None,
     }
-}
-
-/// How a core error leaves a function: status, the contract's `error` code, and log label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ErrorClass {
-    pub status: u16,
-    pub code: &'static str,
-    pub label: &'static str,
-}
-
-/// The one table of core errors: every reply and every log line takes its status, code and
-/// label from here.
-pub fn error_class(error: &CoreError) -> ErrorClass {
-    let (status, code, label) = match error {
-        CoreError::BadRequest(_) => (400, "bad_request", "bad_request"),
-        CoreError::Forbidden(_) => (403, "forbidden", "forbidden"),
-        CoreError::NotFound(_) => (404, "not_found", "not_found"),
-        CoreError::PayloadTooLarge(_) => (413, "payload_too_large", "payload_too_large"),
-        CoreError::Conflict(_) => (409, "conflict", "conflict"),
-        CoreError::Throttled(_) => (429, "throttled", "throttled"),
-        CoreError::Unavailable(_) => (503, "unavailable", "unavailable"),
-        // Lost every retry against concurrent writers: to the client, unavailable.
-        CoreError::LostRace => (503, "unavailable", "lost_race"),
-    };
-    ErrorClass {
-        status,
-        code,
-        label,
-    }
-}
-
-/// A core error as the contract's reply.
-pub fn error_reply(error: &CoreError) -> Reply {
-    let class = error_class(error);
-    let message = match error {
-        CoreError::NotFound(what) => format!("The {what} does not exist or has expired."),
-        other => other.to_string(),
-    };
-    Reply {
-        status: class.status,
-        body: json!({"error": class.code, "message": message}),
-        retry_after: (class.status == 429).then_some(RETRY_AFTER_SECS),
-        document: None,
-    }
-}
-
-/// An error reply for routing failures the core never sees.
-pub fn simple_error(status: u16, code: &str, message: &str) -> Reply {
-    Reply::json(status, json!({"error": code, "message": message}))
 }
 
 /// A JSON object body into `T`: 413 over 64 KiB, 400 for invalid JSON, a non-object or the
@@ -227,6 +130,21 @@ pub fn jwks_body(jwks: &Jwks) -> Value {
     serde_json::to_value(jwks).expect("a JWKS of strings serializes")
 }
 
+/// `enroll/`'s answer (the reference's `AgentTokenResponse`).
+pub fn enrolled_body(enrolled: &crate::agent::Enrolled) -> Value {
+    json!({"token": enrolled.token.expose(), "expires_in": enrolled.expires_in})
+}
+
+/// `auth_ia/`'s answer: the absolute URL of the plan's executor.
+pub fn interactive_auth_body(auth: &crate::agent::InteractiveAuth, base_url: &str) -> Value {
+    json!({"url": format!("{base_url}{}", super::routes::EXECUTOR_GET.path(&[&auth.plan]))})
+}
+
+/// A serializable answer of the domain (`AgentConfig`, `CurrentBrand`) as JSON.
+pub fn to_body<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("answers of strings, numbers, lists and maps serialize")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,30 +185,6 @@ mod tests {
             parse_executor_request(big.as_bytes()),
             Err(CoreError::PayloadTooLarge(MAX_BODY))
         );
-    }
-
-    #[test]
-    fn error_mapping_matches_the_contract() {
-        let cases = [
-            (CoreError::BadRequest("x".into()), 400, "bad_request"),
-            (CoreError::Forbidden("x".into()), 403, "forbidden"),
-            (CoreError::NotFound("plan".into()), 404, "not_found"),
-            (CoreError::PayloadTooLarge(1), 413, "payload_too_large"),
-            (CoreError::Conflict("x".into()), 409, "conflict"),
-            (CoreError::Throttled("x".into()), 429, "throttled"),
-            (CoreError::Unavailable("x".into()), 503, "unavailable"),
-            (CoreError::LostRace, 503, "unavailable"),
-        ];
-        for (e, status, code) in cases {
-            let r = error_reply(&e);
-            assert_eq!(
-                (r.status, r.body["error"].as_str()),
-                (status, Some(code)),
-                "{e:?}"
-            );
-            assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
-            assert_eq!(r.retry_after.is_some(), status == 429);
-        }
     }
 
     #[test]

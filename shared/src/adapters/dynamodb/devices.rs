@@ -1,0 +1,266 @@
+//! Devices, their tokens, the token index and facts snapshots.
+
+use super::*;
+
+impl DeviceStore for DynamoStore {
+    async fn device_with_tokens(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceWithTokens>, StoreError> {
+        let items = self
+            .partition("Query device", &device_pk(identifier))
+            .await?;
+        let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
+            return Ok(None);
+        };
+        let device = device_from(device)?;
+        if is_expired(device.expires_at, now) {
+            return Ok(None);
+        }
+        let tokens = items
+            .iter()
+            .filter(|i| sk_of(i).starts_with(ANY_TOKEN))
+            .map(token_from)
+            .filter(|t| t.as_ref().map_or(true, |t| !is_expired(t.expires_at, now)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(DeviceWithTokens { device, tokens }))
+    }
+
+    async fn token_by_hash(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> Result<Option<TokenRef>, StoreError> {
+        let Some(item) = self
+            .get("GetItem token hash", token_index_key(key_sha256))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let t = TokenRef {
+            token_id: get_s(&item, "token_id")?,
+            device: get_s(&item, "device")?,
+            connector: get_s(&item, "connector")?,
+            expires_at: opt_n(&item, schema::TTL_ATTRIBUTE)?,
+        };
+        Ok((!is_expired(t.expires_at, now)).then_some(t))
+    }
+
+    async fn get_device(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<Device>, StoreError> {
+        match self.get("GetItem device", device_key(identifier)).await? {
+            Some(item) => {
+                let d = device_from(&item)?;
+                Ok((!is_expired(d.expires_at, now)).then_some(d))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn list_devices(&self, now: UnixTime) -> Result<Vec<Device>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kind("Query devices", DEVICE).await? {
+            let d = device_from(&item)?;
+            if !is_expired(d.expires_at, now) {
+                out.push(d);
+            }
+        }
+        out.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+        Ok(out)
+    }
+
+    async fn enroll(&self, device: &Device, token: &DeviceToken) -> Result<(), StoreError> {
+        let pk = device_pk(&device.identifier);
+        let conn_sk = connection_sk(&token.connector);
+        let token_prefix = token_prefix(&token.connector);
+        // Optimistic concurrency on the connection's version item: of several concurrent
+        // enrollments each round has one winner, and a loser retries on fresh state (deleting
+        // the winner's token), so exactly one token of the connection survives.
+        for _ in 0..8 {
+            let items = self.partition("Query device (enroll)", &pk).await?;
+            let version = match items.iter().find(|i| sk_of(i) == conn_sk) {
+                Some(i) => Some(get_n(i, "version")?),
+                None => None,
+            };
+            let old: Vec<&Item> = items
+                .iter()
+                .filter(|i| sk_of(i).starts_with(&token_prefix))
+                .collect();
+            let mut actions = Vec::with_capacity(4 + 2 * old.len());
+
+            let mut conn = key(pk.clone(), conn_sk.clone());
+            conn.insert("version".into(), n(version.unwrap_or(0) + 1));
+            let mut put = Put::builder().table_name(&self.table).set_item(Some(conn));
+            put = match version {
+                Some(v) => put
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", "version")
+                    .expression_attribute_values(":v", n(v)),
+                None => put
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", schema::PK),
+            };
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(built(put.build())?)
+                    .build(),
+            );
+
+            // An existing device keeps its id, name, creation time and any expiry the operator
+            // set (as on the reference); a new one gets the given values.
+            let exists = items.iter().any(|i| sk_of(i) == DEVICE);
+            let mut set = "SET #id = :id, #uuid = if_not_exists(#uuid, :uuid), #name = if_not_exists(#name, :name), #kind = :kind, #created = if_not_exists(#created, :created)".to_string();
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(device_key(&device.identifier)))
+                .expression_attribute_names("#id", "identifier")
+                .expression_attribute_names("#uuid", "device_id")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#kind", schema::KIND)
+                .expression_attribute_names("#created", "created_at")
+                .expression_attribute_values(":id", s(&device.identifier))
+                .expression_attribute_values(":uuid", s(&device.id))
+                .expression_attribute_values(":name", s(&device.name))
+                .expression_attribute_values(":kind", s(DEVICE))
+                .expression_attribute_values(":created", n(device.created_at));
+            if let (false, Some(e)) = (exists, device.expires_at) {
+                set.push_str(", #exp = :exp");
+                update = update
+                    .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
+                    .expression_attribute_values(":exp", n(e));
+            }
+            let update = update.update_expression(set);
+            actions.push(
+                TransactWriteItem::builder()
+                    .update(built(update.build())?)
+                    .build(),
+            );
+            actions.extend(self.token_deletions(&pk, &old)?);
+
+            let mut t = key(pk.clone(), token_sk(&token.connector, &token.id));
+            t.insert("token_id".into(), s(&token.id));
+            t.insert("device".into(), s(&token.device));
+            t.insert("connector".into(), s(&token.connector));
+            t.insert("key".into(), s(token.key.expose()));
+            t.insert("created_at".into(), n(token.created_at));
+            put_opt_n(&mut t, schema::TTL_ATTRIBUTE, token.expires_at);
+            actions.push(self.put_action(t)?);
+
+            let mut idx = token_index_key(&token.key.sha256_hex());
+            idx.insert("token_id".into(), s(&token.id));
+            idx.insert("device".into(), s(&token.device));
+            idx.insert("connector".into(), s(&token.connector));
+            put_opt_n(&mut idx, schema::TTL_ATTRIBUTE, token.expires_at);
+            actions.push(self.put_action(idx)?);
+
+            if actions.len() > 100 {
+                // More old tokens than one transaction holds: delete them first, then retry.
+                let extra = self.token_deletions(&pk, &old)?;
+                self.transact("TransactWriteItems revoke (enroll)", extra)
+                    .await?;
+                continue;
+            }
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_transaction_conflict(&e) => continue,
+                Err(e) => return Err(store_error("TransactWriteItems enroll", &e)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "enrollment kept conflicting with concurrent enrollments".into(),
+        ))
+    }
+
+    async fn revoke_tokens(&self, identifier: &str, connector: &str) -> Result<usize, StoreError> {
+        let pk = device_pk(identifier);
+        let prefix = token_prefix(connector);
+        let items = self.partition("Query device (revoke)", &pk).await?;
+        let old: Vec<&Item> = items
+            .iter()
+            .filter(|i| sk_of(i).starts_with(&prefix))
+            .collect();
+        let actions = self.token_deletions(&pk, &old)?;
+        self.transact("TransactWriteItems revoke", actions).await?;
+        Ok(old.len())
+    }
+
+    async fn put_facts(&self, f: &FactsSnapshot) -> Result<(), StoreError> {
+        let mut item = key(facts_pk(&f.device), facts_sk(&f.connector));
+        item.insert("device".into(), s(&f.device));
+        item.insert("connector".into(), s(&f.connector));
+        item.insert(
+            "facts_deflate".into(),
+            Av::B(aws_smithy_types::Blob::new(f.facts_deflate.clone())),
+        );
+        item.insert("truncated".into(), Av::Bool(f.truncated));
+        item.insert("created_at".into(), n(f.created_at));
+        item.insert(schema::TTL_ATTRIBUTE.into(), n(f.expires_at));
+        self.put("PutItem facts", item).await
+    }
+
+    async fn latest_facts(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<FactsSnapshot>, StoreError> {
+        let mut latest: Option<FactsSnapshot> = None;
+        for item in self.partition("Query facts", &facts_pk(identifier)).await? {
+            let f = FactsSnapshot {
+                device: get_s(&item, "device")?,
+                connector: get_s(&item, "connector")?,
+                facts_deflate: item
+                    .get("facts_deflate")
+                    .and_then(|v| v.as_b().ok())
+                    .map(|b| b.clone().into_inner())
+                    .ok_or_else(|| corrupt("facts_deflate"))?,
+                truncated: item
+                    .get("truncated")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                created_at: get_n(&item, "created_at")?,
+                expires_at: get_n(&item, schema::TTL_ATTRIBUTE)?,
+            };
+            if f.expires_at > now && latest.as_ref().is_none_or(|l| f.created_at > l.created_at) {
+                latest = Some(f);
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn delete_device(&self, identifier: &str) -> Result<bool, StoreError> {
+        let facts_pk = facts_pk(identifier);
+        let facts: Vec<TransactWriteItem> = self
+            .partition("Query facts (delete)", &facts_pk)
+            .await?
+            .iter()
+            .map(|i| self.delete_action(key(facts_pk.clone(), sk_of(i))))
+            .collect::<Result<_, _>>()?;
+        self.transact("TransactWriteItems delete facts", facts)
+            .await?;
+        let pk = device_pk(identifier);
+        let items = self.partition("Query device (delete)", &pk).await?;
+        let existed = items.iter().any(|i| sk_of(i) == DEVICE);
+        let tokens: Vec<&Item> = items
+            .iter()
+            .filter(|i| sk_of(i).starts_with(ANY_TOKEN))
+            .collect();
+        let mut actions = self.token_deletions(&pk, &tokens)?;
+        for i in items.iter().filter(|i| !sk_of(i).starts_with(ANY_TOKEN)) {
+            actions.push(self.delete_action(key(pk.clone(), sk_of(i)))?);
+        }
+        self.transact("TransactWriteItems delete device", actions)
+            .await?;
+        Ok(existed)
+    }
+}

@@ -1,0 +1,35 @@
+//! Enrollment tokens, found by the SHA-256 of their key.
+
+use super::*;
+
+impl EnrollmentStore for DynamoStore {
+    async fn put_enrollment_token(&self, t: &EnrollmentToken) -> Result<(), StoreError> {
+        let mut item = enrollment_key(&t.key_sha256);
+        item.insert("id".into(), s(&t.id));
+        item.insert("connector".into(), s(&t.connector));
+        item.insert("name".into(), s(&t.name));
+        put_opt_n(&mut item, schema::TTL_ATTRIBUTE, t.expires_at);
+        self.put("PutItem enrollment token", item).await
+    }
+
+    async fn enrollment_token_by_hash(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> Result<Option<EnrollmentToken>, StoreError> {
+        let Some(item) = self
+            .get("GetItem enrollment token", enrollment_key(key_sha256))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let t = EnrollmentToken {
+            id: get_s(&item, "id")?,
+            key_sha256: key_sha256.to_string(),
+            connector: get_s(&item, "connector")?,
+            name: get_s(&item, "name")?,
+            expires_at: opt_n(&item, schema::TTL_ATTRIBUTE)?,
+        };
+        Ok((!is_expired(t.expires_at, now)).then_some(t))
+    }
+}

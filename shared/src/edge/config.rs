@@ -1,0 +1,130 @@
+//! The functions' configuration from their environment, and what every function holds
+//! besides its clients.
+
+use crate::ports::{SystemClock, SystemRandom};
+use crate::stage::{Env, Settings};
+
+/// The functions' configuration, from environment variables with defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionConfig {
+    /// `TABLE_NAME` (default `endpoint-stage`).
+    pub table: String,
+    /// `PLAN_LIFETIME_SECONDS` (900), `CLOCK_LEEWAY_SECONDS` (30), `MAX_CHALLENGES_PER_PLAN` (10).
+    pub settings: Settings,
+    /// `PUBLIC_BASE_URL`: where browsers reach the API (for URLs handed to agents); without
+    /// it, `https://` and the request's `Host`.
+    pub public_base_url: Option<String>,
+    /// `CHALLENGE_FUNCTION_NAME`: the function the response validator asks for a new challenge.
+    pub challenge_function: String,
+    /// `BRAND_TITLE`: the title `core/brands/current/` answers (default `endpoint-stage`).
+    pub brand_title: String,
+}
+
+impl FunctionConfig {
+    /// Reads the environment. A malformed value is an error (a cold start should fail loudly
+    /// rather than run with a silently different limit).
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<i64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("{name} must be a whole number from {min} to {max}")),
+                },
+            }
+        };
+        let defaults = Settings::default();
+        Ok(FunctionConfig {
+            table: get("TABLE_NAME")
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "endpoint-stage".into()),
+            settings: Settings {
+                leeway: number("CLOCK_LEEWAY_SECONDS", defaults.leeway, 0, 300)?,
+                plan_lifetime: number("PLAN_LIFETIME_SECONDS", defaults.plan_lifetime, 60, 86_400)?,
+                max_challenges_per_plan: number(
+                    "MAX_CHALLENGES_PER_PLAN",
+                    defaults.max_challenges_per_plan.into(),
+                    1,
+                    100,
+                )? as u32,
+            },
+            public_base_url: get("PUBLIC_BASE_URL")
+                .filter(|u| !u.is_empty())
+                .map(|u| u.trim_end_matches('/').to_string()),
+            challenge_function: get("CHALLENGE_FUNCTION_NAME")
+                .unwrap_or_else(|| "challenge".into()),
+            brand_title: match get("BRAND_TITLE") {
+                None => crate::agent::DEFAULT_BRAND_TITLE.into(),
+                Some(t)
+                    if (1..=256).contains(&t.chars().count())
+                        && !t.chars().any(char::is_control) =>
+                {
+                    t
+                }
+                Some(_) => {
+                    return Err(
+                        "BRAND_TITLE must be 1 to 256 characters without control characters".into(),
+                    )
+                }
+            },
+        })
+    }
+}
+
+/// What every function holds besides its clients: configuration, clock and randomness.
+pub struct Base {
+    pub config: FunctionConfig,
+    pub clock: SystemClock,
+    pub rng: SystemRandom,
+}
+
+impl Base {
+    pub fn from_env() -> Result<Self, lambda_http::Error> {
+        let config = FunctionConfig::from_env().map_err(|e| {
+            tracing::error!(error = %e, "invalid configuration");
+            lambda_http::Error::from(e)
+        })?;
+        Ok(Base {
+            config,
+            clock: SystemClock,
+            rng: SystemRandom,
+        })
+    }
+
+    pub fn env(&self) -> Env<'_> {
+        Env {
+            clock: &self.clock,
+            rng: &self.rng,
+            settings: &self.config.settings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_bounds() {
+        let Ok(c) = FunctionConfig::from_lookup(|_| None) else {
+            panic!("defaults must parse");
+        };
+        assert_eq!(c.table, "endpoint-stage");
+        assert_eq!(c.settings, Settings::default());
+        let three =
+            FunctionConfig::from_lookup(|k| (k == "MAX_CHALLENGES_PER_PLAN").then(|| "3".into()));
+        assert_eq!(three.map(|c| c.settings.max_challenges_per_plan), Ok(3));
+        assert!(
+            FunctionConfig::from_lookup(|k| (k == "CLOCK_LEEWAY_SECONDS").then(|| "-1".into()))
+                .is_err()
+        );
+        assert!(FunctionConfig::from_lookup(
+            |k| (k == "PLAN_LIFETIME_SECONDS").then(|| "soon".into())
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! Which route a request asks for, by the route table, and the contract's answers when none of
+//! a function's routes serves it; a core error as a reply and a log label.
+
+use lambda_http::Request;
+
+use super::errors::{error_class, error_reply, simple_error};
+use super::reply::Reply;
+use super::request::path;
+use super::routes::{self, Route};
+use crate::error::CoreError;
+
+/// A reply and its log label: what a handler answers.
+pub type Answer = (Reply, &'static str);
+
+/// The route among `served` (the function's own entries of [`routes::ROUTES`]) that this
+/// request asks for, with the path's parameters; otherwise the contract's 405 (this path, another
+/// method) or, by the whole table, 404 or 405.
+pub fn route<'a>(req: &'a Request, served: &[Route]) -> Result<(Route, Vec<&'a str>), Box<Answer>> {
+    let path = path(req);
+    let method = req.method().as_str();
+    let mut path_served = false;
+    for r in served {
+        if let Some(params) = r.matches(path) {
+            if r.method == method {
+                return Ok((*r, params));
+            }
+            path_served = true;
+        }
+    }
+    Err(Box::new(if path_served {
+        method_not_allowed()
+    } else {
+        unrouted(path)
+    }))
+}
+
+/// 405 if some route serves `path` with other methods, else 404.
+pub fn unrouted(path: &str) -> (Reply, &'static str) {
+    if routes::is_routed(path) {
+        method_not_allowed()
+    } else {
+        no_route()
+    }
+}
+
+/// The contract's 405 for a method a route does not serve.
+pub fn method_not_allowed() -> (Reply, &'static str) {
+    (
+        simple_error(
+            405,
+            "method_not_allowed",
+            "This route does not serve that method.",
+        ),
+        "method_not_allowed",
+    )
+}
+
+/// The contract's 404 for a path no route serves.
+pub fn no_route() -> (Reply, &'static str) {
+    (
+        simple_error(404, "not_found", "No route serves this path."),
+        "no_route",
+    )
+}
+
+/// A core error as a reply and a log label, both from the one table ([`error_class`]).
+pub fn failed(e: &CoreError) -> (Reply, &'static str) {
+    (error_reply(e), error_class(e).label)
+}

@@ -1,0 +1,152 @@
+//! Logs and metrics: JSON lines on stdout at the configured level, and the one line per
+//! request, which is also the request's metrics (CloudWatch embedded metric format).
+
+/// JSON logs on stdout (CloudWatch), one object per line. The level is Lambda's
+/// `AWS_LAMBDA_LOG_LEVEL` (the template's `LoggingConfig.ApplicationLogLevel`), else
+/// `LOG_LEVEL` (the local stack), else info.
+pub fn init_tracing() {
+    let configured = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("LOG_LEVEL"))
+        .unwrap_or_default();
+    let level = match configured.to_ascii_lowercase().as_str() {
+        "error" | "fatal" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_max_level(level)
+        .try_init();
+}
+
+/// What the one log line of a request says.
+pub struct RequestLine<'a> {
+    pub request_id: &'a str,
+    pub function: &'static str,
+    pub method: &'a str,
+    /// The route template, never the path.
+    pub route: &'static str,
+    pub status: u16,
+    /// The handler's label of what happened (`passed`, `challenge_retry`, `forbidden`, ...).
+    pub label: &'static str,
+    pub latency_ms: f64,
+    pub aws_ms: f64,
+    pub namespace: &'a str,
+    pub unix_ms: u128,
+}
+
+/// The metric class of a request: what the dashboard and the alarms count.
+pub fn outcome_class(label: &str, status: u16) -> &'static str {
+    match label {
+        "challenge" => "challenge",
+        "challenge_retry" => "invalid_response",
+        "passed" => "passed",
+        "denied" => "denied",
+        "throttled" => "throttled",
+        "unavailable" => "unavailable",
+        _ if status >= 500 => "unavailable",
+        _ if status >= 400 => "client_error",
+        _ => "ok",
+    }
+}
+
+/// The request's log line, which is also a CloudWatch embedded-metric-format record: the count
+/// (`Requests`), `latency_ms` and `aws_ms` by `outcome` and by `route` + `outcome`. No extra
+/// call: CloudWatch extracts the metrics from the log.
+pub fn request_record(r: &RequestLine<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "level": "INFO",
+        "message": "request",
+        "request_id": r.request_id,
+        "function": r.function,
+        "method": r.method,
+        "route": r.route,
+        "status": r.status,
+        "label": r.label,
+        "outcome": outcome_class(r.label, r.status),
+        "latency_ms": r.latency_ms,
+        "aws_ms": r.aws_ms,
+        "Requests": 1,
+        "_aws": {
+            "Timestamp": r.unix_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": r.namespace,
+                "Dimensions": [["outcome"], ["route", "outcome"]],
+                "Metrics": [
+                    {"Name": "Requests", "Unit": "Count"},
+                    {"Name": "latency_ms", "Unit": "Milliseconds"},
+                    {"Name": "aws_ms", "Unit": "Milliseconds"},
+                ],
+            }],
+        },
+    })
+}
+
+pub(crate) fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// One JSON line on stdout, whatever the log level: the metrics must never depend on it.
+pub(crate) fn write_line(record: &serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout leaves nothing to report the failure to; the request is still answered.
+    let _ = writeln!(out, "{record}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_line_is_an_emf_record_without_path_or_body() {
+        let r = request_record(&RequestLine {
+            request_id: "r1",
+            function: "response",
+            method: "POST",
+            route: "/v1/plans/{}/executor",
+            status: 200,
+            label: "challenge_retry",
+            latency_ms: 12.5,
+            aws_ms: 10.0,
+            namespace: "endpoint-stage",
+            unix_ms: 1_800_000_000_000,
+        });
+        assert_eq!(r["outcome"], "invalid_response");
+        assert_eq!(r["Requests"], 1);
+        let metrics = &r["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Namespace"], "endpoint-stage");
+        // Every metric and dimension named is a top-level field of the record.
+        for m in metrics["Metrics"].as_array().into_iter().flatten() {
+            assert!(r.get(m["Name"].as_str().unwrap_or("")).is_some(), "{m}");
+        }
+        for set in metrics["Dimensions"].as_array().into_iter().flatten() {
+            for d in set.as_array().into_iter().flatten() {
+                assert!(r[d.as_str().unwrap_or("")].is_string(), "{d}");
+            }
+        }
+        assert_eq!(r["_aws"]["Timestamp"], 1_800_000_000_000u64);
+    }
+
+    #[test]
+    fn outcome_classes_are_what_the_alarms_count() {
+        assert_eq!(outcome_class("passed", 200), "passed");
+        assert_eq!(outcome_class("denied", 200), "denied");
+        assert_eq!(outcome_class("challenge", 200), "challenge");
+        assert_eq!(outcome_class("throttled", 429), "throttled");
+        assert_eq!(outcome_class("unavailable", 503), "unavailable");
+        assert_eq!(outcome_class("anything", 502), "unavailable");
+        assert_eq!(outcome_class("forbidden", 403), "client_error");
+        assert_eq!(outcome_class("created", 201), "ok");
+    }
+}

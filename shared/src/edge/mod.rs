@@ -1,0 +1,41 @@
+//! The HTTP edge: everything between API Gateway and the domain, one file per job. The domain
+//! (`stage`, `agent`, `admin`) knows none of it; the functions (`functions/`) are thin handlers
+//! over it: find the route, parse the request, call one core operation, answer.
+//!
+//! | file | job |
+//! |---|---|
+//! | `routes.rs` | the route table (every route once; `scripts/check-api.py` checks it) |
+//! | `reply.rs` | what a handler answers: JSON or a document, the body bound |
+//! | `errors.rs` | the one error table: status, contract code, log label |
+//! | `json.rs` | the contract's JSON bodies in and out |
+//! | `config.rs` | configuration from the environment (feature `lambda`) |
+//! | `clients.rs` | the AWS clients, built once per cold start (features `lambda` + AWS) |
+//! | `request.rs` | path, headers and bounded bodies of a request (feature `lambda`) |
+//! | `dispatch.rs` | the route a request asks for, or the contract's 404/405 (feature `lambda`) |
+//! | `logging.rs` | JSON logs, and the per-request line that is also the metrics (feature `lambda`) |
+//! | `serve.rs` | the serve loop and the HTTP response of a reply (feature `lambda`) |
+
+pub mod errors;
+pub mod json;
+pub mod reply;
+pub mod routes;
+
+#[cfg(feature = "lambda")]
+pub mod clients;
+#[cfg(feature = "lambda")]
+pub mod config;
+#[cfg(feature = "lambda")]
+pub mod dispatch;
+#[cfg(feature = "lambda")]
+pub mod logging;
+#[cfg(feature = "lambda")]
+pub mod request;
+#[cfg(feature = "lambda")]
+pub mod serve;
+
+pub use errors::*;
+pub use json::*;
+pub use reply::*;
+
+#[cfg(feature = "lambda")]
+pub use {clients::*, config::*, dispatch::*, logging::init_tracing, request::*, serve::*};

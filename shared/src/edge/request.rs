@@ -1,0 +1,59 @@
+//! Reading a request: its path, headers and body, with the contract's bounds.
+
+use lambda_http::{Body, Request, RequestExt};
+
+use super::config::FunctionConfig;
+use super::reply::MAX_BODY;
+use crate::error::CoreError;
+
+/// The request path as the client sent it.
+pub fn path(req: &Request) -> &str {
+    let raw = req.raw_http_path();
+    if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    }
+}
+
+/// The request's `Host` header if it is a plausible host name (with an optional port).
+pub fn host(req: &Request) -> Option<&str> {
+    header(req, "host").filter(|h| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    })
+}
+
+/// The API's public base URL: the configured one, else `https://<Host>` of the request.
+pub fn public_base_url(config: &FunctionConfig, req: &Request) -> Option<String> {
+    config
+        .public_base_url
+        .clone()
+        .or_else(|| host(req).map(|h| format!("https://{h}")))
+}
+
+/// The body's bytes, refused over 64 KiB (every route but `check_in/`).
+pub fn body(req: &Request) -> Result<&[u8], CoreError> {
+    body_within(req, MAX_BODY)
+}
+
+/// The body's bytes, refused over `limit`.
+pub fn body_within(req: &Request, limit: usize) -> Result<&[u8], CoreError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(s) => s.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.len() > limit {
+        return Err(CoreError::PayloadTooLarge(limit));
+    }
+    Ok(bytes)
+}
+
+/// A header's value if present and valid UTF-8.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
