@@ -5,7 +5,7 @@
 #   scripts/stack.sh run          make run: demo data, URLs, stays in the foreground (Ctrl-C stops all)
 #   scripts/stack.sh test -- CMD  make test: runs CMD against the stack, then stops everything
 #
-# Defaults (API-CONTRACT.md): moto on $MOTO_PORT (5000 for run, a free port for test), functions
+# Defaults (README, "Set-up"): moto on $MOTO_PORT (5000 for run, a free port for test), functions
 # on $API_PORT (9000 for run, a free port for test), table $TABLE_NAME (endpoint-stage),
 # region us-east-1, credentials test/test. Everything started is stopped by its own pid.
 set -euo pipefail

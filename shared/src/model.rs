@@ -1,4 +1,4 @@
-//! The entities of the endpoint stage (see PROTOCOL.md, "Entities").
+//! The entities of the endpoint stage (docs/ARCHITECTURE.md has their item layout).
 //!
 //! All times are Unix seconds (`i64`). An `expires_at` of `None` never expires.
 

@@ -1,4 +1,4 @@
-//! The stage end to end over real HTTP: routes, JSON and status codes of API-CONTRACT.md.
+//! The stage end to end over real HTTP: routes, JSON and status codes of the contract (openapi.yaml).
 
 use endpoint_core::model::*;
 use endpoint_core::ports::PlanStore;

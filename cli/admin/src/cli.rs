@@ -1,4 +1,4 @@
-//! The command line, exactly as API-CONTRACT.md lists it.
+//! The command line: every command and flag with its help line (a test checks it).
 
 use clap::{Parser, Subcommand};
 use endpoint_core::model::StageMode;

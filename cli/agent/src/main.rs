@@ -1,4 +1,4 @@
-//! `endpoint-agent`: a stand-in for the authentik platform agent (API-CONTRACT.md).
+//! `endpoint-agent`: a stand-in for the authentik platform agent (`endpoint-agent --help`).
 
 use std::path::PathBuf;
 

@@ -16,7 +16,7 @@ struct Header<'a> {
     typ: &'a str,
 }
 
-/// Exactly the claims of PROTOCOL.md: no `aud`, `nbf` or `jti`.
+/// Exactly the claims of the authentik endpoint stage's challenge: no `aud`, `nbf` or `jti`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeClaims {
     pub atc: String,

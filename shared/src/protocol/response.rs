@@ -1,6 +1,6 @@
 //! Validation of the device's response (agent -> browser -> server).
 //!
-//! Differences from the reference, all deliberate (PROTOCOL.md, "Known weaknesses"):
+//! Differences from the reference (the authentik endpoint stage), all deliberate:
 //! only HS512; `iss` and `aud` checked; `exp`, `nbf`, `iat` checked with a leeway against the
 //! injected clock; `atc` compared in constant time with the whole pending challenge, whose own
 //! `exp` is enforced; expired devices and tokens never match; every token of (device, connector)
