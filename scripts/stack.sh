@@ -98,6 +98,12 @@ for f in "${functions[@]}"; do
     "$bin/$f" >>"$watch_log" 2>&1 &
   function_pids+=($!)
 done
+# What the router does not match (a method it has no entry for) goes to the emulator's default
+# function: the fallback answers it, as API Gateway's $default route does when deployed.
+AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$api_port/.rt" AWS_LAMBDA_FUNCTION_NAME=fallback \
+  AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+  "$bin/fallback" >>"$watch_log" 2>&1 &
+function_pids+=($!)
 
 for i in $(seq 1 300); do
   if [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$ENDPOINT_API/v1/plans/ready" 2>/dev/null)" = 404 ]; then

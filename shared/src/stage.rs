@@ -520,20 +520,6 @@ async fn invalid_response<P: PlanStore, M: ChallengeMinter>(
     }
 }
 
-/// Mints through the GET executor's own code with a signer at hand (tests and single-process
-/// uses; the response function asks the challenge function instead).
-pub struct SigningMinter<'a, S, K> {
-    pub store: &'a S,
-    pub signer: &'a K,
-    pub env: &'a Env<'a>,
-}
-
-impl<S: Store, K: ChallengeSigner> ChallengeMinter for SigningMinter<'_, S, K> {
-    async fn new_challenge(&self, plan_id: &str) -> Result<Outcome, CoreError> {
-        executor_get(self.store, self.signer, self.env, plan_id, None).await
-    }
-}
-
 /// `GET /v1/connectors/{connector}/jwks.json`: the public keys of the connector's current
 /// challenge key and of keys it rotated away from within their overlap window, with the same
 /// `kid` the challenges carry. Signers cache key descriptions, so a warm call makes no KMS call.

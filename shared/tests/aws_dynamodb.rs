@@ -571,7 +571,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
         panic!()
     };
     let bad = sign_response("SERIAL1", "wrong", &jws, T0);
-    let minter = stage::SigningMinter {
+    let minter = endpoint_core::adapters::signing_minter::SigningMinter {
         store: &*store,
         signer: &*signer,
         env: &env,
@@ -601,7 +601,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
                 rng: &SystemRandom,
                 settings: &settings,
             };
-            let minter = stage::SigningMinter {
+            let minter = endpoint_core::adapters::signing_minter::SigningMinter {
                 store: &*store,
                 signer: &*signer,
                 env: &env,

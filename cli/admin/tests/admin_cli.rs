@@ -388,7 +388,8 @@ async fn devices_tokens_and_the_core_agree() {
                 panic!("no challenge")
             };
             let response = sign_response("SER-1", &token, &jws, SystemClock.now());
-            let minter = stage::SigningMinter { store, signer, env };
+            let minter =
+                endpoint_core::adapters::signing_minter::SigningMinter { store, signer, env };
             stage::executor_post(store, &minter, env, &plan, Some(&response))
                 .await
                 .unwrap()

@@ -92,7 +92,7 @@ impl Fx {
 
     pub async fn post(&self, plan: &str, response: Option<&str>) -> Result<Outcome, CoreError> {
         let env = self.env();
-        let minter = stage::SigningMinter {
+        let minter = endpoint_core::adapters::signing_minter::SigningMinter {
             store: &self.store,
             signer: &self.signer,
             env: &env,

@@ -4,103 +4,103 @@ use super::*;
 
 pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     let mut item = plan_key(&p.id);
-    item.insert("id".into(), s(&p.id));
-    item.insert("stage".into(), s(&p.stage));
-    item.insert("mode".into(), s(p.config.mode.as_str()));
-    item.insert("connector".into(), s(&p.config.connector));
-    item.insert("enabled".into(), Av::Bool(p.config.enabled));
+    item.insert(attr::ID.into(), s(&p.id));
+    item.insert(attr::STAGE.into(), s(&p.stage));
+    item.insert(attr::MODE.into(), s(p.config.mode.as_str()));
+    item.insert(attr::CONNECTOR.into(), s(&p.config.connector));
+    item.insert(attr::ENABLED.into(), Av::Bool(p.config.enabled));
     if let Some(k) = &p.config.challenge_key {
-        item.insert("challenge_key".into(), s(k));
+        item.insert(attr::CHALLENGE_KEY.into(), s(k));
     }
     item.insert(
-        "idle_timeout".into(),
+        attr::IDLE_TIMEOUT.into(),
         n(p.config.challenge_idle_timeout.into()),
     );
     item.insert(
-        "check_in".into(),
+        attr::CHECK_IN.into(),
         Av::Bool(p.config.challenge_trigger_check_in),
     );
-    item.insert("redirect".into(), s(&p.redirect));
-    item.insert("status".into(), s(p.status.as_str()));
+    item.insert(attr::REDIRECT.into(), s(&p.redirect));
+    item.insert(attr::STATUS.into(), s(p.status.as_str()));
     if let Some(c) = &p.pending_challenge {
-        item.insert("challenge".into(), s(&c.jws));
-        item.insert("challenge_exp".into(), n(c.exp));
+        item.insert(attr::CHALLENGE.into(), s(&c.jws));
+        item.insert(attr::CHALLENGE_EXP.into(), n(c.exp));
     }
-    item.insert("issued".into(), n(p.challenges_issued.into()));
+    item.insert(attr::ISSUED.into(), n(p.challenges_issued.into()));
     if let Some(d) = &p.device {
-        item.insert("device_id".into(), s(&d.identifier));
-        item.insert("device_name".into(), s(&d.name));
+        item.insert(attr::DEVICE_ID.into(), s(&d.identifier));
+        item.insert(attr::DEVICE_NAME.into(), s(&d.name));
     }
     if let Some(a) = &p.device_auth {
         let json = serde_json::to_string(a)
             .map_err(|_| StoreError::Corrupt("device auth token".into()))?;
-        item.insert("device_auth".into(), s(json));
+        item.insert(attr::DEVICE_AUTH.into(), s(json));
     }
     if let Some(m) = &p.denial {
-        item.insert("denial".into(), s(m));
+        item.insert(attr::DENIAL.into(), s(m));
     }
-    item.insert("created_at".into(), n(p.created_at));
+    item.insert(attr::CREATED_AT.into(), n(p.created_at));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(p.expires_at));
     Ok(item)
 }
 
 pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
-    let stored = get_s(item, "status")?;
+    let stored = get_s(item, attr::STATUS)?;
     let status = [PlanStatus::Pending, PlanStatus::Passed, PlanStatus::Denied]
         .into_iter()
         .find(|s| s.as_str() == stored)
-        .ok_or_else(|| corrupt("status"))?;
-    let mode = get_s(item, "mode")?
+        .ok_or_else(|| corrupt(attr::STATUS))?;
+    let mode = get_s(item, attr::MODE)?
         .parse::<StageMode>()
-        .map_err(|_| corrupt("mode"))?;
-    let pending_challenge = match opt_s(item, "challenge") {
+        .map_err(|_| corrupt(attr::MODE))?;
+    let pending_challenge = match opt_s(item, attr::CHALLENGE) {
         Some(jws) => Some(PendingChallenge {
             jws,
-            exp: get_n(item, "challenge_exp")?,
+            exp: get_n(item, attr::CHALLENGE_EXP)?,
         }),
         None => None,
     };
-    let device = opt_s(item, "device_id").map(|identifier| DeviceRef {
+    let device = opt_s(item, attr::DEVICE_ID).map(|identifier| DeviceRef {
         identifier,
-        name: opt_s(item, "device_name").unwrap_or_default(),
+        name: opt_s(item, attr::DEVICE_NAME).unwrap_or_default(),
     });
-    let device_auth = match opt_s(item, "device_auth") {
-        Some(json) => Some(serde_json::from_str(&json).map_err(|_| corrupt("device_auth"))?),
+    let device_auth = match opt_s(item, attr::DEVICE_AUTH) {
+        Some(json) => Some(serde_json::from_str(&json).map_err(|_| corrupt(attr::DEVICE_AUTH))?),
         None => None,
     };
     let u32_of = |f: &str| get_n(item, f).and_then(|v| u32::try_from(v).map_err(|_| corrupt(f)));
     Ok(Plan {
-        id: get_s(item, "id")?,
-        stage: get_s(item, "stage")?,
+        id: get_s(item, attr::ID)?,
+        stage: get_s(item, attr::STAGE)?,
         config: StageSnapshot {
             mode,
-            connector: get_s(item, "connector")?,
-            enabled: get_bool(item, "enabled")?,
-            challenge_key: opt_s(item, "challenge_key"),
-            challenge_idle_timeout: u32_of("idle_timeout")?,
-            challenge_trigger_check_in: get_bool(item, "check_in")?,
+            connector: get_s(item, attr::CONNECTOR)?,
+            enabled: get_bool(item, attr::ENABLED)?,
+            challenge_key: opt_s(item, attr::CHALLENGE_KEY),
+            challenge_idle_timeout: u32_of(attr::IDLE_TIMEOUT)?,
+            challenge_trigger_check_in: get_bool(item, attr::CHECK_IN)?,
         },
-        redirect: get_s(item, "redirect")?,
+        redirect: get_s(item, attr::REDIRECT)?,
         status,
         pending_challenge,
-        challenges_issued: u32_of("issued")?,
+        challenges_issued: u32_of(attr::ISSUED)?,
         device,
         device_auth,
-        denial: opt_s(item, "denial"),
-        created_at: get_n(item, "created_at")?,
+        denial: opt_s(item, attr::DENIAL),
+        created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: get_n(item, schema::TTL_ATTRIBUTE)?,
     })
 }
 
 pub(super) fn device_from(item: &Item) -> Result<Device, StoreError> {
-    let identifier = get_s(item, "identifier")?;
+    let identifier = get_s(item, attr::IDENTIFIER)?;
     Ok(Device {
         // Devices enrolled before ids existed get a stable id derived from their serial until
         // their next enrollment stores a random one.
-        id: opt_s(item, "device_id").unwrap_or_else(|| legacy_device_id(&identifier)),
+        id: opt_s(item, attr::DEVICE_ID).unwrap_or_else(|| legacy_device_id(&identifier)),
         identifier,
-        name: get_s(item, "name")?,
-        created_at: get_n(item, "created_at")?,
+        name: get_s(item, attr::NAME)?,
+        created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: opt_n(item, schema::TTL_ATTRIBUTE)?,
     })
 }
@@ -120,11 +120,11 @@ pub(super) fn legacy_device_id(identifier: &str) -> String {
 
 pub(super) fn token_from(item: &Item) -> Result<DeviceToken, StoreError> {
     Ok(DeviceToken {
-        id: get_s(item, "token_id")?,
-        device: get_s(item, "device")?,
-        connector: get_s(item, "connector")?,
-        key: Secret::new(get_s(item, "key")?),
-        created_at: get_n(item, "created_at")?,
+        id: get_s(item, attr::TOKEN_ID)?,
+        device: get_s(item, attr::DEVICE)?,
+        connector: get_s(item, attr::CONNECTOR)?,
+        key: Secret::new(get_s(item, attr::KEY)?),
+        created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: opt_n(item, schema::TTL_ATTRIBUTE)?,
     })
 }
@@ -136,7 +136,7 @@ pub(super) fn json_item<T: serde::Serialize>(
 ) -> Result<Item, StoreError> {
     let json = serde_json::to_string(value)
         .map_err(|_| StoreError::Corrupt("unserializable value".into()))?;
-    item.insert("data".into(), s(json));
+    item.insert(attr::DATA.into(), s(json));
     if let Some(k) = kind {
         item.insert(schema::KIND.into(), s(k));
     }
@@ -144,7 +144,7 @@ pub(super) fn json_item<T: serde::Serialize>(
 }
 
 pub(super) fn json_from<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    serde_json::from_str(&get_s(item, "data")?).map_err(|_| corrupt("data"))
+    serde_json::from_str(&get_s(item, attr::DATA)?).map_err(|_| corrupt(attr::DATA))
 }
 
 pub(super) fn sk_of(item: &Item) -> &str {

@@ -39,9 +39,9 @@ impl DeviceStore for DynamoStore {
             return Ok(None);
         };
         let t = TokenRef {
-            token_id: get_s(&item, "token_id")?,
-            device: get_s(&item, "device")?,
-            connector: get_s(&item, "connector")?,
+            token_id: get_s(&item, attr::TOKEN_ID)?,
+            device: get_s(&item, attr::DEVICE)?,
+            connector: get_s(&item, attr::CONNECTOR)?,
             expires_at: opt_n(&item, schema::TTL_ATTRIBUTE)?,
         };
         Ok((!is_expired(t.expires_at, now)).then_some(t))
@@ -83,7 +83,7 @@ impl DeviceStore for DynamoStore {
         for _ in 0..8 {
             let items = self.partition("Query device (enroll)", &pk).await?;
             let version = match items.iter().find(|i| sk_of(i) == conn_sk) {
-                Some(i) => Some(get_n(i, "version")?),
+                Some(i) => Some(get_n(i, attr::VERSION)?),
                 None => None,
             };
             let old: Vec<&Item> = items
@@ -93,12 +93,12 @@ impl DeviceStore for DynamoStore {
             let mut actions = Vec::with_capacity(4 + 2 * old.len());
 
             let mut conn = key(pk.clone(), conn_sk.clone());
-            conn.insert("version".into(), n(version.unwrap_or(0) + 1));
+            conn.insert(attr::VERSION.into(), n(version.unwrap_or(0) + 1));
             let mut put = Put::builder().table_name(&self.table).set_item(Some(conn));
             put = match version {
                 Some(v) => put
                     .condition_expression("#v = :v")
-                    .expression_attribute_names("#v", "version")
+                    .expression_attribute_names("#v", attr::VERSION)
                     .expression_attribute_values(":v", n(v)),
                 None => put
                     .condition_expression("attribute_not_exists(#pk)")
@@ -117,11 +117,11 @@ impl DeviceStore for DynamoStore {
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(device_key(&device.identifier)))
-                .expression_attribute_names("#id", "identifier")
-                .expression_attribute_names("#uuid", "device_id")
-                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#id", attr::IDENTIFIER)
+                .expression_attribute_names("#uuid", attr::DEVICE_ID)
+                .expression_attribute_names("#name", attr::NAME)
                 .expression_attribute_names("#kind", schema::KIND)
-                .expression_attribute_names("#created", "created_at")
+                .expression_attribute_names("#created", attr::CREATED_AT)
                 .expression_attribute_values(":id", s(&device.identifier))
                 .expression_attribute_values(":uuid", s(&device.id))
                 .expression_attribute_values(":name", s(&device.name))
@@ -142,18 +142,18 @@ impl DeviceStore for DynamoStore {
             actions.extend(self.token_deletions(&pk, &old)?);
 
             let mut t = key(pk.clone(), token_sk(&token.connector, &token.id));
-            t.insert("token_id".into(), s(&token.id));
-            t.insert("device".into(), s(&token.device));
-            t.insert("connector".into(), s(&token.connector));
-            t.insert("key".into(), s(token.key.expose()));
-            t.insert("created_at".into(), n(token.created_at));
+            t.insert(attr::TOKEN_ID.into(), s(&token.id));
+            t.insert(attr::DEVICE.into(), s(&token.device));
+            t.insert(attr::CONNECTOR.into(), s(&token.connector));
+            t.insert(attr::KEY.into(), s(token.key.expose()));
+            t.insert(attr::CREATED_AT.into(), n(token.created_at));
             put_opt_n(&mut t, schema::TTL_ATTRIBUTE, token.expires_at);
             actions.push(self.put_action(t)?);
 
             let mut idx = token_index_key(&token.key.sha256_hex());
-            idx.insert("token_id".into(), s(&token.id));
-            idx.insert("device".into(), s(&token.device));
-            idx.insert("connector".into(), s(&token.connector));
+            idx.insert(attr::TOKEN_ID.into(), s(&token.id));
+            idx.insert(attr::DEVICE.into(), s(&token.device));
+            idx.insert(attr::CONNECTOR.into(), s(&token.connector));
             put_opt_n(&mut idx, schema::TTL_ATTRIBUTE, token.expires_at);
             actions.push(self.put_action(idx)?);
 
@@ -196,14 +196,14 @@ impl DeviceStore for DynamoStore {
 
     async fn put_facts(&self, f: &FactsSnapshot) -> Result<(), StoreError> {
         let mut item = key(facts_pk(&f.device), facts_sk(&f.connector));
-        item.insert("device".into(), s(&f.device));
-        item.insert("connector".into(), s(&f.connector));
+        item.insert(attr::DEVICE.into(), s(&f.device));
+        item.insert(attr::CONNECTOR.into(), s(&f.connector));
         item.insert(
-            "facts_deflate".into(),
+            attr::FACTS_DEFLATE.into(),
             Av::B(aws_smithy_types::Blob::new(f.facts_deflate.clone())),
         );
-        item.insert("truncated".into(), Av::Bool(f.truncated));
-        item.insert("created_at".into(), n(f.created_at));
+        item.insert(attr::TRUNCATED.into(), Av::Bool(f.truncated));
+        item.insert(attr::CREATED_AT.into(), n(f.created_at));
         item.insert(schema::TTL_ATTRIBUTE.into(), n(f.expires_at));
         self.put("PutItem facts", item).await
     }
@@ -216,19 +216,19 @@ impl DeviceStore for DynamoStore {
         let mut latest: Option<FactsSnapshot> = None;
         for item in self.partition("Query facts", &facts_pk(identifier)).await? {
             let f = FactsSnapshot {
-                device: get_s(&item, "device")?,
-                connector: get_s(&item, "connector")?,
+                device: get_s(&item, attr::DEVICE)?,
+                connector: get_s(&item, attr::CONNECTOR)?,
                 facts_deflate: item
-                    .get("facts_deflate")
+                    .get(attr::FACTS_DEFLATE)
                     .and_then(|v| v.as_b().ok())
                     .map(|b| b.clone().into_inner())
-                    .ok_or_else(|| corrupt("facts_deflate"))?,
+                    .ok_or_else(|| corrupt(attr::FACTS_DEFLATE))?,
                 truncated: item
-                    .get("truncated")
+                    .get(attr::TRUNCATED)
                     .and_then(|v| v.as_bool().ok())
                     .copied()
                     .unwrap_or(false),
-                created_at: get_n(&item, "created_at")?,
+                created_at: get_n(&item, attr::CREATED_AT)?,
                 expires_at: get_n(&item, schema::TTL_ATTRIBUTE)?,
             };
             if f.expires_at > now && latest.as_ref().is_none_or(|l| f.created_at > l.created_at) {

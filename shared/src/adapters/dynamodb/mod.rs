@@ -313,7 +313,7 @@ impl DynamoStore {
         for t in tokens {
             let sk = get_s(t, schema::SK)?;
             actions.push(self.delete_action(key(pk.to_string(), sk))?);
-            if let Some(k) = opt_s(t, "key") {
+            if let Some(k) = opt_s(t, attr::KEY) {
                 actions.push(self.delete_action(token_index_key(&Secret::new(k).sha256_hex()))?);
             }
         }

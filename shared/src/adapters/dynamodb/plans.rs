@@ -50,8 +50,8 @@ impl PlanStore for DynamoStore {
                 "attribute_exists(#pk) AND #status = :pending AND #exp > :now AND #issued < :max",
             )
             .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_names("#issued", "issued")
-            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#issued", attr::ISSUED)
+            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(max.into()))
@@ -104,9 +104,9 @@ impl PlanStore for DynamoStore {
             .update_expression("SET #ch = :ch, #chexp = :chexp")
             .condition_expression("attribute_exists(#pk) AND #status = :pending AND #exp > :now")
             .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_names("#ch", "challenge")
-            .expression_attribute_names("#chexp", "challenge_exp")
-            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#ch", attr::CHALLENGE)
+            .expression_attribute_names("#chexp", attr::CHALLENGE_EXP)
+            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
             .expression_attribute_values(":ch", s(&challenge.jws))
             .expression_attribute_values(":chexp", n(challenge.exp))
@@ -134,10 +134,10 @@ impl PlanStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(plan_key(id)))
             .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
-            .expression_attribute_names("#ch", "challenge")
-            .expression_attribute_names("#chexp", "challenge_exp")
+            .expression_attribute_names("#ch", attr::CHALLENGE)
+            .expression_attribute_names("#chexp", attr::CHALLENGE_EXP)
             .expression_attribute_values(":pending", s(PlanStatus::Pending.as_str()))
             .expression_attribute_values(":now", n(now));
         let mut condition =
@@ -152,8 +152,8 @@ impl PlanStore for DynamoStore {
                 match device {
                     Some(d) => {
                         req = req
-                            .expression_attribute_names("#did", "device_id")
-                            .expression_attribute_names("#dname", "device_name")
+                            .expression_attribute_names("#did", attr::DEVICE_ID)
+                            .expression_attribute_names("#dname", attr::DEVICE_NAME)
                             .expression_attribute_values(":did", s(&d.identifier))
                             .expression_attribute_values(":dname", s(&d.name));
                         "SET #status = :final, #did = :did, #dname = :dname REMOVE #ch, #chexp"
@@ -163,7 +163,7 @@ impl PlanStore for DynamoStore {
             }
             Finish::Denied(message) => {
                 req = req
-                    .expression_attribute_names("#denial", "denial")
+                    .expression_attribute_names("#denial", attr::DENIAL)
                     .expression_attribute_values(":final", s(PlanStatus::Denied.as_str()))
                     .expression_attribute_values(":denial", s(message));
                 "SET #status = :final, #denial = :denial REMOVE #ch, #chexp"

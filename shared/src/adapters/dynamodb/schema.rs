@@ -66,3 +66,34 @@ pub(crate) fn facts_pk(identifier: &str) -> String {
 pub(crate) fn facts_sk(connector: &str) -> String {
     format!("SNAPSHOT#{connector}")
 }
+
+/// Every attribute name the items use besides the keys (written here and nowhere else).
+pub mod attr {
+    pub const CHALLENGE: &str = "challenge";
+    pub const CHALLENGE_EXP: &str = "challenge_exp";
+    pub const CHALLENGE_KEY: &str = "challenge_key";
+    pub const CHECK_IN: &str = "check_in";
+    pub const CONNECTOR: &str = "connector";
+    pub const CREATED_AT: &str = "created_at";
+    pub const DATA: &str = "data";
+    pub const DENIAL: &str = "denial";
+    pub const DEVICE: &str = "device";
+    pub const DEVICE_AUTH: &str = "device_auth";
+    pub const DEVICE_ID: &str = "device_id";
+    pub const DEVICE_NAME: &str = "device_name";
+    pub const ENABLED: &str = "enabled";
+    pub const FACTS_DEFLATE: &str = "facts_deflate";
+    pub const ID: &str = "id";
+    pub const IDENTIFIER: &str = "identifier";
+    pub const IDLE_TIMEOUT: &str = "idle_timeout";
+    pub const ISSUED: &str = "issued";
+    pub const KEY: &str = "key";
+    pub const MODE: &str = "mode";
+    pub const NAME: &str = "name";
+    pub const REDIRECT: &str = "redirect";
+    pub const STAGE: &str = "stage";
+    pub const STATUS: &str = "status";
+    pub const TOKEN_ID: &str = "token_id";
+    pub const TRUNCATED: &str = "truncated";
+    pub const VERSION: &str = "version";
+}
