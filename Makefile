@@ -17,7 +17,7 @@ test:
 ## The long suites (CI runs them too): property tests with 20,000 cases each, and schema
 ## fuzzing of openapi.yaml (schemathesis) against the local stack.
 test-long: venv
-	PROPTEST_CASES=20000 $(CARGO) test -p endpoint-core --test no_panic --locked
+	PROPTEST_CASES=20000 $(CARGO) test --workspace --all-features --locked --test no_panic
 	scripts/stack.sh test -- scripts/fuzz-api.sh
 
 ## The whole stack locally, with a demo key, connector, stage and enrollment token printed.
