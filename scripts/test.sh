@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # `make test`: every check and test, saying what each step does and how long it took. The Python
-# tools (./.venv) and Chromium install in the background, and clippy (check artifacts, in its own
-# target directory) runs beside the build of the workspace, so a fresh clone keeps both cores busy.
+# tools (./.venv) and Chromium install in the background while clippy compiles, so a fresh clone
+# does not wait for them one after the other.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 mkdir -p target/setup
 started=$SECONDS
 step() { echo "make test [$((SECONDS - started))s]: $*" >&2; }
-pids=()
-# Whatever fails below, the background steps finish first (an interrupted apt-get or pip leaves
-# a mess).
+
+step "installing the Python tools (.venv) and Chromium in the background (first run: about a minute)"
+scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
+scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!
+# Whatever fails below, the installs finish first (an interrupted apt-get or pip leaves a mess).
 trap 'wait 2>/dev/null || true' EXIT
 wait_for() {
   local pid=$1 what=$2 log=$3
@@ -19,15 +21,8 @@ wait_for() {
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
-step "in the background: the Python tools (.venv), Chromium, and clippy on every target (first run: about a minute, and 3 minutes of compiling)"
-scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
-scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!
-CARGO_TARGET_DIR="$root/target/clippy" cargo clippy --workspace --all-targets --all-features --locked -- -D warnings \
-  >target/setup/clippy.log 2>&1 & clippy_pid=$!
-step "building the workspace and its tests once, for the stack and the tests (first run: about 3 minutes)"
-cargo build -q --workspace --all-features --lib --bins --tests --locked
-wait_for "$clippy_pid" "clippy (warnings are errors)" target/setup/clippy.log
-step "clippy: clean"
+step "clippy on every target, warnings as errors (first run: about 3 minutes of compiling)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "the core's import graph (scripts/layers.py)"
 python3 scripts/layers.py >/dev/null
 wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
@@ -36,6 +31,6 @@ step "the SAM template (cfn-lint, sam validate --lint) and the routes (scripts/c
 SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
 .venv/bin/python scripts/check-api.py
 wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-step "the local stack, then every test against it"
+step "the local stack, then every test against it (first run: about 4 minutes of compiling)"
 scripts/stack.sh test -- scripts/run-tests.sh
 step "all passed"

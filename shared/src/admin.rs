@@ -25,7 +25,7 @@ pub const DEFAULT_ROTATION_GRACE: i64 = 7 * 86_400;
 fn check_name(what: &str, value: &str) -> Result<(), CoreError> {
     if !is_device_identifier(value) {
         return Err(CoreError::BadRequest(format!(
-            "{what} must be 1 to {MAX_NAME_LEN} characters without control characters"
+            "{what} must be 1 to {MAX_NAME_LEN} characters, without control characters or invisible formatting characters (bidirectional overrides, zero-width characters)"
         )));
     }
     Ok(())

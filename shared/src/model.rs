@@ -48,13 +48,33 @@ impl std::str::FromStr for StageMode {
 /// Longest device identifier (serial) or device name, in characters.
 pub const MAX_DEVICE_IDENTIFIER_CHARS: usize = 256;
 
-/// The one rule for device identifiers (hardware serials), used by enrollment, check-in, the
-/// admin CLI and the response path: 1 to 256 characters, no control characters, anything else
-/// allowed. Real serials have spaces (`VMware-56 4d 1a ...`), dots and non-ASCII letters.
+/// The one rule for device identifiers (hardware serials) and device names, used by
+/// enrollment, check-in, the admin CLI and the response path: 1 to 256 characters, no control
+/// characters, and none of the invisible characters that make a text read differently from
+/// what it is (bidirectional overrides and isolates, zero-width characters, the byte-order
+/// mark): relying parties show these values to people. Anything else is allowed: real serials
+/// have spaces (`VMware-56 4d 1a ...`), dots and non-ASCII letters.
 pub fn is_device_identifier(value: &str) -> bool {
     !value.is_empty()
         && value.chars().count() <= MAX_DEVICE_IDENTIFIER_CHARS
-        && !value.chars().any(char::is_control)
+        && !value
+            .chars()
+            .any(|c| c.is_control() || is_deceptive_format_char(c))
+}
+
+/// Bidirectional controls (U+061C, U+200E-200F, U+202A-202E, U+2066-2069), zero-width and
+/// invisible characters (U+180E, U+200B-200D, U+2060-2064) and the byte-order mark (U+FEFF).
+fn is_deceptive_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// An enrolled device. `identifier` is the hardware serial reported at enrollment; `id` is the
@@ -389,7 +409,20 @@ mod tests {
         }
         // 256 characters of 3 bytes each is still within the rule (characters, not bytes).
         assert!(is_device_identifier(&"東".repeat(256)));
-        for bad in ["", "a\nb", "tab\there", "nul\0", "del\u{7f}", "c1\u{85}"] {
+        for bad in [
+            "",
+            "a\nb",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{85}",
+            // Right-to-left override: "laptop\u{202E}exe.rcs" reads as "laptopscr.exe".
+            "laptop\u{202E}exe.rcs",
+            "zero\u{200B}width",
+            "joiner\u{200D}x",
+            "isolate\u{2066}x\u{2069}",
+            "bom\u{FEFF}",
+        ] {
             assert!(!is_device_identifier(bad), "{bad:?}");
         }
         assert!(!is_device_identifier(&"a".repeat(257)));

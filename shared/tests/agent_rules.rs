@@ -143,9 +143,18 @@ async fn real_world_serials_pass_the_stage_and_control_characters_are_refused() 
             Some(serial.to_string())
         );
     }
-    for bad in ["", "a\nb", "nul\0", &"x".repeat(257)] {
+    for bad in [
+        "",
+        "a\nb",
+        "nul\0",
+        "laptop\u{202E}exe.rcs",
+        "zero\u{200B}width",
+        &"x".repeat(257),
+    ] {
         let r = admin::enroll_device(&fx.store, &fx.clock, &fx.rng, &c.id, bad, "h").await;
         assert!(matches!(r, Err(CoreError::BadRequest(_))), "{bad:?}");
+        let r = admin::enroll_device(&fx.store, &fx.clock, &fx.rng, &c.id, "ok", bad).await;
+        assert!(matches!(r, Err(CoreError::BadRequest(_))), "name {bad:?}");
     }
 }
 

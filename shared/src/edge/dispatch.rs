@@ -63,7 +63,13 @@ pub fn no_route() -> (Reply, &'static str) {
     )
 }
 
-/// A core error as a reply and a log label, both from the one table ([`error_class`]).
+/// A core error as a reply and a log label, both from the one table ([`error_class`]). For a
+/// 5xx, the detail the public message leaves out is logged here (core error messages never
+/// carry a secret).
 pub fn failed(e: &CoreError) -> (Reply, &'static str) {
-    (error_reply(e), error_class(e).label)
+    let class = error_class(e);
+    if class.status >= 500 {
+        tracing::warn!(label = class.label, detail = %e, "request failed");
+    }
+    (error_reply(e), class.label)
 }

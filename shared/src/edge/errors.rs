@@ -6,6 +6,9 @@ use serde_json::json;
 use super::reply::{Reply, RETRY_AFTER_SECS};
 use crate::error::CoreError;
 
+/// The only message a 503 answers: no internal state (which dependency, which key) leaks.
+pub const UNAVAILABLE_MESSAGE: &str = "The service is unavailable right now; try again shortly.";
+
 /// How a core error leaves a function: status, the contract's `error` code, and log label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorClass {
@@ -40,6 +43,8 @@ pub fn error_reply(error: &CoreError) -> Reply {
     let class = error_class(error);
     let message = match error {
         CoreError::NotFound(what) => format!("The {what} does not exist or has expired."),
+        // What is down stays in the log line (`edge::failed`), never in a public body.
+        CoreError::Unavailable(_) | CoreError::LostRace => UNAVAILABLE_MESSAGE.to_string(),
         other => other.to_string(),
     };
     Reply {
