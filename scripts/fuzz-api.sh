@@ -8,6 +8,11 @@
 # left out because it sends raw non-UTF-8 bytes as `application/json` bodies, which
 # `cargo lambda watch` itself rejects with its own 500 before any function runs (API Gateway does
 # not); how the functions treat such bodies is tested in tests/tests/hostile.rs.
+#
+# `GET /v1/stage.js` is left out: it takes no input at all (a static module), so there is
+# nothing to fuzz, and `cargo lambda watch` intermittently answers that ~10 KB response with
+# its own 500 before the function's answer reaches the client (the function logs 200). The
+# module is tested by the fn-web unit tests and, as a browser loads it, by tests/browser.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${ENDPOINT_API:?run through scripts/stack.sh test}"
@@ -23,6 +28,7 @@ run() {
     --workers 2 \
     --seed "${FUZZ_SEED:-20261127}" \
     --warnings off \
+    --exclude-path /v1/stage.js \
     "$@"
 }
 run --phases examples,coverage --mode all
