@@ -2,7 +2,7 @@
 
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
-use endpoint_core::edge::{jwks_body, Reply};
+use endpoint_core::edge::{to_body, Reply};
 use endpoint_core::ports::{ChallengeSigner, Directory};
 use endpoint_core::stage;
 use lambda_http::Request;
@@ -20,7 +20,7 @@ impl<S: Directory, K: ChallengeSigner> App<S, K> {
             Err(reply) => return *reply,
         };
         match stage::connector_jwks(&self.store, &self.signer, &self.base.clock, v[0]).await {
-            Ok(jwks) => (Reply::ok(jwks_body(&jwks)), "jwks"),
+            Ok(jwks) => (Reply::ok(to_body(&jwks)), "jwks"),
             Err(e) => failed(&e),
         }
     }

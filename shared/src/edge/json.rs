@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use super::reply::MAX_BODY;
 use crate::error::CoreError;
 use crate::model::Plan;
-use crate::protocol::jwk::Jwks;
 use crate::stage::{Outcome, PlanCreated, MSG_INVALID_RESPONSE};
 
 /// The flow outcome's JSON (always status 200).
@@ -126,10 +125,6 @@ pub fn plan_body(plan: &Plan) -> Value {
     })
 }
 
-pub fn jwks_body(jwks: &Jwks) -> Value {
-    serde_json::to_value(jwks).expect("a JWKS of strings serializes")
-}
-
 /// `enroll/`'s answer (the reference's `AgentTokenResponse`).
 pub fn enrolled_body(enrolled: &crate::agent::Enrolled) -> Value {
     json!({"token": enrolled.token.expose(), "expires_in": enrolled.expires_in})
@@ -140,7 +135,7 @@ pub fn interactive_auth_body(auth: &crate::agent::InteractiveAuth, base_url: &st
     json!({"url": format!("{base_url}{}", super::routes::EXECUTOR_GET.path(&[&auth.plan]))})
 }
 
-/// A serializable answer of the domain (`AgentConfig`, `CurrentBrand`) as JSON.
+/// A serializable answer of the domain (`Jwks`, `AgentConfig`, `CurrentBrand`) as JSON.
 pub fn to_body<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("answers of strings, numbers, lists and maps serialize")
 }
