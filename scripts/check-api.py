@@ -11,20 +11,9 @@ import tomllib
 import yaml
 from openapi_spec_validator import validate
 
-
-class CfnLoader(yaml.SafeLoader):
-    pass
+import cfn_yaml
 
 
-def _tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
-
-
-CfnLoader.add_multi_constructor("!", _tag)
 
 
 def norm(path):
@@ -37,7 +26,7 @@ def main():
     validate(spec)
     openapi = {(m.upper(), norm(p)) for p, ops in spec["paths"].items() for m in ops if m in ("get", "post", "put", "delete", "patch")}
 
-    template = yaml.load(open("template.yaml"), Loader=CfnLoader)
+    template = cfn_yaml.load("template.yaml")
     deployed = {}
     for res in template["Resources"].values():
         if res.get("Type") != "AWS::Serverless::Function":

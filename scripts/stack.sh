@@ -40,7 +40,9 @@ export PUBLIC_BASE_URL="$ENDPOINT_API"
 # which `cargo lambda watch` serves on the same port.
 export AWS_ENDPOINT_URL_LAMBDA="$ENDPOINT_API"
 export CHALLENGE_FUNCTION_NAME=challenge
-export LOG_LEVEL="${LOG_LEVEL:-info}"
+# Tests run the functions at trace: the secrets-in-logs suite then proves that no level prints
+# a token, key, challenge, response, raw event or SDK body.
+if [ "$mode" = test ]; then export LOG_LEVEL="${LOG_LEVEL:-trace}"; else export LOG_LEVEL="${LOG_LEVEL:-info}"; fi
 
 # The functions run from one build of the whole workspace, with the same features and into the
 # same target/ as the tests, so every dependency compiles once for both. `cargo lambda watch
@@ -62,6 +64,9 @@ fi
 bin="$CARGO_TARGET_DIR/$profile"
 
 admin="$bin/endpoint-admin"
+# The symmetric key that seals device token keys (deployed: the stack's SealingKey); init
+# creates the table and its data key.
+export SEALING_KEY_ID="${SEALING_KEY_ID:-$("$admin" key create-sealing)}"
 "$admin" init >/dev/null
 
 logdir="$root/target/stack-logs"; mkdir -p "$logdir"
@@ -148,7 +153,7 @@ endpoint-stage is running locally.
   enrollment token: $enrollment
 
 In another shell:
-  export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true TABLE_NAME=$TABLE_NAME
+  export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true TABLE_NAME=$TABLE_NAME SEALING_KEY_ID=$SEALING_KEY_ID
   export PATH=$bin:\$PATH
   endpoint-agent enroll --server $ENDPOINT_API --token $enrollment --serial DEMO-SERIAL --name demo-laptop
   plan=\$(curl -s -X POST $ENDPOINT_API/v1/plans -d '{"stage":"$stage","redirect":"/welcome"}' | sed 's/.*"plan":"\\([^"]*\\)".*/\\1/')

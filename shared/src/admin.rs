@@ -57,6 +57,7 @@ pub struct NewConnector {
     pub challenge_key: Option<String>,
     pub idle_timeout: Option<u32>,
     pub trigger_check_in: bool,
+    pub reenroll: ReenrollPolicy,
 }
 
 pub async fn create_connector<D: Directory, C: Clock + ?Sized, R: Random + ?Sized>(
@@ -71,6 +72,7 @@ pub async fn create_connector<D: Directory, C: Clock + ?Sized, R: Random + ?Size
     c.challenge_key_since = new.challenge_key.as_ref().map(|_| now);
     c.challenge_key = new.challenge_key;
     c.challenge_trigger_check_in = new.trigger_check_in;
+    c.reenroll = new.reenroll;
     if let Some(t) = new.idle_timeout {
         c.challenge_idle_timeout = t;
     }
@@ -219,58 +221,181 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
     Ok(stage)
 }
 
+/// How long an enrollment token lives unless the operator says otherwise.
+pub const DEFAULT_ENROLLMENT_TOKEN_LIFETIME: i64 = 7 * 86_400;
+/// How long `device allow-reenroll` allows a re-enrollment unless told otherwise.
+pub const DEFAULT_REENROLL_WINDOW: i64 = 3600;
+/// The longest re-enrollment window an operator may give.
+pub const MAX_REENROLL_WINDOW: i64 = 30 * 86_400;
+
+/// Settings of a new enrollment token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEnrollmentToken {
+    pub connector: String,
+    pub name: String,
+    /// Seconds it lives; `None` only for an explicit `--expires never`.
+    pub lifetime: Option<i64>,
+    pub max_uses: Option<u32>,
+    /// The one serial it may enroll.
+    pub serial: Option<String>,
+}
+
 /// Creates an enrollment token; returns it with its key, which is stored only as a hash.
-pub async fn create_enrollment_token<D, E, C, R>(
-    dir: &D,
-    store: &E,
+pub async fn create_enrollment_token<S, C, R>(
+    store: &S,
     clock: &C,
     rng: &R,
-    connector_id: &str,
-    name: &str,
-    lifetime: Option<i64>,
+    new: NewEnrollmentToken,
 ) -> Result<(EnrollmentToken, Secret), CoreError>
 where
-    D: Directory,
-    E: EnrollmentStore,
+    S: Directory + EnrollmentStore,
     C: Clock + ?Sized,
     R: Random + ?Sized,
 {
-    check_name("name", name)?;
-    connector(dir, connector_id).await?;
+    check_name("name", &new.name)?;
+    if let Some(serial) = &new.serial {
+        check_name("serial", serial)?;
+    }
+    if new.max_uses == Some(0) {
+        return Err(CoreError::BadRequest("max uses must be at least 1".into()));
+    }
+    if new.lifetime.is_some_and(|l| l <= 0) {
+        return Err(CoreError::BadRequest(
+            "the lifetime must be positive (or never)".into(),
+        ));
+    }
+    connector(store, &new.connector).await?;
+    let now = clock.now();
     let key = Secret::new(random_alnum(rng, ENROLLMENT_TOKEN_LEN));
     let token = EnrollmentToken {
         id: random_id(rng, 12),
         key_sha256: key.sha256_hex(),
-        connector: connector_id.to_string(),
-        name: name.to_string(),
-        expires_at: lifetime.map(|l| clock.now() + l),
+        connector: new.connector,
+        name: new.name,
+        expires_at: new.lifetime.map(|l| now + l),
+        created_at: Some(now),
+        max_uses: new.max_uses,
+        serial: new.serial,
+        uses: 0,
+        last_used_at: None,
+        revoked_at: None,
     };
     store.put_enrollment_token(&token).await?;
     Ok((token, key))
 }
 
-/// Enrolls (or re-enrolls) a device on a connector: every older token of the connection is
-/// deleted and a new device token key is returned. An existing device keeps its id, name and
-/// expiry, as on the reference; only the connection's tokens are replaced.
-pub async fn enroll_device<Dv, C, R>(
-    devices: &Dv,
+/// An enrollment token with the enrollments it made (never its key: only its hash is stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollmentTokenDetails {
+    pub token: EnrollmentToken,
+    pub enrolled: Vec<TokenUse>,
+}
+
+/// Every enrollment token, of one connector if given, newest first.
+pub async fn list_enrollment_tokens<E: EnrollmentStore>(
+    store: &E,
+    connector: Option<&str>,
+) -> Result<Vec<EnrollmentToken>, CoreError> {
+    let mut tokens: Vec<EnrollmentToken> = store
+        .list_enrollment_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| connector.is_none_or(|c| t.connector == c))
+        .collect();
+    tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    Ok(tokens)
+}
+
+async fn enrollment_token_by_id<E: EnrollmentStore>(
+    store: &E,
+    id: &str,
+) -> Result<EnrollmentToken, CoreError> {
+    store
+        .list_enrollment_tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| CoreError::NotFound(format!("enrollment token {id}")))
+}
+
+/// One enrollment token by its id, with the serials it enrolled.
+pub async fn show_enrollment_token<E: EnrollmentStore>(
+    store: &E,
+    id: &str,
+) -> Result<EnrollmentTokenDetails, CoreError> {
+    let token = enrollment_token_by_id(store, id).await?;
+    let enrolled = store.enrollment_token_uses(&token.key_sha256).await?;
+    Ok(EnrollmentTokenDetails { token, enrolled })
+}
+
+/// Revokes an enrollment token: it enrolls nothing from now on (devices it enrolled keep
+/// their device tokens; revoke those with `device revoke-tokens`).
+pub async fn revoke_enrollment_token<E: EnrollmentStore, C: Clock + ?Sized>(
+    store: &E,
     clock: &C,
+    id: &str,
+) -> Result<EnrollmentToken, CoreError> {
+    let token = enrollment_token_by_id(store, id).await?;
+    if !store
+        .revoke_enrollment_token(&token.key_sha256, clock.now())
+        .await?
+    {
+        return Err(CoreError::NotFound(format!("enrollment token {id}")));
+    }
+    enrollment_token_by_id(store, id).await
+}
+
+/// Sets a connector's re-enrollment policy.
+pub async fn set_reenroll<D: Directory>(
+    dir: &D,
+    id: &str,
+    policy: ReenrollPolicy,
+) -> Result<Connector, CoreError> {
+    let mut c = connector(dir, id).await?;
+    c.reenroll = policy;
+    dir.put_connector(&c).await?;
+    Ok(c)
+}
+
+/// Allows one re-enrollment of `serial` on the connector for `window` seconds; returns until
+/// when.
+pub async fn allow_reenroll<S, C>(
+    store: &S,
+    clock: &C,
+    connector_id: &str,
+    serial: &str,
+    window: i64,
+) -> Result<UnixTime, CoreError>
+where
+    S: Directory + DeviceStore,
+    C: Clock + ?Sized,
+{
+    check_name("serial", serial)?;
+    if !(1..=MAX_REENROLL_WINDOW).contains(&window) {
+        return Err(CoreError::BadRequest(format!(
+            "the window must be between 1 second and {} days",
+            MAX_REENROLL_WINDOW / 86_400
+        )));
+    }
+    connector(store, connector_id).await?;
+    let until = clock.now() + window;
+    store.allow_reenroll(serial, connector_id, until).await?;
+    Ok(until)
+}
+
+/// A new device (kept by the store if it exists: its id is assigned at first enrollment) and
+/// its new token for the connector, with the token's key.
+pub fn new_enrollment<R: Random + ?Sized>(
     rng: &R,
+    now: UnixTime,
     connector_id: &str,
     serial: &str,
     name: &str,
-) -> Result<(DeviceToken, Secret), CoreError>
-where
-    Dv: DeviceStore,
-    C: Clock + ?Sized,
-    R: Random + ?Sized,
-{
+) -> Result<(Device, DeviceToken, Secret), CoreError> {
     check_name("serial", serial)?;
     check_name("name", name)?;
-    let now = clock.now();
     let key = Secret::new(random_alnum(rng, DEVICE_TOKEN_LEN));
     let device = Device {
-        // Kept by the store if the device exists: the id is assigned at first enrollment.
         id: random_uuid(rng),
         identifier: serial.to_string(),
         name: name.to_string(),
@@ -285,8 +410,41 @@ where
         created_at: now,
         expires_at: None,
     };
-    devices.enroll(&device, &token).await?;
-    Ok((token, key))
+    Ok((device, token, key))
+}
+
+/// An operator enrolls (or re-enrolls) a device on a connector: every older token of the
+/// connection is deleted and a new device token key is returned. An existing device keeps its
+/// id, name and expiry, as on the reference; only the connection's tokens are replaced.
+pub async fn enroll_device<S, C, R>(
+    store: &S,
+    clock: &C,
+    rng: &R,
+    connector_id: &str,
+    serial: &str,
+    name: &str,
+) -> Result<(DeviceToken, Secret), CoreError>
+where
+    S: Directory + DeviceStore,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
+{
+    connector(store, connector_id).await?;
+    let now = clock.now();
+    let (device, token, key) = new_enrollment(rng, now, connector_id, serial, name)?;
+    let grant = EnrollGrant {
+        reenroll: None,
+        enrollment_token: None,
+        now,
+        audit: None,
+    };
+    match store.enroll(&device, &token, &grant).await? {
+        EnrollOutcome::Enrolled { .. } => Ok((token, key)),
+        // Neither can happen without a policy or an enrollment token.
+        EnrollOutcome::NeedsApproval | EnrollOutcome::TokenRefused => Err(CoreError::Conflict(
+            "the enrollment was refused by the store".into(),
+        )),
+    }
 }
 
 /// A random (version 4) UUID, as the reference's device primary keys.

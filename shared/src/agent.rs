@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::admin;
+use crate::audit::{device_actor, AuditKind};
 use crate::error::CoreError;
 use crate::facts;
 use crate::model::*;
@@ -193,37 +194,114 @@ async fn enabled_connector<D: Directory>(dir: &D, id: &str) -> Result<Connector,
     }
 }
 
-/// `POST enroll/`: creates the device if new, replaces the connection's tokens, returns the new
-/// device token key. Nothing is written for an unknown or expired token or a disabled connector.
-/// `request` is the parsed body, or why it could not be parsed: the credentials are checked
-/// first, as on the reference.
+/// `POST enroll/`: creates the device if new, replaces the connection's token if the
+/// connector's re-enrollment policy allows it, returns the new device token key. Nothing is
+/// written for an unknown, expired, revoked or used-up token or a disabled connector; every
+/// refusal and every enrollment is audited. `request` is the parsed body, or why it could not
+/// be parsed: the credentials are checked first, as on the reference.
 pub async fn enroll<S: Store>(
     store: &S,
-    clock: &dyn Clock,
-    rng: &dyn Random,
+    env: &Env<'_>,
     authorization: Option<&str>,
     request: Result<EnrollRequest, CoreError>,
 ) -> Result<Enrolled, CoreError> {
     let key = bearer(authorization, "Bearer")?;
+    let hash = sha256_hex(key.as_bytes());
+    let token = store.enrollment_token_by_hash(&hash).await?;
     let request = request?;
-    let token = store
-        .enrollment_token_by_hash(&sha256_hex(key.as_bytes()), clock.now())
-        .await?
-        .ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
-    let connector = enabled_connector(store, &token.connector).await?;
-    let (_, device_key) = admin::enroll_device(
-        store,
-        clock,
-        rng,
-        &connector.id,
-        &request.device_serial,
-        &request.device_name,
-    )
-    .await?;
-    Ok(Enrolled {
-        token: device_key,
-        expires_in: 0,
-    })
+    let serial = request.device_serial.as_str();
+    let now = env.clock.now();
+    let refused = |reason: &str, connector: Option<&str>| {
+        let mut e = env
+            .audit(AuditKind::EnrollmentRefused, device_actor(serial))
+            .reason(reason);
+        if let Some(c) = connector {
+            e = e.connector(c);
+        }
+        // The serial is what the caller claimed; keep it only if it is a valid identifier.
+        if is_device_identifier(serial) {
+            e = e.device(serial);
+        }
+        e
+    };
+    let token = match token {
+        None => {
+            record_audit(store, &refused(TokenRefusal::Unknown.as_str(), None)).await;
+            return Err(CoreError::Forbidden(FORBIDDEN.into()));
+        }
+        Some(t) => t,
+    };
+    if let Some(why) = token.refusal(serial, now) {
+        record_audit(store, &refused(why.as_str(), Some(&token.connector))).await;
+        return Err(CoreError::Forbidden(token_refusal_message(why).into()));
+    }
+    let connector = match enabled_connector(store, &token.connector).await {
+        Ok(c) => c,
+        Err(e) => {
+            record_audit(
+                store,
+                &refused("connector_disabled", Some(&token.connector)),
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    let (device, device_token, device_key) =
+        admin::new_enrollment(env.rng, now, &connector.id, serial, &request.device_name)?;
+    let accepted = env
+        .audit(AuditKind::EnrollmentAccepted, device_actor(serial))
+        .connector(&connector.id)
+        .device(serial)
+        .reason(format!("enrollment_token:{}", token.id));
+    let grant = EnrollGrant {
+        reenroll: Some(connector.reenroll),
+        enrollment_token: Some(hash),
+        now,
+        audit: Some(accepted.clone()),
+    };
+    match store.enroll(&device, &device_token, &grant).await? {
+        EnrollOutcome::Enrolled {
+            replaced,
+            allowance_used,
+        } => {
+            let reason = match (replaced, allowance_used) {
+                (false, _) => "new",
+                (true, true) => "reenrolled_with_allowance",
+                (true, false) => "reenrolled_open_policy",
+            };
+            tracing::info!(event = "enrolled", kind = reason, "device enrolled");
+            accepted.log();
+            Ok(Enrolled {
+                token: device_key,
+                expires_in: 0,
+            })
+        }
+        EnrollOutcome::NeedsApproval => {
+            let event = refused("reenrollment_needs_approval", Some(&connector.id));
+            record_audit(store, &event).await;
+            Err(CoreError::Forbidden(
+                "This device is already enrolled on this connector; an operator must allow its re-enrollment first (endpoint-admin device allow-reenroll)."
+                    .into(),
+            ))
+        }
+        EnrollOutcome::TokenRefused => {
+            let event = refused(TokenRefusal::UsedUp.as_str(), Some(&connector.id));
+            record_audit(store, &event).await;
+            Err(CoreError::Forbidden(
+                token_refusal_message(TokenRefusal::UsedUp).into(),
+            ))
+        }
+    }
+}
+
+fn token_refusal_message(why: TokenRefusal) -> &'static str {
+    match why {
+        TokenRefusal::Unknown => FORBIDDEN,
+        TokenRefusal::Revoked => "The enrollment token was revoked.",
+        TokenRefusal::Expired => "The enrollment token has expired.",
+        TokenRefusal::UsedUp => "The enrollment token has been used as many times as it allows.",
+        TokenRefusal::OtherSerial => "The enrollment token is bound to another device.",
+    }
 }
 
 /// The device and connector a device token key authenticates, or 403.
@@ -232,25 +310,42 @@ pub async fn authenticate_device<S: Store>(
     clock: &dyn Clock,
     authorization: Option<&str>,
 ) -> Result<AuthenticatedDevice, CoreError> {
+    let (token, hash) = device_token(store, clock, authorization).await?;
+    authenticated(store, clock, token, hash).await
+}
+
+/// The index entry of the device token key in `authorization`, with the key's hash, or 403.
+async fn device_token<S: Store>(
+    store: &S,
+    clock: &dyn Clock,
+    authorization: Option<&str>,
+) -> Result<(TokenRef, String), CoreError> {
     let key = bearer(authorization, "Bearer+agent")?;
     let hash = sha256_hex(key.as_bytes());
-    let now = clock.now();
-    let forbidden = || CoreError::Forbidden(FORBIDDEN.into());
     let token = store
-        .token_by_hash(&hash, now)
+        .token_by_hash(&hash, clock.now())
         .await?
-        .ok_or_else(forbidden)?;
-    // The device and the connector are independent reads: issue them together.
+        .ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
+    Ok((token, hash))
+}
+
+/// The device and the enabled connector of a token: independent reads, issued together.
+async fn authenticated<S: Store>(
+    store: &S,
+    clock: &dyn Clock,
+    token: TokenRef,
+    key_sha256: String,
+) -> Result<AuthenticatedDevice, CoreError> {
     let (device, connector) = futures::join!(
-        store.get_device(&token.device, now),
+        store.get_device(&token.device, clock.now()),
         enabled_connector(store, &token.connector)
     );
-    let device = device?.ok_or_else(forbidden)?;
+    let device = device?.ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
     Ok(AuthenticatedDevice {
         token,
         device,
         connector: connector?,
-        key_sha256: hash,
+        key_sha256,
     })
 }
 
@@ -288,10 +383,11 @@ pub async fn agent_config<S: Store, K: ChallengeSigner>(
 /// if it does not fit a DynamoDB item), expiring after the connector's snapshot expiry.
 pub async fn check_in<S: Store>(
     store: &S,
-    clock: &dyn Clock,
+    env: &Env<'_>,
     authorization: Option<&str>,
     body: &[u8],
 ) -> Result<(), CoreError> {
+    let clock = env.clock;
     let AuthenticatedDevice {
         device, connector, ..
     } = authenticate_device(store, clock, authorization).await?;
@@ -312,23 +408,55 @@ pub async fn check_in<S: Store>(
         created_at: now,
         expires_at: now + i64::from(connector.snapshot_expiry),
     };
-    store.put_facts(&snapshot).await?;
+    let event = env
+        .audit(AuditKind::CheckIn, device_actor(&snapshot.device))
+        .device(&snapshot.device)
+        .connector(&snapshot.connector);
+    // The audit record is written beside the snapshot: no extra round trip.
+    let (stored, ()) = futures::join!(store.put_facts(&snapshot), record_audit(store, &event));
+    stored?;
     Ok(())
 }
 
 /// `POST auth_ia/`: a device authentication token and a plan of the connector's interactive
-/// stage, whose executor GET (with the DTH header) passes the stage with this device.
+/// stage, whose executor GET (with the DTH header) passes the stage with this device. At most
+/// `auth_ia_per_minute` per device and minute (each plan allows several KMS signatures), then
+/// 429 with the seconds until the minute ends.
 pub async fn auth_ia<S: Store>(
     store: &S,
     env: &Env<'_>,
     authorization: Option<&str>,
 ) -> Result<InteractiveAuth, CoreError> {
+    let (token, hash) = device_token(store, env.clock, authorization).await?;
+    let now = env.clock.now();
+    let window_end = now - now.rem_euclid(60) + 60;
+    let bucket = format!("auth_ia#{}#{window_end}", token.device);
+    let limit = env.settings.auth_ia_per_minute;
+    // The counter is taken beside the device and connector reads: no extra round trip.
+    let (auth, allowed) = futures::join!(
+        authenticated(store, env.clock, token, hash),
+        store.take(&bucket, limit, window_end)
+    );
     let AuthenticatedDevice {
         token,
         device,
         connector,
         key_sha256: hash,
-    } = authenticate_device(store, env.clock, authorization).await?;
+    } = auth?;
+    if !allowed? {
+        let event = env
+            .audit(
+                AuditKind::InteractiveAuthRefused,
+                device_actor(&device.identifier),
+            )
+            .device(&device.identifier)
+            .connector(&connector.id)
+            .reason("rate_limited");
+        record_audit(store, &event).await;
+        return Err(CoreError::RateLimited(
+            (window_end - now).clamp(1, 60) as u32
+        ));
+    }
     let stage_id = connector
         .interactive_stage
         .clone()

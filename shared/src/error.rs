@@ -58,6 +58,9 @@ pub enum CoreError {
     Throttled(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A per-client abuse limit: 429 with `Retry-After` this many seconds.
+    #[error("Too many requests from this device; try again in {0} seconds.")]
+    RateLimited(u32),
     /// Two writers raced on one item and this one lost: the operation retries on fresh state
     /// (the stage operations do, three times), and only if it keeps losing is it a 503.
     #[error("the item changed while it was being updated; try again")]

@@ -163,6 +163,41 @@ pub struct NextKey {
     pub added_at: UnixTime,
 }
 
+/// Whether `enroll/` may replace the live token of a device already enrolled on a connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReenrollPolicy {
+    /// Only once an operator allowed it (`device allow-reenroll`): the default, also for
+    /// connectors stored before the policy existed.
+    #[default]
+    Approve,
+    /// Any holder of a valid enrollment token may re-enroll a serial (the reference's
+    /// behaviour, for fleets that reinstall often).
+    Open,
+}
+
+impl ReenrollPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReenrollPolicy::Approve => "approve",
+            ReenrollPolicy::Open => "open",
+        }
+    }
+}
+
+impl std::str::FromStr for ReenrollPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "approve" => Ok(ReenrollPolicy::Approve),
+            "open" => Ok(ReenrollPolicy::Open),
+            other => Err(format!(
+                "unknown re-enrollment policy {other:?} (approve or open)"
+            )),
+        }
+    }
+}
+
 /// An agent connector and its settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connector {
@@ -186,6 +221,9 @@ pub struct Connector {
     /// The stage that `auth_ia/` plans run through.
     #[serde(default)]
     pub interactive_stage: Option<String>,
+    /// Whether `enroll/` may replace a device's live token on this connector.
+    #[serde(default)]
+    pub reenroll: ReenrollPolicy,
 }
 
 impl Connector {
@@ -207,6 +245,7 @@ impl Connector {
             refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
             snapshot_expiry: Self::DEFAULT_SNAPSHOT_EXPIRY,
             interactive_stage: None,
+            reenroll: ReenrollPolicy::Approve,
         }
     }
 
@@ -242,7 +281,64 @@ pub struct EnrollmentToken {
     pub key_sha256: String,
     pub connector: String,
     pub name: String,
+    /// `None` only when the operator said `--expires never`.
     pub expires_at: Option<UnixTime>,
+    /// Absent on tokens stored before the lifecycle existed.
+    pub created_at: Option<UnixTime>,
+    /// How many enrollments it allows (`None`: any number until it expires).
+    pub max_uses: Option<u32>,
+    /// The one serial it may enroll, if bound.
+    pub serial: Option<String>,
+    /// How many enrollments it made, and the last one's time.
+    pub uses: u32,
+    pub last_used_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl EnrollmentToken {
+    /// Why the token cannot enroll (`serial`) at `now`, if it cannot.
+    pub fn refusal(&self, serial: &str, now: UnixTime) -> Option<TokenRefusal> {
+        if self.revoked_at.is_some() {
+            Some(TokenRefusal::Revoked)
+        } else if is_expired(self.expires_at, now) {
+            Some(TokenRefusal::Expired)
+        } else if self.max_uses.is_some_and(|m| self.uses >= m) {
+            Some(TokenRefusal::UsedUp)
+        } else if self.serial.as_deref().is_some_and(|s| s != serial) {
+            Some(TokenRefusal::OtherSerial)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why an enrollment token refused an enrollment (the audit trail's reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Revoked,
+    Expired,
+    UsedUp,
+    OtherSerial,
+}
+
+impl TokenRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRefusal::Unknown => "unknown_token",
+            TokenRefusal::Revoked => "token_revoked",
+            TokenRefusal::Expired => "token_expired",
+            TokenRefusal::UsedUp => "token_used_up",
+            TokenRefusal::OtherSerial => "token_bound_to_other_serial",
+        }
+    }
+}
+
+/// One enrollment an enrollment token made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUse {
+    pub serial: String,
+    pub at: UnixTime,
 }
 
 /// Links a device, its device token and a connector for the interactive-auth (DTH) path.
@@ -323,6 +419,10 @@ pub struct Plan {
     pub device_auth: Option<DeviceAuthToken>,
     /// Why the plan was denied, for answering the denial again.
     pub denial: Option<String>,
+    /// The IAM principal that created it (deployed); only it may read the plan. `None`: any
+    /// caller may (local runs, interactive-auth plans).
+    #[serde(default)]
+    pub owner: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::*;
 use crate::protocol::keys::SigningAlg;
@@ -82,13 +83,84 @@ pub trait PlanStore: Send + Sync {
     /// With `consume = Some(jws)`, only if the pending challenge is exactly `jws`: this is the
     /// atomic single use of a challenge. Removes the pending challenge. `Ok(false)` when a
     /// condition failed (someone else ended the plan or replaced the challenge first).
+    /// `audit` is stored in the same write (no extra round trip) if the plan ends; if only the
+    /// audit record fails, the plan still ends and the failure is logged.
     fn finish_plan(
         &self,
         id: &str,
         finish: &Finish,
         consume: Option<&str>,
         now: UnixTime,
+        audit: Option<&AuditEvent>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Fixed-window counters for abuse limits.
+pub trait Limiter: Send + Sync {
+    /// Counts one more event in `bucket` (whose window ends at `window_end`) if it holds fewer
+    /// than `limit`: `Ok(true)`; else `Ok(false)`. One conditional write.
+    fn take(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window_end: UnixTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The audit trail.
+pub trait AuditLog: Send + Sync {
+    fn record(&self, event: &AuditEvent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records matching `query`, newest first, at most `query.limit`.
+    fn audit_events(
+        &self,
+        query: &AuditQuery,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+}
+
+/// Records an audit event: always one JSON log line, and the stored record. A failed write is
+/// logged (`audit_write_failed`) and never fails the operation that caused the event.
+pub async fn record_audit<A: AuditLog + ?Sized>(log: &A, event: &AuditEvent) {
+    event.log();
+    if let Err(e) = log.record(event).await {
+        tracing::error!(
+            event = "audit_write_failed",
+            code = %event.code,
+            error = %e,
+            "audit record not stored"
+        );
+    }
+}
+
+/// What an enrollment is allowed to do, decided by the caller and enforced atomically by the
+/// store, together with the writes of the enrollment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollGrant {
+    /// For an agent's enrollment, the connector's policy: with `Approve`, a connection that
+    /// still holds a live token is replaced only by consuming an operator's allowance.
+    /// `None`: an operator enrolls, and may always replace.
+    pub reenroll: Option<ReenrollPolicy>,
+    /// The enrollment token used (the SHA-256 of its key): one use is counted in the same
+    /// write, refused if it was revoked, expired or used up meanwhile.
+    pub enrollment_token: Option<String>,
+    pub now: UnixTime,
+    /// Stored with the enrollment (same write).
+    pub audit: Option<AuditEvent>,
+}
+
+/// What [`DeviceStore::enroll`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// Enrolled; `replaced` when a live token of the connection was replaced, `allowance_used`
+    /// when that took an operator's allowance.
+    Enrolled {
+        replaced: bool,
+        allowance_used: bool,
+    },
+    /// The connection holds a live token and the policy needs an operator's allowance.
+    NeedsApproval,
+    /// The enrollment token was revoked, expired or used up by a concurrent enrollment.
+    TokenRefused,
 }
 
 /// The answer of [`PlanStore::reserve_challenge`].
@@ -152,12 +224,23 @@ pub trait DeviceStore: Send + Sync {
         now: UnixTime,
     ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
 
-    /// Enrolls atomically: creates or updates the device, deletes every older token of the
-    /// connection (device, connector) with its index entry, and stores `token` with its index.
+    /// Enrolls atomically under `grant`: creates or updates the device, deletes every older
+    /// token of the connection (device, connector) with its index entry (found by the stored
+    /// hashes, never by reading keys), stores `token` with its index, counts the enrollment
+    /// token's use and consumes an allowance if one was needed.
     fn enroll(
         &self,
         device: &Device,
         token: &DeviceToken,
+        grant: &EnrollGrant,
+    ) -> impl Future<Output = Result<EnrollOutcome, StoreError>> + Send;
+
+    /// Allows one re-enrollment of (device, connector) until `until`.
+    fn allow_reenroll(
+        &self,
+        identifier: &str,
+        connector: &str,
+        until: UnixTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes every token of (device, connector); returns how many were deleted.
@@ -193,18 +276,37 @@ pub trait EnrollmentStore: Send + Sync {
         &self,
         token: &EnrollmentToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// The unexpired token whose key hashes to `key_sha256`.
+    /// The token whose key hashes to `key_sha256`, also when expired, revoked or used up (the
+    /// caller says why it refuses; [`EnrollmentToken::refusal`]). Records past their TTL are
+    /// gone eventually.
     fn enrollment_token_by_hash(
         &self,
         key_sha256: &str,
-        now: UnixTime,
     ) -> impl Future<Output = Result<Option<EnrollmentToken>, StoreError>> + Send;
+    /// Every stored enrollment token (expired ones until the TTL removes them).
+    fn list_enrollment_tokens(
+        &self,
+    ) -> impl Future<Output = Result<Vec<EnrollmentToken>, StoreError>> + Send;
+    /// The enrollments a token made (one per serial, the latest), oldest first.
+    fn enrollment_token_uses(
+        &self,
+        key_sha256: &str,
+    ) -> impl Future<Output = Result<Vec<TokenUse>, StoreError>> + Send;
+    /// Marks the token revoked at `now`. `Ok(false)` if it does not exist.
+    fn revoke_enrollment_token(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Every store port: what one table (or the in-memory store) provides. The domain's operations
 /// that need more than one port take one `S: Store`.
-pub trait Store: PlanStore + Directory + DeviceStore + EnrollmentStore {}
-impl<T: PlanStore + Directory + DeviceStore + EnrollmentStore> Store for T {}
+pub trait Store:
+    PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter
+{
+}
+impl<T: PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter> Store for T {}
 
 /// Answers a required-mode invalid response with a new challenge: exactly what a GET of the
 /// executor answers at that moment (the same attempt limit, the same denial once it is reached).

@@ -24,6 +24,7 @@
 //! transition is one conditional write, and an operation that loses a race against a concurrent
 //! writer starts again on fresh state ([`retry_lost_races`]).
 
+use crate::audit::{caller_actor, device_actor, AuditEvent, AuditKind, Caller};
 use crate::error::CoreError;
 pub use crate::model::Outcome;
 use crate::model::*;
@@ -55,6 +56,8 @@ pub struct Settings {
     pub plan_lifetime: i64,
     /// How many challenges one plan may mint (each costs a KMS signature).
     pub max_challenges_per_plan: u32,
+    /// How many `auth_ia/` plans one device may create per minute.
+    pub auth_ia_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -63,15 +66,30 @@ impl Default for Settings {
             leeway: crate::protocol::response::DEFAULT_LEEWAY,
             plan_lifetime: 15 * 60,
             max_challenges_per_plan: 10,
+            auth_ia_per_minute: 10,
         }
     }
 }
 
-/// The clock, randomness and tunables every operation needs.
+/// The clock, randomness and tunables every operation needs, and who is asking.
 pub struct Env<'a> {
     pub clock: &'a dyn Clock,
     pub rng: &'a dyn Random,
     pub settings: &'a Settings,
+    pub caller: &'a Caller,
+}
+
+impl Env<'_> {
+    /// A new audit record of `kind` by `actor`, now, with the caller's address and agent.
+    pub fn audit(&self, kind: AuditKind, actor: String) -> AuditEvent {
+        AuditEvent::new(
+            kind,
+            self.clock.now(),
+            &random_alnum(self.rng, 8),
+            actor,
+            self.caller,
+        )
+    }
 }
 
 /// A new plan, as `POST /v1/plans` answers it.
@@ -169,6 +187,7 @@ pub async fn create_plan<S: PlanStore + Directory>(
         .await?
         .ok_or_else(|| CoreError::NotFound("connector".into()))?;
     let now = env.clock.now();
+    let plan_device_auth_is_none = device_auth.is_none();
     let plan = Plan {
         id: random_id(env.rng, 24),
         stage: stage.id.clone(),
@@ -180,6 +199,11 @@ pub async fn create_plan<S: PlanStore + Directory>(
         device: None,
         device_auth,
         denial: None,
+        // Interactive-auth plans are created by a device, not a relying party: unbound.
+        owner: match plan_device_auth_is_none {
+            true => env.caller.principal.clone(),
+            false => None,
+        },
         created_at: now,
         expires_at: now + env.settings.plan_lifetime,
     };
@@ -190,7 +214,23 @@ pub async fn create_plan<S: PlanStore + Directory>(
     })
 }
 
-/// `GET /v1/plans/{plan}`: the plan, unless unknown or expired.
+/// `GET /v1/plans/{plan}`: the plan, unless unknown, expired, or created by another principal
+/// (answered exactly as unknown, so plan ids of others cannot even be confirmed).
+pub async fn read_own_plan<P: PlanStore>(
+    plans: &P,
+    env: &Env<'_>,
+    id: &str,
+) -> Result<Plan, CoreError> {
+    let plan = read_plan(plans, env.clock, id).await?;
+    match &plan.owner {
+        Some(owner) if env.caller.principal.as_ref() != Some(owner) => {
+            Err(CoreError::NotFound("plan".into()))
+        }
+        _ => Ok(plan),
+    }
+}
+
+/// The plan, unless unknown or expired (the executor routes: the plan id is the capability).
 pub async fn read_plan<P: PlanStore, C: Clock + ?Sized>(
     plans: &P,
     clock: &C,
@@ -203,6 +243,38 @@ pub async fn read_plan<P: PlanStore, C: Clock + ?Sized>(
         .get_plan(id, clock.now())
         .await?
         .ok_or_else(|| CoreError::NotFound("plan".into()))
+}
+
+/// The audit record of a plan ending with `finish`.
+fn finish_event(env: &Env<'_>, plan: &Plan, finish: &Finish, reason: &str) -> AuditEvent {
+    let (kind, device) = match finish {
+        Finish::Passed(device) => (AuditKind::StagePassed, device.as_ref()),
+        Finish::Denied(_) => (AuditKind::StageDenied, None),
+    };
+    let actor = match device {
+        Some(d) => device_actor(&d.identifier),
+        None => caller_actor(env.caller),
+    };
+    let mut event = env
+        .audit(kind, actor)
+        .plan(&plan.id)
+        .connector(&plan.config.connector)
+        .reason(reason);
+    if let Some(d) = device {
+        event = event.device(&d.identifier);
+    }
+    event
+}
+
+/// A reason class for a denial message.
+fn denial_class(message: &str) -> &'static str {
+    match message {
+        MSG_INVALID_CONFIGURATION => "invalid_configuration",
+        MSG_INVALID_DEVICE_TOKEN => "invalid_device_token",
+        MSG_INVALID_RESPONSE => "no_response",
+        MSG_TOO_MANY_ATTEMPTS => "too_many_attempts",
+        _ => "denied",
+    }
 }
 
 /// The answer of a plan that is no longer pending.
@@ -221,15 +293,26 @@ fn final_outcome(plan: &Plan) -> Option<Outcome> {
     }
 }
 
-/// Ends the plan; if another request ended it first, answers what that request decided.
+/// Ends the plan (with its audit record, in the same write); if another request ended it
+/// first, answers what that request decided. `reason` is the audit record's reason class.
 async fn conclude<P: PlanStore>(
     plans: &P,
+    env: &Env<'_>,
     plan: &Plan,
     finish: Finish,
-    consume: Option<&str>,
-    now: UnixTime,
+    reason: &str,
 ) -> Result<Outcome, CoreError> {
-    if plans.finish_plan(&plan.id, &finish, consume, now).await? {
+    let now = env.clock.now();
+    let reason = match &finish {
+        Finish::Denied(m) => denial_class(m),
+        Finish::Passed(_) => reason,
+    };
+    let event = finish_event(env, plan, &finish, reason);
+    if plans
+        .finish_plan(&plan.id, &finish, None, now, Some(&event))
+        .await?
+    {
+        event.log();
         return Ok(match finish {
             Finish::Passed(_) => Outcome::Redirect {
                 to: plan.redirect.clone(),
@@ -253,15 +336,15 @@ async fn settled<P: PlanStore>(plans: &P, id: &str, now: UnixTime) -> Result<Out
 /// optional mode, deny with `message` in required mode.
 async fn skip_or_deny<P: PlanStore>(
     plans: &P,
+    env: &Env<'_>,
     plan: &Plan,
     message: &str,
-    now: UnixTime,
 ) -> Result<Outcome, CoreError> {
     let finish = match plan.config.mode {
         StageMode::Optional => Finish::Passed(None),
         StageMode::Required => Finish::Denied(message.to_string()),
     };
-    conclude(plans, plan, finish, None, now).await
+    conclude(plans, env, plan, finish, denial_class(message)).await
 }
 
 /// Signs a challenge (its attempt already reserved), makes it the plan's pending one, and
@@ -365,20 +448,14 @@ async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
                 return Ok(outcome);
             }
             if plan.challenges_issued >= max {
-                return conclude(
-                    plans,
-                    &plan,
-                    Finish::Denied(MSG_TOO_MANY_ATTEMPTS.into()),
-                    None,
-                    now,
-                )
-                .await;
+                let finish = Finish::Denied(MSG_TOO_MANY_ATTEMPTS.into());
+                return conclude(plans, env, &plan, finish, "").await;
             }
             return Err(CoreError::LostRace);
         }
     };
     if !plan.config.enabled {
-        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+        return skip_or_deny(plans, env, &plan, MSG_INVALID_CONFIGURATION).await;
     }
     if let (Some(auth), Some(header)) = (&plan.device_auth, dth.filter(|h| !h.is_empty())) {
         let header_ok =
@@ -400,10 +477,10 @@ async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
         } else {
             Finish::Denied(MSG_INVALID_DEVICE_TOKEN.into())
         };
-        return conclude(plans, &plan, finish, None, now).await;
+        return conclude(plans, env, &plan, finish, "device_token").await;
     }
     let Some(key) = plan.config.challenge_key.as_deref() else {
-        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+        return skip_or_deny(plans, env, &plan, MSG_INVALID_CONFIGURATION).await;
     };
     mint(plans, signer, env, &plan, key, false).await
 }
@@ -422,7 +499,7 @@ pub async fn executor_post<S: Store, M: ChallengeMinter>(
 }
 
 /// One attempt of [`executor_post`].
-async fn executor_post_once<P: PlanStore, Dv: DeviceStore, M: ChallengeMinter>(
+async fn executor_post_once<P: PlanStore + AuditLog, Dv: DeviceStore, M: ChallengeMinter>(
     plans: &P,
     devices: &Dv,
     minter: &M,
@@ -447,14 +524,11 @@ async fn executor_post_once<P: PlanStore, Dv: DeviceStore, M: ChallengeMinter>(
     if let Some(outcome) = final_outcome(&plan) {
         return Ok(outcome);
     }
-    if !plan.config.enabled {
-        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
-    }
-    if plan.config.challenge_key.is_none() {
-        return skip_or_deny(plans, &plan, MSG_INVALID_CONFIGURATION, now).await;
+    if !plan.config.enabled || plan.config.challenge_key.is_none() {
+        return skip_or_deny(plans, env, &plan, MSG_INVALID_CONFIGURATION).await;
     }
     let (Some(response), Some(parsed)) = (response, parsed) else {
-        return skip_or_deny(plans, &plan, MSG_INVALID_RESPONSE, now).await;
+        return skip_or_deny(plans, env, &plan, MSG_INVALID_RESPONSE).await;
     };
     let device = device?;
     let expected = Expected {
@@ -471,12 +545,15 @@ async fn executor_post_once<P: PlanStore, Dv: DeviceStore, M: ChallengeMinter>(
     match verdict {
         Ok(device) => {
             let consumed = expected.challenge.map(|(jws, _)| jws);
+            let finish = Finish::Passed(Some(device));
+            let event = finish_event(env, &plan, &finish, "valid_response");
             if plans
-                .finish_plan(&plan.id, &Finish::Passed(Some(device)), consumed, now)
+                .finish_plan(&plan.id, &finish, consumed, now, Some(&event))
                 .await?
             {
                 // The single use of the challenge (counted by the concurrency suite).
                 tracing::info!(event = "challenge_consumed", "challenge consumed");
+                event.log();
                 return Ok(Outcome::Redirect { to: plan.redirect });
             }
             // Lost the race: the plan ended (answer that), or the challenge was replaced by a
@@ -495,7 +572,7 @@ async fn executor_post_once<P: PlanStore, Dv: DeviceStore, M: ChallengeMinter>(
     }
 }
 
-async fn invalid_response<P: PlanStore, M: ChallengeMinter>(
+async fn invalid_response<P: PlanStore + AuditLog, M: ChallengeMinter>(
     plans: &P,
     minter: &M,
     env: &Env<'_>,
@@ -503,20 +580,34 @@ async fn invalid_response<P: PlanStore, M: ChallengeMinter>(
     reason: Invalid,
 ) -> Result<Outcome, CoreError> {
     tracing::info!(plan_reason = %reason, "invalid challenge response");
+    let event = env
+        .audit(AuditKind::InvalidResponse, caller_actor(env.caller))
+        .plan(&plan.id)
+        .connector(&plan.config.connector)
+        .reason(reason.class());
     match plan.config.mode {
         StageMode::Optional => {
-            conclude(plans, plan, Finish::Passed(None), None, env.clock.now()).await
+            // The pass without a device is recorded too (reason: the invalid response's class).
+            let recorded = record_audit(plans, &event);
+            let (outcome, ()) = futures::join!(
+                conclude(plans, env, plan, Finish::Passed(None), reason.class()),
+                recorded
+            );
+            outcome
         }
-        StageMode::Required => Ok(match minter.new_challenge(&plan.id).await? {
-            Outcome::Challenge {
-                jws, idle_timeout, ..
-            } => Outcome::Challenge {
-                jws,
-                idle_timeout,
-                invalid_response: true,
+        // The record is written while the challenge function mints: no extra round trip.
+        StageMode::Required => Ok(
+            match futures::join!(minter.new_challenge(&plan.id), record_audit(plans, &event)).0? {
+                Outcome::Challenge {
+                    jws, idle_timeout, ..
+                } => Outcome::Challenge {
+                    jws,
+                    idle_timeout,
+                    invalid_response: true,
+                },
+                other => other,
             },
-            other => other,
-        }),
+        ),
     }
 }
 

@@ -247,3 +247,371 @@ async fn agent_config_is_the_full_model_with_the_device_uuid() {
         })
     );
 }
+
+/// An enrollment token for `connector` with `max_uses` / `serial`, valid for a day.
+async fn token_for(
+    fx: &Fx,
+    connector: &str,
+    max_uses: Option<u32>,
+    serial: Option<&str>,
+) -> String {
+    let (_, key) = admin::create_enrollment_token(
+        &fx.store,
+        &fx.clock,
+        &fx.rng,
+        admin::NewEnrollmentToken {
+            connector: connector.into(),
+            name: "t".into(),
+            lifetime: Some(86_400),
+            max_uses,
+            serial: serial.map(str::to_string),
+        },
+    )
+    .await
+    .unwrap();
+    key.expose().to_string()
+}
+
+/// One enrollment through the agent API, a second after the previous event (audit records of
+/// one second have no order among themselves).
+async fn agent_enroll(fx: &Fx, key: &str, serial: &str) -> Result<agent::Enrolled, CoreError> {
+    fx.clock.advance(1);
+    let request = agent::EnrollRequest {
+        device_serial: serial.into(),
+        device_name: format!("host-{serial}"),
+    };
+    agent::enroll(
+        &fx.store,
+        &fx.env(),
+        Some(&format!("Bearer {key}")),
+        Ok(request),
+    )
+    .await
+}
+
+async fn audit_codes(fx: &Fx) -> Vec<(String, Option<String>)> {
+    use endpoint_core::ports::AuditLog;
+    let q = endpoint_core::audit::AuditQuery {
+        since: 0,
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut events = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
+    events.reverse();
+    events.into_iter().map(|e| (e.code, e.reason)).collect()
+}
+
+use endpoint_core::ports::Clock;
+
+#[tokio::test]
+async fn re_enrollment_of_an_enrolled_serial_needs_an_operator_unless_the_policy_is_open() {
+    let fx = Fx::new();
+    let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    assert_eq!(c.reenroll, ReenrollPolicy::Approve, "the default");
+    let key = token_for(&fx, &c.id, None, None).await;
+    let victim = agent_enroll(&fx, &key, "VICTIM-1").await.unwrap();
+
+    // The takeover: another holder of the token enrolls the victim's serial. Refused, and the
+    // victim's token still works.
+    let e = agent_enroll(&fx, &key, "VICTIM-1").await.unwrap_err();
+    assert!(
+        matches!(&e, CoreError::Forbidden(m) if m.contains("allow-reenroll")),
+        "{e:?}"
+    );
+    let auth = format!("Bearer+agent {}", victim.token.expose());
+    assert!(
+        agent::authenticate_device(&fx.store, &fx.clock, Some(&auth))
+            .await
+            .is_ok()
+    );
+
+    // An operator allows one re-enrollment: it succeeds once, the next one is refused again.
+    admin::allow_reenroll(&fx.store, &fx.clock, &c.id, "VICTIM-1", 3600)
+        .await
+        .unwrap();
+    let again = agent_enroll(&fx, &key, "VICTIM-1").await.unwrap();
+    assert!(
+        agent::authenticate_device(&fx.store, &fx.clock, Some(&auth))
+            .await
+            .is_err()
+    );
+    let auth2 = format!("Bearer+agent {}", again.token.expose());
+    assert!(
+        agent::authenticate_device(&fx.store, &fx.clock, Some(&auth2))
+            .await
+            .is_ok()
+    );
+    assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
+    // An allowance expires.
+    admin::allow_reenroll(&fx.store, &fx.clock, &c.id, "VICTIM-1", 60)
+        .await
+        .unwrap();
+    fx.clock.advance(61);
+    assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
+    assert!(
+        admin::allow_reenroll(&fx.store, &fx.clock, &c.id, "VICTIM-1", 0)
+            .await
+            .is_err()
+    );
+
+    // Policy open: the reference's behaviour.
+    admin::set_reenroll(&fx.store, &c.id, ReenrollPolicy::Open)
+        .await
+        .unwrap();
+    assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_ok());
+
+    let codes: Vec<String> = audit_codes(&fx).await.into_iter().map(|(c, _)| c).collect();
+    assert_eq!(
+        codes,
+        ["ES001I", "ES002W", "ES001I", "ES002W", "ES002W", "ES001I"],
+        "accepted, refused (needs approval), accepted with the allowance, refused twice, accepted (open)"
+    );
+}
+
+#[tokio::test]
+async fn enrollment_tokens_expire_count_their_uses_bind_to_a_serial_and_can_be_revoked() {
+    let fx = Fx::new();
+    let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let forbidden = |r: Result<agent::Enrolled, CoreError>, why: &str| {
+        assert!(
+            matches!(&r, Err(CoreError::Forbidden(m)) if m.contains(why)),
+            "{why}: {:?}",
+            r.err()
+        )
+    };
+
+    // Max uses: two serials, then used up.
+    let two = token_for(&fx, &c.id, Some(2), None).await;
+    agent_enroll(&fx, &two, "A-1").await.unwrap();
+    fx.clock.advance(5);
+    agent_enroll(&fx, &two, "A-2").await.unwrap();
+    forbidden(agent_enroll(&fx, &two, "A-3").await, "used as many times");
+    assert_eq!(
+        fx.store.get_device("A-3", fx.clock.now()).await.unwrap(),
+        None
+    );
+
+    // Bound to one serial.
+    let bound = token_for(&fx, &c.id, None, Some("B-1")).await;
+    forbidden(agent_enroll(&fx, &bound, "B-2").await, "another device");
+    agent_enroll(&fx, &bound, "B-1").await.unwrap();
+
+    // Revoked.
+    let revoked = token_for(&fx, &c.id, None, None).await;
+    let tokens = admin::list_enrollment_tokens(&fx.store, Some(&c.id))
+        .await
+        .unwrap();
+    let id = tokens
+        .iter()
+        .find(|t| t.key_sha256 == endpoint_core::secret::sha256_hex(revoked.as_bytes()))
+        .map(|t| t.id.clone())
+        .unwrap();
+    let t = admin::revoke_enrollment_token(&fx.store, &fx.clock, &id)
+        .await
+        .unwrap();
+    assert_eq!(t.revoked_at, Some(fx.clock.now()));
+    forbidden(agent_enroll(&fx, &revoked, "C-1").await, "revoked");
+
+    // Expired: the default lifetime is 7 days.
+    let (t, default_key) = admin::create_enrollment_token(
+        &fx.store,
+        &fx.clock,
+        &fx.rng,
+        admin::NewEnrollmentToken {
+            connector: c.id.clone(),
+            name: "default".into(),
+            lifetime: Some(admin::DEFAULT_ENROLLMENT_TOKEN_LIFETIME),
+            max_uses: None,
+            serial: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.expires_at, Some(fx.clock.now() + 7 * 86_400));
+    fx.clock.advance(7 * 86_400);
+    forbidden(
+        agent_enroll(&fx, default_key.expose(), "D-1").await,
+        "expired",
+    );
+
+    // What an operator sees: use count, last use, serials, never the key.
+    let tokens = admin::list_enrollment_tokens(&fx.store, Some(&c.id))
+        .await
+        .unwrap();
+    let used = tokens.iter().find(|t| t.max_uses == Some(2)).unwrap();
+    assert_eq!((used.uses, used.last_used_at), (2, Some(T0 + 7)));
+    let shown = admin::show_enrollment_token(&fx.store, &used.id)
+        .await
+        .unwrap();
+    let serials: Vec<&str> = shown.enrolled.iter().map(|u| u.serial.as_str()).collect();
+    assert_eq!(serials, ["A-1", "A-2"]);
+
+    // Every refusal is audited with its reason class.
+    let refusals: Vec<String> = audit_codes(&fx)
+        .await
+        .into_iter()
+        .filter(|(c, _)| c == "ES002W")
+        .filter_map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            "token_used_up",
+            "token_bound_to_other_serial",
+            "token_revoked",
+            "token_expired"
+        ]
+    );
+    // Bad settings are refused.
+    for (max_uses, lifetime) in [(Some(0), Some(60)), (None, Some(0))] {
+        let r = admin::create_enrollment_token(
+            &fx.store,
+            &fx.clock,
+            &fx.rng,
+            admin::NewEnrollmentToken {
+                connector: c.id.clone(),
+                name: "bad".into(),
+                lifetime,
+                max_uses,
+                serial: None,
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(CoreError::BadRequest(_))), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn stage_outcomes_are_audited_with_their_reason_and_never_a_secret() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let device_key = fx.enroll(&c.id, "AUD-1").await;
+    // A pass with a device.
+    let plan = fx.plan(&s.id).await;
+    let jws = fx.challenge(&plan).await;
+    let response = endpoint_core::protocol::response::sign_response(
+        "AUD-1",
+        device_key.expose(),
+        &jws,
+        fx.clock.now(),
+    );
+    let outcome = fx.post(&plan, Some(&response)).await.unwrap();
+    assert!(matches!(outcome, stage::Outcome::Redirect { .. }));
+    // An invalid response (required mode: a new challenge), then no response (denied).
+    let plan2 = fx.plan(&s.id).await;
+    fx.challenge(&plan2).await;
+    fx.clock.advance(1);
+    fx.post(&plan2, Some("not.a.jws")).await.unwrap();
+    fx.clock.advance(1);
+    fx.post(&plan2, None).await.unwrap();
+
+    use endpoint_core::ports::AuditLog;
+    let q = endpoint_core::audit::AuditQuery {
+        since: 0,
+        limit: 100,
+        ..Default::default()
+    };
+    let events = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
+    let mut seen: Vec<(String, Option<String>, Option<String>)> = events
+        .iter()
+        .map(|e| (e.code.clone(), e.plan.clone(), e.reason.clone()))
+        .collect();
+    seen.reverse();
+    assert_eq!(
+        seen,
+        [
+            (
+                "ES101I".into(),
+                Some(plan.clone()),
+                Some("valid_response".into())
+            ),
+            (
+                "ES103W".into(),
+                Some(plan2.clone()),
+                Some("malformed".into())
+            ),
+            (
+                "ES102W".into(),
+                Some(plan2.clone()),
+                Some("no_response".into())
+            ),
+        ]
+    );
+    let passed = events.iter().find(|e| e.code == "ES101I").unwrap();
+    assert_eq!(passed.actor, "device:AUD-1");
+    assert_eq!(passed.device.as_deref(), Some("AUD-1"));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(&jws) && !all.contains(&response) && !all.contains(device_key.expose()));
+}
+
+#[tokio::test]
+async fn auth_ia_is_limited_per_device_and_minute() {
+    let fx = Fx::new();
+    let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    admin::set_interactive_stage(&fx.store, &c.id, &s.id)
+        .await
+        .unwrap();
+    let key = fx.enroll(&c.id, "IA-1").await;
+    let auth = format!("Bearer+agent {}", key.expose());
+    fx.clock.set(T0 - T0 % 60 + 15);
+    for _ in 0..fx.settings.auth_ia_per_minute {
+        agent::auth_ia(&fx.store, &fx.env(), Some(&auth))
+            .await
+            .unwrap();
+    }
+    let refused = agent::auth_ia(&fx.store, &fx.env(), Some(&auth)).await;
+    assert_eq!(
+        refused,
+        Err(CoreError::RateLimited(45)),
+        "until the minute ends"
+    );
+    // Another device is not affected; the next minute is a new window.
+    let other = fx.enroll(&c.id, "IA-2").await;
+    let other_auth = format!("Bearer+agent {}", other.expose());
+    assert!(agent::auth_ia(&fx.store, &fx.env(), Some(&other_auth))
+        .await
+        .is_ok());
+    fx.clock.advance(45);
+    assert!(agent::auth_ia(&fx.store, &fx.env(), Some(&auth))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_plan_is_read_only_by_the_principal_that_created_it() {
+    let fx = Fx::new();
+    let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let as_principal = |arn: Option<&str>| endpoint_core::audit::Caller {
+        principal: arn.map(str::to_string),
+        ..Default::default()
+    };
+    let alice = as_principal(Some("arn:aws:iam::111122223333:role/alice"));
+    let bob = as_principal(Some("arn:aws:iam::111122223333:role/bob"));
+    let env_of = |caller| stage::Env { caller, ..fx.env() };
+    let created = stage::create_plan(&fx.store, &env_of(&alice), &s.id, None, None)
+        .await
+        .unwrap();
+    assert!(
+        stage::read_own_plan(&fx.store, &env_of(&alice), &created.id)
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        stage::read_own_plan(&fx.store, &env_of(&bob), &created.id).await,
+        Err(CoreError::NotFound("plan".into())),
+        "exactly as an unknown plan"
+    );
+    let nobody = as_principal(None);
+    assert!(
+        stage::read_own_plan(&fx.store, &env_of(&nobody), &created.id)
+            .await
+            .is_err()
+    );
+    // Unbound (no IAM locally): anyone.
+    let local = stage::create_plan(&fx.store, &fx.env(), &s.id, None, None)
+        .await
+        .unwrap();
+    assert!(stage::read_own_plan(&fx.store, &env_of(&bob), &local.id)
+        .await
+        .is_ok());
+}

@@ -50,6 +50,7 @@ fn plan(id: &str, expires_at: i64) -> Plan {
             expires_at: Some(expires_at),
         }),
         denial: None,
+        owner: None,
         created_at: T0,
         expires_at,
     }
@@ -131,7 +132,7 @@ async fn plans_round_trip_and_expired_plans_are_filtered_on_read() {
         Reserve::Refused(Some(_))
     ));
     assert!(!store
-        .finish_plan("old", &Finish::Passed(None), None, T0)
+        .finish_plan("old", &Finish::Passed(None), None, T0, None)
         .await
         .unwrap());
 }
@@ -191,7 +192,7 @@ async fn challenge_reservations_are_bounded_and_conditional() {
     // A final plan refuses and is returned as stored.
     store.create_plan(&plan("done", T0 + 900)).await.unwrap();
     assert!(store
-        .finish_plan("done", &Finish::Denied("x".into()), None, T0)
+        .finish_plan("done", &Finish::Denied("x".into()), None, T0, None)
         .await
         .unwrap());
     match store.reserve_challenge("done", 5, T0).await.unwrap() {
@@ -216,15 +217,33 @@ async fn finish_plan_passes_denies_and_consumes_once() {
         name: "host".into(),
     };
     assert!(!store
-        .finish_plan("p", &Finish::Passed(Some(dev.clone())), Some("other"), T0)
+        .finish_plan(
+            "p",
+            &Finish::Passed(Some(dev.clone())),
+            Some("other"),
+            T0,
+            None
+        )
         .await
         .unwrap());
     assert!(store
-        .finish_plan("p", &Finish::Passed(Some(dev.clone())), Some("jws-1"), T0)
+        .finish_plan(
+            "p",
+            &Finish::Passed(Some(dev.clone())),
+            Some("jws-1"),
+            T0,
+            None
+        )
         .await
         .unwrap());
     assert!(!store
-        .finish_plan("p", &Finish::Passed(Some(dev.clone())), Some("jws-1"), T0)
+        .finish_plan(
+            "p",
+            &Finish::Passed(Some(dev.clone())),
+            Some("jws-1"),
+            T0,
+            None
+        )
         .await
         .unwrap());
     let got = store.get_plan("p", T0).await.unwrap().unwrap();
@@ -235,7 +254,13 @@ async fn finish_plan_passes_denies_and_consumes_once() {
 
     store.create_plan(&plan("d", T0 + 900)).await.unwrap();
     assert!(store
-        .finish_plan("d", &Finish::Denied("Too many attempts".into()), None, T0)
+        .finish_plan(
+            "d",
+            &Finish::Denied("Too many attempts".into()),
+            None,
+            T0,
+            None
+        )
         .await
         .unwrap());
     let got = store.get_plan("d", T0).await.unwrap().unwrap();
@@ -268,6 +293,7 @@ async fn twenty_concurrent_consumers_of_one_challenge_have_exactly_one_winner() 
                     &Finish::Passed(Some(dev)),
                     Some("the-challenge"),
                     T0,
+                    None,
                 )
                 .await
         }));
@@ -293,13 +319,18 @@ async fn enrollment_replaces_tokens_and_keeps_the_index_in_step() {
     let k1 = "k1".repeat(64);
     let k2 = "k2".repeat(64);
     store
-        .enroll(&device("S1", None), &token("S1", "c1", "t1", &k1, None))
+        .enroll(
+            &device("S1", None),
+            &token("S1", "c1", "t1", &k1, None),
+            &op(),
+        )
         .await
         .unwrap();
     store
         .enroll(
             &device("S1", None),
             &token("S1", "c2", "tc2", "other-connector", None),
+            &op(),
         )
         .await
         .unwrap();
@@ -319,7 +350,7 @@ async fn enrollment_replaces_tokens_and_keeps_the_index_in_step() {
     renamed.name = "renamed".into();
     renamed.created_at = T0 + 50;
     store
-        .enroll(&renamed, &token("S1", "c1", "t2", &k2, None))
+        .enroll(&renamed, &token("S1", "c1", "t2", &k2, None), &op())
         .await
         .unwrap();
     let d = store.device_with_tokens("S1", T0).await.unwrap().unwrap();
@@ -361,6 +392,7 @@ async fn expired_devices_and_tokens_are_filtered_on_read() {
         .enroll(
             &device("S1", Some(T0 + 100)),
             &token("S1", "c1", "t1", "key-1", Some(T0 + 50)),
+            &op(),
         )
         .await
         .unwrap();
@@ -409,6 +441,7 @@ async fn parallel_re_enrollments_leave_exactly_one_token() {
                 .enroll(
                     &device("S1", None),
                     &token("S1", "c1", &format!("t{i}"), &format!("key-{i}"), None),
+                    &op(),
                 )
                 .await
         }));
@@ -445,7 +478,11 @@ async fn parallel_re_enrollments_leave_exactly_one_token() {
 async fn revoke_and_delete() {
     let store = fresh_store().await;
     store
-        .enroll(&device("S1", None), &token("S1", "c1", "t1", "key-1", None))
+        .enroll(
+            &device("S1", None),
+            &token("S1", "c1", "t1", "key-1", None),
+            &op(),
+        )
         .await
         .unwrap();
     assert_eq!(store.revoke_tokens("S1", "c1").await.unwrap(), 1);
@@ -463,7 +500,11 @@ async fn revoke_and_delete() {
         .tokens
         .is_empty());
     store
-        .enroll(&device("S1", None), &token("S1", "c1", "t2", "key-2", None))
+        .enroll(
+            &device("S1", None),
+            &token("S1", "c1", "t2", "key-2", None),
+            &op(),
+        )
         .await
         .unwrap();
     assert!(store.delete_device("S1").await.unwrap());
@@ -491,38 +532,31 @@ async fn enrollment_tokens_by_hash_with_expiry() {
     )
     .await
     .unwrap();
-    let (t, key) = admin::create_enrollment_token(
-        &store,
-        &store,
-        &clock,
-        &SystemRandom,
-        &c.id,
-        "laptops",
-        Some(3600),
-    )
-    .await
-    .unwrap();
+    let new = |connector: &str| admin::NewEnrollmentToken {
+        connector: connector.into(),
+        name: "laptops".into(),
+        lifetime: Some(3600),
+        max_uses: None,
+        serial: None,
+    };
+    let (t, key) = admin::create_enrollment_token(&store, &clock, &SystemRandom, new(&c.id))
+        .await
+        .unwrap();
     assert_eq!(key.expose().len(), 60);
     assert_ne!(t.key_sha256, key.expose(), "only the hash is stored");
     let got = store
-        .enrollment_token_by_hash(&key.sha256_hex(), T0)
+        .enrollment_token_by_hash(&key.sha256_hex())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(got, t);
+    assert_eq!(got.expires_at, Some(T0 + 3600));
     assert!(store
-        .enrollment_token_by_hash(&key.sha256_hex(), T0 + 3600)
+        .enrollment_token_by_hash(&"0".repeat(64))
         .await
         .unwrap()
         .is_none());
-    assert!(store
-        .enrollment_token_by_hash(&"0".repeat(64), T0)
-        .await
-        .unwrap()
-        .is_none());
-    let unknown =
-        admin::create_enrollment_token(&store, &store, &clock, &SystemRandom, "nope", "x", None)
-            .await;
+    let unknown = admin::create_enrollment_token(&store, &clock, &SystemRandom, new("nope")).await;
     assert!(matches!(unknown, Err(CoreError::NotFound(_))));
 }
 
@@ -539,6 +573,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
         clock: &clock,
         rng: &SystemRandom,
         settings: &settings,
+        caller: &endpoint_core::audit::Caller::UNKNOWN,
     };
     let c = admin::create_connector(
         &*store,
@@ -600,6 +635,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
                 clock: &clock,
                 rng: &SystemRandom,
                 settings: &settings,
+                caller: &endpoint_core::audit::Caller::UNKNOWN,
             };
             let minter = endpoint_core::adapters::signing_minter::SigningMinter {
                 store: &*store,
@@ -762,4 +798,67 @@ async fn dynamodb_devices_keep_the_device_contract() {
 #[tokio::test]
 async fn dynamodb_enrollments_keep_the_enrollment_contract() {
     contract::enrollments(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_enrollment_grants_keep_the_contract() {
+    contract::enrollment_grants(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_audit_keeps_the_contract() {
+    contract::audit(&fresh_store().await).await;
+}
+
+/// An operator's enrollment grant at T0.
+fn op() -> EnrollGrant {
+    EnrollGrant {
+        reenroll: None,
+        enrollment_token: None,
+        now: T0,
+        audit: None,
+    }
+}
+
+/// An audit record DynamoDB refuses (here: larger than an item may be) never stops a plan from
+/// ending: the transaction fails on the record, the plan ends alone, the failure is logged.
+#[tokio::test]
+async fn an_audit_record_that_cannot_be_written_never_stops_a_plan_ending() {
+    use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
+    let store = fresh_store().await;
+    store.create_plan(&plan("big", T0 + 100)).await.unwrap();
+    let oversized = AuditEvent::new(
+        AuditKind::StagePassed,
+        T0,
+        "x",
+        "anonymous".into(),
+        &Caller::UNKNOWN,
+    )
+    .plan("big")
+    .reason("r".repeat(450 * 1024));
+    assert!(store
+        .finish_plan("big", &Finish::Passed(None), None, T0, Some(&oversized))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_plan("big", T0).await.unwrap().map(|p| p.status),
+        Some(PlanStatus::Passed)
+    );
+    let q = AuditQuery {
+        since: T0 - 10,
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store.audit_events(&q, T0 + 1).await.unwrap().is_empty());
+    // A plan that someone else ended is not ended again, record or not.
+    assert!(!store
+        .finish_plan(
+            "big",
+            &Finish::Denied("x".into()),
+            None,
+            T0,
+            Some(&oversized)
+        )
+        .await
+        .unwrap());
 }

@@ -39,6 +39,7 @@ async fn challenge_with(signer: &KmsSigner, key: &str) -> (String, Connector) {
         clock: &clock,
         rng: &SystemRandom,
         settings: &settings,
+        caller: &endpoint_core::audit::Caller::UNKNOWN,
     };
     let c = admin::create_connector(
         &store,

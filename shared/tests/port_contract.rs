@@ -24,3 +24,13 @@ async fn memory_devices_keep_the_device_contract() {
 async fn memory_enrollments_keep_the_enrollment_contract() {
     contract::enrollments(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn memory_enrollment_grants_keep_the_contract() {
+    contract::enrollment_grants(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_audit_keeps_the_contract() {
+    contract::audit(&MemoryStore::new()).await;
+}

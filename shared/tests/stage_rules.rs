@@ -463,8 +463,10 @@ async fn two_concurrent_consumers_of_one_challenge_one_wins() {
     let finish = endpoint_core::ports::Finish::Passed(None);
     // The store operation itself, from two tasks at once.
     let (a, b) = tokio::join!(
-        fx.store.finish_plan(&plan, &finish, Some(&pending.jws), T0),
-        fx.store.finish_plan(&plan, &finish, Some(&pending.jws), T0)
+        fx.store
+            .finish_plan(&plan, &finish, Some(&pending.jws), T0, None),
+        fx.store
+            .finish_plan(&plan, &finish, Some(&pending.jws), T0, None)
     );
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(), 1);
 
@@ -643,6 +645,12 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
                 key: key.clone(),
                 created_at: T0,
                 expires_at: Some(T0 + 100),
+            },
+            &endpoint_core::ports::EnrollGrant {
+                reenroll: None,
+                enrollment_token: None,
+                now: T0,
+                audit: None,
             },
         )
         .await

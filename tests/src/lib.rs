@@ -38,7 +38,12 @@ impl Stack {
         Stack {
             http: Http::new(&api),
             api,
-            store: DynamoStore::from_config(&config, table),
+            store: DynamoStore::configured(
+                &config,
+                &table,
+                std::env::var("SEALING_KEY_ID").ok().as_deref(),
+                90,
+            ),
             signer: KmsSigner::from_config(&config),
         }
     }
@@ -72,6 +77,8 @@ impl Stack {
             NewConnector {
                 name: "e2e".into(),
                 challenge_key: key.clone(),
+                // Most suites re-enroll serials freely; the policy's own tests use `approve`.
+                reenroll: endpoint_core::model::ReenrollPolicy::Open,
                 ..Default::default()
             },
         )
@@ -103,12 +110,15 @@ impl Stack {
     pub async fn enrollment_token(&self, connector: &str, lifetime: Option<i64>) -> String {
         let (_, key) = admin::create_enrollment_token(
             &self.store,
-            &self.store,
             &SystemClock,
             &SystemRandom,
-            connector,
-            "e2e",
-            lifetime,
+            admin::NewEnrollmentToken {
+                connector: connector.into(),
+                name: "e2e".into(),
+                lifetime: Some(lifetime.unwrap_or(admin::DEFAULT_ENROLLMENT_TOKEN_LIFETIME)),
+                max_uses: None,
+                serial: None,
+            },
         )
         .await
         .unwrap();

@@ -136,6 +136,12 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
             connector: on.connector.clone(),
             name: "old".into(),
             expires_at: Some(now() - 1),
+            created_at: Some(now() - 100),
+            max_uses: None,
+            serial: None,
+            uses: 0,
+            last_used_at: None,
+            revoked_at: None,
         })
         .await
         .unwrap();
@@ -252,6 +258,7 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
         .enroll(
             &dev(&sn, None),
             &tok(&sn, "expired-token-key", Some(now - 1)),
+            &operator_grant(now),
         )
         .await
         .unwrap();
@@ -267,7 +274,11 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
     );
     let sn = serial("EXPDEV");
     s.store
-        .enroll(&dev(&sn, Some(now - 1)), &tok(&sn, "live-token-key", None))
+        .enroll(
+            &dev(&sn, Some(now - 1)),
+            &tok(&sn, "live-token-key", None),
+            &operator_grant(now),
+        )
         .await
         .unwrap();
     assert_eq!(config(&s, "live-token-key").0, 403, "expired device");
@@ -381,4 +392,14 @@ async fn interactive_auth_and_the_dth_path() {
         .get(&path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
         .unwrap();
     assert_eq!(out, denied("Invalid device token"));
+}
+
+/// An operator's enrollment grant (no policy, no enrollment token).
+fn operator_grant(now: i64) -> endpoint_core::ports::EnrollGrant {
+    endpoint_core::ports::EnrollGrant {
+        reenroll: None,
+        enrollment_token: None,
+        now,
+        audit: None,
+    }
 }

@@ -1,7 +1,9 @@
 //! AWS calls per operation, counted with an SDK interceptor on the same handlers the functions
 //! run (in process, against moto). Fails when a route makes more calls than its budget:
-//! challenge GET at most one KMS Sign and two DynamoDB calls; response POST at most three
-//! DynamoDB calls in at most two sequential rounds; JWKS warm with zero KMS calls.
+//! challenge GET at most one KMS Sign and two DynamoDB calls; response POST (warm) three
+//! DynamoDB calls in two sequential rounds and no KMS call (the sealed device keys open with the
+//! data key unwrapped once per cold start); JWKS warm with zero KMS calls. The audit record of a
+//! plan's end travels in the same write as the end (a transaction), never an extra round trip.
 //! A challenge GET's two DynamoDB calls are the attempt reservation (which returns the plan)
 //! and the store of the signed challenge.
 
@@ -34,10 +36,14 @@ impl ChallengeMinter for NoMinter {
     }
 }
 
+fn table_name() -> String {
+    std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into())
+}
+
 async fn counted() -> (DynamoStore, KmsSigner, CallCounter, CallCounter) {
     let config = load_config().await;
     let (ddb, kms) = (CallCounter::default(), CallCounter::default());
-    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
+    let table = table_name();
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&config)
@@ -46,11 +52,18 @@ async fn counted() -> (DynamoStore, KmsSigner, CallCounter, CallCounter) {
         ),
         table,
     );
-    let signer = KmsSigner::new(aws_sdk_kms::Client::from_conf(
+    let kms_client = aws_sdk_kms::Client::from_conf(
         aws_sdk_kms::config::Builder::from(&config)
             .interceptor(kms.clone())
             .build(),
+    );
+    let sealing = std::env::var("SEALING_KEY_ID").expect("stack.sh exports SEALING_KEY_ID");
+    let store = store.with_sealing(endpoint_core::adapters::vault::KmsVault::new(
+        kms_client.clone(),
+        sealing,
+        table_name(),
     ));
+    let signer = KmsSigner::new(kms_client);
     (store, signer, ddb, kms)
 }
 
@@ -101,25 +114,28 @@ async fn calls_per_route_stay_within_budget() {
     assert_eq!(kms.calls(), ["Sign"]);
     assert_eq!(ddb.calls(), ["UpdateItem", "UpdateItem"]);
 
-    // Response POST: plan GetItem and device Query in one parallel round, then one UpdateItem.
+    // Response POST, cold: the two reads together, then the data key (read and unwrapped once
+    // per process), then the consumption with its audit record in one transaction.
     let jws = reply.body["challenge"].as_str().unwrap().to_string();
     let answer = endpoint_agent::respond(&device, &jws, now()).unwrap();
     kms.reset();
     ddb.reset();
-    let body = serde_json::json!({"component": "ak-stage-endpoint-agent", "response": answer});
-    let (reply, outcome) = response
-        .handle(request(
-            "POST",
-            &format!("/v1/plans/{plan}/executor"),
-            Some(body),
-        ))
-        .await;
+    let post = |plan: &str, answer: &str| {
+        let body = serde_json::json!({"component": "ak-stage-endpoint-agent", "response": answer});
+        request("POST", &format!("/v1/plans/{plan}/executor"), Some(body))
+    };
+    let (reply, outcome) = response.handle(post(&plan, &answer)).await;
     assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
     let mut calls = ddb.calls();
     assert_eq!(
         calls.pop().as_deref(),
-        Some("UpdateItem"),
+        Some("TransactWriteItems"),
         "the consumption comes last"
+    );
+    assert_eq!(
+        calls.pop().as_deref(),
+        Some("GetItem"),
+        "the keyring, cold only"
     );
     calls.sort();
     assert_eq!(
@@ -127,6 +143,27 @@ async fn calls_per_route_stay_within_budget() {
         ["GetItem", "Query"],
         "the two reads (issued together)"
     );
+    assert_eq!(
+        kms.calls(),
+        ["Decrypt"],
+        "the data key, once per cold start"
+    );
+
+    // Warm: the reads, then the consumption with its audit record. No KMS call.
+    let plan = s.create_plan(&setup.stage);
+    let (reply, _) = challenge
+        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .await;
+    let jws = reply.body["challenge"].as_str().unwrap().to_string();
+    let answer = endpoint_agent::respond(&device, &jws, now()).unwrap();
+    kms.reset();
+    ddb.reset();
+    let (reply, outcome) = response.handle(post(&plan, &answer)).await;
+    assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
+    let mut calls = ddb.calls();
+    assert_eq!(calls.pop().as_deref(), Some("TransactWriteItems"));
+    calls.sort();
+    assert_eq!(calls, ["GetItem", "Query"], "two sequential rounds in all");
     assert!(
         kms.calls().is_empty(),
         "the response validator makes no KMS call"
@@ -175,4 +212,54 @@ async fn calls_per_route_stay_within_budget() {
     let mut calls = ddb.calls();
     calls.sort();
     assert_eq!(calls, ["GetItem", "GetItem", "GetItem"]);
+
+    // check_in/: the same three reads, then the snapshot and its audit record written together
+    // (two parallel PutItems: the audit record adds no round trip).
+    ddb.reset();
+    let mut req = request(
+        "POST",
+        "/api/v3/endpoints/agents/connectors/check_in/",
+        Some(serde_json::json!({"hardware": {"serial": "x"}})),
+    );
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer+agent {}", device.token).parse().unwrap(),
+    );
+    let (reply, _) = agent.handle(req).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["GetItem", "GetItem", "GetItem", "PutItem", "PutItem"]
+    );
+
+    // auth_ia/: the token index, then device, connector and the rate counter together, then
+    // the stage and connector of the plan and the plan itself: the limit adds no round trip.
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
+    ddb.reset();
+    let mut req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer+agent {}", device.token).parse().unwrap(),
+    );
+    req.headers_mut()
+        .insert("host", "127.0.0.1".parse().unwrap());
+    let (reply, _) = agent.handle(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "GetItem",
+            "GetItem",
+            "GetItem",
+            "GetItem",
+            "GetItem",
+            "PutItem",
+            "UpdateItem"
+        ]
+    );
 }

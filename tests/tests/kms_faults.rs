@@ -94,6 +94,7 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
             device: None,
             device_auth: None,
             denial: None,
+            owner: None,
             created_at: now,
             expires_at: now + 900,
         })

@@ -215,6 +215,7 @@ async fn an_expired_plan_whose_item_still_exists_is_not_found() {
         device: None,
         device_auth: None,
         denial: None,
+        owner: None,
         created_at: now() - 1000,
         expires_at: now() - 10,
     };

@@ -1,7 +1,7 @@
 //! The command line: every command and flag with its help line (a test checks it).
 
 use clap::{Parser, Subcommand};
-use endpoint_core::model::StageMode;
+use endpoint_core::model::{ReenrollPolicy, StageMode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +22,10 @@ pub struct Args {
         default_value = "endpoint-stage"
     )]
     pub table: String,
+
+    /// The symmetric KMS key that seals device token keys: the stack's SealingKeyId output.
+    #[arg(long = "sealing-key", global = true, env = "SEALING_KEY_ID")]
+    pub sealing_key: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -46,6 +50,37 @@ pub enum Command {
     /// Enrolled devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Idempotent data migrations: seal device token keys stored before sealing, make old
+    /// enrollment tokens listable, then refuse plain keys.
+    Migrate,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Audit records, newest first.
+    List {
+        /// Only records about this device serial.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only records about this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only records about this plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// How far back (e.g. 30m, 24h, 7d).
+        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        since: i64,
+        /// At most this many records (one page).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+        /// Only records older than this record id (the last id of the previous page).
+        #[arg(long)]
+        before: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +94,9 @@ pub enum KeyCommand {
         #[arg(long)]
         alias: Option<String>,
     },
+    /// Create a symmetric KMS key for sealing device token keys; prints its key id (local
+    /// stacks: deployed, the stack creates it and outputs SealingKeyId).
+    CreateSealing,
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +115,18 @@ pub enum ConnectorCommand {
         /// Ask agents to check in before answering.
         #[arg(long = "trigger-check-in")]
         trigger_check_in: bool,
+        /// approve: re-enrolling an enrolled serial needs `device allow-reenroll`; open: any
+        /// enrollment token holder may re-enroll it.
+        #[arg(long, default_value = "approve", value_parser = reenroll_parser())]
+        reenroll: ReenrollPolicy,
+    },
+    /// Set the connector's re-enrollment policy.
+    SetReenroll {
+        /// The connector's id.
+        id: String,
+        /// approve (an operator allows each re-enrollment) or open.
+        #[arg(value_parser = reenroll_parser())]
+        policy: ReenrollPolicy,
     },
     /// Sign with another challenge key at once (the old one stays in the JWKS for 6 minutes).
     /// Agents only learn new keys when they fetch their configuration: for a fleet of real
@@ -152,10 +202,48 @@ pub enum EnrollmentTokenCommand {
         /// A name for people (where the token was handed out).
         #[arg(long, default_value = "enrollment token")]
         name: String,
-        /// Lifetime (e.g. 24h, 7d); none: until deleted.
-        #[arg(long, value_parser = parse_duration)]
-        expires: Option<i64>,
+        /// Lifetime (e.g. 24h, 7d), or `never`.
+        #[arg(long, default_value = "7d", value_parser = parse_expiry)]
+        expires: Expiry,
+        /// How many devices it may enroll (default: any number until it expires).
+        #[arg(long = "max-uses", value_parser = clap::value_parser!(u32).range(1..))]
+        max_uses: Option<u32>,
+        /// Bind the token to this one device serial.
+        #[arg(long)]
+        serial: Option<String>,
     },
+    /// List enrollment tokens with their use count and state (never their key).
+    List {
+        /// Only the tokens of this connector.
+        #[arg(long)]
+        connector: Option<String>,
+    },
+    /// Show an enrollment token with the serials it enrolled.
+    Show {
+        /// The token's id.
+        id: String,
+    },
+    /// Revoke an enrollment token: it enrolls nothing from now on.
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
+}
+
+/// An enrollment token's lifetime: seconds, or never.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    After(i64),
+    Never,
+}
+
+/// `never` or a duration.
+pub fn parse_expiry(s: &str) -> Result<Expiry, String> {
+    if s == "never" {
+        Ok(Expiry::Never)
+    } else {
+        parse_duration(s).map(Expiry::After)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +280,24 @@ pub enum DeviceCommand {
         #[arg(long)]
         connector: String,
     },
+    /// Allow one re-enrollment of an enrolled device on a connector whose policy is approve.
+    AllowReenroll {
+        /// The device's serial.
+        serial: String,
+        /// The connector it may re-enroll on.
+        #[arg(long)]
+        connector: String,
+        /// How long the allowance lasts (e.g. 15m, 1h, 2d).
+        #[arg(long = "for", value_parser = parse_duration, default_value = "1h")]
+        window: i64,
+    },
+}
+
+/// The re-enrollment policies, listed in `--help`.
+fn reenroll_parser() -> impl clap::builder::TypedValueParser<Value = ReenrollPolicy> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["approve", "open"])
+        .try_map(|s: String| s.parse::<ReenrollPolicy>())
 }
 
 /// The stage modes, listed in `--help`.
@@ -260,6 +366,9 @@ mod tests {
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("99999999999999d").is_err());
+        assert_eq!(parse_expiry("never"), Ok(Expiry::Never));
+        assert_eq!(parse_expiry("7d"), Ok(Expiry::After(604800)));
+        assert!(parse_expiry("forever").is_err());
     }
 
     #[test]

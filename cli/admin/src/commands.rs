@@ -4,19 +4,77 @@ use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::admin::{self, NewConnector};
+use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
 use endpoint_core::facts;
-use endpoint_core::model::{Connector, Device};
-use endpoint_core::ports::{Clock, DeviceStore, Directory, SystemClock, SystemRandom};
+use endpoint_core::model::{Connector, Device, EnrollmentToken};
+use endpoint_core::ports::{
+    random_alnum, record_audit, AuditLog, Clock, DeviceStore, Directory, SystemClock, SystemRandom,
+};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::CoreError;
 use serde_json::{json, Value};
 
 use crate::cli::*;
 
-/// What a command prints: one value per line, or one JSON object with `--json`.
+/// What a command prints: one value per line, or one JSON object with `--json`; and the
+/// audit record of what it changed.
 struct Output {
     plain: String,
     json: Value,
+    audit: Option<Audit>,
+}
+
+/// An operator's audit record, built once the command succeeded.
+struct Audit {
+    kind: AuditKind,
+    connector: Option<String>,
+    device: Option<String>,
+    reason: Option<String>,
+}
+
+impl Audit {
+    fn of(kind: AuditKind) -> Self {
+        Audit {
+            kind,
+            connector: None,
+            device: None,
+            reason: None,
+        }
+    }
+    fn connector(mut self, id: &str) -> Self {
+        self.connector = Some(id.to_string());
+        self
+    }
+    fn device(mut self, serial: &str) -> Self {
+        self.device = Some(serial.to_string());
+        self
+    }
+    fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    fn build(self, clock: &SystemClock) -> AuditEvent {
+        let mut e = AuditEvent::new(
+            self.kind,
+            clock.now(),
+            &random_alnum(&SystemRandom, 8),
+            operator(),
+            &Caller::UNKNOWN,
+        );
+        e.connector = self.connector;
+        e.device = self.device;
+        e.reason = self.reason;
+        e
+    }
+}
+
+/// The operator's name for the audit trail: `ENDPOINT_ADMIN_OPERATOR`, else the login name.
+fn operator() -> String {
+    let name = std::env::var("ENDPOINT_ADMIN_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("operator:{}", name.chars().take(128).collect::<String>())
 }
 
 impl Output {
@@ -24,8 +82,56 @@ impl Output {
         Output {
             plain: value.to_string(),
             json: json!({ field: value }),
+            audit: None,
         }
     }
+
+    fn audited(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+}
+
+/// An enrollment token as `list` and `show` print it: never its key, nor the key's hash.
+fn enrollment_token_json(t: &EnrollmentToken, now: i64) -> Value {
+    json!({
+        "id": t.id,
+        "connector": t.connector,
+        "name": t.name,
+        "state": token_state(t, now),
+        "created_at": t.created_at,
+        "expires_at": t.expires_at,
+        "max_uses": t.max_uses,
+        "serial": t.serial,
+        "uses": t.uses,
+        "last_used_at": t.last_used_at,
+        "revoked_at": t.revoked_at,
+    })
+}
+
+fn token_state(t: &EnrollmentToken, now: i64) -> &'static str {
+    if t.revoked_at.is_some() {
+        "revoked"
+    } else if endpoint_core::model::is_expired(t.expires_at, now) {
+        "expired"
+    } else if t.max_uses.is_some_and(|m| t.uses >= m) {
+        "used_up"
+    } else {
+        "active"
+    }
+}
+
+fn enrollment_token_line(t: &EnrollmentToken, now: i64) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\tuses {}{}\texpires {}",
+        t.id,
+        t.connector,
+        t.name,
+        token_state(t, now),
+        t.uses,
+        t.max_uses.map_or_else(String::new, |m| format!("/{m}")),
+        date(t.expires_at)
+    )
 }
 
 fn err(e: impl Into<CoreError>) -> String {
@@ -34,9 +140,13 @@ fn err(e: impl Into<CoreError>) -> String {
 
 pub async fn run(args: Args) -> Result<String, String> {
     let config = load_config().await;
-    let store = DynamoStore::from_config(&config, &args.table);
+    let store = DynamoStore::configured(&config, &args.table, args.sealing_key.as_deref(), 90);
     let signer = KmsSigner::from_config(&config);
-    if !matches!(args.command, Command::Init) && !store.table_exists().await.map_err(err)? {
+    let needs_table = !matches!(
+        args.command,
+        Command::Init | Command::Key(KeyCommand::CreateSealing)
+    );
+    if needs_table && !store.table_exists().await.map_err(err)? {
         let region = config.region().map_or("(no region)", |r| r.as_ref());
         return Err(format!(
             "the table {:?} does not exist in {region}: pass --table (or set TABLE_NAME) to the stack's TableName output (aws cloudformation describe-stacks --stack-name endpoint-stage --query \"Stacks[0].Outputs\"), or set AWS_REGION to the stack's region; `endpoint-admin init` creates a table for a local emulator",
@@ -44,6 +154,9 @@ pub async fn run(args: Args) -> Result<String, String> {
         ));
     }
     let out = execute(&args, &store, &signer).await?;
+    if let Some(event) = out.audit {
+        record_audit(&store, &event.build(&SystemClock)).await;
+    }
     Ok(if args.json {
         out.json.to_string()
     } else {
@@ -115,13 +228,67 @@ async fn execute(args: &Args, store: &DynamoStore, signer: &KmsSigner) -> Result
     match &args.command {
         Command::Init => {
             let created = store.create_table().await.map_err(err)?;
+            // With a sealing key, the data key too (a new table refuses plain keys at once).
+            let keyring = match &args.sealing_key {
+                Some(_) => Some(store.ensure_keyring().await.map_err(err)?),
+                None => None,
+            };
             Ok(Output {
                 plain: format!(
                     "{}\t{}",
                     args.table,
                     if created { "created" } else { "exists" }
                 ),
-                json: json!({"table": args.table, "created": created}),
+                json: json!({"table": args.table, "created": created, "data_key_created": keyring}),
+                audit: None,
+            })
+        }
+        Command::Migrate => {
+            let report = store.migrate().await.map_err(err)?;
+            let summary = format!(
+                "data_key_created={} sealed={} enrollment_tokens={}",
+                report.keyring_created, report.sealed, report.enrollment_tokens
+            );
+            Ok(Output {
+                plain: summary.clone(),
+                json: json!({
+                    "data_key_created": report.keyring_created,
+                    "sealed": report.sealed,
+                    "enrollment_tokens": report.enrollment_tokens,
+                }),
+                audit: Some(Audit::of(AuditKind::DataMigrated).reason(summary)),
+            })
+        }
+        Command::Audit(AuditCommand::List {
+            device,
+            connector,
+            plan,
+            since,
+            limit,
+            before,
+        }) => {
+            let now = clock.now();
+            let query = AuditQuery {
+                since: now - since,
+                device: device.clone(),
+                connector: connector.clone(),
+                plan: plan.clone(),
+                limit: *limit as usize,
+                before: before.clone(),
+            };
+            let events = store.audit_events(&query, now).await.map_err(err)?;
+            let plain = events
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                plain,
+                json: json!({
+                    "events": events,
+                    "next_before": (events.len() == query.limit).then(|| events.last().map(|e| e.id.clone())).flatten(),
+                }),
+                audit: None,
             })
         }
         Command::Key(KeyCommand::Create { spec, alias }) => {
@@ -135,28 +302,30 @@ async fn execute(args: &Args, store: &DynamoStore, signer: &KmsSigner) -> Result
             }
             Ok(Output::value("key_id", &id))
         }
-        Command::Connector(c) => connector(c, store, signer, &clock, &rng).await,
+        Command::Key(KeyCommand::CreateSealing) => {
+            let config = load_config().await;
+            let id = endpoint_core::adapters::vault::KmsVault::create_key(
+                &config,
+                "endpoint-stage device token sealing key",
+            )
+            .await
+            .map_err(err)?;
+            Ok(Output::value("key_id", &id))
+        }
+        Command::Connector(c) => {
+            connector(c, store, signer, &clock, &rng, args.sealing_key.is_some()).await
+        }
         Command::Stage(StageCommand::Create { connector, mode }) => {
             let stage = admin::create_stage(store, &rng, connector, *mode)
                 .await
                 .map_err(err)?;
-            Ok(Output::value("id", &stage.id))
+            Ok(Output::value("id", &stage.id).audited(
+                Audit::of(AuditKind::StageCreated)
+                    .connector(connector)
+                    .reason(format!("stage {} ({})", stage.id, mode.as_str())),
+            ))
         }
-        Command::EnrollmentToken(EnrollmentTokenCommand::Create {
-            connector,
-            name,
-            expires,
-        }) => {
-            let (token, key) = admin::create_enrollment_token(
-                store, store, &clock, &rng, connector, name, *expires,
-            )
-            .await
-            .map_err(err)?;
-            Ok(Output {
-                plain: key.expose().to_string(),
-                json: json!({"id": token.id, "key": key.expose(), "expires_at": token.expires_at}),
-            })
-        }
+        Command::EnrollmentToken(t) => enrollment_token(t, store, &clock, &rng).await,
         Command::Device(d) => device(d, store, &clock, &rng).await,
     }
 }
@@ -167,10 +336,12 @@ async fn connector(
     signer: &KmsSigner,
     clock: &SystemClock,
     rng: &SystemRandom,
+    sealing_configured: bool,
 ) -> Result<Output, String> {
     let shown = |c: Connector| Output {
         plain: connector_line(&c),
         json: connector_json(&c),
+        audit: None,
     };
     match cmd {
         ConnectorCommand::Create {
@@ -178,6 +349,7 @@ async fn connector(
             challenge_key,
             idle_timeout,
             trigger_check_in,
+            reenroll,
         } => {
             if let Some(key) = challenge_key {
                 check_key(signer, key).await?;
@@ -187,45 +359,89 @@ async fn connector(
                 challenge_key: challenge_key.clone(),
                 idle_timeout: idle_timeout.map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
                 trigger_check_in: *trigger_check_in,
+                reenroll: *reenroll,
             };
             let c = admin::create_connector(store, clock, rng, new)
                 .await
                 .map_err(err)?;
-            Ok(Output::value("id", &c.id))
+            // Devices enroll on a connector: the data key that seals their keys must exist.
+            if sealing_configured {
+                store.ensure_keyring().await.map_err(err)?;
+            }
+            Ok(Output::value("id", &c.id).audited(
+                Audit::of(AuditKind::ConnectorCreated)
+                    .connector(&c.id)
+                    .reason(format!("reenroll={}", c.reenroll.as_str())),
+            ))
+        }
+        ConnectorCommand::SetReenroll { id, policy } => {
+            let c = admin::set_reenroll(store, id, *policy).await.map_err(err)?;
+            Ok(shown(c).audited(
+                Audit::of(AuditKind::ConnectorChanged)
+                    .connector(id)
+                    .reason(format!("reenroll={}", policy.as_str())),
+            ))
         }
         ConnectorCommand::SetKey { id, key } => {
             check_key(signer, key).await?;
-            Ok(shown(
-                admin::set_connector_key(store, clock, id, key)
-                    .await
-                    .map_err(err)?,
+            let c = admin::set_connector_key(store, clock, id, key)
+                .await
+                .map_err(err)?;
+            Ok(shown(c).audited(
+                Audit::of(AuditKind::ChallengeKeyRotated)
+                    .connector(id)
+                    .reason(format!("set-key {key}")),
             ))
         }
         ConnectorCommand::AddNextKey { id, key } => {
             check_key(signer, key).await?;
-            Ok(shown(
-                admin::add_next_key(store, clock, id, key)
-                    .await
-                    .map_err(err)?,
+            let c = admin::add_next_key(store, clock, id, key)
+                .await
+                .map_err(err)?;
+            Ok(shown(c).audited(
+                Audit::of(AuditKind::ChallengeKeyAdded)
+                    .connector(id)
+                    .reason(format!("next key {key}")),
             ))
         }
-        ConnectorCommand::Rotate { id, grace } => Ok(shown(
-            admin::rotate(store, clock, id, *grace).await.map_err(err)?,
-        )),
+        ConnectorCommand::Rotate { id, grace } => {
+            let c = admin::rotate(store, clock, id, *grace).await.map_err(err)?;
+            let reason = format!("signing with {}", c.challenge_key.as_deref().unwrap_or("-"));
+            Ok(shown(c).audited(
+                Audit::of(AuditKind::ChallengeKeyRotated)
+                    .connector(id)
+                    .reason(reason),
+            ))
+        }
         ConnectorCommand::SetInteractiveStage { id, stage } => Ok(shown(
             admin::set_interactive_stage(store, id, stage)
                 .await
                 .map_err(err)?,
+        )
+        .audited(
+            Audit::of(AuditKind::ConnectorChanged)
+                .connector(id)
+                .reason(format!("interactive stage {stage}")),
         )),
         ConnectorCommand::Disable { id } => Ok(shown(
             admin::set_connector_enabled(store, id, false)
                 .await
                 .map_err(err)?,
+        )
+        .audited(
+            Audit::of(AuditKind::ConnectorChanged)
+                .connector(id)
+                .reason("disabled"),
         )),
         ConnectorCommand::Enable { id } => Ok(shown(
             admin::set_connector_enabled(store, id, true)
                 .await
                 .map_err(err)?,
+        )
+        .audited(
+            Audit::of(AuditKind::ConnectorChanged)
+                .connector(id)
+                .reason("enabled"),
         )),
         ConnectorCommand::Show { id } => {
             let c = store
@@ -236,6 +452,7 @@ async fn connector(
             Ok(Output {
                 plain: connector_details(&c),
                 json: connector_json(&c),
+                audit: None,
             })
         }
         ConnectorCommand::List => {
@@ -247,6 +464,7 @@ async fn connector(
                     .collect::<Vec<_>>()
                     .join("\n"),
                 json: json!({"connectors": list.iter().map(connector_json).collect::<Vec<_>>()}),
+                audit: None,
             })
         }
     }
@@ -276,6 +494,11 @@ async fn device(
             Ok(Output {
                 plain: key.expose().to_string(),
                 json: json!({"identifier": serial, "token": key.expose()}),
+                audit: Some(
+                    Audit::of(AuditKind::DeviceEnrolledByOperator)
+                        .connector(connector)
+                        .device(serial),
+                ),
             })
         }
         DeviceCommand::List => {
@@ -287,6 +510,7 @@ async fn device(
                     .collect::<Vec<_>>()
                     .join("\n"),
                 json: json!({"devices": list.iter().map(device_json).collect::<Vec<_>>()}),
+                audit: None,
             })
         }
         DeviceCommand::Show { serial } => {
@@ -320,13 +544,15 @@ async fn device(
             Ok(Output {
                 plain: serde_json::to_string_pretty(&json).unwrap_or_default(),
                 json,
+                audit: None,
             })
         }
         DeviceCommand::Delete { serial } => {
             if !store.delete_device(serial).await.map_err(err)? {
                 return Err(format!("device {serial} was not found"));
             }
-            Ok(Output::value("deleted", serial))
+            Ok(Output::value("deleted", serial)
+                .audited(Audit::of(AuditKind::DeviceDeleted).device(serial)))
         }
         DeviceCommand::RevokeTokens { serial, connector } => {
             store
@@ -338,6 +564,110 @@ async fn device(
             Ok(Output {
                 plain: n.to_string(),
                 json: json!({"identifier": serial, "connector": connector, "revoked": n}),
+                audit: Some(
+                    Audit::of(AuditKind::DeviceTokensRevoked)
+                        .connector(connector)
+                        .device(serial)
+                        .reason(format!("{n} tokens")),
+                ),
+            })
+        }
+        DeviceCommand::AllowReenroll {
+            serial,
+            connector,
+            window,
+        } => {
+            let until = admin::allow_reenroll(store, clock, connector, serial, *window)
+                .await
+                .map_err(err)?;
+            Ok(Output {
+                plain: until.to_string(),
+                json: json!({"identifier": serial, "connector": connector, "until": until}),
+                audit: Some(
+                    Audit::of(AuditKind::ReenrollmentAllowed)
+                        .connector(connector)
+                        .device(serial)
+                        .reason(format!("until {until}")),
+                ),
+            })
+        }
+    }
+}
+
+async fn enrollment_token(
+    cmd: &EnrollmentTokenCommand,
+    store: &DynamoStore,
+    clock: &SystemClock,
+    rng: &SystemRandom,
+) -> Result<Output, String> {
+    let now = clock.now();
+    match cmd {
+        EnrollmentTokenCommand::Create {
+            connector,
+            name,
+            expires,
+            max_uses,
+            serial,
+        } => {
+            let new = admin::NewEnrollmentToken {
+                connector: connector.clone(),
+                name: name.clone(),
+                lifetime: match expires {
+                    Expiry::After(s) => Some(*s),
+                    Expiry::Never => None,
+                },
+                max_uses: *max_uses,
+                serial: serial.clone(),
+            };
+            let (token, key) = admin::create_enrollment_token(store, clock, rng, new)
+                .await
+                .map_err(err)?;
+            Ok(Output {
+                plain: key.expose().to_string(),
+                json: json!({"id": token.id, "key": key.expose(), "expires_at": token.expires_at, "max_uses": token.max_uses, "serial": token.serial}),
+                audit: Some(
+                    Audit::of(AuditKind::EnrollmentTokenCreated)
+                        .connector(connector)
+                        .reason(format!("token {}", token.id)),
+                ),
+            })
+        }
+        EnrollmentTokenCommand::List { connector } => {
+            let list = admin::list_enrollment_tokens(store, connector.as_deref())
+                .await
+                .map_err(err)?;
+            Ok(Output {
+                plain: list
+                    .iter()
+                    .map(|t| enrollment_token_line(t, now))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({"tokens": list.iter().map(|t| enrollment_token_json(t, now)).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
+        EnrollmentTokenCommand::Show { id } => {
+            let d = admin::show_enrollment_token(store, id).await.map_err(err)?;
+            let mut json = enrollment_token_json(&d.token, now);
+            json["enrolled"] = serde_json::to_value(&d.enrolled).unwrap_or(Value::Null);
+            Ok(Output {
+                plain: serde_json::to_string_pretty(&json).unwrap_or_default(),
+                json,
+                audit: None,
+            })
+        }
+        EnrollmentTokenCommand::Revoke { id } => {
+            let t = admin::revoke_enrollment_token(store, clock, id)
+                .await
+                .map_err(err)?;
+            Ok(Output {
+                plain: enrollment_token_line(&t, now),
+                json: enrollment_token_json(&t, now),
+                audit: Some(
+                    Audit::of(AuditKind::EnrollmentTokenRevoked)
+                        .connector(&t.connector)
+                        .reason(format!("token {}", t.id)),
+                ),
             })
         }
     }

@@ -88,7 +88,12 @@ impl Cli {
     }
 
     async fn store(&self) -> DynamoStore {
-        DynamoStore::from_config(&load_config().await, &self.table)
+        DynamoStore::configured(
+            &load_config().await,
+            &self.table,
+            std::env::var("SEALING_KEY_ID").ok().as_deref(),
+            90,
+        )
     }
 }
 
@@ -371,6 +376,7 @@ async fn devices_tokens_and_the_core_agree() {
         clock: &SystemClock,
         rng: &SystemRandom,
         settings: &settings,
+        caller: &endpoint_core::audit::Caller::UNKNOWN,
     };
     let answer = |token: String| {
         let (store, signer, stage) = (&store, &signer, stage.clone());
@@ -621,4 +627,165 @@ fn a_missing_table_names_the_table_the_region_and_the_fix() {
     ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }
+}
+
+/// `migrate` seals device token keys stored in plain text (as before sealing existed), is
+/// idempotent, and afterwards a plain key is refused even if someone writes one.
+#[tokio::test]
+async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    use endpoint_core::ports::DeviceStore;
+    require_emulator();
+    let cli = Cli {
+        table: format!(
+            "mig-{}",
+            endpoint_core::ports::random_alnum(&SystemRandom, 10)
+        ),
+    };
+    // A table from before sealing: no data key.
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env_remove("SEALING_KEY_ID")
+        .args(["--table", &cli.table, "init"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ddb = aws_sdk_dynamodb::Client::new(&load_config().await);
+    let put = |item: Vec<(&'static str, Av)>| {
+        let ddb = ddb.clone();
+        let table = cli.table.clone();
+        async move {
+            let mut req = ddb.put_item().table_name(table);
+            for (k, v) in item {
+                req = req.item(k, v);
+            }
+            req.send().await.unwrap();
+        }
+    };
+    let s = |v: &str| Av::S(v.to_string());
+    let legacy = |serial: &str, token: &str, key: &str| {
+        vec![
+            ("pk", s(&format!("DEVICE#{serial}"))),
+            ("sk", s(&format!("TOKEN#c1#{token}"))),
+            ("token_id", s(token)),
+            ("device", s(serial)),
+            ("connector", s("c1")),
+            ("key", s(key)),
+            ("created_at", Av::N("1".into())),
+        ]
+    };
+    put(vec![
+        ("pk", s("DEVICE#OLD-1")),
+        ("sk", s("DEVICE")),
+        ("kind", s("DEVICE")),
+        ("identifier", s("OLD-1")),
+        ("name", s("old")),
+        ("created_at", Av::N("1".into())),
+    ])
+    .await;
+    put(legacy("OLD-1", "t1", "plain-legacy-key")).await;
+
+    let report = cli.json(&["migrate"]);
+    assert_eq!(report["data_key_created"], true);
+    assert_eq!(report["sealed"], 1);
+    assert_eq!(cli.json(&["migrate"])["sealed"], 0, "idempotent");
+
+    let raw = ddb
+        .get_item()
+        .table_name(&cli.table)
+        .key("pk", s("DEVICE#OLD-1"))
+        .key("sk", s("TOKEN#c1#t1"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!raw.contains_key("key"), "the plain key is gone");
+    assert!(raw.contains_key("key_sealed"));
+    assert_eq!(
+        raw["key_sha256"].as_s().unwrap(),
+        &endpoint_core::secret::sha256_hex(b"plain-legacy-key")
+    );
+    // The sealed key opens to the same key.
+    let store = cli.store().await;
+    let now = SystemClock.now();
+    let d = store
+        .device_with_tokens("OLD-1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.tokens.len(), 1);
+    assert_eq!(d.tokens[0].key.expose(), "plain-legacy-key");
+    // A plain key written after the migration is refused.
+    put(legacy("OLD-1", "t2", "planted-key")).await;
+    let d = cli
+        .store()
+        .await
+        .device_with_tokens("OLD-1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.tokens.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t1"]
+    );
+    // The migration is in the audit trail.
+    let events = cli.json(&["audit", "list"]);
+    assert_eq!(events["events"][0]["code"], "ES208I");
+}
+
+/// Connector policy and the CLI's new commands: set-reenroll, allow-reenroll, token list.
+#[test]
+fn reenroll_policy_and_token_commands() {
+    let cli = Cli::new();
+    let c = cli.ok(&["connector", "create", "--name", "p"]);
+    assert_eq!(cli.json(&["connector", "show", &c])["reenroll"], "approve");
+    assert_eq!(
+        cli.json(&["connector", "set-reenroll", &c, "open"])["reenroll"],
+        "open"
+    );
+    assert!(
+        cli.run(&["connector", "set-reenroll", &c, "sometimes"])
+            .status
+            .code()
+            == Some(2)
+    );
+    let t = cli.json(&[
+        "enrollment-token",
+        "create",
+        "--connector",
+        &c,
+        "--expires",
+        "1h",
+        "--max-uses",
+        "3",
+    ]);
+    assert_eq!(t["max_uses"], 3);
+    let list = cli.json(&["enrollment-token", "list"]);
+    assert_eq!(list["tokens"][0]["state"], "active");
+    assert!(!list.to_string().contains(t["key"].as_str().unwrap()));
+    let until = cli.json(&[
+        "device",
+        "allow-reenroll",
+        "SER-9",
+        "--connector",
+        &c,
+        "--for",
+        "15m",
+    ]);
+    assert!(until["until"].as_i64().unwrap() > SystemClock.now() + 800);
+    assert!(cli
+        .fails(&["enrollment-token", "show", "nope"])
+        .contains("not found"));
+    // Operator changes are audited.
+    let events = cli.json(&["audit", "list", "--connector", &c]);
+    let mut codes: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    // Records of one second have no order among themselves.
+    codes.sort();
+    assert_eq!(codes, ["ES003I", "ES201I", "ES203I", "ES204I"], "{events}");
 }

@@ -57,12 +57,15 @@ async fn enroll_then_login_with_the_binary_alone() {
         .unwrap();
     let (_, enrollment) = admin::create_enrollment_token(
         &store,
-        &store,
         &SystemClock,
         &SystemRandom,
-        &c.id,
-        "t",
-        None,
+        admin::NewEnrollmentToken {
+            connector: c.id.clone(),
+            name: "t".into(),
+            lifetime: Some(3600),
+            max_uses: None,
+            serial: None,
+        },
     )
     .await
     .unwrap();

@@ -70,7 +70,8 @@ where
         // credentials, as on the reference.
         let request = edge::parse_object(edge::body(req)?);
         let auth = edge::header(req, "authorization");
-        let enrolled = agent::enroll(s, &self.base.clock, &self.base.rng, auth, request).await?;
+        let caller = edge::caller(req);
+        let enrolled = agent::enroll(s, &self.base.env(&caller), auth, request).await?;
         Ok((Reply::ok(edge::enrolled_body(&enrolled)), "enrolled"))
     }
 
@@ -86,7 +87,8 @@ where
         // Device facts are large (every process, package, user): 2 MiB, not 64 KiB.
         let body = edge::body_within(req, MAX_FACTS_BODY)?;
         let auth = edge::header(req, "authorization");
-        agent::check_in(s, &self.base.clock, auth, body).await?;
+        let caller = edge::caller(req);
+        agent::check_in(s, &self.base.env(&caller), auth, body).await?;
         let reply = Reply::json(204, Value::Null);
         Ok((reply, "checked_in"))
     }
@@ -97,7 +99,8 @@ where
             CoreError::BadRequest("The request has no usable Host header.".into())
         })?;
         let auth = edge::header(req, "authorization");
-        let created = agent::auth_ia(s, &self.base.env(), auth).await?;
+        let caller = edge::caller(req);
+        let created = agent::auth_ia(s, &self.base.env(&caller), auth).await?;
         Ok((
             Reply::ok(edge::interactive_auth_body(&created, &url)),
             "auth_ia",

@@ -21,7 +21,15 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             Err(reply) => return *reply,
         };
         let dth = edge::header(&req, DTH_HEADER);
-        match stage::executor_get(&self.store, &self.signer, &self.base.env(), v[0], dth).await {
+        match stage::executor_get(
+            &self.store,
+            &self.signer,
+            &self.base.env(&edge::caller(&req)),
+            v[0],
+            dth,
+        )
+        .await
+        {
             Ok(outcome) => (Reply::ok(outcome_body(&outcome)), outcome.label()),
             Err(e) => failed(&e),
         }

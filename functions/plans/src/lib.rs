@@ -23,7 +23,7 @@ impl<S: Store> App<S> {
                 let (stage, redirect) = parse_plan_request(edge::body(&req)?)?;
                 stage::create_plan(
                     &self.store,
-                    &self.base.env(),
+                    &self.base.env(&edge::caller(&req)),
                     &stage,
                     redirect.as_deref(),
                     None,
@@ -39,7 +39,8 @@ impl<S: Store> App<S> {
                 Err(e) => failed(&e),
             };
         }
-        match stage::read_plan(&self.store, &self.base.clock, v[0]).await {
+        let caller = edge::caller(&req);
+        match stage::read_own_plan(&self.store, &self.base.env(&caller), v[0]).await {
             Ok(plan) => (Reply::ok(plan_body(&plan)), "read"),
             Err(e) => failed(&e),
         }

@@ -38,7 +38,7 @@ impl<S: Store, M: ChallengeMinter> App<S, M> {
             stage::executor_post(
                 &self.store,
                 &self.minter,
-                &self.base.env(),
+                &self.base.env(&edge::caller(&req)),
                 v[0],
                 response.as_deref(),
             )

@@ -151,6 +151,129 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallCounter {
     }
 }
 
+/// An SDK interceptor that records, for every request a client sends, the IAM actions it needs
+/// and the partition-key prefix each one touches: `dynamodb:GetItem PLAN#*`, one entry per item
+/// of a transaction (IAM checks each item's own action), `kms:Sign`, `lambda:InvokeFunction`.
+/// The least-privilege test compares these with template.yaml's statements.
+#[derive(Debug, Clone, Default)]
+pub struct AccessRecorder(std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl AccessRecorder {
+    /// Every access recorded so far.
+    pub fn accesses(&self) -> std::collections::BTreeSet<String> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn reset(&self) {
+        if let Ok(mut c) = self.0.lock() {
+            c.clear();
+        }
+    }
+
+    fn add(&self, access: String) {
+        if let Ok(mut c) = self.0.lock() {
+            c.insert(access);
+        }
+    }
+}
+
+/// `PLAN#abc` -> `PLAN#*`; a key without `#` (`KEYRING`) stays as it is.
+pub fn key_prefix(pk: &str) -> String {
+    match pk.split_once('#') {
+        Some((kind, _)) => format!("{kind}#*"),
+        None => pk.to_string(),
+    }
+}
+
+/// The IAM accesses of one DynamoDB request body (`operation` from its `X-Amz-Target`).
+pub fn dynamodb_accesses(operation: &str, body: &serde_json::Value) -> Vec<String> {
+    let pk = |v: &serde_json::Value| {
+        v.get("pk")
+            .and_then(|p| p.get("S"))
+            .and_then(|s| s.as_str())
+            .map(key_prefix)
+            .unwrap_or_else(|| "?".into())
+    };
+    match operation {
+        "GetItem" | "DeleteItem" | "UpdateItem" => {
+            vec![format!("dynamodb:{operation} {}", pk(&body["Key"]))]
+        }
+        "PutItem" => vec![format!("dynamodb:PutItem {}", pk(&body["Item"]))],
+        "Query" => {
+            let index = body
+                .get("IndexName")
+                .and_then(|i| i.as_str())
+                .map(|i| format!(" index {i}"))
+                .unwrap_or_default();
+            let values = &body["ExpressionAttributeValues"];
+            let key = values
+                .get(":pk")
+                .or_else(|| values.get(":k"))
+                .and_then(|v| v.get("S"))
+                .and_then(|s| s.as_str())
+                .map(key_prefix)
+                .unwrap_or_else(|| "?".into());
+            vec![format!("dynamodb:Query {key}{index}")]
+        }
+        "TransactWriteItems" => body["TransactItems"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .flat_map(|item| {
+                        [
+                            ("Put", "PutItem", "Item"),
+                            ("Update", "UpdateItem", "Key"),
+                            ("Delete", "DeleteItem", "Key"),
+                            ("ConditionCheck", "ConditionCheckItem", "Key"),
+                        ]
+                        .into_iter()
+                        .filter_map(|(kind, action, field)| {
+                            item.get(kind)
+                                .map(|k| format!("dynamodb:{action} {}", pk(&k[field])))
+                        })
+                        .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        other => vec![format!("dynamodb:{other} (unclassified)")],
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for AccessRecorder {
+    fn name(&self) -> &'static str {
+        "AccessRecorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let request = context.request();
+        let target = request.headers().get("x-amz-target").unwrap_or("");
+        let body: serde_json::Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
+            for access in dynamodb_accesses(op, &body) {
+                self.add(access);
+            }
+        } else if let Some(op) = target.strip_prefix("TrentService.") {
+            self.add(format!("kms:{op}"));
+        } else if request.uri().contains("/functions/") && request.uri().contains("/invocations") {
+            self.add("lambda:InvokeFunction".into());
+        } else {
+            self.add(format!("unknown {}", request.uri()));
+        }
+        Ok(())
+    }
+}
+
 /// Wall time during which at least one AWS call was in flight, since the last `take_aws_time`.
 /// Overlapping calls (the response validator's two parallel reads) count once.
 struct AwsClock {

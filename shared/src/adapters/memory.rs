@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::StoreError;
 use crate::model::*;
 use crate::ports::*;
@@ -61,6 +62,13 @@ struct Inner {
     /// sha256(key) -> token ref
     token_index: HashMap<String, TokenRef>,
     enrollment: HashMap<String, EnrollmentToken>,
+    /// enrollment token hash -> serial -> time of its latest enrollment
+    enrollment_uses: HashMap<String, BTreeMap<String, UnixTime>>,
+    /// (device, connector) -> until when one re-enrollment is allowed
+    allowances: HashMap<(String, String), UnixTime>,
+    audit: Vec<AuditEvent>,
+    /// bucket -> (count, window end)
+    counters: HashMap<String, (u32, UnixTime)>,
     /// (device, connector) -> snapshot
     facts: BTreeMap<(String, String), FactsSnapshot>,
 }
@@ -173,6 +181,7 @@ impl PlanStore for MemoryStore {
         finish: &Finish,
         consume: Option<&str>,
         now: UnixTime,
+        audit: Option<&AuditEvent>,
     ) -> Result<bool, StoreError> {
         let mut g = self.lock()?;
         let Some(p) = g.plans.get_mut(id) else {
@@ -197,6 +206,9 @@ impl PlanStore for MemoryStore {
                 p.status = PlanStatus::Denied;
                 p.denial = Some(message.clone());
             }
+        }
+        if let Some(event) = audit {
+            g.audit.push(event.clone());
         }
         Ok(true)
     }
@@ -285,14 +297,56 @@ impl DeviceStore for MemoryStore {
             .collect())
     }
 
-    async fn enroll(&self, device: &Device, token: &DeviceToken) -> Result<(), StoreError> {
+    async fn enroll(
+        &self,
+        device: &Device,
+        token: &DeviceToken,
+        grant: &EnrollGrant,
+    ) -> Result<EnrollOutcome, StoreError> {
         let mut g = self.lock()?;
+        let now = grant.now;
         let old: Vec<(String, String)> = g
             .tokens
             .iter()
             .filter(|((d, _), t)| d == &device.identifier && t.connector == token.connector)
             .map(|(k, _)| k.clone())
             .collect();
+        let replaced = old.iter().any(|k| {
+            g.tokens
+                .get(k)
+                .is_some_and(|t| !is_expired(t.expires_at, now))
+        });
+        let connection = (device.identifier.clone(), token.connector.clone());
+        let mut allowance_used = false;
+        if replaced && grant.reenroll == Some(ReenrollPolicy::Approve) {
+            match g.allowances.get(&connection) {
+                Some(&until) if until > now => allowance_used = true,
+                _ => return Ok(EnrollOutcome::NeedsApproval),
+            }
+        }
+        if let Some(hash) = &grant.enrollment_token {
+            match g.enrollment.get(hash) {
+                Some(t)
+                    if t.revoked_at.is_none()
+                        && !is_expired(t.expires_at, now)
+                        && t.max_uses.is_none_or(|m| t.uses < m) => {}
+                _ => return Ok(EnrollOutcome::TokenRefused),
+            }
+        }
+        // Every condition holds: the writes, all at once.
+        if allowance_used {
+            g.allowances.remove(&connection);
+        }
+        if let Some(hash) = &grant.enrollment_token {
+            if let Some(t) = g.enrollment.get_mut(hash) {
+                t.uses += 1;
+                t.last_used_at = Some(now);
+            }
+            g.enrollment_uses
+                .entry(hash.clone())
+                .or_default()
+                .insert(device.identifier.clone(), now);
+        }
         for k in old {
             if let Some(t) = g.tokens.remove(&k) {
                 g.token_index.remove(&t.key.sha256_hex());
@@ -313,6 +367,24 @@ impl DeviceStore for MemoryStore {
         );
         g.tokens
             .insert((device.identifier.clone(), token.id.clone()), token.clone());
+        if let Some(event) = &grant.audit {
+            g.audit.push(event.clone());
+        }
+        Ok(EnrollOutcome::Enrolled {
+            replaced,
+            allowance_used,
+        })
+    }
+
+    async fn allow_reenroll(
+        &self,
+        identifier: &str,
+        connector: &str,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.lock()?
+            .allowances
+            .insert((identifier.to_string(), connector.to_string()), until);
         Ok(())
     }
 
@@ -381,12 +453,88 @@ impl EnrollmentStore for MemoryStore {
     async fn enrollment_token_by_hash(
         &self,
         key_sha256: &str,
-        now: UnixTime,
     ) -> Result<Option<EnrollmentToken>, StoreError> {
+        Ok(self.lock()?.enrollment.get(key_sha256).cloned())
+    }
+
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
+        Ok(self.lock()?.enrollment.values().cloned().collect())
+    }
+
+    async fn enrollment_token_uses(&self, key_sha256: &str) -> Result<Vec<TokenUse>, StoreError> {
         let g = self.lock()?;
-        Ok(g.enrollment
+        let mut uses: Vec<TokenUse> = g
+            .enrollment_uses
             .get(key_sha256)
-            .filter(|t| !is_expired(t.expires_at, now))
-            .cloned())
+            .map(|m| {
+                m.iter()
+                    .map(|(serial, &at)| TokenUse {
+                        serial: serial.clone(),
+                        at,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        uses.sort_by(|a, b| a.at.cmp(&b.at).then(a.serial.cmp(&b.serial)));
+        Ok(uses)
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        Ok(match g.enrollment.get_mut(key_sha256) {
+            Some(t) => {
+                t.revoked_at.get_or_insert(now);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+impl AuditLog for MemoryStore {
+    async fn record(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.lock()?.audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        query: &AuditQuery,
+        _now: UnixTime,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let g = self.lock()?;
+        let mut events: Vec<AuditEvent> = g
+            .audit
+            .iter()
+            .filter(|e| query.matches(e))
+            .cloned()
+            .collect();
+        events.sort_by(|a, b| b.id.cmp(&a.id));
+        events.truncate(query.limit);
+        Ok(events)
+    }
+}
+
+impl Limiter for MemoryStore {
+    async fn take(
+        &self,
+        bucket: &str,
+        limit: u32,
+        window_end: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        let entry = g
+            .counters
+            .entry(bucket.to_string())
+            .or_insert((0, window_end));
+        if entry.0 >= limit {
+            return Ok(false);
+        }
+        entry.0 += 1;
+        Ok(true)
     }
 }

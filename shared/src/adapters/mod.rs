@@ -5,10 +5,12 @@
 //! - `local_signer`: software keys (P-256, P-384, P-521, RSA) for tests and benchmarks.
 //! - `signing_minter`: mints new challenges in-process (tests; the response function asks the
 //!   challenge function instead).
+//! - `sealing`: AES-256-GCM sealing of device token keys under a vault's data key.
 //! - `dynamodb`, `kms`: the production adapters (cargo features `dynamodb`, `kms`).
 
 pub mod local_signer;
 pub mod memory;
+pub mod sealing;
 pub mod signing_minter;
 
 #[cfg(feature = "aws")]
@@ -17,3 +19,5 @@ pub mod aws;
 pub mod dynamodb;
 #[cfg(feature = "kms")]
 pub mod kms;
+#[cfg(feature = "dynamodb")]
+pub mod vault;

@@ -10,10 +10,17 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     crate::adapters::aws::load_config().await
 }
 
-/// The DynamoDB store on the function's table.
+/// The DynamoDB store on the function's table, sealing device token keys with the data key of
+/// `SEALING_KEY_ID` (if set) and keeping audit records `AUDIT_RETENTION_DAYS`.
 #[cfg(feature = "dynamodb")]
 pub fn dynamo(aws: &aws_config::SdkConfig, base: &Base) -> crate::adapters::dynamodb::DynamoStore {
-    crate::adapters::dynamodb::DynamoStore::from_config(aws, &base.config.table)
+    let c = &base.config;
+    crate::adapters::dynamodb::DynamoStore::configured(
+        aws,
+        &c.table,
+        c.sealing_key.as_deref(),
+        c.audit_retention_days,
+    )
 }
 
 /// The KMS challenge signer (key descriptions cached per process).

@@ -1,6 +1,7 @@
 //! The functions' configuration from their environment, and what every function holds
 //! besides its clients.
 
+use crate::audit::Caller;
 use crate::ports::{SystemClock, SystemRandom};
 use crate::stage::{Env, Settings};
 
@@ -18,6 +19,10 @@ pub struct FunctionConfig {
     pub challenge_function: String,
     /// `BRAND_TITLE`: the title `core/brands/current/` answers (default `endpoint-stage`).
     pub brand_title: String,
+    /// `SEALING_KEY_ID`: the symmetric KMS key whose data key seals device token keys.
+    pub sealing_key: Option<String>,
+    /// `AUDIT_RETENTION_DAYS` (90): how long audit records are kept.
+    pub audit_retention_days: i64,
 }
 
 impl FunctionConfig {
@@ -51,7 +56,20 @@ impl FunctionConfig {
                     1,
                     100,
                 )? as u32,
+                auth_ia_per_minute: number(
+                    "AUTH_IA_PER_MINUTE",
+                    defaults.auth_ia_per_minute.into(),
+                    1,
+                    1000,
+                )? as u32,
             },
+            sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
+            audit_retention_days: number(
+                "AUDIT_RETENTION_DAYS",
+                crate::audit::DEFAULT_RETENTION_DAYS,
+                1,
+                3650,
+            )?,
             public_base_url: get("PUBLIC_BASE_URL")
                 .filter(|u| !u.is_empty())
                 .map(|u| u.trim_end_matches('/').to_string()),
@@ -95,11 +113,13 @@ impl Base {
         })
     }
 
-    pub fn env(&self) -> Env<'_> {
+    /// The operations' environment for one request by `caller`.
+    pub fn env<'a>(&'a self, caller: &'a Caller) -> Env<'a> {
         Env {
             clock: &self.clock,
             rng: &self.rng,
             settings: &self.config.settings,
+            caller,
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn error_class(error: &CoreError) -> ErrorClass {
         CoreError::PayloadTooLarge(_) => (413, "payload_too_large", "payload_too_large"),
         CoreError::Conflict(_) => (409, "conflict", "conflict"),
         CoreError::Throttled(_) => (429, "throttled", "throttled"),
+        CoreError::RateLimited(_) => (429, "throttled", "rate_limited"),
         CoreError::Unavailable(_) => (503, "unavailable", "unavailable"),
         // Lost every retry against concurrent writers: to the client, unavailable.
         CoreError::LostRace => (503, "unavailable", "lost_race"),
@@ -50,7 +51,10 @@ pub fn error_reply(error: &CoreError) -> Reply {
     Reply {
         status: class.status,
         body: json!({"error": class.code, "message": message}),
-        retry_after: (class.status == 429).then_some(RETRY_AFTER_SECS),
+        retry_after: match error {
+            CoreError::RateLimited(seconds) => Some(*seconds),
+            _ => (class.status == 429).then_some(RETRY_AFTER_SECS),
+        },
         document: None,
     }
 }
@@ -73,6 +77,7 @@ mod tests {
             (CoreError::PayloadTooLarge(1), 413, "payload_too_large"),
             (CoreError::Conflict("x".into()), 409, "conflict"),
             (CoreError::Throttled("x".into()), 429, "throttled"),
+            (CoreError::RateLimited(7), 429, "throttled"),
             (CoreError::Unavailable("x".into()), 503, "unavailable"),
             (CoreError::LostRace, 503, "unavailable"),
         ];
@@ -86,5 +91,6 @@ mod tests {
             assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
             assert_eq!(r.retry_after.is_some(), status == 429);
         }
+        assert_eq!(error_reply(&CoreError::RateLimited(7)).retry_after, Some(7));
     }
 }

@@ -3,27 +3,62 @@
 
 /// JSON logs on stdout (CloudWatch), one object per line. The level is Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL` (the template's `LoggingConfig.ApplicationLogLevel`), else
-/// `LOG_LEVEL` (the local stack), else info.
+/// `LOG_LEVEL` (the local stack), else info. It applies to our own code only ([`log_filter`]).
 pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let configured = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("LOG_LEVEL"))
         .unwrap_or_default();
-    let level = match configured.to_ascii_lowercase().as_str() {
-        "error" | "fatal" => tracing::Level::ERROR,
-        "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
-    };
-    let _ = tracing_subscriber::fmt()
+    let format = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_ansi(false)
-        .with_max_level(level)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(log_filter(&configured))
         .try_init();
+}
+
+/// Our crates' targets: they log at the configured level and never a secret.
+const OWN_TARGETS: [&str; 16] = [
+    "endpoint_core",
+    "audit",
+    "fn_plans",
+    "fn_challenge",
+    "fn_response",
+    "fn_jwks",
+    "fn_agent",
+    "fn_web",
+    "plans",
+    "challenge",
+    "response",
+    "jwks",
+    "agent",
+    "web",
+    "fallback",
+    "fn_fallback",
+];
+
+/// The configured level for our own code; every other crate (the AWS SDK, hyper, the Lambda
+/// runtime) at most at info, whatever is configured: at debug and trace they print raw events,
+/// headers and request bodies, which hold device keys, tokens, challenges and responses.
+pub fn log_filter(configured: &str) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match configured.to_ascii_lowercase().as_str() {
+        "error" | "fatal" => LevelFilter::ERROR,
+        "warn" => LevelFilter::WARN,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => LevelFilter::INFO,
+    };
+    OWN_TARGETS.iter().fold(
+        tracing_subscriber::filter::Targets::new().with_default(level.min(LevelFilter::INFO)),
+        |f, t| f.with_target(*t, level),
+    )
 }
 
 /// What the one log line of a request says.
@@ -107,6 +142,30 @@ pub(crate) fn write_line(record: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_crates_never_log_below_info() {
+        use tracing::Level;
+        let trace = log_filter("TRACE");
+        for own in ["endpoint_core::stage", "fn_response", "audit"] {
+            assert!(trace.would_enable(own, &Level::TRACE), "{own}");
+        }
+        for foreign in [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_sdk_dynamodb",
+            "hyper_util::client",
+            "lambda_runtime",
+            "lambda_http",
+            "rustls",
+        ] {
+            assert!(!trace.would_enable(foreign, &Level::DEBUG), "{foreign}");
+            assert!(trace.would_enable(foreign, &Level::INFO), "{foreign}");
+        }
+        let warn = log_filter("warn");
+        assert!(!warn.would_enable("endpoint_core", &Level::INFO));
+        assert!(!warn.would_enable("aws_sdk_kms", &Level::INFO));
+        assert!(log_filter("nonsense").would_enable("endpoint_core", &Level::INFO));
+    }
 
     #[test]
     fn the_request_line_is_an_emf_record_without_path_or_body() {

@@ -4,6 +4,7 @@ use lambda_http::{Body, Request, RequestExt};
 
 use super::config::FunctionConfig;
 use super::reply::MAX_BODY;
+use crate::audit::Caller;
 use crate::error::CoreError;
 
 /// The request path as the client sent it.
@@ -56,4 +57,32 @@ pub fn body_within(req: &Request, limit: usize) -> Result<&[u8], CoreError> {
 /// A header's value if present and valid UTF-8.
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Who made the request, from API Gateway's request context: the IAM principal's ARN (routes
+/// with IAM authorization, deployed), the source IP and the user agent. Locally (no IAM) the
+/// principal is absent.
+pub fn caller(req: &Request) -> Caller {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => Caller {
+            principal: ctx
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.iam.as_ref())
+                .and_then(|iam| iam.user_arn.clone())
+                .filter(|arn| !arn.is_empty()),
+            source_ip: ctx.http.source_ip.clone(),
+            user_agent: ctx
+                .http
+                .user_agent
+                .clone()
+                .or_else(|| header(req, "user-agent").map(str::to_string)),
+        },
+        _ => Caller {
+            principal: None,
+            source_ip: None,
+            user_agent: header(req, "user-agent").map(str::to_string),
+        },
+    }
 }

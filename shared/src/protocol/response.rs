@@ -51,6 +51,27 @@ pub enum Invalid {
     ChallengeMismatch,
 }
 
+impl Invalid {
+    /// A stable snake-case class for logs and the audit trail.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Invalid::TooLong => "too_long",
+            Invalid::Malformed => "malformed",
+            Invalid::WrongAlgorithm => "wrong_algorithm",
+            Invalid::BadClaims => "bad_claims",
+            Invalid::UnknownDevice => "unknown_device",
+            Invalid::BadSignature => "bad_signature",
+            Invalid::WrongIssuer => "wrong_issuer",
+            Invalid::WrongAudience => "wrong_audience",
+            Invalid::Expired => "expired",
+            Invalid::NotYetValid => "not_yet_valid",
+            Invalid::NoPendingChallenge => "no_pending_challenge",
+            Invalid::ChallengeExpired => "challenge_expired",
+            Invalid::ChallengeMismatch => "challenge_mismatch",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Header {
     alg: Value,

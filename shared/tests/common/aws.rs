@@ -27,12 +27,26 @@ pub async fn fresh_store() -> DynamoStore {
         "test-{}",
         endpoint_core::ports::random_alnum(&endpoint_core::ports::SystemRandom, 10)
     );
-    let store = DynamoStore::from_config(&cfg, name);
+    let key = sealing_key().await;
+    let store = DynamoStore::from_config(&cfg, &name).with_sealing(
+        endpoint_core::adapters::vault::KmsVault::from_config(&cfg, &key, &name),
+    );
     assert!(
         store.create_table().await.expect("create table"),
         "new table"
     );
+    assert!(
+        store.ensure_keyring().await.expect("data key"),
+        "new data key"
+    );
     store
+}
+
+/// A new symmetric KMS key for sealing device token keys.
+pub async fn sealing_key() -> String {
+    endpoint_core::adapters::vault::KmsVault::create_key(&config().await, "test sealing key")
+        .await
+        .expect("create sealing key")
 }
 
 pub async fn kms() -> KmsSigner {

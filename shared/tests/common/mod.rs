@@ -41,6 +41,7 @@ impl Fx {
             clock: &self.clock,
             rng: &self.rng,
             settings: &self.settings,
+            caller: &endpoint_core::audit::Caller::UNKNOWN,
         }
     }
 

@@ -3,6 +3,7 @@
 //! (`aws_dynamodb.rs`), so the two can never drift. Each function takes a fresh, empty store.
 #![allow(dead_code)]
 
+use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
 use endpoint_core::error::StoreError;
 use endpoint_core::model::*;
 use endpoint_core::ports::*;
@@ -29,6 +30,7 @@ fn plan(id: &str, expires_at: i64) -> Plan {
         device: None,
         device_auth: None,
         denial: None,
+        owner: None,
         created_at: T0,
         expires_at,
     }
@@ -53,6 +55,20 @@ fn token(serial: &str, connector: &str, id: &str, key: &str) -> DeviceToken {
         created_at: T0,
         expires_at: None,
     }
+}
+
+/// An operator's enrollment at T0: no policy, no enrollment token.
+fn operator() -> EnrollGrant {
+    EnrollGrant {
+        reenroll: None,
+        enrollment_token: None,
+        now: T0,
+        audit: None,
+    }
+}
+
+fn event(kind: AuditKind, time: i64, random: &str) -> AuditEvent {
+    AuditEvent::new(kind, time, random, "device:S".into(), &Caller::UNKNOWN)
 }
 
 /// Plans: unique ids, expiry on read, the attempt budget, single use of a challenge, finality.
@@ -102,15 +118,15 @@ pub async fn plans<S: PlanStore>(s: &S) {
         name: "n".into(),
     }));
     assert!(!s
-        .finish_plan("p1", &passed, Some("x.y.z"), T0)
+        .finish_plan("p1", &passed, Some("x.y.z"), T0, None)
         .await
         .unwrap());
     assert!(s
-        .finish_plan("p1", &passed, Some("a.b.c"), T0)
+        .finish_plan("p1", &passed, Some("a.b.c"), T0, None)
         .await
         .unwrap());
     assert!(!s
-        .finish_plan("p1", &passed, Some("a.b.c"), T0)
+        .finish_plan("p1", &passed, Some("a.b.c"), T0, None)
         .await
         .unwrap());
     let done = s.get_plan("p1", T0).await.unwrap().unwrap();
@@ -120,14 +136,20 @@ pub async fn plans<S: PlanStore>(s: &S) {
     // A final plan takes no new challenge and no other ending.
     assert!(!s.set_challenge("p1", &pending, T0).await.unwrap());
     assert!(!s
-        .finish_plan("p1", &Finish::Denied("no".into()), None, T0)
+        .finish_plan("p1", &Finish::Denied("no".into()), None, T0, None)
         .await
         .unwrap());
 
     // Denial without a challenge.
     s.create_plan(&plan("p2", T0 + 100)).await.unwrap();
     assert!(s
-        .finish_plan("p2", &Finish::Denied("Too many attempts".into()), None, T0)
+        .finish_plan(
+            "p2",
+            &Finish::Denied("Too many attempts".into()),
+            None,
+            T0,
+            None
+        )
         .await
         .unwrap());
     let denied = s.get_plan("p2", T0).await.unwrap().unwrap();
@@ -138,7 +160,7 @@ pub async fn plans<S: PlanStore>(s: &S) {
     // An expired plan cannot be finished.
     s.create_plan(&plan("p3", T0 + 10)).await.unwrap();
     assert!(!s
-        .finish_plan("p3", &Finish::Passed(None), None, T0 + 10)
+        .finish_plan("p3", &Finish::Passed(None), None, T0 + 10, None)
         .await
         .unwrap());
 }
@@ -194,20 +216,28 @@ pub async fn devices<S: DeviceStore>(s: &S) {
     s.enroll(
         &device(serial, "first-name", None),
         &token(serial, "c1", "t1", "k1"),
+        &operator(),
     )
     .await
     .unwrap();
     s.enroll(
         &device(serial, "ignored", None),
         &token(serial, "c2", "u1", "k2"),
+        &operator(),
     )
     .await
     .unwrap();
     let mut again = device(serial, "renamed", Some(T0 + 5));
     again.id = "another-id".into();
-    s.enroll(&again, &token(serial, "c1", "t2", "k3"))
-        .await
-        .unwrap();
+    assert_eq!(
+        s.enroll(&again, &token(serial, "c1", "t2", "k3"), &operator())
+            .await
+            .unwrap(),
+        EnrollOutcome::Enrolled {
+            replaced: true,
+            allowance_used: false
+        }
+    );
     let d = s.device_with_tokens(serial, T0).await.unwrap().unwrap();
     assert_eq!(
         d.device,
@@ -276,6 +306,7 @@ pub async fn devices<S: DeviceStore>(s: &S) {
     s.enroll(
         &device("OLD", "h", Some(T0 + 10)),
         &token("OLD", "c1", "o1", "k9"),
+        &operator(),
     )
     .await
     .unwrap();
@@ -290,30 +321,365 @@ pub async fn devices<S: DeviceStore>(s: &S) {
         .all(|d| d.identifier != "OLD"));
 }
 
-/// Enrollment tokens: found by the hash of their key, until they expire.
-pub async fn enrollments<S: EnrollmentStore>(s: &S) {
-    let t = EnrollmentToken {
-        id: "e1".into(),
-        key_sha256: Secret::new("enroll-key").sha256_hex(),
+fn enrollment_token(id: &str, key: &str) -> EnrollmentToken {
+    EnrollmentToken {
+        id: id.into(),
+        key_sha256: Secret::new(key).sha256_hex(),
         connector: "c1".into(),
         name: "laptops".into(),
         expires_at: Some(T0 + 60),
-    };
+        created_at: Some(T0),
+        max_uses: None,
+        serial: None,
+        uses: 0,
+        last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// Enrollment tokens: found by the hash of their key (also once expired or revoked: the
+/// domain says why it refuses), listed, revoked.
+pub async fn enrollments<S: EnrollmentStore>(s: &S) {
+    let mut t = enrollment_token("e1", "enroll-key");
+    t.max_uses = Some(3);
+    t.serial = Some("SER-1".into());
     s.put_enrollment_token(&t).await.unwrap();
+    s.put_enrollment_token(&enrollment_token("e2", "other-key"))
+        .await
+        .unwrap();
     assert_eq!(
-        s.enrollment_token_by_hash(&t.key_sha256, T0).await.unwrap(),
+        s.enrollment_token_by_hash(&t.key_sha256).await.unwrap(),
         Some(t.clone())
     );
     assert_eq!(
-        s.enrollment_token_by_hash(&t.key_sha256, T0 + 60)
+        s.enrollment_token_by_hash(&Secret::new("nope").sha256_hex())
             .await
             .unwrap(),
         None
     );
+    let mut ids: Vec<String> = s
+        .list_enrollment_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["e1", "e2"]);
+    assert!(s
+        .revoke_enrollment_token(&t.key_sha256, T0 + 5)
+        .await
+        .unwrap());
+    assert!(s
+        .revoke_enrollment_token(&t.key_sha256, T0 + 9)
+        .await
+        .unwrap());
     assert_eq!(
-        s.enrollment_token_by_hash(&Secret::new("other").sha256_hex(), T0)
+        s.enrollment_token_by_hash(&t.key_sha256)
             .await
-            .unwrap(),
+            .unwrap()
+            .and_then(|t| t.revoked_at),
+        Some(T0 + 5),
+        "the first revocation's time stays"
+    );
+    assert!(!s
+        .revoke_enrollment_token(&Secret::new("nope").sha256_hex(), T0)
+        .await
+        .unwrap());
+}
+
+/// Enrollment under a grant: the re-enrollment policy and allowances, enrollment token use
+/// counting (atomic with the enrollment), the audit record in the same write.
+pub async fn enrollment_grants<S: Store>(s: &S) {
+    let key = "grant-key";
+    let mut t = enrollment_token("g1", key);
+    t.max_uses = Some(3);
+    s.put_enrollment_token(&t).await.unwrap();
+    let hash = Secret::new(key).sha256_hex();
+    let agent = |policy, now| EnrollGrant {
+        reenroll: Some(policy),
+        enrollment_token: Some(hash.clone()),
+        now,
+        audit: Some(event(AuditKind::EnrollmentAccepted, now, "e")),
+    };
+    let approve = ReenrollPolicy::Approve;
+    let first = s
+        .enroll(
+            &device("A", "a", None),
+            &token("A", "c1", "a1", "ka1"),
+            &agent(approve, T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        EnrollOutcome::Enrolled {
+            replaced: false,
+            allowance_used: false
+        }
+    );
+    // A live token and policy approve: refused, nothing written, no use counted.
+    let refused = s
+        .enroll(
+            &device("A", "a", None),
+            &token("A", "c1", "a2", "ka2"),
+            &agent(approve, T0 + 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, EnrollOutcome::NeedsApproval);
+    let hash_of = |k: &str| Secret::new(k).sha256_hex();
+    assert!(s
+        .token_by_hash(&hash_of("ka1"), T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.token_by_hash(&hash_of("ka2"), T0 + 1).await.unwrap(),
         None
+    );
+    assert_eq!(
+        s.enrollment_token_by_hash(&hash)
+            .await
+            .unwrap()
+            .map(|t| t.uses),
+        Some(1)
+    );
+    // Another connector of the same device is a new connection: no approval needed.
+    assert!(matches!(
+        s.enroll(
+            &device("A", "a", None),
+            &token("A", "c2", "b1", "kb1"),
+            &agent(approve, T0 + 1)
+        )
+        .await
+        .unwrap(),
+        EnrollOutcome::Enrolled {
+            replaced: false,
+            ..
+        }
+    ));
+    // An expired allowance does not count; a live one allows exactly one re-enrollment.
+    s.allow_reenroll("A", "c1", T0 + 2).await.unwrap();
+    assert_eq!(
+        s.enroll(
+            &device("A", "a", None),
+            &token("A", "c1", "a3", "ka3"),
+            &agent(approve, T0 + 2)
+        )
+        .await
+        .unwrap(),
+        EnrollOutcome::NeedsApproval
+    );
+    s.allow_reenroll("A", "c1", T0 + 100).await.unwrap();
+    assert_eq!(
+        s.enroll(
+            &device("A", "a", None),
+            &token("A", "c1", "a4", "ka4"),
+            &agent(approve, T0 + 3)
+        )
+        .await
+        .unwrap(),
+        EnrollOutcome::Enrolled {
+            replaced: true,
+            allowance_used: true
+        }
+    );
+    assert_eq!(
+        s.token_by_hash(&hash_of("ka1"), T0 + 3).await.unwrap(),
+        None
+    );
+    assert!(
+        s.token_by_hash(&hash_of("kb1"), T0 + 3)
+            .await
+            .unwrap()
+            .is_some(),
+        "other connector untouched"
+    );
+    // The token is now used up (3 of 3): refused even with policy open.
+    let used_up = s
+        .enroll(
+            &device("B", "b", None),
+            &token("B", "c1", "x1", "kx1"),
+            &agent(ReenrollPolicy::Open, T0 + 4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used_up, EnrollOutcome::TokenRefused);
+    assert_eq!(
+        s.get_device("B", T0 + 4).await.unwrap(),
+        None,
+        "nothing written"
+    );
+    let stored = s.enrollment_token_by_hash(&hash).await.unwrap().unwrap();
+    assert_eq!((stored.uses, stored.last_used_at), (3, Some(T0 + 3)));
+    let serials: Vec<String> = s
+        .enrollment_token_uses(&hash)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.serial)
+        .collect();
+    assert_eq!(serials, ["A"], "one entry per serial");
+    // Policy open replaces without an allowance; a revoked or expired token refuses.
+    let mut open = enrollment_token("g2", "open-key");
+    open.expires_at = Some(T0 + 50);
+    s.put_enrollment_token(&open).await.unwrap();
+    let open_grant = |now| EnrollGrant {
+        reenroll: Some(ReenrollPolicy::Open),
+        enrollment_token: Some(open.key_sha256.clone()),
+        now,
+        audit: None,
+    };
+    assert!(matches!(
+        s.enroll(
+            &device("A", "a", None),
+            &token("A", "c1", "a5", "ka5"),
+            &open_grant(T0 + 5)
+        )
+        .await
+        .unwrap(),
+        EnrollOutcome::Enrolled {
+            replaced: true,
+            allowance_used: false
+        }
+    ));
+    assert_eq!(
+        s.enroll(
+            &device("C", "c", None),
+            &token("C", "c1", "c1", "kc1"),
+            &open_grant(T0 + 50)
+        )
+        .await
+        .unwrap(),
+        EnrollOutcome::TokenRefused,
+        "expired"
+    );
+    s.revoke_enrollment_token(&open.key_sha256, T0 + 6)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.enroll(
+            &device("C", "c", None),
+            &token("C", "c1", "c2", "kc2"),
+            &open_grant(T0 + 7)
+        )
+        .await
+        .unwrap(),
+        EnrollOutcome::TokenRefused,
+        "revoked"
+    );
+    // Every accepted enrollment carried its audit record (3 with the `g1` grant).
+    let q = AuditQuery {
+        since: T0,
+        limit: 100,
+        ..Default::default()
+    };
+    let recorded = s.audit_events(&q, T0 + 10).await.unwrap();
+    assert_eq!(recorded.len(), 3, "{recorded:?}");
+}
+
+/// The audit trail (newest first, filtered, paged) and the abuse counters.
+pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
+    let day = 86_400;
+    let records = [
+        event(AuditKind::CheckIn, T0, "a")
+            .device("S1")
+            .connector("c1"),
+        event(AuditKind::StagePassed, T0 + 10, "b")
+            .plan("p1")
+            .connector("c1"),
+        event(AuditKind::StageDenied, T0 + day, "c")
+            .plan("p2")
+            .connector("c2"),
+        event(AuditKind::CheckIn, T0 + day + 5, "d")
+            .device("S2")
+            .connector("c2"),
+    ];
+    for r in &records {
+        s.record(r).await.unwrap();
+    }
+    let now = T0 + day + 10;
+    let query = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            since: T0 - 100,
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |events: Vec<AuditEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let all = ids(s.audit_events(&query(&|_| {}), now).await.unwrap());
+    let expected: Vec<String> = records.iter().rev().map(|e| e.id.clone()).collect();
+    assert_eq!(all, expected, "newest first across days");
+    let by_device = ids(s
+        .audit_events(&query(&|q| q.device = Some("S1".into())), now)
+        .await
+        .unwrap());
+    assert_eq!(by_device, [records[0].id.clone()]);
+    let by_connector = ids(s
+        .audit_events(&query(&|q| q.connector = Some("c2".into())), now)
+        .await
+        .unwrap());
+    assert_eq!(by_connector, [records[3].id.clone(), records[2].id.clone()]);
+    let by_plan = ids(s
+        .audit_events(&query(&|q| q.plan = Some("p1".into())), now)
+        .await
+        .unwrap());
+    assert_eq!(by_plan, [records[1].id.clone()]);
+    let recent = ids(s
+        .audit_events(&query(&|q| q.since = T0 + day), now)
+        .await
+        .unwrap());
+    assert_eq!(recent, [records[3].id.clone(), records[2].id.clone()]);
+    // Pages: two, then the two before the last id.
+    let page1 = ids(s.audit_events(&query(&|q| q.limit = 2), now).await.unwrap());
+    assert_eq!(page1, expected[..2]);
+    let last = page1[1].clone();
+    let page2 = ids(s
+        .audit_events(
+            &query(&|q| {
+                q.limit = 2;
+                q.before = Some(last.clone());
+            }),
+            now,
+        )
+        .await
+        .unwrap());
+    assert_eq!(page2, expected[2..]);
+
+    // A plan's end stores its record; a finish that does not happen stores none.
+    s.create_plan(&plan("pa", T0 + 100)).await.unwrap();
+    let ended = event(AuditKind::StagePassed, T0 + 20, "e").plan("pa");
+    assert!(s
+        .finish_plan("pa", &Finish::Passed(None), None, T0 + 20, Some(&ended))
+        .await
+        .unwrap());
+    let lost = event(AuditKind::StageDenied, T0 + 21, "f").plan("pa");
+    assert!(!s
+        .finish_plan(
+            "pa",
+            &Finish::Denied("x".into()),
+            None,
+            T0 + 21,
+            Some(&lost)
+        )
+        .await
+        .unwrap());
+    let pa = ids(s
+        .audit_events(&query(&|q| q.plan = Some("pa".into())), now)
+        .await
+        .unwrap());
+    assert_eq!(pa, std::slice::from_ref(&ended.id));
+
+    // Counters: `limit` takes per bucket, then refused.
+    for _ in 0..3 {
+        assert!(s.take("dev#1", 3, T0 + 60).await.unwrap());
+    }
+    assert!(!s.take("dev#1", 3, T0 + 60).await.unwrap());
+    assert!(
+        s.take("dev#2", 3, T0 + 60).await.unwrap(),
+        "buckets are separate"
     );
 }

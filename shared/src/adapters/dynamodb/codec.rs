@@ -39,6 +39,9 @@ pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     if let Some(m) = &p.denial {
         item.insert(attr::DENIAL.into(), s(m));
     }
+    if let Some(o) = &p.owner {
+        item.insert(attr::OWNER.into(), s(o));
+    }
     item.insert(attr::CREATED_AT.into(), n(p.created_at));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(p.expires_at));
     Ok(item)
@@ -87,6 +90,7 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
         device,
         device_auth,
         denial: opt_s(item, attr::DENIAL),
+        owner: opt_s(item, attr::OWNER),
         created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: get_n(item, schema::TTL_ATTRIBUTE)?,
     })
@@ -118,12 +122,13 @@ pub(super) fn legacy_device_id(identifier: &str) -> String {
         .to_string()
 }
 
-pub(super) fn token_from(item: &Item) -> Result<DeviceToken, StoreError> {
+/// A token item with its key (opened by the keyring).
+pub(super) fn token_from(item: &Item, key: Secret) -> Result<DeviceToken, StoreError> {
     Ok(DeviceToken {
         id: get_s(item, attr::TOKEN_ID)?,
         device: get_s(item, attr::DEVICE)?,
         connector: get_s(item, attr::CONNECTOR)?,
-        key: Secret::new(get_s(item, attr::KEY)?),
+        key,
         created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: opt_n(item, schema::TTL_ATTRIBUTE)?,
     })

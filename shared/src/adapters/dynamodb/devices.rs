@@ -18,12 +18,15 @@ impl DeviceStore for DynamoStore {
         if is_expired(device.expires_at, now) {
             return Ok(None);
         }
-        let tokens = items
-            .iter()
-            .filter(|i| sk_of(i).starts_with(ANY_TOKEN))
-            .map(token_from)
-            .filter(|t| t.as_ref().map_or(true, |t| !is_expired(t.expires_at, now)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut tokens = Vec::new();
+        for item in items.iter().filter(|i| sk_of(i).starts_with(ANY_TOKEN)) {
+            if is_expired(opt_n(item, schema::TTL_ATTRIBUTE)?, now) {
+                continue;
+            }
+            if let Some(key) = self.token_key(item).await? {
+                tokens.push(token_from(item, key)?);
+            }
+        }
         Ok(Some(DeviceWithTokens { device, tokens }))
     }
 
@@ -73,15 +76,30 @@ impl DeviceStore for DynamoStore {
         Ok(out)
     }
 
-    async fn enroll(&self, device: &Device, token: &DeviceToken) -> Result<(), StoreError> {
+    async fn enroll(
+        &self,
+        device: &Device,
+        token: &DeviceToken,
+        grant: &EnrollGrant,
+    ) -> Result<EnrollOutcome, StoreError> {
         let pk = device_pk(&device.identifier);
         let conn_sk = connection_sk(&token.connector);
         let token_prefix = token_prefix(&token.connector);
+        let allow_sk = allowance_sk(&token.connector);
+        let now = grant.now;
+        // Sealed before any write: without the data key nothing is written.
+        let keyring = self.keyring().await?;
+        let new_sk = token_sk(&token.connector, &token.id);
+        let sealed = Self::seal_key(&keyring, &pk, &new_sk, &token.key)?;
         // Optimistic concurrency on the connection's version item: of several concurrent
         // enrollments each round has one winner, and a loser retries on fresh state (deleting
-        // the winner's token), so exactly one token of the connection survives.
+        // the winner's token, or refused if the policy needs an allowance), so exactly one
+        // token of the connection survives.
         for _ in 0..8 {
-            let items = self.partition("Query device (enroll)", &pk).await?;
+            // Only what the deletions need: never a key.
+            let items = self
+                .partition_of("Query device (enroll)", &pk, &Self::TOKEN_REFS)
+                .await?;
             let version = match items.iter().find(|i| sk_of(i) == conn_sk) {
                 Some(i) => Some(get_n(i, attr::VERSION)?),
                 None => None,
@@ -90,7 +108,22 @@ impl DeviceStore for DynamoStore {
                 .iter()
                 .filter(|i| sk_of(i).starts_with(&token_prefix))
                 .collect();
-            let mut actions = Vec::with_capacity(4 + 2 * old.len());
+            let mut replaced = false;
+            for t in &old {
+                replaced |= !is_expired(opt_n(t, schema::TTL_ATTRIBUTE)?, now);
+            }
+            let needs_allowance = replaced && grant.reenroll == Some(ReenrollPolicy::Approve);
+            if needs_allowance {
+                let allowance = items.iter().find(|i| sk_of(i) == allow_sk);
+                let live = match allowance {
+                    Some(a) => !is_expired(opt_n(a, schema::TTL_ATTRIBUTE)?, now),
+                    None => false,
+                };
+                if !live {
+                    return Ok(EnrollOutcome::NeedsApproval);
+                }
+            }
+            let mut actions = Vec::with_capacity(8 + 2 * old.len());
 
             let mut conn = key(pk.clone(), conn_sk.clone());
             conn.insert(attr::VERSION.into(), n(version.unwrap_or(0) + 1));
@@ -141,11 +174,12 @@ impl DeviceStore for DynamoStore {
             );
             actions.extend(self.token_deletions(&pk, &old)?);
 
-            let mut t = key(pk.clone(), token_sk(&token.connector, &token.id));
+            let mut t = key(pk.clone(), new_sk.clone());
             t.insert(attr::TOKEN_ID.into(), s(&token.id));
             t.insert(attr::DEVICE.into(), s(&token.device));
             t.insert(attr::CONNECTOR.into(), s(&token.connector));
-            t.insert(attr::KEY.into(), s(token.key.expose()));
+            t.insert(attr::KEY_SEALED.into(), sealed.clone());
+            t.insert(attr::KEY_SHA256.into(), s(token.key.sha256_hex()));
             t.insert(attr::CREATED_AT.into(), n(token.created_at));
             put_opt_n(&mut t, schema::TTL_ATTRIBUTE, token.expires_at);
             actions.push(self.put_action(t)?);
@@ -156,6 +190,63 @@ impl DeviceStore for DynamoStore {
             idx.insert(attr::CONNECTOR.into(), s(&token.connector));
             put_opt_n(&mut idx, schema::TTL_ATTRIBUTE, token.expires_at);
             actions.push(self.put_action(idx)?);
+
+            // The positions of the conditions that decide a refusal rather than a retry.
+            let mut allowance_at = None;
+            if needs_allowance {
+                allowance_at = Some(actions.len());
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk.clone(), allow_sk.clone())))
+                    .condition_expression("#exp > :now")
+                    .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
+                    .expression_attribute_values(":now", n(now));
+                actions.push(
+                    TransactWriteItem::builder()
+                        .delete(built(delete.build())?)
+                        .build(),
+                );
+            }
+            let mut enrollment_at = None;
+            if let Some(hash) = &grant.enrollment_token {
+                enrollment_at = Some(actions.len());
+                let counted = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(enrollment_key(hash)))
+                    .update_expression(
+                        "SET #uses = if_not_exists(#uses, :zero) + :one, #last = :now",
+                    )
+                    .condition_expression(
+                        "attribute_exists(#pk) AND attribute_not_exists(#revoked) \
+                         AND (attribute_not_exists(#exp) OR #exp > :now) \
+                         AND (attribute_not_exists(#max) OR #uses < #max)",
+                    )
+                    .expression_attribute_names("#pk", schema::PK)
+                    .expression_attribute_names("#uses", attr::USES)
+                    .expression_attribute_names("#last", attr::LAST_USED_AT)
+                    .expression_attribute_names("#revoked", attr::REVOKED_AT)
+                    .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
+                    .expression_attribute_names("#max", attr::MAX_USES)
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":now", n(now));
+                actions.push(
+                    TransactWriteItem::builder()
+                        .update(built(counted.build())?)
+                        .build(),
+                );
+                let mut used = key(
+                    format!("ENROLL#{hash}"),
+                    enrollment_use_sk(&device.identifier),
+                );
+                used.insert(attr::SERIAL.into(), s(&device.identifier));
+                used.insert(attr::CREATED_AT.into(), n(now));
+                used.insert(schema::TTL_ATTRIBUTE.into(), n(now + self.audit_retention));
+                actions.push(self.put_action(used)?);
+            }
+            if let Some(event) = &grant.audit {
+                actions.push(self.put_action(self.audit_item(event)?)?);
+            }
 
             if actions.len() > 100 {
                 // More old tokens than one transaction holds: delete them first, then retry.
@@ -171,9 +262,27 @@ impl DeviceStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => return Ok(()),
-                Err(e) if is_transaction_conflict(&e) => continue,
-                Err(e) => return Err(store_error("TransactWriteItems enroll", &e)),
+                Ok(_) => {
+                    return Ok(EnrollOutcome::Enrolled {
+                        replaced,
+                        allowance_used: needs_allowance,
+                    })
+                }
+                Err(e) => {
+                    let failed = failed_conditions(&e);
+                    if enrollment_at.is_some_and(|i| failed.contains(&i)) {
+                        return Ok(EnrollOutcome::TokenRefused);
+                    }
+                    if allowance_at.is_some_and(|i| failed.contains(&i)) {
+                        // Used or expired meanwhile: look again (another enrollment may have
+                        // replaced the token, or the allowance is simply gone).
+                        continue;
+                    }
+                    if is_transaction_conflict(&e) {
+                        continue;
+                    }
+                    return Err(store_error("TransactWriteItems enroll", &e));
+                }
             }
         }
         Err(StoreError::Unavailable(
@@ -181,10 +290,24 @@ impl DeviceStore for DynamoStore {
         ))
     }
 
+    async fn allow_reenroll(
+        &self,
+        identifier: &str,
+        connector: &str,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut item = key(device_pk(identifier), allowance_sk(connector));
+        item.insert(attr::CONNECTOR.into(), s(connector));
+        item.insert(schema::TTL_ATTRIBUTE.into(), n(until));
+        self.put("PutItem re-enroll allowance", item).await
+    }
+
     async fn revoke_tokens(&self, identifier: &str, connector: &str) -> Result<usize, StoreError> {
         let pk = device_pk(identifier);
         let prefix = token_prefix(connector);
-        let items = self.partition("Query device (revoke)", &pk).await?;
+        let items = self
+            .partition_of("Query device (revoke)", &pk, &Self::TOKEN_REFS)
+            .await?;
         let old: Vec<&Item> = items
             .iter()
             .filter(|i| sk_of(i).starts_with(&prefix))
@@ -249,7 +372,9 @@ impl DeviceStore for DynamoStore {
         self.transact("TransactWriteItems delete facts", facts)
             .await?;
         let pk = device_pk(identifier);
-        let items = self.partition("Query device (delete)", &pk).await?;
+        let items = self
+            .partition_of("Query device (delete)", &pk, &Self::TOKEN_REFS)
+            .await?;
         let existed = items.iter().any(|i| sk_of(i) == DEVICE);
         let tokens: Vec<&Item> = items
             .iter()

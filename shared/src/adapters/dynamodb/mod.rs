@@ -9,8 +9,17 @@
 //! | connection version | `DEVICE#<serial>`     | `CONN#<connector>`          |
 //! | device token       | `DEVICE#<serial>`     | `TOKEN#<connector>#<id>`    |
 //! | token index        | `TOKENHASH#<sha256>`  | `TOKENHASH`                 |
+//! | re-enroll allowance| `DEVICE#<serial>`     | `ALLOW#<connector>`         |
 //! | enrollment token   | `ENROLL#<sha256>`     | `ENROLL`                    |
+//! | token's enrollment | `ENROLL#<sha256>`     | `USE#<serial>`              |
 //! | facts snapshot     | `FACTS#<serial>`      | `SNAPSHOT#<connector>`      |
+//! | audit record       | `AUDIT#<yyyy-mm-dd>`  | `<time>-<random>`           |
+//! | abuse counter      | `LIMIT#<bucket>`      | `LIMIT`                     |
+//! | wrapped data key   | `KEYRING`             | `DATAKEY`                   |
+//!
+//! Device token keys are stored sealed (`key_sealed`, AES-256-GCM under the KEYRING's data key,
+//! see `adapters::sealing`) beside their SHA-256 (`key_sha256`); enrollment and revocation find
+//! index entries by that hash and never read a key.
 //!
 //! Response validation reads the plan (GetItem) and the device's partition (one Query: the
 //! device and all its tokens) in parallel, then consumes the challenge with one conditional
@@ -24,12 +33,15 @@
 //! | `mod.rs` | the store, its request primitives, attribute helpers and error mapping |
 //! | `codec.rs` | items <-> model |
 //! | `table.rs` | table administration |
-//! | `plans.rs`, `directory.rs`, `devices.rs`, `enrollments.rs` | one file per port |
+//! | `plans.rs`, `directory.rs`, `devices.rs`, `enrollments.rs`, `audit.rs` | one file per port |
+//! | `keyring.rs` | the data key that seals device token keys, and `migrate` |
 
+mod audit;
 mod codec;
 mod devices;
 mod directory;
 mod enrollments;
+mod keyring;
 mod plans;
 pub mod schema;
 mod table;
@@ -45,7 +57,11 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+pub use keyring::MigrationReport;
+
 use super::aws::{classify, Failure};
+use super::sealing::KeyVault;
+use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::StoreError;
 use crate::model::*;
 use crate::ports::*;
@@ -159,21 +175,57 @@ fn is_transaction_conflict<R>(
     }
 }
 
+/// The positions of the items whose condition failed in a cancelled transaction.
+fn failed_conditions<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Vec<usize> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            E::TransactionCanceledException(t) => t
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Unavailable(format!("request could not be built: {e}")))
 }
 
 /// Every store port on one DynamoDB table.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The vault of the data key that seals device token keys, and the key once unwrapped.
+    sealing: Option<std::sync::Arc<keyring::Sealing>>,
+    /// How long audit records are kept, in seconds.
+    audit_retention: i64,
 }
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .field("sealing", &self.sealing.is_some())
+            .finish()
+    }
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
             table: table.into(),
+            sealing: None,
+            audit_retention: crate::audit::DEFAULT_RETENTION_DAYS * 86_400,
         }
     }
 
@@ -183,6 +235,36 @@ impl DynamoStore {
             .interceptor(super::aws::CallTimer)
             .build();
         Self::new(Client::from_conf(conf), table)
+    }
+
+    /// The store as the functions and the CLI use it: sealing with the data key of
+    /// `sealing_key` (a symmetric KMS key) if given, keeping audit records for `retention_days`.
+    pub fn configured(
+        config: &aws_config::SdkConfig,
+        table: &str,
+        sealing_key: Option<&str>,
+        retention_days: i64,
+    ) -> Self {
+        let store = Self::from_config(config, table).with_audit_retention_days(retention_days);
+        match sealing_key {
+            Some(key) => {
+                store.with_sealing(super::vault::KmsVault::from_config(config, key, table))
+            }
+            None => store,
+        }
+    }
+
+    /// The same store, sealing device token keys with the data key `vault` unwraps (once per
+    /// process). Without a vault, device token keys can be neither written nor read.
+    pub fn with_sealing(mut self, vault: impl KeyVault + 'static) -> Self {
+        self.sealing = Some(std::sync::Arc::new(keyring::Sealing::new(Box::new(vault))));
+        self
+    }
+
+    /// The same store, keeping audit records for `days`.
+    pub fn with_audit_retention_days(mut self, days: i64) -> Self {
+        self.audit_retention = days * 86_400;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -217,10 +299,20 @@ impl DynamoStore {
 
     /// Every item of a partition (paginated), strongly consistent.
     async fn partition(&self, op: &'static str, pk: &str) -> Result<Vec<Item>, StoreError> {
+        self.partition_of(op, pk, &[]).await
+    }
+
+    /// Every item of a partition with only the `attributes` named (all if empty).
+    async fn partition_of(
+        &self,
+        op: &'static str,
+        pk: &str,
+        attributes: &[&str],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -228,10 +320,16 @@ impl DynamoStore {
                 .expression_attribute_names("#pk", schema::PK)
                 .expression_attribute_values(":pk", s(pk))
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error(op, &e))?;
+                .set_exclusive_start_key(start);
+            if !attributes.is_empty() {
+                let mut projection = Vec::new();
+                for (i, a) in attributes.iter().enumerate() {
+                    query = query.expression_attribute_names(format!("#a{i}"), *a);
+                    projection.push(format!("#a{i}"));
+                }
+                query = query.projection_expression(projection.join(", "));
+            }
+            let out = query.send().await.map_err(|e| store_error(op, &e))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -303,6 +401,16 @@ impl DynamoStore {
             .build())
     }
 
+    /// The attributes token deletions need (never a sealed key).
+    const TOKEN_REFS: [&'static str; 6] = [
+        schema::PK,
+        schema::SK,
+        attr::VERSION,
+        attr::KEY_SHA256,
+        attr::KEY,
+        schema::TTL_ATTRIBUTE,
+    ];
+
     /// Delete actions for token items (and their index entries).
     fn token_deletions(
         &self,
@@ -313,8 +421,12 @@ impl DynamoStore {
         for t in tokens {
             let sk = get_s(t, schema::SK)?;
             actions.push(self.delete_action(key(pk.to_string(), sk))?);
-            if let Some(k) = opt_s(t, attr::KEY) {
-                actions.push(self.delete_action(token_index_key(&Secret::new(k).sha256_hex()))?);
+            // The index entry by the stored hash; a record from before hashes were stored
+            // (not yet migrated) has its plain key instead.
+            let hash = opt_s(t, attr::KEY_SHA256)
+                .or_else(|| opt_s(t, attr::KEY).map(|k| Secret::new(k).sha256_hex()));
+            if let Some(hash) = hash {
+                actions.push(self.delete_action(token_index_key(&hash))?);
             }
         }
         Ok(actions)

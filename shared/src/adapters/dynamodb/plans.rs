@@ -127,51 +127,96 @@ impl PlanStore for DynamoStore {
         finish: &Finish,
         consume: Option<&str>,
         now: UnixTime,
+        audit: Option<&AuditEvent>,
     ) -> Result<bool, StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(plan_key(id)))
-            .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
-            .expression_attribute_names("#ch", attr::CHALLENGE)
-            .expression_attribute_names("#chexp", attr::CHALLENGE_EXP)
-            .expression_attribute_values(":pending", s(PlanStatus::Pending.as_str()))
-            .expression_attribute_values(":now", n(now));
+        let mut names: HashMap<String, String> = [
+            ("#pk", schema::PK),
+            ("#status", attr::STATUS),
+            ("#exp", schema::TTL_ATTRIBUTE),
+            ("#ch", attr::CHALLENGE),
+            ("#chexp", attr::CHALLENGE_EXP),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut values: Item = [
+            (":pending", s(PlanStatus::Pending.as_str())),
+            (":now", n(now)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         let mut condition =
             "attribute_exists(#pk) AND #status = :pending AND #exp > :now".to_string();
         if let Some(jws) = consume {
             condition.push_str(" AND #ch = :consumed");
-            req = req.expression_attribute_values(":consumed", s(jws));
+            values.insert(":consumed".into(), s(jws));
         }
         let update = match finish {
             Finish::Passed(device) => {
-                req = req.expression_attribute_values(":final", s(PlanStatus::Passed.as_str()));
+                values.insert(":final".into(), s(PlanStatus::Passed.as_str()));
                 match device {
                     Some(d) => {
-                        req = req
-                            .expression_attribute_names("#did", attr::DEVICE_ID)
-                            .expression_attribute_names("#dname", attr::DEVICE_NAME)
-                            .expression_attribute_values(":did", s(&d.identifier))
-                            .expression_attribute_values(":dname", s(&d.name));
+                        names.insert("#did".into(), attr::DEVICE_ID.into());
+                        names.insert("#dname".into(), attr::DEVICE_NAME.into());
+                        values.insert(":did".into(), s(&d.identifier));
+                        values.insert(":dname".into(), s(&d.name));
                         "SET #status = :final, #did = :did, #dname = :dname REMOVE #ch, #chexp"
                     }
                     None => "SET #status = :final REMOVE #ch, #chexp",
                 }
             }
             Finish::Denied(message) => {
-                req = req
-                    .expression_attribute_names("#denial", attr::DENIAL)
-                    .expression_attribute_values(":final", s(PlanStatus::Denied.as_str()))
-                    .expression_attribute_values(":denial", s(message));
+                names.insert("#denial".into(), attr::DENIAL.into());
+                values.insert(":final".into(), s(PlanStatus::Denied.as_str()));
+                values.insert(":denial".into(), s(message));
                 "SET #status = :final, #denial = :denial REMOVE #ch, #chexp"
             }
         };
-        let r = req
+        if let Some(event) = audit {
+            // The plan's end and its audit record in one write: no extra round trip.
+            let ended = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(plan_key(id)))
+                .update_expression(update)
+                .condition_expression(&condition)
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .build();
+            let actions = vec![
+                TransactWriteItem::builder().update(built(ended)?).build(),
+                self.put_action(self.audit_item(event)?)?,
+            ];
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(true),
+                Err(e) if failed_conditions(&e).contains(&0) => return Ok(false),
+                Err(e) if is_transaction_conflict(&e) => return Ok(false),
+                Err(e) => {
+                    // The audit record must never fail a login: end the plan alone.
+                    let _ = store_error("TransactWriteItems finish_plan with audit", &e);
+                    tracing::error!(
+                        event = "audit_write_failed",
+                        code = %event.code,
+                        "audit record not stored with the plan's end; ending the plan alone"
+                    );
+                }
+            }
+        }
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(plan_key(id)))
             .update_expression(update)
             .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match r {

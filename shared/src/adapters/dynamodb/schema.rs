@@ -21,6 +21,8 @@ pub const CONNECTOR: &str = "CONNECTOR";
 pub const DEVICE: &str = "DEVICE";
 pub const TOKEN_INDEX: &str = "TOKENHASH";
 pub const ENROLLMENT: &str = "ENROLL";
+pub const KEYRING: &str = "KEYRING";
+pub const LIMIT: &str = "LIMIT";
 
 /// `pk` + `sk` as an item key.
 pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
@@ -60,6 +62,27 @@ pub(crate) fn token_index_key(key_sha256: &str) -> Item {
 pub(crate) fn enrollment_key(key_sha256: &str) -> Item {
     key(format!("ENROLL#{key_sha256}"), ENROLLMENT)
 }
+/// Enrollments an enrollment token made: one item per serial in the token's partition.
+pub(crate) fn enrollment_use_sk(serial: &str) -> String {
+    format!("USE#{serial}")
+}
+pub(crate) const ANY_ENROLLMENT_USE: &str = "USE#";
+/// An operator's allowance of one re-enrollment of (device, connector), in the device partition.
+pub(crate) fn allowance_sk(connector: &str) -> String {
+    format!("ALLOW#{connector}")
+}
+/// The wrapped data key that seals device token keys.
+pub(crate) fn keyring_key() -> Item {
+    key(KEYRING.to_string(), "DATAKEY")
+}
+/// A fixed-window counter of an abuse limit.
+pub(crate) fn limit_key(bucket: &str) -> Item {
+    key(format!("LIMIT#{bucket}"), LIMIT)
+}
+/// Audit records of one UTC day: `AUDIT#2026-11-28`, sorted by record id (time first).
+pub(crate) fn audit_pk(day: &str) -> String {
+    format!("AUDIT#{day}")
+}
 pub(crate) fn facts_pk(identifier: &str) -> String {
     format!("FACTS#{identifier}")
 }
@@ -73,6 +96,7 @@ pub mod attr {
     pub const CHALLENGE_EXP: &str = "challenge_exp";
     pub const CHALLENGE_KEY: &str = "challenge_key";
     pub const CHECK_IN: &str = "check_in";
+    pub const COUNT: &str = "count";
     pub const CONNECTOR: &str = "connector";
     pub const CREATED_AT: &str = "created_at";
     pub const DATA: &str = "data";
@@ -87,7 +111,19 @@ pub mod attr {
     pub const IDENTIFIER: &str = "identifier";
     pub const IDLE_TIMEOUT: &str = "idle_timeout";
     pub const ISSUED: &str = "issued";
+    /// A device token key in plain text: only on records written before sealing (migrate
+    /// seals them).
     pub const KEY: &str = "key";
+    pub const KEY_SEALED: &str = "key_sealed";
+    pub const KEY_SHA256: &str = "key_sha256";
+    pub const LAST_USED_AT: &str = "last_used_at";
+    pub const MAX_USES: &str = "max_uses";
+    pub const OWNER: &str = "owner";
+    pub const PLAIN_KEYS_REFUSED: &str = "plain_keys_refused";
+    pub const REVOKED_AT: &str = "revoked_at";
+    pub const SERIAL: &str = "serial";
+    pub const USES: &str = "uses";
+    pub const WRAPPED_KEY: &str = "wrapped_key";
     pub const MODE: &str = "mode";
     pub const NAME: &str = "name";
     pub const REDIRECT: &str = "redirect";

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Least privilege, checked both ways: compares the AWS accesses each function's code made in
+tests/tests/least_privilege.rs (a JSON map function -> ["dynamodb:GetItem PLAN#*", "kms:Sign",
+...]) with that function's IAM statements in template.yaml. A recorded access that no statement
+grants, and a granted (action, key prefix) that no recorded access used, are both errors.
+Usage: check-iam.py target/least-privilege.json. Exits 1 on any mismatch."""
+import json
+import sys
+from pathlib import Path
+
+import cfn_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+
+
+def grants(function):
+    """Every (action, key prefix) a function's statements allow: `dynamodb:GetItem PLAN#*`."""
+    out = set()
+    for policy in function.get("Properties", {}).get("Policies", []) or []:
+        for st in policy.get("Statement", []):
+            if st.get("Effect") != "Allow":
+                continue
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            keys = (
+                st.get("Condition", {})
+                .get("ForAllValues:StringLike", {})
+                .get("dynamodb:LeadingKeys")
+            )
+            for action in actions:
+                if action.startswith("dynamodb:"):
+                    if not keys:
+                        out.add(f"{action} (any key)")
+                    for k in keys or []:
+                        out.add(f"{action} {k}")
+                else:
+                    out.add(action)
+    return out
+
+
+def main():
+    observed = json.loads(Path(sys.argv[1]).read_text())
+    template = cfn_yaml.load(ROOT / "template.yaml")
+    functions = {
+        name: r
+        for name, r in template["Resources"].items()
+        if r.get("Type") == "AWS::Serverless::Function"
+    }
+    errors = []
+    for name, function in sorted(functions.items()):
+        granted = grants(function)
+        if name not in observed:
+            if granted:
+                errors.append(f"{name}: grants {sorted(granted)} but the test drove none of its routes")
+            continue
+        used = set(observed[name])
+        for access in sorted(used - granted):
+            errors.append(f"{name}: calls {access} without a grant in template.yaml")
+        for grant in sorted(granted - used):
+            errors.append(f"{name}: grants {grant} but no route of it needs it")
+        print(f"check-iam: {name}: {len(used)} accesses, all granted, every grant used" if not (used ^ granted) else f"check-iam: {name}: mismatch")
+    for name in sorted(set(observed) - set(functions)):
+        errors.append(f"{name}: recorded but not a function of template.yaml")
+    for e in errors:
+        print(f"check-iam: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+//! The data key that seals device token keys (one `KEYRING` item holding it wrapped by the
+//! vault), sealing and opening token keys, and `migrate`, which seals records written before.
+//!
+//! Plain keys (records from before sealing) are accepted only until `migrate` has sealed them
+//! all and set `plain_keys_refused` on the keyring; a keyring created on a table without
+//! devices refuses them from the start. A warm function that cached "accepted" re-reads the
+//! keyring before it accepts a plain key, so a plain key written after the migration (by
+//! someone with write access to the table) never authenticates.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::*;
+use crate::adapters::sealing::DataKey;
+
+pub(super) struct Sealing {
+    vault: Box<dyn KeyVault>,
+    keyring: tokio::sync::OnceCell<Arc<Keyring>>,
+}
+
+pub(super) struct Keyring {
+    key: DataKey,
+    plain_refused: AtomicBool,
+}
+
+impl Sealing {
+    pub(super) fn new(vault: Box<dyn KeyVault>) -> Self {
+        Sealing {
+            vault,
+            keyring: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+/// What `migrate` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Whether the data key was created by this run.
+    pub keyring_created: bool,
+    /// Device token keys sealed by this run.
+    pub sealed: usize,
+    /// Enrollment tokens made listable (given their `kind`) by this run.
+    pub enrollment_tokens: usize,
+}
+
+/// What binds a sealed key to its item.
+fn aad(pk: &str, sk: &str) -> Vec<u8> {
+    format!("{pk}\n{sk}").into_bytes()
+}
+
+const NOT_CONFIGURED: &str =
+    "device key sealing is not configured (SEALING_KEY_ID names the symmetric KMS key)";
+
+impl DynamoStore {
+    fn sealing(&self) -> Result<&Sealing, StoreError> {
+        self.sealing
+            .as_deref()
+            .ok_or_else(|| StoreError::Unavailable(NOT_CONFIGURED.into()))
+    }
+
+    /// The unwrapped data key: read and unwrapped once per process.
+    pub(super) async fn keyring(&self) -> Result<Arc<Keyring>, StoreError> {
+        let sealing = self.sealing()?;
+        sealing
+            .keyring
+            .get_or_try_init(|| async {
+                let item = self
+                    .get("GetItem keyring", keyring_key())
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Unavailable(
+                            "the table has no data key yet (endpoint-admin migrate creates it)"
+                                .into(),
+                        )
+                    })?;
+                let wrapped = item
+                    .get(attr::WRAPPED_KEY)
+                    .and_then(|v| v.as_b().ok())
+                    .ok_or_else(|| corrupt(attr::WRAPPED_KEY))?;
+                let plain = sealing.vault.unwrap_data_key(wrapped.as_ref()).await?;
+                Ok(Arc::new(Keyring {
+                    key: DataKey::from_bytes(&plain)?,
+                    plain_refused: AtomicBool::new(
+                        get_bool(&item, attr::PLAIN_KEYS_REFUSED).unwrap_or(false),
+                    ),
+                }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// `key_sealed` of a token item.
+    pub(super) fn seal_key(
+        keyring: &Keyring,
+        pk: &str,
+        sk: &str,
+        key: &Secret,
+    ) -> Result<Av, StoreError> {
+        let sealed = keyring.key.seal(&aad(pk, sk), key.expose().as_bytes())?;
+        Ok(Av::B(aws_smithy_types::Blob::new(sealed)))
+    }
+
+    /// The key of a token item: opened if sealed; a plain one only while the table has not
+    /// been migrated. `Ok(None)`: the item's key must not be used.
+    pub(super) async fn token_key(&self, item: &Item) -> Result<Option<Secret>, StoreError> {
+        let keyring = self.keyring().await?;
+        if let Some(sealed) = item.get(attr::KEY_SEALED).and_then(|v| v.as_b().ok()) {
+            let plain = keyring.key.open(
+                &aad(&get_s(item, schema::PK)?, sk_of(item)),
+                sealed.as_ref(),
+            )?;
+            let text = String::from_utf8(plain).map_err(|_| corrupt(attr::KEY_SEALED))?;
+            return Ok(Some(Secret::new(text)));
+        }
+        let Some(plain) = opt_s(item, attr::KEY) else {
+            return Err(corrupt(attr::KEY_SEALED));
+        };
+        if !keyring.plain_refused.load(Ordering::Relaxed) {
+            // Cached "accepted": make sure the table was not migrated since.
+            let refused = match self
+                .get("GetItem keyring (plain key)", keyring_key())
+                .await?
+            {
+                Some(k) => get_bool(&k, attr::PLAIN_KEYS_REFUSED).unwrap_or(false),
+                None => true,
+            };
+            keyring.plain_refused.store(refused, Ordering::Relaxed);
+        }
+        if keyring.plain_refused.load(Ordering::Relaxed) {
+            tracing::warn!(
+                event = "plain_device_key_refused",
+                "a device token stored in plain text was refused (the table is migrated)"
+            );
+            return Ok(None);
+        }
+        Ok(Some(Secret::new(plain)))
+    }
+
+    /// Creates the data key if the table has none (`Ok(true)`). A new keyring refuses plain
+    /// keys from the start if the table holds no device yet.
+    pub async fn ensure_keyring(&self) -> Result<bool, StoreError> {
+        if self.get("GetItem keyring", keyring_key()).await?.is_some() {
+            return Ok(false);
+        }
+        let sealing = self.sealing()?;
+        let wrapped = sealing.vault.generate_data_key().await?.wrapped;
+        let no_devices = self.kind("Query devices", DEVICE).await?.is_empty();
+        let mut item = keyring_key();
+        item.insert(
+            attr::WRAPPED_KEY.into(),
+            Av::B(aws_smithy_types::Blob::new(wrapped)),
+        );
+        item.insert(attr::PLAIN_KEYS_REFUSED.into(), Av::Bool(no_devices));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PK)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            // Another operator created it first: theirs is the one.
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("PutItem keyring", &e)),
+        }
+    }
+
+    /// Idempotent data migrations: creates the data key if missing, seals every plain device
+    /// token key (adding its hash), gives enrollment tokens from before their `kind`, then
+    /// refuses plain keys from now on.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut report = MigrationReport {
+            keyring_created: self.ensure_keyring().await?,
+            ..Default::default()
+        };
+        let keyring = self.keyring().await?;
+        for device in self.kind("Query devices (migrate)", DEVICE).await? {
+            let pk = get_s(&device, schema::PK)?;
+            for item in self.partition("Query device (migrate)", &pk).await? {
+                let sk = sk_of(&item).to_string();
+                let Some(plain) = opt_s(&item, attr::KEY) else {
+                    continue;
+                };
+                let key = Secret::new(plain);
+                let sealed = Self::seal_key(&keyring, &pk, &sk, &key)?;
+                let updated = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(super::schema::key(pk.clone(), sk.clone())))
+                    .update_expression("SET #sealed = :sealed, #hash = :hash REMOVE #key")
+                    .condition_expression("#key = :key")
+                    .expression_attribute_names("#sealed", attr::KEY_SEALED)
+                    .expression_attribute_names("#hash", attr::KEY_SHA256)
+                    .expression_attribute_names("#key", attr::KEY)
+                    .expression_attribute_values(":sealed", sealed)
+                    .expression_attribute_values(":hash", s(key.sha256_hex()))
+                    .expression_attribute_values(":key", s(key.expose()))
+                    .send()
+                    .await;
+                match updated {
+                    Ok(_) => report.sealed += 1,
+                    // Changed meanwhile (re-enrolled, or sealed by a concurrent migrate).
+                    Err(e) if is_condition_failed(&e) => {}
+                    Err(e) => return Err(store_error("UpdateItem seal key", &e)),
+                }
+            }
+        }
+        report.enrollment_tokens = self.give_enrollment_tokens_kind().await?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(keyring_key()))
+            .update_expression("SET #refused = :t")
+            .expression_attribute_names("#refused", attr::PLAIN_KEYS_REFUSED)
+            .expression_attribute_values(":t", Av::Bool(true))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem keyring", &e))?;
+        keyring.plain_refused.store(true, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Enrollment tokens written before they were listable get their `kind` (a scan for the
+    /// few items without it: only `migrate` does this).
+    async fn give_enrollment_tokens_kind(&self) -> Result<usize, StoreError> {
+        let mut start = None;
+        let mut count = 0;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :sk AND attribute_not_exists(#kind)")
+                .expression_attribute_names("#sk", schema::SK)
+                .expression_attribute_names("#kind", schema::KIND)
+                .expression_attribute_values(":sk", s(ENROLLMENT))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Scan enrollment tokens (migrate)", &e))?;
+            for item in out.items.unwrap_or_default() {
+                let pk = get_s(&item, schema::PK)?;
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(super::schema::key(pk, ENROLLMENT)))
+                    .update_expression("SET #kind = :kind, #uses = if_not_exists(#uses, :zero)")
+                    .expression_attribute_names("#kind", schema::KIND)
+                    .expression_attribute_names("#uses", attr::USES)
+                    .expression_attribute_values(":kind", s(ENROLLMENT))
+                    .expression_attribute_values(":zero", n(0))
+                    .send()
+                    .await
+                    .map_err(|e| store_error("UpdateItem enrollment token (migrate)", &e))?;
+                count += 1;
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(count),
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The key vault of device token keys on AWS KMS: a dedicated symmetric key generates the
+//! table's data key (`GenerateDataKey`) and unwraps it (`Decrypt`), bound to the table by the
+//! encryption context. Part of the `dynamodb` feature: the store seals with it.
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::Client;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::aws::{classify, Failure};
+
+/// The key vault of device token keys: a dedicated symmetric KMS key (`SEALING_KEY_ID`) that
+/// generates and unwraps the table's data key, bound to the table by the encryption context.
+#[derive(Debug, Clone)]
+pub struct KmsVault {
+    client: Client,
+    key_id: String,
+    table: String,
+}
+
+impl KmsVault {
+    pub fn new(client: Client, key_id: impl Into<String>, table: impl Into<String>) -> Self {
+        KmsVault {
+            client,
+            key_id: key_id.into(),
+            table: table.into(),
+        }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, key_id: &str, table: &str) -> Self {
+        let conf = aws_sdk_kms::config::Builder::from(config)
+            .interceptor(super::aws::CallTimer)
+            .build();
+        Self::new(Client::from_conf(conf), key_id, table)
+    }
+
+    /// Creates a symmetric (ENCRYPT_DECRYPT) KMS key for sealing; returns its key id. Deployed,
+    /// the stack creates it (`SealingKey`); this is for local stacks and tests.
+    pub async fn create_key(
+        config: &aws_config::SdkConfig,
+        description: &str,
+    ) -> Result<String, crate::error::StoreError> {
+        let out = Client::new(config)
+            .create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| vault_error("CreateKey", &e))?;
+        out.key_metadata()
+            .map(|m| m.key_id().to_string())
+            .ok_or_else(|| {
+                crate::error::StoreError::Unavailable("KMS returned no key metadata".into())
+            })
+    }
+
+    const PURPOSE: (&'static str, &'static str) = ("purpose", "endpoint-stage device token keys");
+}
+
+fn vault_error<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+>(
+    op: &'static str,
+    e: &SdkError<E, R>,
+) -> crate::error::StoreError {
+    use crate::error::StoreError;
+    match classify(e) {
+        Failure::Throttled => {
+            tracing::warn!(op, "kms throttled after retries");
+            StoreError::Throttled
+        }
+        Failure::Unreachable(why) => {
+            tracing::warn!(op, why = %why, "kms unreachable");
+            StoreError::Unavailable(why)
+        }
+        Failure::Service(code) => {
+            tracing::warn!(op, code = %code, "kms error on the sealing key");
+            StoreError::Unavailable(format!("the sealing key cannot be used ({code})"))
+        }
+    }
+}
+
+impl super::sealing::KeyVault for KmsVault {
+    fn generate_data_key(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<super::sealing::NewDataKey, crate::error::StoreError>>
+    {
+        Box::pin(async move {
+            let out = self
+                .client
+                .generate_data_key()
+                .key_id(&self.key_id)
+                .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+                .encryption_context(Self::PURPOSE.0, Self::PURPOSE.1)
+                .encryption_context("table", &self.table)
+                .send()
+                .await
+                .map_err(|e| vault_error("GenerateDataKey", &e))?;
+            match (out.plaintext, out.ciphertext_blob) {
+                (Some(p), Some(c)) => Ok(super::sealing::NewDataKey {
+                    plaintext: p.into_inner(),
+                    wrapped: c.into_inner(),
+                }),
+                _ => Err(crate::error::StoreError::Unavailable(
+                    "GenerateDataKey answered without a key".into(),
+                )),
+            }
+        })
+    }
+
+    fn unwrap_data_key<'a>(
+        &'a self,
+        wrapped: &'a [u8],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, crate::error::StoreError>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .decrypt()
+                .key_id(&self.key_id)
+                .ciphertext_blob(Blob::new(wrapped.to_vec()))
+                .encryption_context(Self::PURPOSE.0, Self::PURPOSE.1)
+                .encryption_context("table", &self.table)
+                .send()
+                .await
+                .map_err(|e| vault_error("Decrypt", &e))?;
+            out.plaintext.map(|p| p.into_inner()).ok_or_else(|| {
+                crate::error::StoreError::Unavailable("Decrypt answered nothing".into())
+            })
+        })
+    }
+}

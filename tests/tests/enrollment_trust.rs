@@ -1,0 +1,320 @@
+//! Enrollment you can trust, over HTTP and the real `endpoint-admin` against moto: the
+//! re-enrollment consent (no identity takeover), the enrollment token lifecycle, the audit
+//! trail, sealed device keys (a raw read of the table shows none), the `auth_ia/` limit with
+//! `Retry-After`, and plans that only their creating IAM principal may read.
+
+use std::process::Command;
+
+use endpoint_core::model::StageMode;
+use endpoint_e2e::*;
+use serde_json::{json, Value};
+
+/// The stack's `endpoint-admin` on the stack's table, `--json`.
+fn admin(args: &[&str]) -> Value {
+    let bin = std::env::var("STACK_ADMIN").expect("run through make test (scripts/stack.sh)");
+    let out = Command::new(bin).args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn enroll(s: &Stack, key: &str, serial: &str) -> (u16, Value) {
+    s.http
+        .post(
+            "/api/v3/endpoints/agents/connectors/enroll/",
+            &[("authorization", &format!("Bearer {key}"))],
+            &json!({"device_serial": serial, "device_name": format!("host-{serial}")}),
+        )
+        .unwrap()
+}
+
+fn codes(events: &Value) -> Vec<String> {
+    let mut codes: Vec<String> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap().to_string())
+        .collect();
+    codes.reverse();
+    codes
+}
+
+#[tokio::test]
+async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let c = setup.connector.as_str();
+    admin(&["connector", "set-reenroll", c, "approve"]);
+    let victim = format!("TRUST-{}", now());
+
+    // A token for two enrollments; the victim enrolls.
+    let created = admin(&[
+        "enrollment-token",
+        "create",
+        "--connector",
+        c,
+        "--max-uses",
+        "2",
+    ]);
+    let (token_id, key) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["key"].as_str().unwrap().to_string(),
+    );
+    let expires = created["expires_at"].as_i64().unwrap();
+    assert!(
+        (expires - now() - 7 * 86_400).abs() < 60,
+        "7 days by default"
+    );
+    let (status, body) = enroll(&s, &key, &victim);
+    assert_eq!(status, 200, "{body}");
+    let victim_key = body["token"].as_str().unwrap().to_string();
+
+    // The attacker, holding the same token, enrolls the victim's serial: refused.
+    let (status, body) = enroll(&s, &key, &victim);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("allow-reenroll"));
+    let config = |k: &str| {
+        s.http
+            .get(
+                "/api/v3/endpoints/agents/connectors/agent_config/",
+                &[("authorization", &format!("Bearer+agent {k}"))],
+            )
+            .unwrap()
+            .0
+    };
+    assert_eq!(config(&victim_key), 200, "the victim's token still works");
+
+    // An operator allows it once.
+    admin(&[
+        "device",
+        "allow-reenroll",
+        &victim,
+        "--connector",
+        c,
+        "--for",
+        "10m",
+    ]);
+    let (status, body) = enroll(&s, &key, &victim);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(config(&victim_key), 403, "the old token is replaced");
+
+    // The token is used up now.
+    let (status, body) = enroll(&s, &key, &format!("{victim}-other"));
+    assert_eq!(status, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("used as many times"),
+        "{body}"
+    );
+    let shown = admin(&["enrollment-token", "show", &token_id]);
+    assert_eq!(shown["uses"], 2);
+    assert_eq!(shown["state"], "used_up");
+    assert_eq!(shown["enrolled"][0]["serial"], victim.as_str());
+    assert!(!shown.to_string().contains(&key), "never the key");
+    let listed = admin(&["enrollment-token", "list", "--connector", c]);
+    assert!(listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"] == token_id.as_str()));
+
+    // Bound to a serial; revoked; never-expiring only when asked.
+    let bound = admin(&[
+        "enrollment-token",
+        "create",
+        "--connector",
+        c,
+        "--serial",
+        "BOUND-1",
+        "--expires",
+        "never",
+    ]);
+    assert_eq!(bound["expires_at"], Value::Null);
+    let bound_key = bound["key"].as_str().unwrap();
+    assert_eq!(enroll(&s, bound_key, "NOT-BOUND").0, 403);
+    admin(&["enrollment-token", "revoke", bound["id"].as_str().unwrap()]);
+    assert_eq!(enroll(&s, bound_key, "BOUND-1").0, 403, "revoked");
+
+    // The audit trail of the victim's serial, newest first, through the CLI.
+    let events = admin(&["audit", "list", "--device", &victim, "--since", "1h"]);
+    // Enrolled, refused, allowed by an operator, re-enrolled (records of one second have no
+    // order among themselves, so compared as a set; agent_rules.rs checks the order).
+    let mut seen = codes(&events);
+    seen.sort();
+    assert_eq!(seen, ["ES001I", "ES001I", "ES002W", "ES003I"], "{events}");
+    let refused = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["code"] == "ES002W")
+        .unwrap();
+    assert_eq!(refused["reason"], "reenrollment_needs_approval");
+    assert_eq!(refused["actor"], format!("device:{victim}"));
+    assert!(refused["source_ip"].is_string(), "{refused}");
+    let allowed = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["code"] == "ES003I")
+        .unwrap();
+    assert!(allowed["actor"].as_str().unwrap().starts_with("operator:"));
+
+    // A raw read of the table (no sealing key): no device key anywhere, only sealed blobs.
+    let config = aws_config::load_from_env().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
+    let items = ddb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("DEVICE#{victim}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let tokens: Vec<_> = items
+        .iter()
+        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("TOKEN#")))
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    assert!(!tokens[0].contains_key("key"), "no plain key attribute");
+    let sealed = tokens[0]["key_sealed"].as_b().unwrap().as_ref().to_vec();
+    let dump = format!("{items:?}");
+    assert!(!dump.contains(&victim_key));
+    assert!(sealed.len() > 128, "nonce, ciphertext and tag");
+}
+
+#[tokio::test]
+async fn auth_ia_answers_429_with_retry_after_past_its_limit() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
+    let device = s
+        .enrolled(&setup.connector, &format!("RATE-{}", now()))
+        .await;
+    let client = reqwest::Client::new();
+    // Ten a minute: within 21 calls a refusal must come, even if a minute turns once.
+    let mut refused = None;
+    for _ in 0..21 {
+        let r = client
+            .post(format!(
+                "{}/api/v3/endpoints/agents/connectors/auth_ia/",
+                s.api
+            ))
+            .header("authorization", format!("Bearer+agent {}", device.token))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let r = refused.expect("the limit refused a request");
+    let retry: u32 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "throttled");
+}
+
+/// Invokes the plans function as API Gateway does, with an IAM principal in the request
+/// context (locally there is no IAM authorizer: the test drives the principal through the
+/// event, exactly where API Gateway puts it). Answers (status, body).
+async fn as_principal(
+    lambda: &aws_sdk_lambda::Client,
+    principal: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u64, Value) {
+    let route = if method == "POST" {
+        "POST /v1/plans"
+    } else {
+        "GET /v1/plans/{plan}"
+    };
+    let mut context = json!({
+        "routeKey": route,
+        "stage": "$default",
+        "requestId": "ownership-test",
+        "domainName": "127.0.0.1",
+        "timeEpoch": 0,
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.7", "userAgent": "ownership-test"},
+    });
+    if let Some(arn) = principal {
+        context["authorizer"] =
+            json!({"iam": {"userArn": arn, "accountId": "111122223333", "callerId": "AIDA"}});
+    }
+    let event = json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "127.0.0.1", "content-type": "application/json"},
+        "requestContext": context,
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false,
+    });
+    let out = lambda
+        .invoke()
+        .function_name("plans")
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let response: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    let body: Value =
+        serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+    (response["statusCode"].as_u64().unwrap(), body)
+}
+
+#[tokio::test]
+async fn a_plan_is_readable_only_by_the_principal_that_created_it() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Optional, true, true).await;
+    let lambda = aws_sdk_lambda::Client::new(&aws_config::load_from_env().await);
+    let alice = "arn:aws:sts::111122223333:assumed-role/relying-party-a/session";
+    let bob = "arn:aws:sts::111122223333:assumed-role/relying-party-b/session";
+    let (status, created) = as_principal(
+        &lambda,
+        Some(alice),
+        "POST",
+        "/v1/plans",
+        Some(json!({"stage": setup.stage})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/v1/plans/{}", created["plan"].as_str().unwrap());
+    let (status, plan) = as_principal(&lambda, Some(alice), "GET", &path, None).await;
+    assert_eq!((status, plan["status"].as_str()), (200, Some("pending")));
+    let (status, other) = as_principal(&lambda, Some(bob), "GET", &path, None).await;
+    assert_eq!(status, 404, "another principal: {other}");
+    assert_eq!(other["error"], "not_found");
+    let (status, _) = as_principal(&lambda, None, "GET", &path, None).await;
+    assert_eq!(status, 404, "no principal at all");
+    // A plan created without a principal (local runs) is unbound.
+    let local = s.create_plan(&setup.stage);
+    let (status, _) = as_principal(
+        &lambda,
+        Some(bob),
+        "GET",
+        &format!("/v1/plans/{local}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}

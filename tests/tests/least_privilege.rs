@@ -1,0 +1,350 @@
+//! Least privilege per function: every route of every function runs in process (the handlers
+//! the functions run) with SDK clients that record each request's IAM actions and partition-key
+//! prefixes (`AccessRecorder`), over every path that calls AWS differently (new enrollment,
+//! re-enrollment with an allowance, refusals, a pass, an invalid response, a denial, a lost
+//! race, the rate limit). `scripts/check-iam.py` then compares the recorded accesses with each
+//! function's statements in template.yaml, both ways: a call without a grant fails, and so
+//! does a grant no call needs.
+
+use endpoint_core::adapters::aws::{load_config, AccessRecorder};
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::adapters::vault::KmsVault;
+use endpoint_core::admin;
+use endpoint_core::edge::Base;
+use endpoint_core::model::StageMode;
+use endpoint_e2e::*;
+use lambda_http::{Body, Request};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn request(method: &str, path: &str, auth: Option<&str>, body: Option<Value>) -> Request {
+    let body = body.map_or(Body::Empty, |b| Body::Text(b.to_string()));
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1:9000");
+    if let Some(a) = auth {
+        builder = builder.header("authorization", a);
+    }
+    builder.body(body).unwrap()
+}
+
+/// The clients of one function, all recording into one recorder.
+struct Recorded {
+    recorder: AccessRecorder,
+    store: DynamoStore,
+    signer: KmsSigner,
+    lambda: aws_sdk_lambda::Client,
+}
+
+async fn recorded() -> Recorded {
+    let config = load_config().await;
+    let recorder = AccessRecorder::default();
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&config)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let sealing = std::env::var("SEALING_KEY_ID").expect("stack.sh exports SEALING_KEY_ID");
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(recorder.clone())
+                .build(),
+        ),
+        table.clone(),
+    )
+    .with_sealing(KmsVault::new(kms.clone(), sealing, table));
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&config)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    Recorded {
+        recorder,
+        store,
+        signer: KmsSigner::new(kms),
+        lambda,
+    }
+}
+
+fn json_of(reply: &endpoint_core::edge::Reply) -> &Value {
+    &reply.body
+}
+
+#[tokio::test]
+async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
+    let s = Stack::connect().await;
+    let mut observed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let setup = s.setup(StageMode::Required, true, true).await;
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
+    // Policy approve for this connector: re-enrollment takes an allowance.
+    admin::set_reenroll(
+        &s.store,
+        &setup.connector,
+        endpoint_core::model::ReenrollPolicy::Approve,
+    )
+    .await
+    .unwrap();
+    let serial = format!("LP-{}", now());
+
+    // The agent function: enroll (new), refused re-enrollment, allowed re-enrollment,
+    // agent_config, check_in, auth_ia up to and past its limit, the brand.
+    let r = recorded().await;
+    let agent = fn_agent::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+    };
+    let enroll_path = "/api/v3/endpoints/agents/connectors/enroll/";
+    let token = s.enrollment_token(&setup.connector, None).await;
+    let bearer = format!("Bearer {token}");
+    let body = json!({"device_serial": serial, "device_name": "lp"});
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            enroll_path,
+            Some(&bearer),
+            Some(body.clone()),
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            enroll_path,
+            Some(&bearer),
+            Some(body.clone()),
+        ))
+        .await;
+    assert_eq!(reply.status, 403, "needs an allowance: {}", reply.body);
+    admin::allow_reenroll(
+        &s.store,
+        &endpoint_core::ports::SystemClock,
+        &setup.connector,
+        &serial,
+        600,
+    )
+    .await
+    .unwrap();
+    let (reply, _) = agent
+        .handle(request("POST", enroll_path, Some(&bearer), Some(body)))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let device_key = json_of(&reply)["token"].as_str().unwrap().to_string();
+    let device_auth = format!("Bearer+agent {device_key}");
+    let (reply, _) = agent
+        .handle(request(
+            "GET",
+            "/api/v3/endpoints/agents/connectors/agent_config/",
+            Some(&device_auth),
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            "/api/v3/endpoints/agents/connectors/check_in/",
+            Some(&device_auth),
+            Some(json!({"hardware": {"serial": serial}})),
+        ))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let mut statuses = Vec::new();
+    let mut ia_url = None;
+    for _ in 0..11 {
+        let (reply, _) = agent
+            .handle(request(
+                "POST",
+                "/api/v3/endpoints/agents/connectors/auth_ia/",
+                Some(&device_auth),
+                None,
+            ))
+            .await;
+        statuses.push(reply.status);
+        if ia_url.is_none() {
+            ia_url = json_of(&reply)["url"].as_str().map(str::to_string);
+        }
+    }
+    assert!(
+        statuses.contains(&200) && statuses.last() == Some(&429),
+        "{statuses:?}"
+    );
+    let (reply, _) = agent
+        .handle(request("GET", "/api/v3/core/brands/current/", None, None))
+        .await;
+    assert_eq!(reply.status, 200);
+    observed.insert("AgentFunction", r.recorder.accesses().into_iter().collect());
+
+    // The plans function: create and read.
+    let r = recorded().await;
+    let plans = fn_plans::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+    };
+    let (reply, _) = plans
+        .handle(request(
+            "POST",
+            "/v1/plans",
+            None,
+            Some(json!({"stage": setup.stage})),
+        ))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let plan = json_of(&reply)["plan"].as_str().unwrap().to_string();
+    let (reply, _) = plans
+        .handle(request("GET", &format!("/v1/plans/{plan}"), None, None))
+        .await;
+    assert_eq!(reply.status, 200);
+    observed.insert("PlansFunction", r.recorder.accesses().into_iter().collect());
+
+    // The web function: the page.
+    let r = recorded().await;
+    let web = fn_web::App::new(Base::from_env().unwrap(), r.store.clone());
+    let (reply, _) = web
+        .handle(request(
+            "GET",
+            &format!("/v1/plans/{plan}/page"),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200);
+    observed.insert("WebFunction", r.recorder.accesses().into_iter().collect());
+
+    // The challenge function: a challenge, the DTH path, the attempt limit's denial, and
+    // concurrent GETs that lose the race to end the plan (they read its outcome).
+    let r = recorded().await;
+    let mut base = Base::from_env().unwrap();
+    base.config.settings.max_challenges_per_plan = 1;
+    let challenge = fn_challenge::App {
+        base,
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+    };
+    let executor = |p: &str| format!("/v1/plans/{p}/executor");
+    let (reply, _) = challenge
+        .handle(request("GET", &executor(&plan), None, None))
+        .await;
+    assert_eq!(reply.status, 200);
+    let jws = json_of(&reply)["challenge"].as_str().unwrap().to_string();
+    let mut raced = false;
+    for _ in 0..10 {
+        let p = s.create_plan(&setup.stage);
+        let (first, _) = challenge
+            .handle(request("GET", &executor(&p), None, None))
+            .await;
+        assert_eq!(first.status, 200);
+        let racers: Vec<_> = (0..6)
+            .map(|_| challenge.handle(request("GET", &executor(&p), None, None)))
+            .collect();
+        futures::future::join_all(racers).await;
+        if r.recorder.accesses().contains("dynamodb:GetItem PLAN#*") {
+            raced = true;
+            break;
+        }
+    }
+    assert!(
+        raced,
+        "concurrent GETs past the attempt limit lose the race to end the plan"
+    );
+    // DTH: the plan of auth_ia/ passes with the header (the token index is read).
+    let ia_url = ia_url.expect("auth_ia/ answered a URL");
+    let ia_path = &ia_url[ia_url.find("/v1/plans/").expect("an executor URL")..];
+    let mut req = request("GET", ia_path, None, None);
+    req.headers_mut().insert(
+        lambda_http::http::HeaderName::from_bytes(endpoint_core::protocol::DTH_HEADER.as_bytes())
+            .unwrap(),
+        endpoint_core::secret::sha256_hex(device_key.as_bytes())
+            .parse()
+            .unwrap(),
+    );
+    let (reply, outcome) = challenge.handle(req).await;
+    assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
+    observed.insert(
+        "ChallengeFunction",
+        r.recorder.accesses().into_iter().collect(),
+    );
+
+    // The response function: a valid response (cold: the data key is unwrapped), an invalid
+    // one (required: a new challenge from the challenge function), no response (denied).
+    let r = recorded().await;
+    let response = fn_response::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        minter: fn_response::InvokeMinter {
+            client: r.lambda.clone(),
+            function: "challenge".into(),
+        },
+    };
+    let answer =
+        endpoint_core::protocol::response::sign_response(&serial, &device_key, &jws, now());
+    let post = |p: &str, response: Option<&str>| {
+        request(
+            "POST",
+            &executor(p),
+            None,
+            Some(json!({"component": "ak-stage-endpoint-agent", "response": response})),
+        )
+    };
+    let (reply, outcome) = response.handle(post(&plan, Some(&answer))).await;
+    assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
+    let p2 = s.create_plan(&setup.stage);
+    s.get_executor(&p2);
+    let (reply, outcome) = response.handle(post(&p2, Some("not.a.jws"))).await;
+    assert_eq!(
+        (reply.status, outcome),
+        (200, "challenge_retry"),
+        "{}",
+        reply.body
+    );
+    let (reply, outcome) = response.handle(post(&p2, None)).await;
+    assert_eq!((reply.status, outcome), (200, "denied"), "{}", reply.body);
+    observed.insert(
+        "ResponseFunction",
+        r.recorder.accesses().into_iter().collect(),
+    );
+
+    // The JWKS function.
+    let r = recorded().await;
+    let jwks = fn_jwks::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+    };
+    let (reply, _) = jwks
+        .handle(request(
+            "GET",
+            &format!("/v1/connectors/{}/jwks.json", setup.connector),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200);
+    observed.insert("JwksFunction", r.recorder.accesses().into_iter().collect());
+
+    // Compare with template.yaml, both ways.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/least-privilege.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&observed).unwrap()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/check-iam.py"))
+        .arg(&path)
+        .output()
+        .expect("the venv's python (scripts/venv.sh) runs scripts/check-iam.py");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{report}");
+    assert!(
+        out.status.success(),
+        "template.yaml and the code disagree:\n{report}"
+    );
+}
