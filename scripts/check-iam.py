@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Least privilege, checked both ways: compares the AWS accesses each function's code made in
-tests/tests/least_privilege.rs (a JSON map function -> ["dynamodb:GetItem PLAN#*", "kms:Sign",
+tests/tests/e2e/least_privilege.rs (a JSON map function -> ["dynamodb:GetItem PLAN#*", "kms:Sign",
 ...]) with that function's IAM statements in template.yaml. A recorded access that no statement
 grants, and a granted (action, key prefix) that no recorded access used, are both errors.
 Usage: check-iam.py target/least-privilege.json. Exits 1 on any mismatch."""

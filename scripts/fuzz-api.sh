@@ -7,7 +7,7 @@
 # fields, wrong types), then the fuzzing phase with valid (positive) data. Negative fuzzing is
 # left out because it sends raw non-UTF-8 bytes as `application/json` bodies, which
 # `cargo lambda watch` itself rejects with its own 500 before any function runs (API Gateway does
-# not); how the functions treat such bodies is tested in tests/tests/hostile.rs.
+# not); how the functions treat such bodies is tested in tests/tests/e2e/hostile.rs.
 #
 # `GET /v1/stage.js` is left out: it takes no input at all (a static module), so there is
 # nothing to fuzz, and `cargo lambda watch` intermittently answers that ~10 KB response with

@@ -1,0 +1,14 @@
+//! The end-to-end suite over the local stack (`make test`), as one test binary: one link of the
+//! dependency tree instead of one per file. Each module is one concern. `concurrency.rs`,
+//! `faults.rs` and `kms_faults.rs` stay binaries of their own: they count the functions' shared
+//! log or stop the emulator, so nothing else may run beside them.
+
+mod agent_api;
+mod aws_calls;
+mod enrollment_trust;
+mod fixtures;
+mod hostile;
+mod least_privilege;
+mod real_agent;
+mod secrets_in_logs;
+mod stage_flow;
