@@ -35,6 +35,7 @@ lint: venv
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1
 	.venv/bin/python scripts/check-api.py
 	python3 scripts/layers.py >/dev/null
+	python3 scripts/check-test-targets.py
 
 fmt:
 	$(CARGO) fmt --all

@@ -23,8 +23,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "clippy on every target, warnings as errors (first run: about 3 minutes of compiling)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-step "the core's import graph (scripts/layers.py)"
+step "the core's import graph (scripts/layers.py), test targets (scripts/check-test-targets.py)"
 python3 scripts/layers.py >/dev/null
+python3 scripts/check-test-targets.py
 wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
 step "the SAM template (cfn-lint, sam validate --lint) and the routes (scripts/check-api.py)"
 .venv/bin/cfn-lint template.yaml

@@ -202,18 +202,19 @@ async fn auth_ia_answers_429_with_retry_after_past_its_limit() {
     let device = s
         .enrolled(&setup.connector, &format!("RATE-{}", now()))
         .await;
-    let client = reqwest::Client::new();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/api/v3/endpoints/agents/connectors/auth_ia/", s.api);
+    let auth = format!("Bearer+agent {}", device.token);
     // Ten a minute: within 21 calls a refusal must come, even if a minute turns once.
     let mut refused = None;
     for _ in 0..21 {
-        let r = client
-            .post(format!(
-                "{}/api/v3/endpoints/agents/connectors/auth_ia/",
-                s.api
-            ))
-            .header("authorization", format!("Bearer+agent {}", device.token))
-            .send()
-            .await
+        let r = agent
+            .post(&url)
+            .header("authorization", &auth)
+            .send_empty()
             .unwrap();
         if r.status() == 429 {
             refused = Some(r);
@@ -221,14 +222,14 @@ async fn auth_ia_answers_429_with_retry_after_past_its_limit() {
         }
         assert_eq!(r.status(), 200);
     }
-    let r = refused.expect("the limit refused a request");
+    let mut r = refused.expect("the limit refused a request");
     let retry: u32 = r.headers()["retry-after"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
-    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(body["error"], "throttled");
 }
 

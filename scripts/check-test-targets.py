@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Targets marked `test = false` in a Cargo.toml (no unit-test binary is built for them, which
+keeps `make test` from compiling and linking a dozen empty test binaries) must really hold no
+test: fails if such a target's file, or a module file it declares, has #[test] or
+#[tokio::test]. Run by `make test`."""
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def files_of(src):
+    """The target's file and the module files it declares (`mod x;`), recursively."""
+    out, todo = [], [src]
+    while todo:
+        f = todo.pop()
+        if not f.exists():
+            continue
+        out.append(f)
+        base = f.parent if f.name in ("lib.rs", "main.rs", "mod.rs") else f.with_suffix("")
+        for m in re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", f.read_text(), re.M):
+            todo += [base / f"{m}.rs", base / m / "mod.rs"]
+    return out
+
+
+def main():
+    errors = []
+    for manifest in sorted(ROOT.glob("**/Cargo.toml")):
+        if "target" in manifest.parts or ".venv" in manifest.parts:
+            continue
+        cfg = tomllib.loads(manifest.read_text())
+        targets = []
+        if "lib" in cfg:
+            targets.append((cfg["lib"], "src/lib.rs"))
+        targets += [(b, "src/main.rs") for b in cfg.get("bin", [])]
+        for target, default in targets:
+            if target.get("test", True):
+                continue
+            src = manifest.parent / target.get("path", default)
+            for f in files_of(src):
+                if re.search(r"#\[(tokio::)?test\]", f.read_text()):
+                    errors.append(f"{f.relative_to(ROOT)} has tests but its target says test = false ({manifest.relative_to(ROOT)})")
+    for e in errors:
+        print(f"check-test-targets: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
