@@ -51,10 +51,12 @@ unit:
 bench:
 	$(CARGO) bench -p endpoint-core --bench core --locked
 
-## The release bootstraps for Lambda (arm64), and their sizes (the README's size table).
+## The release bootstraps for Lambda (arm64), and their sizes (the README's size table). Each
+## function is built on its own, as `sam build` does, so each links only its own features.
 sizes: venv
-	PATH="$(CURDIR)/.venv/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-build" \
-	  $(CARGO) lambda build --release --arm64 --bin plans --bin challenge --bin response --bin jwks --bin agent --bin web --bin fallback
+	@for f in plans challenge response jwks agent web fallback; do \
+	  PATH="$(CURDIR)/.venv/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-build" \
+	    $(CARGO) lambda build --release --arm64 --bin "$$f" || exit 1; done
 	@for f in plans challenge response jwks agent web fallback; do \
 	  printf '%-10s %s bytes\n' "$$f" "$$(stat -c %s target/lambda-build/lambda/$$f/bootstrap)"; done
 

@@ -6,7 +6,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
     let aws = edge::aws_config().await;
-    let store = edge::dynamo(&aws, &base);
+    let store = edge::dynamo_sealing(&aws, &base);
     let minter = InvokeMinter::from_config(&aws, &base);
     let app = App {
         base,

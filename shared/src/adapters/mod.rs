@@ -19,5 +19,5 @@ pub mod aws;
 pub mod dynamodb;
 #[cfg(feature = "kms")]
 pub mod kms;
-#[cfg(feature = "dynamodb")]
+#[cfg(feature = "sealing")]
 pub mod vault;

@@ -10,17 +10,36 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     crate::adapters::aws::load_config().await
 }
 
-/// The DynamoDB store on the function's table, sealing device token keys with the data key of
-/// `SEALING_KEY_ID` (if set) and keeping audit records `AUDIT_RETENTION_DAYS`.
+/// The DynamoDB store on the function's table, keeping audit records `AUDIT_RETENTION_DAYS`.
+/// It cannot read or write device keys: see [`dynamo_sealing`].
 #[cfg(feature = "dynamodb")]
 pub fn dynamo(aws: &aws_config::SdkConfig, base: &Base) -> crate::adapters::dynamodb::DynamoStore {
-    let c = &base.config;
-    crate::adapters::dynamodb::DynamoStore::configured(
-        aws,
-        &c.table,
-        c.sealing_key.as_deref(),
-        c.audit_retention_days,
-    )
+    crate::adapters::dynamodb::DynamoStore::from_config(aws, &base.config.table)
+        .with_audit_retention_days(base.config.audit_retention_days)
+}
+
+/// The store of the functions that read or write device keys (response validation, enrollment):
+/// sealing with the data key of `SEALING_KEY_ID`. Without it, device keys can be neither read nor
+/// written (503, with the reason in the log line).
+#[cfg(feature = "sealing")]
+pub fn dynamo_sealing(
+    aws: &aws_config::SdkConfig,
+    base: &Base,
+) -> crate::adapters::dynamodb::DynamoStore {
+    let store = dynamo(aws, base);
+    match &base.config.sealing_key {
+        Some(key) => store.with_sealing(crate::adapters::vault::KmsVault::from_config(
+            aws,
+            key,
+            &base.config.table,
+        )),
+        None => {
+            tracing::error!(
+                "SEALING_KEY_ID is not set: device keys can be neither read nor written"
+            );
+            store
+        }
+    }
 }
 
 /// The KMS challenge signer (key descriptions cached per process).

@@ -37,5 +37,7 @@ pub use errors::*;
 pub use json::*;
 pub use reply::*;
 
+#[cfg(all(feature = "lambda", feature = "aws"))]
+pub use clients::*;
 #[cfg(feature = "lambda")]
-pub use {clients::*, config::*, dispatch::*, logging::init_tracing, request::*, serve::*};
+pub use {config::*, dispatch::*, logging::init_tracing, request::*, serve::*};

@@ -237,8 +237,9 @@ impl DynamoStore {
         Self::new(Client::from_conf(conf), table)
     }
 
-    /// The store as the functions and the CLI use it: sealing with the data key of
-    /// `sealing_key` (a symmetric KMS key) if given, keeping audit records for `retention_days`.
+    /// The store as the CLIs and the tests use it: sealing with the data key of `sealing_key`
+    /// (a symmetric KMS key) if given, keeping audit records for `retention_days`.
+    #[cfg(feature = "sealing")]
     pub fn configured(
         config: &aws_config::SdkConfig,
         table: &str,
