@@ -129,6 +129,29 @@ impl Caller {
         source_ip: None,
         user_agent: None,
     };
+
+    /// Who owns the plans this caller creates: the IAM principal, and for an assumed role the
+    /// role itself (`arn:aws:sts::123456789012:assumed-role/NAME`), whatever the session: the
+    /// instances or tasks of one relying party use one role under many session names.
+    pub fn owner(&self) -> Option<String> {
+        self.principal.as_deref().map(|arn| {
+            let mut parts = arn.splitn(6, ':');
+            let head: Vec<&str> = parts.by_ref().take(5).collect();
+            match (head.as_slice(), parts.next()) {
+                (["arn", _, "sts", "", _], Some(resource))
+                    if resource.starts_with("assumed-role/") =>
+                {
+                    let role = resource
+                        .splitn(3, '/')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    format!("{}:{role}", head.join(":"))
+                }
+                _ => arn.to_string(),
+            }
+        })
+    }
 }
 
 /// Longest user agent kept in a record.
@@ -310,6 +333,40 @@ mod tests {
             let row = format!("| {} | {} |", k.code(), k.name());
             assert!(page.contains(&row), "docs/SECURITY.md lacks {row}");
         }
+    }
+
+    #[test]
+    fn an_assumed_role_owns_plans_whatever_its_session() {
+        let of = |arn: &str| {
+            Caller {
+                principal: Some(arn.into()),
+                ..Default::default()
+            }
+            .owner()
+        };
+        assert_eq!(
+            of("arn:aws:sts::111122223333:assumed-role/relying-party/i-0abc"),
+            Some("arn:aws:sts::111122223333:assumed-role/relying-party".into())
+        );
+        assert_eq!(
+            of("arn:aws:sts::111122223333:assumed-role/relying-party/i-0def"),
+            of("arn:aws:sts::111122223333:assumed-role/relying-party/i-0abc")
+        );
+        assert_eq!(
+            of("arn:aws-us-gov:sts::111122223333:assumed-role/rp/s"),
+            Some("arn:aws-us-gov:sts::111122223333:assumed-role/rp".into())
+        );
+        // Users and roles stay as they are; so does anything else.
+        assert_eq!(
+            of("arn:aws:iam::111122223333:user/alice"),
+            Some("arn:aws:iam::111122223333:user/alice".into())
+        );
+        assert_eq!(of("not an arn"), Some("not an arn".into()));
+        assert_ne!(
+            of("arn:aws:sts::111122223333:assumed-role/a/s"),
+            of("arn:aws:sts::111122223333:assumed-role/b/s")
+        );
+        assert_eq!(Caller::UNKNOWN.owner(), None);
     }
 
     #[test]

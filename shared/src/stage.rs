@@ -201,7 +201,7 @@ pub async fn create_plan<S: PlanStore + Directory>(
         denial: None,
         // Interactive-auth plans are created by a device, not a relying party: unbound.
         owner: match plan_device_auth_is_none {
-            true => env.caller.principal.clone(),
+            true => env.caller.owner(),
             false => None,
         },
         created_at: now,
@@ -215,7 +215,8 @@ pub async fn create_plan<S: PlanStore + Directory>(
 }
 
 /// `GET /v1/plans/{plan}`: the plan, unless unknown, expired, or created by another principal
-/// (answered exactly as unknown, so plan ids of others cannot even be confirmed).
+/// (answered exactly as unknown, so plan ids of others cannot even be confirmed). An assumed
+/// role is one principal whatever its session name ([`Caller::owner`]).
 pub async fn read_own_plan<P: PlanStore>(
     plans: &P,
     env: &Env<'_>,
@@ -223,7 +224,7 @@ pub async fn read_own_plan<P: PlanStore>(
 ) -> Result<Plan, CoreError> {
     let plan = read_plan(plans, env.clock, id).await?;
     match &plan.owner {
-        Some(owner) if env.caller.principal.as_ref() != Some(owner) => {
+        Some(owner) if env.caller.owner().as_ref() != Some(owner) => {
             Err(CoreError::NotFound("plan".into()))
         }
         _ => Ok(plan),

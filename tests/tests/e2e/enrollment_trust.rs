@@ -302,6 +302,10 @@ async fn a_plan_is_readable_only_by_the_principal_that_created_it() {
     let path = format!("/v1/plans/{}", created["plan"].as_str().unwrap());
     let (status, plan) = as_principal(&lambda, Some(alice), "GET", &path, None).await;
     assert_eq!((status, plan["status"].as_str()), (200, Some("pending")));
+    // The same role under another session name (another instance of the relying party).
+    let alice_elsewhere = "arn:aws:sts::111122223333:assumed-role/relying-party-a/other-session";
+    let (status, _) = as_principal(&lambda, Some(alice_elsewhere), "GET", &path, None).await;
+    assert_eq!(status, 200, "one role, whatever the session");
     let (status, other) = as_principal(&lambda, Some(bob), "GET", &path, None).await;
     assert_eq!(status, 404, "another principal: {other}");
     assert_eq!(other["error"], "not_found");
