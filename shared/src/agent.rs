@@ -207,31 +207,41 @@ pub async fn enroll<S: Store>(
 ) -> Result<Enrolled, CoreError> {
     let key = bearer(authorization, "Bearer")?;
     let hash = sha256_hex(key.as_bytes());
-    let token = store.enrollment_token_by_hash(&hash).await?;
-    let request = request?;
-    let serial = request.device_serial.as_str();
     let now = env.clock.now();
+    // The serial the request claims, for the audit record of a refusal: only a valid one.
+    let claimed: Option<String> = request
+        .as_ref()
+        .ok()
+        .map(|r| r.device_serial.clone())
+        .filter(|s| is_device_identifier(s));
     let refused = |reason: &str, connector: Option<&str>| {
+        let actor = claimed
+            .as_deref()
+            .map_or_else(|| "device:(unknown)".to_string(), device_actor);
         let mut e = env
-            .audit(AuditKind::EnrollmentRefused, device_actor(serial))
+            .audit(AuditKind::EnrollmentRefused, actor)
             .reason(reason);
         if let Some(c) = connector {
             e = e.connector(c);
         }
-        // The serial is what the caller claimed; keep it only if it is a valid identifier.
-        if is_device_identifier(serial) {
+        if let Some(serial) = &claimed {
             e = e.device(serial);
         }
         e
     };
-    let token = match token {
-        None => {
-            record_audit(store, &refused(TokenRefusal::Unknown.as_str(), None)).await;
-            return Err(CoreError::Forbidden(FORBIDDEN.into()));
-        }
-        Some(t) => t,
+    // The credentials first, then the body, as on the reference.
+    let Some(token) = store.enrollment_token_by_hash(&hash).await? else {
+        record_audit(store, &refused(TokenRefusal::Unknown.as_str(), None)).await;
+        return Err(CoreError::Forbidden(FORBIDDEN.into()));
     };
-    if let Some(why) = token.refusal(serial, now) {
+    if let Some(why) = token.refusal(now) {
+        record_audit(store, &refused(why.as_str(), Some(&token.connector))).await;
+        return Err(CoreError::Forbidden(token_refusal_message(why).into()));
+    }
+    let request = request?;
+    let serial = request.device_serial.as_str();
+    if !token.allows_serial(serial) {
+        let why = TokenRefusal::OtherSerial;
         record_audit(store, &refused(why.as_str(), Some(&token.connector))).await;
         return Err(CoreError::Forbidden(token_refusal_message(why).into()));
     }

@@ -296,19 +296,22 @@ pub struct EnrollmentToken {
 }
 
 impl EnrollmentToken {
-    /// Why the token cannot enroll (`serial`) at `now`, if it cannot.
-    pub fn refusal(&self, serial: &str, now: UnixTime) -> Option<TokenRefusal> {
+    /// Why the token cannot enroll anything at `now`, if it cannot: revoked, expired, used up.
+    pub fn refusal(&self, now: UnixTime) -> Option<TokenRefusal> {
         if self.revoked_at.is_some() {
             Some(TokenRefusal::Revoked)
         } else if is_expired(self.expires_at, now) {
             Some(TokenRefusal::Expired)
         } else if self.max_uses.is_some_and(|m| self.uses >= m) {
             Some(TokenRefusal::UsedUp)
-        } else if self.serial.as_deref().is_some_and(|s| s != serial) {
-            Some(TokenRefusal::OtherSerial)
         } else {
             None
         }
+    }
+
+    /// Whether the token may enroll `serial` (a bound token enrolls only its serial).
+    pub fn allows_serial(&self, serial: &str) -> bool {
+        self.serial.as_deref().is_none_or(|s| s == serial)
     }
 }
 

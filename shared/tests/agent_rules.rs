@@ -615,3 +615,58 @@ async fn a_plan_is_read_only_by_the_principal_that_created_it() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn enrollment_checks_the_credentials_before_the_body() {
+    let fx = Fx::new();
+    let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let bad_body = || Err(CoreError::BadRequest("not an object".into()));
+    let unknown = agent::enroll(&fx.store, &fx.env(), Some("Bearer nope"), bad_body()).await;
+    assert!(
+        matches!(unknown, Err(CoreError::Forbidden(_))),
+        "{unknown:?}"
+    );
+    let key = token_for(&fx, &c.id, Some(1), None).await;
+    agent_enroll(&fx, &key, "ONCE").await.unwrap();
+    let used_up = agent::enroll(
+        &fx.store,
+        &fx.env(),
+        Some(&format!("Bearer {key}")),
+        bad_body(),
+    )
+    .await;
+    assert!(
+        matches!(used_up, Err(CoreError::Forbidden(_))),
+        "{used_up:?}"
+    );
+    let fresh = token_for(&fx, &c.id, None, None).await;
+    let bad = agent::enroll(
+        &fx.store,
+        &fx.env(),
+        Some(&format!("Bearer {fresh}")),
+        bad_body(),
+    )
+    .await;
+    assert!(matches!(bad, Err(CoreError::BadRequest(_))), "{bad:?}");
+    // A refused request with an invalid serial is audited without it.
+    let request = agent::EnrollRequest {
+        device_serial: "bad\u{202E}serial".into(),
+        device_name: "n".into(),
+    };
+    let r = agent::enroll(&fx.store, &fx.env(), Some("Bearer nope"), Ok(request)).await;
+    assert!(r.is_err());
+    use endpoint_core::ports::AuditLog;
+    let q = endpoint_core::audit::AuditQuery {
+        since: 0,
+        limit: 100,
+        ..Default::default()
+    };
+    let events = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.actor.contains('\u{202E}')
+                && e.device.as_deref() != Some("bad\u{202E}serial"))
+    );
+    assert!(events.iter().any(|e| e.actor == "device:(unknown)"));
+}
