@@ -407,6 +407,11 @@ pub struct PendingChallenge {
     pub exp: UnixTime,
 }
 
+/// The id prefix of interactive-auth plans (those `auth_ia/` creates). Other plan ids are
+/// `[A-Za-z0-9]` only, so IAM can let the agent function create these (`PLAN#ia_*`) and nothing
+/// else: it can never overwrite a relying party's plan.
+pub const INTERACTIVE_PLAN_PREFIX: &str = "ia_";
+
 /// One run of the stage for one login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {

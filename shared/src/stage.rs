@@ -188,8 +188,12 @@ pub async fn create_plan<S: PlanStore + Directory>(
         .ok_or_else(|| CoreError::NotFound("connector".into()))?;
     let now = env.clock.now();
     let plan_device_auth_is_none = device_auth.is_none();
+    let id = match plan_device_auth_is_none {
+        true => random_id(env.rng, 24),
+        false => format!("{INTERACTIVE_PLAN_PREFIX}{}", random_id(env.rng, 24)),
+    };
     let plan = Plan {
-        id: random_id(env.rng, 24),
+        id,
         stage: stage.id.clone(),
         config: StageSnapshot::of(&stage, &connector),
         redirect: redirect.to_string(),

@@ -177,9 +177,12 @@ impl AccessRecorder {
     }
 }
 
-/// `PLAN#abc` -> `PLAN#*`; a key without `#` (`KEYRING`) stays as it is.
+/// `PLAN#abc` -> `PLAN#*`, `PLAN#ia_abc` -> `PLAN#ia_*` (interactive-auth plans, their own
+/// grant); a key without `#` (`KEYRING`) stays as it is.
 pub fn key_prefix(pk: &str) -> String {
+    let interactive = crate::model::INTERACTIVE_PLAN_PREFIX;
     match pk.split_once('#') {
+        Some(("PLAN", id)) if id.starts_with(interactive) => format!("PLAN#{interactive}*"),
         Some((kind, _)) => format!("{kind}#*"),
         None => pk.to_string(),
     }
@@ -354,5 +357,36 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+
+    #[test]
+    fn accesses_name_the_key_prefix_of_each_item() {
+        assert_eq!(key_prefix("PLAN#abc"), "PLAN#*");
+        assert_eq!(key_prefix("PLAN#ia_abc"), "PLAN#ia_*");
+        assert_eq!(key_prefix("DEVICE#ia_serial"), "DEVICE#*");
+        assert_eq!(key_prefix("KEYRING"), "KEYRING");
+        let body = serde_json::json!({"TransactItems": [
+            {"Update": {"Key": {"pk": {"S": "PLAN#x"}}}},
+            {"Put": {"Item": {"pk": {"S": "AUDIT#2026-11-28"}}}},
+            {"Delete": {"Key": {"pk": {"S": "TOKENHASH#ab"}}}},
+        ]});
+        assert_eq!(
+            dynamodb_accesses("TransactWriteItems", &body),
+            [
+                "dynamodb:UpdateItem PLAN#*",
+                "dynamodb:PutItem AUDIT#*",
+                "dynamodb:DeleteItem TOKENHASH#*"
+            ]
+        );
+        let query = serde_json::json!({"ExpressionAttributeValues": {":pk": {"S": "DEVICE#s"}}});
+        assert_eq!(
+            dynamodb_accesses("Query", &query),
+            ["dynamodb:Query DEVICE#*"]
+        );
     }
 }
