@@ -73,16 +73,55 @@ pub fn caller(req: &Request) -> Caller {
                 .and_then(|iam| iam.user_arn.clone())
                 .filter(|arn| !arn.is_empty()),
             source_ip: ctx.http.source_ip.clone(),
-            user_agent: ctx
-                .http
-                .user_agent
-                .clone()
-                .or_else(|| header(req, "user-agent").map(str::to_string)),
+            // The client's header (API Gateway copies it into the context; the local emulator
+            // puts its own name there).
+            user_agent: header(req, "user-agent")
+                .map(str::to_string)
+                .or_else(|| ctx.http.user_agent.clone()),
         },
         _ => Caller {
             principal: None,
             source_ip: None,
             user_agent: header(req, "user-agent").map(str::to_string),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerIamDescription,
+        ApiGatewayV2httpRequestContext,
+    };
+    use lambda_http::request::RequestContext;
+
+    #[test]
+    fn the_caller_comes_from_the_request_context() {
+        let mut iam = ApiGatewayRequestAuthorizerIamDescription::default();
+        iam.user_arn = Some("arn:aws:sts::111122223333:assumed-role/rp/s1".into());
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.iam = Some(iam);
+        let mut ctx = ApiGatewayV2httpRequestContext::default();
+        ctx.authorizer = Some(authorizer);
+        ctx.http.source_ip = Some("192.0.2.9".into());
+        ctx.http.user_agent = Some("from-context".into());
+        let req = lambda_http::http::Request::builder()
+            .header("user-agent", "ak-agent/1.0")
+            .body(Body::Empty)
+            .expect("a request builds")
+            .with_request_context(RequestContext::ApiGatewayV2(ctx));
+        let c = caller(&req);
+        assert_eq!(
+            c.principal.as_deref(),
+            Some("arn:aws:sts::111122223333:assumed-role/rp/s1")
+        );
+        assert_eq!(c.source_ip.as_deref(), Some("192.0.2.9"));
+        assert_eq!(c.user_agent.as_deref(), Some("ak-agent/1.0"));
+        // Without IAM (public routes, local runs): no principal.
+        let plain = lambda_http::http::Request::builder()
+            .body(Body::Empty)
+            .expect("a request builds");
+        assert_eq!(caller(&plain).principal, None);
     }
 }
