@@ -115,6 +115,15 @@ pub struct DeviceToken {
     pub expires_at: Option<UnixTime>,
 }
 
+/// What an operator sees of a device token: never its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub connector: String,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+}
+
 /// What the token index holds for the SHA-256 of a device token key: no secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRef {

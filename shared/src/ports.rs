@@ -207,6 +207,14 @@ pub trait DeviceStore: Send + Sync {
         now: UnixTime,
     ) -> impl Future<Output = Result<Option<DeviceWithTokens>, StoreError>> + Send;
 
+    /// The device's unexpired tokens as an operator sees them (never a key, so reading them
+    /// needs no key material), or `None` if the device is unknown or expired.
+    fn device_token_info(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<(Device, Vec<TokenInfo>)>, StoreError>> + Send;
+
     /// The token whose key hashes to `key_sha256` (lowercase hex), if it exists and is unexpired.
     fn token_by_hash(
         &self,

@@ -514,18 +514,18 @@ async fn device(
             })
         }
         DeviceCommand::Show { serial } => {
-            let d = store
-                .device_with_tokens(serial, now)
+            // Tokens are shown by id and connector only: never their key, and no key is read
+            // (no sealing key needed).
+            let (device, tokens) = store
+                .device_token_info(serial, now)
                 .await
                 .map_err(err)?
                 .ok_or_else(|| format!("device {serial} was not found"))?;
-            // Tokens are shown by id and connector only: never their key.
-            let tokens: Vec<Value> = d
-                .tokens
+            let tokens: Vec<Value> = tokens
                 .iter()
                 .map(|t| json!({"id": t.id, "connector": t.connector, "created_at": t.created_at, "expires_at": t.expires_at}))
                 .collect();
-            let mut json = device_json(&d.device);
+            let mut json = device_json(&device);
             json["tokens"] = Value::Array(tokens);
             // The latest facts snapshot the device reported through check_in/.
             // `truncated`: the device sent more than a DynamoDB item holds, and this is the

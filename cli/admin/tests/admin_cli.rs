@@ -777,6 +777,30 @@ fn reenroll_policy_and_token_commands() {
     assert!(cli
         .fails(&["enrollment-token", "show", "nope"])
         .contains("not found"));
+    // Reading a device needs no key material: `device show` works without the sealing key.
+    cli.ok(&[
+        "device",
+        "enroll",
+        "--connector",
+        &c,
+        "--serial",
+        "SHOW-1",
+        "--name",
+        "n",
+    ]);
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env_remove("SEALING_KEY_ID")
+        .args(["--table", &cli.table, "device", "show", "SHOW-1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["tokens"][0]["connector"], c.as_str());
     // Operator changes are audited.
     let events = cli.json(&["audit", "list", "--connector", &c]);
     let mut codes: Vec<&str> = events["events"]
@@ -787,5 +811,9 @@ fn reenroll_policy_and_token_commands() {
         .collect();
     // Records of one second have no order among themselves.
     codes.sort();
-    assert_eq!(codes, ["ES003I", "ES201I", "ES203I", "ES204I"], "{events}");
+    assert_eq!(
+        codes,
+        ["ES003I", "ES005I", "ES201I", "ES203I", "ES204I"],
+        "{events}"
+    );
 }

@@ -264,6 +264,26 @@ impl DeviceStore for MemoryStore {
         }))
     }
 
+    async fn device_token_info(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Device, Vec<TokenInfo>)>, StoreError> {
+        Ok(self.device_with_tokens(identifier, now).await?.map(|d| {
+            let tokens = d
+                .tokens
+                .iter()
+                .map(|t| TokenInfo {
+                    id: t.id.clone(),
+                    connector: t.connector.clone(),
+                    created_at: t.created_at,
+                    expires_at: t.expires_at,
+                })
+                .collect();
+            (d.device, tokens)
+        }))
+    }
+
     async fn token_by_hash(
         &self,
         key_sha256: &str,

@@ -257,6 +257,28 @@ pub async fn devices<S: DeviceStore>(s: &S) {
             ("c2".into(), "u1".into())
         ]
     );
+    // What an operator sees: the same tokens, without their keys.
+    let (shown, mut infos) = s.device_token_info(serial, T0).await.unwrap().unwrap();
+    assert_eq!(shown, d.device);
+    infos.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        infos,
+        [
+            TokenInfo {
+                id: "t2".into(),
+                connector: "c1".into(),
+                created_at: T0,
+                expires_at: None
+            },
+            TokenInfo {
+                id: "u1".into(),
+                connector: "c2".into(),
+                created_at: T0,
+                expires_at: None
+            }
+        ]
+    );
+    assert_eq!(s.device_token_info("nobody", T0).await.unwrap(), None);
     let hash = |k: &str| Secret::new(k).sha256_hex();
     assert_eq!(s.token_by_hash(&hash("k1"), T0).await.unwrap(), None);
     let t = s.token_by_hash(&hash("k3"), T0).await.unwrap().unwrap();

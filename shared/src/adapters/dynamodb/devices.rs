@@ -30,6 +30,48 @@ impl DeviceStore for DynamoStore {
         Ok(Some(DeviceWithTokens { device, tokens }))
     }
 
+    async fn device_token_info(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Device, Vec<TokenInfo>)>, StoreError> {
+        // A projection without the keys: no key material is read, none is needed.
+        let attributes = [
+            schema::PK,
+            schema::SK,
+            schema::TTL_ATTRIBUTE,
+            attr::IDENTIFIER,
+            attr::DEVICE_ID,
+            attr::NAME,
+            attr::CREATED_AT,
+            attr::TOKEN_ID,
+            attr::CONNECTOR,
+        ];
+        let items = self
+            .partition_of("Query device (show)", &device_pk(identifier), &attributes)
+            .await?;
+        let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
+            return Ok(None);
+        };
+        let device = device_from(device)?;
+        if is_expired(device.expires_at, now) {
+            return Ok(None);
+        }
+        let mut tokens = Vec::new();
+        for item in items.iter().filter(|i| sk_of(i).starts_with(ANY_TOKEN)) {
+            let expires_at = opt_n(item, schema::TTL_ATTRIBUTE)?;
+            if !is_expired(expires_at, now) {
+                tokens.push(TokenInfo {
+                    id: get_s(item, attr::TOKEN_ID)?,
+                    connector: get_s(item, attr::CONNECTOR)?,
+                    created_at: get_n(item, attr::CREATED_AT)?,
+                    expires_at,
+                });
+            }
+        }
+        Ok(Some((device, tokens)))
+    }
+
     async fn token_by_hash(
         &self,
         key_sha256: &str,
