@@ -165,7 +165,7 @@ pub struct AuditEvent {
     pub time: UnixTime,
     pub code: String,
     pub event: AuditKind,
-    /// `device:<serial>`, `iam:<principal ARN>`, `operator:<name>`, or `anonymous`.
+    /// `device:<serial>`, `iam:<principal ARN>`, `operator:<principal ARN>`, or `anonymous`.
     pub actor: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector: Option<String>,

@@ -54,12 +54,12 @@ impl Audit {
         self
     }
 
-    fn build(self, clock: &SystemClock) -> AuditEvent {
+    fn build(self, clock: &SystemClock, operator: String) -> AuditEvent {
         let mut e = AuditEvent::new(
             self.kind,
             clock.now(),
             &random_alnum(&SystemRandom, 8),
-            operator(),
+            operator,
             &Caller::UNKNOWN,
         );
         e.connector = self.connector;
@@ -69,12 +69,22 @@ impl Audit {
     }
 }
 
-/// The operator's name for the audit trail: `ENDPOINT_ADMIN_OPERATOR`, else the login name.
-fn operator() -> String {
+/// The operator for the audit trail: the IAM principal the AWS credentials belong to (STS
+/// `GetCallerIdentity`, which needs no permission), so the record names who really acted.
+/// If STS cannot answer, the name the operator gives (`ENDPOINT_ADMIN_OPERATOR`, else the login
+/// name), marked unverified.
+async fn operator(config: &aws_config::SdkConfig) -> String {
+    let sts = aws_sdk_sts::Client::new(config);
+    if let Ok(identity) = sts.get_caller_identity().send().await {
+        if let Some(arn) = identity.arn() {
+            return format!("operator:{arn}");
+        }
+    }
     let name = std::env::var("ENDPOINT_ADMIN_OPERATOR")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into());
-    format!("operator:{}", name.chars().take(128).collect::<String>())
+    let name: String = name.chars().take(128).collect();
+    format!("operator:{name} (unverified)")
 }
 
 impl Output {
@@ -155,7 +165,8 @@ pub async fn run(args: Args) -> Result<String, String> {
     }
     let out = execute(&args, &store, &signer).await?;
     if let Some(event) = out.audit {
-        record_audit(&store, &event.build(&SystemClock)).await;
+        let event = event.build(&SystemClock, operator(&config).await);
+        record_audit(&store, &event).await;
     }
     Ok(if args.json {
         out.json.to_string()

@@ -816,4 +816,9 @@ fn reenroll_policy_and_token_commands() {
         ["ES003I", "ES005I", "ES201I", "ES203I", "ES204I"],
         "{events}"
     );
+    // The operator is the IAM principal of the credentials (STS), not a name one types.
+    for e in events["events"].as_array().unwrap() {
+        let actor = e["actor"].as_str().unwrap();
+        assert!(actor.starts_with("operator:arn:aws:"), "{actor}");
+    }
 }

@@ -162,7 +162,10 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
         .iter()
         .find(|e| e["code"] == "ES003I")
         .unwrap();
-    assert!(allowed["actor"].as_str().unwrap().starts_with("operator:"));
+    assert!(allowed["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("operator:arn:aws:"));
 
     // A raw read of the table (no sealing key): no device key anywhere, only sealed blobs.
     let config = aws_config::load_from_env().await;
