@@ -167,15 +167,24 @@ pub async fn rotate<D: Directory, C: Clock + ?Sized>(
     Ok(c)
 }
 
+/// Reads the connector, applies `change`, stores it.
+async fn change_connector<D: Directory>(
+    dir: &D,
+    id: &str,
+    change: impl FnOnce(&mut Connector),
+) -> Result<Connector, CoreError> {
+    let mut c = connector(dir, id).await?;
+    change(&mut c);
+    dir.put_connector(&c).await?;
+    Ok(c)
+}
+
 pub async fn set_connector_enabled<D: Directory>(
     dir: &D,
     id: &str,
     enabled: bool,
 ) -> Result<Connector, CoreError> {
-    let mut c = connector(dir, id).await?;
-    c.enabled = enabled;
-    dir.put_connector(&c).await?;
-    Ok(c)
+    change_connector(dir, id, |c| c.enabled = enabled).await
 }
 
 pub async fn set_interactive_stage<D: Directory>(
@@ -336,13 +345,18 @@ pub async fn revoke_enrollment_token<E: EnrollmentStore, C: Clock + ?Sized>(
     id: &str,
 ) -> Result<EnrollmentToken, CoreError> {
     let token = enrollment_token_by_id(store, id).await?;
+    let gone = || CoreError::NotFound(format!("enrollment token {id}"));
     if !store
         .revoke_enrollment_token(&token.key_sha256, clock.now())
         .await?
     {
-        return Err(CoreError::NotFound(format!("enrollment token {id}")));
+        return Err(gone());
     }
-    enrollment_token_by_id(store, id).await
+    // As stored now: one read by its hash, not another listing.
+    store
+        .enrollment_token_by_hash(&token.key_sha256)
+        .await?
+        .ok_or_else(gone)
 }
 
 /// Sets a connector's re-enrollment policy.
@@ -351,10 +365,7 @@ pub async fn set_reenroll<D: Directory>(
     id: &str,
     policy: ReenrollPolicy,
 ) -> Result<Connector, CoreError> {
-    let mut c = connector(dir, id).await?;
-    c.reenroll = policy;
-    dir.put_connector(&c).await?;
-    Ok(c)
+    change_connector(dir, id, |c| c.reenroll = policy).await
 }
 
 /// Allows one re-enrollment of `serial` on the connector for `window` seconds; returns until

@@ -187,10 +187,14 @@ pub async fn create_plan<S: PlanStore + Directory>(
         .await?
         .ok_or_else(|| CoreError::NotFound("connector".into()))?;
     let now = env.clock.now();
-    let plan_device_auth_is_none = device_auth.is_none();
-    let id = match plan_device_auth_is_none {
-        true => random_id(env.rng, 24),
-        false => format!("{INTERACTIVE_PLAN_PREFIX}{}", random_id(env.rng, 24)),
+    // Interactive-auth plans are created by a device, not a relying party: their own id prefix
+    // (the agent function's only PutItem grant) and no owner.
+    let (id, owner) = match device_auth {
+        None => (random_id(env.rng, 24), env.caller.owner()),
+        Some(_) => (
+            format!("{INTERACTIVE_PLAN_PREFIX}{}", random_id(env.rng, 24)),
+            None,
+        ),
     };
     let plan = Plan {
         id,
@@ -203,11 +207,7 @@ pub async fn create_plan<S: PlanStore + Directory>(
         device: None,
         device_auth,
         denial: None,
-        // Interactive-auth plans are created by a device, not a relying party: unbound.
-        owner: match plan_device_auth_is_none {
-            true => env.caller.owner(),
-            false => None,
-        },
+        owner,
         created_at: now,
         expires_at: now + env.settings.plan_lifetime,
     };

@@ -8,9 +8,10 @@ impl DeviceStore for DynamoStore {
         identifier: &str,
         now: UnixTime,
     ) -> Result<Option<DeviceWithTokens>, StoreError> {
-        let items = self
-            .partition("Query device", &device_pk(identifier))
-            .await?;
+        // Cold, the data key is read beside the query (not after it); warm, this is free.
+        let pk = device_pk(identifier);
+        let (items, ()) = futures::join!(self.partition("Query device", &pk), self.warm_keyring());
+        let items = items?;
         let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
             return Ok(None);
         };

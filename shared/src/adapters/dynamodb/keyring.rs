@@ -89,6 +89,19 @@ impl DynamoStore {
             .cloned()
     }
 
+    /// Loads the data key if this store seals and has not loaded it yet, so that the first read
+    /// of a device's tokens in a process can fetch it beside the device query rather than after
+    /// it. A failure is left for [`Self::token_key`] to report, if a token needs the key.
+    pub(super) async fn warm_keyring(&self) {
+        if self
+            .sealing
+            .as_deref()
+            .is_some_and(|s| s.keyring.get().is_none())
+        {
+            let _ = self.keyring().await;
+        }
+    }
+
     /// `key_sealed` of a token item.
     pub(super) fn seal_key(
         keyring: &Keyring,
