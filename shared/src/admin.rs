@@ -2,9 +2,15 @@
 //! connectors, stages, enrollment tokens, enrolling devices. Pure over the ports.
 
 use crate::error::CoreError;
-use crate::model::*;
-use crate::ports::*;
+use crate::model::{
+    is_device_identifier, Connector, Device, DeviceToken, EnrollmentToken, NextKey, ReenrollPolicy,
+    RetiredKey, Stage, StageMode, TokenUse, UnixTime,
+};
 use crate::ports::{random_alnum, random_id};
+use crate::ports::{
+    ChallengeSigner, Clock, DeviceStore, Directory, EnrollGrant, EnrollOutcome, EnrollmentStore,
+    Random,
+};
 use crate::protocol::challenge::CHALLENGE_LIFETIME;
 use crate::protocol::keys::SigningAlg;
 use crate::secret::Secret;

@@ -17,12 +17,18 @@ use crate::admin;
 use crate::audit::{device_actor, AuditKind};
 use crate::error::CoreError;
 use crate::facts;
-use crate::model::*;
+use crate::model::{
+    is_device_identifier, Connector, Device, DeviceAuthToken, DeviceRef, FactsSnapshot, TokenRef,
+    TokenRefusal,
+};
 use crate::ports::random_id;
-use crate::ports::*;
+use crate::ports::{
+    record_audit, ChallengeSigner, Clock, Directory, EnrollGrant, EnrollOutcome, Store,
+};
 use crate::protocol::jwk::Jwks;
 use crate::secret::sha256_hex;
-use crate::stage::{self, Env};
+use crate::settings::Env;
+use crate::stage;
 
 /// Longest accepted key in an `Authorization` header.
 pub const MAX_KEY_LEN: usize = 256;

@@ -17,10 +17,13 @@ pub mod audit;
 pub mod edge;
 pub mod error;
 pub mod facts;
+pub mod minter;
 pub mod model;
 pub mod ports;
 pub mod protocol;
+pub mod redirect;
 pub mod secret;
+pub mod settings;
 pub mod stage;
 
 pub use error::{CoreError, SignerError, StoreError};

@@ -207,6 +207,35 @@ impl std::str::FromStr for ReenrollPolicy {
     }
 }
 
+/// What an enrollment does about the connection's (device, connector) existing tokens: the one
+/// rule both stores apply, the DynamoDB store turning it into transaction conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reenrollment {
+    /// No live token to replace, or the enrollment may replace it as it is.
+    Proceed { uses_allowance: bool },
+    /// The connection holds a live token and the policy needs an operator's allowance first.
+    NeedsApproval,
+}
+
+/// Whether an enrollment under `policy` (`None`: an operator enrolls, and may always replace)
+/// may go on, given whether the connection holds a live token and whether an operator's
+/// allowance of it is live. With `Approve`, replacing a live token consumes the allowance.
+pub fn reenrollment(
+    policy: Option<ReenrollPolicy>,
+    replaces_live_token: bool,
+    allowance_live: bool,
+) -> Reenrollment {
+    match (policy, replaces_live_token) {
+        (Some(ReenrollPolicy::Approve), true) if allowance_live => Reenrollment::Proceed {
+            uses_allowance: true,
+        },
+        (Some(ReenrollPolicy::Approve), true) => Reenrollment::NeedsApproval,
+        _ => Reenrollment::Proceed {
+            uses_allowance: false,
+        },
+    }
+}
+
 /// An agent connector and its settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connector {
@@ -543,6 +572,21 @@ mod tests {
             assert!(!is_device_identifier(bad), "{bad:?}");
         }
         assert!(!is_device_identifier(&"a".repeat(257)));
+    }
+
+    #[test]
+    fn reenrollment_needs_an_allowance_only_to_replace_a_live_token_under_approve() {
+        use ReenrollPolicy::{Approve, Open};
+        let go = |uses_allowance| Reenrollment::Proceed { uses_allowance };
+        assert_eq!(reenrollment(Some(Approve), false, false), go(false));
+        assert_eq!(reenrollment(Some(Approve), false, true), go(false));
+        assert_eq!(
+            reenrollment(Some(Approve), true, false),
+            Reenrollment::NeedsApproval
+        );
+        assert_eq!(reenrollment(Some(Approve), true, true), go(true));
+        assert_eq!(reenrollment(Some(Open), true, false), go(false));
+        assert_eq!(reenrollment(None, true, false), go(false));
     }
 
     #[test]

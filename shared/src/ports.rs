@@ -7,7 +7,11 @@ use std::future::Future;
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::{CoreError, SignerError, StoreError};
-use crate::model::*;
+use crate::model::{
+    Connector, Device, DeviceRef, DeviceToken, DeviceWithTokens, EnrollmentToken, FactsSnapshot,
+    Outcome, PendingChallenge, Plan, ReenrollPolicy, Stage, TokenInfo, TokenRef, TokenUse,
+    UnixTime,
+};
 use crate::protocol::keys::SigningAlg;
 
 /// Wall-clock time in Unix seconds. Tests use a fixed, settable clock.

@@ -587,7 +587,7 @@ async fn a_plan_is_read_only_by_the_principal_that_created_it() {
     };
     let alice = as_principal(Some("arn:aws:iam::111122223333:role/alice"));
     let bob = as_principal(Some("arn:aws:iam::111122223333:role/bob"));
-    let env_of = |caller| stage::Env { caller, ..fx.env() };
+    let env_of = |caller| endpoint_core::settings::Env { caller, ..fx.env() };
     let created = stage::create_plan(&fx.store, &env_of(&alice), &s.id, None, None)
         .await
         .unwrap();

@@ -18,7 +18,8 @@ use endpoint_core::ports::*;
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::sign_response;
 use endpoint_core::secret::Secret;
-use endpoint_core::stage::{self, Env, Outcome, Settings};
+use endpoint_core::settings::{Env, Settings};
+use endpoint_core::stage::{self, Outcome};
 use endpoint_core::{CoreError, StoreError};
 
 fn plan(id: &str, expires_at: i64) -> Plan {
@@ -606,7 +607,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
         panic!()
     };
     let bad = sign_response("SERIAL1", "wrong", &jws, T0);
-    let minter = endpoint_core::adapters::signing_minter::SigningMinter {
+    let minter = endpoint_core::minter::SigningMinter {
         store: &*store,
         signer: &*signer,
         env: &env,
@@ -637,7 +638,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
                 settings: &settings,
                 caller: &endpoint_core::audit::Caller::UNKNOWN,
             };
-            let minter = endpoint_core::adapters::signing_minter::SigningMinter {
+            let minter = endpoint_core::minter::SigningMinter {
                 store: &*store,
                 signer: &*signer,
                 env: &env,

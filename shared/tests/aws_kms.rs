@@ -16,7 +16,8 @@ use endpoint_core::admin;
 use endpoint_core::model::*;
 use endpoint_core::ports::*;
 use endpoint_core::protocol::keys::KeySpec;
-use endpoint_core::stage::{self, Env, Outcome, Settings};
+use endpoint_core::settings::{Env, Settings};
+use endpoint_core::stage::{self, Outcome};
 use endpoint_core::{CoreError, SignerError};
 
 async fn counted_kms() -> (KmsSigner, CallCounter) {

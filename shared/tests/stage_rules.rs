@@ -882,7 +882,7 @@ async fn concurrent_gets_never_sign_more_than_the_attempt_limit() {
 
 #[tokio::test]
 async fn redirects_are_paths_or_https_urls_and_http_only_for_loopback() {
-    use endpoint_core::stage::check_redirect;
+    use endpoint_core::redirect::check_redirect;
     for ok in [
         "/",
         "/next?a=b#c",

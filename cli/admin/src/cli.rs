@@ -1,6 +1,7 @@
 //! The command line: every command and flag with its help line (a test checks it).
 
 use clap::{Parser, Subcommand};
+use endpoint_core::audit::DEFAULT_RETENTION_DAYS;
 use endpoint_core::model::{ReenrollPolicy, StageMode};
 
 #[derive(Parser, Debug)]
@@ -26,6 +27,11 @@ pub struct Args {
     /// The symmetric KMS key that seals device token keys: the stack's SealingKeyId output.
     #[arg(long = "sealing-key", global = true, env = "SEALING_KEY_ID")]
     pub sealing_key: Option<String>,
+
+    /// How long the audit records this command writes are kept, in days (the stack's
+    /// AuditRetentionDays).
+    #[arg(long = "audit-retention-days", global = true, env = "AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
+    pub audit_retention_days: i64,
 
     #[command(subcommand)]
     pub command: Command,

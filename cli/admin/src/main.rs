@@ -5,6 +5,8 @@
 
 mod cli;
 mod commands;
+mod error;
+mod output;
 
 use clap::Parser;
 
@@ -22,8 +24,8 @@ fn main() {
     };
     match runtime.block_on(commands::run(args)) {
         Ok(output) => println!("{output}"),
-        Err(message) => {
-            eprintln!("endpoint-admin: {message}");
+        Err(error) => {
+            eprintln!("endpoint-admin: {error}");
             std::process::exit(1);
         }
     }

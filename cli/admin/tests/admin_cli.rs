@@ -9,7 +9,8 @@ use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::ports::{Clock, SystemClock, SystemRandom};
 use endpoint_core::protocol::response::sign_response;
-use endpoint_core::stage::{self, Env, Outcome, Settings};
+use endpoint_core::settings::{Env, Settings};
+use endpoint_core::stage::{self, Outcome};
 use serde_json::Value;
 
 fn require_emulator() {
@@ -394,8 +395,7 @@ async fn devices_tokens_and_the_core_agree() {
                 panic!("no challenge")
             };
             let response = sign_response("SER-1", &token, &jws, SystemClock.now());
-            let minter =
-                endpoint_core::adapters::signing_minter::SigningMinter { store, signer, env };
+            let minter = endpoint_core::minter::SigningMinter { store, signer, env };
             stage::executor_post(store, &minter, env, &plan, Some(&response))
                 .await
                 .unwrap()

@@ -8,8 +8,15 @@ use std::sync::Mutex;
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::StoreError;
-use crate::model::*;
-use crate::ports::*;
+use crate::model::{
+    is_expired, reenrollment, Connector, Device, DeviceToken, DeviceWithTokens, EnrollmentToken,
+    FactsSnapshot, PendingChallenge, Plan, PlanStatus, Reenrollment, Stage, TokenInfo, TokenRef,
+    TokenUse, UnixTime,
+};
+use crate::ports::{
+    AuditLog, Clock, DeviceStore, Directory, EnrollGrant, EnrollOutcome, EnrollmentStore, Finish,
+    Limiter, PlanStore, Random, Reserve,
+};
 
 /// A settable clock.
 #[derive(Debug, Default)]
@@ -337,20 +344,20 @@ impl DeviceStore for MemoryStore {
                 .is_some_and(|t| !is_expired(t.expires_at, now))
         });
         let connection = (device.identifier.clone(), token.connector.clone());
-        let mut allowance_used = false;
-        if replaced && grant.reenroll == Some(ReenrollPolicy::Approve) {
-            match g.allowances.get(&connection) {
-                Some(&until) if until > now => allowance_used = true,
-                _ => return Ok(EnrollOutcome::NeedsApproval),
-            }
-        }
+        let allowance_live = g
+            .allowances
+            .get(&connection)
+            .is_some_and(|&until| !is_expired(Some(until), now));
+        let allowance_used = match reenrollment(grant.reenroll, replaced, allowance_live) {
+            Reenrollment::Proceed { uses_allowance } => uses_allowance,
+            Reenrollment::NeedsApproval => return Ok(EnrollOutcome::NeedsApproval),
+        };
         if let Some(hash) = &grant.enrollment_token {
-            match g.enrollment.get(hash) {
-                Some(t)
-                    if t.revoked_at.is_none()
-                        && !is_expired(t.expires_at, now)
-                        && t.max_uses.is_none_or(|m| t.uses < m) => {}
-                _ => return Ok(EnrollOutcome::TokenRefused),
+            if g.enrollment
+                .get(hash)
+                .is_none_or(|t| t.refusal(now).is_some())
+            {
+                return Ok(EnrollOutcome::TokenRefused);
             }
         }
         // Every condition holds: the writes, all at once.

@@ -3,15 +3,12 @@
 //! - `memory`: in-memory stores, a fixed clock and a deterministic RNG, for unit tests of the
 //!   domain (never the only test of a behaviour: the DynamoDB adapter is tested against moto).
 //! - `local_signer`: software keys (P-256, P-384, P-521, RSA) for tests and benchmarks.
-//! - `signing_minter`: mints new challenges in-process (tests; the response function asks the
-//!   challenge function instead).
 //! - `sealing`: AES-256-GCM sealing of device token keys under a vault's data key.
 //! - `dynamodb`, `kms`: the production adapters (cargo features `dynamodb`, `kms`).
 
 pub mod local_signer;
 pub mod memory;
 pub mod sealing;
-pub mod signing_minter;
 
 #[cfg(feature = "aws")]
 pub mod aws;

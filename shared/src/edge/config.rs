@@ -3,7 +3,7 @@
 
 use crate::audit::Caller;
 use crate::ports::{SystemClock, SystemRandom};
-use crate::stage::{Env, Settings};
+use crate::settings::{Env, Settings};
 
 /// The functions' configuration, from environment variables with defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]

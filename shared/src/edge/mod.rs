@@ -33,11 +33,22 @@ pub mod request;
 #[cfg(feature = "lambda")]
 pub mod serve;
 
-pub use errors::*;
-pub use json::*;
-pub use reply::*;
+pub use errors::{error_class, error_reply, simple_error, ErrorClass, UNAVAILABLE_MESSAGE};
+pub use json::{
+    enrolled_body, interactive_auth_body, outcome_body, parse_executor_request, parse_object,
+    parse_outcome, parse_plan_request, plan_body, plan_created_body, to_body,
+};
+pub use reply::{Document, Reply, MAX_BODY, RETRY_AFTER_SECS};
 
 #[cfg(all(feature = "lambda", feature = "aws"))]
-pub use clients::*;
+pub use clients::{aws_config, dynamo, dynamo_sealing, kms};
 #[cfg(feature = "lambda")]
-pub use {config::*, dispatch::*, logging::init_tracing, request::*, serve::*};
+pub use config::{Base, FunctionConfig};
+#[cfg(feature = "lambda")]
+pub use dispatch::{failed, method_not_allowed, no_route, route, unrouted, Answer};
+#[cfg(feature = "lambda")]
+pub use logging::init_tracing;
+#[cfg(feature = "lambda")]
+pub use request::{body, body_within, caller, header, host, path, public_base_url};
+#[cfg(feature = "lambda")]
+pub use serve::{respond, serve};

@@ -9,7 +9,8 @@ use endpoint_core::ports::{Directory, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::sign_response;
 use endpoint_core::secret::Secret;
-use endpoint_core::stage::{self, Env, Outcome, Settings};
+use endpoint_core::settings::{Env, Settings};
+use endpoint_core::stage::{self, Outcome};
 use endpoint_core::CoreError;
 
 pub const T0: i64 = 1_800_000_000;
@@ -93,7 +94,7 @@ impl Fx {
 
     pub async fn post(&self, plan: &str, response: Option<&str>) -> Result<Outcome, CoreError> {
         let env = self.env();
-        let minter = endpoint_core::adapters::signing_minter::SigningMinter {
+        let minter = endpoint_core::minter::SigningMinter {
             store: &self.store,
             signer: &self.signer,
             env: &env,

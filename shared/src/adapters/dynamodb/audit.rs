@@ -1,8 +1,17 @@
 //! The audit trail (one partition per UTC day, records sorted by id, kept for the retention
 //! period by the TTL) and the abuse-limit counters.
 
-use super::*;
+use super::codec::{json_from, json_item};
+use super::failure::{is_condition_failed, store_error};
+use super::item::{n, opt_n, s, Item};
+use super::schema;
+use super::schema::{attr, audit_pk, key, limit_key};
+use super::store::DynamoStore;
 use crate::audit::utc_day;
+use crate::audit::{AuditEvent, AuditQuery};
+use crate::error::StoreError;
+use crate::model::{is_expired, UnixTime};
+use crate::ports::{AuditLog, Limiter};
 
 /// At most this many days are read by one `audit list` (the retention is at most ten years).
 const MAX_DAYS: i64 = 3660;

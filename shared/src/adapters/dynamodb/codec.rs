@@ -1,6 +1,14 @@
 //! Items <-> model: how each entity is written to and read from an item.
 
-use super::*;
+use super::item::{corrupt, get_bool, get_n, get_s, n, opt_n, opt_s, s, Item};
+use super::schema;
+use super::schema::{attr, plan_key};
+use crate::error::StoreError;
+use crate::model::{
+    Device, DeviceRef, DeviceToken, PendingChallenge, Plan, PlanStatus, StageMode, StageSnapshot,
+};
+use crate::secret::Secret;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 
 pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     let mut item = plan_key(&p.id);
@@ -150,11 +158,4 @@ pub(super) fn json_item<T: serde::Serialize>(
 
 pub(super) fn json_from<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     serde_json::from_str(&get_s(item, attr::DATA)?).map_err(|_| corrupt(attr::DATA))
-}
-
-pub(super) fn sk_of(item: &Item) -> &str {
-    item.get(schema::SK)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .unwrap_or("")
 }

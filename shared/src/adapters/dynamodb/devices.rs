@@ -1,6 +1,22 @@
 //! Devices, their tokens, the token index and facts snapshots.
 
-use super::*;
+use super::codec::{device_from, token_from};
+use super::failure::{failed_conditions, is_transaction_conflict, store_error};
+use super::item::{built, corrupt, get_n, get_s, n, opt_n, put_opt_n, s, Item};
+use super::schema;
+use super::schema::{
+    allowance_sk, attr, connection_sk, device_key, device_pk, enrollment_key, enrollment_use_sk,
+    facts_pk, facts_sk, key, sk_of, token_index_key, token_prefix, token_sk, ANY_TOKEN, DEVICE,
+};
+use super::store::DynamoStore;
+use crate::error::StoreError;
+use crate::model::{
+    is_expired, reenrollment, Device, DeviceToken, DeviceWithTokens, FactsSnapshot, Reenrollment,
+    TokenInfo, TokenRef, UnixTime,
+};
+use crate::ports::{DeviceStore, EnrollGrant, EnrollOutcome};
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 impl DeviceStore for DynamoStore {
     async fn device_with_tokens(
@@ -155,17 +171,16 @@ impl DeviceStore for DynamoStore {
             for t in &old {
                 replaced |= !is_expired(opt_n(t, schema::TTL_ATTRIBUTE)?, now);
             }
-            let needs_allowance = replaced && grant.reenroll == Some(ReenrollPolicy::Approve);
-            if needs_allowance {
-                let allowance = items.iter().find(|i| sk_of(i) == allow_sk);
-                let live = match allowance {
-                    Some(a) => !is_expired(opt_n(a, schema::TTL_ATTRIBUTE)?, now),
-                    None => false,
-                };
-                if !live {
-                    return Ok(EnrollOutcome::NeedsApproval);
-                }
-            }
+            let allowance_live = match items.iter().find(|i| sk_of(i) == allow_sk) {
+                Some(a) => !is_expired(opt_n(a, schema::TTL_ATTRIBUTE)?, now),
+                None => false,
+            };
+            // The rule is the domain's; this store enforces its answer with the conditional
+            // Delete of the allowance below.
+            let needs_allowance = match reenrollment(grant.reenroll, replaced, allowance_live) {
+                Reenrollment::Proceed { uses_allowance } => uses_allowance,
+                Reenrollment::NeedsApproval => return Ok(EnrollOutcome::NeedsApproval),
+            };
             let mut actions = Vec::with_capacity(8 + 2 * old.len());
 
             let mut conn = key(pk.clone(), conn_sk.clone());

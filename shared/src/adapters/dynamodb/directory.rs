@@ -1,6 +1,11 @@
 //! Stages and connectors.
 
-use super::*;
+use super::codec::{json_from, json_item};
+use super::schema::{connector_key, stage_key, CONNECTOR};
+use super::store::DynamoStore;
+use crate::error::StoreError;
+use crate::model::{Connector, Stage};
+use crate::ports::Directory;
 
 impl Directory for DynamoStore {
     async fn get_stage(&self, id: &str) -> Result<Option<Stage>, StoreError> {

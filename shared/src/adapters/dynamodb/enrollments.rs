@@ -1,6 +1,13 @@
 //! Enrollment tokens, found by the SHA-256 of their key, and the enrollments each made.
 
-use super::*;
+use super::failure::{is_condition_failed, store_error};
+use super::item::{corrupt, get_n, get_s, n, opt_n, opt_s, put_opt_n, s, Item};
+use super::schema;
+use super::schema::{attr, enrollment_key, sk_of, ANY_ENROLLMENT_USE, ENROLLMENT};
+use super::store::DynamoStore;
+use crate::error::StoreError;
+use crate::model::{EnrollmentToken, TokenUse, UnixTime};
+use crate::ports::EnrollmentStore;
 
 fn enrollment_token_from(item: &Item) -> Result<EnrollmentToken, StoreError> {
     let pk = get_s(item, schema::PK)?;

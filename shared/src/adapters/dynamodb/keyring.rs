@@ -10,27 +10,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::*;
+use super::failure::{is_condition_failed, store_error};
+use super::item::{corrupt, get_bool, get_s, n, opt_s, s, Item};
+use super::schema;
+use super::schema::{attr, keyring_key, sk_of, DEVICE, ENROLLMENT};
+use super::store::{DynamoStore, Keyring, Sealing};
 use crate::adapters::sealing::DataKey;
-
-pub(super) struct Sealing {
-    vault: Box<dyn KeyVault>,
-    keyring: tokio::sync::OnceCell<Arc<Keyring>>,
-}
-
-pub(super) struct Keyring {
-    key: DataKey,
-    plain_refused: AtomicBool,
-}
-
-impl Sealing {
-    pub(super) fn new(vault: Box<dyn KeyVault>) -> Self {
-        Sealing {
-            vault,
-            keyring: tokio::sync::OnceCell::new(),
-        }
-    }
-}
+use crate::error::StoreError;
+use crate::secret::Secret;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 
 /// What `migrate` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

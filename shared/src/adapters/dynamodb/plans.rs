@@ -1,6 +1,21 @@
 //! The plan store: one item per plan, every transition one conditional write.
 
-use super::*;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use super::codec::{plan_from, plan_item};
+use super::failure::{
+    failed_conditions, is_condition_failed, is_transaction_conflict, store_error,
+};
+use super::item::{built, n, s, Item};
+use super::schema;
+use super::schema::{attr, plan_key};
+use super::store::DynamoStore;
+use crate::audit::AuditEvent;
+use crate::error::StoreError;
+use crate::model::{is_expired, PendingChallenge, Plan, PlanStatus, UnixTime};
+use crate::ports::{Finish, PlanStore, Reserve};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use std::collections::HashMap;
 
 impl PlanStore for DynamoStore {
     async fn create_plan(&self, plan: &Plan) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use super::Item;
+use super::item::Item;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -23,6 +23,14 @@ pub const TOKEN_INDEX: &str = "TOKENHASH";
 pub const ENROLLMENT: &str = "ENROLL";
 pub const KEYRING: &str = "KEYRING";
 pub const LIMIT: &str = "LIMIT";
+
+/// The sort key of an item (empty if it has none).
+pub(super) fn sk_of(item: &Item) -> &str {
+    item.get(SK)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or("")
+}
 
 /// `pk` + `sk` as an item key.
 pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {

@@ -1,6 +1,15 @@
 //! Table administration: create it (for `endpoint-admin init` and tests), check it exists.
 
-use super::*;
+use super::failure::store_error;
+use super::item::built;
+use super::schema;
+use super::store::DynamoStore;
+use crate::adapters::aws::{classify, Failure};
+use crate::error::StoreError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
 
 impl DynamoStore {
     pub async fn create_table(&self) -> Result<bool, StoreError> {

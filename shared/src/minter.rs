@@ -5,7 +5,8 @@
 use crate::error::CoreError;
 use crate::model::Outcome;
 use crate::ports::{ChallengeMinter, ChallengeSigner, Store};
-use crate::stage::{executor_get, Env};
+use crate::settings::Env;
+use crate::stage::executor_get;
 
 /// Mints through the GET executor's own code with a signer at hand (tests and single-process
 /// uses; the response function asks the challenge function instead).

@@ -1,0 +1,135 @@
+//! `endpoint-admin device ...`: devices, their tokens and facts.
+
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::admin;
+use endpoint_core::audit::AuditKind;
+use endpoint_core::facts;
+use endpoint_core::model::Device;
+use endpoint_core::ports::{Clock, DeviceStore, Directory};
+use endpoint_core::ports::{SystemClock, SystemRandom};
+use serde_json::{json, Value};
+
+use crate::cli::DeviceCommand;
+use crate::error::AdminError;
+use crate::output::{audit, Output};
+
+pub(crate) async fn device(
+    cmd: &DeviceCommand,
+    store: &DynamoStore,
+    clock: &SystemClock,
+    rng: &SystemRandom,
+) -> Result<Output, AdminError> {
+    let now = clock.now();
+    match cmd {
+        DeviceCommand::Enroll {
+            connector,
+            serial,
+            name,
+        } => {
+            store
+                .get_connector(connector)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("connector {connector}")))?;
+            let (_, key) = admin::enroll_device(store, clock, rng, connector, serial, name).await?;
+            Ok(Output {
+                plain: key.expose().to_string(),
+                json: json!({"identifier": serial, "token": key.expose()}),
+                audit: Some(
+                    audit(AuditKind::DeviceEnrolledByOperator)
+                        .connector(connector)
+                        .device(serial),
+                ),
+            })
+        }
+        DeviceCommand::List => {
+            let list = store.list_devices(now).await?;
+            Ok(Output {
+                plain: list
+                    .iter()
+                    .map(|d| format!("{}\t{}", d.identifier, d.name))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({"devices": list.iter().map(device_json).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
+        DeviceCommand::Show { serial } => {
+            // Tokens are shown by id and connector only: never their key, and no key is read
+            // (no sealing key needed).
+            let (device, tokens) = store
+                .device_token_info(serial, now)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("device {serial}")))?;
+            let tokens: Vec<Value> = tokens
+                .iter()
+                .map(|t| json!({"id": t.id, "connector": t.connector, "created_at": t.created_at, "expires_at": t.expires_at}))
+                .collect();
+            let mut json = device_json(&device);
+            json["tokens"] = Value::Array(tokens);
+            // The latest facts snapshot the device reported through check_in/.
+            // `truncated`: the device sent more than a DynamoDB item holds, and this is the
+            // bounded subset that was kept.
+            json["facts"] = match store.latest_facts(serial, now).await? {
+                Some(f) => json!({
+                    "connector": f.connector,
+                    "created_at": f.created_at,
+                    "expires_at": f.expires_at,
+                    "truncated": f.truncated,
+                    "facts": facts::load(&f.facts_deflate)
+                        .ok_or(AdminError::Unreadable("the stored facts snapshot"))?,
+                }),
+                None => Value::Null,
+            };
+            Ok(Output {
+                plain: serde_json::to_string_pretty(&json).unwrap_or_default(),
+                json,
+                audit: None,
+            })
+        }
+        DeviceCommand::Delete { serial } => {
+            if !store.delete_device(serial).await? {
+                return Err(AdminError::NotFound(format!("device {serial}")));
+            }
+            Ok(Output::value("deleted", serial)
+                .audited(audit(AuditKind::DeviceDeleted).device(serial)))
+        }
+        DeviceCommand::RevokeTokens { serial, connector } => {
+            store
+                .get_device(serial, now)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("device {serial}")))?;
+            let n = store.revoke_tokens(serial, connector).await?;
+            Ok(Output {
+                plain: n.to_string(),
+                json: json!({"identifier": serial, "connector": connector, "revoked": n}),
+                audit: Some(
+                    audit(AuditKind::DeviceTokensRevoked)
+                        .connector(connector)
+                        .device(serial)
+                        .reason(format!("{n} tokens")),
+                ),
+            })
+        }
+        DeviceCommand::AllowReenroll {
+            serial,
+            connector,
+            window,
+        } => {
+            let until = admin::allow_reenroll(store, clock, connector, serial, *window).await?;
+            Ok(Output {
+                plain: until.to_string(),
+                json: json!({"identifier": serial, "connector": connector, "until": until}),
+                audit: Some(
+                    audit(AuditKind::ReenrollmentAllowed)
+                        .connector(connector)
+                        .device(serial)
+                        .reason(format!("until {until}")),
+                ),
+            })
+        }
+    }
+}
+
+fn device_json(d: &Device) -> Value {
+    json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at})
+}

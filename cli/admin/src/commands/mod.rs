@@ -1,0 +1,163 @@
+//! Each command: one core operation (or store read) and its output, plain or JSON; one file
+//! per command group, and here the commands of no group.
+
+mod connector;
+mod device;
+mod enrollment_token;
+
+use endpoint_core::adapters::aws::load_config;
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::adapters::vault::KmsVault;
+use endpoint_core::admin;
+use endpoint_core::audit::{AuditKind, AuditQuery};
+use endpoint_core::ports::{record_audit, AuditLog, Clock, SystemClock, SystemRandom};
+use endpoint_core::protocol::keys::KeySpec;
+use serde_json::json;
+
+use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, StageCommand};
+use crate::error::AdminError;
+use crate::output::{audit, operator, Output};
+
+/// Runs the command; the output to print, or the error for the one line on stderr.
+pub async fn run(args: Args) -> Result<String, AdminError> {
+    let config = load_config().await;
+    let store = DynamoStore::configured(
+        &config,
+        &args.table,
+        args.sealing_key.as_deref(),
+        args.audit_retention_days,
+    );
+    let signer = KmsSigner::from_config(&config);
+    let needs_table = !matches!(
+        args.command,
+        Command::Init | Command::Key(KeyCommand::CreateSealing)
+    );
+    if needs_table && !store.table_exists().await? {
+        return Err(AdminError::NoTable {
+            table: args.table.clone(),
+            region: config
+                .region()
+                .map_or("(no region)".into(), |r| r.to_string()),
+        });
+    }
+    let out = execute(&args, &store, &signer).await?;
+    if let Some(mut event) = out.audit {
+        event.actor = operator(&config).await;
+        record_audit(&store, &event).await;
+    }
+    Ok(if args.json {
+        out.json.to_string()
+    } else {
+        out.plain
+    })
+}
+
+async fn execute(
+    args: &Args,
+    store: &DynamoStore,
+    signer: &KmsSigner,
+) -> Result<Output, AdminError> {
+    let rng = SystemRandom;
+    let clock = SystemClock;
+    match &args.command {
+        Command::Init => {
+            let created = store.create_table().await?;
+            // With a sealing key, the data key too (a new table refuses plain keys at once).
+            let keyring = match &args.sealing_key {
+                Some(_) => Some(store.ensure_keyring().await?),
+                None => None,
+            };
+            Ok(Output {
+                plain: format!(
+                    "{}\t{}",
+                    args.table,
+                    if created { "created" } else { "exists" }
+                ),
+                json: json!({"table": args.table, "created": created, "data_key_created": keyring}),
+                audit: None,
+            })
+        }
+        Command::Migrate => {
+            let report = store.migrate().await?;
+            let summary = format!(
+                "data_key_created={} sealed={} enrollment_tokens={}",
+                report.keyring_created, report.sealed, report.enrollment_tokens
+            );
+            Ok(Output {
+                plain: summary.clone(),
+                json: json!({
+                    "data_key_created": report.keyring_created,
+                    "sealed": report.sealed,
+                    "enrollment_tokens": report.enrollment_tokens,
+                }),
+                audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
+            })
+        }
+        Command::Audit(AuditCommand::List {
+            device,
+            connector,
+            plan,
+            since,
+            limit,
+            before,
+        }) => {
+            let now = clock.now();
+            let query = AuditQuery {
+                since: now - since,
+                device: device.clone(),
+                connector: connector.clone(),
+                plan: plan.clone(),
+                limit: *limit as usize,
+                before: before.clone(),
+            };
+            let events = store.audit_events(&query, now).await?;
+            let plain = events
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                plain,
+                json: json!({
+                    "events": events,
+                    "next_before": (events.len() == query.limit).then(|| events.last().map(|e| e.id.clone())).flatten(),
+                }),
+                audit: None,
+            })
+        }
+        Command::Key(KeyCommand::Create { spec, alias }) => {
+            let spec: KeySpec = parse_challenge_spec(spec)
+                .and_then(|s| s.parse())
+                .map_err(AdminError::Usage)?;
+            let id = signer
+                .create_key(spec, "endpoint-stage challenge key")
+                .await?;
+            if let Some(alias) = alias {
+                signer.set_alias(alias, &id).await?;
+            }
+            Ok(Output::value("key_id", &id))
+        }
+        Command::Key(KeyCommand::CreateSealing) => {
+            let config = load_config().await;
+            let id =
+                KmsVault::create_key(&config, "endpoint-stage device token sealing key").await?;
+            Ok(Output::value("key_id", &id))
+        }
+        Command::Connector(c) => {
+            connector::connector(c, store, signer, &clock, &rng, args.sealing_key.is_some()).await
+        }
+        Command::Stage(StageCommand::Create { connector, mode }) => {
+            let stage = admin::create_stage(store, &rng, connector, *mode).await?;
+            Ok(Output::value("id", &stage.id).audited(
+                audit(AuditKind::StageCreated)
+                    .connector(connector)
+                    .reason(format!("stage {} ({})", stage.id, mode.as_str())),
+            ))
+        }
+        Command::EnrollmentToken(t) => {
+            enrollment_token::enrollment_token(t, store, &clock, &rng).await
+        }
+        Command::Device(d) => device::device(d, store, &clock, &rng).await,
+    }
+}

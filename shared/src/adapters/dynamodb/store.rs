@@ -1,0 +1,278 @@
+//! The store: its client, table and settings, and the request primitives every port's file
+//! builds on (reads, partition queries, transactions, token deletions).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+
+use super::failure::store_error;
+use super::item::{built, get_s, opt_s, s, Item};
+use super::schema::{self, attr, key, token_index_key};
+use crate::adapters::sealing::{DataKey, KeyVault};
+use crate::error::StoreError;
+use crate::secret::Secret;
+
+/// The vault of the data key that seals device token keys, and the key once unwrapped.
+pub(super) struct Sealing {
+    pub(super) vault: Box<dyn KeyVault>,
+    pub(super) keyring: tokio::sync::OnceCell<Arc<Keyring>>,
+}
+
+pub(super) struct Keyring {
+    pub(super) key: DataKey,
+    pub(super) plain_refused: AtomicBool,
+}
+
+impl Sealing {
+    pub(super) fn new(vault: Box<dyn KeyVault>) -> Self {
+        Sealing {
+            vault,
+            keyring: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+/// Every store port on one DynamoDB table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+    /// The vault of the data key that seals device token keys, and the key once unwrapped.
+    pub(super) sealing: Option<std::sync::Arc<Sealing>>,
+    /// How long audit records are kept, in seconds.
+    pub(super) audit_retention: i64,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .field("sealing", &self.sealing.is_some())
+            .finish()
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            sealing: None,
+            audit_retention: crate::audit::DEFAULT_RETENTION_DAYS * 86_400,
+        }
+    }
+
+    /// A store from an SDK configuration (see `aws::load_config`).
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        let conf = aws_sdk_dynamodb::config::Builder::from(config)
+            .interceptor(crate::adapters::aws::CallTimer)
+            .build();
+        Self::new(Client::from_conf(conf), table)
+    }
+
+    /// The store as the CLIs and the tests use it: sealing with the data key of `sealing_key`
+    /// (a symmetric KMS key) if given, keeping audit records for `retention_days`.
+    #[cfg(feature = "sealing")]
+    pub fn configured(
+        config: &aws_config::SdkConfig,
+        table: &str,
+        sealing_key: Option<&str>,
+        retention_days: i64,
+    ) -> Self {
+        let store = Self::from_config(config, table).with_audit_retention_days(retention_days);
+        match sealing_key {
+            Some(key) => store.with_sealing(crate::adapters::vault::KmsVault::from_config(
+                config, key, table,
+            )),
+            None => store,
+        }
+    }
+
+    /// The same store, sealing device token keys with the data key `vault` unwraps (once per
+    /// process). Without a vault, device token keys can be neither written nor read.
+    pub fn with_sealing(mut self, vault: impl KeyVault + 'static) -> Self {
+        self.sealing = Some(std::sync::Arc::new(Sealing::new(Box::new(vault))));
+        self
+    }
+
+    /// The same store, keeping audit records for `days`.
+    pub fn with_audit_retention_days(mut self, days: i64) -> Self {
+        self.audit_retention = days * 86_400;
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand, `pk`/`sk`, the `kind` GSI) and turns on TTL on
+    /// `expires_at`. `Ok(false)` if it already existed.
+    pub(super) async fn get(
+        &self,
+        op: &'static str,
+        key: Item,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(op, &e))?;
+        Ok(out.item)
+    }
+
+    pub(super) async fn put(&self, op: &'static str, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error(op, &e))?;
+        Ok(())
+    }
+
+    /// Every item of a partition (paginated), strongly consistent.
+    pub(super) async fn partition(
+        &self,
+        op: &'static str,
+        pk: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.partition_of(op, pk, &[]).await
+    }
+
+    /// Every item of a partition with only the `attributes` named (all if empty).
+    pub(super) async fn partition_of(
+        &self,
+        op: &'static str,
+        pk: &str,
+        attributes: &[&str],
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", schema::PK)
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            if !attributes.is_empty() {
+                let mut projection = Vec::new();
+                for (i, a) in attributes.iter().enumerate() {
+                    query = query.expression_attribute_names(format!("#a{i}"), *a);
+                    projection.push(format!("#a{i}"));
+                }
+                query = query.projection_expression(projection.join(", "));
+            }
+            let out = query.send().await.map_err(|e| store_error(op, &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Every item of one kind, through the sparse GSI (paginated).
+    pub(super) async fn kind(&self, op: &'static str, kind: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::KIND_INDEX)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", schema::KIND)
+                .expression_attribute_values(":k", s(kind))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error(op, &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    pub(super) async fn transact(
+        &self,
+        op: &'static str,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<(), StoreError> {
+        for chunk in actions.chunks(100) {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| store_error(op, &e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn delete_action(&self, key: Item) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .delete(built(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .build(),
+            )?)
+            .build())
+    }
+
+    pub(super) fn put_action(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(built(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build(),
+            )?)
+            .build())
+    }
+
+    /// The attributes token deletions need (never a sealed key).
+    pub(super) const TOKEN_REFS: [&'static str; 6] = [
+        schema::PK,
+        schema::SK,
+        attr::VERSION,
+        attr::KEY_SHA256,
+        attr::KEY,
+        schema::TTL_ATTRIBUTE,
+    ];
+
+    /// Delete actions for token items (and their index entries).
+    pub(super) fn token_deletions(
+        &self,
+        pk: &str,
+        tokens: &[&Item],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut actions = Vec::new();
+        for t in tokens {
+            let sk = get_s(t, schema::SK)?;
+            actions.push(self.delete_action(key(pk.to_string(), sk))?);
+            // The index entry by the stored hash; a record from before hashes were stored
+            // (not yet migrated) has its plain key instead.
+            let hash = opt_s(t, attr::KEY_SHA256)
+                .or_else(|| opt_s(t, attr::KEY).map(|k| Secret::new(k).sha256_hex()));
+            if let Some(hash) = hash {
+                actions.push(self.delete_action(token_index_key(&hash))?);
+            }
+        }
+        Ok(actions)
+    }
+}

@@ -1,0 +1,179 @@
+//! What the stage decides about a plan, as one value: how the plan ends and, built from it in
+//! one step, its audit record. The executors decide; this file turns an ending into the store's
+//! one conditional write and the answer.
+
+use crate::audit::{caller_actor, device_actor, AuditEvent, AuditKind};
+use crate::error::CoreError;
+use crate::model::{DeviceRef, Outcome, Plan, PlanStatus, StageMode, UnixTime};
+use crate::ports::{Finish, PlanStore};
+use crate::protocol::response::Invalid;
+use crate::settings::Env;
+
+use super::{
+    MSG_INVALID_CONFIGURATION, MSG_INVALID_DEVICE_TOKEN, MSG_INVALID_RESPONSE,
+    MSG_TOO_MANY_ATTEMPTS,
+};
+
+/// How a plan ends, and the reason class its audit record carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Ending {
+    pub(super) finish: Finish,
+    pub(super) reason: &'static str,
+}
+
+impl Ending {
+    /// Passed, with the device if one was identified.
+    pub(super) fn pass(device: Option<DeviceRef>, reason: &'static str) -> Self {
+        Ending {
+            finish: Finish::Passed(device),
+            reason,
+        }
+    }
+
+    /// Denied with `message`, recorded with the message's reason class.
+    pub(super) fn deny(message: &str) -> Self {
+        Ending {
+            finish: Finish::Denied(message.to_string()),
+            reason: denial_class(message),
+        }
+    }
+
+    /// A stage that cannot or need not check a device: passes without one in optional mode,
+    /// denies with `message` in required mode (both recorded with the message's class).
+    pub(super) fn skip_or_deny(mode: StageMode, message: &str) -> Self {
+        match mode {
+            StageMode::Optional => Ending::pass(None, denial_class(message)),
+            StageMode::Required => Ending::deny(message),
+        }
+    }
+
+    /// The audit record of this ending of `plan`.
+    pub(super) fn event(&self, env: &Env<'_>, plan: &Plan) -> AuditEvent {
+        match &self.finish {
+            Finish::Passed(device) => record(
+                env,
+                plan,
+                AuditKind::StagePassed,
+                device.as_ref(),
+                self.reason,
+            ),
+            Finish::Denied(_) => record(env, plan, AuditKind::StageDenied, None, self.reason),
+        }
+    }
+}
+
+/// The audit record of an invalid response to `plan` (its class, never the response).
+pub(super) fn invalid_event(env: &Env<'_>, plan: &Plan, why: &Invalid) -> AuditEvent {
+    record(env, plan, AuditKind::InvalidResponse, None, why.class())
+}
+
+/// An audit record about `plan`: by the device if one was identified, else by the caller.
+fn record(
+    env: &Env<'_>,
+    plan: &Plan,
+    kind: AuditKind,
+    device: Option<&DeviceRef>,
+    reason: &str,
+) -> AuditEvent {
+    let actor = device.map_or_else(|| caller_actor(env.caller), |d| device_actor(&d.identifier));
+    let event = env
+        .audit(kind, actor)
+        .plan(&plan.id)
+        .connector(&plan.config.connector)
+        .reason(reason);
+    match device {
+        Some(d) => event.device(&d.identifier),
+        None => event,
+    }
+}
+
+/// The reason class of a denial message.
+fn denial_class(message: &str) -> &'static str {
+    match message {
+        MSG_INVALID_CONFIGURATION => "invalid_configuration",
+        MSG_INVALID_DEVICE_TOKEN => "invalid_device_token",
+        MSG_INVALID_RESPONSE => "no_response",
+        MSG_TOO_MANY_ATTEMPTS => "too_many_attempts",
+        _ => "denied",
+    }
+}
+
+/// The answer of a plan that is no longer pending.
+pub(super) fn final_outcome(plan: &Plan) -> Option<Outcome> {
+    match plan.status {
+        PlanStatus::Pending => None,
+        PlanStatus::Passed => Some(Outcome::Redirect {
+            to: plan.redirect.clone(),
+        }),
+        PlanStatus::Denied => Some(Outcome::Denied {
+            message: plan
+                .denial
+                .clone()
+                .unwrap_or_else(|| MSG_INVALID_CONFIGURATION.into()),
+        }),
+    }
+}
+
+/// The answer of a plan that ended with `finish`.
+fn ended(plan: &Plan, finish: Finish) -> Outcome {
+    match finish {
+        Finish::Passed(_) => Outcome::Redirect {
+            to: plan.redirect.clone(),
+        },
+        Finish::Denied(message) => Outcome::Denied { message },
+    }
+}
+
+/// Ends the plan as `ending` says, with its audit record in the same write; with `consume`,
+/// only if the pending challenge is exactly that one (its single use). If another request
+/// ended the plan first, answers what that request decided. If the plan is still
+/// pending but the condition failed (a newer challenge replaced the consumed one): `Err` with
+/// the plan as it is now.
+pub(super) async fn conclude_consuming<P: PlanStore>(
+    plans: &P,
+    env: &Env<'_>,
+    plan: &Plan,
+    ending: Ending,
+    consume: Option<&str>,
+) -> Result<Result<Outcome, Plan>, CoreError> {
+    let now = env.clock.now();
+    let event = ending.event(env, plan);
+    let finish = ending.finish;
+    if plans
+        .finish_plan(&plan.id, &finish, consume, now, Some(&event))
+        .await?
+    {
+        event.log();
+        return Ok(Ok(ended(plan, finish)));
+    }
+    match plans.get_plan(&plan.id, now).await? {
+        None => Err(CoreError::NotFound("plan".into())),
+        Some(p) => Ok(final_outcome(&p).ok_or(p)),
+    }
+}
+
+/// Ends the plan as `ending` says (see [`conclude_consuming`]); a plan still pending after a
+/// lost write is a lost race, run again on fresh state.
+pub(super) async fn conclude<P: PlanStore>(
+    plans: &P,
+    env: &Env<'_>,
+    plan: &Plan,
+    ending: Ending,
+) -> Result<Outcome, CoreError> {
+    conclude_consuming(plans, env, plan, ending, None)
+        .await?
+        .map_err(|_| CoreError::LostRace)
+}
+
+/// After a lost conditional write: the plan's final outcome, or `LostRace` if it is still
+/// pending (a concurrent request replaced its challenge), or `NotFound` if it expired meanwhile.
+pub(super) async fn settled<P: PlanStore>(
+    plans: &P,
+    id: &str,
+    now: UnixTime,
+) -> Result<Outcome, CoreError> {
+    match plans.get_plan(id, now).await? {
+        None => Err(CoreError::NotFound("plan".into())),
+        Some(p) => final_outcome(&p).ok_or(CoreError::LostRace),
+    }
+}
