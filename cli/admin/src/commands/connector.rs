@@ -20,11 +20,6 @@ pub(crate) async fn connector(
     rng: &SystemRandom,
     sealing_configured: bool,
 ) -> Result<Output, AdminError> {
-    let shown = |c: Connector| Output {
-        plain: connector_line(&c),
-        json: connector_json(&c),
-        audit: None,
-    };
     match cmd {
         ConnectorCommand::Create {
             name,
@@ -54,6 +49,46 @@ pub(crate) async fn connector(
                     .reason(format!("reenroll={}", c.reenroll.as_str())),
             ))
         }
+        ConnectorCommand::Show { id } => {
+            let c = store
+                .get_connector(id)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("connector {id}")))?;
+            Ok(Output {
+                plain: connector_details(&c),
+                json: connector_json(&c),
+                audit: None,
+            })
+        }
+        ConnectorCommand::List => {
+            let list = store.list_connectors().await?;
+            Ok(Output {
+                plain: list
+                    .iter()
+                    .map(connector_line)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({"connectors": list.iter().map(connector_json).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
+        other => change(other, store, signer, clock).await,
+    }
+}
+
+/// The commands that change a connector: each answers the connector as changed, audited.
+async fn change(
+    cmd: &ConnectorCommand,
+    store: &DynamoStore,
+    signer: &KmsSigner,
+    clock: &SystemClock,
+) -> Result<Output, AdminError> {
+    let shown = |c: Connector| Output {
+        plain: connector_line(&c),
+        json: connector_json(&c),
+        audit: None,
+    };
+    match cmd {
         ConnectorCommand::SetReenroll { id, policy } => {
             let c = admin::set_reenroll(store, id, *policy).await?;
             Ok(shown(c).audited(
@@ -113,29 +148,7 @@ pub(crate) async fn connector(
                 .connector(id)
                 .reason("enabled"),
         )),
-        ConnectorCommand::Show { id } => {
-            let c = store
-                .get_connector(id)
-                .await?
-                .ok_or_else(|| AdminError::NotFound(format!("connector {id}")))?;
-            Ok(Output {
-                plain: connector_details(&c),
-                json: connector_json(&c),
-                audit: None,
-            })
-        }
-        ConnectorCommand::List => {
-            let list = store.list_connectors().await?;
-            Ok(Output {
-                plain: list
-                    .iter()
-                    .map(connector_line)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                json: json!({"connectors": list.iter().map(connector_json).collect::<Vec<_>>()}),
-                audit: None,
-            })
-        }
+        other => Err(AdminError::Usage(format!("{other:?} is not a change"))),
     }
 }
 

@@ -86,6 +86,18 @@ pub(crate) async fn device(
                 audit: None,
             })
         }
+        other => change(other, store, clock).await,
+    }
+}
+
+/// The commands that change a device or its tokens, audited.
+async fn change(
+    cmd: &DeviceCommand,
+    store: &DynamoStore,
+    clock: &SystemClock,
+) -> Result<Output, AdminError> {
+    let now = clock.now();
+    match cmd {
         DeviceCommand::Delete { serial } => {
             if !store.delete_device(serial).await? {
                 return Err(AdminError::NotFound(format!("device {serial}")));
@@ -127,6 +139,7 @@ pub(crate) async fn device(
                 ),
             })
         }
+        other => Err(AdminError::Usage(format!("{other:?} is not a change"))),
     }
 }
 

@@ -94,56 +94,8 @@ async fn execute(
                 audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
             })
         }
-        Command::Audit(AuditCommand::List {
-            device,
-            connector,
-            plan,
-            since,
-            limit,
-            before,
-        }) => {
-            let now = clock.now();
-            let query = AuditQuery {
-                since: now - since,
-                device: device.clone(),
-                connector: connector.clone(),
-                plan: plan.clone(),
-                limit: *limit as usize,
-                before: before.clone(),
-            };
-            let events = store.audit_events(&query, now).await?;
-            let plain = events
-                .iter()
-                .map(|e| serde_json::to_string(e).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok(Output {
-                plain,
-                json: json!({
-                    "events": events,
-                    "next_before": (events.len() == query.limit).then(|| events.last().map(|e| e.id.clone())).flatten(),
-                }),
-                audit: None,
-            })
-        }
-        Command::Key(KeyCommand::Create { spec, alias }) => {
-            let spec: KeySpec = parse_challenge_spec(spec)
-                .and_then(|s| s.parse())
-                .map_err(AdminError::Usage)?;
-            let id = signer
-                .create_key(spec, "endpoint-stage challenge key")
-                .await?;
-            if let Some(alias) = alias {
-                signer.set_alias(alias, &id).await?;
-            }
-            Ok(Output::value("key_id", &id))
-        }
-        Command::Key(KeyCommand::CreateSealing) => {
-            let config = load_config().await;
-            let id =
-                KmsVault::create_key(&config, "endpoint-stage device token sealing key").await?;
-            Ok(Output::value("key_id", &id))
-        }
+        Command::Audit(AuditCommand::List { .. }) => audit_list(&args.command, store).await,
+        Command::Key(k) => key(k, signer).await,
         Command::Connector(c) => {
             connector::connector(c, store, signer, &clock, &rng, args.sealing_key.is_some()).await
         }
@@ -160,4 +112,67 @@ async fn execute(
         }
         Command::Device(d) => device::device(d, store, &clock, &rng).await,
     }
+}
+
+/// `endpoint-admin key ...`: KMS keys for challenges and for sealing device keys.
+async fn key(cmd: &KeyCommand, signer: &KmsSigner) -> Result<Output, AdminError> {
+    match cmd {
+        KeyCommand::Create { spec, alias } => {
+            let spec: KeySpec = parse_challenge_spec(spec)
+                .and_then(|s| s.parse())
+                .map_err(AdminError::Usage)?;
+            let id = signer
+                .create_key(spec, "endpoint-stage challenge key")
+                .await?;
+            if let Some(alias) = alias {
+                signer.set_alias(alias, &id).await?;
+            }
+            Ok(Output::value("key_id", &id))
+        }
+        KeyCommand::CreateSealing => {
+            let config = load_config().await;
+            let id =
+                KmsVault::create_key(&config, "endpoint-stage device token sealing key").await?;
+            Ok(Output::value("key_id", &id))
+        }
+    }
+}
+
+/// `endpoint-admin audit list`: newest first, paged by `--before`.
+async fn audit_list(cmd: &Command, store: &DynamoStore) -> Result<Output, AdminError> {
+    let Command::Audit(AuditCommand::List {
+        device,
+        connector,
+        plan,
+        since,
+        limit,
+        before,
+    }) = cmd
+    else {
+        return Err(AdminError::Usage("not an audit command".into()));
+    };
+    let clock = SystemClock;
+    let now = clock.now();
+    let query = AuditQuery {
+        since: now - since,
+        device: device.clone(),
+        connector: connector.clone(),
+        plan: plan.clone(),
+        limit: *limit as usize,
+        before: before.clone(),
+    };
+    let events = store.audit_events(&query, now).await?;
+    let plain = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Output {
+        plain,
+        json: json!({
+            "events": events,
+            "next_before": (events.len() == query.limit).then(|| events.last().map(|e| e.id.clone())).flatten(),
+        }),
+        audit: None,
+    })
 }

@@ -3,7 +3,9 @@
 use super::failure::{is_condition_failed, store_error};
 use super::item::{corrupt, get_n, get_s, n, opt_n, opt_s, put_opt_n, s, Item};
 use super::schema;
-use super::schema::{attr, enrollment_key, sk_of, ANY_ENROLLMENT_USE, ENROLLMENT};
+use super::schema::{
+    attr, enrollment_key, enrollment_pk, sk_of, ANY_ENROLLMENT_USE, ENROLLMENT, ENROLLMENT_PREFIX,
+};
 use super::store::DynamoStore;
 use crate::error::StoreError;
 use crate::model::{EnrollmentToken, TokenUse, UnixTime};
@@ -12,7 +14,7 @@ use crate::ports::EnrollmentStore;
 fn enrollment_token_from(item: &Item) -> Result<EnrollmentToken, StoreError> {
     let pk = get_s(item, schema::PK)?;
     let key_sha256 = pk
-        .strip_prefix("ENROLL#")
+        .strip_prefix(ENROLLMENT_PREFIX)
         .ok_or_else(|| corrupt(schema::PK))?
         .to_string();
     let u32_of = |f: &str| -> Result<Option<u32>, StoreError> {
@@ -73,7 +75,7 @@ impl EnrollmentStore for DynamoStore {
     }
 
     async fn enrollment_token_uses(&self, key_sha256: &str) -> Result<Vec<TokenUse>, StoreError> {
-        let pk = format!("ENROLL#{key_sha256}");
+        let pk = enrollment_pk(key_sha256);
         let mut uses = Vec::new();
         for item in self.partition("Query enrollment token uses", &pk).await? {
             if sk_of(&item).starts_with(ANY_ENROLLMENT_USE) {

@@ -36,12 +36,14 @@
 //! | `codec.rs` | items <-> model |
 //! | `table.rs` | table administration |
 //! | `plans.rs`, `directory.rs`, `devices.rs`, `enrollments.rs`, `audit.rs` | one file per port |
+//! | `enroll.rs` | enrollment's one transaction |
 //! | `keyring.rs` | the data key that seals device token keys, and `migrate` |
 
 mod audit;
 mod codec;
 mod devices;
 mod directory;
+mod enroll;
 mod enrollments;
 mod failure;
 mod item;

@@ -17,6 +17,70 @@ use crate::ports::{Finish, PlanStore, Reserve};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use std::collections::HashMap;
 
+/// The conditional update that ends a plan: pending and unexpired (and, when consuming, still
+/// waiting for exactly that challenge) -> passed or denied, its pending challenge removed.
+struct PlanEnd {
+    update: &'static str,
+    condition: String,
+    names: HashMap<String, String>,
+    values: Item,
+}
+
+impl PlanEnd {
+    fn of(finish: &Finish, consume: Option<&str>, now: UnixTime) -> Self {
+        let mut names: HashMap<String, String> = [
+            ("#pk", schema::PK),
+            ("#status", attr::STATUS),
+            ("#exp", schema::TTL_ATTRIBUTE),
+            ("#ch", attr::CHALLENGE),
+            ("#chexp", attr::CHALLENGE_EXP),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut values: Item = [
+            (":pending", s(PlanStatus::Pending.as_str())),
+            (":now", n(now)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut condition =
+            "attribute_exists(#pk) AND #status = :pending AND #exp > :now".to_string();
+        if let Some(jws) = consume {
+            condition.push_str(" AND #ch = :consumed");
+            values.insert(":consumed".into(), s(jws));
+        }
+        let update = match finish {
+            Finish::Passed(device) => {
+                values.insert(":final".into(), s(PlanStatus::Passed.as_str()));
+                match device {
+                    Some(d) => {
+                        names.insert("#did".into(), attr::DEVICE_ID.into());
+                        names.insert("#dname".into(), attr::DEVICE_NAME.into());
+                        values.insert(":did".into(), s(&d.identifier));
+                        values.insert(":dname".into(), s(&d.name));
+                        "SET #status = :final, #did = :did, #dname = :dname REMOVE #ch, #chexp"
+                    }
+                    None => "SET #status = :final REMOVE #ch, #chexp",
+                }
+            }
+            Finish::Denied(message) => {
+                names.insert("#denial".into(), attr::DENIAL.into());
+                values.insert(":final".into(), s(PlanStatus::Denied.as_str()));
+                values.insert(":denial".into(), s(message));
+                "SET #status = :final, #denial = :denial REMOVE #ch, #chexp"
+            }
+        };
+        PlanEnd {
+            update,
+            condition,
+            names,
+            values,
+        }
+    }
+}
+
 impl PlanStore for DynamoStore {
     async fn create_plan(&self, plan: &Plan) -> Result<(), StoreError> {
         let r = self
@@ -144,50 +208,12 @@ impl PlanStore for DynamoStore {
         now: UnixTime,
         audit: Option<&AuditEvent>,
     ) -> Result<bool, StoreError> {
-        let mut names: HashMap<String, String> = [
-            ("#pk", schema::PK),
-            ("#status", attr::STATUS),
-            ("#exp", schema::TTL_ATTRIBUTE),
-            ("#ch", attr::CHALLENGE),
-            ("#chexp", attr::CHALLENGE_EXP),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let mut values: Item = [
-            (":pending", s(PlanStatus::Pending.as_str())),
-            (":now", n(now)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let mut condition =
-            "attribute_exists(#pk) AND #status = :pending AND #exp > :now".to_string();
-        if let Some(jws) = consume {
-            condition.push_str(" AND #ch = :consumed");
-            values.insert(":consumed".into(), s(jws));
-        }
-        let update = match finish {
-            Finish::Passed(device) => {
-                values.insert(":final".into(), s(PlanStatus::Passed.as_str()));
-                match device {
-                    Some(d) => {
-                        names.insert("#did".into(), attr::DEVICE_ID.into());
-                        names.insert("#dname".into(), attr::DEVICE_NAME.into());
-                        values.insert(":did".into(), s(&d.identifier));
-                        values.insert(":dname".into(), s(&d.name));
-                        "SET #status = :final, #did = :did, #dname = :dname REMOVE #ch, #chexp"
-                    }
-                    None => "SET #status = :final REMOVE #ch, #chexp",
-                }
-            }
-            Finish::Denied(message) => {
-                names.insert("#denial".into(), attr::DENIAL.into());
-                values.insert(":final".into(), s(PlanStatus::Denied.as_str()));
-                values.insert(":denial".into(), s(message));
-                "SET #status = :final, #denial = :denial REMOVE #ch, #chexp"
-            }
-        };
+        let PlanEnd {
+            update,
+            condition,
+            names,
+            values,
+        } = PlanEnd::of(finish, consume, now);
         if let Some(event) = audit {
             // The plan's end and its audit record in one write: no extra round trip.
             let ended = Update::builder()

@@ -68,7 +68,12 @@ pub(crate) fn token_index_key(key_sha256: &str) -> Item {
     key(format!("TOKENHASH#{key_sha256}"), TOKEN_INDEX)
 }
 pub(crate) fn enrollment_key(key_sha256: &str) -> Item {
-    key(format!("ENROLL#{key_sha256}"), ENROLLMENT)
+    key(enrollment_pk(key_sha256), ENROLLMENT)
+}
+/// The partition of an enrollment token: its record and the enrollments it made.
+pub(crate) const ENROLLMENT_PREFIX: &str = "ENROLL#";
+pub(crate) fn enrollment_pk(key_sha256: &str) -> String {
+    format!("{ENROLLMENT_PREFIX}{key_sha256}")
 }
 /// Enrollments an enrollment token made: one item per serial in the token's partition.
 pub(crate) fn enrollment_use_sk(serial: &str) -> String {

@@ -10,21 +10,17 @@
 //! `agent_config/` and `core/brands/current/` answer exactly the objects of authentik's
 //! generated API client (`AgentConfig`, `CurrentBrand`): every field, no other.
 
-use serde::{Deserialize, Serialize};
+mod enroll;
+
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::admin;
 use crate::audit::{device_actor, AuditKind};
 use crate::error::CoreError;
 use crate::facts;
-use crate::model::{
-    is_device_identifier, Connector, Device, DeviceAuthToken, DeviceRef, FactsSnapshot, TokenRef,
-    TokenRefusal,
-};
+use crate::model::{Connector, Device, DeviceAuthToken, DeviceRef, FactsSnapshot, TokenRef};
 use crate::ports::random_id;
-use crate::ports::{
-    record_audit, ChallengeSigner, Clock, Directory, EnrollGrant, EnrollOutcome, Store,
-};
+use crate::ports::{record_audit, ChallengeSigner, Clock, Directory, Store};
 use crate::protocol::jwk::Jwks;
 use crate::secret::sha256_hex;
 use crate::settings::Env;
@@ -36,6 +32,8 @@ pub const MAX_KEY_LEN: usize = 256;
 pub const DEVICE_AUTH_LIFETIME: i64 = 5 * 60;
 /// The brand title `core/brands/current/` answers unless configured (`BRAND_TITLE`).
 pub const DEFAULT_BRAND_TITLE: &str = "endpoint-stage";
+
+pub use enroll::{enroll, EnrollRequest, Enrolled};
 
 const FORBIDDEN: &str = "The credentials are not valid for this request.";
 
@@ -163,19 +161,6 @@ pub fn current_brand(title: &str, matched_domain: &str) -> CurrentBrand {
     }
 }
 
-#[derive(Deserialize)]
-pub struct EnrollRequest {
-    pub device_serial: String,
-    pub device_name: String,
-}
-
-/// What `enroll/` answers: the new device token key (`expires_in` 0: it does not expire).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Enrolled {
-    pub token: crate::secret::Secret,
-    pub expires_in: i64,
-}
-
 /// What `auth_ia/` creates: the plan whose executor GET (with the DTH header) passes the stage;
 /// the edge answers its URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,126 +182,6 @@ async fn enabled_connector<D: Directory>(dir: &D, id: &str) -> Result<Connector,
     match dir.get_connector(id).await? {
         Some(c) if c.enabled => Ok(c),
         _ => Err(CoreError::Forbidden(FORBIDDEN.into())),
-    }
-}
-
-/// `POST enroll/`: creates the device if new, replaces the connection's token if the
-/// connector's re-enrollment policy allows it, returns the new device token key. Nothing is
-/// written for an unknown, expired, revoked or used-up token or a disabled connector; every
-/// refusal and every enrollment is audited. `request` is the parsed body, or why it could not
-/// be parsed: the credentials are checked first, as on the reference.
-pub async fn enroll<S: Store>(
-    store: &S,
-    env: &Env<'_>,
-    authorization: Option<&str>,
-    request: Result<EnrollRequest, CoreError>,
-) -> Result<Enrolled, CoreError> {
-    let key = bearer(authorization, "Bearer")?;
-    let hash = sha256_hex(key.as_bytes());
-    let now = env.clock.now();
-    // The serial the request claims, for the audit record of a refusal: only a valid one.
-    let claimed: Option<String> = request
-        .as_ref()
-        .ok()
-        .map(|r| r.device_serial.clone())
-        .filter(|s| is_device_identifier(s));
-    let refused = |reason: &str, connector: Option<&str>| {
-        let actor = claimed
-            .as_deref()
-            .map_or_else(|| "device:(unknown)".to_string(), device_actor);
-        let mut e = env
-            .audit(AuditKind::EnrollmentRefused, actor)
-            .reason(reason);
-        if let Some(c) = connector {
-            e = e.connector(c);
-        }
-        if let Some(serial) = &claimed {
-            e = e.device(serial);
-        }
-        e
-    };
-    // The credentials first, then the body, as on the reference.
-    let Some(token) = store.enrollment_token_by_hash(&hash).await? else {
-        record_audit(store, &refused(TokenRefusal::Unknown.as_str(), None)).await;
-        return Err(CoreError::Forbidden(FORBIDDEN.into()));
-    };
-    if let Some(why) = token.refusal(now) {
-        record_audit(store, &refused(why.as_str(), Some(&token.connector))).await;
-        return Err(CoreError::Forbidden(token_refusal_message(why).into()));
-    }
-    let request = request?;
-    let serial = request.device_serial.as_str();
-    if !token.allows_serial(serial) {
-        let why = TokenRefusal::OtherSerial;
-        record_audit(store, &refused(why.as_str(), Some(&token.connector))).await;
-        return Err(CoreError::Forbidden(token_refusal_message(why).into()));
-    }
-    let connector = match enabled_connector(store, &token.connector).await {
-        Ok(c) => c,
-        Err(e) => {
-            record_audit(
-                store,
-                &refused("connector_disabled", Some(&token.connector)),
-            )
-            .await;
-            return Err(e);
-        }
-    };
-    let (device, device_token, device_key) =
-        admin::new_enrollment(env.rng, now, &connector.id, serial, &request.device_name)?;
-    let accepted = env
-        .audit(AuditKind::EnrollmentAccepted, device_actor(serial))
-        .connector(&connector.id)
-        .device(serial)
-        .reason(format!("enrollment_token:{}", token.id));
-    let grant = EnrollGrant {
-        reenroll: Some(connector.reenroll),
-        enrollment_token: Some(hash),
-        now,
-        audit: Some(accepted.clone()),
-    };
-    match store.enroll(&device, &device_token, &grant).await? {
-        EnrollOutcome::Enrolled {
-            replaced,
-            allowance_used,
-        } => {
-            let reason = match (replaced, allowance_used) {
-                (false, _) => "new",
-                (true, true) => "reenrolled_with_allowance",
-                (true, false) => "reenrolled_open_policy",
-            };
-            tracing::info!(event = "enrolled", kind = reason, "device enrolled");
-            accepted.log();
-            Ok(Enrolled {
-                token: device_key,
-                expires_in: 0,
-            })
-        }
-        EnrollOutcome::NeedsApproval => {
-            let event = refused("reenrollment_needs_approval", Some(&connector.id));
-            record_audit(store, &event).await;
-            Err(CoreError::Forbidden(
-                "This device is already enrolled on this connector; an operator must allow its re-enrollment first (endpoint-admin device allow-reenroll)."
-                    .into(),
-            ))
-        }
-        EnrollOutcome::TokenRefused => {
-            let event = refused(TokenRefusal::UsedUp.as_str(), Some(&connector.id));
-            record_audit(store, &event).await;
-            Err(CoreError::Forbidden(
-                token_refusal_message(TokenRefusal::UsedUp).into(),
-            ))
-        }
-    }
-}
-
-fn token_refusal_message(why: TokenRefusal) -> &'static str {
-    match why {
-        TokenRefusal::Unknown => FORBIDDEN,
-        TokenRefusal::Revoked => "The enrollment token was revoked.",
-        TokenRefusal::Expired => "The enrollment token has expired.",
-        TokenRefusal::UsedUp => "The enrollment token has been used as many times as it allows.",
-        TokenRefusal::OtherSerial => "The enrollment token is bound to another device.",
     }
 }
 

@@ -1,0 +1,288 @@
+//! The in-memory device and enrollment-token stores.
+
+use super::MemoryStore;
+use crate::error::StoreError;
+use crate::model::{
+    is_expired, reenrollment, Device, DeviceToken, DeviceWithTokens, EnrollmentToken,
+    FactsSnapshot, Reenrollment, TokenInfo, TokenRef, TokenUse, UnixTime,
+};
+use crate::ports::{DeviceStore, EnrollGrant, EnrollOutcome, EnrollmentStore};
+
+impl DeviceStore for MemoryStore {
+    async fn device_with_tokens(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceWithTokens>, StoreError> {
+        let g = self.lock()?;
+        let Some(device) = g
+            .devices
+            .get(identifier)
+            .filter(|d| !is_expired(d.expires_at, now))
+        else {
+            return Ok(None);
+        };
+        let tokens = g
+            .tokens
+            .range((identifier.to_string(), String::new())..)
+            .take_while(|((d, _), _)| d == identifier)
+            .map(|(_, t)| t)
+            .filter(|t| !is_expired(t.expires_at, now))
+            .cloned()
+            .collect();
+        Ok(Some(DeviceWithTokens {
+            device: device.clone(),
+            tokens,
+        }))
+    }
+
+    async fn device_token_info(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Device, Vec<TokenInfo>)>, StoreError> {
+        Ok(self.device_with_tokens(identifier, now).await?.map(|d| {
+            let tokens = d
+                .tokens
+                .iter()
+                .map(|t| TokenInfo {
+                    id: t.id.clone(),
+                    connector: t.connector.clone(),
+                    created_at: t.created_at,
+                    expires_at: t.expires_at,
+                })
+                .collect();
+            (d.device, tokens)
+        }))
+    }
+
+    async fn token_by_hash(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> Result<Option<TokenRef>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.token_index
+            .get(key_sha256)
+            .filter(|t| !is_expired(t.expires_at, now))
+            .cloned())
+    }
+
+    async fn get_device(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<Device>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.devices
+            .get(identifier)
+            .filter(|d| !is_expired(d.expires_at, now))
+            .cloned())
+    }
+
+    async fn list_devices(&self, now: UnixTime) -> Result<Vec<Device>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.devices
+            .values()
+            .filter(|d| !is_expired(d.expires_at, now))
+            .cloned()
+            .collect())
+    }
+
+    async fn enroll(
+        &self,
+        device: &Device,
+        token: &DeviceToken,
+        grant: &EnrollGrant,
+    ) -> Result<EnrollOutcome, StoreError> {
+        let mut g = self.lock()?;
+        let now = grant.now;
+        let old: Vec<(String, String)> = g
+            .tokens
+            .iter()
+            .filter(|((d, _), t)| d == &device.identifier && t.connector == token.connector)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let replaced = old.iter().any(|k| {
+            g.tokens
+                .get(k)
+                .is_some_and(|t| !is_expired(t.expires_at, now))
+        });
+        let connection = (device.identifier.clone(), token.connector.clone());
+        let allowance_live = g
+            .allowances
+            .get(&connection)
+            .is_some_and(|&until| !is_expired(Some(until), now));
+        let allowance_used = match reenrollment(grant.reenroll, replaced, allowance_live) {
+            Reenrollment::Proceed { uses_allowance } => uses_allowance,
+            Reenrollment::NeedsApproval => return Ok(EnrollOutcome::NeedsApproval),
+        };
+        if let Some(hash) = &grant.enrollment_token {
+            if g.enrollment
+                .get(hash)
+                .is_none_or(|t| t.refusal(now).is_some())
+            {
+                return Ok(EnrollOutcome::TokenRefused);
+            }
+        }
+        // Every condition holds: the writes, all at once.
+        if allowance_used {
+            g.allowances.remove(&connection);
+        }
+        if let Some(hash) = &grant.enrollment_token {
+            if let Some(t) = g.enrollment.get_mut(hash) {
+                t.uses += 1;
+                t.last_used_at = Some(now);
+            }
+            g.enrollment_uses
+                .entry(hash.clone())
+                .or_default()
+                .insert(device.identifier.clone(), now);
+        }
+        for k in old {
+            if let Some(t) = g.tokens.remove(&k) {
+                g.token_index.remove(&t.key.sha256_hex());
+            }
+        }
+        // An existing device keeps its id, name, creation time and expiry (as on the reference).
+        if !g.devices.contains_key(&device.identifier) {
+            g.devices.insert(device.identifier.clone(), device.clone());
+        }
+        g.token_index.insert(
+            token.key.sha256_hex(),
+            TokenRef {
+                token_id: token.id.clone(),
+                device: token.device.clone(),
+                connector: token.connector.clone(),
+                expires_at: token.expires_at,
+            },
+        );
+        g.tokens
+            .insert((device.identifier.clone(), token.id.clone()), token.clone());
+        if let Some(event) = &grant.audit {
+            g.audit.push(event.clone());
+        }
+        Ok(EnrollOutcome::Enrolled {
+            replaced,
+            allowance_used,
+        })
+    }
+
+    async fn allow_reenroll(
+        &self,
+        identifier: &str,
+        connector: &str,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.lock()?
+            .allowances
+            .insert((identifier.to_string(), connector.to_string()), until);
+        Ok(())
+    }
+
+    async fn revoke_tokens(&self, identifier: &str, connector: &str) -> Result<usize, StoreError> {
+        let mut g = self.lock()?;
+        let old: Vec<(String, String)> = g
+            .tokens
+            .iter()
+            .filter(|((d, _), t)| d == identifier && t.connector == connector)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &old {
+            if let Some(t) = g.tokens.remove(k) {
+                g.token_index.remove(&t.key.sha256_hex());
+            }
+        }
+        Ok(old.len())
+    }
+
+    async fn put_facts(&self, snapshot: &FactsSnapshot) -> Result<(), StoreError> {
+        let key = (snapshot.device.clone(), snapshot.connector.clone());
+        self.lock()?.facts.insert(key, snapshot.clone());
+        Ok(())
+    }
+
+    async fn latest_facts(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<FactsSnapshot>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.facts
+            .values()
+            .filter(|f| f.device == identifier && f.expires_at > now)
+            .max_by_key(|f| f.created_at)
+            .cloned())
+    }
+
+    async fn delete_device(&self, identifier: &str) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        g.facts.retain(|(d, _), _| d != identifier);
+        let existed = g.devices.remove(identifier).is_some();
+        let keys: Vec<_> = g
+            .tokens
+            .keys()
+            .filter(|(d, _)| d == identifier)
+            .cloned()
+            .collect();
+        for k in keys {
+            if let Some(t) = g.tokens.remove(&k) {
+                g.token_index.remove(&t.key.sha256_hex());
+            }
+        }
+        Ok(existed)
+    }
+}
+
+impl EnrollmentStore for MemoryStore {
+    async fn put_enrollment_token(&self, token: &EnrollmentToken) -> Result<(), StoreError> {
+        self.lock()?
+            .enrollment
+            .insert(token.key_sha256.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn enrollment_token_by_hash(
+        &self,
+        key_sha256: &str,
+    ) -> Result<Option<EnrollmentToken>, StoreError> {
+        Ok(self.lock()?.enrollment.get(key_sha256).cloned())
+    }
+
+    async fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
+        Ok(self.lock()?.enrollment.values().cloned().collect())
+    }
+
+    async fn enrollment_token_uses(&self, key_sha256: &str) -> Result<Vec<TokenUse>, StoreError> {
+        let g = self.lock()?;
+        let mut uses: Vec<TokenUse> = g
+            .enrollment_uses
+            .get(key_sha256)
+            .map(|m| {
+                m.iter()
+                    .map(|(serial, &at)| TokenUse {
+                        serial: serial.clone(),
+                        at,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        uses.sort_by(|a, b| a.at.cmp(&b.at).then(a.serial.cmp(&b.serial)));
+        Ok(uses)
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        key_sha256: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        Ok(match g.enrollment.get_mut(key_sha256) {
+            Some(t) => {
+                t.revoked_at.get_or_insert(now);
+                true
+            }
+            None => false,
+        })
+    }
+}

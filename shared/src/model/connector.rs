@@ -1,0 +1,155 @@
+//! Connectors: their challenge keys and settings, and the re-enrollment rule.
+
+use serde::{Deserialize, Serialize};
+
+use super::UnixTime;
+
+/// A key the connector signed with before, still published in its JWKS until `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    pub key: String,
+    pub until: UnixTime,
+    /// When it stopped signing (absent on records written before rotation existed).
+    #[serde(default)]
+    pub retired_at: Option<UnixTime>,
+}
+
+/// The key a connector will sign with after its next rotation: published in the JWKS (and so
+/// in `jwks_challenge`) from `added_at` on, so agents learn it before it signs anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextKey {
+    pub key: String,
+    pub added_at: UnixTime,
+}
+
+/// Whether `enroll/` may replace the live token of a device already enrolled on a connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReenrollPolicy {
+    /// Only once an operator allowed it (`device allow-reenroll`): the default, also for
+    /// connectors stored before the policy existed.
+    #[default]
+    Approve,
+    /// Any holder of a valid enrollment token may re-enroll a serial (the reference's
+    /// behaviour, for fleets that reinstall often).
+    Open,
+}
+
+impl ReenrollPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReenrollPolicy::Approve => "approve",
+            ReenrollPolicy::Open => "open",
+        }
+    }
+}
+
+impl std::str::FromStr for ReenrollPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "approve" => Ok(ReenrollPolicy::Approve),
+            "open" => Ok(ReenrollPolicy::Open),
+            other => Err(format!(
+                "unknown re-enrollment policy {other:?} (approve or open)"
+            )),
+        }
+    }
+}
+
+/// What an enrollment does about the connection's (device, connector) existing tokens: the one
+/// rule both stores apply, the DynamoDB store turning it into transaction conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reenrollment {
+    /// No live token to replace, or the enrollment may replace it as it is.
+    Proceed { uses_allowance: bool },
+    /// The connection holds a live token and the policy needs an operator's allowance first.
+    NeedsApproval,
+}
+
+/// Whether an enrollment under `policy` (`None`: an operator enrolls, and may always replace)
+/// may go on, given whether the connection holds a live token and whether an operator's
+/// allowance of it is live. With `Approve`, replacing a live token consumes the allowance.
+pub fn reenrollment(
+    policy: Option<ReenrollPolicy>,
+    replaces_live_token: bool,
+    allowance_live: bool,
+) -> Reenrollment {
+    match (policy, replaces_live_token) {
+        (Some(ReenrollPolicy::Approve), true) if allowance_live => Reenrollment::Proceed {
+            uses_allowance: true,
+        },
+        (Some(ReenrollPolicy::Approve), true) => Reenrollment::NeedsApproval,
+        _ => Reenrollment::Proceed {
+            uses_allowance: false,
+        },
+    }
+}
+
+/// An agent connector and its settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    /// KMS key id, ARN, alias name or alias ARN (or a local signer's key name).
+    pub challenge_key: Option<String>,
+    /// Since when the current challenge key signs (absent on older records).
+    #[serde(default)]
+    pub challenge_key_since: Option<UnixTime>,
+    /// Published now, signs after `connector rotate`.
+    #[serde(default)]
+    pub next_key: Option<NextKey>,
+    #[serde(default)]
+    pub retired_keys: Vec<RetiredKey>,
+    pub challenge_idle_timeout: u32,
+    pub challenge_trigger_check_in: bool,
+    pub refresh_interval: u32,
+    pub snapshot_expiry: u32,
+    /// The stage that `auth_ia/` plans run through.
+    #[serde(default)]
+    pub interactive_stage: Option<String>,
+    /// Whether `enroll/` may replace a device's live token on this connector.
+    #[serde(default)]
+    pub reenroll: ReenrollPolicy,
+}
+
+impl Connector {
+    pub const DEFAULT_IDLE_TIMEOUT: u32 = 5;
+    pub const DEFAULT_REFRESH_INTERVAL: u32 = 30 * 60;
+    pub const DEFAULT_SNAPSHOT_EXPIRY: u32 = 24 * 3600;
+
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Connector {
+            id: id.into(),
+            name: name.into(),
+            enabled: true,
+            challenge_key: None,
+            challenge_key_since: None,
+            next_key: None,
+            retired_keys: Vec::new(),
+            challenge_idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            challenge_trigger_check_in: false,
+            refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            snapshot_expiry: Self::DEFAULT_SNAPSHOT_EXPIRY,
+            interactive_stage: None,
+            reenroll: ReenrollPolicy::Approve,
+        }
+    }
+
+    /// The keys whose public part the JWKS publishes at `now`: the current one first, then the
+    /// next one (if any), then the retired ones still inside their grace period.
+    pub fn published_keys(&self, now: UnixTime) -> Vec<&str> {
+        self.challenge_key
+            .iter()
+            .map(String::as_str)
+            .chain(self.next_key.iter().map(|k| k.key.as_str()))
+            .chain(
+                self.retired_keys
+                    .iter()
+                    .filter(|k| k.until > now)
+                    .map(|k| k.key.as_str()),
+            )
+            .collect()
+    }
+}

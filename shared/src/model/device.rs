@@ -1,0 +1,116 @@
+//! Devices, their tokens and what a device reports.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+use super::UnixTime;
+
+/// Longest device identifier (serial) or device name, in characters.
+pub const MAX_DEVICE_IDENTIFIER_CHARS: usize = 256;
+
+/// The one rule for device identifiers (hardware serials) and device names, used by
+/// enrollment, check-in, the admin CLI and the response path: 1 to 256 characters, no control
+/// characters, and none of the invisible characters that make a text read differently from
+/// what it is (bidirectional overrides and isolates, zero-width characters, the byte-order
+/// mark): relying parties show these values to people. Anything else is allowed: real serials
+/// have spaces (`VMware-56 4d 1a ...`), dots and non-ASCII letters.
+pub fn is_device_identifier(value: &str) -> bool {
+    !value.is_empty()
+        && value.chars().count() <= MAX_DEVICE_IDENTIFIER_CHARS
+        && !value
+            .chars()
+            .any(|c| c.is_control() || is_deceptive_format_char(c))
+}
+
+/// An enrolled device. `identifier` is the hardware serial reported at enrollment; `id` is the
+/// stable opaque id (a UUID) assigned at its first enrollment, which agents see as `device_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What a plan and the API show of a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    pub identifier: String,
+    pub name: String,
+}
+
+/// A device token: the HMAC key of the device's responses for one connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceToken {
+    pub id: String,
+    pub device: String,
+    pub connector: String,
+    pub key: Secret,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What an operator sees of a device token: never its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub connector: String,
+    pub created_at: UnixTime,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What the token index holds for the SHA-256 of a device token key: no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRef {
+    pub token_id: String,
+    pub device: String,
+    pub connector: String,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// A device with its unexpired tokens of every connector (one read of its partition; the
+/// response validator keeps those of the plan's connector).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceWithTokens {
+    pub device: Device,
+    pub tokens: Vec<DeviceToken>,
+}
+
+/// The latest device facts a device reported through `check_in/` for one connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactsSnapshot {
+    pub device: String,
+    pub connector: String,
+    /// The facts document as compact JSON, deflate-compressed (see `facts`).
+    pub facts_deflate: Vec<u8>,
+    /// Whether the stored document is a bounded subset of what the device sent.
+    pub truncated: bool,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl From<&Device> for DeviceRef {
+    fn from(d: &Device) -> Self {
+        DeviceRef {
+            identifier: d.identifier.clone(),
+            name: d.name.clone(),
+        }
+    }
+}
+
+/// Bidirectional controls (U+061C, U+200E-200F, U+202A-202E, U+2066-2069), zero-width and
+/// invisible characters (U+180E, U+200B-200D, U+2060-2064) and the byte-order mark (U+FEFF).
+fn is_deceptive_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}

@@ -1,0 +1,166 @@
+//! Stages and plans: one run of the stage for one login, and what it answers.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Connector, DeviceRef, UnixTime};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StageMode {
+    #[default]
+    Optional,
+    Required,
+}
+
+impl StageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageMode::Optional => "optional",
+            StageMode::Required => "required",
+        }
+    }
+}
+
+impl std::str::FromStr for StageMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "optional" => Ok(StageMode::Optional),
+            "required" => Ok(StageMode::Required),
+            other => Err(format!(
+                "unknown stage mode {other:?} (optional or required)"
+            )),
+        }
+    }
+}
+
+/// An endpoint stage: which connector it checks devices of, and whether a device is required.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub id: String,
+    pub connector: String,
+    pub mode: StageMode,
+}
+
+/// Links a device, its device token and a connector for the interactive-auth (DTH) path.
+/// Holds the token's hash, never its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthToken {
+    pub id: String,
+    pub device: DeviceRef,
+    pub token_id: String,
+    /// Lowercase hex SHA-256 of the device token key: the expected DTH header.
+    pub token_sha256: String,
+    pub connector: String,
+    pub expires_at: Option<UnixTime>,
+}
+
+/// What a plan keeps of its stage and connector when it is created, so that serving it needs
+/// one read. A configuration change reaches running plans within one plan lifetime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSnapshot {
+    pub mode: StageMode,
+    pub connector: String,
+    pub enabled: bool,
+    pub challenge_key: Option<String>,
+    pub challenge_idle_timeout: u32,
+    pub challenge_trigger_check_in: bool,
+}
+
+impl StageSnapshot {
+    pub fn of(stage: &Stage, connector: &Connector) -> Self {
+        StageSnapshot {
+            mode: stage.mode,
+            connector: connector.id.clone(),
+            enabled: connector.enabled,
+            challenge_key: connector.challenge_key.clone(),
+            challenge_idle_timeout: connector.challenge_idle_timeout,
+            challenge_trigger_check_in: connector.challenge_trigger_check_in,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanStatus {
+    Pending,
+    Passed,
+    Denied,
+}
+
+impl PlanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::Passed => "passed",
+            PlanStatus::Denied => "denied",
+        }
+    }
+}
+
+/// The challenge a plan waits for an answer to: the whole compact JWS and its own `exp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChallenge {
+    pub jws: String,
+    pub exp: UnixTime,
+}
+
+/// The id prefix of interactive-auth plans (those `auth_ia/` creates). Other plan ids are
+/// `[A-Za-z0-9]` only, so IAM can let the agent function create these (`PLAN#ia_*`) and nothing
+/// else: it can never overwrite a relying party's plan.
+pub const INTERACTIVE_PLAN_PREFIX: &str = "ia_";
+
+/// One run of the stage for one login.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub stage: String,
+    pub config: StageSnapshot,
+    pub redirect: String,
+    pub status: PlanStatus,
+    pub pending_challenge: Option<PendingChallenge>,
+    /// How many challenges this plan has minted (the attempt limit counts these).
+    pub challenges_issued: u32,
+    pub device: Option<DeviceRef>,
+    pub device_auth: Option<DeviceAuthToken>,
+    /// Why the plan was denied, for answering the denial again.
+    pub denial: Option<String>,
+    /// The IAM principal that created it (deployed); only it may read the plan. `None`: any
+    /// caller may (local runs, interactive-auth plans).
+    #[serde(default)]
+    pub owner: Option<String>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What the executor answers: a flow outcome of the contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A challenge for the agent; `invalid_response` adds the contract's `response_errors`.
+    Challenge {
+        jws: String,
+        idle_timeout: u32,
+        invalid_response: bool,
+    },
+    Redirect {
+        to: String,
+    },
+    Denied {
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// A short label for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Challenge {
+                invalid_response: false,
+                ..
+            } => "challenge",
+            Outcome::Challenge { .. } => "challenge_retry",
+            Outcome::Redirect { .. } => "passed",
+            Outcome::Denied { .. } => "denied",
+        }
+    }
+}
