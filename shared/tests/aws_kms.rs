@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_env::*;
 use common::{verify_independently, T0};
-use endpoint_core::adapters::aws::CallCounter;
+use endpoint_core::adapters::instrument::CallCounter;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
 use endpoint_core::admin;

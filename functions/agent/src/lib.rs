@@ -6,6 +6,7 @@ use endpoint_core::agent;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::Reply;
 use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{Answer, Label};
 use endpoint_core::facts::MAX_FACTS_BODY;
 use endpoint_core::ports::{ChallengeSigner, Store};
 use endpoint_core::CoreError;
@@ -18,7 +19,7 @@ pub struct App<S, K> {
     pub signer: K,
 }
 
-type Handled = Result<(Reply, &'static str), CoreError>;
+type Handled = Result<Answer, CoreError>;
 
 /// A `Host` header's domain, without its port (authentik matches brands by domain).
 pub fn domain_of(host: &str) -> &str {
@@ -36,7 +37,7 @@ where
     S: Store,
     K: ChallengeSigner,
 {
-    pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
+    pub async fn handle(&self, req: Request) -> Answer {
         let served = [
             routes::ENROLL,
             routes::AGENT_CONFIG,
@@ -58,10 +59,10 @@ where
         result.unwrap_or_else(|e| failed(&e))
     }
 
-    fn brand(&self, req: &Request) -> (Reply, &'static str) {
+    fn brand(&self, req: &Request) -> Answer {
         let domain = edge::host(req).map(domain_of).unwrap_or("");
         let brand = agent::current_brand(&self.base.config.brand_title, domain);
-        (Reply::ok(edge::to_body(&brand)), "brand")
+        (Reply::ok(edge::to_body(&brand)), Label::Brand)
     }
 
     async fn enroll(&self, req: &Request) -> Handled {
@@ -72,14 +73,14 @@ where
         let auth = edge::header(req, "authorization");
         let caller = edge::caller(req);
         let enrolled = agent::enroll(s, &self.base.env(&caller), auth, request).await?;
-        Ok((Reply::ok(edge::enrolled_body(&enrolled)), "enrolled"))
+        Ok((Reply::ok(edge::enrolled_body(&enrolled)), Label::Enrolled))
     }
 
     async fn agent_config(&self, req: &Request) -> Handled {
         let s = &self.store;
         let auth = edge::header(req, "authorization");
         let config = agent::agent_config(s, &self.signer, &self.base.clock, auth).await?;
-        Ok((Reply::ok(edge::to_body(&config)), "config"))
+        Ok((Reply::ok(edge::to_body(&config)), Label::Config))
     }
 
     async fn check_in(&self, req: &Request) -> Handled {
@@ -90,7 +91,7 @@ where
         let caller = edge::caller(req);
         agent::check_in(s, &self.base.env(&caller), auth, body).await?;
         let reply = Reply::json(204, Value::Null);
-        Ok((reply, "checked_in"))
+        Ok((reply, Label::CheckedIn))
     }
 
     async fn auth_ia(&self, req: &Request) -> Handled {
@@ -103,7 +104,7 @@ where
         let created = agent::auth_ia(s, &self.base.env(&caller), auth).await?;
         Ok((
             Reply::ok(edge::interactive_auth_body(&created, &url)),
-            "auth_ia",
+            Label::InteractiveAuth,
         ))
     }
 }

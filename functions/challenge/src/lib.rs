@@ -3,6 +3,7 @@
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{outcome_body, Reply};
+use endpoint_core::edge::{Answer, Label};
 use endpoint_core::ports::{ChallengeSigner, Store};
 use endpoint_core::protocol::DTH_HEADER;
 use endpoint_core::stage;
@@ -15,7 +16,7 @@ pub struct App<S, K> {
 }
 
 impl<S: Store, K: ChallengeSigner> App<S, K> {
-    pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
+    pub async fn handle(&self, req: Request) -> Answer {
         let (_, v) = match edge::route(&req, &[routes::EXECUTOR_GET]) {
             Ok(route) => route,
             Err(reply) => return *reply,
@@ -30,7 +31,7 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
         )
         .await
         {
-            Ok(outcome) => (Reply::ok(outcome_body(&outcome)), outcome.label()),
+            Ok(outcome) => (Reply::ok(outcome_body(&outcome)), Label::of(&outcome)),
             Err(e) => failed(&e),
         }
     }

@@ -3,6 +3,7 @@
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{parse_plan_request, plan_body, plan_created_body, Reply};
+use endpoint_core::edge::{Answer, Label};
 use endpoint_core::ports::Store;
 use endpoint_core::stage;
 use lambda_http::Request;
@@ -13,7 +14,7 @@ pub struct App<S> {
 }
 
 impl<S: Store> App<S> {
-    pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
+    pub async fn handle(&self, req: Request) -> Answer {
         let (route, v) = match edge::route(&req, &[routes::CREATE_PLAN, routes::READ_PLAN]) {
             Ok(route) => route,
             Err(reply) => return *reply,
@@ -34,14 +35,14 @@ impl<S: Store> App<S> {
             return match created.await {
                 Ok(c) => (
                     Reply::created(plan_created_body(&c, base.as_deref())),
-                    "created",
+                    Label::Created,
                 ),
                 Err(e) => failed(&e),
             };
         }
         let caller = edge::caller(&req);
         match stage::read_own_plan(&self.store, &self.base.env(&caller), v[0]).await {
-            Ok(plan) => (Reply::ok(plan_body(&plan)), "read"),
+            Ok(plan) => (Reply::ok(plan_body(&plan)), Label::Read),
             Err(e) => failed(&e),
         }
     }

@@ -7,6 +7,7 @@
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{outcome_body, parse_executor_request, parse_outcome, Reply};
+use endpoint_core::edge::{Answer, Label};
 use endpoint_core::error::CoreError;
 use endpoint_core::ports::ChallengeMinter;
 use endpoint_core::ports::Store;
@@ -28,7 +29,7 @@ pub struct App<S, M> {
 }
 
 impl<S: Store, M: ChallengeMinter> App<S, M> {
-    pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
+    pub async fn handle(&self, req: Request) -> Answer {
         let (_, v) = match edge::route(&req, &[routes::EXECUTOR_POST]) {
             Ok(route) => route,
             Err(reply) => return *reply,
@@ -45,7 +46,7 @@ impl<S: Store, M: ChallengeMinter> App<S, M> {
             .await
         };
         match outcome.await {
-            Ok(outcome) => (Reply::ok(outcome_body(&outcome)), outcome.label()),
+            Ok(outcome) => (Reply::ok(outcome_body(&outcome)), Label::of(&outcome)),
             Err(e) => failed(&e),
         }
     }
@@ -73,13 +74,12 @@ impl InvokeMinter {
     }
 }
 
-/// The route the challenge function serves, as API Gateway names it.
-const EXECUTOR_GET_ROUTE: &str = "GET /v1/plans/{plan}/executor";
-
 /// The API Gateway (HTTP API, payload 2.0) event of a GET of the plan's executor, built from
 /// the same `aws_lambda_events` types the challenge function's runtime parses it with.
 pub fn executor_get_event(plan_id: &str) -> ApiGatewayV2httpRequest {
-    let path = format!("/v1/plans/{plan_id}/executor");
+    let path = routes::EXECUTOR_GET.path(&[plan_id]);
+    // The route the challenge function serves, as API Gateway names it.
+    let route_key = routes::EXECUTOR_GET.api_gateway_key();
     let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
     http.method = Method::GET;
     http.path = Some(path.clone());
@@ -87,14 +87,14 @@ pub fn executor_get_event(plan_id: &str) -> ApiGatewayV2httpRequest {
     http.source_ip = Some("127.0.0.1".into());
     http.user_agent = Some("endpoint-stage/response".into());
     let mut context = ApiGatewayV2httpRequestContext::default();
-    context.route_key = Some(EXECUTOR_GET_ROUTE.into());
+    context.route_key = Some(route_key.clone());
     context.stage = Some("$default".into());
     context.request_id = Some("internal".into());
     context.domain_name = Some("internal".into());
     context.http = http;
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".into());
-    event.route_key = Some(EXECUTOR_GET_ROUTE.into());
+    event.route_key = Some(route_key);
     event.raw_path = Some(path);
     event.raw_query_string = Some(String::new());
     event
@@ -198,6 +198,29 @@ mod tests {
             read_invoke_payload(b"garbage"),
             Err(CoreError::Unavailable(_))
         ));
+    }
+
+    /// Every error the challenge function can answer comes back as an error of the same class
+    /// in the one error table (status and contract code), so the response function's map and
+    /// the table cannot drift apart.
+    #[test]
+    fn the_challenge_functions_errors_map_back_through_the_error_table() {
+        use endpoint_core::edge::{error_class, error_reply};
+        for sent in [
+            CoreError::NotFound("plan".into()),
+            CoreError::Throttled("busy".into()),
+            CoreError::RateLimited(3),
+            CoreError::Unavailable("down".into()),
+            CoreError::LostRace,
+        ] {
+            let reply = error_reply(&sent);
+            let payload = json!({"statusCode": reply.status, "body": reply.body.to_string()});
+            let Err(back) = read_invoke_payload(payload.to_string().as_bytes()) else {
+                panic!("{sent:?} came back as an outcome");
+            };
+            let (sent, back) = (error_class(&sent), error_class(&back));
+            assert_eq!((back.status, back.code), (sent.status, sent.code));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, Base};
+use endpoint_core::edge::{Answer, Label};
 use endpoint_core::edge::{Document, Reply};
 use endpoint_core::ports::PlanStore;
 use endpoint_core::{stage, CoreError};
@@ -94,9 +95,9 @@ impl<S: PlanStore> App<S> {
         }
     }
 
-    pub async fn handle(&self, req: Request) -> (Reply, &'static str) {
+    pub async fn handle(&self, req: Request) -> Answer {
         match edge::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
-            Ok((route, _)) if route == routes::STAGE_MODULE => (module_reply(), "module"),
+            Ok((route, _)) if route == routes::STAGE_MODULE => (module_reply(), Label::Module),
             Ok((_, v)) => self.page(v[0]).await,
             Err(reply) => *reply,
         }
@@ -119,11 +120,11 @@ impl<S: PlanStore> App<S> {
         )
     }
 
-    async fn page(&self, plan: &str) -> (Reply, &'static str) {
+    async fn page(&self, plan: &str) -> Answer {
         // The plan must exist and be unexpired; whatever its status, the page runs the stage
         // (a finished plan answers its final outcome again).
         match stage::read_plan(&self.store, &self.base.clock, plan).await {
-            Ok(plan) => (self.page_reply(200, stage_page(&plan.id)), "page"),
+            Ok(plan) => (self.page_reply(200, stage_page(&plan.id)), Label::Page),
             Err(CoreError::NotFound(_)) => (
                 self.page_reply(
                     404,
@@ -132,7 +133,7 @@ impl<S: PlanStore> App<S> {
                         "The device check for this sign-in does not exist or has expired. Go back to the site you came from and sign in again.",
                     ),
                 ),
-                "not_found",
+                Label::NotFound,
             ),
             Err(e) => {
                 let (reply, label) = edge::failed(&e);

@@ -5,6 +5,7 @@
 //! - `local_signer`: software keys (P-256, P-384, P-521, RSA) for tests and benchmarks.
 //! - `sealing`: AES-256-GCM sealing of device token keys under a vault's data key.
 //! - `dynamodb`, `kms`: the production adapters (cargo features `dynamodb`, `kms`).
+//! - `instrument`: call counting and IAM access recording for the tests (feature `instrument`).
 
 pub mod local_signer;
 pub mod memory;
@@ -14,6 +15,8 @@ pub mod sealing;
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "instrument")]
+pub mod instrument;
 #[cfg(feature = "kms")]
 pub mod kms;
 #[cfg(feature = "sealing")]

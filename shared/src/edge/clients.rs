@@ -1,7 +1,7 @@
 //! The AWS clients of a function, built once per cold start from one AWS configuration, outside
 //! the handler. Every function's `main` is the same: `aws_config`, then the clients it needs.
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "dynamodb")]
 use super::config::Base;
 
 /// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL*`) with our bounds.

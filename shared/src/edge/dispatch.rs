@@ -4,13 +4,14 @@
 use lambda_http::Request;
 
 use super::errors::{error_class, error_reply, simple_error};
+use super::labels::Label;
 use super::reply::Reply;
 use super::request::path;
 use super::routes::{self, Route};
 use crate::error::CoreError;
 
 /// A reply and its log label: what a handler answers.
-pub type Answer = (Reply, &'static str);
+pub type Answer = (Reply, Label);
 
 /// The route among `served` (the function's own entries of [`routes::ROUTES`]) that this
 /// request asks for, with the path's parameters; otherwise the contract's 405 (this path, another
@@ -35,7 +36,7 @@ pub fn route<'a>(req: &'a Request, served: &[Route]) -> Result<(Route, Vec<&'a s
 }
 
 /// 405 if some route serves `path` with other methods, else 404.
-pub fn unrouted(path: &str) -> (Reply, &'static str) {
+pub fn unrouted(path: &str) -> Answer {
     if routes::is_routed(path) {
         method_not_allowed()
     } else {
@@ -44,32 +45,32 @@ pub fn unrouted(path: &str) -> (Reply, &'static str) {
 }
 
 /// The contract's 405 for a method a route does not serve.
-pub fn method_not_allowed() -> (Reply, &'static str) {
+pub fn method_not_allowed() -> Answer {
     (
         simple_error(
             405,
             "method_not_allowed",
             "This route does not serve that method.",
         ),
-        "method_not_allowed",
+        Label::MethodNotAllowed,
     )
 }
 
 /// The contract's 404 for a path no route serves.
-pub fn no_route() -> (Reply, &'static str) {
+pub fn no_route() -> Answer {
     (
         simple_error(404, "not_found", "No route serves this path."),
-        "no_route",
+        Label::NoRoute,
     )
 }
 
 /// A core error as a reply and a log label, both from the one table ([`error_class`]). For a
 /// 5xx, the detail the public message leaves out is logged here (core error messages never
 /// carry a secret).
-pub fn failed(e: &CoreError) -> (Reply, &'static str) {
+pub fn failed(e: &CoreError) -> Answer {
     let class = error_class(e);
     if class.status >= 500 {
-        tracing::warn!(label = class.label, detail = %e, "request failed");
+        tracing::warn!(label = class.label.as_str(), detail = %e, "request failed");
     }
     (error_reply(e), class.label)
 }

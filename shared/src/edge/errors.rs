@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::labels::Label;
 use super::reply::{Reply, RETRY_AFTER_SECS};
 use crate::error::CoreError;
 
@@ -14,23 +15,23 @@ pub const UNAVAILABLE_MESSAGE: &str = "The service is unavailable right now; try
 pub struct ErrorClass {
     pub status: u16,
     pub code: &'static str,
-    pub label: &'static str,
+    pub label: Label,
 }
 
 /// The one table of core errors: every reply and every log line takes its status, code and
 /// label from here.
 pub fn error_class(error: &CoreError) -> ErrorClass {
     let (status, code, label) = match error {
-        CoreError::BadRequest(_) => (400, "bad_request", "bad_request"),
-        CoreError::Forbidden(_) => (403, "forbidden", "forbidden"),
-        CoreError::NotFound(_) => (404, "not_found", "not_found"),
-        CoreError::PayloadTooLarge(_) => (413, "payload_too_large", "payload_too_large"),
-        CoreError::Conflict(_) => (409, "conflict", "conflict"),
-        CoreError::Throttled(_) => (429, "throttled", "throttled"),
-        CoreError::RateLimited(_) => (429, "throttled", "rate_limited"),
-        CoreError::Unavailable(_) => (503, "unavailable", "unavailable"),
+        CoreError::BadRequest(_) => (400, "bad_request", Label::BadRequest),
+        CoreError::Forbidden(_) => (403, "forbidden", Label::Forbidden),
+        CoreError::NotFound(_) => (404, "not_found", Label::NotFound),
+        CoreError::PayloadTooLarge(_) => (413, "payload_too_large", Label::PayloadTooLarge),
+        CoreError::Conflict(_) => (409, "conflict", Label::Conflict),
+        CoreError::Throttled(_) => (429, "throttled", Label::Throttled),
+        CoreError::RateLimited(_) => (429, "throttled", Label::RateLimited),
+        CoreError::Unavailable(_) => (503, "unavailable", Label::Unavailable),
         // Lost every retry against concurrent writers: to the client, unavailable.
-        CoreError::LostRace => (503, "unavailable", "lost_race"),
+        CoreError::LostRace => (503, "unavailable", Label::LostRace),
     };
     ErrorClass {
         status,

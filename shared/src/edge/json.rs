@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::reply::MAX_BODY;
+use super::routes::{EXECUTOR_POST, STAGE_PAGE};
 use crate::error::CoreError;
 use crate::model::Plan;
 use crate::stage::{Outcome, PlanCreated, MSG_INVALID_RESPONSE};
@@ -109,8 +110,8 @@ pub fn parse_executor_request(body: &[u8]) -> Result<Option<String>, CoreError> 
 pub fn plan_created_body(created: &PlanCreated, base_url: Option<&str>) -> Value {
     json!({
         "plan": created.id,
-        "executor": format!("/v1/plans/{}/executor", created.id),
-        "page": format!("{}/v1/plans/{}/page", base_url.unwrap_or(""), created.id),
+        "executor": EXECUTOR_POST.path(&[&created.id]),
+        "page": format!("{}{}", base_url.unwrap_or(""), STAGE_PAGE.path(&[&created.id])),
         "expires_at": created.expires_at,
     })
 }

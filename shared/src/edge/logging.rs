@@ -1,6 +1,8 @@
 //! Logs and metrics: JSON lines on stdout at the configured level, and the one line per
 //! request, which is also the request's metrics (CloudWatch embedded metric format).
 
+use super::labels::Label;
+
 /// JSON logs on stdout (CloudWatch), one object per line. The level is Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL` (the template's `LoggingConfig.ApplicationLogLevel`), else
 /// `LOG_LEVEL` (the local stack), else info. It applies to our own code only ([`log_filter`]).
@@ -70,26 +72,11 @@ pub struct RequestLine<'a> {
     pub route: &'static str,
     pub status: u16,
     /// The handler's label of what happened (`passed`, `challenge_retry`, `forbidden`, ...).
-    pub label: &'static str,
+    pub label: Label,
     pub latency_ms: f64,
     pub aws_ms: f64,
     pub namespace: &'a str,
     pub unix_ms: u128,
-}
-
-/// The metric class of a request: what the dashboard and the alarms count.
-pub fn outcome_class(label: &str, status: u16) -> &'static str {
-    match label {
-        "challenge" => "challenge",
-        "challenge_retry" => "invalid_response",
-        "passed" => "passed",
-        "denied" => "denied",
-        "throttled" => "throttled",
-        "unavailable" => "unavailable",
-        _ if status >= 500 => "unavailable",
-        _ if status >= 400 => "client_error",
-        _ => "ok",
-    }
 }
 
 /// The request's log line, which is also a CloudWatch embedded-metric-format record: the count
@@ -104,8 +91,8 @@ pub fn request_record(r: &RequestLine<'_>) -> serde_json::Value {
         "method": r.method,
         "route": r.route,
         "status": r.status,
-        "label": r.label,
-        "outcome": outcome_class(r.label, r.status),
+        "label": r.label.as_str(),
+        "outcome": r.label.outcome_class(r.status),
         "latency_ms": r.latency_ms,
         "aws_ms": r.aws_ms,
         "Requests": 1,
@@ -175,7 +162,7 @@ mod tests {
             method: "POST",
             route: "/v1/plans/{}/executor",
             status: 200,
-            label: "challenge_retry",
+            label: Label::ChallengeRetry,
             latency_ms: 12.5,
             aws_ms: 10.0,
             namespace: "endpoint-stage",
@@ -199,13 +186,14 @@ mod tests {
 
     #[test]
     fn outcome_classes_are_what_the_alarms_count() {
-        assert_eq!(outcome_class("passed", 200), "passed");
-        assert_eq!(outcome_class("denied", 200), "denied");
-        assert_eq!(outcome_class("challenge", 200), "challenge");
-        assert_eq!(outcome_class("throttled", 429), "throttled");
-        assert_eq!(outcome_class("unavailable", 503), "unavailable");
-        assert_eq!(outcome_class("anything", 502), "unavailable");
-        assert_eq!(outcome_class("forbidden", 403), "client_error");
-        assert_eq!(outcome_class("created", 201), "ok");
+        assert_eq!(Label::Passed.outcome_class(200), "passed");
+        assert_eq!(Label::Denied.outcome_class(200), "denied");
+        assert_eq!(Label::Challenge.outcome_class(200), "challenge");
+        assert_eq!(Label::ChallengeRetry.outcome_class(200), "invalid_response");
+        assert_eq!(Label::Throttled.outcome_class(429), "throttled");
+        assert_eq!(Label::Unavailable.outcome_class(503), "unavailable");
+        assert_eq!(Label::LostRace.outcome_class(503), "unavailable");
+        assert_eq!(Label::Forbidden.outcome_class(403), "client_error");
+        assert_eq!(Label::Created.outcome_class(201), "ok");
     }
 }

@@ -8,6 +8,7 @@
 //! | `reply.rs` | what a handler answers: JSON or a document, the body bound |
 //! | `errors.rs` | the one error table: status, contract code, log label |
 //! | `json.rs` | the contract's JSON bodies in and out |
+//! | `labels.rs` | what a request's log line says happened, and its metric class |
 //! | `config.rs` | configuration from the environment (feature `lambda`) |
 //! | `clients.rs` | the AWS clients, built once per cold start (features `lambda` + AWS) |
 //! | `request.rs` | path, headers and bounded bodies of a request (feature `lambda`) |
@@ -17,6 +18,7 @@
 
 pub mod errors;
 pub mod json;
+pub mod labels;
 pub mod reply;
 pub mod routes;
 
@@ -38,10 +40,17 @@ pub use json::{
     enrolled_body, interactive_auth_body, outcome_body, parse_executor_request, parse_object,
     parse_outcome, parse_plan_request, plan_body, plan_created_body, to_body,
 };
+pub use labels::Label;
 pub use reply::{Document, Reply, MAX_BODY, RETRY_AFTER_SECS};
 
 #[cfg(all(feature = "lambda", feature = "aws"))]
-pub use clients::{aws_config, dynamo, dynamo_sealing, kms};
+pub use clients::aws_config;
+#[cfg(all(feature = "lambda", feature = "dynamodb"))]
+pub use clients::dynamo;
+#[cfg(all(feature = "lambda", feature = "sealing"))]
+pub use clients::dynamo_sealing;
+#[cfg(all(feature = "lambda", feature = "kms"))]
+pub use clients::kms;
 #[cfg(feature = "lambda")]
 pub use config::{Base, FunctionConfig};
 #[cfg(feature = "lambda")]

@@ -104,6 +104,27 @@ impl Route {
     }
 }
 
+impl Route {
+    /// The route as API Gateway names it (`GET /v1/plans/{plan}/executor`): each parameter is
+    /// named after the collection it indexes (`plans/{}` -> `{plan}`), as `template.yaml`
+    /// declares them (`scripts/check-api.py` checks both name the same routes).
+    pub fn api_gateway_key(&self) -> String {
+        let segments: Vec<&str> = self.template.split('/').collect();
+        let named: Vec<String> = segments
+            .iter()
+            .enumerate()
+            .map(|(i, seg)| match *seg {
+                "{}" => {
+                    let collection = i.checked_sub(1).map_or("", |j| segments[j]);
+                    format!("{{{}}}", collection.strip_suffix('s').unwrap_or(collection))
+                }
+                seg => seg.to_string(),
+            })
+            .collect();
+        format!("{} {}", self.method, named.join("/"))
+    }
+}
+
 /// The template of the route serving `path`, or `unrouted`.
 pub fn template_of(path: &str) -> &'static str {
     ROUTES
@@ -120,6 +141,19 @@ pub fn is_routed(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_gateway_keys_name_each_parameter_after_its_collection() {
+        assert_eq!(
+            EXECUTOR_GET.api_gateway_key(),
+            "GET /v1/plans/{plan}/executor"
+        );
+        assert_eq!(
+            JWKS.api_gateway_key(),
+            "GET /v1/connectors/{connector}/jwks.json"
+        );
+        assert_eq!(CREATE_PLAN.api_gateway_key(), "POST /v1/plans");
+    }
 
     #[test]
     fn paths_match_templates() {

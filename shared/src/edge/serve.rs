@@ -7,6 +7,7 @@ use std::time::Instant;
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
+use super::dispatch::Answer;
 use super::logging::{request_record, unix_ms, write_line, RequestLine};
 use super::reply::Reply;
 use super::request::path;
@@ -66,7 +67,7 @@ fn aws_time() -> std::time::Duration {
 pub async fn serve<F, Fut>(function: &'static str, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Send + Sync,
-    Fut: Future<Output = (Reply, &'static str)> + Send,
+    Fut: Future<Output = Answer> + Send,
 {
     let handler = &handler;
     let namespace = std::env::var("METRICS_NAMESPACE")

@@ -149,18 +149,3 @@ pub enum Outcome {
         message: String,
     },
 }
-
-impl Outcome {
-    /// A short label for logs.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Challenge {
-                invalid_response: false,
-                ..
-            } => "challenge",
-            Outcome::Challenge { .. } => "challenge_retry",
-            Outcome::Redirect { .. } => "passed",
-            Outcome::Denied { .. } => "denied",
-        }
-    }
-}

@@ -6,8 +6,9 @@
 //! function's statements in template.yaml, both ways: a call without a grant fails, and so
 //! does a grant no call needs.
 
-use endpoint_core::adapters::aws::{load_config, AccessRecorder};
+use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::instrument::AccessRecorder;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::admin;
@@ -264,7 +265,12 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
             .unwrap(),
     );
     let (reply, outcome) = challenge.handle(req).await;
-    assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
+    assert_eq!(
+        (reply.status, outcome.as_str()),
+        (200, "passed"),
+        "{}",
+        reply.body
+    );
     observed.insert(
         "ChallengeFunction",
         r.recorder.accesses().into_iter().collect(),
@@ -292,18 +298,28 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         )
     };
     let (reply, outcome) = response.handle(post(&plan, Some(&answer))).await;
-    assert_eq!((reply.status, outcome), (200, "passed"), "{}", reply.body);
+    assert_eq!(
+        (reply.status, outcome.as_str()),
+        (200, "passed"),
+        "{}",
+        reply.body
+    );
     let p2 = s.create_plan(&setup.stage);
     s.get_executor(&p2);
     let (reply, outcome) = response.handle(post(&p2, Some("not.a.jws"))).await;
     assert_eq!(
-        (reply.status, outcome),
+        (reply.status, outcome.as_str()),
         (200, "challenge_retry"),
         "{}",
         reply.body
     );
     let (reply, outcome) = response.handle(post(&p2, None)).await;
-    assert_eq!((reply.status, outcome), (200, "denied"), "{}", reply.body);
+    assert_eq!(
+        (reply.status, outcome.as_str()),
+        (200, "denied"),
+        "{}",
+        reply.body
+    );
     observed.insert(
         "ResponseFunction",
         r.recorder.accesses().into_iter().collect(),

@@ -37,7 +37,7 @@ pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.into(), Av::S(pk)), (SK.into(), Av::S(sk.into()))])
 }
 pub(crate) fn plan_key(id: &str) -> Item {
-    key(format!("PLAN#{id}"), PLAN)
+    key(format!("{PLAN}#{id}"), PLAN)
 }
 pub(crate) fn stage_key(id: &str) -> Item {
     key(format!("STAGE#{id}"), STAGE)
