@@ -5,37 +5,32 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test test-long run lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv deploy build-stack admin
+.PHONY: test test-long run watch lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv deploy build-stack admin
 
-## Every test: formatting, lints, template checks, unit and property tests, the AWS adapters
-## and CLIs against moto_server, the end-to-end suite over real HTTP against
-## `cargo lambda watch`, and the browser tests in Debian's Chromium (scripts/browser.sh installs
-## it; scripts/stack.sh starts moto and the functions and stops them after).
+## Every check and test (scripts/test.sh is their one list): formatting, lints, the import
+## graph, the SAM template and routes, unit and property tests, the AWS adapters and CLIs against
+## moto_server, the end-to-end suite over real HTTP against `cargo lambda watch`, authentik's
+## generated client and the browser tests in Debian's Chromium. It installs what it needs and
+## starts and stops the local stack itself.
 test:
 	scripts/test.sh
 
 ## The long suites (CI runs them too): property tests with 20,000 cases each, and schema
 ## fuzzing of openapi.yaml (schemathesis) against the local stack.
-test-long: venv
-	PROPTEST_CASES=20000 $(CARGO) test --workspace --all-features --locked --test no_panic
-	scripts/stack.sh test -- scripts/fuzz-api.sh
+test-long:
+	scripts/test.sh long
 
 ## The whole stack locally, with a demo key, connector, stage and enrollment token printed.
 run:
 	scripts/stack.sh run
 
-## cargo fmt --check and clippy with warnings as errors, on every target; the SAM template
-## (cfn-lint, sam validate --lint) and the routes of openapi.yaml, template.yaml and the local
-## router checked against each other; the core's import graph checked for cycles
-## (scripts/layers.py).
-lint: venv
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
-	.venv/bin/cfn-lint template.yaml
-	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1
-	.venv/bin/python scripts/check-api.py
-	python3 scripts/layers.py >/dev/null
-	python3 scripts/check-test-targets.py
+## `make run`, and a function is rebuilt and reloaded when its code changes (README, "Watch mode").
+watch:
+	scripts/stack.sh watch
+
+## Only the static checks of `make test` (its first steps).
+lint:
+	scripts/test.sh lint
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Schema fuzzing: schemathesis generates requests from openapi.yaml against the local stack and
 # fails on any 5xx or any response the schema does not describe. Run inside the stack:
-# `make test-long` (scripts/stack.sh test -- scripts/fuzz-api.sh).
+# `make test-long` (scripts/test.sh long). schemathesis keeps its cache in the working
+# directory, so it runs in target/schemathesis: nothing of it lands in the repository.
 #
 # Two runs: the coverage phase in every mode (valid and invalid values, missing and extra
 # fields, wrong types), then the fuzzing phase with valid (positive) data. Negative fuzzing is
@@ -15,7 +16,9 @@
 # module is tested by the fn-web unit tests and, as a browser loads it, by tests/browser.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-: "${ENDPOINT_API:?run through scripts/stack.sh test}"
+: "${ENDPOINT_API:?run through make test-long}"
+mkdir -p "$root/target/schemathesis"
+cd "$root/target/schemathesis"
 run() {
   "$root/.venv/bin/schemathesis" run "$root/openapi.yaml" \
     --url "$ENDPOINT_API" \

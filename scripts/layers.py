@@ -1,16 +1,52 @@
 #!/usr/bin/env python3
-"""The import graph of the core crate (shared/src), one node per module (`protocol`,
-`adapters::dynamodb`, `edge`, ...), from every `crate::` path in the code outside test
-modules. Prints the graph and exits 1 if it has a cycle, or if a production module depends on
-a test-only adapter (`adapters::memory`, `adapters::local_signer`). `make lint` runs it."""
+"""The import graph of the core crate (shared/src) and the direction of its layers.
+
+One node per module (`protocol`, `adapters::dynamodb`, `edge::json`, ...), from every `crate::`
+and `super::` path outside test modules. Fails (exit 1) on:
+- a cycle;
+- an arrow against the declared layers (LAYERS below): a module may use modules of its own
+  layer or of a lower one, except that the adapters never use the domain (they implement the
+  ports the domain needs; the domain never uses them either);
+- a production module using a test-only module (`adapters::memory`, `adapters::local_signer`,
+  `adapters::instrument`);
+- a module that is in no layer (a new module must be placed).
+
+    scripts/layers.py           prints the graph, checks it
+    scripts/layers.py --doc     also checks that docs/ARCHITECTURE.md shows this very graph
+    scripts/layers.py --write   rewrites that part of docs/ARCHITECTURE.md
+"""
 import re
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "shared" / "src"
-TEST_ONLY = {"adapters::memory", "adapters::local_signer"}
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "shared" / "src"
+DOC = ROOT / "docs" / "ARCHITECTURE.md"
+BEGIN, END = "<!-- layers.py: begin -->", "<!-- layers.py: end -->"
+TEST_ONLY = {"adapters::memory", "adapters::local_signer", "adapters::instrument"}
 # Modules whose children are separate nodes.
 SPLIT = {"adapters", "edge"}
+
+# The layers, lowest first. A node is placed by its name, or by its parent (`adapters::*`).
+LAYERS = [
+    ("base", {"secret", "error", "model", "audit"}),
+    ("protocol", {"protocol"}),
+    ("ports", {"ports"}),
+    ("domain", {"settings", "redirect", "stage", "agent", "admin", "facts", "minter", "compliance"}),
+    ("adapters", {"adapters"}),
+    ("edge", {"edge"}),
+]
+RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
+# Pairs of layers that must never meet, in either direction, although one is lower.
+APART = {("adapters", "domain")}
+
+
+def layer_of(node):
+    top = node.split("::")[0]
+    for name, members in LAYERS:
+        if node in members or top in members:
+            return name
+    return None
 
 
 def node_of_file(path):
@@ -51,10 +87,13 @@ def graph():
                     deps.add(node_of_path(item))
         for p in re.findall(r"crate::([a-z_]+(?:::[a-z_]+)?)", text):
             deps.add(node_of_path(p))
-        for p in re.findall(r"super::([a-z_]+)", text):
-            parent = node.split("::")[0]
-            if parent in SPLIT:
-                deps.add(f"{parent}::{p}")
+        parent = node.split("::")[0]
+        if parent in SPLIT:
+            for p in re.findall(r"super::([a-z_]+)", text):
+                # In a split module's own folder (`adapters/dynamodb/x.rs`), `super::` is that
+                # module itself; in its direct child file, a sibling module.
+                if path.parent.name == parent:
+                    deps.add(f"{parent}::{p}")
         deps.discard(node)
         deps.discard(node.split("::")[0])
     return edges
@@ -80,15 +119,51 @@ def cycles(edges):
     return found
 
 
+def violations(edges):
+    errors = [" -> ".join(c) for c in cycles(edges)]
+    for n, deps in sorted(edges.items()):
+        ln = layer_of(n)
+        if ln is None:
+            errors.append(f"{n} is in no layer (add it to LAYERS in scripts/layers.py)")
+            continue
+        for d in sorted(deps):
+            if d not in edges:
+                continue
+            ld = layer_of(d)
+            if ld is None:
+                continue
+            if RANK[ld] > RANK[ln]:
+                errors.append(f"{n} ({ln}) uses {d} ({ld}), a higher layer")
+            if (ln, ld) in APART or (ld, ln) in APART:
+                errors.append(f"{n} ({ln}) uses {d} ({ld}): these layers never meet")
+            if n not in TEST_ONLY and d in TEST_ONLY:
+                errors.append(f"{n} (production) depends on {d} (test-only)")
+    return errors
+
+
+def rendered(edges):
+    lines = []
+    for name, _ in LAYERS:
+        nodes = sorted(n for n in edges if layer_of(n) == name)
+        lines.append(f"[{name}]")
+        for n in nodes:
+            deps = sorted(d for d in edges[n] if d in edges)
+            lines.append(f"  {n} -> {', '.join(deps) or '(nothing)'}")
+    return "\n".join(lines)
+
+
 def main():
     edges = graph()
-    for n in sorted(edges):
-        print(f"{n} -> {', '.join(sorted(d for d in edges[n] if d in edges)) or '(nothing)'}")
-    errors = [" -> ".join(c) for c in cycles(edges)]
-    for n, deps in edges.items():
-        if n not in TEST_ONLY:
-            for d in deps & TEST_ONLY:
-                errors.append(f"{n} (production) depends on {d} (test-only)")
+    text = rendered(edges)
+    print(text)
+    errors = violations(edges)
+    block = f"{BEGIN}\n```\n{text}\n```\n{END}"
+    if "--write" in sys.argv:
+        doc = DOC.read_text()
+        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
+        DOC.write_text(doc)
+    elif "--doc" in sys.argv and block not in DOC.read_text():
+        errors.append(f"{DOC.relative_to(ROOT)} does not show the current graph: run scripts/layers.py --write")
     sys.stdout.flush()
     for e in errors:
         print(f"layers: {e}", file=sys.stderr)

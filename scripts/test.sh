@@ -1,37 +1,80 @@
 #!/usr/bin/env bash
-# `make test`: every check and test, saying what each step does and how long it took. The Python
-# tools (./.venv) and Chromium install in the background while clippy compiles, so a fresh clone
-# does not wait for them one after the other.
+# Every check and test of the project, in one list: `make test` runs them all, `make lint` the
+# static ones, `make test-long` the long suites. Each step says what it does and how long the
+# run has taken. The Python tools (./.venv) and Chromium install in the background while clippy
+# compiles, so a fresh clone does not wait for them one after the other.
+#
+#   scripts/test.sh          make test: lint, then every test against the local stack
+#   scripts/test.sh lint     make lint: fmt, clippy, the import graph, the template, the routes
+#   scripts/test.sh long     make test-long: 20,000-case property tests, schema fuzzing
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+what="${1:-all}"
 mkdir -p target/setup
 started=$SECONDS
 step() { echo "make test [$((SECONDS - started))s]: $*" >&2; }
-
-step "installing the Python tools (.venv) and Chromium in the background (first run: about a minute)"
-scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
-scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!
-# Whatever fails below, the installs finish first (an interrupted apt-get or pip leaves a mess).
-trap 'wait 2>/dev/null || true' EXIT
 wait_for() {
-  local pid=$1 what=$2 log=$3
-  if ! wait "$pid"; then echo "make test: $what failed; its log ($log):" >&2; cat "$log" >&2; exit 1; fi
+  local pid=$1 name=$2 log=$3
+  if ! wait "$pid"; then echo "make test: $name failed; its log ($log):" >&2; cat "$log" >&2; exit 1; fi
+}
+# shellcheck source=scripts/stack-lib.sh
+source "$root/scripts/stack-lib.sh"
+# Whatever fails below, background installs finish first (an interrupted apt-get or pip leaves
+# a mess) and the stack stops.
+trap 'stack_stop; wait 2>/dev/null || true' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+lint() {
+  step "installing the Python tools (.venv) and Chromium in the background (first run: about a minute)"
+  scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
+  if [ "$what" = all ]; then scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!; fi
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "clippy on every target, warnings as errors (first run: about 3 minutes of compiling)"
+  cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+  step "the core's layers and import graph, as docs/ARCHITECTURE.md shows it (scripts/layers.py); test targets (scripts/check-test-targets.py)"
+  python3 scripts/layers.py --doc >/dev/null
+  python3 scripts/check-test-targets.py
+  wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
+  step "the SAM template (cfn-lint, sam validate --lint) and the routes (scripts/check-api.py)"
+  .venv/bin/cfn-lint template.yaml
+  SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
+  .venv/bin/python scripts/check-api.py
 }
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
-step "clippy on every target, warnings as errors (first run: about 3 minutes of compiling)"
-cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-step "the core's import graph (scripts/layers.py), test targets (scripts/check-test-targets.py)"
-python3 scripts/layers.py >/dev/null
-python3 scripts/check-test-targets.py
-wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
-step "the SAM template (cfn-lint, sam validate --lint) and the routes (scripts/check-api.py)"
-.venv/bin/cfn-lint template.yaml
-SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
-.venv/bin/python scripts/check-api.py
-wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-step "the local stack, then every test against it (first run: about 4 minutes of compiling)"
-scripts/stack.sh test -- scripts/run-tests.sh
+tests() {
+  step "moto_server, the workspace's build (first run: about 3 minutes of compiling), the local functions"
+  moto_start 0
+  stack_build
+  # Tests run the functions at trace: the secrets-in-logs suite then proves that no level
+  # prints a token, key, challenge, response, raw event or SDK body.
+  export LOG_LEVEL="${LOG_LEVEL:-trace}"
+  functions_start 0
+  unset CARGO_TARGET_DIR
+  step "every Rust test: unit, property, adapters and CLIs against moto, end to end over HTTP"
+  cargo test --workspace --all-features --locked
+  wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
+  step "authentik's generated client (tests/agent), the browser tests (Chromium + Playwright, tests/browser)"
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/agent tests/browser
+}
+
+long() {
+  step "property tests with 20,000 cases each"
+  PROPTEST_CASES=20000 cargo test --workspace --all-features --locked --test no_panic
+  step "schema fuzzing of openapi.yaml against the local stack (schemathesis)"
+  scripts/venv.sh
+  moto_start 0
+  stack_build
+  functions_start 0
+  scripts/fuzz-api.sh
+}
+
+case "$what" in
+  all) lint; tests ;;
+  lint) lint ;;
+  long) long ;;
+  *) echo "usage: $0 [lint|long]" >&2; exit 2 ;;
+esac
 step "all passed"

@@ -1,4 +1,4 @@
-//! Typed errors of the core and its ports. `http::error_class` is the one table that maps them
+//! Typed errors of the core and its ports. `edge::error_class` is the one table that maps them
 //! to the contract's status codes, `{"error","message"}` codes and log labels.
 //!
 //! Messages never carry a secret, a token, a challenge or a response JWT, and never an AWS

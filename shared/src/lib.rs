@@ -1,14 +1,22 @@
 //! endpoint-stage core crate.
 //!
-//! The layers, each using only those before it (`scripts/layers.py` checks it in `make lint`):
-//! `secret`, `error`, `model` -> `protocol` (the wire formats: challenge, response, JWK,
-//! key vocabulary) -> `ports` (what the domain needs from the outside, and the ids made from
-//! randomness) -> the domain (`stage`: the decision table and plan state machine; `agent`: the
-//! agent API; `admin`: operator operations; `facts`) -> the edge (`edge/`: the route table,
-//! the contract's JSON, the one error table, and with feature `lambda` what every Lambda
-//! function shares, one file per job) -> the functions (`functions/`). The adapters implement the ports: `memory` and
-//! `local_signer` for tests, and behind their own cargo features `dynamodb` and `kms`, the only
-//! code that touches AWS crates, so a function links only the clients it calls.
+//! The layers, each using only those before it (`scripts/layers.py` checks the direction in
+//! `make test`, and `docs/ARCHITECTURE.md` shows its graph):
+//!
+//! 1. the base: `secret`, `error`, `model` (the entities and their own rules) and `audit` (the
+//!    audit trail's records);
+//! 2. `protocol`: the wire formats (challenge, response, JWK, key vocabulary);
+//! 3. `ports`: what the domain needs from the outside, and the ids made from randomness;
+//! 4. the domain: `settings` (clock, randomness, tunables, caller), `redirect`, `stage` (the
+//!    decision table and plan state machine), `agent` (the agent API), `admin` (operator
+//!    operations), `facts` (check-in documents) and `minter` (in-process challenges);
+//! 5. the adapters, beside the domain and never using it: `memory` and `local_signer` for
+//!    tests; behind cargo features `dynamodb`, `kms` and `sealing` the only code that touches
+//!    AWS crates, so a function links only the clients it calls; `instrument` (tests only);
+//! 6. the edge (`edge/`): the route table, the contract's JSON, the one error table, log
+//!    labels, and with feature `lambda` what every Lambda function shares;
+//!
+//! and the functions (`functions/`) and CLIs (`cli/`) on top.
 
 pub mod adapters;
 pub mod admin;

@@ -323,7 +323,7 @@ impl<T: PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limit
 /// Answers a required-mode invalid response with a new challenge: exactly what a GET of the
 /// executor answers at that moment (the same attempt limit, the same denial once it is reached).
 /// The response validator holds no signing permission, so in production this asks the challenge
-/// function; tests and single-process uses sign directly with `SigningMinter` (adapters).
+/// function; tests and single-process uses sign directly with `minter::SigningMinter`.
 pub trait ChallengeMinter: Send + Sync {
     fn new_challenge(
         &self,

@@ -1,4 +1,4 @@
-//! The decision table (stage.rs, docs/ARCHITECTURE.md) in both modes, our six improvements, and hostile
+//! The decision table (stage/, docs/ARCHITECTURE.md) in both modes, our six improvements, and hostile
 //! responses, over the in-memory store with deterministic time.
 
 mod common;

@@ -1,7 +1,7 @@
 """The agent API as authentik's own generated API client sees it (PyPI `authentik-client`, the
 same OpenAPI schema and version as the `authentik-client` crate the platform agent uses): every
 call goes through the client's API classes and models, never hand-written requests or checks of
-our own schema. Run inside the local stack (`make test`: scripts/stack.sh exports ENDPOINT_API
+our own schema. Run inside the local stack (`make test`: scripts/stack-lib.sh exports ENDPOINT_API
 and STACK_ADMIN); the stage itself is answered as the Rust agent does in
 tests/tests/e2e/real_agent.rs."""
 import json
@@ -28,7 +28,7 @@ ADMIN = os.environ.get("STACK_ADMIN", "")
 
 def admin(*args):
     """The stack's endpoint-admin, --json."""
-    assert ADMIN, "run through make test (scripts/stack.sh exports STACK_ADMIN)"
+    assert ADMIN, "run through make test (scripts/stack-lib.sh exports STACK_ADMIN)"
     out = subprocess.run([ADMIN, *args, "--json"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, f"{args}: {out.stderr}"
     return json.loads(out.stdout)

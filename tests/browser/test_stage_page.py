@@ -1,7 +1,7 @@
 """The stage in a real browser: Debian's Chromium driven by Playwright, a stand-in for the
 authentik extension (tests/browser/extension: content script + background relay to the native
 host io.goauthentik.platform, exactly the extension's messages), and `endpoint-agent
-native-host` registered in a throwaway profile. Runs inside `scripts/stack.sh test` (make test):
+native-host` registered in a throwaway profile. Runs inside the local stack of make test:
 the functions under `cargo lambda watch` against moto.
 
 Screenshots of each state go to target/browser-screenshots/.
@@ -47,7 +47,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 
-pytestmark = pytest.mark.skipif(not API, reason="run through make test (scripts/stack.sh exports ENDPOINT_API)")
+pytestmark = pytest.mark.skipif(not API, reason="run through make test (scripts/stack-lib.sh exports ENDPOINT_API)")
 
 
 def admin(*args):

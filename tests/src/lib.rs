@@ -1,4 +1,4 @@
-//! Helpers of the end-to-end suite. It runs inside `scripts/stack.sh test` (that is, `make
+//! Helpers of the end-to-end suite. It runs inside the local stack that `make test` starts (that is, `make
 //! test`), which exports ENDPOINT_API (the functions under `cargo lambda watch`) and the AWS
 //! variables of the moto_server behind them; setup data goes in through the core's admin
 //! operations on the same table, every request of the product goes over real HTTP.
@@ -32,7 +32,7 @@ pub struct Setup {
 impl Stack {
     pub async fn connect() -> Self {
         let api = std::env::var("ENDPOINT_API")
-            .expect("ENDPOINT_API is not set: run the end-to-end tests through `make test` (scripts/stack.sh)");
+            .expect("ENDPOINT_API is not set: run the end-to-end tests through `make test` (scripts/stack-lib.sh)");
         let config = load_config().await;
         let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
         Stack {
@@ -168,7 +168,7 @@ impl Stack {
     /// Runs the stack's `endpoint-admin` with `args` and `--json`; returns its JSON answer.
     pub fn admin_json(&self, args: &[&str]) -> Value {
         let admin = std::env::var("STACK_ADMIN")
-            .expect("run through make test (scripts/stack.sh exports STACK_ADMIN)");
+            .expect("run through make test (scripts/stack-lib.sh exports STACK_ADMIN)");
         let out = std::process::Command::new(admin)
             .args(args)
             .arg("--json")

@@ -32,7 +32,7 @@ impl Drop for Resume {
 async fn a_stopped_emulator_means_503_then_recovery() {
     let s = Stack::connect().await;
     let moto = std::env::var("MOTO_PID")
-        .expect("run through make test (scripts/with-moto.sh exports MOTO_PID)");
+        .expect("run through make test (scripts/stack-lib.sh exports MOTO_PID)");
     let setup = s.setup(StageMode::Required, true, true).await;
     let device = s
         .enrolled(&setup.connector, &format!("E2E-FAULT-{}", now()))

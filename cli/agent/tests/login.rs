@@ -29,7 +29,7 @@ fn agent(state: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 #[tokio::test]
 async fn enroll_then_login_with_the_binary_alone() {
     let api = std::env::var("ENDPOINT_API")
-        .expect("run through `make test` (scripts/stack.sh exports ENDPOINT_API)");
+        .expect("run through `make test` (scripts/stack-lib.sh exports ENDPOINT_API)");
     let config = load_config().await;
     let store = DynamoStore::from_config(
         &config,

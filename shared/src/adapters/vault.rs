@@ -1,6 +1,7 @@
 //! The key vault of device token keys on AWS KMS: a dedicated symmetric key generates the
 //! table's data key (`GenerateDataKey`) and unwraps it (`Decrypt`), bound to the table by the
-//! encryption context. Part of the `dynamodb` feature: the store seals with it.
+//! encryption context. Behind the `sealing` feature (the functions that read or write device keys,
+//! and the CLIs): the store seals with it.
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::Client;

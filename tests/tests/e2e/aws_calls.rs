@@ -58,7 +58,8 @@ async fn counted() -> (DynamoStore, KmsSigner, CallCounter, CallCounter) {
             .interceptor(kms.clone())
             .build(),
     );
-    let sealing = std::env::var("SEALING_KEY_ID").expect("stack.sh exports SEALING_KEY_ID");
+    let sealing =
+        std::env::var("SEALING_KEY_ID").expect("scripts/stack-lib.sh exports SEALING_KEY_ID");
     let store = store.with_sealing(endpoint_core::adapters::vault::KmsVault::new(
         kms_client.clone(),
         sealing,

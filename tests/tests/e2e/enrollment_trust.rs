@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 /// The stack's `endpoint-admin` on the stack's table, `--json`.
 fn admin(args: &[&str]) -> Value {
-    let bin = std::env::var("STACK_ADMIN").expect("run through make test (scripts/stack.sh)");
+    let bin = std::env::var("STACK_ADMIN").expect("run through make test (scripts/stack-lib.sh)");
     let out = Command::new(bin).args(args).arg("--json").output().unwrap();
     assert!(
         out.status.success(),

@@ -5,7 +5,8 @@ use serde_json::Value;
 
 #[test]
 fn every_event_fixture_invokes_its_function() {
-    let api = std::env::var("ENDPOINT_API").expect("run through `make test` (scripts/stack.sh)");
+    let api =
+        std::env::var("ENDPOINT_API").expect("run through `make test` (scripts/stack-lib.sh)");
     let port = api.rsplit(':').next().unwrap();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     for (file, function, status, error) in [

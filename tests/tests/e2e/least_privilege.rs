@@ -48,7 +48,8 @@ async fn recorded() -> Recorded {
             .interceptor(recorder.clone())
             .build(),
     );
-    let sealing = std::env::var("SEALING_KEY_ID").expect("stack.sh exports SEALING_KEY_ID");
+    let sealing =
+        std::env::var("SEALING_KEY_ID").expect("scripts/stack-lib.sh exports SEALING_KEY_ID");
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&config)

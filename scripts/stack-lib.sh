@@ -1,0 +1,148 @@
+# The local stack as shell functions, sourced (not run) by scripts/test.sh (make test),
+# scripts/stack.sh (make run, make watch, the benchmarks) and scripts/with-moto.sh. Everything
+# runs in the caller's shell, so `make test` reaches a test binary in three hops: make ->
+# test.sh -> cargo -> the binary.
+#
+#   moto_start PORT        moto_server on 127.0.0.1:PORT (0: a free port); exports the AWS_* variables
+#   stack_build            builds the workspace once for the stack and the tests (STACK_RELEASE=1: release)
+#   functions_start PORT   the table, then `cargo lambda watch` and every function (0: a free port)
+#   stack_stop             stops whatever was started, by its own pid (call it from an EXIT trap)
+#
+# Defaults (README, "Set-up"): table $TABLE_NAME (endpoint-stage), region us-east-1,
+# credentials test/test. Logs go to target/stack-logs/.
+
+stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+stack_pids=()
+stack_watch_pid=""
+stack_functions=(plans challenge response jwks agent web fallback)
+# cargo-lambda (and moto_server) come from the repo-local venv (scripts/venv.sh).
+export PATH="$stack_root/.venv/bin:$PATH"
+
+free_port() {
+  "$stack_root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until `check` succeeds, up to `tries` times 0.1 s; fails with `what` and a log's tail.
+wait_until() {
+  local tries=$1 what=$2 log=$3 pid=$4; shift 4
+  for _ in $(seq 1 "$tries"); do
+    if "$@" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "stack: $what exited; its log ($log):" >&2; tail -n 30 "$log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "stack: $what did not answer within $((tries / 10)) s; its log ($log):" >&2
+  tail -n 30 "$log" >&2
+  return 1
+}
+
+moto_start() {
+  local port=$1
+  "$stack_root/scripts/venv.sh"
+  [ "$port" = 0 ] && port="$(free_port)"
+  local logdir="$stack_root/target/moto"; mkdir -p "$logdir"
+  local log="$logdir/moto-$port.log"
+  "$stack_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  stack_pids+=("$MOTO_PID")
+  local url="http://127.0.0.1:$port"
+  wait_until 150 moto_server "$log" "$MOTO_PID" curl -fsS -o /dev/null "$url/moto-api/"
+  export AWS_ENDPOINT_URL="$url"
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  export AWS_REGION="${AWS_REGION:-us-east-1}"
+  export AWS_DEFAULT_REGION="$AWS_REGION"
+  export AWS_EC2_METADATA_DISABLED=true
+  export MOTO_PORT="$port" MOTO_PID
+  echo "stack: moto_server (pid $MOTO_PID) on $url" >&2
+}
+
+# The functions run from one build of the whole workspace, with the same features and into the
+# same target/ as the tests, so every dependency compiles once for both.
+stack_build() {
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$stack_root/target}"
+  if [ "${STACK_RELEASE:-}" = 1 ]; then
+    export CARGO_TARGET_DIR="$stack_root/target/bench-build"
+    echo "stack: release builds of endpoint-admin, endpoint-agent and the functions (first run: about 15 minutes)" >&2
+    cargo build -q --release --locked --bin endpoint-admin --bin endpoint-agent
+    for f in "${stack_functions[@]}"; do cargo build -q --release --locked --bin "$f"; done
+    stack_bin="$CARGO_TARGET_DIR/release"
+  else
+    cargo build -q --workspace --all-features --lib --bins --tests --locked
+    stack_bin="$CARGO_TARGET_DIR/debug"
+  fi
+  export STACK_ADMIN="$stack_bin/endpoint-admin"
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1"); }
+answers_404() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$1/v1/plans/ready")" = 404 ]; }
+
+# Starts one function's binary against the emulator's Runtime API (`rt`), logging to `log`.
+function_start() {
+  local name=$1 rt=$2 log=$3
+  AWS_LAMBDA_RUNTIME_API="$rt" AWS_LAMBDA_FUNCTION_NAME="$name" \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+    "$stack_bin/$name" >>"$log" 2>&1 &
+  stack_pids+=($!)
+}
+
+# `cargo lambda watch --only-lambda-apis` serves the HTTP routes of Cargo.toml's router, the
+# Lambda Invoke API and the Runtime API; each function's binary runs against it. With
+# STACK_WATCH=1 (make watch), cargo lambda watch builds and runs the functions itself instead,
+# rebuilding one when its code changes.
+functions_start() {
+  local port=$1
+  [ "$port" = 0 ] && port="$(free_port)"
+  export API_PORT="$port"
+  export TABLE_NAME="${TABLE_NAME:-endpoint-stage}"
+  export ENDPOINT_API="http://127.0.0.1:$port"
+  export PUBLIC_BASE_URL="$ENDPOINT_API"
+  # The response function asks the challenge function for new challenges through Lambda
+  # Invoke, which `cargo lambda watch` serves on the same port.
+  export AWS_ENDPOINT_URL_LAMBDA="$ENDPOINT_API"
+  export CHALLENGE_FUNCTION_NAME=challenge
+  # The symmetric key that seals device token keys (deployed: the stack's SealingKey); init
+  # creates the table and its data key.
+  export SEALING_KEY_ID="${SEALING_KEY_ID:-$("$STACK_ADMIN" key create-sealing)}"
+  "$STACK_ADMIN" init >/dev/null
+  local logdir="$stack_root/target/stack-logs"; mkdir -p "$logdir"
+  export STACK_WATCH_LOG="$logdir/watch-$port.log"
+  if [ "${STACK_WATCH:-}" = 1 ]; then
+    # Builds and serves every function of the workspace, rebuilding on change.
+    (cd "$stack_root" && exec setsid cargo lambda watch -A 127.0.0.1 -P "$port") >"$STACK_WATCH_LOG" 2>&1 &
+  else
+    (cd "$stack_root" && exec setsid cargo lambda watch --only-lambda-apis -A 127.0.0.1 -P "$port") >"$STACK_WATCH_LOG" 2>&1 &
+  fi
+  stack_watch_pid=$!
+  # A TCP connect, not a request: the emulator holds requests for functions not yet running.
+  wait_until 600 "cargo lambda watch" "$STACK_WATCH_LOG" "$stack_watch_pid" tcp_open "$port"
+  if [ "${STACK_WATCH:-}" != 1 ]; then
+    for f in "${stack_functions[@]}"; do
+      function_start "$f" "http://127.0.0.1:$port/.rt/$f" "$STACK_WATCH_LOG"
+    done
+    # What the router does not match goes to the emulator's default function: the fallback
+    # answers it, as API Gateway's $default route does when deployed.
+    function_start fallback "http://127.0.0.1:$port/.rt" "$STACK_WATCH_LOG"
+  fi
+  local tries=600
+  [ "${STACK_WATCH:-}" = 1 ] && tries=6000
+  wait_until "$tries" "the functions" "$STACK_WATCH_LOG" "$stack_watch_pid" answers_404 "$ENDPOINT_API"
+  echo "stack: functions on $ENDPOINT_API (log: $STACK_WATCH_LOG)" >&2
+}
+
+stack_stop() {
+  local pid
+  if [ -n "$stack_watch_pid" ] && kill -0 "$stack_watch_pid" 2>/dev/null; then
+    kill -TERM -- "-$stack_watch_pid" 2>/dev/null || kill -TERM "$stack_watch_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$stack_watch_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$stack_watch_pid" 2>/dev/null || true
+  fi
+  for pid in "${stack_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${stack_pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  stack_pids=()
+  stack_watch_pid=""
+}
