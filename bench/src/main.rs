@@ -51,6 +51,7 @@ fn main() {
     let serial = "BENCH-SERIAL-1";
     let response = sign_response(serial, &token, &challenge, now);
     let device = DeviceWithTokens {
+        compliance: Vec::new(),
         device: Device {
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: serial.into(),

@@ -28,6 +28,7 @@ fn device(tokens: usize) -> (DeviceWithTokens, Secret) {
         .map(|_| Secret::new(random_alnum(&SystemRandom, 128)))
         .collect();
     let d = DeviceWithTokens {
+        compliance: Vec::new(),
         device: Device {
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "SERIAL-1".into(),

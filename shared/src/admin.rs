@@ -231,6 +231,7 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
         id: random_id(rng, 12),
         connector: c.id,
         mode,
+        policy: None,
     };
     dir.put_stage(&stage).await?;
     Ok(stage)

@@ -21,6 +21,7 @@ pub enum AuditKind {
     DeviceEnrolledByOperator,
     DeviceTokensRevoked,
     DeviceDeleted,
+    DeviceComplianceChanged,
     StagePassed,
     StageDenied,
     InvalidResponse,
@@ -33,11 +34,13 @@ pub enum AuditKind {
     ChallengeKeyRotated,
     StageCreated,
     DataMigrated,
+    PolicyChanged,
+    StageChanged,
 }
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 19] = [
+    pub const ALL: [AuditKind; 22] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
@@ -45,6 +48,7 @@ impl AuditKind {
         AuditKind::DeviceEnrolledByOperator,
         AuditKind::DeviceTokensRevoked,
         AuditKind::DeviceDeleted,
+        AuditKind::DeviceComplianceChanged,
         AuditKind::StagePassed,
         AuditKind::StageDenied,
         AuditKind::InvalidResponse,
@@ -57,6 +61,8 @@ impl AuditKind {
         AuditKind::ChallengeKeyRotated,
         AuditKind::StageCreated,
         AuditKind::DataMigrated,
+        AuditKind::PolicyChanged,
+        AuditKind::StageChanged,
     ];
 
     /// The stable code.
@@ -69,6 +75,7 @@ impl AuditKind {
             AuditKind::DeviceEnrolledByOperator => "ES005I",
             AuditKind::DeviceTokensRevoked => "ES006I",
             AuditKind::DeviceDeleted => "ES007I",
+            AuditKind::DeviceComplianceChanged => "ES008I",
             AuditKind::StagePassed => "ES101I",
             AuditKind::StageDenied => "ES102W",
             AuditKind::InvalidResponse => "ES103W",
@@ -81,6 +88,8 @@ impl AuditKind {
             AuditKind::ChallengeKeyRotated => "ES206I",
             AuditKind::StageCreated => "ES207I",
             AuditKind::DataMigrated => "ES208I",
+            AuditKind::PolicyChanged => "ES209I",
+            AuditKind::StageChanged => "ES210I",
         }
     }
 
@@ -94,6 +103,7 @@ impl AuditKind {
             AuditKind::DeviceEnrolledByOperator => "device_enrolled_by_operator",
             AuditKind::DeviceTokensRevoked => "device_tokens_revoked",
             AuditKind::DeviceDeleted => "device_deleted",
+            AuditKind::DeviceComplianceChanged => "device_compliance_changed",
             AuditKind::StagePassed => "stage_passed",
             AuditKind::StageDenied => "stage_denied",
             AuditKind::InvalidResponse => "invalid_response",
@@ -106,6 +116,8 @@ impl AuditKind {
             AuditKind::ChallengeKeyRotated => "challenge_key_rotated",
             AuditKind::StageCreated => "stage_created",
             AuditKind::DataMigrated => "data_migrated",
+            AuditKind::PolicyChanged => "policy_changed",
+            AuditKind::StageChanged => "stage_changed",
         }
     }
 

@@ -22,6 +22,7 @@ pub mod adapters;
 pub mod admin;
 pub mod agent;
 pub mod audit;
+pub mod compliance;
 pub mod edge;
 pub mod error;
 pub mod facts;

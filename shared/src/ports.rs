@@ -8,9 +8,9 @@ use std::future::Future;
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::{
-    Connector, Device, DeviceRef, DeviceToken, DeviceWithTokens, EnrollmentToken, FactsSnapshot,
-    Outcome, PendingChallenge, Plan, ReenrollPolicy, Stage, TokenInfo, TokenRef, TokenUse,
-    UnixTime,
+    ComplianceView, Connector, Device, DeviceRef, DeviceToken, DeviceWithTokens, EnrollmentToken,
+    Evaluation, FactsSnapshot, Outcome, PendingChallenge, Plan, Policy, ReenrollPolicy, Stage,
+    TokenInfo, TokenRef, TokenUse, UnixTime,
 };
 use crate::protocol::keys::SigningAlg;
 
@@ -88,7 +88,8 @@ pub trait PlanStore: Send + Sync {
     /// atomic single use of a challenge. Removes the pending challenge. `Ok(false)` when a
     /// condition failed (someone else ended the plan or replaced the challenge first).
     /// `audit` is stored in the same write (no extra round trip) if the plan ends; if only the
-    /// audit record fails, the plan still ends and the failure is logged.
+    /// audit record fails, the plan still ends and the failure is logged. `compliance` is kept
+    /// with the plan (what `GET /v1/plans/{plan}` shows).
     fn finish_plan(
         &self,
         id: &str,
@@ -96,6 +97,7 @@ pub trait PlanStore: Send + Sync {
         consume: Option<&str>,
         now: UnixTime,
         audit: Option<&AuditEvent>,
+        compliance: Option<&ComplianceView>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
@@ -198,6 +200,23 @@ pub trait Directory: Send + Sync {
         connector: &Connector,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn list_connectors(&self) -> impl Future<Output = Result<Vec<Connector>, StoreError>> + Send;
+    /// Every stage.
+    fn list_stages(&self) -> impl Future<Output = Result<Vec<Stage>, StoreError>> + Send;
+
+    fn get_policy(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Policy>, StoreError>> + Send;
+    /// The policies named, those that exist, read together (one round).
+    fn get_policies(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Policy>, StoreError>> + Send;
+    /// Creates or replaces a policy.
+    fn put_policy(&self, policy: &Policy) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn list_policies(&self) -> impl Future<Output = Result<Vec<Policy>, StoreError>> + Send;
+    /// Deletes a policy. `Ok(false)` if it did not exist.
+    fn delete_policy(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Devices, their tokens and the token index. Reads filter expired devices and tokens.
@@ -225,6 +244,40 @@ pub trait DeviceStore: Send + Sync {
         key_sha256: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<Option<TokenRef>, StoreError>> + Send;
+
+    /// The device with its stored evaluations (never a key), or `None` if unknown or expired.
+    /// One read: what authenticates an agent's request also brings what its check-in and its
+    /// interactive authentication need.
+    fn device_profile(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<(Device, Vec<Evaluation>)>, StoreError>> + Send;
+
+    /// Stores the device's evaluations (replacing those of the same policies) and, in the same
+    /// write, the audit records of what changed.
+    fn put_evaluations(
+        &self,
+        identifier: &str,
+        evaluations: &[Evaluation],
+        audit: &[AuditEvent],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The devices whose last evaluation under a policy (`policy`, or any) was non-compliant,
+    /// with that evaluation, by serial.
+    fn non_compliant(
+        &self,
+        policy: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<(String, Evaluation)>, StoreError>> + Send;
+
+    /// One page of devices, in serial order, after the serial `after`: at most `limit`, and the
+    /// serial to continue after if there may be more.
+    fn devices_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(Vec<Device>, Option<String>), StoreError>> + Send;
 
     fn get_device(
         &self,

@@ -49,3 +49,27 @@ impl Env<'_> {
         )
     }
 }
+
+/// Longest duration accepted anywhere (ten years), in seconds.
+pub const MAX_DURATION: i64 = 10 * 365 * 86_400;
+
+/// A duration as operators write it: `N` followed by `s`, `m`, `h` or `d` (a bare number is
+/// seconds), with no minimum; in seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let refused = || format!("{s:?} is not a duration like 30s, 5m, 24h or 7d");
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = digits.parse().map_err(|_| refused())?;
+    let size = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(refused()),
+    };
+    n.checked_mul(size)
+        .filter(|v| *v <= MAX_DURATION)
+        .ok_or_else(|| format!("{s:?} is out of range (at most ten years)"))
+}

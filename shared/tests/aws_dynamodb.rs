@@ -24,9 +24,11 @@ use endpoint_core::{CoreError, StoreError};
 
 fn plan(id: &str, expires_at: i64) -> Plan {
     Plan {
+        compliance: None,
         id: id.into(),
         stage: "stage-1".into(),
         config: StageSnapshot {
+            policy: None,
             mode: StageMode::Required,
             connector: "conn-1".into(),
             enabled: true,
@@ -40,6 +42,7 @@ fn plan(id: &str, expires_at: i64) -> Plan {
         challenges_issued: 0,
         device: None,
         device_auth: Some(DeviceAuthToken {
+            compliance: Vec::new(),
             id: "dat".into(),
             device: DeviceRef {
                 identifier: "S".into(),
@@ -133,7 +136,7 @@ async fn plans_round_trip_and_expired_plans_are_filtered_on_read() {
         Reserve::Refused(Some(_))
     ));
     assert!(!store
-        .finish_plan("old", &Finish::Passed(None), None, T0, None)
+        .finish_plan("old", &Finish::Passed(None), None, T0, None, None)
         .await
         .unwrap());
 }
@@ -193,7 +196,7 @@ async fn challenge_reservations_are_bounded_and_conditional() {
     // A final plan refuses and is returned as stored.
     store.create_plan(&plan("done", T0 + 900)).await.unwrap();
     assert!(store
-        .finish_plan("done", &Finish::Denied("x".into()), None, T0, None)
+        .finish_plan("done", &Finish::Denied("x".into()), None, T0, None, None)
         .await
         .unwrap());
     match store.reserve_challenge("done", 5, T0).await.unwrap() {
@@ -223,6 +226,7 @@ async fn finish_plan_passes_denies_and_consumes_once() {
             &Finish::Passed(Some(dev.clone())),
             Some("other"),
             T0,
+            None,
             None
         )
         .await
@@ -233,6 +237,7 @@ async fn finish_plan_passes_denies_and_consumes_once() {
             &Finish::Passed(Some(dev.clone())),
             Some("jws-1"),
             T0,
+            None,
             None
         )
         .await
@@ -243,6 +248,7 @@ async fn finish_plan_passes_denies_and_consumes_once() {
             &Finish::Passed(Some(dev.clone())),
             Some("jws-1"),
             T0,
+            None,
             None
         )
         .await
@@ -260,6 +266,7 @@ async fn finish_plan_passes_denies_and_consumes_once() {
             &Finish::Denied("Too many attempts".into()),
             None,
             T0,
+            None,
             None
         )
         .await
@@ -294,6 +301,7 @@ async fn twenty_concurrent_consumers_of_one_challenge_have_exactly_one_winner() 
                     &Finish::Passed(Some(dev)),
                     Some("the-challenge"),
                     T0,
+                    None,
                     None,
                 )
                 .await
@@ -682,6 +690,7 @@ async fn a_missing_table_and_a_dead_emulator_are_typed_errors_in_bounded_time() 
     // Through the core: a 503-class error, never a panic.
     let e: CoreError = dead
         .put_stage(&Stage {
+            policy: None,
             id: "s".into(),
             connector: "c".into(),
             mode: StageMode::Optional,
@@ -838,7 +847,14 @@ async fn an_audit_record_that_cannot_be_written_never_stops_a_plan_ending() {
     .plan("big")
     .reason("r".repeat(450 * 1024));
     assert!(store
-        .finish_plan("big", &Finish::Passed(None), None, T0, Some(&oversized))
+        .finish_plan(
+            "big",
+            &Finish::Passed(None),
+            None,
+            T0,
+            Some(&oversized),
+            None
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -858,7 +874,8 @@ async fn an_audit_record_that_cannot_be_written_never_stops_a_plan_ending() {
             &Finish::Denied("x".into()),
             None,
             T0,
-            Some(&oversized)
+            Some(&oversized),
+            None
         )
         .await
         .unwrap());

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 fn device() -> DeviceWithTokens {
     DeviceWithTokens {
+        compliance: Vec::new(),
         device: Device {
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "S".into(),

@@ -160,6 +160,7 @@ async fn dth_fixture(fx: &Fx, mode: StageMode) -> (String, Secret) {
         .unwrap()
         .token_id;
     let auth = DeviceAuthToken {
+        compliance: Vec::new(),
         id: "dat-1".into(),
         device: DeviceRef {
             identifier: "SERIAL1".into(),
@@ -464,9 +465,9 @@ async fn two_concurrent_consumers_of_one_challenge_one_wins() {
     // The store operation itself, from two tasks at once.
     let (a, b) = tokio::join!(
         fx.store
-            .finish_plan(&plan, &finish, Some(&pending.jws), T0, None),
+            .finish_plan(&plan, &finish, Some(&pending.jws), T0, None, None),
         fx.store
-            .finish_plan(&plan, &finish, Some(&pending.jws), T0, None)
+            .finish_plan(&plan, &finish, Some(&pending.jws), T0, None, None)
     );
     assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(), 1);
 

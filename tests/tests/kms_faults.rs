@@ -76,6 +76,7 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
     c.challenge_key = Some("alias/mocked".into());
     store.put_connector(&c).await.unwrap();
     let stage = Stage {
+        policy: None,
         id: "s1".into(),
         connector: "c1".into(),
         mode: StageMode::Required,
@@ -84,6 +85,7 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
     let now = endpoint_agent::now();
     store
         .create_plan(&Plan {
+            compliance: None,
             id: "p1".into(),
             stage: "s1".into(),
             config: StageSnapshot::of(&stage, &c),

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use endpoint_core::audit::DEFAULT_RETENTION_DAYS;
+
+use crate::policy_args::PolicyCommand;
 use endpoint_core::model::{ReenrollPolicy, StageMode};
 
 #[derive(Parser, Debug)]
@@ -50,6 +52,9 @@ pub enum Command {
     /// Endpoint stages.
     #[command(subcommand)]
     Stage(StageCommand),
+    /// Posture policies: rules over the facts devices check in.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Enrollment tokens (their key is shown once).
     #[command(subcommand, name = "enrollment-token")]
     EnrollmentToken(EnrollmentTokenCommand),
@@ -195,7 +200,20 @@ pub enum StageCommand {
         /// optional: a login passes without a device; required: only an enrolled device passes.
         #[arg(long, default_value = "optional", value_parser = mode_parser())]
         mode: StageMode,
+        /// The posture policy devices must meet.
+        #[arg(long)]
+        policy: Option<String>,
     },
+    /// Set (or with `none`, remove) the stage's posture policy.
+    SetPolicy {
+        stage: String,
+        /// A policy id, or none.
+        policy: String,
+    },
+    /// Show a stage.
+    Show { stage: String },
+    /// List stages.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -267,8 +285,16 @@ pub enum DeviceCommand {
         name: String,
     },
     /// List enrolled devices: serial and name.
-    List,
-    /// Show a device: its id, tokens (never their keys) and latest facts snapshot.
+    List {
+        /// Only devices whose last evaluation under a policy was non-compliant.
+        #[arg(long = "non-compliant")]
+        non_compliant: bool,
+        /// With --non-compliant: under this policy only.
+        #[arg(long, requires = "non_compliant")]
+        policy: Option<String>,
+    },
+    /// Show a device: its id, tokens (never their keys), compliance per policy and latest
+    /// facts snapshot.
     Show {
         /// The device's serial.
         serial: String,
@@ -338,23 +364,12 @@ pub fn parse_challenge_spec(s: &str) -> Result<String, String> {
 
 /// `30`, `30s`, `5m`, `24h`, `7d` -> seconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 5m, 24h or 7d"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?} is not a duration like 30s, 5m, 24h or 7d")),
-    };
-    n.checked_mul(mult)
-        .filter(|v| *v > 0 && *v <= 10 * 365 * 86400)
-        .ok_or_else(|| format!("{s:?} is out of range"))
+    // The core's one duration syntax; these options (idle timeout, --since, --for) need more
+    // than zero.
+    match endpoint_core::settings::parse_duration(s)? {
+        0 => Err(format!("{s:?} must be longer than zero")),
+        seconds => Ok(seconds),
+    }
 }
 
 #[cfg(test)]

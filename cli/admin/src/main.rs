@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod error;
 mod output;
+mod policy_args;
 
 use clap::Parser;
 

@@ -175,6 +175,24 @@ pub fn refresh_config(state: &mut State, server: &str) -> Result<Value, String> 
     Ok(config)
 }
 
+/// `check_in/` with a facts document (the simulator's stand-in for the real agent's check-in).
+/// The document is sent as it is: the server checks it.
+pub fn check_in(state: &State, server: &str, facts: &[u8]) -> Result<(), String> {
+    let document: Value =
+        serde_json::from_slice(facts).map_err(|e| format!("the facts are not JSON: {e}"))?;
+    let http = Http::new(server);
+    let auth = format!("Bearer+agent {}", state.token);
+    expect_ok(
+        "check_in",
+        http.post(
+            routes::CHECK_IN.template,
+            &[("authorization", &auth)],
+            &document,
+        )?,
+    )?;
+    Ok(())
+}
+
 fn coordinate(jwk: &Jwk, v: &Option<String>) -> Result<Vec<u8>, String> {
     v.as_deref()
         .and_then(b64url_decode)

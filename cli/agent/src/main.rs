@@ -1,9 +1,10 @@
 //! `endpoint-agent`: a stand-in for the authentik platform agent (`endpoint-agent --help`).
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use endpoint_agent::{enroll, login, native, now, refresh_config, respond, State};
+use endpoint_agent::{check_in, enroll, login, native, now, refresh_config, respond, State};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +47,15 @@ enum Command {
         server: Option<String>,
         #[arg(long)]
         challenge: String,
+    },
+    /// Send a facts document (authentik's DeviceFactsRequest as JSON) through check_in/, as the
+    /// real agent does periodically.
+    CheckIn {
+        #[arg(long)]
+        server: String,
+        /// The facts document, or - for stdin.
+        #[arg(long)]
+        facts: PathBuf,
     },
     /// Run one plan's browser and agent side; print the final outcome JSON.
     Login {
@@ -107,6 +117,18 @@ fn run(args: Args) -> Result<String, String> {
         } => {
             let state = State::load(&args.state)?;
             respond(&state, &challenge, now())
+        }
+        Command::CheckIn { server, facts } => {
+            let state = State::load(&args.state)?;
+            let mut body = Vec::new();
+            let read = if facts.as_os_str() == "-" {
+                std::io::stdin().read_to_end(&mut body).map(|_| ())
+            } else {
+                std::fs::read(&facts).map(|b| body = b)
+            };
+            read.map_err(|e| format!("cannot read {}: {e}", facts.display()))?;
+            check_in(&state, &server, &body)?;
+            Ok("checked in".into())
         }
         Command::Login { server, plan } => {
             let state = State::load(&args.state)?;

@@ -10,6 +10,8 @@
 //! `agent_config/` and `core/brands/current/` answer exactly the objects of authentik's
 //! generated API client (`AgentConfig`, `CurrentBrand`): every field, no other.
 
+#[cfg(feature = "policy")]
+mod check_in;
 mod enroll;
 
 use serde::Serialize;
@@ -17,8 +19,7 @@ use serde_json::Value;
 
 use crate::audit::{device_actor, AuditKind};
 use crate::error::CoreError;
-use crate::facts;
-use crate::model::{Connector, Device, DeviceAuthToken, DeviceRef, FactsSnapshot, TokenRef};
+use crate::model::{Connector, Device, DeviceAuthToken, DeviceRef, Evaluation, TokenRef};
 use crate::ports::random_id;
 use crate::ports::{record_audit, ChallengeSigner, Clock, Directory, Store};
 use crate::protocol::jwk::Jwks;
@@ -33,6 +34,8 @@ pub const DEVICE_AUTH_LIFETIME: i64 = 5 * 60;
 /// The brand title `core/brands/current/` answers unless configured (`BRAND_TITLE`).
 pub const DEFAULT_BRAND_TITLE: &str = "endpoint-stage";
 
+#[cfg(feature = "policy")]
+pub use check_in::check_in;
 pub use enroll::{enroll, EnrollRequest, Enrolled};
 
 const FORBIDDEN: &str = "The credentials are not valid for this request.";
@@ -174,6 +177,8 @@ pub struct InteractiveAuth {
 pub struct AuthenticatedDevice {
     pub token: TokenRef,
     pub device: Device,
+    /// The device's stored evaluations (read with the device, in the same query).
+    pub evaluations: Vec<Evaluation>,
     pub connector: Connector,
     pub key_sha256: String,
 }
@@ -217,14 +222,15 @@ async fn authenticated<S: Store>(
     token: TokenRef,
     key_sha256: String,
 ) -> Result<AuthenticatedDevice, CoreError> {
-    let (device, connector) = futures::join!(
-        store.get_device(&token.device, clock.now()),
+    let (profile, connector) = futures::join!(
+        store.device_profile(&token.device, clock.now()),
         enabled_connector(store, &token.connector)
     );
-    let device = device?.ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
+    let (device, evaluations) = profile?.ok_or_else(|| CoreError::Forbidden(FORBIDDEN.into()))?;
     Ok(AuthenticatedDevice {
         token,
         device,
+        evaluations,
         connector: connector?,
         key_sha256,
     })
@@ -260,45 +266,6 @@ pub async fn agent_config<S: Store, K: ChallengeSigner>(
     })
 }
 
-/// `POST check_in/`: stores the facts snapshot (compressed; a bounded subset, marked truncated,
-/// if it does not fit a DynamoDB item), expiring after the connector's snapshot expiry.
-pub async fn check_in<S: Store>(
-    store: &S,
-    env: &Env<'_>,
-    authorization: Option<&str>,
-    body: &[u8],
-) -> Result<(), CoreError> {
-    let clock = env.clock;
-    let AuthenticatedDevice {
-        device, connector, ..
-    } = authenticate_device(store, clock, authorization).await?;
-    let stored = facts::store(facts::parse(body)?);
-    if stored.truncated {
-        tracing::warn!(
-            event = "facts_truncated",
-            compressed_bytes = stored.deflate.len(),
-            "facts snapshot stored as a bounded subset"
-        );
-    }
-    let now = clock.now();
-    let snapshot = FactsSnapshot {
-        device: device.identifier,
-        connector: connector.id,
-        facts_deflate: stored.deflate,
-        truncated: stored.truncated,
-        created_at: now,
-        expires_at: now + i64::from(connector.snapshot_expiry),
-    };
-    let event = env
-        .audit(AuditKind::CheckIn, device_actor(&snapshot.device))
-        .device(&snapshot.device)
-        .connector(&snapshot.connector);
-    // The audit record is written beside the snapshot: no extra round trip.
-    let (stored, ()) = futures::join!(store.put_facts(&snapshot), record_audit(store, &event));
-    stored?;
-    Ok(())
-}
-
 /// `POST auth_ia/`: a device authentication token and a plan of the connector's interactive
 /// stage, whose executor GET (with the DTH header) passes the stage with this device. At most
 /// `auth_ia_per_minute` per device and minute (each plan allows several KMS signatures), then
@@ -321,6 +288,7 @@ pub async fn auth_ia<S: Store>(
     let AuthenticatedDevice {
         token,
         device,
+        evaluations,
         connector,
         key_sha256: hash,
     } = auth?;
@@ -349,6 +317,7 @@ pub async fn auth_ia<S: Store>(
         token_sha256: hash,
         connector: connector.id,
         expires_at: Some(env.clock.now() + DEVICE_AUTH_LIFETIME),
+        compliance: evaluations,
     };
     let plan = stage::create_plan(store, env, &stage_id, None, Some(auth)).await?;
     Ok(InteractiveAuth { plan: plan.id })

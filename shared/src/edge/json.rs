@@ -30,8 +30,15 @@ pub fn outcome_body(outcome: &Outcome) -> Value {
             body
         }
         Outcome::Redirect { to } => json!({"component": "xak-flow-redirect", "to": to}),
-        Outcome::Denied { message } => {
-            json!({"component": "ak-stage-access-denied", "error_message": message})
+        Outcome::Denied {
+            message,
+            compliance,
+        } => {
+            let mut body = json!({"component": "ak-stage-access-denied", "error_message": message});
+            if let Some(view) = compliance {
+                body["compliance"] = to_body(view);
+            }
+            body
         }
     }
 }
@@ -50,6 +57,9 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
         }),
         "ak-stage-access-denied" => Some(Outcome::Denied {
             message: body.get("error_message")?.as_str()?.to_string(),
+            compliance: body
+                .get("compliance")
+                .and_then(|c| serde_json::from_value(c.clone()).ok()),
         }),
         _ => None,
     }
@@ -123,6 +133,7 @@ pub fn plan_body(plan: &Plan) -> Value {
         "status": plan.status.as_str(),
         "device": plan.device.as_ref().map(|d| json!({"identifier": d.identifier, "name": d.name})),
         "expires_at": plan.expires_at,
+        "compliance": plan.compliance.as_ref().map(to_body),
     })
 }
 
@@ -199,6 +210,7 @@ mod tests {
             Outcome::Redirect { to: "/x".into() },
             Outcome::Denied {
                 message: "no".into(),
+                compliance: None,
             },
         ] {
             assert_eq!(parse_outcome(&outcome_body(&o)), Some(o));
@@ -224,7 +236,8 @@ mod tests {
         );
         assert_eq!(
             outcome_body(&Outcome::Denied {
-                message: "m".into()
+                message: "m".into(),
+                compliance: None,
             }),
             json!({"component": "ak-stage-access-denied", "error_message": "m"})
         );

@@ -112,6 +112,9 @@ pub struct Connector {
     /// Whether `enroll/` may replace a device's live token on this connector.
     #[serde(default)]
     pub reenroll: ReenrollPolicy,
+    /// The posture policies its stages use: what `check_in/` evaluates.
+    #[serde(default)]
+    pub policies: Vec<String>,
 }
 
 impl Connector {
@@ -134,6 +137,7 @@ impl Connector {
             snapshot_expiry: Self::DEFAULT_SNAPSHOT_EXPIRY,
             interactive_stage: None,
             reenroll: ReenrollPolicy::Approve,
+            policies: Vec::new(),
         }
     }
 

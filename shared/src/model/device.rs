@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-use super::UnixTime;
+use super::{Evaluation, UnixTime};
 
 /// Longest device identifier (serial) or device name, in characters.
 pub const MAX_DEVICE_IDENTIFIER_CHARS: usize = 256;
@@ -76,6 +76,8 @@ pub struct TokenRef {
 pub struct DeviceWithTokens {
     pub device: Device,
     pub tokens: Vec<DeviceToken>,
+    /// Its stored evaluations, one per policy (read in the same query).
+    pub compliance: Vec<Evaluation>,
 }
 
 /// The latest device facts a device reported through `check_in/` for one connector.

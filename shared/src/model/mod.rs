@@ -2,11 +2,16 @@
 //!
 //! All times are Unix seconds (`i64`). An `expires_at` of `None` never expires.
 
+mod compliance;
 mod connector;
 mod device;
 mod enrollment;
 mod plan;
 
+pub use compliance::{
+    ComplianceStatus, ComplianceView, DiskScope, Enforcement, Evaluation, Policy, PolicyRef, Rule,
+    RuleKind, RuleResult, ShownRule, UnknownAs, Verdict, Warning, WhenUnknown,
+};
 pub use connector::{reenrollment, Connector, NextKey, ReenrollPolicy, Reenrollment, RetiredKey};
 pub use device::{
     is_device_identifier, Device, DeviceRef, DeviceToken, DeviceWithTokens, FactsSnapshot,

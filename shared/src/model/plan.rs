@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Connector, DeviceRef, UnixTime};
+use super::{ComplianceView, Connector, DeviceRef, Evaluation, PolicyRef, UnixTime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +40,9 @@ pub struct Stage {
     pub id: String,
     pub connector: String,
     pub mode: StageMode,
+    /// The posture policy devices must meet (id, version, what to do when unknown).
+    #[serde(default)]
+    pub policy: Option<PolicyRef>,
 }
 
 /// Links a device, its device token and a connector for the interactive-auth (DTH) path.
@@ -53,6 +56,10 @@ pub struct DeviceAuthToken {
     pub token_sha256: String,
     pub connector: String,
     pub expires_at: Option<UnixTime>,
+    /// The device's stored evaluations when the link was made (`auth_ia/` reads them with the
+    /// device, in the same call), so the DTH path decides compliance without another read.
+    #[serde(default)]
+    pub compliance: Vec<Evaluation>,
 }
 
 /// What a plan keeps of its stage and connector when it is created, so that serving it needs
@@ -65,6 +72,9 @@ pub struct StageSnapshot {
     pub challenge_key: Option<String>,
     pub challenge_idle_timeout: u32,
     pub challenge_trigger_check_in: bool,
+    /// The stage's posture policy, if any (absent on plans stored before policies existed).
+    #[serde(default)]
+    pub policy: Option<PolicyRef>,
 }
 
 impl StageSnapshot {
@@ -76,6 +86,7 @@ impl StageSnapshot {
             challenge_key: connector.challenge_key.clone(),
             challenge_idle_timeout: connector.challenge_idle_timeout,
             challenge_trigger_check_in: connector.challenge_trigger_check_in,
+            policy: stage.policy.clone(),
         }
     }
 }
@@ -131,6 +142,10 @@ pub struct Plan {
     pub owner: Option<String>,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The device's compliance with the stage's policy when the plan ended (`None`: no policy,
+    /// or no device identified).
+    #[serde(default)]
+    pub compliance: Option<ComplianceView>,
 }
 
 /// What the executor answers: a flow outcome of the contract.
@@ -147,5 +162,7 @@ pub enum Outcome {
     },
     Denied {
         message: String,
+        /// Why a device does not meet the stage's policy (the page shows each failing rule).
+        compliance: Option<ComplianceView>,
     },
 }

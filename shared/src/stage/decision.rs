@@ -3,8 +3,11 @@
 //! one conditional write and the answer.
 
 use crate::audit::{caller_actor, device_actor, AuditEvent, AuditKind};
+use crate::compliance::assess::{admits, assess, MSG_NON_COMPLIANT};
 use crate::error::CoreError;
-use crate::model::{DeviceRef, Outcome, Plan, PlanStatus, StageMode, UnixTime};
+use crate::model::{
+    ComplianceView, DeviceRef, Evaluation, Outcome, Plan, PlanStatus, StageMode, UnixTime,
+};
 use crate::ports::{Finish, PlanStore};
 use crate::protocol::response::Invalid;
 use crate::settings::Env;
@@ -19,6 +22,8 @@ use super::{
 pub(super) struct Ending {
     pub(super) finish: Finish,
     pub(super) reason: &'static str,
+    /// The device's compliance with the stage's policy, kept with the plan.
+    pub(super) compliance: Option<ComplianceView>,
 }
 
 impl Ending {
@@ -27,6 +32,7 @@ impl Ending {
         Ending {
             finish: Finish::Passed(device),
             reason,
+            compliance: None,
         }
     }
 
@@ -35,6 +41,33 @@ impl Ending {
         Ending {
             finish: Finish::Denied(message.to_string()),
             reason: denial_class(message),
+            compliance: None,
+        }
+    }
+
+    /// A device identified by a valid response (or the DTH header), judged by the stage's
+    /// policy at `now` when it has one: a required stage denies a device its policy does not
+    /// admit; an optional stage never denies for compliance. The view is kept either way.
+    pub(super) fn identified(
+        plan: &Plan,
+        device: DeviceRef,
+        evaluations: &[Evaluation],
+        now: UnixTime,
+        reason: &'static str,
+    ) -> Self {
+        let Some(policy) = &plan.config.policy else {
+            return Ending::pass(Some(device), reason);
+        };
+        let view = assess(policy, evaluations, now);
+        let ending = match plan.config.mode {
+            StageMode::Required if !admits(&view, policy.when_unknown) => {
+                Ending::deny(MSG_NON_COMPLIANT)
+            }
+            _ => Ending::pass(Some(device), reason),
+        };
+        Ending {
+            compliance: Some(view),
+            ..ending
         }
     }
 
@@ -94,6 +127,7 @@ fn denial_class(message: &str) -> &'static str {
         MSG_INVALID_DEVICE_TOKEN => "invalid_device_token",
         MSG_INVALID_RESPONSE => "no_response",
         MSG_TOO_MANY_ATTEMPTS => "too_many_attempts",
+        MSG_NON_COMPLIANT => "non_compliant",
         _ => "denied",
     }
 }
@@ -110,17 +144,24 @@ pub(super) fn final_outcome(plan: &Plan) -> Option<Outcome> {
                 .denial
                 .clone()
                 .unwrap_or_else(|| MSG_INVALID_CONFIGURATION.into()),
+            compliance: plan.compliance.clone(),
         }),
     }
 }
 
-/// The answer of a plan that ended with `finish`.
-fn ended(plan: &Plan, finish: Finish) -> Outcome {
-    match finish {
+/// The answer of a plan that ended as `ending` says.
+fn ended(plan: &Plan, ending: Ending) -> Outcome {
+    match ending.finish {
         Finish::Passed(_) => Outcome::Redirect {
             to: plan.redirect.clone(),
         },
-        Finish::Denied(message) => Outcome::Denied { message },
+        Finish::Denied(message) => Outcome::Denied {
+            message,
+            // Shown with a denial for non-compliance; other denials carry none.
+            compliance: ending
+                .compliance
+                .filter(|_| ending.reason == "non_compliant"),
+        },
     }
 }
 
@@ -138,13 +179,19 @@ pub(super) async fn conclude_consuming<P: PlanStore>(
 ) -> Result<Result<Outcome, Plan>, CoreError> {
     let now = env.clock.now();
     let event = ending.event(env, plan);
-    let finish = ending.finish;
     if plans
-        .finish_plan(&plan.id, &finish, consume, now, Some(&event))
+        .finish_plan(
+            &plan.id,
+            &ending.finish,
+            consume,
+            now,
+            Some(&event),
+            ending.compliance.as_ref(),
+        )
         .await?
     {
         event.log();
-        return Ok(Ok(ended(plan, finish)));
+        return Ok(Ok(ended(plan, ending)));
     }
     match plans.get_plan(&plan.id, now).await? {
         None => Err(CoreError::NotFound("plan".into())),

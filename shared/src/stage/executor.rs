@@ -129,7 +129,9 @@ async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
                         && t.connector == plan.config.connector
                 });
         let ending = if token_ok {
-            Ending::pass(Some(auth.device.clone()), "device_token")
+            // The evaluations `auth_ia/` read with the device decide compliance here.
+            let (device, stored) = (auth.device.clone(), &auth.compliance);
+            Ending::identified(&plan, device, stored, now, "device_token")
         } else {
             Ending::deny(MSG_INVALID_DEVICE_TOKEN)
         };
@@ -201,10 +203,13 @@ async fn executor_post_once<P: PlanStore + AuditLog, Dv: DeviceStore, M: Challen
     };
     let verdict: Result<DeviceRef, Invalid> =
         parsed.and_then(|p| p.verify(response, device.as_ref(), &expected));
+    // The device's stored evaluations came with the same query: no extra read.
+    let stored_evaluations = device.map(|d| d.compliance);
     match verdict {
         Ok(device) => {
             let consumed = expected.challenge.map(|(jws, _)| jws);
-            let ending = Ending::pass(Some(device), "valid_response");
+            let stored = stored_evaluations.as_deref().unwrap_or_default();
+            let ending = Ending::identified(&plan, device, stored, now, "valid_response");
             match conclude_consuming(plans, env, &plan, ending, consumed).await? {
                 Ok(outcome) => {
                     if matches!(outcome, Outcome::Redirect { .. }) {

@@ -105,6 +105,7 @@ pub async fn create_plan<S: PlanStore + Directory>(
         device_auth,
         denial: None,
         owner,
+        compliance: None,
         created_at: now,
         expires_at: now + env.settings.plan_lifetime,
     };

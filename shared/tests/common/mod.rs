@@ -59,6 +59,7 @@ impl Fx {
         c.enabled = enabled;
         self.store.put_connector(&c).await.unwrap();
         let s = Stage {
+            policy: None,
             id: format!("stage-{}", rand_suffix()),
             connector: c.id.clone(),
             mode,
@@ -131,6 +132,7 @@ pub fn passed() -> Outcome {
 
 pub fn denied(message: &str) -> Outcome {
     Outcome::Denied {
+        compliance: None,
         message: message.into(),
     }
 }

@@ -13,9 +13,11 @@ pub const T0: i64 = 1_800_000_000;
 
 fn plan(id: &str, expires_at: i64) -> Plan {
     Plan {
+        compliance: None,
         id: id.into(),
         stage: "stage".into(),
         config: StageSnapshot {
+            policy: None,
             mode: StageMode::Required,
             connector: "conn".into(),
             enabled: true,
@@ -118,15 +120,15 @@ pub async fn plans<S: PlanStore>(s: &S) {
         name: "n".into(),
     }));
     assert!(!s
-        .finish_plan("p1", &passed, Some("x.y.z"), T0, None)
+        .finish_plan("p1", &passed, Some("x.y.z"), T0, None, None)
         .await
         .unwrap());
     assert!(s
-        .finish_plan("p1", &passed, Some("a.b.c"), T0, None)
+        .finish_plan("p1", &passed, Some("a.b.c"), T0, None, None)
         .await
         .unwrap());
     assert!(!s
-        .finish_plan("p1", &passed, Some("a.b.c"), T0, None)
+        .finish_plan("p1", &passed, Some("a.b.c"), T0, None, None)
         .await
         .unwrap());
     let done = s.get_plan("p1", T0).await.unwrap().unwrap();
@@ -136,7 +138,7 @@ pub async fn plans<S: PlanStore>(s: &S) {
     // A final plan takes no new challenge and no other ending.
     assert!(!s.set_challenge("p1", &pending, T0).await.unwrap());
     assert!(!s
-        .finish_plan("p1", &Finish::Denied("no".into()), None, T0, None)
+        .finish_plan("p1", &Finish::Denied("no".into()), None, T0, None, None)
         .await
         .unwrap());
 
@@ -148,6 +150,7 @@ pub async fn plans<S: PlanStore>(s: &S) {
             &Finish::Denied("Too many attempts".into()),
             None,
             T0,
+            None,
             None
         )
         .await
@@ -160,7 +163,7 @@ pub async fn plans<S: PlanStore>(s: &S) {
     // An expired plan cannot be finished.
     s.create_plan(&plan("p3", T0 + 10)).await.unwrap();
     assert!(!s
-        .finish_plan("p3", &Finish::Passed(None), None, T0 + 10, None)
+        .finish_plan("p3", &Finish::Passed(None), None, T0 + 10, None, None)
         .await
         .unwrap());
 }
@@ -195,6 +198,7 @@ pub async fn directory<S: Directory>(s: &S) {
     ids.sort();
     assert_eq!(ids, ["c1", "c2"]);
     let stage = Stage {
+        policy: None,
         id: "s1".into(),
         connector: "c1".into(),
         mode: StageMode::Required,
@@ -675,7 +679,14 @@ pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
     s.create_plan(&plan("pa", T0 + 100)).await.unwrap();
     let ended = event(AuditKind::StagePassed, T0 + 20, "e").plan("pa");
     assert!(s
-        .finish_plan("pa", &Finish::Passed(None), None, T0 + 20, Some(&ended))
+        .finish_plan(
+            "pa",
+            &Finish::Passed(None),
+            None,
+            T0 + 20,
+            Some(&ended),
+            None
+        )
         .await
         .unwrap());
     let lost = event(AuditKind::StageDenied, T0 + 21, "f").plan("pa");
@@ -685,7 +696,8 @@ pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
             &Finish::Denied("x".into()),
             None,
             T0 + 21,
-            Some(&lost)
+            Some(&lost),
+            None
         )
         .await
         .unwrap());

@@ -198,9 +198,11 @@ async fn an_expired_plan_whose_item_still_exists_is_not_found() {
     let setup = s.setup(StageMode::Required, true, true).await;
     let id = format!("expired-{}", now());
     let plan = Plan {
+        compliance: None,
         id: id.clone(),
         stage: setup.stage.clone(),
         config: StageSnapshot {
+            policy: None,
             mode: StageMode::Required,
             connector: setup.connector.clone(),
             enabled: true,

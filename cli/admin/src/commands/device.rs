@@ -3,8 +3,9 @@
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::admin;
 use endpoint_core::audit::AuditKind;
+use endpoint_core::compliance::assess::assess;
 use endpoint_core::facts;
-use endpoint_core::model::Device;
+use endpoint_core::model::{Device, Evaluation, PolicyRef, Verdict, WhenUnknown};
 use endpoint_core::ports::{Clock, DeviceStore, Directory};
 use endpoint_core::ports::{SystemClock, SystemRandom};
 use serde_json::{json, Value};
@@ -41,7 +42,32 @@ pub(crate) async fn device(
                 ),
             })
         }
-        DeviceCommand::List => {
+        DeviceCommand::List {
+            non_compliant: true,
+            policy,
+        } => {
+            let list = store.non_compliant(policy.as_deref()).await?;
+            Ok(Output {
+                plain: list
+                    .iter()
+                    .map(|(serial, e)| {
+                        format!(
+                            "{serial}\t{}\t{}\tevaluated {}",
+                            e.policy,
+                            e.status.as_str(),
+                            e.evaluated_at
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({"devices": list.iter().map(|(serial, e)| json!({
+                    "identifier": serial,
+                    "compliance": compliance_json(e, now),
+                })).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
+        DeviceCommand::List { .. } => {
             let list = store.list_devices(now).await?;
             Ok(Output {
                 plain: list
@@ -66,6 +92,17 @@ pub(crate) async fn device(
                 .collect();
             let mut json = device_json(&device);
             json["tokens"] = Value::Array(tokens);
+            // Per policy: the status now, the evaluation and facts times, each failing rule.
+            let evaluations = match store.device_profile(serial, now).await? {
+                Some((_, e)) => e,
+                None => Vec::new(),
+            };
+            json["compliance"] = Value::Array(
+                evaluations
+                    .iter()
+                    .map(|e| compliance_json(e, now))
+                    .collect(),
+            );
             // The latest facts snapshot the device reported through check_in/.
             // `truncated`: the device sent more than a DynamoDB item holds, and this is the
             // bounded subset that was kept.
@@ -145,4 +182,28 @@ async fn change(
 
 fn device_json(d: &Device) -> Value {
     json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at})
+}
+
+/// A device's compliance under one policy as `device show` and `device list` print it: the
+/// status now (grace deadlines and facts age checked against the clock), when it was
+/// evaluated, when the facts were reported, and each failing rule with the value seen.
+fn compliance_json(e: &Evaluation, now: i64) -> Value {
+    let policy = PolicyRef {
+        id: e.policy.clone(),
+        version: e.version,
+        when_unknown: WhenUnknown::Deny,
+    };
+    let view = assess(&policy, std::slice::from_ref(e), now);
+    json!({
+        "policy": e.policy,
+        "version": e.version,
+        "status": view.status.as_str(),
+        "evaluated_at": e.evaluated_at,
+        "facts_at": e.facts_at,
+        "failed": view.failed,
+        "warnings": view.warnings,
+        "rules": e.rules.iter().filter(|r| r.verdict != Verdict::Pass).map(|r| json!({
+            "rule": r.rule, "title": r.title, "result": r.verdict.as_str(), "seen": r.seen,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -4,18 +4,19 @@
 mod connector;
 mod device;
 mod enrollment_token;
+mod policy;
+mod stage;
 
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::vault::KmsVault;
-use endpoint_core::admin;
 use endpoint_core::audit::{AuditKind, AuditQuery};
 use endpoint_core::ports::{record_audit, AuditLog, Clock, SystemClock, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
 use serde_json::json;
 
-use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, StageCommand};
+use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
 
@@ -99,14 +100,8 @@ async fn execute(
         Command::Connector(c) => {
             connector::connector(c, store, signer, &clock, &rng, args.sealing_key.is_some()).await
         }
-        Command::Stage(StageCommand::Create { connector, mode }) => {
-            let stage = admin::create_stage(store, &rng, connector, *mode).await?;
-            Ok(Output::value("id", &stage.id).audited(
-                audit(AuditKind::StageCreated)
-                    .connector(connector)
-                    .reason(format!("stage {} ({})", stage.id, mode.as_str())),
-            ))
-        }
+        Command::Stage(s) => stage::stage(s, store, &rng).await,
+        Command::Policy(p) => policy::policy(p.clone(), store, &clock, &rng).await,
         Command::EnrollmentToken(t) => {
             enrollment_token::enrollment_token(t, store, &clock, &rng).await
         }

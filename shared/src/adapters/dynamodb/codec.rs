@@ -50,6 +50,12 @@ pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     if let Some(o) = &p.owner {
         item.insert(attr::OWNER.into(), s(o));
     }
+    if let Some(policy) = &p.config.policy {
+        item.insert(attr::POLICY.into(), s(to_json(policy)?));
+    }
+    if let Some(view) = &p.compliance {
+        item.insert(attr::COMPLIANCE.into(), s(to_json(view)?));
+    }
     item.insert(attr::CREATED_AT.into(), n(p.created_at));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(p.expires_at));
     Ok(item)
@@ -79,6 +85,11 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
         Some(json) => Some(serde_json::from_str(&json).map_err(|_| corrupt(attr::DEVICE_AUTH))?),
         None => None,
     };
+    let json_of = |f: &'static str| -> Result<Option<_>, StoreError> {
+        opt_s(item, f)
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt(f)))
+            .transpose()
+    };
     let u32_of = |f: &str| get_n(item, f).and_then(|v| u32::try_from(v).map_err(|_| corrupt(f)));
     Ok(Plan {
         id: get_s(item, attr::ID)?,
@@ -90,6 +101,7 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
             challenge_key: opt_s(item, attr::CHALLENGE_KEY),
             challenge_idle_timeout: u32_of(attr::IDLE_TIMEOUT)?,
             challenge_trigger_check_in: get_bool(item, attr::CHECK_IN)?,
+            policy: json_of(attr::POLICY)?,
         },
         redirect: get_s(item, attr::REDIRECT)?,
         status,
@@ -98,6 +110,9 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
         device,
         device_auth,
         denial: opt_s(item, attr::DENIAL),
+        compliance: opt_s(item, attr::COMPLIANCE)
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt(attr::COMPLIANCE)))
+            .transpose()?,
         owner: opt_s(item, attr::OWNER),
         created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: get_n(item, schema::TTL_ATTRIBUTE)?,
@@ -154,6 +169,11 @@ pub(super) fn json_item<T: serde::Serialize>(
         item.insert(schema::KIND.into(), s(k));
     }
     Ok(item)
+}
+
+/// A value as the JSON text of one attribute.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|_| StoreError::Corrupt("unserializable value".into()))
 }
 
 pub(super) fn json_from<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {

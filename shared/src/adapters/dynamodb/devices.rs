@@ -1,20 +1,39 @@
 //! Devices, their tokens, the token index and facts snapshots.
 
+use super::codec::json_from;
+use super::codec::json_item;
 use super::codec::{device_from, token_from};
+use super::failure::store_error;
 use super::item::{corrupt, get_n, get_s, n, opt_n, s, Item};
 use super::schema;
+use super::schema::compliance_sk;
+use super::schema::ANY_COMPLIANCE;
+use super::schema::DEVICE_PREFIX;
+use super::schema::NON_COMPLIANT;
 use super::schema::{
     allowance_sk, attr, device_key, device_pk, facts_pk, facts_sk, key, sk_of, token_index_key,
     token_prefix, ANY_TOKEN, DEVICE,
 };
 use super::store::DynamoStore;
+use crate::audit::AuditEvent;
 use crate::error::StoreError;
+use crate::model::ComplianceStatus;
+use crate::model::Evaluation;
 use crate::model::{
     is_expired, Device, DeviceToken, DeviceWithTokens, FactsSnapshot, TokenInfo, TokenRef, UnixTime,
 };
-use crate::ports::{DeviceStore, EnrollGrant, EnrollOutcome};
+use crate::ports::{AuditLog, DeviceStore, EnrollGrant, EnrollOutcome};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodb::types::TransactWriteItem;
+
+/// The stored evaluations among a device partition's items.
+fn evaluations_in(items: &[Item]) -> Result<Vec<Evaluation>, StoreError> {
+    items
+        .iter()
+        .filter(|i| sk_of(i).starts_with(ANY_COMPLIANCE))
+        .map(json_from)
+        .collect()
+}
 
 impl DeviceStore for DynamoStore {
     async fn device_with_tokens(
@@ -42,7 +61,137 @@ impl DeviceStore for DynamoStore {
                 tokens.push(token_from(item, key)?);
             }
         }
-        Ok(Some(DeviceWithTokens { device, tokens }))
+        let compliance = evaluations_in(&items)?;
+        Ok(Some(DeviceWithTokens {
+            device,
+            tokens,
+            compliance,
+        }))
+    }
+
+    async fn device_profile(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Device, Vec<Evaluation>)>, StoreError> {
+        // A projection without the keys: what authenticates an agent never reads key material.
+        let attributes = [
+            schema::PK,
+            schema::SK,
+            schema::TTL_ATTRIBUTE,
+            attr::IDENTIFIER,
+            attr::DEVICE_ID,
+            attr::NAME,
+            attr::CREATED_AT,
+            attr::DATA,
+        ];
+        let items = self
+            .partition_of(
+                "Query device (profile)",
+                &device_pk(identifier),
+                &attributes,
+            )
+            .await?;
+        let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
+            return Ok(None);
+        };
+        let device = device_from(device)?;
+        if is_expired(device.expires_at, now) {
+            return Ok(None);
+        }
+        Ok(Some((device, evaluations_in(&items)?)))
+    }
+
+    async fn put_evaluations(
+        &self,
+        identifier: &str,
+        evaluations: &[Evaluation],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let pk = device_pk(identifier);
+        // A non-compliant evaluation carries the `kind` of the sparse index that lists them.
+        let item_of = |e: &Evaluation| {
+            let kind = (e.status == ComplianceStatus::NonCompliant).then_some(NON_COMPLIANT);
+            json_item(key(pk.clone(), compliance_sk(&e.policy)), kind, e)
+        };
+        match (evaluations, audit) {
+            ([], []) => Ok(()),
+            // One item: a plain write (a transaction of one costs twice as much).
+            ([e], []) => self.put("PutItem evaluation", item_of(e)?).await,
+            ([], [event]) => self.record(event).await,
+            _ => {
+                let mut actions = Vec::with_capacity(evaluations.len() + audit.len());
+                for e in evaluations {
+                    actions.push(self.put_action(item_of(e)?)?);
+                }
+                for event in audit {
+                    actions.push(self.put_action(self.audit_item(event)?)?);
+                }
+                self.transact("TransactWriteItems evaluations", actions)
+                    .await
+            }
+        }
+    }
+
+    async fn non_compliant(
+        &self,
+        policy: Option<&str>,
+    ) -> Result<Vec<(String, Evaluation)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.kind("Query non-compliant", NON_COMPLIANT).await? {
+            let e: Evaluation = json_from(&item)?;
+            let serial = get_s(&item, schema::PK)?
+                .strip_prefix(DEVICE_PREFIX)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    StoreError::Corrupt("a non-compliant evaluation outside a device".into())
+                })?;
+            if policy.is_none_or(|p| p == e.policy) {
+                out.push((serial, e));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn devices_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> Result<(Vec<Device>, Option<String>), StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::KIND_INDEX)
+            .expression_attribute_names("#k", schema::KIND)
+            .expression_attribute_values(":k", s(DEVICE))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = match after {
+            Some(serial) => query
+                .key_condition_expression("#k = :k AND #pk > :after")
+                .expression_attribute_names("#pk", schema::PK)
+                .expression_attribute_values(":after", s(device_pk(serial))),
+            None => query.key_condition_expression("#k = :k"),
+        };
+        let out = query
+            .send()
+            .await
+            .map_err(|e| store_error("Query devices (page)", &e))?;
+        let items = out.items.unwrap_or_default();
+        let next = match (&out.last_evaluated_key, items.last()) {
+            (Some(k), Some(last)) if !k.is_empty() => Some(get_s(last, attr::IDENTIFIER)?),
+            _ => None,
+        };
+        let mut devices = Vec::with_capacity(items.len());
+        for item in &items {
+            let d = device_from(item)?;
+            if !is_expired(d.expires_at, now) {
+                devices.push(d);
+            }
+        }
+        Ok((devices, next))
     }
 
     async fn device_token_info(

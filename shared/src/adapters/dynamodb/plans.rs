@@ -2,6 +2,7 @@
 
 use aws_smithy_runtime_api::client::result::SdkError;
 
+use super::codec::to_json;
 use super::codec::{plan_from, plan_item};
 use super::failure::{
     failed_conditions, is_condition_failed, is_transaction_conflict, store_error,
@@ -12,6 +13,7 @@ use super::schema::{attr, plan_key};
 use super::store::DynamoStore;
 use crate::audit::AuditEvent;
 use crate::error::StoreError;
+use crate::model::ComplianceView;
 use crate::model::{is_expired, PendingChallenge, Plan, PlanStatus, UnixTime};
 use crate::ports::{Finish, PlanStore, Reserve};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
@@ -20,14 +22,19 @@ use std::collections::HashMap;
 /// The conditional update that ends a plan: pending and unexpired (and, when consuming, still
 /// waiting for exactly that challenge) -> passed or denied, its pending challenge removed.
 struct PlanEnd {
-    update: &'static str,
+    update: String,
     condition: String,
     names: HashMap<String, String>,
     values: Item,
 }
 
 impl PlanEnd {
-    fn of(finish: &Finish, consume: Option<&str>, now: UnixTime) -> Self {
+    fn of(
+        finish: &Finish,
+        consume: Option<&str>,
+        now: UnixTime,
+        compliance: Option<&ComplianceView>,
+    ) -> Result<Self, StoreError> {
         let mut names: HashMap<String, String> = [
             ("#pk", schema::PK),
             ("#status", attr::STATUS),
@@ -72,12 +79,19 @@ impl PlanEnd {
                 "SET #status = :final, #denial = :denial REMOVE #ch, #chexp"
             }
         };
-        PlanEnd {
+        let mut update = update.to_string();
+        if let Some(view) = compliance {
+            // `SET a, b REMOVE c`: the compliance joins the SET clause.
+            update = update.replacen(" REMOVE", ", #compliance = :compliance REMOVE", 1);
+            names.insert("#compliance".into(), attr::COMPLIANCE.into());
+            values.insert(":compliance".into(), s(to_json(view)?));
+        }
+        Ok(PlanEnd {
             update,
             condition,
             names,
             values,
-        }
+        })
     }
 }
 
@@ -207,19 +221,20 @@ impl PlanStore for DynamoStore {
         consume: Option<&str>,
         now: UnixTime,
         audit: Option<&AuditEvent>,
+        compliance: Option<&ComplianceView>,
     ) -> Result<bool, StoreError> {
         let PlanEnd {
             update,
             condition,
             names,
             values,
-        } = PlanEnd::of(finish, consume, now);
+        } = PlanEnd::of(finish, consume, now, compliance)?;
         if let Some(event) = audit {
             // The plan's end and its audit record in one write: no extra round trip.
             let ended = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(plan_key(id)))
-                .update_expression(update)
+                .update_expression(&update)
                 .condition_expression(&condition)
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))

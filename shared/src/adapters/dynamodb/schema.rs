@@ -23,6 +23,9 @@ pub const TOKEN_INDEX: &str = "TOKENHASH";
 pub const ENROLLMENT: &str = "ENROLL";
 pub const KEYRING: &str = "KEYRING";
 pub const LIMIT: &str = "LIMIT";
+pub const POLICY: &str = "POLICY";
+/// The `kind` of a non-compliant evaluation (a sparse index lists them).
+pub const NON_COMPLIANT: &str = "NONCOMPLIANT";
 
 /// The sort key of an item (empty if it has none).
 pub(super) fn sk_of(item: &Item) -> &str {
@@ -45,12 +48,22 @@ pub(crate) fn stage_key(id: &str) -> Item {
 pub(crate) fn connector_key(id: &str) -> Item {
     key(format!("CONNECTOR#{id}"), CONNECTOR)
 }
+pub(crate) const DEVICE_PREFIX: &str = "DEVICE#";
 pub(crate) fn device_pk(identifier: &str) -> String {
-    format!("DEVICE#{identifier}")
+    format!("{DEVICE_PREFIX}{identifier}")
 }
 pub(crate) fn device_key(identifier: &str) -> Item {
     key(device_pk(identifier), DEVICE)
 }
+pub(crate) fn policy_key(id: &str) -> Item {
+    key(format!("{POLICY}#{id}"), POLICY)
+}
+/// A device's stored evaluation under one policy, in the device partition (read with the
+/// device by the login's one query).
+pub(crate) fn compliance_sk(policy: &str) -> String {
+    format!("{ANY_COMPLIANCE}{policy}")
+}
+pub(crate) const ANY_COMPLIANCE: &str = "COMPLIANCE#";
 /// The connection version item of (device, connector).
 pub(crate) fn connection_sk(connector: &str) -> String {
     format!("CONN#{connector}")
@@ -109,6 +122,8 @@ pub mod attr {
     pub const CHALLENGE_EXP: &str = "challenge_exp";
     pub const CHALLENGE_KEY: &str = "challenge_key";
     pub const CHECK_IN: &str = "check_in";
+    /// A plan's compliance view when it ended (JSON).
+    pub const COMPLIANCE: &str = "compliance";
     pub const COUNT: &str = "count";
     pub const CONNECTOR: &str = "connector";
     pub const CREATED_AT: &str = "created_at";
@@ -133,6 +148,8 @@ pub mod attr {
     pub const MAX_USES: &str = "max_uses";
     pub const OWNER: &str = "owner";
     pub const PLAIN_KEYS_REFUSED: &str = "plain_keys_refused";
+    /// A plan's snapshot of its stage's policy (JSON).
+    pub const POLICY: &str = "policy";
     pub const REVOKED_AT: &str = "revoked_at";
     pub const SERIAL: &str = "serial";
     pub const USES: &str = "uses";

@@ -137,6 +137,24 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Deletes an item; `Ok(false)` if it did not exist.
+    pub(super) async fn delete_existing(
+        &self,
+        op: &'static str,
+        key: Item,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| store_error(op, &e))?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
     /// Every item of a partition (paginated), strongly consistent.
     pub(super) async fn partition(
         &self,

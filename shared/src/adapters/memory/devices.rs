@@ -1,7 +1,21 @@
 //! The in-memory device and enrollment-token stores.
 
 use super::MemoryStore;
+
+/// The stored evaluations of one device, by policy.
+fn evaluations_of(
+    all: &std::collections::BTreeMap<(String, String), Evaluation>,
+    identifier: &str,
+) -> Vec<Evaluation> {
+    all.range((identifier.to_string(), String::new())..)
+        .take_while(|((d, _), _)| d == identifier)
+        .map(|(_, e)| e.clone())
+        .collect()
+}
+use crate::audit::AuditEvent;
 use crate::error::StoreError;
+use crate::model::ComplianceStatus;
+use crate::model::Evaluation;
 use crate::model::{
     is_expired, reenrollment, Device, DeviceToken, DeviceWithTokens, EnrollmentToken,
     FactsSnapshot, Reenrollment, TokenInfo, TokenRef, TokenUse, UnixTime,
@@ -33,7 +47,70 @@ impl DeviceStore for MemoryStore {
         Ok(Some(DeviceWithTokens {
             device: device.clone(),
             tokens,
+            compliance: evaluations_of(&g.evaluations, identifier),
         }))
+    }
+
+    async fn device_profile(
+        &self,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Device, Vec<Evaluation>)>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.devices
+            .get(identifier)
+            .filter(|d| !is_expired(d.expires_at, now))
+            .map(|d| (d.clone(), evaluations_of(&g.evaluations, identifier))))
+    }
+
+    async fn put_evaluations(
+        &self,
+        identifier: &str,
+        evaluations: &[Evaluation],
+        audit: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let mut g = self.lock()?;
+        for e in evaluations {
+            g.evaluations
+                .insert((identifier.to_string(), e.policy.clone()), e.clone());
+        }
+        g.audit.extend(audit.iter().cloned());
+        Ok(())
+    }
+
+    async fn non_compliant(
+        &self,
+        policy: Option<&str>,
+    ) -> Result<Vec<(String, Evaluation)>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.evaluations
+            .iter()
+            .filter(|((_, p), e)| {
+                e.status == ComplianceStatus::NonCompliant && policy.is_none_or(|want| p == want)
+            })
+            .map(|((serial, _), e)| (serial.clone(), e.clone()))
+            .collect())
+    }
+
+    async fn devices_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> Result<(Vec<Device>, Option<String>), StoreError> {
+        let g = self.lock()?;
+        let page: Vec<Device> = g
+            .devices
+            .values()
+            .filter(|d| after.is_none_or(|a| d.identifier.as_str() > a))
+            .filter(|d| !is_expired(d.expires_at, now))
+            .take(limit)
+            .cloned()
+            .collect();
+        let next = (page.len() == limit)
+            .then(|| page.last().map(|d| d.identifier.clone()))
+            .flatten();
+        Ok((page, next))
     }
 
     async fn device_token_info(

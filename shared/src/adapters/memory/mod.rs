@@ -10,6 +10,9 @@ use std::sync::Mutex;
 
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::StoreError;
+use crate::model::ComplianceView;
+use crate::model::Evaluation;
+use crate::model::Policy;
 use crate::model::{
     is_expired, Connector, Device, DeviceToken, EnrollmentToken, FactsSnapshot, PendingChallenge,
     Plan, PlanStatus, Stage, TokenRef, UnixTime,
@@ -76,6 +79,9 @@ struct Inner {
     counters: HashMap<String, (u32, UnixTime)>,
     /// (device, connector) -> snapshot
     facts: BTreeMap<(String, String), FactsSnapshot>,
+    policies: BTreeMap<String, Policy>,
+    /// (device, policy) -> its latest evaluation
+    evaluations: BTreeMap<(String, String), Evaluation>,
 }
 
 /// Every store port in one in-memory struct.
@@ -187,6 +193,7 @@ impl PlanStore for MemoryStore {
         consume: Option<&str>,
         now: UnixTime,
         audit: Option<&AuditEvent>,
+        compliance: Option<&ComplianceView>,
     ) -> Result<bool, StoreError> {
         let mut g = self.lock()?;
         let Some(p) = g.plans.get_mut(id) else {
@@ -202,6 +209,7 @@ impl PlanStore for MemoryStore {
             self.consumed.fetch_add(1, Ordering::SeqCst);
         }
         p.pending_challenge = None;
+        p.compliance = compliance.cloned();
         match finish {
             Finish::Passed(device) => {
                 p.status = PlanStatus::Passed;
@@ -238,6 +246,31 @@ impl Directory for MemoryStore {
     }
     async fn list_connectors(&self) -> Result<Vec<Connector>, StoreError> {
         Ok(self.lock()?.connectors.values().cloned().collect())
+    }
+    async fn list_stages(&self) -> Result<Vec<Stage>, StoreError> {
+        Ok(self.lock()?.stages.values().cloned().collect())
+    }
+    async fn get_policy(&self, id: &str) -> Result<Option<Policy>, StoreError> {
+        Ok(self.lock()?.policies.get(id).cloned())
+    }
+    async fn get_policies(&self, ids: &[String]) -> Result<Vec<Policy>, StoreError> {
+        let g = self.lock()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| g.policies.get(id).cloned())
+            .collect())
+    }
+    async fn put_policy(&self, policy: &Policy) -> Result<(), StoreError> {
+        self.lock()?
+            .policies
+            .insert(policy.id.clone(), policy.clone());
+        Ok(())
+    }
+    async fn list_policies(&self) -> Result<Vec<Policy>, StoreError> {
+        Ok(self.lock()?.policies.values().cloned().collect())
+    }
+    async fn delete_policy(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock()?.policies.remove(id).is_some())
     }
 }
 

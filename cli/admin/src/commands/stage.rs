@@ -1,0 +1,92 @@
+//! `endpoint-admin stage ...`: stages, their mode and posture policy.
+
+use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::admin;
+use endpoint_core::audit::AuditKind;
+use endpoint_core::compliance::admin::set_stage_policy;
+use endpoint_core::model::Stage;
+use endpoint_core::ports::{Directory, SystemRandom};
+use serde_json::{json, Value};
+
+use crate::cli::StageCommand;
+use crate::error::AdminError;
+use crate::output::{audit, Output};
+
+fn stage_json(s: &Stage) -> Value {
+    json!({
+        "id": s.id,
+        "connector": s.connector,
+        "mode": s.mode.as_str(),
+        "policy": s.policy.as_ref().map(|p| json!({"id": p.id, "version": p.version, "when_unknown": p.when_unknown.as_str()})),
+    })
+}
+
+fn stage_line(s: &Stage) -> String {
+    format!(
+        "{}\t{}\t{}\t{}",
+        s.id,
+        s.connector,
+        s.mode.as_str(),
+        s.policy
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| format!("{} v{}", p.id, p.version))
+    )
+}
+
+fn shown(s: &Stage) -> Output {
+    Output {
+        plain: stage_line(s),
+        json: stage_json(s),
+        audit: None,
+    }
+}
+
+pub(crate) async fn stage(
+    cmd: &StageCommand,
+    store: &DynamoStore,
+    rng: &SystemRandom,
+) -> Result<Output, AdminError> {
+    match cmd {
+        StageCommand::Create {
+            connector,
+            mode,
+            policy,
+        } => {
+            let mut stage = admin::create_stage(store, rng, connector, *mode).await?;
+            if let Some(p) = policy {
+                stage = set_stage_policy(store, &stage.id, Some(p)).await?;
+            }
+            Ok(Output::value("id", &stage.id).audited(
+                audit(AuditKind::StageCreated)
+                    .connector(connector)
+                    .reason(format!("stage {} ({})", stage.id, mode.as_str())),
+            ))
+        }
+        StageCommand::SetPolicy { stage, policy } => {
+            let policy = (policy != "none").then_some(policy.as_str());
+            let s = set_stage_policy(store, stage, policy).await?;
+            let reason = format!("stage {} policy {}", s.id, policy.unwrap_or("none"));
+            Ok(shown(&s).audited(
+                audit(AuditKind::StageChanged)
+                    .connector(&s.connector)
+                    .reason(reason),
+            ))
+        }
+        StageCommand::Show { stage } => {
+            let s = store
+                .get_stage(stage)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("stage {stage}")))?;
+            Ok(shown(&s))
+        }
+        StageCommand::List => {
+            let mut list = store.list_stages().await?;
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(Output {
+                plain: list.iter().map(stage_line).collect::<Vec<_>>().join("\n"),
+                json: json!({"stages": list.iter().map(stage_json).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
+    }
+}

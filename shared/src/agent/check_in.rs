@@ -1,0 +1,140 @@
+//! `POST check_in/`: the facts a device reports are stored, and evaluated against each posture
+//! policy a stage of its connector uses; the evaluations are stored with the device, so the
+//! login decides from the read it already makes.
+//!
+//! Rounds: the token (1), the device with its previous evaluations and the connector together
+//! (2), the connector's policies when it has any (3), then the writes together (4): the facts,
+//! the check-in's audit record, and the evaluations with the audit records of what changed.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{authenticate_device, AuthenticatedDevice};
+use crate::audit::{device_actor, AuditEvent, AuditKind};
+use crate::compliance::evaluate::evaluate;
+use crate::error::CoreError;
+use crate::facts;
+use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot, Verdict};
+use crate::ports::{record_audit, Store};
+use crate::settings::Env;
+
+/// Evaluates `facts` against the connector's policies, carrying grace clocks over from the
+/// device's previous evaluations; returns the evaluations and the audit records of every
+/// status that changed.
+async fn evaluations<S: Store>(
+    store: &S,
+    env: &Env<'_>,
+    auth: &AuthenticatedDevice,
+    facts: &Arc<Value>,
+    facts_at: i64,
+) -> Result<(Vec<Evaluation>, Vec<AuditEvent>), CoreError> {
+    if auth.connector.policies.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let policies = store.get_policies(&auth.connector.policies).await?;
+    let now = env.clock.now();
+    let mut evaluations = Vec::with_capacity(policies.len());
+    let mut changes = Vec::new();
+    for policy in &policies {
+        let previous = auth.evaluations.iter().find(|e| e.policy == policy.id);
+        // The whole document is at hand here: nothing is truncated.
+        let evaluation = evaluate(policy, facts, false, facts_at, now, previous);
+        let before = previous.map_or(ComplianceStatus::Unknown, |p| p.status);
+        if before != evaluation.status {
+            changes.push(change_event(env, auth, &evaluation, before));
+        }
+        evaluations.push(evaluation);
+    }
+    tracing::info!(
+        event = "compliance_evaluated",
+        policies = evaluations.len(),
+        changed = changes.len(),
+        "facts evaluated"
+    );
+    Ok((evaluations, changes))
+}
+
+/// The audit record of a device's status changing under a policy: the previous and current
+/// status and the failing rules.
+pub fn change_event(
+    env: &Env<'_>,
+    auth: &AuthenticatedDevice,
+    evaluation: &Evaluation,
+    before: ComplianceStatus,
+) -> AuditEvent {
+    let serial = &auth.device.identifier;
+    env.audit(AuditKind::DeviceComplianceChanged, device_actor(serial))
+        .device(serial)
+        .connector(&auth.connector.id)
+        .reason(change_reason(evaluation, before))
+}
+
+/// `policy P: compliant -> non_compliant; failing: r1,r2`.
+pub fn change_reason(evaluation: &Evaluation, before: ComplianceStatus) -> String {
+    let failing: Vec<&str> = evaluation
+        .rules
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| r.rule.as_str())
+        .collect();
+    format!(
+        "policy {}: {} -> {}; failing: {}",
+        evaluation.policy,
+        before.as_str(),
+        evaluation.status.as_str(),
+        if failing.is_empty() {
+            "none".to_string()
+        } else {
+            failing.join(",")
+        }
+    )
+}
+
+/// `POST check_in/`: stores the facts snapshot (compressed; a bounded subset, marked truncated,
+/// if it does not fit a DynamoDB item), expiring after the connector's snapshot expiry, and the
+/// device's evaluation under each policy of the connector's stages.
+pub async fn check_in<S: Store>(
+    store: &S,
+    env: &Env<'_>,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Result<(), CoreError> {
+    let auth = authenticate_device(store, env.clock, authorization).await?;
+    let facts = Arc::new(facts::parse(body)?);
+    let now = env.clock.now();
+    let (evaluations, changes) = evaluations(store, env, &auth, &facts, now).await?;
+    let document = Arc::try_unwrap(facts).unwrap_or_else(|shared| (*shared).clone());
+    let stored = facts::store(document);
+    if stored.truncated {
+        tracing::warn!(
+            event = "facts_truncated",
+            compressed_bytes = stored.deflate.len(),
+            "facts snapshot stored as a bounded subset"
+        );
+    }
+    let snapshot = FactsSnapshot {
+        device: auth.device.identifier.clone(),
+        connector: auth.connector.id.clone(),
+        facts_deflate: stored.deflate,
+        truncated: stored.truncated,
+        created_at: now,
+        expires_at: now + i64::from(auth.connector.snapshot_expiry),
+    };
+    let event = env
+        .audit(AuditKind::CheckIn, device_actor(&snapshot.device))
+        .device(&snapshot.device)
+        .connector(&snapshot.connector);
+    // The writes go out together: no extra round trip for the audit record or the evaluations.
+    let (stored, (), evaluated) = futures::join!(
+        store.put_facts(&snapshot),
+        record_audit(store, &event),
+        store.put_evaluations(&snapshot.device, &evaluations, &changes)
+    );
+    stored?;
+    evaluated?;
+    for change in &changes {
+        change.log();
+    }
+    Ok(())
+}

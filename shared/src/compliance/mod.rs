@@ -1,0 +1,29 @@
+//! Device compliance: posture policies over the facts devices check in.
+//!
+//! | file | job | linked by |
+//! |---|---|---|
+//! | `assess.rs` | the login decision from a stored evaluation, at the login's time | every function that decides |
+//! | `version.rs` | the contract's version comparison | all |
+//! | `check.rs` | the typed evaluator: each built-in rule kind over a facts document | feature `policy` |
+//! | `cel.rs` | `cel` rules: compiled with bounded cost, their functions the typed checks | feature `policy` |
+//! | `evaluate.rs` | a policy on a document, with grace clocks carried over | feature `policy` |
+//! | `rules.rs` | rules as operators write them: validation and default titles | feature `policy` |
+//! | `admin.rs` | operator operations: versions, stages, the dry run, re-evaluation | feature `policy` |
+//!
+//! Evaluation happens where facts arrive (`check_in/`, the agent function) and where operators
+//! ask (`endpoint-admin policy test` and `reevaluate`); the response function decides from the
+//! stored result and links no CEL.
+
+#[cfg(feature = "policy")]
+pub mod admin;
+pub mod assess;
+pub mod version;
+
+#[cfg(feature = "policy")]
+pub mod cel;
+#[cfg(feature = "policy")]
+pub mod check;
+#[cfg(feature = "policy")]
+pub mod evaluate;
+#[cfg(feature = "policy")]
+pub mod rules;
