@@ -198,3 +198,39 @@ def test_a_document_too_large_for_an_item_is_stored_truncated_and_shown_so():
     assert len(kept) < 4000
     for i, p in enumerate(kept):
         assert p["name"].startswith(f"pkg-{i}-"), i
+
+
+FACTS = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "facts")
+
+
+def fixture(name):
+    """A shipped facts document, parsed by the generated client's own model (so it is exactly
+    what the real agent's DeviceFactsRequest can be)."""
+    with open(os.path.join(FACTS, name), encoding="utf-8") as f:
+        return DeviceFactsRequest.from_dict(json.load(f))
+
+
+def test_every_shipped_fixture_is_a_device_facts_request_and_is_evaluated_at_check_in():
+    serial = f"PY-COMPLIANCE-{int(time.time() * 1000)}"
+    token = enrolled(serial)
+    connector = admin("device", "show", serial)["tokens"][0]["connector"]
+    stages = [s for s in admin("stage", "list")["stages"] if s["connector"] == connector]
+    policy = admin("policy", "create", "--name", "python baseline")["id"]
+    for rule in (
+        ["os-family", "--allow", "mac_os,windows,linux"],
+        ["disk-encryption"],
+        ["firewall"],
+        ["software", "--name", "osquery", "--min-version", "5.10"],
+    ):
+        admin("policy", "add-rule", policy, *rule)
+    admin("stage", "set-policy", stages[0]["id"], policy)
+    agent = EndpointsApi(client(token))
+    for family in ("macos", "windows", "linux"):
+        for state, want in (("non-compliant", "non_compliant"), ("compliant", "compliant")):
+            document = fixture(f"{family}-{state}.json")
+            # Every field the fixture has survives the model: nothing is dropped or renamed.
+            with open(os.path.join(FACTS, f"{family}-{state}.json"), encoding="utf-8") as f:
+                assert document.to_dict() == json.load(f)
+            agent.endpoints_agents_connectors_check_in_create(document)
+            shown = admin("device", "show", serial)["compliance"]
+            assert [c["status"] for c in shown if c["policy"] == policy] == [want], (family, state, shown)

@@ -288,3 +288,51 @@ def test_the_stage_page_is_readable_on_a_phone_and_says_what_it_does(world, with
     # Nothing wider than the screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     page.close()
+
+
+FACTS = ROOT / "examples" / "facts"
+
+
+def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, with_extension):
+    """A required stage with a posture policy: the denial lists each failing rule's title and
+    remediation and each warning's deadline; fixed and checked in again, the next sign-in
+    passes. Uses the world's device on a connector of its own (so it runs last)."""
+    key = admin("key", "create")["key_id"]
+    connector = admin("connector", "create", "--name", "browser-compliance", "--challenge-key", key, "--idle-timeout", "2s")["id"]
+    stage = admin("stage", "create", "--connector", connector, "--mode", "required")["id"]
+    policy = admin("policy", "create", "--name", "browser baseline")["id"]
+    admin("policy", "add-rule", policy, "os-version", "--family", "mac_os", "--min", "14.4")
+    admin("policy", "add-rule", policy, "disk-encryption", "--title", "FileVault turned on",
+          "--remediation", "Open System Settings > Privacy & Security > FileVault and turn it on.")
+    admin("policy", "add-rule", policy, "firewall", "--enforce", "grace:72h")
+    admin("stage", "set-policy", stage, policy)
+    token = admin("enrollment-token", "create", "--connector", connector)["key"]
+    agent(world["state"], "enroll", "--server", API, "--token", token, "--serial", world["serial"], "--name", "browser-laptop")
+    agent(world["state"], "check-in", "--server", API, "--facts", str(FACTS / "macos-non-compliant.json"))
+
+    plan = create_plan(stage, "/after-compliance")
+    page = with_extension.new_page()
+    page.goto(plan["page"])
+    page.wait_for_selector('main[data-state="denied"]', timeout=15000)
+    assert status_text(page) == "✗ Access denied: This device does not meet the requirements to sign in."
+    items = page.locator("[data-stage-errors] li").all_inner_texts()
+    assert items[0].startswith("macOS 14.4 or later\n") and "Update macOS to version 14.4" in items[0], items
+    assert items[1] == "FileVault turned on\nOpen System Settings > Privacy & Security > FileVault and turn it on.", items
+    # The firewall rule is in its grace period: a warning with its deadline, in the page's time.
+    warning = page.locator("[data-stage-errors] li[data-warning]")
+    assert warning.locator("strong").inner_text() == "Firewall turned on"
+    deadline = read_plan(plan["plan"])["compliance"]["warnings"][0]["deadline"]
+    iso = warning.locator("time").get_attribute("datetime")
+    assert page.evaluate(f"Date.parse('{iso}') / 1000") == deadline
+    assert "start the sign-in again" in items[-1]
+    page.screenshot(path=str(SHOTS / "5-denied-non-compliant-with-remediation.png"), full_page=True)
+    assert violations(page) == []
+    page.close()
+
+    agent(world["state"], "check-in", "--server", API, "--facts", str(FACTS / "macos-compliant.json"))
+    plan = create_plan(stage, "/v1/plans/after-fixed/page")
+    page = with_extension.new_page()
+    page.goto(plan["page"])
+    page.wait_for_url("**/after-fixed/page", timeout=20000)
+    assert read_plan(plan["plan"])["compliance"]["status"] == "compliant"
+    page.close()

@@ -2,7 +2,9 @@
 //
 //   import { runStage } from "https://API/v1/stage.js";
 //   const result = await runStage({ api: "https://API", plan, onStatus: (s) => show(s.state) });
-//   // result.status: "passed" (result.to: where to go), "denied" (result.message), or
+//   // result.status: "passed" (result.to: where to go), "denied" (result.message, and
+//   // result.compliance when the device does not meet the stage's policy: the failing rules
+//   // with their remediation, and warnings with their deadline), or
 //   // "failed" (result.errors; result.retry() answers the new challenge)
 //
 // It speaks the authentik endpoint stage protocol exactly as authentik's own web component:
@@ -97,9 +99,12 @@ export async function runStage({ api, plan, onStatus } = {}) {
         case "xak-flow-redirect":
           status("passed", { to: outcome.to });
           return { status: "passed", to: outcome.to };
-        case "ak-stage-access-denied":
-          status("denied", { message: outcome.error_message });
-          return { status: "denied", message: outcome.error_message };
+        case "ak-stage-access-denied": {
+          // A denial for compliance says which rules failed and how to fix them.
+          const compliance = outcome.compliance || null;
+          status("denied", { message: outcome.error_message, compliance });
+          return { status: "denied", message: outcome.error_message, compliance };
+        }
         case COMPONENT: {
           if (outcome.response_errors) {
             // As authentik's component: show the errors, never retry by itself.
@@ -136,6 +141,58 @@ const TEXT = {
   verifying: "Verifying the device's answer…",
   "no-agent": "No device agent answered. Continuing…",
 };
+
+/** A time as the person's browser writes it, with its ISO form for machines. */
+function timeElement(unixSeconds) {
+  const when = new Date(unixSeconds * 1000);
+  const el = document.createElement("time");
+  el.dateTime = when.toISOString();
+  el.textContent = when.toLocaleString();
+  return el;
+}
+
+/** One rule as a list item: its title in bold, then what to do (text only, never markup). */
+function ruleItem(rule, deadline) {
+  const li = document.createElement("li");
+  const title = document.createElement("strong");
+  title.textContent = String(rule.title);
+  li.append(title);
+  if (deadline) {
+    li.append(" (required from ", timeElement(deadline), ")");
+  }
+  const fix = document.createElement("span");
+  fix.className = "remediation";
+  fix.textContent = String(rule.remediation || "");
+  li.append(document.createElement("br"), fix);
+  return li;
+}
+
+/**
+ * What a denial for compliance shows: each failing rule with its remediation, then each
+ * warning with its deadline, in `list`.
+ */
+export function renderCompliance(list, compliance) {
+  const failed = Array.isArray(compliance.failed) ? compliance.failed : [];
+  const warnings = Array.isArray(compliance.warnings) ? compliance.warnings : [];
+  if (compliance.status === "unknown") {
+    const li = document.createElement("li");
+    li.textContent = "This device has not reported its state recently. Make sure the authentik agent is running, wait a minute, and try again.";
+    list.append(li);
+  }
+  for (const rule of failed) list.append(ruleItem(rule, null));
+  for (const rule of warnings) {
+    const li = ruleItem(rule, rule.deadline);
+    li.dataset.warning = "";
+    list.append(li);
+  }
+  if (list.children.length > 0) {
+    const next = document.createElement("li");
+    next.className = "next";
+    next.textContent = "When this is fixed, the device reports it to authentik within minutes: then start the sign-in again.";
+    list.append(next);
+  }
+  list.hidden = list.children.length === 0;
+}
 
 /** Only http(s) URLs are followed (the server also refuses other redirects at plan creation). */
 function safeTarget(to) {
@@ -179,6 +236,8 @@ export function mountStage(root, { navigate = (url) => window.location.assign(ur
         }
       } else if (result.status === "denied") {
         show("denied", `✗ Access denied: ${result.message}`);
+        // A denied plan is final: once fixed, the person starts the sign-in again.
+        if (result.compliance) renderCompliance(errorsEl, result.compliance);
       } else {
         show("failed", "✗ Failed to validate device.");
         for (const text of result.errors) {

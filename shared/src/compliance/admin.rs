@@ -252,6 +252,9 @@ where
         let (devices, next) = store
             .devices_page(done.after.as_deref(), page.max(1), now)
             .await?;
+        if devices.is_empty() {
+            return Ok(done);
+        }
         for device in &devices {
             let (_, evaluations) = store
                 .device_profile(&device.identifier, now)

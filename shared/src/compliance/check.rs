@@ -179,12 +179,23 @@ pub fn software(facts: &Value, name: &str, min_version: Option<&str>) -> Found {
 }
 
 /// The program name of a process as agents report it (often the whole command line): the last
-/// path component of its first word, in lower case, without `.exe`.
+/// path component of the program, in lower case, without `.exe`. A Windows program path may
+/// hold spaces (`C:\Program Files\osquery\osqueryd.exe --flagfile x`), so it ends at `.exe`
+/// when there is one; otherwise at the first space.
 fn program(name: &str) -> String {
-    let first = name.split_whitespace().next().unwrap_or("");
-    let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
-    let lower = base.to_ascii_lowercase();
-    lower.strip_suffix(".exe").unwrap_or(&lower).to_string()
+    let lower = name.trim().to_ascii_lowercase();
+    // `.exe` ending a word (followed by a space or the end), not inside a name.
+    let exe = lower.match_indices(".exe").map(|(i, _)| i).find(|&i| {
+        lower[i + 4..]
+            .chars()
+            .next()
+            .is_none_or(char::is_whitespace)
+    });
+    let path = match exe {
+        Some(i) => &lower[..i],
+        None => lower.split_whitespace().next().unwrap_or(""),
+    };
+    path.rsplit(['/', '\\']).next().unwrap_or(path).to_string()
 }
 
 /// `process`: a running process whose program name (path and arguments stripped, any letter

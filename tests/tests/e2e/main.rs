@@ -5,6 +5,7 @@
 
 mod agent_api;
 mod aws_calls;
+mod compliance;
 mod enrollment_trust;
 mod fixtures;
 mod hostile;
