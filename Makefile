@@ -39,7 +39,7 @@ fmt:
 ## property suites over the in-memory adapters, and the native messaging host.
 unit:
 	$(CARGO) test --workspace --lib --bins --locked
-	$(CARGO) test --locked -p endpoint-core --test stage_rules --test agent_rules --test signing --test no_panic --test port_contract
+	$(CARGO) test --locked -p endpoint-core --features policy --test domain --test no_panic
 	$(CARGO) test --locked -p endpoint-agent --test native_host
 
 ## Criterion benchmarks of the core (medians go in the README's performance table).

@@ -43,7 +43,7 @@ moto_start() {
   [ "$port" = 0 ] && port="$(free_port)"
   local logdir="$stack_root/target/moto"; mkdir -p "$logdir"
   local log="$logdir/moto-$port.log"
-  "$stack_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$stack_root/.venv/bin/python" "$stack_root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   stack_pids+=("$MOTO_PID")
   local url="http://127.0.0.1:$port"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a command with moto_server (the local AWS emulator) listening on 127.0.0.1, for running
-# one suite by hand: `scripts/with-moto.sh -- cargo test -p endpoint-core --test aws_dynamodb`.
+# one suite by hand: `scripts/with-moto.sh -- cargo test -p endpoint-core --all-features --test aws`.
 #
 #   scripts/with-moto.sh [--port N] -- CMD [ARGS...]
 #

@@ -206,12 +206,16 @@ pub enum StageCommand {
     },
     /// Set (or with `none`, remove) the stage's posture policy.
     SetPolicy {
+        /// The stage.
         stage: String,
         /// A policy id, or none.
         policy: String,
     },
     /// Show a stage.
-    Show { stage: String },
+    Show {
+        /// The stage.
+        stage: String,
+    },
     /// List stages.
     List,
 }

@@ -15,6 +15,7 @@ fn any_duration(s: &str) -> Result<i64, String> {
 pub enum PolicyCommand {
     /// Create a policy (no rules yet); prints its id.
     Create {
+        /// What operators call it (not shown to people signing in).
         #[arg(long)]
         name: String,
         /// Facts older than this count as no facts (e.g. 12h, 7d).
@@ -33,15 +34,27 @@ pub enum PolicyCommand {
         kind: RuleKindArgs,
     },
     /// Remove a rule (the policy's version increases).
-    RemoveRule { policy: String, rule: String },
+    RemoveRule {
+        /// The policy.
+        policy: String,
+        /// The rule's id.
+        rule: String,
+    },
     /// Show a policy with its rules.
-    Show { policy: String },
+    Show {
+        /// The policy.
+        policy: String,
+    },
     /// List policies.
     List,
     /// Delete a policy (refused while a stage uses it).
-    Delete { policy: String },
+    Delete {
+        /// The policy.
+        policy: String,
+    },
     /// Evaluate now and print every rule's result with the value seen; stores nothing.
     Test {
+        /// The policy.
         policy: String,
         /// A device's latest stored facts.
         #[arg(long, conflicts_with = "facts", required_unless_present = "facts")]
@@ -53,6 +66,7 @@ pub enum PolicyCommand {
     /// Evaluate every device's stored facts against the current version (progress on stderr;
     /// safe to interrupt and run again).
     Reevaluate {
+        /// The policy.
         policy: String,
         /// Devices per page.
         #[arg(long = "page-size", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -112,8 +126,10 @@ pub enum RuleKindArgs {
     },
     /// The device is not of the family, or its os.version is at least the minimum.
     OsVersion {
+        /// The family the rule applies to (devices of other families pass).
         #[arg(long)]
         family: String,
+        /// The lowest version accepted (e.g. 14.4, 10.0.22631, 24.04).
         #[arg(long)]
         min: String,
         #[command(flatten)]
@@ -121,6 +137,7 @@ pub enum RuleKindArgs {
     },
     /// The system disk (or every disk) is encrypted.
     DiskEncryption {
+        /// system: the disk mounted at / or C:; all: every disk.
         #[arg(long, default_value = "system", value_parser = parse_scope)]
         scope: DiskScope,
         #[command(flatten)]
@@ -133,8 +150,10 @@ pub enum RuleKindArgs {
     },
     /// A package is installed (at a minimum version when given).
     Software {
+        /// The package's name (any letter case).
         #[arg(long)]
         name: String,
+        /// The lowest version accepted.
         #[arg(long = "min-version")]
         min_version: Option<String>,
         #[command(flatten)]
@@ -142,6 +161,7 @@ pub enum RuleKindArgs {
     },
     /// A process is running.
     Process {
+        /// The program's name, without its path or arguments (any letter case).
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -149,6 +169,9 @@ pub enum RuleKindArgs {
     },
     /// A CEL expression over `facts` is true.
     Cel {
+        /// The expression over `facts` (at most 4,096 characters); also version_at_least(),
+        /// os_version_at_least(), disk_encrypted(), firewall_enabled(), software_installed(),
+        /// software_at_least(), process_running().
         #[arg(long)]
         expr: String,
         #[command(flatten)]

@@ -218,7 +218,9 @@ async fn calls_per_route_stay_within_budget() {
     assert!(kms.calls().is_empty(), "{:?}", kms.calls());
     let mut calls = ddb.calls();
     calls.sort();
-    assert_eq!(calls, ["GetItem", "GetItem", "GetItem"]);
+    // The token index, then the device (one Query of its partition: the device and its stored
+    // evaluations, no key) and the connector together.
+    assert_eq!(calls, ["GetItem", "GetItem", "Query"]);
 
     // check_in/: the same three reads, then the snapshot and its audit record written together
     // (two parallel PutItems: the audit record adds no round trip).
@@ -236,10 +238,7 @@ async fn calls_per_route_stay_within_budget() {
     assert_eq!(reply.status, 204, "{}", reply.body);
     let mut calls = ddb.calls();
     calls.sort();
-    assert_eq!(
-        calls,
-        ["GetItem", "GetItem", "GetItem", "PutItem", "PutItem"]
-    );
+    assert_eq!(calls, ["GetItem", "GetItem", "PutItem", "PutItem", "Query"]);
 
     // auth_ia/: the token index, then device, connector and the rate counter together, then
     // the stage and connector of the plan and the plan itself: the limit adds no round trip.
@@ -264,9 +263,54 @@ async fn calls_per_route_stay_within_budget() {
             "GetItem",
             "GetItem",
             "GetItem",
+            "PutItem",
+            "Query",
+            "UpdateItem"
+        ]
+    );
+
+    // check_in/ on a connector whose stage has a posture policy: the policy is read after the
+    // connector (one more round, on this agent route only), and the evaluation is written with
+    // the snapshot and the audit record, in the same round as they are.
+    let policy = endpoint_core::compliance::admin::create_policy(
+        &s.store,
+        &endpoint_core::ports::SystemRandom,
+        now(),
+        "calls",
+        None,
+        endpoint_core::model::WhenUnknown::Deny,
+    )
+    .await
+    .unwrap();
+    endpoint_core::compliance::admin::set_stage_policy(&s.store, &setup.stage, Some(&policy.id))
+        .await
+        .unwrap();
+    ddb.reset();
+    let mut req = request(
+        "POST",
+        "/api/v3/endpoints/agents/connectors/check_in/",
+        Some(serde_json::json!({"hardware": {"serial": "x"}})),
+    );
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer+agent {}", device.token).parse().unwrap(),
+    );
+    let (reply, _) = agent.handle(req).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let mut calls = ddb.calls();
+    calls.sort();
+    // The first evaluation changes the device's status (unknown -> compliant): the evaluation
+    // and that change's audit record are one transaction.
+    assert_eq!(
+        calls,
+        [
+            "GetItem",
+            "GetItem",
             "GetItem",
             "PutItem",
-            "UpdateItem"
+            "PutItem",
+            "Query",
+            "TransactWriteItems"
         ]
     );
 }

@@ -156,6 +156,54 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         ))
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
+    // A check-in evaluated against a posture policy: the policy read, the evaluation and the
+    // record of its status change written.
+    let policy = endpoint_core::compliance::admin::create_policy(
+        &s.store,
+        &endpoint_core::ports::SystemRandom,
+        now(),
+        "least privilege",
+        None,
+        endpoint_core::model::WhenUnknown::Deny,
+    )
+    .await
+    .unwrap();
+    let firewall = endpoint_core::compliance::rules::NewRule {
+        kind: endpoint_core::model::RuleKind::Firewall,
+        title: None,
+        remediation: None,
+        enforce: endpoint_core::model::Enforcement::Block,
+        unknown: endpoint_core::model::UnknownAs::Fail,
+    };
+    endpoint_core::compliance::admin::add_rule(
+        &s.store,
+        &endpoint_core::ports::SystemRandom,
+        &policy.id,
+        firewall,
+    )
+    .await
+    .unwrap();
+    // On a stage of its own: the logins below, on the setup's stage, stay policy-free.
+    let guarded = admin::create_stage(
+        &s.store,
+        &endpoint_core::ports::SystemRandom,
+        &setup.connector,
+        StageMode::Optional,
+    )
+    .await
+    .unwrap();
+    endpoint_core::compliance::admin::set_stage_policy(&s.store, &guarded.id, Some(&policy.id))
+        .await
+        .unwrap();
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            "/api/v3/endpoints/agents/connectors/check_in/",
+            Some(&device_auth),
+            Some(json!({"hardware": {"serial": serial}})),
+        ))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
     let mut statuses = Vec::new();
     let mut ia_url = None;
     for _ in 0..11 {

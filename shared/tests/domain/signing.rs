@@ -1,11 +1,9 @@
 //! Challenges for every key kind, verified by an independent verifier (the RustCrypto crates,
 //! not our aws-lc signing code) from the JWK our code publishes, as an agent would.
 
-mod common;
-
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::{ChallengeSigner, Clock};

@@ -3,9 +3,7 @@
 //! ES512 refusal, device identifiers on every path, re-enrollment keeping the device, and the
 //! agent's `Authorization` parsing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::admin::{self, DEFAULT_ROTATION_GRACE, KEY_OVERLAP};
 use endpoint_core::agent;

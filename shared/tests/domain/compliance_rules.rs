@@ -3,11 +3,9 @@
 //! policy versions, CEL errors and cost bounds, and the stage's decision with its denial,
 //! audit records and plan. The same rules over DynamoDB and HTTP: tests/tests/e2e/compliance.rs.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Fx, T0};
+use crate::common::{Fx, T0};
 use endpoint_core::agent;
 use endpoint_core::audit::{AuditKind, AuditQuery};
 use endpoint_core::compliance::admin::{
@@ -25,12 +23,12 @@ use endpoint_core::ports::{AuditLog, DeviceStore, Directory};
 use endpoint_core::stage::Outcome;
 use serde_json::{json, Value};
 
-const MAC_OK: &str = include_str!("../../examples/facts/macos-compliant.json");
-const MAC_BAD: &str = include_str!("../../examples/facts/macos-non-compliant.json");
-const WIN_OK: &str = include_str!("../../examples/facts/windows-compliant.json");
-const WIN_BAD: &str = include_str!("../../examples/facts/windows-non-compliant.json");
-const LINUX_OK: &str = include_str!("../../examples/facts/linux-compliant.json");
-const LINUX_BAD: &str = include_str!("../../examples/facts/linux-non-compliant.json");
+const MAC_OK: &str = include_str!("../../../examples/facts/macos-compliant.json");
+const MAC_BAD: &str = include_str!("../../../examples/facts/macos-non-compliant.json");
+const WIN_OK: &str = include_str!("../../../examples/facts/windows-compliant.json");
+const WIN_BAD: &str = include_str!("../../../examples/facts/windows-non-compliant.json");
+const LINUX_OK: &str = include_str!("../../../examples/facts/linux-compliant.json");
+const LINUX_BAD: &str = include_str!("../../../examples/facts/linux-non-compliant.json");
 
 fn doc(text: &str) -> Arc<Value> {
     Arc::new(serde_json::from_str(text).expect("fixtures are JSON"))
@@ -317,7 +315,9 @@ fn a_list_longer_than_cel_sees_makes_false_unknown() {
 #[tokio::test]
 async fn rules_are_validated_titled_and_versioned_with_every_stage_following() {
     let fx = Fx::new();
-    let (_, stage) = fx.setup(StageMode::Required, Some(common::KEY), true).await;
+    let (_, stage) = fx
+        .setup(StageMode::Required, Some(crate::common::KEY), true)
+        .await;
     let p = create_policy(&fx.store, &fx.rng, T0, "desktops", None, WhenUnknown::Deny)
         .await
         .unwrap();
@@ -371,7 +371,9 @@ async fn rules_are_validated_titled_and_versioned_with_every_stage_following() {
 
 /// A required stage with the baseline policy, its connector knowing the policy, and a device.
 async fn required_stage_with_policy(fx: &Fx) -> (String, String, endpoint_core::secret::Secret) {
-    let (connector, stage) = fx.setup(StageMode::Required, Some(common::KEY), true).await;
+    let (connector, stage) = fx
+        .setup(StageMode::Required, Some(crate::common::KEY), true)
+        .await;
     let p = create_policy(&fx.store, &fx.rng, T0, "desktops", None, WhenUnknown::Deny)
         .await
         .unwrap();
@@ -475,7 +477,7 @@ async fn a_required_stage_denies_a_non_compliant_device_and_passes_it_once_fixed
 
     check_in(&fx, &key, MAC_OK).await;
     let (plan, outcome) = login(&fx, &stage, &key).await;
-    assert_eq!(outcome, common::passed());
+    assert_eq!(outcome, crate::common::passed());
     let kept = fx.plan_state(&plan).compliance.unwrap();
     assert_eq!(kept.status, ComplianceStatus::Compliant);
     assert!(fx.store.non_compliant(None).await.unwrap().is_empty());
@@ -490,7 +492,7 @@ async fn an_optional_stage_never_denies_for_compliance_and_unknown_may_be_allowe
     s.mode = StageMode::Optional;
     fx.store.put_stage(&s).await.unwrap();
     let (plan, outcome) = login(&fx, &stage, &key).await;
-    assert_eq!(outcome, common::passed());
+    assert_eq!(outcome, crate::common::passed());
     let view = fx.plan_state(&plan).compliance.unwrap();
     assert_eq!(view.status, ComplianceStatus::NonCompliant);
 
@@ -520,7 +522,7 @@ async fn an_optional_stage_never_denies_for_compliance_and_unknown_may_be_allowe
         .await
         .unwrap();
     let (_, outcome) = login(&fx, &stage, &key).await;
-    assert_eq!(outcome, common::passed());
+    assert_eq!(outcome, crate::common::passed());
 }
 
 #[tokio::test]

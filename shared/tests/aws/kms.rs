@@ -1,14 +1,10 @@
 //! The KMS signer against moto_server, through the real AWS SDK over HTTP: every key spec signs
 //! challenges that an independent verifier accepts with the JWK this code publishes.
 
-#[path = "common/aws.rs"]
-mod aws_env;
-mod common;
-
 use std::time::{Duration, Instant};
 
-use aws_env::*;
-use common::{verify_independently, T0};
+use crate::aws_env::*;
+use crate::common::{verify_independently, T0};
 use endpoint_core::adapters::instrument::CallCounter;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
@@ -160,7 +156,7 @@ async fn keys_may_be_named_by_id_arn_alias_and_alias_arn() {
         .create_key(KeySpec::EccNistP256, "test")
         .await
         .unwrap();
-    let alias = format!("alias/endpoint-test-{}", common::rand_suffix());
+    let alias = format!("alias/endpoint-test-{}", crate::common::rand_suffix());
     signer.set_alias(&alias, &id).await.unwrap();
     let arn = signer
         .client()
@@ -248,7 +244,7 @@ async fn an_alias_re_pointed_at_another_key_is_picked_up_after_the_refresh_perio
         .create_key(KeySpec::EccNistP384, "alias b")
         .await
         .unwrap();
-    let alias = format!("alias/e2e-rotate-{}", common::rand_suffix());
+    let alias = format!("alias/e2e-rotate-{}", crate::common::rand_suffix());
     signer.set_alias(&alias, &a).await.unwrap();
     let kid_a = signer.describe(&a).await.unwrap().kid;
     let kid_b = signer.describe(&b).await.unwrap().kid;

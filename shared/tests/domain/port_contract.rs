@@ -1,36 +1,34 @@
 //! The port contracts (tests/contract) against the in-memory store. `aws_dynamodb.rs` runs the
 //! same functions against the DynamoDB store on moto.
 
-mod contract;
-
 use endpoint_core::adapters::memory::MemoryStore;
 
 #[tokio::test]
 async fn memory_plans_keep_the_plan_contract() {
-    contract::plans(&MemoryStore::new()).await;
+    crate::contract::plans(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn memory_directory_keeps_the_directory_contract() {
-    contract::directory(&MemoryStore::new()).await;
+    crate::contract::directory(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn memory_devices_keep_the_device_contract() {
-    contract::devices(&MemoryStore::new()).await;
+    crate::contract::devices(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn memory_enrollments_keep_the_enrollment_contract() {
-    contract::enrollments(&MemoryStore::new()).await;
+    crate::contract::enrollments(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn memory_enrollment_grants_keep_the_contract() {
-    contract::enrollment_grants(&MemoryStore::new()).await;
+    crate::contract::enrollment_grants(&MemoryStore::new()).await;
 }
 
 #[tokio::test]
 async fn memory_audit_keeps_the_contract() {
-    contract::audit(&MemoryStore::new()).await;
+    crate::contract::audit(&MemoryStore::new()).await;
 }

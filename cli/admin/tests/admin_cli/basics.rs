@@ -1,0 +1,196 @@
+//! Usage, exit codes, keys, connectors and stages.
+
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+use crate::*;
+
+#[test]
+fn init_is_idempotent() {
+    let cli = Cli::new();
+    assert_eq!(cli.ok(&["init"]), format!("{}\texists", cli.table));
+    assert_eq!(cli.json(&["init"])["created"], false);
+}
+
+#[test]
+fn keys_connectors_and_stages() {
+    let cli = Cli::new();
+    let key = cli.ok(&["key", "create"]);
+    assert!(!key.is_empty() && !key.contains('\n'));
+    let rsa = cli.json(&["key", "create", "--spec", "RSA_2048"]);
+    let rsa = rsa["key_id"].as_str().unwrap().to_string();
+
+    let id = cli.ok(&[
+        "connector",
+        "create",
+        "--name",
+        "laptops",
+        "--challenge-key",
+        &key,
+        "--idle-timeout",
+        "7s",
+        "--trigger-check-in",
+    ]);
+    let shown = cli.json(&["connector", "show", &id]);
+    assert_eq!(shown["name"], "laptops");
+    assert_eq!(shown["challenge_key"], key.as_str());
+    assert_eq!(shown["challenge_idle_timeout"], 7);
+    assert_eq!(shown["challenge_trigger_check_in"], true);
+    assert_eq!(shown["enabled"], true);
+
+    assert_eq!(cli.json(&["connector", "disable", &id])["enabled"], false);
+    assert_eq!(
+        cli.json(&["--json", "connector", "enable", &id])["enabled"],
+        true
+    );
+    let rotated = cli.json(&["connector", "set-key", &id, &rsa]);
+    assert_eq!(rotated["challenge_key"], rsa.as_str());
+    assert_eq!(
+        rotated["retired_keys"][0]["key"],
+        key.as_str(),
+        "old key stays published for the overlap"
+    );
+
+    let bare = cli.json(&["connector", "create", "--name", "no key"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = cli.json(&["connector", "list"]);
+    let mut ids: Vec<&str> = list["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![id.as_str(), bare.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(cli.ok(&["connector", "list"]).lines().count(), 2);
+
+    let stage = cli.ok(&["stage", "create", "--connector", &id, "--mode", "required"]);
+    assert!(!stage.is_empty());
+    assert_eq!(
+        cli.json(&["stage", "create", "--connector", &bare])["id"]
+            .as_str()
+            .map(str::len),
+        Some(17)
+    );
+    let refused = cli.fails(&[
+        "stage",
+        "create",
+        "--connector",
+        &bare,
+        "--mode",
+        "required",
+    ]);
+    assert!(refused.contains("no challenge key"), "{refused}");
+    assert_eq!(
+        cli.json(&["connector", "set-interactive-stage", &id, &stage])["interactive_stage"],
+        stage.as_str()
+    );
+}
+
+#[test]
+fn a_key_that_cannot_sign_is_refused() {
+    let cli = Cli::new();
+    let err = cli.fails(&[
+        "connector",
+        "create",
+        "--name",
+        "x",
+        "--challenge-key",
+        "alias/nope",
+    ]);
+    assert!(err.contains("cannot use \"alias/nope\""), "{err}");
+}
+
+#[test]
+fn unknown_ids_exit_1_with_one_line() {
+    let cli = Cli::new();
+    for args in [
+        &["connector", "show", "nope"][..],
+        &["connector", "disable", "nope"],
+        &["stage", "create", "--connector", "nope"],
+        &["enrollment-token", "create", "--connector", "nope"],
+        &[
+            "device",
+            "enroll",
+            "--connector",
+            "nope",
+            "--serial",
+            "S",
+            "--name",
+            "n",
+        ],
+        &["device", "show", "nope"],
+        &["device", "delete", "nope"],
+        &["device", "revoke-tokens", "nope", "--connector", "c"],
+    ] {
+        let err = cli.fails(args);
+        assert!(err.contains("not found"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    require_emulator();
+    for args in [
+        &["connector"][..],
+        &["connector", "create"],
+        &["stage", "create", "--connector", "c", "--mode", "sometimes"],
+        &["key", "create", "--spec", "DSA"],
+        &["bogus"],
+    ] {
+        let out = Command::cargo_bin("endpoint-admin")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            (err.starts_with("error:") || err.contains("Usage:")),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_emulator_exits_1_quickly() {
+    require_emulator();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .args(["connector", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unavailable (connection failed)"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
+fn missing_credentials_exit_1_with_a_clear_line() {
+    require_emulator();
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .args(["connector", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable AWS credentials"));
+}

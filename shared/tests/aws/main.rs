@@ -1,0 +1,14 @@
+//! The AWS adapters against moto_server, through the real AWS SDK over HTTP, as one test
+//! binary: the DynamoDB store (its contract suites, the stage over it, facts, audit) and the
+//! KMS signer.
+
+#[path = "../common/aws.rs"]
+mod aws_env;
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../contract/mod.rs"]
+mod contract;
+
+mod dynamodb_stage;
+mod dynamodb_store;
+mod kms;

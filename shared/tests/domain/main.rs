@@ -1,0 +1,15 @@
+//! The core's domain suites over the in-memory store, the local signer and a fixed clock, as
+//! one test binary (one link of the dependency tree instead of one per file). The same rules
+//! against DynamoDB and KMS on moto: `tests/aws`; over HTTP: the workspace's `tests/` crate.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../contract/mod.rs"]
+mod contract;
+
+mod agent_rules;
+mod compliance_rules;
+mod decision_table;
+mod improvements;
+mod port_contract;
+mod signing;
