@@ -44,7 +44,7 @@ unit:
 
 ## Criterion benchmarks of the core (medians go in the README's performance table).
 bench:
-	$(CARGO) bench -p endpoint-core --bench core --locked
+	$(CARGO) bench -p endpoint-core --features policy --bench core --bench compliance --locked
 
 ## The release bootstraps for Lambda (arm64), and their sizes (the README's size table). Each
 ## function is built on its own, as `sam build` does, so each links only its own features.

@@ -2,7 +2,9 @@
 """Targets marked `test = false` in a Cargo.toml (no unit-test binary is built for them, which
 keeps `make test` from compiling and linking a dozen empty test binaries) must really hold no
 test: fails if such a target's file, or a module file it declares, has #[test] or
-#[tokio::test]. Run by `make test`."""
+#[tokio::test]. And every integration test target of the workspace (`tests/*.rs`,
+`tests/*/main.rs`) is named by a `--test` of scripts/test.sh, which runs them by name: a new
+suite can never be skipped without notice. Run by `make test`."""
 import re
 import sys
 import tomllib
@@ -42,6 +44,14 @@ def main():
             for f in files_of(src):
                 if re.search(r"#\[(tokio::)?test\]", f.read_text()):
                     errors.append(f"{f.relative_to(ROOT)} has tests but its target says test = false ({manifest.relative_to(ROOT)})")
+    named = set(re.findall(r"--test (\w+)", (ROOT / "scripts" / "test.sh").read_text()))
+    for manifest in sorted(ROOT.glob("**/Cargo.toml")):
+        if "target" in manifest.parts or ".venv" in manifest.parts:
+            continue
+        tests = manifest.parent / "tests"
+        found = {f.stem for f in tests.glob("*.rs")} | {d.name for d in tests.glob("*/") if (d / "main.rs").exists()}
+        for t in sorted(found - named):
+            errors.append(f"{manifest.parent.relative_to(ROOT)}/tests: the suite {t} is not run by scripts/test.sh (add --test {t})")
     for e in errors:
         print(f"check-test-targets: {e}", file=sys.stderr)
     return 1 if errors else 0

@@ -54,6 +54,15 @@ connector="$("$STACK_ADMIN" connector create --name demo --challenge-key "$key")
 stage="$("$STACK_ADMIN" stage create --connector "$connector" --mode required)"
 enrollment="$("$STACK_ADMIN" enrollment-token create --connector "$connector" --name demo --expires 24h)"
 "$STACK_ADMIN" connector set-interactive-stage "$connector" "$stage" >/dev/null
+# A posture policy on the demo stage: a current macOS, disk encryption, the firewall (in a
+# grace period), osquery installed.
+policy="$("$STACK_ADMIN" policy create --name demo-laptops)"
+"$STACK_ADMIN" policy add-rule "$policy" os-version --family mac_os --min 14.4 >/dev/null
+"$STACK_ADMIN" policy add-rule "$policy" disk-encryption --title "FileVault turned on" \
+  --remediation "Open System Settings > Privacy & Security > FileVault and turn it on." >/dev/null
+"$STACK_ADMIN" policy add-rule "$policy" firewall --enforce grace:72h >/dev/null
+"$STACK_ADMIN" policy add-rule "$policy" software --name osquery --min-version 5.10 >/dev/null
+"$STACK_ADMIN" stage set-policy "$stage" "$policy" >/dev/null
 # A ready plan whose stage page can be opened in a browser now (it returns to the example app).
 page="$(curl -s -X POST "$ENDPOINT_API/v1/plans" -d "{\"stage\":\"$stage\",\"redirect\":\"http://127.0.0.1:8000/\"}" | sed 's/.*"page":"\([^"]*\)".*/\1/')"
 
@@ -64,7 +73,7 @@ endpoint-stage is running locally.
   AWS emulator:     $AWS_ENDPOINT_URL   (table $TABLE_NAME)
   demo KMS key:     $key (alias/endpoint-stage-demo)
   demo connector:   $connector
-  demo stage:       $stage (required)
+  demo stage:       $stage (required, posture policy $policy)
   enrollment token: $enrollment
 
 In another shell:
@@ -72,8 +81,18 @@ In another shell:
   export PATH=$stack_bin:\$PATH
   endpoint-agent enroll --server $ENDPOINT_API --token $enrollment --serial DEMO-SERIAL --name demo-laptop
   plan=\$(curl -s -X POST $ENDPOINT_API/v1/plans -d '{"stage":"$stage","redirect":"/welcome"}' | sed 's/.*"plan":"\\([^"]*\\)".*/\\1/')
-  endpoint-agent login --server $ENDPOINT_API --plan \$plan
-  curl -s $ENDPOINT_API/v1/plans/\$plan
+  endpoint-agent login --server $ENDPOINT_API --plan \$plan     # denied: no facts reported yet
+  endpoint-admin policy show $policy
+
+Device compliance: a Mac that fails the policy, then the same Mac fixed.
+  endpoint-agent check-in --server $ENDPOINT_API --facts examples/facts/macos-non-compliant.json
+  plan=\$(curl -s -X POST $ENDPOINT_API/v1/plans -d '{"stage":"$stage","redirect":"/welcome"}' | sed 's/.*"plan":"\\([^"]*\\)".*/\\1/')
+  endpoint-agent login --server $ENDPOINT_API --plan \$plan     # denied, with each failing rule and how to fix it
+  endpoint-admin device show DEMO-SERIAL                       # the status, the failing rules, the value seen
+  endpoint-agent check-in --server $ENDPOINT_API --facts examples/facts/macos-compliant.json
+  plan=\$(curl -s -X POST $ENDPOINT_API/v1/plans -d '{"stage":"$stage","redirect":"/welcome"}' | sed 's/.*"plan":"\\([^"]*\\)".*/\\1/')
+  endpoint-agent login --server $ENDPOINT_API --plan \$plan     # passed
+  curl -s $ENDPOINT_API/v1/plans/\$plan                        # the plan, with its compliance
   curl -s $ENDPOINT_API/v1/connectors/$connector/jwks.json
 
 The relying-party example (a login button -> the hosted stage page -> back, device shown):

@@ -70,12 +70,14 @@ tests() {
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
   step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/agent tests/browser >target/setup/pytest.log 2>&1 & pytest_pid=$!
-  cargo test --workspace --all-features --locked --exclude endpoint-e2e
-  cargo test -p endpoint-e2e --all-features --locked --lib --test e2e
+  # Targets by name, over the whole workspace: excluding a package would resolve the
+  # dependencies' features differently and compile them again.
+  cargo test --workspace --all-features --locked --lib --bins --test e2e --test domain --test aws \
+    --test no_panic --test admin_cli --test login --test native_host
   wait_for "$pytest_pid" "the Python suites (pytest)" target/setup/pytest.log
   tail -n 3 target/setup/pytest.log
   step "the suites that stop the emulator or count the functions' shared log, alone"
-  cargo test -p endpoint-e2e --all-features --locked --test concurrency --test faults --test kms_faults
+  cargo test --workspace --all-features --locked --test concurrency --test faults --test kms_faults
 }
 
 long() {

@@ -84,22 +84,14 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
     store.put_stage(&stage).await.unwrap();
     let now = endpoint_agent::now();
     store
-        .create_plan(&Plan {
-            compliance: None,
-            id: "p1".into(),
-            stage: "s1".into(),
-            config: StageSnapshot::of(&stage, &c),
-            redirect: "/".into(),
-            status: PlanStatus::Pending,
-            pending_challenge: None,
-            challenges_issued: 0,
-            device: None,
-            device_auth: None,
-            denial: None,
-            owner: None,
-            created_at: now,
-            expires_at: now + 900,
-        })
+        .create_plan(&Plan::pending(
+            "p1",
+            "s1",
+            StageSnapshot::of(&stage, &c),
+            "/",
+            now,
+            now + 900,
+        ))
         .await
         .unwrap();
     let config = load_config().await;

@@ -293,8 +293,9 @@ pub enum DeviceCommand {
         /// Only devices whose last evaluation under a policy was non-compliant.
         #[arg(long = "non-compliant")]
         non_compliant: bool,
-        /// With --non-compliant: under this policy only.
-        #[arg(long, requires = "non_compliant")]
+        /// Under this policy only (without --non-compliant: every device with its status under
+        /// the policy).
+        #[arg(long)]
         policy: Option<String>,
     },
     /// Show a device: its id, tokens (never their keys), compliance per policy and latest

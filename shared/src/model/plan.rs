@@ -148,6 +148,36 @@ pub struct Plan {
     pub compliance: Option<ComplianceView>,
 }
 
+impl Plan {
+    /// A pending plan of `stage`: nothing answered, no device, no owner (the one way plans are
+    /// built, by the core and by every test).
+    pub fn pending(
+        id: impl Into<String>,
+        stage: impl Into<String>,
+        config: StageSnapshot,
+        redirect: impl Into<String>,
+        created_at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Plan {
+        Plan {
+            id: id.into(),
+            stage: stage.into(),
+            config,
+            redirect: redirect.into(),
+            status: PlanStatus::Pending,
+            pending_challenge: None,
+            challenges_issued: 0,
+            device: None,
+            device_auth: None,
+            denial: None,
+            owner: None,
+            created_at,
+            expires_at,
+            compliance: None,
+        }
+    }
+}
+
 /// What the executor answers: a flow outcome of the contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -94,20 +94,16 @@ pub async fn create_plan<S: PlanStore + Directory>(
         ),
     };
     let plan = Plan {
-        id,
-        stage: stage.id.clone(),
-        config: StageSnapshot::of(&stage, &connector),
-        redirect: redirect.to_string(),
-        status: PlanStatus::Pending,
-        pending_challenge: None,
-        challenges_issued: 0,
-        device: None,
-        device_auth,
-        denial: None,
         owner,
-        compliance: None,
-        created_at: now,
-        expires_at: now + env.settings.plan_lifetime,
+        device_auth,
+        ..Plan::pending(
+            id,
+            stage.id.clone(),
+            StageSnapshot::of(&stage, &connector),
+            redirect,
+            now,
+            now + env.settings.plan_lifetime,
+        )
     };
     store.create_plan(&plan).await?;
     Ok(PlanCreated {

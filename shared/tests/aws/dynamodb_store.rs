@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::dynamodb_stage::op;
 use crate::aws_env::*;
 use crate::common::T0;
+pub(crate) use crate::contract::plan;
 use endpoint_core::adapters::dynamodb::schema;
 use endpoint_core::adapters::memory::FixedClock;
 use endpoint_core::admin;
@@ -12,44 +13,6 @@ use endpoint_core::model::*;
 use endpoint_core::ports::*;
 use endpoint_core::secret::Secret;
 use endpoint_core::{CoreError, StoreError};
-
-pub(crate) fn plan(id: &str, expires_at: i64) -> Plan {
-    Plan {
-        compliance: None,
-        id: id.into(),
-        stage: "stage-1".into(),
-        config: StageSnapshot {
-            policy: None,
-            mode: StageMode::Required,
-            connector: "conn-1".into(),
-            enabled: true,
-            challenge_key: Some("key".into()),
-            challenge_idle_timeout: 5,
-            challenge_trigger_check_in: true,
-        },
-        redirect: "/next?a=b".into(),
-        status: PlanStatus::Pending,
-        pending_challenge: None,
-        challenges_issued: 0,
-        device: None,
-        device_auth: Some(DeviceAuthToken {
-            compliance: Vec::new(),
-            id: "dat".into(),
-            device: DeviceRef {
-                identifier: "S".into(),
-                name: "n".into(),
-            },
-            token_id: "t".into(),
-            token_sha256: "ab".repeat(32),
-            connector: "conn-1".into(),
-            expires_at: Some(expires_at),
-        }),
-        denial: None,
-        owner: None,
-        created_at: T0,
-        expires_at,
-    }
-}
 
 pub(crate) fn device(serial: &str, expires_at: Option<i64>) -> Device {
     Device {

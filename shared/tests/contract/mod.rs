@@ -11,12 +11,12 @@ use endpoint_core::secret::Secret;
 
 pub const T0: i64 = 1_800_000_000;
 
-fn plan(id: &str, expires_at: i64) -> Plan {
-    Plan {
-        compliance: None,
-        id: id.into(),
-        stage: "stage".into(),
-        config: StageSnapshot {
+/// A pending plan of a required stage (the contract suites and the DynamoDB suite share it).
+pub fn plan(id: &str, expires_at: i64) -> Plan {
+    Plan::pending(
+        id,
+        "stage",
+        StageSnapshot {
             policy: None,
             mode: StageMode::Required,
             connector: "conn".into(),
@@ -25,17 +25,10 @@ fn plan(id: &str, expires_at: i64) -> Plan {
             challenge_idle_timeout: 5,
             challenge_trigger_check_in: false,
         },
-        redirect: "/next".into(),
-        status: PlanStatus::Pending,
-        pending_challenge: None,
-        challenges_issued: 0,
-        device: None,
-        device_auth: None,
-        denial: None,
-        owner: None,
-        created_at: T0,
+        "/next",
+        T0,
         expires_at,
-    }
+    )
 }
 
 fn device(serial: &str, name: &str, expires_at: Option<i64>) -> Device {

@@ -197,11 +197,10 @@ async fn an_expired_plan_whose_item_still_exists_is_not_found() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
     let id = format!("expired-{}", now());
-    let plan = Plan {
-        compliance: None,
-        id: id.clone(),
-        stage: setup.stage.clone(),
-        config: StageSnapshot {
+    let plan = Plan::pending(
+        id.clone(),
+        setup.stage.clone(),
+        StageSnapshot {
             policy: None,
             mode: StageMode::Required,
             connector: setup.connector.clone(),
@@ -210,17 +209,10 @@ async fn an_expired_plan_whose_item_still_exists_is_not_found() {
             challenge_idle_timeout: 5,
             challenge_trigger_check_in: false,
         },
-        redirect: "/next".into(),
-        status: PlanStatus::Pending,
-        pending_challenge: None,
-        challenges_issued: 0,
-        device: None,
-        device_auth: None,
-        denial: None,
-        owner: None,
-        created_at: now() - 1000,
-        expires_at: now() - 10,
-    };
+        "/next",
+        now() - 1000,
+        now() - 10,
+    );
     s.store.create_plan(&plan).await.unwrap();
     for (status, body) in [
         s.get_executor(&id),

@@ -67,6 +67,46 @@ pub(crate) async fn device(
                 audit: None,
             })
         }
+        DeviceCommand::List {
+            non_compliant: false,
+            policy: Some(policy),
+        } => {
+            // Each device's status under the policy: one read of its partition each.
+            let mut rows = Vec::new();
+            for d in store.list_devices(now).await? {
+                let evaluations = match store.device_profile(&d.identifier, now).await? {
+                    Some((_, e)) => e,
+                    None => Vec::new(),
+                };
+                let status = evaluations
+                    .iter()
+                    .find(|e| &e.policy == policy)
+                    .map(|e| compliance_json(e, now));
+                rows.push((d, status));
+            }
+            Ok(Output {
+                plain: rows
+                    .iter()
+                    .map(|(d, c)| {
+                        format!(
+                            "{}\t{}\t{}",
+                            d.identifier,
+                            d.name,
+                            c.as_ref()
+                                .and_then(|c| c["status"].as_str())
+                                .unwrap_or("unknown")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({"devices": rows.iter().map(|(d, c)| {
+                    let mut j = device_json(d);
+                    j["compliance"] = c.clone().unwrap_or(Value::Null);
+                    j
+                }).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
         DeviceCommand::List { .. } => {
             let list = store.list_devices(now).await?;
             Ok(Output {

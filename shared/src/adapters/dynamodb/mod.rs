@@ -13,6 +13,8 @@
 //! | enrollment token   | `ENROLL#<sha256>`     | `ENROLL`                    |
 //! | token's enrollment | `ENROLL#<sha256>`     | `USE#<serial>`              |
 //! | facts snapshot     | `FACTS#<serial>`      | `SNAPSHOT#<connector>`      |
+//! | evaluation         | `DEVICE#<serial>`     | `COMPLIANCE#<policy>`       |
+//! | posture policy     | `POLICY#<id>`         | `POLICY`                    |
 //! | audit record       | `AUDIT#<yyyy-mm-dd>`  | `<time>-<random>`           |
 //! | abuse counter      | `LIMIT#<bucket>`      | `LIMIT`                     |
 //! | wrapped data key   | `KEYRING`             | `DATAKEY`                   |
@@ -22,10 +24,11 @@
 //! index entries by that hash and never read a key.
 //!
 //! Response validation reads the plan (GetItem) and the device's partition (one Query: the
-//! device and all its tokens) in parallel, then consumes the challenge with one conditional
+//! device, all its tokens and its stored evaluations) in parallel, then consumes the challenge with one conditional
 //! UpdateItem. Every read filters items whose `expires_at` has passed, because DynamoDB's TTL
 //! deletes them up to two days late. Connectors and devices carry a `kind` attribute for the
-//! sparse GSI that lists them.
+//! sparse GSI that lists them; so do stages and policies, and an evaluation while it is
+//! non-compliant (`kind = NONCOMPLIANT`: `device list --non-compliant` is one index query).
 //!
 //! | file | concern |
 //! |---|---|
