@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::DeviceStore;
-use endpoint_e2e::*;
+use endpoint_e2e::{is_retry, now, redirect, Stack};
 use serde_json::Value;
 
 fn consumed_events(log: &str, from: usize) -> usize {

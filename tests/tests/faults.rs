@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use endpoint_core::model::StageMode;
-use endpoint_e2e::*;
+use endpoint_e2e::{now, Stack};
 use serde_json::{json, Value};
 
 fn signal(sig: &str, pid: &str) {

@@ -12,7 +12,7 @@ use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::memory::MemoryStore;
 use endpoint_core::edge::{respond, Base};
-use endpoint_core::model::*;
+use endpoint_core::model::{Connector, Plan, Stage, StageMode, StageSnapshot};
 use endpoint_core::ports::{Directory, PlanStore};
 use lambda_http::{Body, Request};
 

@@ -30,9 +30,7 @@ mod executor;
 use crate::error::CoreError;
 use crate::model::Connector;
 pub use crate::model::Outcome;
-use crate::model::{
-    DeviceAuthToken, Plan, PlanStatus, StageSnapshot, UnixTime, INTERACTIVE_PLAN_PREFIX,
-};
+use crate::model::{DeviceAuthToken, Plan, StageSnapshot, UnixTime, INTERACTIVE_PLAN_PREFIX};
 use crate::ports::{random_id, ChallengeSigner, Clock, Directory, PlanStore};
 use crate::protocol::jwk::Jwks;
 use crate::redirect::check_redirect;

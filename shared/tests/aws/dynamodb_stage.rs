@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::aws_env::*;
+use crate::aws_env::{config, dead_store, fresh_store};
 use crate::common::{KEY, T0};
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::adapters::memory::FixedClock;
 use endpoint_core::admin;
-use endpoint_core::model::*;
-use endpoint_core::ports::*;
+use endpoint_core::model::{FactsSnapshot, PlanStatus, Stage, StageMode};
+use endpoint_core::ports::{AuditLog, DeviceStore, Directory, PlanStore};
+use endpoint_core::ports::{EnrollGrant, Finish, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::sign_response;
 use endpoint_core::settings::{Env, Settings};

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use super::dynamodb_stage::op;
-use crate::aws_env::*;
+use crate::aws_env::fresh_store;
 use crate::common::T0;
 pub(crate) use crate::contract::plan;
 use endpoint_core::adapters::dynamodb::schema;
 use endpoint_core::adapters::memory::FixedClock;
 use endpoint_core::admin;
-use endpoint_core::model::*;
-use endpoint_core::ports::*;
+use endpoint_core::model::{Device, DeviceRef, DeviceToken, PendingChallenge, PlanStatus};
+use endpoint_core::ports::{DeviceStore, EnrollmentStore, PlanStore};
+use endpoint_core::ports::{Finish, Reserve, SystemRandom};
 use endpoint_core::secret::Secret;
 use endpoint_core::{CoreError, StoreError};
 

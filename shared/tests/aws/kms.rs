@@ -3,14 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::aws_env::*;
+use crate::aws_env::{config, dead_kms, kms};
 use crate::common::{verify_independently, T0};
 use endpoint_core::adapters::instrument::CallCounter;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
 use endpoint_core::admin;
-use endpoint_core::model::*;
-use endpoint_core::ports::*;
+use endpoint_core::model::{Connector, StageMode};
+use endpoint_core::ports::SystemRandom;
+use endpoint_core::ports::{ChallengeSigner, Directory};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::settings::{Env, Settings};
 use endpoint_core::stage::{self, Outcome};

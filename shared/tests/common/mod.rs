@@ -4,7 +4,7 @@
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
 use endpoint_core::admin;
-use endpoint_core::model::*;
+use endpoint_core::model::{Connector, Plan, Stage, StageMode};
 use endpoint_core::ports::{Directory, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::sign_response;

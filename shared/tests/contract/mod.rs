@@ -5,8 +5,15 @@
 
 use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
 use endpoint_core::error::StoreError;
-use endpoint_core::model::*;
-use endpoint_core::ports::*;
+use endpoint_core::model::{
+    Connector, Device, DeviceRef, DeviceToken, EnrollmentToken, FactsSnapshot, NextKey,
+    PendingChallenge, Plan, PlanStatus, ReenrollPolicy, RetiredKey, Stage, StageMode,
+    StageSnapshot, TokenInfo,
+};
+use endpoint_core::ports::{
+    AuditLog, DeviceStore, Directory, EnrollGrant, EnrollOutcome, EnrollmentStore, Finish, Limiter,
+    PlanStore, Reserve, Store,
+};
 use endpoint_core::secret::Secret;
 
 pub const T0: i64 = 1_800_000_000;

@@ -3,11 +3,11 @@
 //! ES512 refusal, device identifiers on every path, re-enrollment keeping the device, and the
 //! agent's `Authorization` parsing.
 
-use crate::common::*;
+use crate::common::{passed, Fx, KEY, T0};
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::admin::{self, DEFAULT_ROTATION_GRACE, KEY_OVERLAP};
 use endpoint_core::agent;
-use endpoint_core::model::*;
+use endpoint_core::model::{NextKey, ReenrollPolicy, RetiredKey, StageMode};
 use endpoint_core::ports::{ChallengeSigner, DeviceStore};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::stage;

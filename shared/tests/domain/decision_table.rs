@@ -1,8 +1,8 @@
 //! The decision table (stage/, docs/ARCHITECTURE.md) in both modes, our six improvements, and hostile
 //! responses, over the in-memory store with deterministic time.
 
-use crate::common::*;
-use endpoint_core::model::*;
+use crate::common::{denied, is_retry, passed, Fx, KEY, T0};
+use endpoint_core::model::{DeviceAuthToken, DeviceRef, DeviceToken, PlanStatus, StageMode};
 use endpoint_core::protocol::device_token_hash;
 use endpoint_core::secret::Secret;
 use endpoint_core::stage::{self, Outcome};

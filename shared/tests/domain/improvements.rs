@@ -1,8 +1,8 @@
 //! Our improvements over the reference (each numbered as in PROTOCOL.md) and hostile responses,
 //! over the in-memory store with deterministic time.
 
-use crate::common::*;
-use endpoint_core::model::*;
+use crate::common::{denied, forge, is_retry, passed, Fx, KEY, T0};
+use endpoint_core::model::{Device, DeviceToken, PlanStatus, StageMode};
 use endpoint_core::ports::{Clock, PlanStore};
 use endpoint_core::secret::Secret;
 use endpoint_core::stage::{self, Outcome};

@@ -1,7 +1,7 @@
 //! Challenges for every key kind, verified by an independent verifier (the RustCrypto crates,
 //! not our aws-lc signing code) from the JWK our code publishes, as an agent would.
 
-use crate::common::*;
+use crate::common::{b64, verify_independently, Fx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use endpoint_core::adapters::local_signer::LocalSigner;

@@ -1,9 +1,9 @@
 //! The agent API over real HTTP, case by case as the reference suite, plus our improvements.
 
-use endpoint_core::model::*;
+use endpoint_core::model::{Device, DeviceToken, EnrollmentToken, StageMode};
 use endpoint_core::ports::{DeviceStore, EnrollmentStore};
 use endpoint_core::protocol::device_token_hash;
-use endpoint_e2e::*;
+use endpoint_e2e::{denied, now, Stack};
 use serde_json::{json, Value};
 
 const P: &str = "/api/v3/endpoints/agents/connectors/";

@@ -16,7 +16,7 @@ use endpoint_core::model::StageMode;
 use endpoint_core::ports::ChallengeMinter;
 use endpoint_core::stage::Outcome;
 use endpoint_core::CoreError;
-use endpoint_e2e::*;
+use endpoint_e2e::{now, Stack};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 

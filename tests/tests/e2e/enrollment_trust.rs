@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use endpoint_core::model::StageMode;
-use endpoint_e2e::*;
+use endpoint_e2e::{now, Stack};
 use serde_json::{json, Value};
 
 /// The stack's `endpoint-admin` on the stack's table, `--json`.

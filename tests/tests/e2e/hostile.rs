@@ -3,7 +3,7 @@
 
 use endpoint_core::model::StageMode;
 use endpoint_core::protocol::b64url;
-use endpoint_e2e::*;
+use endpoint_e2e::{denied, now, Stack};
 use serde_json::{json, Value};
 
 /// A raw request through curl (bodies and headers the JSON client would not send).

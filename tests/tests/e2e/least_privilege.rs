@@ -14,7 +14,7 @@ use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::admin;
 use endpoint_core::edge::Base;
 use endpoint_core::model::StageMode;
-use endpoint_e2e::*;
+use endpoint_e2e::{now, Stack};
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 
 use endpoint_core::model::StageMode;
 use endpoint_core::protocol::device_token_hash;
-use endpoint_e2e::*;
+use endpoint_e2e::{now, redirect, Stack};
 use serde_json::json;
 
 #[tokio::test]

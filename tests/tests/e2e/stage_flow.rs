@@ -1,8 +1,8 @@
 //! The stage end to end over real HTTP: routes, JSON and status codes of the contract (openapi.yaml).
 
-use endpoint_core::model::*;
+use endpoint_core::model::{Plan, StageMode, StageSnapshot};
 use endpoint_core::ports::PlanStore;
-use endpoint_e2e::*;
+use endpoint_e2e::{denied, is_retry, now, redirect, Stack};
 use serde_json::{json, Value};
 
 #[tokio::test]

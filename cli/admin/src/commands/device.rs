@@ -43,70 +43,13 @@ pub(crate) async fn device(
             })
         }
         DeviceCommand::List {
-            non_compliant: true,
-            policy,
-        } => {
-            let list = store.non_compliant(policy.as_deref()).await?;
-            Ok(Output {
-                plain: list
-                    .iter()
-                    .map(|(serial, e)| {
-                        format!(
-                            "{serial}\t{}\t{}\tevaluated {}",
-                            e.policy,
-                            e.status.as_str(),
-                            e.evaluated_at
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                json: json!({"devices": list.iter().map(|(serial, e)| json!({
-                    "identifier": serial,
-                    "compliance": compliance_json(e, now),
-                })).collect::<Vec<_>>()}),
-                audit: None,
-            })
-        }
-        DeviceCommand::List {
-            non_compliant: false,
+            non_compliant,
             policy: Some(policy),
-        } => {
-            // Each device's status under the policy: one read of its partition each.
-            let mut rows = Vec::new();
-            for d in store.list_devices(now).await? {
-                let evaluations = match store.device_profile(&d.identifier, now).await? {
-                    Some((_, e)) => e,
-                    None => Vec::new(),
-                };
-                let status = evaluations
-                    .iter()
-                    .find(|e| &e.policy == policy)
-                    .map(|e| compliance_json(e, now));
-                rows.push((d, status));
-            }
-            Ok(Output {
-                plain: rows
-                    .iter()
-                    .map(|(d, c)| {
-                        format!(
-                            "{}\t{}\t{}",
-                            d.identifier,
-                            d.name,
-                            c.as_ref()
-                                .and_then(|c| c["status"].as_str())
-                                .unwrap_or("unknown")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                json: json!({"devices": rows.iter().map(|(d, c)| {
-                    let mut j = device_json(d);
-                    j["compliance"] = c.clone().unwrap_or(Value::Null);
-                    j
-                }).collect::<Vec<_>>()}),
-                audit: None,
-            })
-        }
+        } => list_under_policy(store, policy, *non_compliant, now).await,
+        DeviceCommand::List {
+            non_compliant: true,
+            policy: None,
+        } => list_under_policy(store, "", true, now).await,
         DeviceCommand::List { .. } => {
             let list = store.list_devices(now).await?;
             Ok(Output {
@@ -245,5 +188,57 @@ fn compliance_json(e: &Evaluation, now: i64) -> Value {
         "rules": e.rules.iter().filter(|r| r.verdict != Verdict::Pass).map(|r| json!({
             "rule": r.rule, "title": r.title, "result": r.verdict.as_str(), "seen": r.seen,
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// `device list --non-compliant [--policy P]` (one index query), or `device list --policy P`:
+/// each device with its status under the policy (one read of each device's partition).
+async fn list_under_policy(
+    store: &DynamoStore,
+    policy: &str,
+    non_compliant: bool,
+    now: i64,
+) -> Result<Output, AdminError> {
+    let policy = (!policy.is_empty()).then_some(policy);
+    let rows: Vec<(String, String, Option<Value>)> = if non_compliant {
+        store
+            .non_compliant(policy)
+            .await?
+            .iter()
+            .map(|(serial, e)| (serial.clone(), String::new(), Some(compliance_json(e, now))))
+            .collect()
+    } else {
+        let mut rows = Vec::new();
+        for d in store.list_devices(now).await? {
+            let evaluations = match store.device_profile(&d.identifier, now).await? {
+                Some((_, e)) => e,
+                None => Vec::new(),
+            };
+            let status = evaluations
+                .iter()
+                .find(|e| Some(e.policy.as_str()) == policy)
+                .map(|e| compliance_json(e, now));
+            rows.push((d.identifier, d.name, status));
+        }
+        rows
+    };
+    let status = |c: &Option<Value>| {
+        c.as_ref()
+            .and_then(|c| c["status"].as_str())
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    Ok(Output {
+        plain: rows
+            .iter()
+            .map(|(serial, name, c)| format!("{serial}\t{name}\t{}", status(c)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        json: json!({"devices": rows.iter().map(|(serial, name, c)| json!({
+            "identifier": serial,
+            "name": name,
+            "compliance": c,
+        })).collect::<Vec<_>>()}),
+        audit: None,
     })
 }

@@ -185,42 +185,60 @@ pub(crate) async fn policy(
             policy,
             device,
             facts,
-        } => {
-            let p = admin::policy(store, &policy).await?;
-            let now = clock.now();
-            let evaluation = match (device, facts) {
-                (Some(serial), _) => admin::test_device(store, &p, &serial, now).await?,
-                (None, Some(path)) => admin::test_document(&p, &read_facts(&path)?, now)?,
-                (None, None) => return Err(AdminError::Usage("give --device or --facts".into())),
-            };
-            Ok(Output {
-                plain: evaluation_lines(&evaluation),
-                json: evaluation_json(&evaluation),
-                audit: None,
-            })
-        }
+        } => test(store, clock, &policy, device, facts).await,
         PolicyCommand::Reevaluate {
             policy,
             page_size,
             after,
-        } => {
-            let done = admin::reevaluate(store, clock, &policy, page_size as usize, after, |p| {
-                eprintln!(
-                    "endpoint-admin: {} devices looked at, {} evaluated, last {}",
-                    p.devices,
-                    p.evaluated,
-                    p.after.as_deref().unwrap_or("-")
-                );
-            })
-            .await?;
-            Ok(Output {
-                plain: format!("devices={} evaluated={}", done.devices, done.evaluated),
-                json: json!({"devices": done.devices, "evaluated": done.evaluated, "last": done.after}),
-                audit: Some(audit(AuditKind::PolicyChanged).reason(format!(
-                    "policy {policy} re-evaluated on {} devices",
-                    done.evaluated
-                ))),
-            })
-        }
+        } => reevaluate(store, clock, &policy, page_size, after).await,
     }
+}
+
+/// `policy test`: the dry run on a device's stored facts or on a document.
+async fn test(
+    store: &DynamoStore,
+    clock: &SystemClock,
+    policy: &str,
+    device: Option<String>,
+    facts: Option<std::path::PathBuf>,
+) -> Result<Output, AdminError> {
+    let p = admin::policy(store, policy).await?;
+    let now = clock.now();
+    let evaluation = match (device, facts) {
+        (Some(serial), _) => admin::test_device(store, &p, &serial, now).await?,
+        (None, Some(path)) => admin::test_document(&p, &read_facts(&path)?, now)?,
+        (None, None) => return Err(AdminError::Usage("give --device or --facts".into())),
+    };
+    Ok(Output {
+        plain: evaluation_lines(&evaluation),
+        json: evaluation_json(&evaluation),
+        audit: None,
+    })
+}
+
+/// `policy reevaluate`: every device's stored facts, paged, progress on stderr.
+async fn reevaluate(
+    store: &DynamoStore,
+    clock: &SystemClock,
+    policy: &str,
+    page_size: u32,
+    after: Option<String>,
+) -> Result<Output, AdminError> {
+    let done = admin::reevaluate(store, clock, policy, page_size as usize, after, |p| {
+        eprintln!(
+            "endpoint-admin: {} devices looked at, {} evaluated, last {}",
+            p.devices,
+            p.evaluated,
+            p.after.as_deref().unwrap_or("-")
+        );
+    })
+    .await?;
+    Ok(Output {
+        plain: format!("devices={} evaluated={}", done.devices, done.evaluated),
+        json: json!({"devices": done.devices, "evaluated": done.evaluated, "last": done.after}),
+        audit: Some(audit(AuditKind::PolicyChanged).reason(format!(
+            "policy {policy} re-evaluated on {} devices",
+            done.evaluated
+        ))),
+    })
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
-use crate::*;
+use crate::{require_emulator, Cli};
 
 #[test]
 fn init_is_idempotent() {

@@ -9,7 +9,7 @@ use endpoint_core::settings::{Env, Settings};
 use endpoint_core::stage::{self, Outcome};
 use serde_json::Value;
 
-use crate::*;
+use crate::{require_emulator, Cli};
 
 #[tokio::test]
 async fn devices_tokens_and_the_core_agree() {
