@@ -62,50 +62,7 @@ pub(crate) async fn device(
                 audit: None,
             })
         }
-        DeviceCommand::Show { serial } => {
-            // Tokens are shown by id and connector only: never their key, and no key is read
-            // (no sealing key needed).
-            let (device, tokens) = store
-                .device_token_info(serial, now)
-                .await?
-                .ok_or_else(|| AdminError::NotFound(format!("device {serial}")))?;
-            let tokens: Vec<Value> = tokens
-                .iter()
-                .map(|t| json!({"id": t.id, "connector": t.connector, "created_at": t.created_at, "expires_at": t.expires_at}))
-                .collect();
-            let mut json = device_json(&device);
-            json["tokens"] = Value::Array(tokens);
-            // Per policy: the status now, the evaluation and facts times, each failing rule.
-            let evaluations = match store.device_profile(serial, now).await? {
-                Some((_, e)) => e,
-                None => Vec::new(),
-            };
-            json["compliance"] = Value::Array(
-                evaluations
-                    .iter()
-                    .map(|e| compliance_json(e, now))
-                    .collect(),
-            );
-            // The latest facts snapshot the device reported through check_in/.
-            // `truncated`: the device sent more than a DynamoDB item holds, and this is the
-            // bounded subset that was kept.
-            json["facts"] = match store.latest_facts(serial, now).await? {
-                Some(f) => json!({
-                    "connector": f.connector,
-                    "created_at": f.created_at,
-                    "expires_at": f.expires_at,
-                    "truncated": f.truncated,
-                    "facts": facts::load(&f.facts_deflate)
-                        .ok_or(AdminError::Unreadable("the stored facts snapshot"))?,
-                }),
-                None => Value::Null,
-            };
-            Ok(Output {
-                plain: serde_json::to_string_pretty(&json).unwrap_or_default(),
-                json,
-                audit: None,
-            })
-        }
+        DeviceCommand::Show { serial } => show(store, serial, now).await,
         other => change(other, store, clock).await,
     }
 }
@@ -239,6 +196,53 @@ async fn list_under_policy(
             "name": name,
             "compliance": c,
         })).collect::<Vec<_>>()}),
+        audit: None,
+    })
+}
+
+/// `device show`: the device, its tokens (never their keys), its compliance per policy and its
+/// latest facts snapshot.
+async fn show(store: &DynamoStore, serial: &str, now: i64) -> Result<Output, AdminError> {
+    // Tokens are shown by id and connector only: never their key, and no key is read
+    // (no sealing key needed).
+    let (device, tokens) = store
+        .device_token_info(serial, now)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("device {serial}")))?;
+    let tokens: Vec<Value> = tokens
+                .iter()
+                .map(|t| json!({"id": t.id, "connector": t.connector, "created_at": t.created_at, "expires_at": t.expires_at}))
+                .collect();
+    let mut json = device_json(&device);
+    json["tokens"] = Value::Array(tokens);
+    // Per policy: the status now, the evaluation and facts times, each failing rule.
+    let evaluations = match store.device_profile(serial, now).await? {
+        Some((_, e)) => e,
+        None => Vec::new(),
+    };
+    json["compliance"] = Value::Array(
+        evaluations
+            .iter()
+            .map(|e| compliance_json(e, now))
+            .collect(),
+    );
+    // The latest facts snapshot the device reported through check_in/.
+    // `truncated`: the device sent more than a DynamoDB item holds, and this is the
+    // bounded subset that was kept.
+    json["facts"] = match store.latest_facts(serial, now).await? {
+        Some(f) => json!({
+            "connector": f.connector,
+            "created_at": f.created_at,
+            "expires_at": f.expires_at,
+            "truncated": f.truncated,
+            "facts": facts::load(&f.facts_deflate)
+                .ok_or(AdminError::Unreadable("the stored facts snapshot"))?,
+        }),
+        None => Value::Null,
+    };
+    Ok(Output {
+        plain: serde_json::to_string_pretty(&json).unwrap_or_default(),
+        json,
         audit: None,
     })
 }

@@ -157,24 +157,8 @@ pub(crate) async fn policy(
                 audit: Some(audit(AuditKind::PolicyChanged).reason(reason)),
             })
         }
-        PolicyCommand::Show { policy } => {
-            let p = admin::policy(store, &policy).await?;
-            let mut lines = vec![policy_line(&p)];
-            lines.extend(p.rules.iter().map(rule_line));
-            Ok(Output {
-                plain: lines.join("\n"),
-                json: policy_json(&p),
-                audit: None,
-            })
-        }
-        PolicyCommand::List => {
-            let list = store.list_policies().await?;
-            Ok(Output {
-                plain: list.iter().map(policy_line).collect::<Vec<_>>().join("\n"),
-                json: json!({"policies": list.iter().map(policy_json).collect::<Vec<_>>()}),
-                audit: None,
-            })
-        }
+        PolicyCommand::Show { policy } => show(store, &policy).await,
+        PolicyCommand::List => list(store).await,
         PolicyCommand::Delete { policy } => {
             admin::delete_policy(store, &policy).await?;
             Ok(Output::value("deleted", &policy).audited(
@@ -240,5 +224,27 @@ async fn reevaluate(
             "policy {policy} re-evaluated on {} devices",
             done.evaluated
         ))),
+    })
+}
+
+/// `policy show`: the policy and its rules.
+async fn show(store: &DynamoStore, policy: &str) -> Result<Output, AdminError> {
+    let p = admin::policy(store, policy).await?;
+    let mut lines = vec![policy_line(&p)];
+    lines.extend(p.rules.iter().map(rule_line));
+    Ok(Output {
+        plain: lines.join("\n"),
+        json: policy_json(&p),
+        audit: None,
+    })
+}
+
+/// `policy list`.
+async fn list(store: &DynamoStore) -> Result<Output, AdminError> {
+    let list = store.list_policies().await?;
+    Ok(Output {
+        plain: list.iter().map(policy_line).collect::<Vec<_>>().join("\n"),
+        json: json!({"policies": list.iter().map(policy_json).collect::<Vec<_>>()}),
+        audit: None,
     })
 }
