@@ -28,6 +28,7 @@
 //! The worst expression these bounds admit, over lists of the largest size, evaluates in the
 //! time `docs/PERFORMANCE.md` gives (benchmark `cel_worst_case`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::Expr;
@@ -46,7 +47,7 @@ pub const MAX_NODES: usize = 2000;
 /// Most elements of any list of the document that an expression sees.
 pub const MAX_LIST: usize = 10_000;
 /// Largest estimated cost.
-pub const MAX_COST: u64 = 1_000_000;
+pub const MAX_COST: u64 = 300_000;
 
 /// Why an expression was refused at `add-rule`, with its position when it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,29 +231,65 @@ impl Walk {
     }
 }
 
-/// The part of `facts` an expression reads, each list cut to [`MAX_LIST`] elements; whether a
-/// list was cut.
-fn visible(facts: &Value, fields: Option<&[String]>) -> (Value, bool) {
-    let mut cut = false;
-    let mut limit = |v: &Value| -> Value {
-        match v {
-            Value::Array(items) if items.len() > MAX_LIST => {
-                cut = true;
-                Value::Array(items[..MAX_LIST].to_vec())
-            }
-            other => other.clone(),
+/// The document as CEL sees it, converted once per check-in however many rules read it: each
+/// top-level field the expressions name becomes a CEL value the first time one asks for it
+/// (each list cut to [`MAX_LIST`] elements), and is shared by the rules after.
+pub struct CelFacts<'a> {
+    facts: &'a Arc<Value>,
+    fields: HashMap<String, (CelValue, bool)>,
+}
+
+impl<'a> CelFacts<'a> {
+    pub fn new(facts: &'a Arc<Value>) -> Self {
+        CelFacts {
+            facts,
+            fields: HashMap::new(),
         }
-    };
-    let map = facts.as_object();
-    let out: serde_json::Map<String, Value> = match (map, fields) {
-        (None, _) => serde_json::Map::new(),
-        (Some(m), Some(fields)) => fields
-            .iter()
-            .filter_map(|f| m.get(f).map(|v| (f.clone(), limit(v))))
-            .collect(),
-        (Some(m), None) => m.iter().map(|(k, v)| (k.clone(), limit(v))).collect(),
-    };
-    (Value::Object(out), cut)
+    }
+
+    /// A top-level field as a CEL value, and whether a list was cut.
+    fn field(&mut self, name: &str) -> Result<(CelValue, bool), String> {
+        if let Some(known) = self.fields.get(name) {
+            return Ok(known.clone());
+        }
+        let converted = match self.facts.get(name) {
+            None => return Ok((CelValue::Null, false)),
+            Some(Value::Array(items)) if items.len() > MAX_LIST => {
+                (cel::to_value(&items[..MAX_LIST]), true)
+            }
+            Some(v) => (cel::to_value(v), false),
+        };
+        let value = converted
+            .0
+            .map_err(|e| format!("the facts could not be given to CEL: {e}"))?;
+        self.fields
+            .insert(name.to_string(), (value.clone(), converted.1));
+        Ok((value, converted.1))
+    }
+
+    /// The `facts` variable of an expression that reads `fields` (`None`: all of them), and
+    /// whether a list was cut.
+    fn document(&mut self, fields: Option<&[String]>) -> Result<(CelValue, bool), String> {
+        let names: Vec<String> = match fields {
+            Some(f) => f.to_vec(),
+            None => self
+                .facts
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        let mut map = HashMap::with_capacity(names.len());
+        let mut cut = false;
+        for name in names {
+            if self.facts.get(&name).is_none() {
+                continue;
+            }
+            let (value, was_cut) = self.field(&name)?;
+            cut |= was_cut;
+            map.insert(name, value);
+        }
+        Ok((CelValue::from(map), cut))
+    }
 }
 
 /// A typed check's answer as CEL sees it: its verdict, or an error when it is unknown.
@@ -327,20 +364,24 @@ fn add_functions(ctx: &mut Context, facts: &Arc<Value>) -> Result<(), String> {
 /// Evaluates an admitted expression over `facts`: `true` passes, `false` fails, anything else
 /// (an error, a field not reported, another type) is unknown.
 pub fn evaluate(rule: &CelRule, facts: &Arc<Value>) -> Found {
-    let (seen_facts, cut) = visible(facts, rule.fields.as_deref());
+    evaluate_with(rule, &mut CelFacts::new(facts))
+}
+
+/// [`evaluate`] with the document's conversion shared by the rules of one evaluation.
+pub fn evaluate_with(rule: &CelRule, converted: &mut CelFacts<'_>) -> Found {
     let unknown = |why: String| Found {
         pass: None,
         seen: why,
         over_list: true,
     };
+    let (value, cut) = match converted.document(rule.fields.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return unknown(e),
+    };
     let mut ctx = Context::with_env(ENV.clone());
-    if let Err(e) = add_functions(&mut ctx, facts) {
+    if let Err(e) = add_functions(&mut ctx, converted.facts) {
         return unknown(e);
     }
-    let value = match cel::to_value(&seen_facts) {
-        Ok(v) => v,
-        Err(e) => return unknown(format!("the facts could not be given to CEL: {e}")),
-    };
     ctx.add_variable_from_value("facts", value);
     match rule.program.execute(&ctx) {
         Ok(CelValue::Bool(pass)) => Found {

@@ -198,6 +198,13 @@ fn program(name: &str) -> String {
     path.rsplit(['/', '\\']).next().unwrap_or(path).to_string()
 }
 
+/// Whether `haystack` contains `needle` (lower case already), in any letter case, without
+/// allocating.
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
 /// `process`: a running process whose program name (path and arguments stripped, any letter
 /// case, `.exe` optional) is `name`.
 pub fn process(facts: &Value, name: &str) -> Found {
@@ -208,7 +215,9 @@ pub fn process(facts: &Value, name: &str) -> Found {
     let running = processes.iter().any(|p| {
         p.get("name")
             .and_then(Value::as_str)
-            .is_some_and(|n| program(n) == wanted)
+            // Cheap first: a name that does not contain the program's name at all (in any
+            // letter case) cannot be it; only the others are taken apart.
+            .is_some_and(|n| contains_ignore_case(n, &wanted) && program(n) == wanted)
     });
     over_list(
         Some(running),

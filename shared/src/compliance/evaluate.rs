@@ -15,8 +15,8 @@ use crate::model::{
     UnknownAs, Verdict,
 };
 
-/// One rule on the document.
-fn check_rule(rule: &Rule, facts: &Arc<Value>) -> Found {
+/// One rule on the document (`converted`: the document as CEL rules see it, shared by them).
+fn check_rule(rule: &Rule, facts: &Arc<Value>, converted: &mut cel::CelFacts<'_>) -> Found {
     match &rule.kind {
         RuleKind::OsFamily { allow } => check::os_family(facts, allow),
         RuleKind::OsVersion { family, min } => check::os_version(facts, family, min),
@@ -27,7 +27,7 @@ fn check_rule(rule: &Rule, facts: &Arc<Value>) -> Found {
         }
         RuleKind::Process { name } => check::process(facts, name),
         RuleKind::Cel { expr } => match cel::compile(expr) {
-            Ok(program) => cel::evaluate(&program, facts),
+            Ok(program) => cel::evaluate_with(&program, converted),
             // Admitted at add-rule; refused now only if the bounds changed since.
             Err(refusal) => Found {
                 pass: None,
@@ -68,11 +68,12 @@ pub fn evaluate(
     now: UnixTime,
     previous: Option<&Evaluation>,
 ) -> Evaluation {
+    let mut converted = cel::CelFacts::new(facts);
     let rules: Vec<RuleResult> = policy
         .rules
         .iter()
         .map(|rule| {
-            let found = check_rule(rule, facts);
+            let found = check_rule(rule, facts, &mut converted);
             let verdict = verdict(&found, truncated);
             let failing_since = failing(verdict, rule.unknown).then(|| {
                 previous
