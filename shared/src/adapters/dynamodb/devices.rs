@@ -26,6 +26,41 @@ use crate::ports::{AuditLog, DeviceStore, EnrollGrant, EnrollOutcome};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
+impl DynamoStore {
+    /// The device (unless unknown or expired) and its partition's items, read through a
+    /// projection without the keys: its tokens by id and connector, its evaluations.
+    async fn device_without_keys(
+        &self,
+        op: &'static str,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Device, Vec<Item>)>, StoreError> {
+        let attributes = [
+            schema::PK,
+            schema::SK,
+            schema::TTL_ATTRIBUTE,
+            attr::IDENTIFIER,
+            attr::DEVICE_ID,
+            attr::NAME,
+            attr::CREATED_AT,
+            attr::TOKEN_ID,
+            attr::CONNECTOR,
+            attr::DATA,
+        ];
+        let items = self
+            .partition_of(op, &device_pk(identifier), &attributes)
+            .await?;
+        let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
+            return Ok(None);
+        };
+        let device = device_from(device)?;
+        if is_expired(device.expires_at, now) {
+            return Ok(None);
+        }
+        Ok(Some((device, items)))
+    }
+}
+
 /// The stored evaluations among a device partition's items.
 fn evaluations_in(items: &[Item]) -> Result<Vec<Evaluation>, StoreError> {
     items
@@ -74,31 +109,13 @@ impl DeviceStore for DynamoStore {
         identifier: &str,
         now: UnixTime,
     ) -> Result<Option<(Device, Vec<Evaluation>)>, StoreError> {
-        // A projection without the keys: what authenticates an agent never reads key material.
-        let attributes = [
-            schema::PK,
-            schema::SK,
-            schema::TTL_ATTRIBUTE,
-            attr::IDENTIFIER,
-            attr::DEVICE_ID,
-            attr::NAME,
-            attr::CREATED_AT,
-            attr::DATA,
-        ];
-        let items = self
-            .partition_of(
-                "Query device (profile)",
-                &device_pk(identifier),
-                &attributes,
-            )
-            .await?;
-        let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
+        // What authenticates an agent never reads key material.
+        let Some((device, items)) = self
+            .device_without_keys("Query device (profile)", identifier, now)
+            .await?
+        else {
             return Ok(None);
         };
-        let device = device_from(device)?;
-        if is_expired(device.expires_at, now) {
-            return Ok(None);
-        }
         Ok(Some((device, evaluations_in(&items)?)))
     }
 
@@ -199,28 +216,13 @@ impl DeviceStore for DynamoStore {
         identifier: &str,
         now: UnixTime,
     ) -> Result<Option<(Device, Vec<TokenInfo>)>, StoreError> {
-        // A projection without the keys: no key material is read, none is needed.
-        let attributes = [
-            schema::PK,
-            schema::SK,
-            schema::TTL_ATTRIBUTE,
-            attr::IDENTIFIER,
-            attr::DEVICE_ID,
-            attr::NAME,
-            attr::CREATED_AT,
-            attr::TOKEN_ID,
-            attr::CONNECTOR,
-        ];
-        let items = self
-            .partition_of("Query device (show)", &device_pk(identifier), &attributes)
-            .await?;
-        let Some(device) = items.iter().find(|i| sk_of(i) == DEVICE) else {
+        // No key material is read, none is needed.
+        let Some((device, items)) = self
+            .device_without_keys("Query device (show)", identifier, now)
+            .await?
+        else {
             return Ok(None);
         };
-        let device = device_from(device)?;
-        if is_expired(device.expires_at, now) {
-            return Ok(None);
-        }
         let mut tokens = Vec::new();
         for item in items.iter().filter(|i| sk_of(i).starts_with(ANY_TOKEN)) {
             let expires_at = opt_n(item, schema::TTL_ATTRIBUTE)?;
