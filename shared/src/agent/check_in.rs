@@ -12,10 +12,10 @@ use serde_json::Value;
 
 use super::{authenticate_device, AuthenticatedDevice};
 use crate::audit::{device_actor, AuditEvent, AuditKind};
-use crate::compliance::evaluate::evaluate;
+use crate::compliance::evaluate::{change_reason, evaluate};
 use crate::error::CoreError;
 use crate::facts;
-use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot, Verdict};
+use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot};
 use crate::ports::{record_audit, Store};
 use crate::settings::Env;
 
@@ -68,27 +68,6 @@ pub fn change_event(
         .device(serial)
         .connector(&auth.connector.id)
         .reason(change_reason(evaluation, before))
-}
-
-/// `policy P: compliant -> non_compliant; failing: r1,r2`.
-pub fn change_reason(evaluation: &Evaluation, before: ComplianceStatus) -> String {
-    let failing: Vec<&str> = evaluation
-        .rules
-        .iter()
-        .filter(|r| r.verdict != Verdict::Pass)
-        .map(|r| r.rule.as_str())
-        .collect();
-    format!(
-        "policy {}: {} -> {}; failing: {}",
-        evaluation.policy,
-        before.as_str(),
-        evaluation.status.as_str(),
-        if failing.is_empty() {
-            "none".to_string()
-        } else {
-            failing.join(",")
-        }
-    )
 }
 
 /// `POST check_in/`: stores the facts snapshot (compressed; a bounded subset, marked truncated,

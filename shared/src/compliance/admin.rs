@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
-use super::evaluate::evaluate;
+use super::evaluate::{change_reason, evaluate};
 use super::rules::{self, NewRule, MAX_RULES};
+use crate::audit::{device_actor, AuditEvent, AuditKind, Caller};
 use crate::error::CoreError;
 use crate::facts;
-use crate::model::{Evaluation, Policy, PolicyRef, Rule, Stage, UnixTime, WhenUnknown};
-use crate::ports::{random_id, Clock, DeviceStore, Directory, Random};
+use crate::model::{
+    ComplianceStatus, Evaluation, Policy, PolicyRef, Rule, Stage, UnixTime, WhenUnknown,
+};
+use crate::ports::{random_alnum, random_id, Clock, DeviceStore, Directory, Random};
 
 /// How old facts may be unless the policy says otherwise: authentik's snapshot expiry.
 pub const DEFAULT_MAX_FACTS_AGE: i64 = 24 * 3600;
@@ -229,9 +232,10 @@ pub struct Progress {
 /// version, `page` devices at a time, calling `progress` after each page. Each device's result
 /// is written on its own, so an interrupted run loses nothing and a run started again (from
 /// the beginning, or after the last serial it reported) only redoes work.
-pub async fn reevaluate<S, C, F>(
+pub async fn reevaluate<S, C, R, F>(
     store: &S,
     clock: &C,
+    rng: &R,
     policy_id: &str,
     page: usize,
     after: Option<String>,
@@ -240,6 +244,7 @@ pub async fn reevaluate<S, C, F>(
 where
     S: DeviceStore + Directory,
     C: Clock + ?Sized,
+    R: Random + ?Sized,
     F: FnMut(&Progress),
 {
     let policy = policy(store, policy_id).await?;
@@ -264,9 +269,29 @@ where
             if let Some(e) =
                 evaluate_stored(store, &policy, &device.identifier, now, previous).await?
             {
+                // A status that changes is recorded with the evaluation, as at check-in.
+                let before = previous.map_or(ComplianceStatus::Unknown, |p| p.status);
+                let change = (before != e.status).then(|| {
+                    AuditEvent::new(
+                        AuditKind::DeviceComplianceChanged,
+                        now,
+                        &random_alnum(rng, 8),
+                        device_actor(&device.identifier),
+                        &Caller::UNKNOWN,
+                    )
+                    .device(&device.identifier)
+                    .reason(format!("{} (re-evaluated)", change_reason(&e, before)))
+                });
                 store
-                    .put_evaluations(&device.identifier, std::slice::from_ref(&e), &[])
+                    .put_evaluations(
+                        &device.identifier,
+                        std::slice::from_ref(&e),
+                        change.as_slice(),
+                    )
                     .await?;
+                if let Some(event) = &change {
+                    event.log();
+                }
                 done.evaluated += 1;
             }
             done.devices += 1;

@@ -110,3 +110,24 @@ pub fn evaluate(
     evaluation.status = assess(&policy_ref, std::slice::from_ref(&evaluation), now).status;
     evaluation
 }
+
+/// `policy P: compliant -> non_compliant; failing: r1,r2`.
+pub fn change_reason(evaluation: &Evaluation, before: ComplianceStatus) -> String {
+    let failing: Vec<&str> = evaluation
+        .rules
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| r.rule.as_str())
+        .collect();
+    format!(
+        "policy {}: {} -> {}; failing: {}",
+        evaluation.policy,
+        before.as_str(),
+        evaluation.status.as_str(),
+        if failing.is_empty() {
+            "none".to_string()
+        } else {
+            failing.join(",")
+        }
+    )
+}

@@ -562,7 +562,7 @@ async fn reevaluation_pages_through_every_device_and_goes_on_after_an_interrupti
 
     // An interrupted run (stopped after its first page of two)...
     let mut pages = Vec::new();
-    let first = reevaluate(&fx.store, &fx.clock, &policy, 2, None, |p| {
+    let first = reevaluate(&fx.store, &fx.clock, &fx.rng, &policy, 2, None, |p| {
         pages.push(p.clone())
     })
     .await
@@ -577,6 +577,7 @@ async fn reevaluation_pages_through_every_device_and_goes_on_after_an_interrupti
     let rest = reevaluate(
         &fx.store,
         &fx.clock,
+        &fx.rng,
         &policy,
         1,
         Some("DEV-2".into()),
@@ -592,4 +593,43 @@ async fn reevaluation_pages_through_every_device_and_goes_on_after_an_interrupti
         let (_, stored) = fx.store.device_profile(serial, T0).await.unwrap().unwrap();
         assert_eq!(assess(&current, &stored, T0).status, want, "{serial}");
     }
+    // A change every device fails: the three compliant ones change status, each recorded once
+    // with its evaluation; the two non-compliant ones do not change.
+    assert_eq!(changes(&fx).await, 0, "no status changed above");
+    let never = rule(RuleKind::Process {
+        name: "never-running".into(),
+    });
+    add_rule(&fx.store, &fx.rng, &policy, never).await.unwrap();
+    reevaluate(&fx.store, &fx.clock, &fx.rng, &policy, 10, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        changes(&fx).await,
+        3,
+        "DEV-0, DEV-2 and DEV-4 became non-compliant"
+    );
+}
+
+/// How many status changes `policy reevaluate` recorded.
+async fn changes(fx: &Fx) -> usize {
+    let query = AuditQuery {
+        since: 0,
+        device: None,
+        connector: None,
+        plan: None,
+        limit: 1000,
+        before: None,
+    };
+    fx.store
+        .audit_events(&query, T0 + 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.event == AuditKind::DeviceComplianceChanged
+                && e.reason
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with("(re-evaluated)"))
+        })
+        .count()
 }

@@ -208,14 +208,22 @@ async fn reevaluate(
     page_size: u32,
     after: Option<String>,
 ) -> Result<Output, AdminError> {
-    let done = admin::reevaluate(store, clock, policy, page_size as usize, after, |p| {
-        eprintln!(
-            "endpoint-admin: {} devices looked at, {} evaluated, last {}",
-            p.devices,
-            p.evaluated,
-            p.after.as_deref().unwrap_or("-")
-        );
-    })
+    let done = admin::reevaluate(
+        store,
+        clock,
+        &SystemRandom,
+        policy,
+        page_size as usize,
+        after,
+        |p| {
+            eprintln!(
+                "endpoint-admin: {} devices looked at, {} evaluated, last {}",
+                p.devices,
+                p.evaluated,
+                p.after.as_deref().unwrap_or("-")
+            );
+        },
+    )
     .await?;
     Ok(Output {
         plain: format!("devices={} evaluated={}", done.devices, done.evaluated),
