@@ -390,7 +390,8 @@ pub fn evaluate_with(rule: &CelRule, converted: &mut CelFacts<'_>) -> Found {
             seen: if pass { "true" } else { "false" }.into(),
             over_list: true,
         },
-        Ok(other) => unknown(format!("the expression gave {other:?}, not a bool")),
+        // Never the value itself: it may be a whole list of the document.
+        Ok(_) => unknown("the expression did not answer true or false".into()),
         Err(e) => unknown(short_error(&e)),
     }
 }

@@ -264,6 +264,10 @@ fn cel_expressions_use_the_same_checks_and_errors_are_unknown() {
     // A field the device did not report, a wrong type, a function that cannot decide: unknown.
     assert_eq!(eval("facts.os.build == '24B91'"), None);
     assert_eq!(eval("facts.os.version"), None);
+    // A non-boolean answer is unknown, and what is stored of it is short whatever it was.
+    let whole = cel::evaluate(&cel::compile("facts.software").unwrap(), &facts);
+    assert_eq!(whole.pass, None);
+    assert!(whole.seen.len() < 100, "{}", whole.seen);
     assert_eq!(eval("version_at_least('Sonoma', '14')"), None);
     assert_eq!(eval("disk_encrypted('usb')"), None);
 }
