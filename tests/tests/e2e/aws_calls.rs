@@ -225,16 +225,7 @@ async fn calls_per_route_stay_within_budget() {
     // check_in/: the same three reads, then the snapshot and its audit record written together
     // (two parallel PutItems: the audit record adds no round trip).
     ddb.reset();
-    let mut req = request(
-        "POST",
-        "/api/v3/endpoints/agents/connectors/check_in/",
-        Some(serde_json::json!({"hardware": {"serial": "x"}})),
-    );
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer+agent {}", device.token).parse().unwrap(),
-    );
-    let (reply, _) = agent.handle(req).await;
+    let (reply, _) = agent.handle(check_in(&device.token)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     let mut calls = ddb.calls();
     calls.sort();
@@ -286,16 +277,7 @@ async fn calls_per_route_stay_within_budget() {
         .await
         .unwrap();
     ddb.reset();
-    let mut req = request(
-        "POST",
-        "/api/v3/endpoints/agents/connectors/check_in/",
-        Some(serde_json::json!({"hardware": {"serial": "x"}})),
-    );
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer+agent {}", device.token).parse().unwrap(),
-    );
-    let (reply, _) = agent.handle(req).await;
+    let (reply, _) = agent.handle(check_in(&device.token)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     let mut calls = ddb.calls();
     calls.sort();
@@ -313,4 +295,18 @@ async fn calls_per_route_stay_within_budget() {
             "TransactWriteItems"
         ]
     );
+}
+
+/// A `check_in/` of a small facts document, authenticated with the device's token.
+fn check_in(token: &str) -> Request {
+    let mut req = request(
+        "POST",
+        "/api/v3/endpoints/agents/connectors/check_in/",
+        Some(serde_json::json!({"hardware": {"serial": "x"}})),
+    );
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer+agent {token}").parse().unwrap(),
+    );
+    req
 }

@@ -225,17 +225,7 @@ impl DeviceStore for MemoryStore {
         if !g.devices.contains_key(&device.identifier) {
             g.devices.insert(device.identifier.clone(), device.clone());
         }
-        g.token_index.insert(
-            token.key.sha256_hex(),
-            TokenRef {
-                token_id: token.id.clone(),
-                device: token.device.clone(),
-                connector: token.connector.clone(),
-                expires_at: token.expires_at,
-            },
-        );
-        g.tokens
-            .insert((device.identifier.clone(), token.id.clone()), token.clone());
+        g.insert_token(token.clone());
         if let Some(event) = &grant.audit {
             g.audit.push(event.clone());
         }

@@ -84,6 +84,23 @@ struct Inner {
     evaluations: BTreeMap<(String, String), Evaluation>,
 }
 
+impl Inner {
+    /// Stores a device token with its index entry.
+    fn insert_token(&mut self, token: DeviceToken) {
+        self.token_index.insert(
+            token.key.sha256_hex(),
+            TokenRef {
+                token_id: token.id.clone(),
+                device: token.device.clone(),
+                connector: token.connector.clone(),
+                expires_at: token.expires_at,
+            },
+        );
+        self.tokens
+            .insert((token.device.clone(), token.id.clone()), token);
+    }
+}
+
 /// Every store port in one in-memory struct.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -117,17 +134,7 @@ impl MemoryStore {
     /// always replaces; this models a connection that holds two tokens).
     pub fn add_token(&self, token: DeviceToken) {
         if let Ok(mut g) = self.inner.lock() {
-            g.token_index.insert(
-                token.key.sha256_hex(),
-                TokenRef {
-                    token_id: token.id.clone(),
-                    device: token.device.clone(),
-                    connector: token.connector.clone(),
-                    expires_at: token.expires_at,
-                },
-            );
-            g.tokens
-                .insert((token.device.clone(), token.id.clone()), token);
+            g.insert_token(token);
         }
     }
 }
