@@ -71,11 +71,19 @@ def main():
     for route, function in sorted(table.items()):
         if deployed.get(route, function) != function:
             errors.append(f"{route}: routes.rs says {function}, template.yaml runs {deployed[route]}")
+    # Every route has its own throttling budget, and every budget names a route.
+    api = next(r for r in template["Resources"].values() if r.get("Type") == "AWS::Serverless::HttpApi")
+    budgets = {}
+    for key in api["Properties"].get("RouteSettings", {}):
+        method, _, path = key.partition(" ")
+        budgets[(method, norm(path))] = key
+    if set(budgets) != set(deployed):
+        errors.append(f"template.yaml RouteSettings and routes differ: without a budget {sorted(set(deployed) - set(budgets))}, budgets of no route {sorted(set(budgets) - set(deployed))}")
     for e in errors:
         print(f"check-api: {e}", file=sys.stderr)
     if errors:
         return 1
-    print(f"check-api: {len(openapi)} routes agree across routes.rs, openapi.yaml, template.yaml and the local router")
+    print(f"check-api: {len(openapi)} routes agree across routes.rs, openapi.yaml, template.yaml (each with its throttling budget) and the local router")
     return 0
 
 

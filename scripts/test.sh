@@ -53,7 +53,7 @@ lint() {
   python3 scripts/check-test-targets.py
   wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
   step "the SAM template (cfn-lint, sam validate --lint) and the routes (scripts/check-api.py)"
-  .venv/bin/cfn-lint template.yaml
+  .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml
   SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
   .venv/bin/python scripts/check-api.py
 }

@@ -53,6 +53,7 @@ fn main() {
     let device = DeviceWithTokens {
         compliance: Vec::new(),
         device: Device {
+            lock: Default::default(),
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: serial.into(),
             name: "bench".into(),

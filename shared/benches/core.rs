@@ -30,6 +30,7 @@ fn device(tokens: usize) -> (DeviceWithTokens, Secret) {
     let d = DeviceWithTokens {
         compliance: Vec::new(),
         device: Device {
+            lock: None,
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "SERIAL-1".into(),
             name: "host".into(),
@@ -111,7 +112,7 @@ fn bench_sealing(c: &mut Criterion) {
     use endpoint_core::adapters::sealing::DataKey;
     let key = DataKey::from_bytes(&[7u8; 32]).expect("32 bytes is a 256-bit key");
     let aad = b"DEVICE#VMware-56 4d 1a 2b\nTOKEN#connector#token";
-    let sealed = key.seal(aad, &[b'k'; 128]).expect("seals");
+    let sealed = key.seal(0, aad, &[b'k'; 128]).expect("seals");
     c.bench_function("open_sealed_device_key", |b| {
         b.iter(|| key.open(black_box(aad), black_box(&sealed)))
     });

@@ -22,6 +22,8 @@ pub enum AuditKind {
     DeviceTokensRevoked,
     DeviceDeleted,
     DeviceComplianceChanged,
+    DeviceLocked,
+    DeviceUnlocked,
     StagePassed,
     StageDenied,
     InvalidResponse,
@@ -34,13 +36,14 @@ pub enum AuditKind {
     ChallengeKeyRotated,
     StageCreated,
     DataMigrated,
+    DataKeyRotated,
     PolicyChanged,
     StageChanged,
 }
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
@@ -49,6 +52,8 @@ impl AuditKind {
         AuditKind::DeviceTokensRevoked,
         AuditKind::DeviceDeleted,
         AuditKind::DeviceComplianceChanged,
+        AuditKind::DeviceLocked,
+        AuditKind::DeviceUnlocked,
         AuditKind::StagePassed,
         AuditKind::StageDenied,
         AuditKind::InvalidResponse,
@@ -61,6 +66,7 @@ impl AuditKind {
         AuditKind::ChallengeKeyRotated,
         AuditKind::StageCreated,
         AuditKind::DataMigrated,
+        AuditKind::DataKeyRotated,
         AuditKind::PolicyChanged,
         AuditKind::StageChanged,
     ];
@@ -76,6 +82,8 @@ impl AuditKind {
             AuditKind::DeviceTokensRevoked => "ES006I",
             AuditKind::DeviceDeleted => "ES007I",
             AuditKind::DeviceComplianceChanged => "ES008I",
+            AuditKind::DeviceLocked => "ES009I",
+            AuditKind::DeviceUnlocked => "ES010I",
             AuditKind::StagePassed => "ES101I",
             AuditKind::StageDenied => "ES102W",
             AuditKind::InvalidResponse => "ES103W",
@@ -90,6 +98,7 @@ impl AuditKind {
             AuditKind::DataMigrated => "ES208I",
             AuditKind::PolicyChanged => "ES209I",
             AuditKind::StageChanged => "ES210I",
+            AuditKind::DataKeyRotated => "ES211I",
         }
     }
 
@@ -104,6 +113,8 @@ impl AuditKind {
             AuditKind::DeviceTokensRevoked => "device_tokens_revoked",
             AuditKind::DeviceDeleted => "device_deleted",
             AuditKind::DeviceComplianceChanged => "device_compliance_changed",
+            AuditKind::DeviceLocked => "device_locked",
+            AuditKind::DeviceUnlocked => "device_unlocked",
             AuditKind::StagePassed => "stage_passed",
             AuditKind::StageDenied => "stage_denied",
             AuditKind::InvalidResponse => "invalid_response",
@@ -118,6 +129,7 @@ impl AuditKind {
             AuditKind::DataMigrated => "data_migrated",
             AuditKind::PolicyChanged => "policy_changed",
             AuditKind::StageChanged => "stage_changed",
+            AuditKind::DataKeyRotated => "data_key_rotated",
         }
     }
 
@@ -177,7 +189,9 @@ pub struct AuditEvent {
     pub time: UnixTime,
     pub code: String,
     pub event: AuditKind,
-    /// `device:<serial>`, `iam:<principal ARN>`, `operator:<principal ARN>`, or `anonymous`.
+    /// `device:<serial>` (a device that proved itself), `enrollment_token:<id>` (a valid
+    /// enrollment token's holder), `iam:<principal ARN>`, `operator:<principal ARN>`, or
+    /// `anonymous`.
     pub actor: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector: Option<String>,
@@ -185,6 +199,9 @@ pub struct AuditEvent {
     pub plan: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// The serial a request claimed without proving it (a refused enrollment): never the actor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unverified_device: Option<String>,
     /// Why something was refused, or what changed (a class, never a secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -212,6 +229,7 @@ impl AuditEvent {
             connector: None,
             plan: None,
             device: None,
+            unverified_device: None,
             reason: None,
             source_ip: caller.source_ip.clone(),
             user_agent: caller
@@ -232,6 +250,16 @@ impl AuditEvent {
     pub fn device(mut self, serial: &str) -> Self {
         self.device = Some(serial.to_string());
         self
+    }
+    /// The serial a request claims, unproven.
+    pub fn unverified_device(mut self, serial: &str) -> Self {
+        self.unverified_device = Some(serial.to_string());
+        self
+    }
+    /// The serial the record concerns, proven or only claimed: what `audit list --device`
+    /// finds it by.
+    pub fn any_device(&self) -> Option<&str> {
+        self.device.as_deref().or(self.unverified_device.as_deref())
     }
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
@@ -256,6 +284,11 @@ impl AuditEvent {
 /// The actor of a device's own request.
 pub fn device_actor(serial: &str) -> String {
     format!("device:{serial}")
+}
+
+/// The actor of a request that presented a valid enrollment token (and proved nothing else).
+pub fn enrollment_token_actor(token_id: &str) -> String {
+    format!("enrollment_token:{token_id}")
 }
 
 /// The actor of a relying party's or browser's request.
@@ -286,7 +319,7 @@ impl AuditQuery {
             && self
                 .device
                 .as_ref()
-                .is_none_or(|d| e.device.as_ref() == Some(d))
+                .is_none_or(|d| e.any_device() == Some(d.as_str()))
             && self
                 .connector
                 .as_ref()

@@ -59,7 +59,7 @@ pub enum CoreError {
     #[error("{0}")]
     Unavailable(String),
     /// A per-client abuse limit: 429 with `Retry-After` this many seconds.
-    #[error("Too many requests from this device; try again in {0} seconds.")]
+    #[error("Too many requests; try again in {0} seconds.")]
     RateLimited(u32),
     /// Two writers raced on one item and this one lost: the operation retries on fresh state
     /// (the stage operations do, three times), and only if it keeps losing is it a 503.

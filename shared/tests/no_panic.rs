@@ -11,6 +11,7 @@ fn device() -> DeviceWithTokens {
     DeviceWithTokens {
         compliance: Vec::new(),
         device: Device {
+            lock: None,
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "S".into(),
             name: "n".into(),

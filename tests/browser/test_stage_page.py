@@ -243,8 +243,8 @@ def test_a_device_whose_token_was_revoked_fails_to_validate_and_can_try_again(wo
         assert read_plan(plan["plan"])["status"] == "pending"
         page.close()
     finally:
-        # Put the device back for the other cases.
-        token = admin("enrollment-token", "create", "--connector", world["connector"])["key"]
+        # Put the device back for the other cases: a reinstall, approved by the operator.
+        token = admin("device", "allow-reenroll", world["serial"], "--connector", world["connector"])["key"]
         agent(world["state"], "enroll", "--server", API, "--token", token, "--serial", world["serial"], "--name", "browser-laptop")
 
 
@@ -306,7 +306,8 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
           "--remediation", "Open System Settings > Privacy & Security > FileVault and turn it on.")
     admin("policy", "add-rule", policy, "firewall", "--enforce", "grace:72h")
     admin("stage", "set-policy", stage, policy)
-    token = admin("enrollment-token", "create", "--connector", connector)["key"]
+    # The serial is enrolled already (on the first connector): the operator approves it here.
+    token = admin("device", "allow-reenroll", world["serial"], "--connector", connector)["key"]
     agent(world["state"], "enroll", "--server", API, "--token", token, "--serial", world["serial"], "--name", "browser-laptop")
     agent(world["state"], "check-in", "--server", API, "--facts", str(FACTS / "macos-non-compliant.json"))
 

@@ -87,6 +87,7 @@ impl Stack {
         c.enabled = enabled;
         self.store.put_connector(&c).await.unwrap();
         let stage = endpoint_core::model::Stage {
+            redirect_origins: None,
             policy: None,
             id: endpoint_core::ports::random_id(&SystemRandom, 12),
             connector: c.id.clone(),

@@ -76,6 +76,7 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
     c.challenge_key = Some("alias/mocked".into());
     store.put_connector(&c).await.unwrap();
     let stage = Stage {
+        redirect_origins: None,
         policy: None,
         id: "s1".into(),
         connector: "c1".into(),

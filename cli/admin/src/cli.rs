@@ -67,6 +67,20 @@ pub enum Command {
     /// Idempotent data migrations: seal device token keys stored before sealing, make old
     /// enrollment tokens listable, then refuse plain keys.
     Migrate,
+    /// The data key that seals device token keys.
+    #[command(subcommand)]
+    Sealing(SealingCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SealingCommand {
+    /// A new data key: every device key re-sealed under it (paged, progress on stderr;
+    /// interrupted, it resumes where it stopped), then the old one retired and refused.
+    Rotate {
+        /// Devices per page.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        page: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +118,10 @@ pub enum KeyCommand {
         /// Also point this alias (alias/NAME or NAME) at the new key.
         #[arg(long)]
         alias: Option<String>,
+        /// The stack whose functions may sign with it (deployed, they sign only with keys
+        /// tagged with their own stack's name).
+        #[arg(long, env = "STACK_NAME")]
+        stack: Option<String>,
     },
     /// Create a symmetric KMS key for sealing device token keys; prints its key id (local
     /// stacks: deployed, the stack creates it and outputs SealingKeyId).
@@ -203,6 +221,18 @@ pub enum StageCommand {
         /// The posture policy devices must meet.
         #[arg(long)]
         policy: Option<String>,
+        /// An origin (https://app.example.com) its plans may redirect to; repeatable. Without
+        /// one, a plan redirects to a path or a loopback URL only.
+        #[arg(long = "redirect-origin")]
+        redirect_origins: Vec<String>,
+    },
+    /// Replace the origins the stage's plans may redirect to (none given: paths and loopback
+    /// URLs only).
+    SetRedirectOrigins {
+        /// The stage.
+        stage: String,
+        /// Origins: scheme, host and optional port (https://app.example.com).
+        origins: Vec<String>,
     },
     /// Set (or with `none`, remove) the stage's posture policy.
     SetPolicy {
@@ -317,16 +347,33 @@ pub enum DeviceCommand {
         #[arg(long)]
         connector: String,
     },
-    /// Allow one re-enrollment of an enrolled device on a connector whose policy is approve.
+    /// Approve one re-enrollment of an enrolled device (a reinstall): prints a single-use
+    /// enrollment token bound to its serial, which the reinstalled device enrolls with.
     AllowReenroll {
         /// The device's serial.
         serial: String,
-        /// The connector it may re-enroll on.
+        /// The connector it may enroll on.
         #[arg(long)]
         connector: String,
-        /// How long the allowance lasts (e.g. 15m, 1h, 2d).
+        /// How long the token lives (e.g. 15m, 1h, 2d).
         #[arg(long = "for", value_parser = parse_duration, default_value = "1h")]
         window: i64,
+    },
+    /// Lock a device: every stage denies it and its auth_ia/ is refused (check-ins still flow).
+    Lock {
+        /// The device's serial.
+        serial: String,
+        /// How long the lock holds (e.g. 12h, 7d); without it, until `device unlock`.
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Option<i64>,
+        /// Why (kept with the lock and in the audit trail; shown by `device show`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a device's lock.
+    Unlock {
+        /// The device's serial.
+        serial: String,
     },
 }
 

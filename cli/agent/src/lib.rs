@@ -28,6 +28,18 @@ pub struct State {
     pub jwks_challenge: Option<Jwks>,
 }
 
+/// A new file at `path` (failing if anything, a symlink included, is there), owner-only.
+fn private_new_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
 impl State {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -40,16 +52,25 @@ impl State {
             .map_err(|e| format!("the state file {} is not valid: {e}", path.display()))
     }
 
+    /// Writes the state (it holds the device token key) readable by its owner only: a new
+    /// file created with `O_CREAT|O_EXCL` and mode 0600 from the start (never a moment with
+    /// wider permissions, never through a symlink planted at its name), then renamed over
+    /// `path` (which replaces a symlink there rather than writing through it).
     pub fn save(&self, path: &Path) -> Result<(), String> {
+        use std::io::Write;
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| e.to_string())?;
-        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let failed = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
+        let mut file = match private_new_file(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Left by a crash, or planted: remove the entry itself (never its target).
+                std::fs::remove_file(&tmp).map_err(failed)?;
+                private_new_file(&tmp).map_err(failed)?
+            }
+            other => other.map_err(failed)?,
+        };
+        file.write_all(text.as_bytes()).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
         std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }
@@ -319,4 +340,61 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::PathBuf;
+
+    use super::State;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("endpoint-agent-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    fn state() -> State {
+        State {
+            server: "http://127.0.0.1:9000".into(),
+            serial: "S1".into(),
+            name: "host".into(),
+            token: "device-token-key".into(),
+            jwks_challenge: None,
+        }
+    }
+
+    #[test]
+    fn the_state_file_is_owner_only_and_never_written_through_a_symlink() {
+        let dir = scratch("state");
+        let path = dir.join("state.json");
+        state().save(&path).expect("saved");
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(State::load(&path).expect("loads").token, "device-token-key");
+
+        // A symlink planted at the temporary name and one at the state file's name: neither
+        // target is written; the state file becomes a regular file.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        symlink(&victim, &tmp).expect("symlink at the temporary name");
+        std::fs::remove_file(&path).expect("removed");
+        symlink(&victim, &path).expect("symlink at the state file");
+        state().save(&path).expect("saved");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "untouched"
+        );
+        let meta = std::fs::symlink_metadata(&path).expect("exists");
+        assert!(meta.file_type().is_file(), "a regular file, not the link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -52,7 +52,7 @@ async fn enroll_then_login_with_the_binary_alone() {
     )
     .await
     .unwrap();
-    let stage = admin::create_stage(&store, &SystemRandom, &c.id, StageMode::Required)
+    let stage = admin::create_stage(&store, &SystemRandom, &c.id, StageMode::Required, &[])
         .await
         .unwrap();
     let (_, enrollment) = admin::create_enrollment_token(

@@ -194,11 +194,16 @@ export function renderCompliance(list, compliance) {
   list.hidden = list.children.length === 0;
 }
 
-/** Only http(s) URLs are followed (the server also refuses other redirects at plan creation). */
+/**
+ * Only http(s) URLs without user information are followed (the server refuses other redirects
+ * at plan creation; this is the page's second check).
+ */
 function safeTarget(to) {
   try {
     const url = new URL(String(to), window.location.href);
-    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    const web = url.protocol === "https:" || url.protocol === "http:";
+    const userinfo = url.username !== "" || url.password !== "";
+    return web && !userinfo ? url.href : null;
   } catch {
     return null;
   }

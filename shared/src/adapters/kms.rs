@@ -35,6 +35,8 @@ use crate::protocol::keys::SigningAlg;
 
 /// The tag every challenge key carries; the functions may only use keys that have it.
 pub const CHALLENGE_KEY_TAG: (&str, &str) = ("endpoint-stage", "challenge");
+/// The tag naming the stack whose functions may use a challenge key (its value: the stack name).
+pub const STACK_TAG: &str = "endpoint-stage:stack";
 
 /// How long a key named by an alias is trusted to still point at the same key.
 pub const ALIAS_REFRESH: Duration = Duration::from_secs(60);
@@ -195,6 +197,28 @@ impl KmsSigner {
         spec: KeySpec,
         description: &str,
     ) -> Result<String, SignerError> {
+        self.create_stack_key(spec, description, None).await
+    }
+
+    /// Creates a challenge key for the stack `stack`: the functions' IAM policies only allow
+    /// keys tagged as challenge keys of their own stack (template.yaml).
+    pub async fn create_stack_key(
+        &self,
+        spec: KeySpec,
+        description: &str,
+        stack: Option<&str>,
+    ) -> Result<String, SignerError> {
+        let tag = |k: &str, v: &str| {
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key(k)
+                .tag_value(v)
+                .build()
+                .map_err(|_| SignerError::Unavailable("tag could not be built".into()))
+        };
+        let mut tags = vec![tag(CHALLENGE_KEY_TAG.0, CHALLENGE_KEY_TAG.1)?];
+        if let Some(stack) = stack {
+            tags.push(tag(STACK_TAG, stack)?);
+        }
         let kms_spec = KmsKeySpec::from(spec.kms_name());
         let out = self
             .client
@@ -202,14 +226,7 @@ impl KmsSigner {
             .key_spec(kms_spec)
             .key_usage(KeyUsageType::SignVerify)
             .description(description)
-            // The functions' IAM policies only allow keys with this tag (template.yaml).
-            .tags(
-                aws_sdk_kms::types::Tag::builder()
-                    .tag_key(CHALLENGE_KEY_TAG.0)
-                    .tag_value(CHALLENGE_KEY_TAG.1)
-                    .build()
-                    .map_err(|_| SignerError::Unavailable("tag could not be built".into()))?,
-            )
+            .set_tags(Some(tags))
             .send()
             .await
             .map_err(|e| signer_error("CreateKey", "(new key)", &e))?;

@@ -11,8 +11,25 @@ use futures::future::BoxFuture;
 
 use crate::error::StoreError;
 
-/// The first byte of every sealed value: the format (AES-256-GCM, 96-bit random nonce).
+/// The first byte of every sealed value: the format (AES-256-GCM, 96-bit random nonce). V1
+/// values were sealed by the table's first data key (generation 0); V2 values name the data
+/// key's generation after the format byte (4 bytes, big-endian, bound as associated data), so
+/// a rotation can tell what it has re-sealed and a retired key's values are refused.
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
+const V2_HEADER: usize = 5;
+
+/// The generation of the data key a sealed value was sealed with, if it is a sealed value.
+pub fn generation_of(sealed: &[u8]) -> Option<u32> {
+    match sealed.first() {
+        Some(&FORMAT_V1) => Some(0),
+        Some(&FORMAT_V2) => sealed
+            .get(1..V2_HEADER)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes),
+        _ => None,
+    }
+}
 
 /// A new data key: its plaintext (never stored) and its wrapped form (stored).
 pub struct NewDataKey {
@@ -48,15 +65,23 @@ impl DataKey {
             .map_err(|_| StoreError::Corrupt("the data key is not a 256-bit key".into()))
     }
 
-    /// `FORMAT_V1 || nonce || ciphertext || tag` of `plaintext`, bound to `aad`.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// `FORMAT_V2 || generation || nonce || ciphertext || tag` of `plaintext`, bound to `aad`
+    /// and to the header.
+    pub fn seal(
+        &self,
+        generation: u32,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut header = vec![FORMAT_V2];
+        header.extend_from_slice(&generation.to_be_bytes());
         let mut data = plaintext.to_vec();
         let nonce = self
             .0
-            .seal_in_place_append_tag(Aad::from(aad), &mut data)
+            .seal_in_place_append_tag(Aad::from(bound(aad, &header)), &mut data)
             .map_err(|_| StoreError::Unavailable("sealing failed".into()))?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + data.len());
-        out.push(FORMAT_V1);
+        let mut out = Vec::with_capacity(V2_HEADER + NONCE_LEN + data.len());
+        out.extend_from_slice(&header);
         out.extend_from_slice(nonce.as_ref());
         out.extend_from_slice(&data);
         Ok(out)
@@ -65,8 +90,14 @@ impl DataKey {
     /// The plaintext of a sealed value, if it was sealed with this key and `aad`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let corrupt = || StoreError::Corrupt("a sealed device key does not open".into());
-        let (format, rest) = sealed.split_first().ok_or_else(corrupt)?;
-        if *format != FORMAT_V1 || rest.len() < NONCE_LEN {
+        let (aad, rest) = match sealed.first() {
+            Some(&FORMAT_V1) => (aad.to_vec(), &sealed[1..]),
+            Some(&FORMAT_V2) if sealed.len() >= V2_HEADER => {
+                (bound(aad, &sealed[..V2_HEADER]), &sealed[V2_HEADER..])
+            }
+            _ => return Err(corrupt()),
+        };
+        if rest.len() < NONCE_LEN {
             return Err(corrupt());
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
@@ -80,6 +111,11 @@ impl DataKey {
     }
 }
 
+/// The associated data of a V2 value: the item's own key and the header.
+fn bound(aad: &[u8], header: &[u8]) -> Vec<u8> {
+    [aad, b"\n", header].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,8 +124,11 @@ mod tests {
     fn sealed_values_open_only_with_their_key_and_aad() {
         let key = DataKey::from_bytes(&[7u8; 32]).expect("32 bytes is a 256-bit key");
         let other = DataKey::from_bytes(&[8u8; 32]).expect("32 bytes is a 256-bit key");
-        let sealed = key.seal(b"DEVICE#a\nTOKEN#c#1", b"secret").expect("seal");
-        assert_eq!(sealed[0], FORMAT_V1);
+        let sealed = key
+            .seal(3, b"DEVICE#a\nTOKEN#c#1", b"secret")
+            .expect("seal");
+        assert_eq!(sealed[0], FORMAT_V2);
+        assert_eq!(generation_of(&sealed), Some(3));
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
         assert_eq!(
             key.open(b"DEVICE#a\nTOKEN#c#1", &sealed).ok(),
@@ -102,8 +141,29 @@ mod tests {
         tampered[last] ^= 1;
         assert!(key.open(b"DEVICE#a\nTOKEN#c#1", &tampered).is_err());
         assert!(key.open(b"x", &[]).is_err());
+        // The generation is bound: a value relabelled with another one does not open.
+        let mut relabelled = sealed.clone();
+        relabelled[4] = 4;
+        assert_eq!(generation_of(&relabelled), Some(4));
+        assert!(key.open(b"DEVICE#a\nTOKEN#c#1", &relabelled).is_err());
         // Two seals of one value differ (random nonces).
-        assert_ne!(key.seal(b"a", b"v").ok(), key.seal(b"a", b"v").ok());
+        assert_ne!(key.seal(0, b"a", b"v").ok(), key.seal(0, b"a", b"v").ok());
         assert!(DataKey::from_bytes(&[1u8; 16]).is_err());
+    }
+
+    #[test]
+    fn values_of_the_first_format_still_open_as_generation_zero() {
+        // A V1 value as the first release wrote it: format byte, nonce, ciphertext and tag,
+        // with the item's key alone as associated data.
+        let key = DataKey::from_bytes(&[7u8; 32]).expect("32 bytes is a 256-bit key");
+        let mut data = b"secret".to_vec();
+        let nonce = key
+            .0
+            .seal_in_place_append_tag(Aad::from(b"pk\nsk"), &mut data)
+            .expect("seal");
+        let v1 = [&[FORMAT_V1][..], nonce.as_ref(), &data].concat();
+        assert_eq!(generation_of(&v1), Some(0));
+        assert_eq!(key.open(b"pk\nsk", &v1).ok(), Some(b"secret".to_vec()));
+        assert_eq!(generation_of(b"x"), None);
     }
 }

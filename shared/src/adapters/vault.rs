@@ -12,27 +12,39 @@ use super::aws::{classify, Failure};
 
 /// The key vault of device token keys: a dedicated symmetric KMS key (`SEALING_KEY_ID`) that
 /// generates and unwraps the table's data key, bound to the table by the encryption context.
-#[derive(Debug, Clone)]
+/// Unwrapping needs no key id (a symmetric ciphertext names its key), so a vault without one
+/// works for everything but creating the first data key; it learns the key from the data key
+/// it unwraps, which is what `sealing rotate` generates the next one under.
+#[derive(Debug)]
 pub struct KmsVault {
     client: Client,
-    key_id: String,
+    key_id: std::sync::Mutex<Option<String>>,
     table: String,
 }
 
 impl KmsVault {
     pub fn new(client: Client, key_id: impl Into<String>, table: impl Into<String>) -> Self {
+        Self::with_key(client, Some(key_id.into()), table)
+    }
+
+    /// A vault whose key is given, or (`None`) learned from the first data key it unwraps.
+    pub fn with_key(client: Client, key_id: Option<String>, table: impl Into<String>) -> Self {
         KmsVault {
             client,
-            key_id: key_id.into(),
+            key_id: std::sync::Mutex::new(key_id),
             table: table.into(),
         }
     }
 
-    pub fn from_config(config: &aws_config::SdkConfig, key_id: &str, table: &str) -> Self {
+    fn key_id(&self) -> Option<String> {
+        self.key_id.lock().ok().and_then(|k| k.clone())
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, key_id: Option<&str>, table: &str) -> Self {
         let conf = aws_sdk_kms::config::Builder::from(config)
             .interceptor(super::aws::CallTimer)
             .build();
-        Self::new(Client::from_conf(conf), key_id, table)
+        Self::with_key(Client::from_conf(conf), key_id.map(str::to_string), table)
     }
 
     /// Creates a symmetric (ENCRYPT_DECRYPT) KMS key for sealing; returns its key id. Deployed,
@@ -89,10 +101,15 @@ impl super::sealing::KeyVault for KmsVault {
     ) -> futures::future::BoxFuture<'_, Result<super::sealing::NewDataKey, crate::error::StoreError>>
     {
         Box::pin(async move {
+            let key_id = self.key_id().ok_or_else(|| {
+                crate::error::StoreError::Unavailable(
+                    "creating the table's first data key needs the sealing key (SEALING_KEY_ID or --sealing-key)".into(),
+                )
+            })?;
             let out = self
                 .client
                 .generate_data_key()
-                .key_id(&self.key_id)
+                .key_id(key_id)
                 .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
                 .encryption_context(Self::PURPOSE.0, Self::PURPOSE.1)
                 .encryption_context("table", &self.table)
@@ -119,13 +136,16 @@ impl super::sealing::KeyVault for KmsVault {
             let out = self
                 .client
                 .decrypt()
-                .key_id(&self.key_id)
+                .set_key_id(self.key_id())
                 .ciphertext_blob(Blob::new(wrapped.to_vec()))
                 .encryption_context(Self::PURPOSE.0, Self::PURPOSE.1)
                 .encryption_context("table", &self.table)
                 .send()
                 .await
                 .map_err(|e| vault_error("Decrypt", &e))?;
+            if let (Some(learned), Ok(mut key)) = (out.key_id(), self.key_id.lock()) {
+                key.get_or_insert_with(|| learned.to_string());
+            }
             out.plaintext.map(|p| p.into_inner()).ok_or_else(|| {
                 crate::error::StoreError::Unavailable("Decrypt answered nothing".into())
             })

@@ -19,7 +19,9 @@ use serde_json::Value;
 
 use crate::audit::{device_actor, AuditKind};
 use crate::error::CoreError;
-use crate::model::{Connector, Device, DeviceAuthToken, DeviceRef, Evaluation, TokenRef};
+use crate::model::{
+    Connector, Device, DeviceAuthToken, DeviceRef, Evaluation, TokenRef, MSG_DEVICE_LOCKED,
+};
 use crate::ports::random_id;
 use crate::ports::{record_audit, ChallengeSigner, Clock, Directory, Store};
 use crate::protocol::jwk::Jwks;
@@ -292,7 +294,7 @@ pub async fn auth_ia<S: Store>(
         connector,
         key_sha256: hash,
     } = auth?;
-    if !allowed? {
+    let refused = |reason: &'static str| {
         let event = env
             .audit(
                 AuditKind::InteractiveAuthRefused,
@@ -300,8 +302,16 @@ pub async fn auth_ia<S: Store>(
             )
             .device(&device.identifier)
             .connector(&connector.id)
-            .reason("rate_limited");
-        record_audit(store, &event).await;
+            .reason(reason);
+        async move { record_audit(store, &event).await }
+    };
+    // A locked device is refused right after its authentication, before anything else.
+    if device.lock_at(now).is_some() {
+        refused("device_locked").await;
+        return Err(CoreError::Forbidden(MSG_DEVICE_LOCKED.into()));
+    }
+    if !allowed? {
+        refused("rate_limited").await;
         return Err(CoreError::RateLimited(
             (window_end - now).clamp(1, 60) as u32
         ));

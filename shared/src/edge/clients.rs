@@ -30,7 +30,7 @@ pub fn dynamo_sealing(
     match &base.config.sealing_key {
         Some(key) => store.with_sealing(crate::adapters::vault::KmsVault::from_config(
             aws,
-            key,
+            Some(key),
             &base.config.table,
         )),
         None => {

@@ -13,6 +13,7 @@
 //! | `clients.rs` | the AWS clients, built once per cold start (features `lambda` + AWS) |
 //! | `request.rs` | path, headers and bounded bodies of a request (feature `lambda`) |
 //! | `dispatch.rs` | the route a request asks for, or the contract's 404/405 (feature `lambda`) |
+//! | `origin.rs` | behind the optional edge, public routes only through CloudFront (feature `lambda`) |
 //! | `logging.rs` | JSON logs, and the per-request line that is also the metrics (feature `lambda`) |
 //! | `serve.rs` | the serve loop and the HTTP response of a reply (feature `lambda`) |
 
@@ -30,6 +31,8 @@ pub mod config;
 pub mod dispatch;
 #[cfg(feature = "lambda")]
 pub mod logging;
+#[cfg(feature = "lambda")]
+pub mod origin;
 #[cfg(feature = "lambda")]
 pub mod request;
 #[cfg(feature = "lambda")]

@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::dispatch::Answer;
 use super::logging::{request_record, unix_ms, write_line, RequestLine};
+use super::origin::{not_through_the_edge, OriginGuard};
 use super::reply::Reply;
 use super::request::path;
 use super::routes;
@@ -75,6 +76,7 @@ where
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "endpoint-stage".into());
     let namespace = &namespace;
+    let guard = &OriginGuard::from_env();
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let started = Instant::now();
         let request_id = req
@@ -85,7 +87,11 @@ where
         // The route template, never the path itself (it carries plan and connector ids).
         let route = routes::template_of(path(&req));
         let _ = aws_time();
-        let (reply, outcome) = handler(req).await;
+        let (reply, outcome) = if guard.admits(&req) {
+            handler(req).await
+        } else {
+            not_through_the_edge()
+        };
         let aws_ms = aws_time().as_secs_f64() * 1000.0;
         let record = request_record(&RequestLine {
             request_id: &request_id,

@@ -26,12 +26,12 @@ pub struct NextKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ReenrollPolicy {
-    /// Only once an operator allowed it (`device allow-reenroll`): the default, also for
-    /// connectors stored before the policy existed.
+    /// An enrolled serial enrolls again only with an enrollment token bound to it (`device
+    /// allow-reenroll`): the default, also for connectors stored before the policy existed.
     #[default]
     Approve,
-    /// Any holder of a valid enrollment token may re-enroll a serial (the reference's
-    /// behaviour, for fleets that reinstall often).
+    /// Any holder of a valid enrollment token may re-enroll a serial whose connectors are all
+    /// `open` (the reference's behaviour, for fleets that reinstall often).
     Open,
 }
 
@@ -57,32 +57,45 @@ impl std::str::FromStr for ReenrollPolicy {
     }
 }
 
-/// What an enrollment does about the connection's (device, connector) existing tokens: the one
-/// rule both stores apply, the DynamoDB store turning it into transaction conditions.
+/// Who may enroll a serial that already exists (on any connector, with live or revoked tokens):
+/// decided by the domain before the enrollment, enforced by the store in the enrollment's write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExistingSerial {
+    /// An operator (`device enroll`), or an enrollment token bound to this serial (what
+    /// `device allow-reenroll` creates): may enroll it again.
+    Approved,
+    /// A general enrollment token: a new serial, or one that the target connector and every
+    /// connector it is enrolled on leave `open` (`open` lists the connectors whose policy is
+    /// `open`; the target must be among them).
+    OnlyIfOpen { target: String, open: Vec<String> },
+}
+
+/// The answer of [`reenrollment`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reenrollment {
-    /// No live token to replace, or the enrollment may replace it as it is.
-    Proceed { uses_allowance: bool },
-    /// The connection holds a live token and the policy needs an operator's allowance first.
+    Proceed,
+    /// The serial exists and this enrollment needs an operator's approval.
     NeedsApproval,
 }
 
-/// Whether an enrollment under `policy` (`None`: an operator enrolls, and may always replace)
-/// may go on, given whether the connection holds a live token and whether an operator's
-/// allowance of it is live. With `Approve`, replacing a live token consumes the allowance.
+/// The one re-enrollment rule both stores apply: may an enrollment under `rule` go on, given
+/// whether the device exists and the connectors it is enrolled on (`connections`)?
 pub fn reenrollment(
-    policy: Option<ReenrollPolicy>,
-    replaces_live_token: bool,
-    allowance_live: bool,
+    rule: &ExistingSerial,
+    device_exists: bool,
+    connections: &[&str],
 ) -> Reenrollment {
-    match (policy, replaces_live_token) {
-        (Some(ReenrollPolicy::Approve), true) if allowance_live => Reenrollment::Proceed {
-            uses_allowance: true,
-        },
-        (Some(ReenrollPolicy::Approve), true) => Reenrollment::NeedsApproval,
-        _ => Reenrollment::Proceed {
-            uses_allowance: false,
-        },
+    let approved = match rule {
+        ExistingSerial::Approved => true,
+        ExistingSerial::OnlyIfOpen { target, open } => {
+            let is_open = |c: &str| open.iter().any(|o| o == c);
+            !device_exists || (is_open(target) && connections.iter().all(|c| is_open(c)))
+        }
+    };
+    if approved {
+        Reenrollment::Proceed
+    } else {
+        Reenrollment::NeedsApproval
     }
 }
 

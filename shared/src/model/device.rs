@@ -32,6 +32,35 @@ pub struct Device {
     pub name: String,
     pub created_at: UnixTime,
     pub expires_at: Option<UnixTime>,
+    /// An operator's lock (`device lock`), if one was set and not lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<DeviceLock>,
+}
+
+impl Device {
+    /// The device's lock if it holds at `now`.
+    pub fn lock_at(&self, now: UnixTime) -> Option<&DeviceLock> {
+        self.lock.as_ref().filter(|l| l.holds_at(now))
+    }
+}
+
+/// What the person in front of the browser (and an agent's `auth_ia/`) reads of a lock.
+pub const MSG_DEVICE_LOCKED: &str = "This device has been locked by an administrator.";
+
+/// An operator's lock of a device: every stage denies it and its `auth_ia/` is refused, while
+/// its check-ins still flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLock {
+    pub since: UnixTime,
+    /// `None`: until an operator unlocks it.
+    pub until: Option<UnixTime>,
+    pub reason: Option<String>,
+}
+
+impl DeviceLock {
+    pub fn holds_at(&self, now: UnixTime) -> bool {
+        self.since <= now && self.until.is_none_or(|u| u > now)
+    }
 }
 
 /// What a plan and the API show of a device.

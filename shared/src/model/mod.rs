@@ -12,10 +12,12 @@ pub use compliance::{
     ComplianceStatus, ComplianceView, DiskScope, Enforcement, Evaluation, Policy, PolicyRef, Rule,
     RuleKind, RuleResult, ShownRule, UnknownAs, Verdict, Warning, WhenUnknown,
 };
-pub use connector::{reenrollment, Connector, NextKey, ReenrollPolicy, Reenrollment, RetiredKey};
+pub use connector::{
+    reenrollment, Connector, ExistingSerial, NextKey, ReenrollPolicy, Reenrollment, RetiredKey,
+};
 pub use device::{
-    is_device_identifier, Device, DeviceRef, DeviceToken, DeviceWithTokens, FactsSnapshot,
-    TokenInfo, TokenRef, MAX_DEVICE_IDENTIFIER_CHARS,
+    is_device_identifier, Device, DeviceLock, DeviceRef, DeviceToken, DeviceWithTokens,
+    FactsSnapshot, TokenInfo, TokenRef, MAX_DEVICE_IDENTIFIER_CHARS, MSG_DEVICE_LOCKED,
 };
 pub use enrollment::{EnrollmentToken, TokenRefusal, TokenUse};
 pub use plan::{
@@ -102,18 +104,40 @@ mod tests {
     }
 
     #[test]
-    fn reenrollment_needs_an_allowance_only_to_replace_a_live_token_under_approve() {
-        use ReenrollPolicy::{Approve, Open};
-        let go = |uses_allowance| Reenrollment::Proceed { uses_allowance };
-        assert_eq!(reenrollment(Some(Approve), false, false), go(false));
-        assert_eq!(reenrollment(Some(Approve), false, true), go(false));
+    fn an_existing_serial_enrolls_again_only_approved_or_where_everything_is_open() {
+        use Reenrollment::{NeedsApproval, Proceed};
+        let general = |target: &str, open: &[&str]| ExistingSerial::OnlyIfOpen {
+            target: target.into(),
+            open: open.iter().map(|s| s.to_string()).collect(),
+        };
+        // A new serial: any valid token.
+        assert_eq!(reenrollment(&general("a", &[]), false, &[]), Proceed);
+        // An existing serial on an approve connector, live or revoked tokens alike.
         assert_eq!(
-            reenrollment(Some(Approve), true, false),
-            Reenrollment::NeedsApproval
+            reenrollment(&general("a", &[]), true, &["a"]),
+            NeedsApproval
         );
-        assert_eq!(reenrollment(Some(Approve), true, true), go(true));
-        assert_eq!(reenrollment(Some(Open), true, false), go(false));
-        assert_eq!(reenrollment(None, true, false), go(false));
+        assert_eq!(reenrollment(&general("a", &[]), true, &[]), NeedsApproval);
+        // Open target, but the serial is also on an approve connector: the side door is shut.
+        assert_eq!(
+            reenrollment(&general("o", &["o"]), true, &["o", "a"]),
+            NeedsApproval
+        );
+        // Open target, approve elsewhere is not open.
+        assert_eq!(
+            reenrollment(&general("a", &["o"]), true, &["o"]),
+            NeedsApproval
+        );
+        // Everything open: the reference's behaviour.
+        assert_eq!(
+            reenrollment(&general("o", &["o", "p"]), true, &["o", "p"]),
+            Proceed
+        );
+        // An operator or a token bound to the serial.
+        assert_eq!(
+            reenrollment(&ExistingSerial::Approved, true, &["a"]),
+            Proceed
+        );
     }
 
     #[test]

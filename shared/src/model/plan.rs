@@ -43,6 +43,10 @@ pub struct Stage {
     /// The posture policy devices must meet (id, version, what to do when unknown).
     #[serde(default)]
     pub policy: Option<PolicyRef>,
+    /// The origins its plans may redirect to (canonical form). `None`: stored before origins
+    /// existed, which keeps the older redirect rule until origins are registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_origins: Option<Vec<String>>,
 }
 
 /// Links a device, its device token and a connector for the interactive-auth (DTH) path.

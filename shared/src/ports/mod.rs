@@ -10,9 +10,9 @@ use std::future::Future;
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::{
-    ComplianceView, Connector, Device, DeviceRef, DeviceToken, DeviceWithTokens, EnrollmentToken,
-    Evaluation, FactsSnapshot, Outcome, PendingChallenge, Plan, Policy, ReenrollPolicy, Stage,
-    TokenInfo, TokenRef, TokenUse, UnixTime,
+    ComplianceView, Connector, Device, DeviceLock, DeviceRef, DeviceToken, DeviceWithTokens,
+    EnrollmentToken, Evaluation, ExistingSerial, FactsSnapshot, Outcome, PendingChallenge, Plan,
+    Policy, Stage, TokenInfo, TokenRef, TokenUse, UnixTime,
 };
 use crate::protocol::keys::SigningAlg;
 
@@ -79,6 +79,14 @@ pub trait Limiter: Send + Sync {
         limit: u32,
         window_end: UnixTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The current counts of `buckets` (0 for a bucket with no live window), in order. One
+    /// read for all of them.
+    fn counts(
+        &self,
+        buckets: &[String],
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Vec<u32>, StoreError>> + Send;
 }
 
 /// The audit trail.
@@ -110,10 +118,8 @@ pub async fn record_audit<A: AuditLog + ?Sized>(log: &A, event: &AuditEvent) {
 /// store, together with the writes of the enrollment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnrollGrant {
-    /// For an agent's enrollment, the connector's policy: with `Approve`, a connection that
-    /// still holds a live token is replaced only by consuming an operator's allowance.
-    /// `None`: an operator enrolls, and may always replace.
-    pub reenroll: Option<ReenrollPolicy>,
+    /// Who may enroll the serial if it already exists ([`crate::model::reenrollment`]).
+    pub existing: ExistingSerial,
     /// The enrollment token used (the SHA-256 of its key): one use is counted in the same
     /// write, refused if it was revoked, expired or used up meanwhile.
     pub enrollment_token: Option<String>,
@@ -125,13 +131,10 @@ pub struct EnrollGrant {
 /// What [`DeviceStore::enroll`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollOutcome {
-    /// Enrolled; `replaced` when a live token of the connection was replaced, `allowance_used`
-    /// when that took an operator's allowance.
-    Enrolled {
-        replaced: bool,
-        allowance_used: bool,
-    },
-    /// The connection holds a live token and the policy needs an operator's allowance.
+    /// Enrolled; `existed` when the serial was enrolled before, `replaced` when a live token
+    /// of the connection was replaced.
+    Enrolled { existed: bool, replaced: bool },
+    /// The serial exists and the grant does not allow enrolling it again.
     NeedsApproval,
     /// The enrollment token was revoked, expired or used up by a concurrent enrollment.
     TokenRefused,
@@ -260,7 +263,8 @@ pub trait DeviceStore: Send + Sync {
     /// Enrolls atomically under `grant`: creates or updates the device, deletes every older
     /// token of the connection (device, connector) with its index entry (found by the stored
     /// hashes, never by reading keys), stores `token` with its index, counts the enrollment
-    /// token's use and consumes an allowance if one was needed.
+    /// token's use, on condition that the serial's existence and connections still give the
+    /// grant's rule the answer it gave when the store read them.
     fn enroll(
         &self,
         device: &Device,
@@ -268,13 +272,12 @@ pub trait DeviceStore: Send + Sync {
         grant: &EnrollGrant,
     ) -> impl Future<Output = Result<EnrollOutcome, StoreError>> + Send;
 
-    /// Allows one re-enrollment of (device, connector) until `until`.
-    fn allow_reenroll(
+    /// Sets (or with `None` lifts) the device's lock. `Ok(false)` if the device is unknown.
+    fn set_device_lock(
         &self,
         identifier: &str,
-        connector: &str,
-        until: UnixTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        lock: Option<&DeviceLock>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes every token of (device, connector); returns how many were deleted.
     fn revoke_tokens(

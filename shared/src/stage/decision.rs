@@ -7,6 +7,7 @@ use crate::compliance::assess::{admits, assess, MSG_NON_COMPLIANT};
 use crate::error::CoreError;
 use crate::model::{
     ComplianceView, DeviceRef, Evaluation, Outcome, Plan, PlanStatus, StageMode, UnixTime,
+    MSG_DEVICE_LOCKED,
 };
 use crate::ports::{Finish, PlanStore};
 use crate::protocol::response::Invalid;
@@ -45,16 +46,20 @@ impl Ending {
         }
     }
 
-    /// A device identified by a valid response (or the DTH header), judged by the stage's
-    /// policy at `now` when it has one: a required stage denies a device its policy does not
-    /// admit; an optional stage never denies for compliance. The view is kept either way.
+    /// A device identified by a valid response (or the DTH header): denied by every stage while
+    /// an operator's lock holds (`locked`); otherwise judged by the stage's policy at `now` when
+    /// it has one: a required stage denies a device its policy does not admit; an optional
+    /// stage never denies for compliance. The view is kept either way.
     pub(super) fn identified(
         plan: &Plan,
-        device: DeviceRef,
+        (device, locked): (DeviceRef, bool),
         evaluations: &[Evaluation],
         now: UnixTime,
         reason: &'static str,
     ) -> Self {
+        if locked {
+            return Ending::deny(MSG_DEVICE_LOCKED);
+        }
         let Some(policy) = &plan.config.policy else {
             return Ending::pass(Some(device), reason);
         };
@@ -128,6 +133,7 @@ fn denial_class(message: &str) -> &'static str {
         MSG_INVALID_RESPONSE => "no_response",
         MSG_TOO_MANY_ATTEMPTS => "too_many_attempts",
         MSG_NON_COMPLIANT => "non_compliant",
+        MSG_DEVICE_LOCKED => "device_locked",
         _ => "denied",
     }
 }

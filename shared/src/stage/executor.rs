@@ -129,9 +129,10 @@ async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
                         && t.connector == plan.config.connector
                 });
         let ending = if token_ok {
-            // The evaluations `auth_ia/` read with the device decide compliance here.
+            // The evaluations `auth_ia/` read with the device decide compliance here; a locked
+            // device got no device token from `auth_ia/`.
             let (device, stored) = (auth.device.clone(), &auth.compliance);
-            Ending::identified(&plan, device, stored, now, "device_token")
+            Ending::identified(&plan, (device, false), stored, now, "device_token")
         } else {
             Ending::deny(MSG_INVALID_DEVICE_TOKEN)
         };
@@ -203,13 +204,16 @@ async fn executor_post_once<P: PlanStore + AuditLog, Dv: DeviceStore, M: Challen
     };
     let verdict: Result<DeviceRef, Invalid> =
         parsed.and_then(|p| p.verify(response, device.as_ref(), &expected));
-    // The device's stored evaluations came with the same query: no extra read.
+    // The device's lock and stored evaluations came with the same query: no extra read.
+    let locked = device
+        .as_ref()
+        .is_some_and(|d| d.device.lock_at(now).is_some());
     let stored_evaluations = device.map(|d| d.compliance);
     match verdict {
         Ok(device) => {
             let consumed = expected.challenge.map(|(jws, _)| jws);
             let stored = stored_evaluations.as_deref().unwrap_or_default();
-            let ending = Ending::identified(&plan, device, stored, now, "valid_response");
+            let ending = Ending::identified(&plan, (device, locked), stored, now, "valid_response");
             match conclude_consuming(plans, env, &plan, ending, consumed).await? {
                 Ok(outcome) => {
                     if matches!(outcome, Outcome::Redirect { .. }) {

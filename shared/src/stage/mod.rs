@@ -33,7 +33,7 @@ pub use crate::model::Outcome;
 use crate::model::{DeviceAuthToken, Plan, StageSnapshot, UnixTime, INTERACTIVE_PLAN_PREFIX};
 use crate::ports::{random_id, ChallengeSigner, Clock, Directory, PlanStore};
 use crate::protocol::jwk::Jwks;
-use crate::redirect::check_redirect;
+use crate::redirect::{plan_redirect, RedirectRule};
 use crate::settings::Env;
 
 pub use executor::{executor_get, executor_post};
@@ -72,11 +72,13 @@ pub async fn create_plan<S: PlanStore + Directory>(
         return Err(CoreError::NotFound("stage".into()));
     }
     let redirect = redirect.unwrap_or("/");
-    check_redirect(redirect)?;
+    // What no stage allows (the older rule allows the most) is refused before any read.
+    plan_redirect(redirect, RedirectRule::Legacy)?;
     let stage = store
         .get_stage(stage_id)
         .await?
         .ok_or_else(|| CoreError::NotFound("stage".into()))?;
+    let redirect = plan_redirect(redirect, RedirectRule::of(&stage))?;
     let connector = store
         .get_connector(&stage.connector)
         .await?

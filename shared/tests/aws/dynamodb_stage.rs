@@ -47,7 +47,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
     )
     .await
     .unwrap();
-    let s = admin::create_stage(&*store, &SystemRandom, &c.id, StageMode::Required)
+    let s = admin::create_stage(&*store, &SystemRandom, &c.id, StageMode::Required, &[])
         .await
         .unwrap();
     let (_, key) = admin::enroll_device(&*store, &clock, &SystemRandom, &c.id, "SERIAL1", "host")
@@ -141,6 +141,7 @@ async fn a_missing_table_and_a_dead_emulator_are_typed_errors_in_bounded_time() 
     // Through the core: a 503-class error, never a panic.
     let e: CoreError = dead
         .put_stage(&Stage {
+            redirect_origins: None,
             policy: None,
             id: "s".into(),
             connector: "c".into(),
@@ -264,6 +265,11 @@ async fn dynamo_enrollment_grants_keep_the_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_device_lock_keeps_the_contract() {
+    crate::contract::device_lock(&fresh_store().await).await;
+}
+
+#[tokio::test]
 async fn dynamo_audit_keeps_the_contract() {
     crate::contract::audit(&fresh_store().await).await;
 }
@@ -271,7 +277,7 @@ async fn dynamo_audit_keeps_the_contract() {
 /// An operator's enrollment grant at T0.
 pub(crate) fn op() -> EnrollGrant {
     EnrollGrant {
-        reenroll: None,
+        existing: endpoint_core::model::ExistingSerial::Approved,
         enrollment_token: None,
         now: T0,
         audit: None,

@@ -17,6 +17,7 @@ use endpoint_core::{CoreError, StoreError};
 
 pub(crate) fn device(serial: &str, expires_at: Option<i64>) -> Device {
     Device {
+        lock: None,
         id: "00000000-0000-4000-8000-000000000000".into(),
         identifier: serial.into(),
         name: format!("host-{serial}"),

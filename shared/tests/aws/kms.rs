@@ -51,7 +51,7 @@ async fn challenge_with(signer: &KmsSigner, key: &str) -> (String, Connector) {
     )
     .await
     .unwrap();
-    let s = admin::create_stage(&store, &SystemRandom, &c.id, StageMode::Required)
+    let s = admin::create_stage(&store, &SystemRandom, &c.id, StageMode::Required, &[])
         .await
         .unwrap();
     let plan = stage::create_plan(&store, &env, &s.id, None, None)
@@ -265,4 +265,35 @@ async fn an_alias_re_pointed_at_another_key_is_picked_up_after_the_refresh_perio
     assert!(endpoint_core::adapters::kms::is_alias(
         "arn:aws:kms:us-east-1:123456789012:alias/x"
     ));
+}
+
+/// A challenge key made for a stack carries both tags the functions' IAM policies require.
+#[tokio::test]
+async fn a_stack_key_is_tagged_as_a_challenge_key_of_that_stack() {
+    let signer = crate::aws_env::kms().await;
+    let id = signer
+        .create_stack_key(KeySpec::EccNistP256, "tagged", Some("endpoint-stage-prod"))
+        .await
+        .unwrap();
+    let tags = signer
+        .client()
+        .list_resource_tags()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    let mut pairs: Vec<(String, String)> = tags
+        .iter()
+        .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            ("endpoint-stage".to_string(), "challenge".to_string()),
+            ("endpoint-stage:stack".into(), "endpoint-stage-prod".into())
+        ]
+    );
 }

@@ -12,3 +12,4 @@ mod contract;
 mod dynamodb_stage;
 mod dynamodb_store;
 mod kms;
+mod sealing;

@@ -29,7 +29,7 @@ pub async fn fresh_store() -> DynamoStore {
     );
     let key = sealing_key().await;
     let store = DynamoStore::from_config(&cfg, &name).with_sealing(
-        endpoint_core::adapters::vault::KmsVault::from_config(&cfg, &key, &name),
+        endpoint_core::adapters::vault::KmsVault::from_config(&cfg, Some(&key), &name),
     );
     assert!(
         store.create_table().await.expect("create table"),

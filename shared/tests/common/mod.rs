@@ -59,6 +59,7 @@ impl Fx {
         c.enabled = enabled;
         self.store.put_connector(&c).await.unwrap();
         let s = Stage {
+            redirect_origins: None,
             policy: None,
             id: format!("stage-{}", rand_suffix()),
             connector: c.id.clone(),

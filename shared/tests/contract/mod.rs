@@ -6,8 +6,8 @@
 use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
 use endpoint_core::error::StoreError;
 use endpoint_core::model::{
-    Connector, Device, DeviceRef, DeviceToken, EnrollmentToken, FactsSnapshot, NextKey,
-    PendingChallenge, Plan, PlanStatus, ReenrollPolicy, RetiredKey, Stage, StageMode,
+    Connector, Device, DeviceLock, DeviceRef, DeviceToken, EnrollmentToken, ExistingSerial,
+    FactsSnapshot, NextKey, PendingChallenge, Plan, PlanStatus, RetiredKey, Stage, StageMode,
     StageSnapshot, TokenInfo,
 };
 use endpoint_core::ports::{
@@ -40,6 +40,7 @@ pub fn plan(id: &str, expires_at: i64) -> Plan {
 
 fn device(serial: &str, name: &str, expires_at: Option<i64>) -> Device {
     Device {
+        lock: None,
         id: format!("id-of-{serial}"),
         identifier: serial.into(),
         name: name.into(),
@@ -62,7 +63,7 @@ fn token(serial: &str, connector: &str, id: &str, key: &str) -> DeviceToken {
 /// An operator's enrollment at T0: no policy, no enrollment token.
 fn operator() -> EnrollGrant {
     EnrollGrant {
-        reenroll: None,
+        existing: ExistingSerial::Approved,
         enrollment_token: None,
         now: T0,
         audit: None,
@@ -198,6 +199,7 @@ pub async fn directory<S: Directory>(s: &S) {
     ids.sort();
     assert_eq!(ids, ["c1", "c2"]);
     let stage = Stage {
+        redirect_origins: None,
         policy: None,
         id: "s1".into(),
         connector: "c1".into(),
@@ -238,8 +240,8 @@ pub async fn devices<S: DeviceStore>(s: &S) {
             .await
             .unwrap(),
         EnrollOutcome::Enrolled {
+            existed: true,
             replaced: true,
-            allowance_used: false
         }
     );
     let d = s.device_with_tokens(serial, T0).await.unwrap().unwrap();
@@ -414,43 +416,45 @@ pub async fn enrollments<S: EnrollmentStore>(s: &S) {
         .unwrap());
 }
 
-/// Enrollment under a grant: the re-enrollment policy and allowances, enrollment token use
-/// counting (atomic with the enrollment), the audit record in the same write.
+/// Enrollment under a grant: the re-enrollment rule for existing serials (any connector, live
+/// or revoked tokens), enrollment token use counting (atomic with the enrollment), the audit
+/// record in the same write.
 pub async fn enrollment_grants<S: Store>(s: &S) {
     let key = "grant-key";
     let mut t = enrollment_token("g1", key);
-    t.max_uses = Some(3);
+    t.max_uses = Some(4);
     s.put_enrollment_token(&t).await.unwrap();
     let hash = Secret::new(key).sha256_hex();
-    let agent = |policy, now| EnrollGrant {
-        reenroll: Some(policy),
+    let grant = |existing, now| EnrollGrant {
+        existing,
         enrollment_token: Some(hash.clone()),
         now,
         audit: Some(event(AuditKind::EnrollmentAccepted, now, "e")),
     };
-    let approve = ReenrollPolicy::Approve;
+    // A general token on connector `target`, with the connectors that are open.
+    let general = |target: &str, open: &[&str]| ExistingSerial::OnlyIfOpen {
+        target: target.into(),
+        open: open.iter().map(|c| c.to_string()).collect(),
+    };
+    let enroll = |conn: &'static str, id: &'static str, key: &'static str| {
+        (device("A", "a", None), token("A", conn, id, key))
+    };
+    let (d, tk) = enroll("c1", "a1", "ka1");
     let first = s
-        .enroll(
-            &device("A", "a", None),
-            &token("A", "c1", "a1", "ka1"),
-            &agent(approve, T0),
-        )
+        .enroll(&d, &tk, &grant(general("c1", &[]), T0))
         .await
         .unwrap();
     assert_eq!(
         first,
         EnrollOutcome::Enrolled {
-            replaced: false,
-            allowance_used: false
+            existed: false,
+            replaced: false
         }
     );
-    // A live token and policy approve: refused, nothing written, no use counted.
+    // The serial exists: refused on the same connector, nothing written, no use counted.
+    let (d, tk) = enroll("c1", "a2", "ka2");
     let refused = s
-        .enroll(
-            &device("A", "a", None),
-            &token("A", "c1", "a2", "ka2"),
-            &agent(approve, T0 + 1),
-        )
+        .enroll(&d, &tk, &grant(general("c1", &[]), T0 + 1))
         .await
         .unwrap();
     assert_eq!(refused, EnrollOutcome::NeedsApproval);
@@ -464,81 +468,93 @@ pub async fn enrollment_grants<S: Store>(s: &S) {
         s.token_by_hash(&hash_of("ka2"), T0 + 1).await.unwrap(),
         None
     );
-    assert_eq!(
+    let uses = || async {
         s.enrollment_token_by_hash(&hash)
             .await
             .unwrap()
-            .map(|t| t.uses),
-        Some(1)
-    );
-    // Another connector of the same device is a new connection: no approval needed.
-    assert!(matches!(
-        s.enroll(
-            &device("A", "a", None),
-            &token("A", "c2", "b1", "kb1"),
-            &agent(approve, T0 + 1)
-        )
+            .map(|t| t.uses)
+    };
+    assert_eq!(uses().await, Some(1));
+    // ... on another connector, even an open one (the side door), and after its tokens were
+    // revoked (a stolen laptop).
+    let (d, tk) = enroll("c2", "b1", "kb1");
+    let side_door = s
+        .enroll(&d, &tk, &grant(general("c2", &["c2"]), T0 + 1))
         .await
-        .unwrap(),
-        EnrollOutcome::Enrolled {
-            replaced: false,
-            ..
-        }
-    ));
-    // An expired allowance does not count; a live one allows exactly one re-enrollment.
-    s.allow_reenroll("A", "c1", T0 + 2).await.unwrap();
+        .unwrap();
+    assert_eq!(side_door, EnrollOutcome::NeedsApproval);
+    assert_eq!(s.revoke_tokens("A", "c1").await.unwrap(), 1);
+    let (d, tk) = enroll("c1", "a3", "ka3");
+    let revoked = s
+        .enroll(&d, &tk, &grant(general("c1", &[]), T0 + 2))
+        .await
+        .unwrap();
+    assert_eq!(revoked, EnrollOutcome::NeedsApproval);
+    assert_eq!(uses().await, Some(1));
+    // Approved (a token bound to the serial, or an operator): enrolls again.
+    let (d, tk) = enroll("c1", "a4", "ka4");
+    let approved = s
+        .enroll(&d, &tk, &grant(ExistingSerial::Approved, T0 + 3))
+        .await
+        .unwrap();
     assert_eq!(
-        s.enroll(
-            &device("A", "a", None),
-            &token("A", "c1", "a3", "ka3"),
-            &agent(approve, T0 + 2)
-        )
-        .await
-        .unwrap(),
-        EnrollOutcome::NeedsApproval
-    );
-    s.allow_reenroll("A", "c1", T0 + 100).await.unwrap();
-    assert_eq!(
-        s.enroll(
-            &device("A", "a", None),
-            &token("A", "c1", "a4", "ka4"),
-            &agent(approve, T0 + 3)
-        )
-        .await
-        .unwrap(),
+        approved,
         EnrollOutcome::Enrolled {
-            replaced: true,
-            allowance_used: true
+            existed: true,
+            replaced: false
         }
     );
+    // Everything open (the target and every connector of the serial): the reference's way.
+    let (d, tk) = enroll("c1", "a5", "ka5");
+    let all_open = grant(general("c1", &["c1", "c2"]), T0 + 4);
+    let open = s.enroll(&d, &tk, &all_open).await.unwrap();
     assert_eq!(
-        s.token_by_hash(&hash_of("ka1"), T0 + 3).await.unwrap(),
+        open,
+        EnrollOutcome::Enrolled {
+            existed: true,
+            replaced: true
+        }
+    );
+    assert_eq!(
+        s.token_by_hash(&hash_of("ka4"), T0 + 4).await.unwrap(),
         None
     );
-    assert!(
-        s.token_by_hash(&hash_of("kb1"), T0 + 3)
-            .await
-            .unwrap()
-            .is_some(),
-        "other connector untouched"
+    assert!(s
+        .token_by_hash(&hash_of("ka5"), T0 + 4)
+        .await
+        .unwrap()
+        .is_some());
+    // A new connection on an approve connector, approved; then that connector is not open,
+    // so a general token is refused even where the target is.
+    let (d, tk) = enroll("c3", "c1", "kc1");
+    let third = s
+        .enroll(&d, &tk, &grant(ExistingSerial::Approved, T0 + 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        third,
+        EnrollOutcome::Enrolled {
+            existed: true,
+            replaced: false
+        }
     );
-    // The token is now used up (3 of 3): refused even with policy open.
+    // The token is now used up (4 of 4): refused whatever the rule.
     let used_up = s
         .enroll(
             &device("B", "b", None),
             &token("B", "c1", "x1", "kx1"),
-            &agent(ReenrollPolicy::Open, T0 + 4),
+            &grant(ExistingSerial::Approved, T0 + 6),
         )
         .await
         .unwrap();
     assert_eq!(used_up, EnrollOutcome::TokenRefused);
     assert_eq!(
-        s.get_device("B", T0 + 4).await.unwrap(),
+        s.get_device("B", T0 + 6).await.unwrap(),
         None,
         "nothing written"
     );
     let stored = s.enrollment_token_by_hash(&hash).await.unwrap().unwrap();
-    assert_eq!((stored.uses, stored.last_used_at), (3, Some(T0 + 3)));
+    assert_eq!((stored.uses, stored.last_used_at), (4, Some(T0 + 5)));
     let serials: Vec<String> = s
         .enrollment_token_uses(&hash)
         .await
@@ -547,62 +563,85 @@ pub async fn enrollment_grants<S: Store>(s: &S) {
         .map(|u| u.serial)
         .collect();
     assert_eq!(serials, ["A"], "one entry per serial");
-    // Policy open replaces without an allowance; a revoked or expired token refuses.
-    let mut open = enrollment_token("g2", "open-key");
-    open.expires_at = Some(T0 + 50);
-    s.put_enrollment_token(&open).await.unwrap();
-    let open_grant = |now| EnrollGrant {
-        reenroll: Some(ReenrollPolicy::Open),
-        enrollment_token: Some(open.key_sha256.clone()),
+    // A revoked or expired token refuses.
+    let mut other = enrollment_token("g2", "other-key");
+    other.expires_at = Some(T0 + 50);
+    s.put_enrollment_token(&other).await.unwrap();
+    let other_grant = |now| EnrollGrant {
+        existing: ExistingSerial::Approved,
+        enrollment_token: Some(other.key_sha256.clone()),
         now,
         audit: None,
     };
-    assert!(matches!(
-        s.enroll(
-            &device("A", "a", None),
-            &token("A", "c1", "a5", "ka5"),
-            &open_grant(T0 + 5)
-        )
-        .await
-        .unwrap(),
-        EnrollOutcome::Enrolled {
-            replaced: true,
-            allowance_used: false
-        }
-    ));
-    assert_eq!(
-        s.enroll(
-            &device("C", "c", None),
-            &token("C", "c1", "c1", "kc1"),
-            &open_grant(T0 + 50)
-        )
-        .await
-        .unwrap(),
-        EnrollOutcome::TokenRefused,
-        "expired"
-    );
-    s.revoke_enrollment_token(&open.key_sha256, T0 + 6)
+    let new_device =
+        |id: &'static str, key: &'static str| (device("C", "c", None), token("C", "c1", id, key));
+    let (d, tk) = new_device("c1", "kc1");
+    let expired = s.enroll(&d, &tk, &other_grant(T0 + 50)).await.unwrap();
+    assert_eq!(expired, EnrollOutcome::TokenRefused, "expired");
+    s.revoke_enrollment_token(&other.key_sha256, T0 + 6)
         .await
         .unwrap();
-    assert_eq!(
-        s.enroll(
-            &device("C", "c", None),
-            &token("C", "c1", "c2", "kc2"),
-            &open_grant(T0 + 7)
-        )
-        .await
-        .unwrap(),
-        EnrollOutcome::TokenRefused,
-        "revoked"
-    );
-    // Every accepted enrollment carried its audit record (3 with the `g1` grant).
+    let (d, tk) = new_device("c2", "kc2");
+    let revoked = s.enroll(&d, &tk, &other_grant(T0 + 7)).await.unwrap();
+    assert_eq!(revoked, EnrollOutcome::TokenRefused, "revoked");
+    // Every accepted enrollment carried its audit record (4 with the `g1` token).
     let q = AuditQuery {
         since: T0,
         limit: 100,
         ..Default::default()
     };
     let recorded = s.audit_events(&q, T0 + 10).await.unwrap();
-    assert_eq!(recorded.len(), 3, "{recorded:?}");
+    assert_eq!(recorded.len(), 4, "{recorded:?}");
+}
+
+/// A device's lock: set, read with the device (also by the login's query and the agent's
+/// profile read), lifted; unknown devices are reported.
+pub async fn device_lock<S: Store>(s: &S) {
+    s.enroll(
+        &device("L", "l", None),
+        &token("L", "c1", "l1", "kl1"),
+        &operator(),
+    )
+    .await
+    .unwrap();
+    let lock = DeviceLock {
+        since: T0,
+        until: Some(T0 + 100),
+        reason: Some("stolen".into()),
+    };
+    assert!(s.set_device_lock("L", Some(&lock)).await.unwrap());
+    assert!(!s.set_device_lock("nobody", Some(&lock)).await.unwrap());
+    let read = s.device_with_tokens("L", T0).await.unwrap().unwrap();
+    assert_eq!(read.device.lock.as_ref(), Some(&lock));
+    assert!(read.device.lock_at(T0 + 99).is_some() && read.device.lock_at(T0 + 100).is_none());
+    let (profiled, _) = s.device_profile("L", T0).await.unwrap().unwrap();
+    assert_eq!(profiled.lock.as_ref(), Some(&lock));
+    // Until unlocked, without a reason.
+    let open_ended = DeviceLock {
+        since: T0,
+        until: None,
+        reason: None,
+    };
+    assert!(s.set_device_lock("L", Some(&open_ended)).await.unwrap());
+    let read = s.get_device("L", T0).await.unwrap().unwrap();
+    assert_eq!(read.lock, Some(open_ended));
+    // Re-enrollment keeps the lock.
+    s.enroll(
+        &device("L", "l", None),
+        &token("L", "c1", "l2", "kl2"),
+        &operator(),
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .get_device("L", T0)
+        .await
+        .unwrap()
+        .unwrap()
+        .lock_at(T0 + 10_000)
+        .is_some());
+    assert!(s.set_device_lock("L", None).await.unwrap());
+    assert_eq!(s.get_device("L", T0).await.unwrap().unwrap().lock, None);
 }
 
 /// The audit trail (newest first, filtered, paged) and the abuse counters.
@@ -674,6 +713,34 @@ pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
         .await
         .unwrap());
     assert_eq!(page2, expected[2..]);
+    // One device's records, proven or only claimed (unverified), from its own key: newest
+    // first across days, whatever order they were written in, paged.
+    let s3 = [
+        event(AuditKind::CheckIn, T0 + 3, "s1").device("S3"),
+        event(AuditKind::EnrollmentRefused, T0 + day + 7, "s4").unverified_device("S3"),
+        event(AuditKind::CheckIn, T0 + day + 1, "s2").device("S3"),
+        event(AuditKind::CheckIn, T0 + day + 9, "s5").device("S3"),
+        event(AuditKind::CheckIn, T0 + day + 4, "s3").device("S3"),
+    ];
+    for r in &s3 {
+        s.record(r).await.unwrap();
+    }
+    let mut newest: Vec<String> = s3.iter().map(|e| e.id.clone()).collect();
+    newest.sort_by(|a, b| b.cmp(a));
+    let device_page = |limit, before: Option<String>| {
+        query(&move |q| {
+            q.device = Some("S3".into());
+            q.limit = limit;
+            q.before = before.clone();
+        })
+    };
+    let first = ids(s.audit_events(&device_page(3, None), now).await.unwrap());
+    assert_eq!(first, newest[..3]);
+    let rest = ids(s
+        .audit_events(&device_page(3, Some(first[2].clone())), now)
+        .await
+        .unwrap());
+    assert_eq!(rest, newest[3..]);
 
     // A plan's end stores its record; a finish that does not happen stores none.
     s.create_plan(&plan("pa", T0 + 100)).await.unwrap();
@@ -716,4 +783,8 @@ pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
         s.take("dev#2", 3, T0 + 60).await.unwrap(),
         "buckets are separate"
     );
+    // Their counts, read together; an unknown bucket or an ended window counts 0.
+    let buckets = ["dev#1".to_string(), "dev#2".into(), "none".into()];
+    assert_eq!(s.counts(&buckets, T0).await.unwrap(), [3, 1, 0]);
+    assert_eq!(s.counts(&buckets, T0 + 60).await.unwrap(), [0, 0, 0]);
 }

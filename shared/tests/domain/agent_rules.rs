@@ -302,67 +302,220 @@ async fn audit_codes(fx: &Fx) -> Vec<(String, Option<String>)> {
 use endpoint_core::ports::Clock;
 
 #[tokio::test]
-async fn re_enrollment_of_an_enrolled_serial_needs_an_operator_unless_the_policy_is_open() {
+async fn an_enrolled_serial_enrolls_again_only_with_a_token_bound_to_it_unless_all_is_open() {
     let fx = Fx::new();
     let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
     assert_eq!(c.reenroll, ReenrollPolicy::Approve, "the default");
     let key = token_for(&fx, &c.id, None, None).await;
     let victim = agent_enroll(&fx, &key, "VICTIM-1").await.unwrap();
 
-    // The takeover: another holder of the token enrolls the victim's serial. Refused, and the
-    // victim's token still works.
+    // The takeover: another holder of the token enrolls the victim's serial. Refused with a
+    // sentence that does not say the serial exists, and the victim's token still works.
     let e = agent_enroll(&fx, &key, "VICTIM-1").await.unwrap_err();
     assert!(
-        matches!(&e, CoreError::Forbidden(m) if m.contains("allow-reenroll")),
+        matches!(&e, CoreError::Forbidden(m) if m.contains("allow-reenroll") && !m.contains("already")),
         "{e:?}"
     );
     let auth = format!("Bearer+agent {}", victim.token.expose());
-    assert!(
-        agent::authenticate_device(&fx.store, &fx.clock, Some(&auth))
-            .await
-            .is_ok()
-    );
+    let works = |auth: String| {
+        let fx = &fx;
+        async move {
+            agent::authenticate_device(&fx.store, &fx.clock, Some(&auth))
+                .await
+                .is_ok()
+        }
+    };
+    assert!(works(auth.clone()).await);
+    // After its tokens were revoked (a stolen laptop) a general token still cannot take it.
+    fx.store.revoke_tokens("VICTIM-1", &c.id).await.unwrap();
+    assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
 
-    // An operator allows one re-enrollment: it succeeds once, the next one is refused again.
-    admin::allow_reenroll(&fx.store, &fx.clock, &c.id, "VICTIM-1", 3600)
-        .await
-        .unwrap();
-    let again = agent_enroll(&fx, &key, "VICTIM-1").await.unwrap();
-    assert!(
-        agent::authenticate_device(&fx.store, &fx.clock, Some(&auth))
+    // The operator's approval is a single-use token bound to the serial: the reinstalled
+    // device enrolls with it once; the general token still cannot.
+    let (approval, approval_key) =
+        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, &c.id, "VICTIM-1", 3600)
             .await
-            .is_err()
-    );
-    let auth2 = format!("Bearer+agent {}", again.token.expose());
-    assert!(
-        agent::authenticate_device(&fx.store, &fx.clock, Some(&auth2))
-            .await
-            .is_ok()
+            .unwrap();
+    assert_eq!(
+        (
+            approval.serial.as_deref(),
+            approval.max_uses,
+            approval.expires_at
+        ),
+        (Some("VICTIM-1"), Some(1), Some(fx.clock.now() + 3600))
     );
     assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
-    // An allowance expires.
-    admin::allow_reenroll(&fx.store, &fx.clock, &c.id, "VICTIM-1", 60)
+    let again = agent_enroll(&fx, approval_key.expose(), "VICTIM-1")
         .await
         .unwrap();
+    assert!(works(format!("Bearer+agent {}", again.token.expose())).await);
+    assert!(
+        agent_enroll(&fx, approval_key.expose(), "VICTIM-1")
+            .await
+            .is_err(),
+        "single use"
+    );
+    // ... and only for its serial, and only until it expires.
+    let (_, other) = admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, &c.id, "VICTIM-1", 60)
+        .await
+        .unwrap();
+    assert!(agent_enroll(&fx, other.expose(), "SOMEONE-ELSE")
+        .await
+        .is_err());
     fx.clock.advance(61);
-    assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
+    assert!(agent_enroll(&fx, other.expose(), "VICTIM-1").await.is_err());
     assert!(
-        admin::allow_reenroll(&fx.store, &fx.clock, &c.id, "VICTIM-1", 0)
+        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, &c.id, "VICTIM-1", 0)
             .await
             .is_err()
     );
 
-    // Policy open: the reference's behaviour.
+    // An open connector is no side door to a serial enrolled on an approve one.
+    let (open, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    admin::set_reenroll(&fx.store, &open.id, ReenrollPolicy::Open)
+        .await
+        .unwrap();
+    let open_key = token_for(&fx, &open.id, None, None).await;
+    assert!(agent_enroll(&fx, &open_key, "VICTIM-1").await.is_err());
+    // Everything open: the reference's behaviour.
     admin::set_reenroll(&fx.store, &c.id, ReenrollPolicy::Open)
         .await
         .unwrap();
+    assert!(agent_enroll(&fx, &open_key, "VICTIM-1").await.is_ok());
     assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_ok());
 
     let codes: Vec<String> = audit_codes(&fx).await.into_iter().map(|(c, _)| c).collect();
     assert_eq!(
         codes,
-        ["ES001I", "ES002W", "ES001I", "ES002W", "ES002W", "ES001I"],
-        "accepted, refused (needs approval), accepted with the allowance, refused twice, accepted (open)"
+        [
+            "ES001I", "ES002W", "ES002W", "ES002W", "ES001I", "ES002W", "ES002W", "ES002W",
+            "ES002W", "ES001I", "ES001I"
+        ],
+        "accepted; refused (takeover, after revocation, general token after the approval); \
+         accepted with the approval; refused (used, other serial, expired, side door); \
+         accepted twice (all open)"
+    );
+}
+
+#[tokio::test]
+async fn refused_enrollments_are_anonymous_unverified_and_limited_per_token_and_source() {
+    let fx = Fx::new();
+    let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    let key = token_for(&fx, &c.id, None, None).await;
+    agent_enroll(&fx, &key, "VICTIM-2").await.unwrap();
+    // An unknown token, claiming the victim's serial: anonymous, the serial unverified.
+    let e = agent_enroll(&fx, "not-a-token", "VICTIM-2")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::Forbidden(_)), "{e:?}");
+    let q = endpoint_core::audit::AuditQuery {
+        since: 0,
+        limit: 10,
+        device: Some("VICTIM-2".into()),
+        ..Default::default()
+    };
+    use endpoint_core::ports::AuditLog;
+    let events = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
+    let refusal = &events[0];
+    assert_eq!(
+        (refusal.actor.as_str(), refusal.device.as_deref()),
+        ("anonymous", None)
+    );
+    assert_eq!(refusal.unverified_device.as_deref(), Some("VICTIM-2"));
+    assert_eq!(
+        events.len(),
+        2,
+        "the device's own key lists both: {events:?}"
+    );
+    // A valid token's holder is named by the token, the serial still unverified.
+    agent_enroll(&fx, &key, "VICTIM-2").await.unwrap_err();
+    let events = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
+    assert!(
+        events[0].actor.starts_with("enrollment_token:"),
+        "{:?}",
+        events[0]
+    );
+    assert_eq!(events[0].unverified_device.as_deref(), Some("VICTIM-2"));
+    // Ten refusals of one token within a minute: the rest of the minute is 429, also for
+    // an enrollment that would succeed, and is not recorded.
+    fx.clock
+        .set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 60);
+    let start = fx.clock.now();
+    let mut outcomes = Vec::new();
+    for i in 0..12 {
+        let r = endpoint_core::agent::enroll(
+            &fx.store,
+            &fx.env(),
+            Some(&format!("Bearer {key}")),
+            Ok(agent::EnrollRequest {
+                device_serial: if i < 11 {
+                    "VICTIM-2".into()
+                } else {
+                    format!("NEW-{i}")
+                },
+                device_name: "x".into(),
+            }),
+        )
+        .await;
+        outcomes.push(match r {
+            Ok(_) => 200,
+            Err(CoreError::Forbidden(_)) => 403,
+            Err(CoreError::RateLimited(s)) => {
+                assert!((1..=60).contains(&s));
+                429
+            }
+            Err(e) => panic!("{e:?}"),
+        });
+    }
+    assert_eq!(outcomes, [[403; 10].as_slice(), &[429, 429]].concat());
+    let recorded = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
+    assert_eq!(recorded.iter().filter(|e| e.time >= start).count(), 10);
+    // The next minute the token works again.
+    fx.clock.advance(60);
+    assert!(agent_enroll(&fx, &key, "NEW-LATER").await.is_ok());
+    // Sixty refusals from one source address, each with another made-up token: the 61st
+    // attempt of that address is 429; another address is not affected.
+    let from = |ip: &str| endpoint_core::audit::Caller {
+        source_ip: Some(ip.into()),
+        ..Default::default()
+    };
+    let (flooder, bystander) = (from("198.51.100.7"), from("198.51.100.8"));
+    let attempt = |caller, token: String| {
+        let fx = &fx;
+        async move {
+            let env = endpoint_core::settings::Env { caller, ..fx.env() };
+            let request = agent::EnrollRequest {
+                device_serial: "VICTIM-2".into(),
+                device_name: "x".into(),
+            };
+            endpoint_core::agent::enroll(
+                &fx.store,
+                &env,
+                Some(&format!("Bearer {token}")),
+                Ok(request),
+            )
+            .await
+        }
+    };
+    for i in 0..60 {
+        let r = attempt(&flooder, format!("made-up-{i}")).await;
+        assert!(
+            matches!(r, Err(CoreError::Forbidden(_))),
+            "{i}: {:?}",
+            r.err()
+        );
+    }
+    let limited = attempt(&flooder, "made-up-60".into()).await;
+    assert!(
+        matches!(limited, Err(CoreError::RateLimited(_))),
+        "{:?}",
+        limited.err()
+    );
+    let other = attempt(&bystander, "made-up-61".into()).await;
+    assert!(
+        matches!(other, Err(CoreError::Forbidden(_))),
+        "{:?}",
+        other.err()
     );
 }
 
@@ -660,11 +813,8 @@ async fn enrollment_checks_the_credentials_before_the_body() {
         ..Default::default()
     };
     let events = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
-    assert!(
-        events
-            .iter()
-            .all(|e| !e.actor.contains('\u{202E}')
-                && e.device.as_deref() != Some("bad\u{202E}serial"))
-    );
-    assert!(events.iter().any(|e| e.actor == "device:(unknown)"));
+    assert!(events
+        .iter()
+        .all(|e| !e.actor.contains('\u{202E}') && e.any_device() != Some("bad\u{202E}serial")));
+    assert!(events.iter().any(|e| e.actor == "anonymous"));
 }

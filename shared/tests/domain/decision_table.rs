@@ -255,13 +255,18 @@ async fn required_stage_without_key_is_refused_at_configuration() {
     .await
     .unwrap();
     let err =
-        endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Required).await;
+        endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Required, &[])
+            .await;
     assert!(matches!(err, Err(CoreError::Conflict(m)) if m.contains("no challenge key")));
-    assert!(
-        endpoint_core::admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional)
-            .await
-            .is_ok()
-    );
+    assert!(endpoint_core::admin::create_stage(
+        &fx.store,
+        &fx.rng,
+        &c.id,
+        StageMode::Optional,
+        &[]
+    )
+    .await
+    .is_ok());
 }
 
 #[tokio::test]

@@ -235,6 +235,7 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
     fx.store
         .enroll(
             &Device {
+                lock: None,
                 id: "00000000-0000-4000-8000-000000000000".into(),
                 identifier: "S".into(),
                 name: "h".into(),
@@ -250,7 +251,7 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
                 expires_at: Some(T0 + 100),
             },
             &endpoint_core::ports::EnrollGrant {
-                reenroll: None,
+                existing: endpoint_core::model::ExistingSerial::Approved,
                 enrollment_token: None,
                 now: T0,
                 audit: None,
@@ -484,49 +485,103 @@ async fn concurrent_gets_never_sign_more_than_the_attempt_limit() {
 }
 
 #[tokio::test]
-async fn redirects_are_paths_or_https_urls_and_http_only_for_loopback() {
-    use endpoint_core::redirect::check_redirect;
-    for ok in [
-        "/",
-        "/next?a=b#c",
-        "https://login.example.com/done",
-        "HTTPS://login.example.com:8443",
-        "https://[2001:db8::1]/x",
-        "http://localhost:8000/done",
-        "http://127.0.0.1/done",
-        "http://[::1]:9000/",
-    ] {
-        assert_eq!(check_redirect(ok), Ok(()), "{ok}");
-    }
+async fn plan_redirects_follow_the_stage_s_registered_origins_or_the_older_rule() {
+    use endpoint_core::admin;
+    let fx = Fx::new();
+    let (c, legacy) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    let redirect_of = |stage: String, redirect: &'static str| {
+        let fx = &fx;
+        async move {
+            let created =
+                stage::create_plan(&fx.store, &fx.env(), &stage, Some(redirect), None).await;
+            created.map(|p| fx.plan_state(&p.id).redirect)
+        }
+    };
+    // A stage stored before origins existed keeps the older rule.
+    assert_eq!(
+        redirect_of(legacy.id.clone(), "https://any.example/x")
+            .await
+            .unwrap(),
+        "https://any.example/x"
+    );
+    // A new stage without origins: paths and loopback only.
+    let bare = admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional, &[])
+        .await
+        .unwrap();
+    assert_eq!(bare.redirect_origins, Some(vec![]));
+    assert!(matches!(
+        redirect_of(bare.id.clone(), "https://any.example/x").await,
+        Err(CoreError::BadRequest(_))
+    ));
+    assert_eq!(
+        redirect_of(bare.id.clone(), "/next").await.unwrap(),
+        "/next"
+    );
+    assert_eq!(
+        redirect_of(bare.id.clone(), "http://localhost:3000/")
+            .await
+            .unwrap(),
+        "http://localhost:3000/"
+    );
+    // With origins: URLs on them, and paths resolved against the first.
+    let origins = [
+        "https://RP.example:443".to_string(),
+        "https://app.example".into(),
+    ];
+    let with = admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional, &origins)
+        .await
+        .unwrap();
+    assert_eq!(
+        with.redirect_origins,
+        Some(vec![
+            "https://rp.example".into(),
+            "https://app.example".into()
+        ])
+    );
+    assert_eq!(
+        redirect_of(with.id.clone(), "/done?x=1").await.unwrap(),
+        "https://rp.example/done?x=1"
+    );
+    assert_eq!(
+        redirect_of(with.id.clone(), "https://app.example/y")
+            .await
+            .unwrap(),
+        "https://app.example/y"
+    );
     for bad in [
-        "",
-        "javascript:alert(1)",
-        "JavaScript:alert(1)",
-        "data:text/html,<script>x</script>",
-        "vbscript:x",
-        "//evil.example.com/x",
-        "/\\evil.example.com",
-        "next",
-        "https://",
-        "https://user:pass@evil.example.com/",
-        "https://evil.example.com:port/",
-        "http://example.com/done",
-        "http://localhost.evil.example.com/",
-        "ftp://example.com/",
-        "/next page",
-        "/a\nb",
+        "https://evil.example/",
+        "http://[::1]@evil.example/",
+        "http://localhost/",
     ] {
         assert!(
-            matches!(check_redirect(bad), Err(CoreError::BadRequest(_))),
-            "{bad:?}"
+            matches!(
+                redirect_of(with.id.clone(), bad).await,
+                Err(CoreError::BadRequest(_))
+            ),
+            "{bad}"
         );
     }
-    assert!(check_redirect(&format!("/{}", "r".repeat(2047))).is_ok());
-    assert!(check_redirect(&format!("/{}", "r".repeat(2048))).is_err());
-
-    // And at plan creation: nothing is written for a refused redirect.
-    let fx = Fx::new();
-    let (_, s) = fx.setup(StageMode::Optional, Some(KEY), true).await;
-    let refused = stage::create_plan(&fx.store, &fx.env(), &s.id, Some("javascript:x"), None).await;
-    assert!(matches!(refused, Err(CoreError::BadRequest(_))));
+    // Registering origins on an older stage switches it to them; bad origins are refused.
+    admin::set_redirect_origins(&fx.store, &legacy.id, &["https://rp.example".into()])
+        .await
+        .unwrap();
+    assert!(redirect_of(legacy.id.clone(), "https://any.example/x")
+        .await
+        .is_err());
+    assert_eq!(
+        redirect_of(legacy.id.clone(), "/").await.unwrap(),
+        "https://rp.example/"
+    );
+    for bad in [
+        "http://rp.example",
+        "https://rp.example/path",
+        "https://u@rp.example",
+    ] {
+        let r = admin::set_redirect_origins(&fx.store, &legacy.id, &[bad.into()]).await;
+        assert!(matches!(r, Err(CoreError::BadRequest(_))), "{bad}");
+    }
+    // Nothing is written for a refused redirect.
+    let before = fx.store.plan_count();
+    assert!(redirect_of(with.id.clone(), "javascript:x").await.is_err());
+    assert_eq!(fx.store.plan_count(), before);
 }

@@ -10,6 +10,8 @@ mod contract;
 mod agent_rules;
 mod compliance_rules;
 mod decision_table;
+mod device_lock;
 mod improvements;
 mod port_contract;
+mod redirects;
 mod signing;

@@ -29,6 +29,11 @@ async fn memory_enrollment_grants_keep_the_contract() {
 }
 
 #[tokio::test]
+async fn memory_device_lock_keeps_the_contract() {
+    crate::contract::device_lock(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn memory_audit_keeps_the_contract() {
     crate::contract::audit(&MemoryStore::new()).await;
 }

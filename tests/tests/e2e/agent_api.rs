@@ -239,6 +239,7 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
     let now = now();
     // A device of its own for each case: re-enrollment keeps a device's expiry (reference).
     let dev = |sn: &str, expires_at| Device {
+        lock: None,
         id: "00000000-0000-4000-8000-000000000000".into(),
         identifier: sn.into(),
         name: "h".into(),
@@ -397,7 +398,7 @@ async fn interactive_auth_and_the_dth_path() {
 /// An operator's enrollment grant (no policy, no enrollment token).
 fn operator_grant(now: i64) -> endpoint_core::ports::EnrollGrant {
     endpoint_core::ports::EnrollGrant {
-        reenroll: None,
+        existing: endpoint_core::model::ExistingSerial::Approved,
         enrollment_token: None,
         now,
         audit: None,

@@ -122,18 +122,20 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
             Some(body.clone()),
         ))
         .await;
-    assert_eq!(reply.status, 403, "needs an allowance: {}", reply.body);
-    admin::allow_reenroll(
+    assert_eq!(reply.status, 403, "needs an approval: {}", reply.body);
+    let (_, approval) = admin::allow_reenroll(
         &s.store,
         &endpoint_core::ports::SystemClock,
+        &endpoint_core::ports::SystemRandom,
         &setup.connector,
         &serial,
         600,
     )
     .await
     .unwrap();
+    let approved = format!("Bearer {}", approval.expose());
     let (reply, _) = agent
-        .handle(request("POST", enroll_path, Some(&bearer), Some(body)))
+        .handle(request("POST", enroll_path, Some(&approved), Some(body)))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let device_key = json_of(&reply)["token"].as_str().unwrap().to_string();
@@ -189,6 +191,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         &endpoint_core::ports::SystemRandom,
         &setup.connector,
         StageMode::Optional,
+        &[],
     )
     .await
     .unwrap();

@@ -13,3 +13,4 @@ mod least_privilege;
 mod real_agent;
 mod secrets_in_logs;
 mod stage_flow;
+mod ways_in;

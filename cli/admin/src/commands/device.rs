@@ -5,7 +5,7 @@ use endpoint_core::admin;
 use endpoint_core::audit::AuditKind;
 use endpoint_core::compliance::assess::assess;
 use endpoint_core::facts;
-use endpoint_core::model::{Device, Evaluation, PolicyRef, Verdict, WhenUnknown};
+use endpoint_core::model::{Device, DeviceLock, Evaluation, PolicyRef, Verdict, WhenUnknown};
 use endpoint_core::ports::{Clock, DeviceStore, Directory};
 use endpoint_core::ports::{SystemClock, SystemRandom};
 use serde_json::{json, Value};
@@ -63,7 +63,7 @@ pub(crate) async fn device(
             })
         }
         DeviceCommand::Show { serial } => show(store, serial, now).await,
-        other => change(other, store, clock).await,
+        other => change(other, store, clock, rng).await,
     }
 }
 
@@ -72,6 +72,7 @@ async fn change(
     cmd: &DeviceCommand,
     store: &DynamoStore,
     clock: &SystemClock,
+    rng: &SystemRandom,
 ) -> Result<Output, AdminError> {
     let now = clock.now();
     match cmd {
@@ -104,16 +105,44 @@ async fn change(
             connector,
             window,
         } => {
-            let until = admin::allow_reenroll(store, clock, connector, serial, *window).await?;
+            let (token, key) =
+                admin::allow_reenroll(store, clock, rng, connector, serial, *window).await?;
+            let until = token.expires_at.unwrap_or_default();
             Ok(Output {
-                plain: until.to_string(),
-                json: json!({"identifier": serial, "connector": connector, "until": until}),
+                plain: key.expose().to_string(),
+                json: json!({"id": token.id, "key": key.expose(), "expires_at": until}),
                 audit: Some(
                     audit(AuditKind::ReenrollmentAllowed)
                         .connector(connector)
                         .device(serial)
-                        .reason(format!("until {until}")),
+                        .reason(format!("enrollment_token:{} until {until}", token.id)),
                 ),
+            })
+        }
+        DeviceCommand::Lock {
+            serial,
+            duration,
+            reason,
+        } => {
+            let lock =
+                admin::lock_device(store, clock, serial, *duration, reason.as_deref()).await?;
+            let until = admin::lock_until_label(lock.until);
+            let why = match &lock.reason {
+                Some(r) => format!("{until}: {r}"),
+                None => until.clone(),
+            };
+            Ok(Output {
+                plain: format!("locked {until}"),
+                json: json!({"identifier": serial, "lock": lock_json(Some(&lock))}),
+                audit: Some(audit(AuditKind::DeviceLocked).device(serial).reason(why)),
+            })
+        }
+        DeviceCommand::Unlock { serial } => {
+            admin::unlock_device(store, serial).await?;
+            Ok(Output {
+                plain: "unlocked".into(),
+                json: json!({"identifier": serial, "lock": null}),
+                audit: Some(audit(AuditKind::DeviceUnlocked).device(serial)),
             })
         }
         other => Err(AdminError::Usage(format!("{other:?} is not a change"))),
@@ -121,7 +150,21 @@ async fn change(
 }
 
 fn device_json(d: &Device) -> Value {
-    json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at})
+    json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at, "lock": lock_json(d.lock.as_ref())})
+}
+
+/// A device's lock as `device show` and `device list` print it (`until` null: until unlocked;
+/// a timed lock that ended shows as `held: false`).
+fn lock_json(lock: Option<&DeviceLock>) -> Value {
+    match lock {
+        Some(l) => json!({
+            "since": l.since,
+            "until": l.until,
+            "reason": l.reason,
+            "held": l.holds_at(SystemClock.now()),
+        }),
+        None => Value::Null,
+    }
 }
 
 /// A device's compliance under one policy as `device show` and `device list` print it: the

@@ -8,7 +8,7 @@ mod policy;
 mod stage;
 
 use endpoint_core::adapters::aws::load_config;
-use endpoint_core::adapters::dynamodb::DynamoStore;
+use endpoint_core::adapters::dynamodb::{DynamoStore, RotationReport};
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::audit::{AuditKind, AuditQuery};
@@ -16,7 +16,7 @@ use endpoint_core::ports::{record_audit, AuditLog, Clock, SystemClock, SystemRan
 use endpoint_core::protocol::keys::KeySpec;
 use serde_json::json;
 
-use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand};
+use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, SealingCommand};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
 
@@ -95,6 +95,31 @@ async fn execute(
                 audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
             })
         }
+        Command::Sealing(SealingCommand::Rotate { page }) => {
+            let mut progress = |r: &RotationReport| {
+                eprintln!(
+                    "sealing rotate: {} devices, {} keys re-sealed under generation {}",
+                    r.devices, r.resealed, r.generation
+                );
+            };
+            let r = store
+                .rotate_data_key(usize::from(*page), None, clock.now(), &mut progress)
+                .await?;
+            let summary = format!(
+                "generation={} devices={} resealed={} resumed={}",
+                r.generation, r.devices, r.resealed, !r.started
+            );
+            Ok(Output {
+                plain: summary.clone(),
+                json: json!({
+                    "generation": r.generation,
+                    "devices": r.devices,
+                    "resealed": r.resealed,
+                    "resumed": !r.started,
+                }),
+                audit: Some(audit(AuditKind::DataKeyRotated).reason(summary)),
+            })
+        }
         Command::Audit(AuditCommand::List { .. }) => audit_list(&args.command, store).await,
         Command::Key(k) => key(k, signer).await,
         Command::Connector(c) => {
@@ -112,12 +137,12 @@ async fn execute(
 /// `endpoint-admin key ...`: KMS keys for challenges and for sealing device keys.
 async fn key(cmd: &KeyCommand, signer: &KmsSigner) -> Result<Output, AdminError> {
     match cmd {
-        KeyCommand::Create { spec, alias } => {
+        KeyCommand::Create { spec, alias, stack } => {
             let spec: KeySpec = parse_challenge_spec(spec)
                 .and_then(|s| s.parse())
                 .map_err(AdminError::Usage)?;
             let id = signer
-                .create_key(spec, "endpoint-stage challenge key")
+                .create_stack_key(spec, "endpoint-stage challenge key", stack.as_deref())
                 .await?;
             if let Some(alias) = alias {
                 signer.set_alias(alias, &id).await?;

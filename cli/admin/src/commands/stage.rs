@@ -18,6 +18,8 @@ fn stage_json(s: &Stage) -> Value {
         "connector": s.connector,
         "mode": s.mode.as_str(),
         "policy": s.policy.as_ref().map(|p| json!({"id": p.id, "version": p.version, "when_unknown": p.when_unknown.as_str()})),
+        // null: a stage from before origins existed, with the older redirect rule.
+        "redirect_origins": s.redirect_origins,
     })
 }
 
@@ -51,8 +53,10 @@ pub(crate) async fn stage(
             connector,
             mode,
             policy,
+            redirect_origins,
         } => {
-            let mut stage = admin::create_stage(store, rng, connector, *mode).await?;
+            let mut stage =
+                admin::create_stage(store, rng, connector, *mode, redirect_origins).await?;
             if let Some(p) = policy {
                 stage = set_stage_policy(store, &stage.id, Some(p)).await?;
             }
@@ -60,6 +64,16 @@ pub(crate) async fn stage(
                 audit(AuditKind::StageCreated)
                     .connector(connector)
                     .reason(format!("stage {} ({})", stage.id, mode.as_str())),
+            ))
+        }
+        StageCommand::SetRedirectOrigins { stage, origins } => {
+            let s = admin::set_redirect_origins(store, stage, origins).await?;
+            let list = s.redirect_origins.clone().unwrap_or_default();
+            let reason = format!("stage {} redirect origins [{}]", s.id, list.join(" "));
+            Ok(shown(&s).audited(
+                audit(AuditKind::StageChanged)
+                    .connector(&s.connector)
+                    .reason(reason),
             ))
         }
         StageCommand::SetPolicy { stage, policy } => {

@@ -7,7 +7,7 @@ use endpoint_core::ports::{Clock, SystemClock, SystemRandom};
 use endpoint_core::protocol::response::sign_response;
 use endpoint_core::settings::{Env, Settings};
 use endpoint_core::stage::{self, Outcome};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::{require_emulator, Cli};
 
@@ -488,7 +488,8 @@ fn reenroll_policy_and_token_commands() {
     let list = cli.json(&["enrollment-token", "list"]);
     assert_eq!(list["tokens"][0]["state"], "active");
     assert!(!list.to_string().contains(t["key"].as_str().unwrap()));
-    let until = cli.json(&[
+    // The approval of a re-enrollment is a single-use enrollment token bound to the serial.
+    let approval = cli.json(&[
         "device",
         "allow-reenroll",
         "SER-9",
@@ -497,7 +498,15 @@ fn reenroll_policy_and_token_commands() {
         "--for",
         "15m",
     ]);
-    assert!(until["until"].as_i64().unwrap() > SystemClock.now() + 800);
+    assert!(approval["expires_at"].as_i64().unwrap() > SystemClock.now() + 800);
+    assert_eq!(approval["key"].as_str().map(str::len), Some(60));
+    let bound = cli.json(&["enrollment-token", "show", approval["id"].as_str().unwrap()]);
+    assert_eq!(
+        (&bound["serial"], &bound["max_uses"]),
+        (&json!("SER-9"), &json!(1))
+    );
+    let plain = cli.ok(&["device", "allow-reenroll", "SER-9", "--connector", &c]);
+    assert_eq!(plain.len(), 60, "plain output: the key");
     assert!(cli
         .fails(&["enrollment-token", "show", "nope"])
         .contains("not found"));
@@ -525,6 +534,48 @@ fn reenroll_policy_and_token_commands() {
     );
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["tokens"][0]["connector"], c.as_str());
+    assert_eq!(shown["lock"], Value::Null);
+    // Lock and unlock: shown by `device show`, audited.
+    let locked = cli.json(&[
+        "device",
+        "lock",
+        "SHOW-1",
+        "--for",
+        "12h",
+        "--reason",
+        "lost laptop",
+    ]);
+    let until = locked["lock"]["until"].as_i64().unwrap();
+    assert!(
+        (until - SystemClock.now() - 12 * 3600).abs() < 60,
+        "{locked}"
+    );
+    let shown = cli.json(&["device", "show", "SHOW-1"]);
+    assert_eq!(shown["lock"]["reason"], "lost laptop");
+    assert_eq!(shown["lock"]["held"], true);
+    cli.ok(&["device", "lock", "SHOW-1"]);
+    assert_eq!(
+        cli.json(&["device", "show", "SHOW-1"])["lock"]["until"],
+        Value::Null
+    );
+    assert_eq!(cli.ok(&["device", "unlock", "SHOW-1"]), "unlocked");
+    assert_eq!(cli.json(&["device", "show", "SHOW-1"])["lock"], Value::Null);
+    assert!(cli
+        .fails(&["device", "lock", "NOBODY"])
+        .contains("not found"));
+    let lock_events = cli.json(&["audit", "list", "--device", "SHOW-1"]);
+    let mut lock_codes: Vec<&str> = lock_events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    lock_codes.sort();
+    assert_eq!(
+        lock_codes,
+        ["ES005I", "ES009I", "ES009I", "ES010I"],
+        "{lock_events}"
+    );
     // Operator changes are audited.
     let events = cli.json(&["audit", "list", "--connector", &c]);
     let mut codes: Vec<&str> = events["events"]
@@ -537,7 +588,7 @@ fn reenroll_policy_and_token_commands() {
     codes.sort();
     assert_eq!(
         codes,
-        ["ES003I", "ES005I", "ES201I", "ES203I", "ES204I"],
+        ["ES003I", "ES003I", "ES005I", "ES201I", "ES203I", "ES204I"],
         "{events}"
     );
     // The operator is the IAM principal of the credentials (STS), not a name one types.
@@ -545,4 +596,64 @@ fn reenroll_policy_and_token_commands() {
         let actor = e["actor"].as_str().unwrap();
         assert!(actor.starts_with("operator:arn:aws:"), "{actor}");
     }
+}
+
+/// An operator with the table's name alone (no `SEALING_KEY_ID`): enrolling uses the existing
+/// data key, and `sealing rotate` makes the next one under the KMS key the current one names,
+/// re-seals every device key (progress on stderr) and retires the old key.
+#[test]
+fn the_table_name_alone_enrolls_and_rotates_the_data_key() {
+    let cli = Cli::new();
+    let c = cli.ok(&["connector", "create", "--name", "keyless"]);
+    let keyless = |args: &[&str]| {
+        Command::cargo_bin("endpoint-admin")
+            .unwrap()
+            .env_remove("SEALING_KEY_ID")
+            .args(["--table", &cli.table])
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    for serial in ["KEYLESS-1", "KEYLESS-2", "KEYLESS-3"] {
+        let out = keyless(&[
+            "device",
+            "enroll",
+            "--connector",
+            &c,
+            "--serial",
+            serial,
+            "--name",
+            "n",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = keyless(&["sealing", "rotate", "--page", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report,
+        json!({"generation": 1, "devices": 3, "resealed": 3, "resumed": false})
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(progress.lines().count(), 2, "one line per page: {progress}");
+    // Again: nothing left to re-seal under the next generation.
+    let again: Value = serde_json::from_slice(&keyless(&["sealing", "rotate"]).stdout).unwrap();
+    assert_eq!(
+        (&again["generation"], &again["resealed"]),
+        (&json!(2), &json!(3))
+    );
+    let events = cli.json(&["audit", "list"]);
+    assert_eq!(events["events"][0]["code"], "ES211I");
+    // The devices keep their tokens (that they still open is `aws::sealing`'s test).
+    let shown = cli.json(&["device", "show", "KEYLESS-2"]);
+    assert_eq!(shown["tokens"].as_array().map(Vec::len), Some(1));
 }

@@ -5,7 +5,8 @@ use super::schema;
 use super::schema::{attr, plan_key};
 use crate::error::StoreError;
 use crate::model::{
-    Device, DeviceRef, DeviceToken, PendingChallenge, Plan, PlanStatus, StageMode, StageSnapshot,
+    Device, DeviceLock, DeviceRef, DeviceToken, PendingChallenge, Plan, PlanStatus, StageMode,
+    StageSnapshot,
 };
 use crate::secret::Secret;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
@@ -129,6 +130,14 @@ pub(super) fn device_from(item: &Item) -> Result<Device, StoreError> {
         name: get_s(item, attr::NAME)?,
         created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: opt_n(item, schema::TTL_ATTRIBUTE)?,
+        lock: match opt_n(item, attr::LOCKED_SINCE)? {
+            Some(since) => Some(DeviceLock {
+                since,
+                until: opt_n(item, attr::LOCKED_UNTIL)?,
+                reason: opt_s(item, attr::LOCK_REASON),
+            }),
+            None => None,
+        },
     })
 }
 

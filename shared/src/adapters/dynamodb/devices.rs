@@ -3,7 +3,7 @@
 use super::codec::json_from;
 use super::codec::json_item;
 use super::codec::{device_from, token_from};
-use super::failure::store_error;
+use super::failure::{is_condition_failed, store_error};
 use super::item::{corrupt, get_n, get_s, n, opt_n, s, Item};
 use super::schema;
 use super::schema::compliance_sk;
@@ -11,8 +11,8 @@ use super::schema::ANY_COMPLIANCE;
 use super::schema::DEVICE_PREFIX;
 use super::schema::NON_COMPLIANT;
 use super::schema::{
-    allowance_sk, attr, device_key, device_pk, facts_pk, facts_sk, key, sk_of, token_index_key,
-    token_prefix, ANY_TOKEN, DEVICE,
+    attr, device_key, device_pk, facts_pk, facts_sk, key, sk_of, token_index_key, token_prefix,
+    ANY_TOKEN, DEVICE,
 };
 use super::store::DynamoStore;
 use crate::audit::AuditEvent;
@@ -20,7 +20,8 @@ use crate::error::StoreError;
 use crate::model::ComplianceStatus;
 use crate::model::Evaluation;
 use crate::model::{
-    is_expired, Device, DeviceToken, DeviceWithTokens, FactsSnapshot, TokenInfo, TokenRef, UnixTime,
+    is_expired, Device, DeviceLock, DeviceToken, DeviceWithTokens, FactsSnapshot, TokenInfo,
+    TokenRef, UnixTime,
 };
 use crate::ports::{AuditLog, DeviceStore, EnrollGrant, EnrollOutcome};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
@@ -43,6 +44,9 @@ impl DynamoStore {
             attr::DEVICE_ID,
             attr::NAME,
             attr::CREATED_AT,
+            attr::LOCKED_SINCE,
+            attr::LOCKED_UNTIL,
+            attr::LOCK_REASON,
             attr::TOKEN_ID,
             attr::CONNECTOR,
             attr::DATA,
@@ -293,16 +297,53 @@ impl DeviceStore for DynamoStore {
         self.enroll_transaction(device, token, grant).await
     }
 
-    async fn allow_reenroll(
+    async fn set_device_lock(
         &self,
         identifier: &str,
-        connector: &str,
-        until: UnixTime,
-    ) -> Result<(), StoreError> {
-        let mut item = key(device_pk(identifier), allowance_sk(connector));
-        item.insert(attr::CONNECTOR.into(), s(connector));
-        item.insert(schema::TTL_ATTRIBUTE.into(), n(until));
-        self.put("PutItem re-enroll allowance", item).await
+        lock: Option<&DeviceLock>,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(device_key(identifier)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_names("#since", attr::LOCKED_SINCE)
+            .expression_attribute_names("#until", attr::LOCKED_UNTIL)
+            .expression_attribute_names("#reason", attr::LOCK_REASON);
+        let update = match lock {
+            None => update.update_expression("REMOVE #since, #until, #reason"),
+            Some(l) => {
+                let mut set = vec!["#since = :since"];
+                let mut remove = Vec::new();
+                let mut u = update.expression_attribute_values(":since", n(l.since));
+                match l.until {
+                    Some(until) => {
+                        set.push("#until = :until");
+                        u = u.expression_attribute_values(":until", n(until));
+                    }
+                    None => remove.push("#until"),
+                }
+                match &l.reason {
+                    Some(r) => {
+                        set.push("#reason = :reason");
+                        u = u.expression_attribute_values(":reason", s(r));
+                    }
+                    None => remove.push("#reason"),
+                }
+                let mut expr = format!("SET {}", set.join(", "));
+                if !remove.is_empty() {
+                    expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+                }
+                u.update_expression(expr)
+            }
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem device lock", &e)),
+        }
     }
 
     async fn revoke_tokens(&self, identifier: &str, connector: &str) -> Result<usize, StoreError> {

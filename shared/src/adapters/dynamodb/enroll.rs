@@ -1,15 +1,17 @@
 //! Enrollment as one transaction: the connection's version item (optimistic concurrency), the
-//! device, the deletion of the connection's older tokens with their index entries, the new
-//! token and its index entry, the operator's allowance (when the domain's rule needs it), the
-//! enrollment token's use, and the audit record.
+//! device (conditioned on its own version, so that the domain's re-enrollment rule sees the
+//! serial's connections as they are when the write lands), the deletion of the connection's
+//! older tokens with their index entries, the new token and its index entry, the enrollment
+//! token's use, and the audit record.
 
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 
 use super::failure::{failed_conditions, is_transaction_conflict, store_error};
 use super::item::{built, get_n, n, opt_n, put_opt_n, s, Item};
 use super::schema::{
-    self, allowance_sk, attr, connection_sk, device_key, device_pk, enrollment_key, enrollment_pk,
-    enrollment_use_sk, key, sk_of, token_index_key, token_prefix, token_sk, DEVICE,
+    self, attr, connection_sk, device_key, device_pk, enrollment_key, enrollment_pk,
+    enrollment_use_sk, key, keyring_key, sk_of, token_index_key, token_prefix, token_sk,
+    ANY_CONNECTION, ANY_TOKEN, DEVICE,
 };
 use super::store::DynamoStore;
 use crate::error::StoreError;
@@ -29,17 +31,17 @@ struct Connection<'a> {
     old: Vec<&'a Item>,
     /// Whether any of them is live.
     replaced: bool,
-    /// Whether the device item exists.
-    device_exists: bool,
-    /// Whether an operator's allowance of a re-enrollment is live.
-    allowance_live: bool,
+    /// The device item's version (`Some(None)`: it exists, written before versions), or
+    /// `None` if the device does not exist.
+    device: Option<Option<i64>>,
+    /// Every connector the serial is enrolled on (a connection item or a token).
+    connectors: Vec<&'a str>,
 }
 
 impl<'a> Connection<'a> {
     fn of(items: &'a [Item], connector: &str, now: UnixTime) -> Result<Self, StoreError> {
         let conn_sk = connection_sk(connector);
         let prefix = token_prefix(connector);
-        let allow_sk = allowance_sk(connector);
         let version = match items.iter().find(|i| sk_of(i) == conn_sk) {
             Some(i) => Some(get_n(i, attr::VERSION)?),
             None => None,
@@ -52,25 +54,38 @@ impl<'a> Connection<'a> {
         for t in &old {
             replaced |= !is_expired(opt_n(t, schema::TTL_ATTRIBUTE)?, now);
         }
-        let allowance_live = match items.iter().find(|i| sk_of(i) == allow_sk) {
-            Some(a) => !is_expired(opt_n(a, schema::TTL_ATTRIBUTE)?, now),
-            None => false,
+        let device = match items.iter().find(|i| sk_of(i) == DEVICE) {
+            Some(d) => Some(opt_n(d, attr::VERSION)?),
+            None => None,
         };
+        let mut connectors: Vec<&str> = items
+            .iter()
+            .filter_map(|i| {
+                let sk = sk_of(i);
+                sk.strip_prefix(ANY_CONNECTION).or_else(|| {
+                    sk.strip_prefix(ANY_TOKEN)
+                        .and_then(|rest| rest.split_once('#').map(|(c, _)| c))
+                })
+            })
+            .collect();
+        connectors.sort_unstable();
+        connectors.dedup();
         Ok(Connection {
             version,
             old,
             replaced,
-            device_exists: items.iter().any(|i| sk_of(i) == DEVICE),
-            allowance_live,
+            device,
+            connectors,
         })
     }
 }
 
-/// The positions, in a transaction, of the conditions that decide a refusal rather than a retry.
+/// The positions, in a transaction, of the conditions that decide a refusal or a new seal
+/// rather than a plain retry.
 #[derive(Default)]
 struct Positions {
-    allowance: Option<usize>,
     enrollment_token: Option<usize>,
+    keyring: Option<usize>,
 }
 
 impl DynamoStore {
@@ -81,33 +96,33 @@ impl DynamoStore {
         grant: &EnrollGrant,
     ) -> Result<EnrollOutcome, StoreError> {
         let pk = device_pk(&device.identifier);
-        // Sealed before any write: without the data key nothing is written.
-        let keyring = self.keyring().await?;
-        let sealed = Self::seal_key(
-            &keyring,
-            &pk,
-            &token_sk(&token.connector, &token.id),
-            &token.key,
-        )?;
-        // Optimistic concurrency on the connection's version item: of several concurrent
-        // enrollments each round has one winner, and a loser retries on fresh state (deleting
-        // the winner's token, or refused if the policy needs an allowance), so exactly one
-        // token of the connection survives.
+        let sk = token_sk(&token.connector, &token.id);
+        // Sealed before any write: without the data key nothing is written. The transaction
+        // checks that the keyring still seals with this generation (a rotation may begin).
+        let mut keyring = self.keyring().await?;
+        // Optimistic concurrency on the device's and the connection's version items: of
+        // several concurrent enrollments each round has one winner, and a loser retries on
+        // fresh state (deleting the winner's token, or refused if the serial now exists and
+        // its grant does not cover that), so exactly one token of the connection survives.
         for _ in 0..ATTEMPTS {
             // Only what the deletions need: never a key.
             let items = self
                 .partition_of("Query device (enroll)", &pk, &Self::TOKEN_REFS)
                 .await?;
             let found = Connection::of(&items, &token.connector, grant.now)?;
-            // The rule is the domain's; this store enforces its answer with the conditional
-            // Delete of the allowance.
-            let uses_allowance =
-                match reenrollment(grant.reenroll, found.replaced, found.allowance_live) {
-                    Reenrollment::Proceed { uses_allowance } => uses_allowance,
-                    Reenrollment::NeedsApproval => return Ok(EnrollOutcome::NeedsApproval),
-                };
-            let (actions, at) =
-                self.enroll_actions(&pk, device, token, grant, &found, uses_allowance, &sealed)?;
+            // The rule is the domain's; this store enforces its answer with the condition on
+            // the device's version.
+            let exists = found.device.is_some();
+            if reenrollment(&grant.existing, exists, &found.connectors)
+                == Reenrollment::NeedsApproval
+            {
+                return Ok(EnrollOutcome::NeedsApproval);
+            }
+            let sealed = Self::seal_key(&keyring, &pk, &sk, &token.key)?;
+            let (mut actions, mut at) =
+                self.enroll_actions(&pk, device, token, grant, &found, &sealed)?;
+            at.keyring = Some(actions.len());
+            actions.push(self.sealing_generation_check(keyring.seal_generation)?);
             if actions.len() > MAX_ACTIONS {
                 // More old tokens than one transaction holds: delete them first, then retry.
                 let extra = self.token_deletions(&pk, &found.old)?;
@@ -124,8 +139,8 @@ impl DynamoStore {
             let e = match sent {
                 Ok(_) => {
                     return Ok(EnrollOutcome::Enrolled {
+                        existed: exists,
                         replaced: found.replaced,
-                        allowance_used: uses_allowance,
                     })
                 }
                 Err(e) => e,
@@ -134,9 +149,13 @@ impl DynamoStore {
             if at.enrollment_token.is_some_and(|i| failed.contains(&i)) {
                 return Ok(EnrollOutcome::TokenRefused);
             }
-            // An allowance used or expired meanwhile, or a concurrent enrollment: look again.
-            let allowance_gone = at.allowance.is_some_and(|i| failed.contains(&i));
-            if !allowance_gone && !is_transaction_conflict(&e) {
+            if at.keyring.is_some_and(|i| failed.contains(&i)) {
+                // A rotation began since the keyring was read: seal with its next data key.
+                keyring = self.reload_keyring().await?;
+                continue;
+            }
+            // A concurrent enrollment changed the device or the connection: look again.
+            if failed.is_empty() && !is_transaction_conflict(&e) {
                 return Err(store_error("TransactWriteItems enroll", &e));
             }
         }
@@ -145,8 +164,7 @@ impl DynamoStore {
         ))
     }
 
-    /// The transaction's actions, and where its refusing conditions stand in it.
-    #[allow(clippy::too_many_arguments)]
+    /// The transaction's actions, and where its refusing condition stands in it.
     fn enroll_actions(
         &self,
         pk: &str,
@@ -154,20 +172,15 @@ impl DynamoStore {
         token: &DeviceToken,
         grant: &EnrollGrant,
         found: &Connection<'_>,
-        uses_allowance: bool,
         sealed: &aws_sdk_dynamodb::types::AttributeValue,
     ) -> Result<(Vec<TransactWriteItem>, Positions), StoreError> {
         let mut actions = vec![
             self.connection_put(pk, &token.connector, found.version)?,
-            self.device_update(device, found.device_exists)?,
+            self.device_update(device, found.device)?,
         ];
         actions.extend(self.token_deletions(pk, &found.old)?);
         actions.extend(self.token_puts(pk, token, sealed.clone())?);
         let mut at = Positions::default();
-        if uses_allowance {
-            at.allowance = Some(actions.len());
-            actions.push(self.allowance_delete(pk, &token.connector, grant.now)?);
-        }
         if let Some(hash) = &grant.enrollment_token {
             at.enrollment_token = Some(actions.len());
             actions.extend(self.enrollment_use(hash, &device.identifier, grant.now)?);
@@ -176,6 +189,25 @@ impl DynamoStore {
             actions.push(self.put_action(self.audit_item(event)?)?);
         }
         Ok((actions, at))
+    }
+
+    /// A check that the keyring still seals with `generation` (its next one during a rotation).
+    fn sealing_generation_check(&self, generation: u32) -> Result<TransactWriteItem, StoreError> {
+        let condition = if generation == 0 {
+            "attribute_not_exists(#next) AND (attribute_not_exists(#gen) OR #gen = :g)"
+        } else {
+            "(attribute_not_exists(#next) AND #gen = :g) OR #next = :g"
+        };
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keyring_key()))
+            .condition_expression(condition)
+            .expression_attribute_names("#gen", attr::GENERATION)
+            .expression_attribute_names("#next", attr::NEXT_GENERATION)
+            .expression_attribute_values(":g", n(generation.into()));
+        Ok(TransactWriteItem::builder()
+            .condition_check(built(check.build())?)
+            .build())
     }
 
     /// The connection's version item, one higher, on condition that it is still `version`.
@@ -202,14 +234,16 @@ impl DynamoStore {
             .build())
     }
 
-    /// The device item: an existing device keeps its id, name, creation time and any expiry
-    /// the operator set (as on the reference); a new one gets the given values.
+    /// The device item: an existing device keeps its id, name, creation time, lock and any
+    /// expiry the operator set (as on the reference); a new one gets the given values. Its
+    /// version goes one up, on condition that it is still what the attempt read (`found`).
     fn device_update(
         &self,
         device: &Device,
-        exists: bool,
+        found: Option<Option<i64>>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut set = "SET #id = :id, #uuid = if_not_exists(#uuid, :uuid), #name = if_not_exists(#name, :name), #kind = :kind, #created = if_not_exists(#created, :created)".to_string();
+        let exists = found.is_some();
+        let mut set = "SET #id = :id, #uuid = if_not_exists(#uuid, :uuid), #name = if_not_exists(#name, :name), #kind = :kind, #created = if_not_exists(#created, :created), #ver = :ver".to_string();
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(device_key(&device.identifier)))
@@ -229,7 +263,22 @@ impl DynamoStore {
                 .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
                 .expression_attribute_values(":exp", n(e));
         }
-        let update = update.update_expression(set);
+        let version = found.flatten();
+        let update = update
+            .update_expression(set)
+            .expression_attribute_names("#ver", attr::VERSION)
+            .expression_attribute_values(":ver", n(version.unwrap_or(0) + 1));
+        let update = match (exists, version) {
+            (false, _) => update
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", schema::PK),
+            (true, None) => update
+                .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#ver)")
+                .expression_attribute_names("#pk", schema::PK),
+            (true, Some(v)) => update
+                .condition_expression("#ver = :old")
+                .expression_attribute_values(":old", n(v)),
+        };
         Ok(TransactWriteItem::builder()
             .update(built(update.build())?)
             .build())
@@ -257,24 +306,6 @@ impl DynamoStore {
         idx.insert(attr::CONNECTOR.into(), s(&token.connector));
         put_opt_n(&mut idx, schema::TTL_ATTRIBUTE, token.expires_at);
         Ok([self.put_action(t)?, self.put_action(idx)?])
-    }
-
-    /// The operator's allowance, deleted on condition that it is still live.
-    fn allowance_delete(
-        &self,
-        pk: &str,
-        connector: &str,
-        now: UnixTime,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.to_string(), allowance_sk(connector))))
-            .condition_expression("#exp > :now")
-            .expression_attribute_names("#exp", schema::TTL_ATTRIBUTE)
-            .expression_attribute_values(":now", n(now));
-        Ok(TransactWriteItem::builder()
-            .delete(built(delete.build())?)
-            .build())
     }
 
     /// One use of the enrollment token, counted on condition that it may still enroll (the

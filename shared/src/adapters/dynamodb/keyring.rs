@@ -9,13 +9,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::failure::{is_condition_failed, store_error};
-use super::item::{corrupt, get_bool, get_s, n, opt_s, s, Item};
+use super::item::{corrupt, get_bool, get_s, n, opt_n, opt_s, s, Item};
 use super::schema;
 use super::schema::{attr, keyring_key, sk_of, DEVICE, ENROLLMENT};
 use super::store::{DynamoStore, Keyring, Sealing};
-use crate::adapters::sealing::DataKey;
+use crate::adapters::sealing::{generation_of, DataKey};
 use crate::error::StoreError;
 use crate::secret::Secret;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
@@ -36,6 +37,49 @@ fn aad(pk: &str, sk: &str) -> Vec<u8> {
     format!("{pk}\n{sk}").into_bytes()
 }
 
+/// The keyring item's generations: the current data key's and, during a rotation, the next's.
+pub(super) struct KeyringState<'a> {
+    pub(super) current: (u32, &'a [u8]),
+    pub(super) next: Option<(u32, &'a [u8])>,
+}
+
+impl<'a> KeyringState<'a> {
+    pub(super) fn of(item: &'a Item) -> Result<Self, StoreError> {
+        let blob = |name: &'static str| {
+            item.get(name)
+                .map(|v| v.as_b().map(|b| b.as_ref()).map_err(|_| corrupt(name)))
+                .transpose()
+        };
+        let generation = |name: &'static str| -> Result<Option<u32>, StoreError> {
+            opt_n(item, name)?
+                .map(|g| u32::try_from(g).map_err(|_| corrupt(name)))
+                .transpose()
+        };
+        let current = blob(attr::WRAPPED_KEY)?.ok_or_else(|| corrupt(attr::WRAPPED_KEY))?;
+        let next = match (
+            generation(attr::NEXT_GENERATION)?,
+            blob(attr::NEXT_WRAPPED_KEY)?,
+        ) {
+            (Some(g), Some(w)) => Some((g, w)),
+            _ => None,
+        };
+        Ok(KeyringState {
+            current: (generation(attr::GENERATION)?.unwrap_or(0), current),
+            next,
+        })
+    }
+
+    /// Every wrapped data key with its generation.
+    pub(super) fn wrapped(&self) -> impl Iterator<Item = (u32, &'a [u8])> {
+        std::iter::once(self.current).chain(self.next)
+    }
+
+    /// The generation new values are sealed with.
+    pub(super) fn seal_generation(&self) -> u32 {
+        self.next.map_or(self.current.0, |(g, _)| g)
+    }
+}
+
 const NOT_CONFIGURED: &str =
     "device key sealing is not configured (SEALING_KEY_ID names the symmetric KMS key)";
 
@@ -46,67 +90,113 @@ impl DynamoStore {
             .ok_or_else(|| StoreError::Unavailable(NOT_CONFIGURED.into()))
     }
 
-    /// The unwrapped data key: read and unwrapped once per process.
+    /// The unwrapped data keys: read and unwrapped once, then again after the sealing's
+    /// maximum age (a rotation or a disabled KMS key reaches warm functions that way).
     pub(super) async fn keyring(&self) -> Result<Arc<Keyring>, StoreError> {
         let sealing = self.sealing()?;
-        sealing
-            .keyring
-            .get_or_try_init(|| async {
-                let item = self
-                    .get("GetItem keyring", keyring_key())
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Unavailable(
-                            "the table has no data key yet (endpoint-admin migrate creates it)"
-                                .into(),
-                        )
-                    })?;
-                let wrapped = item
-                    .get(attr::WRAPPED_KEY)
-                    .and_then(|v| v.as_b().ok())
-                    .ok_or_else(|| corrupt(attr::WRAPPED_KEY))?;
-                let plain = sealing.vault.unwrap_data_key(wrapped.as_ref()).await?;
-                Ok(Arc::new(Keyring {
-                    key: DataKey::from_bytes(&plain)?,
-                    plain_refused: AtomicBool::new(
-                        get_bool(&item, attr::PLAIN_KEYS_REFUSED).unwrap_or(false),
-                    ),
-                }))
+        let mut cached = sealing.keyring.lock().await;
+        if let Some(k) = cached
+            .as_ref()
+            .filter(|k| k.loaded.elapsed() < sealing.max_age)
+        {
+            return Ok(k.clone());
+        }
+        let loaded = Arc::new(self.load_keyring(sealing).await?);
+        *cached = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Reads the keyring again now (a value of a generation this process does not hold, or a
+    /// write refused because a rotation began).
+    pub(super) async fn reload_keyring(&self) -> Result<Arc<Keyring>, StoreError> {
+        let sealing = self.sealing()?;
+        let mut cached = sealing.keyring.lock().await;
+        let loaded = Arc::new(self.load_keyring(sealing).await?);
+        *cached = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The keyring item (an error if the table has none yet).
+    pub(super) async fn keyring_item(&self) -> Result<Item, StoreError> {
+        self.get("GetItem keyring", keyring_key())
+            .await?
+            .ok_or_else(|| {
+                StoreError::Unavailable(
+                    "the table has no data key yet (endpoint-admin migrate creates it)".into(),
+                )
             })
-            .await
-            .cloned()
+    }
+
+    async fn load_keyring(&self, sealing: &Sealing) -> Result<Keyring, StoreError> {
+        let item = self.keyring_item().await?;
+        let state = KeyringState::of(&item)?;
+        // The current and (during a rotation) the next data key, unwrapped together.
+        let unwraps = state.wrapped().map(|(g, w)| async move {
+            Ok::<_, StoreError>((g, sealing.vault.unwrap_data_key(w).await?))
+        });
+        let mut keys = Vec::new();
+        for unwrapped in futures::future::join_all(unwraps).await {
+            let (generation, plain) = unwrapped?;
+            keys.push((generation, DataKey::from_bytes(&plain)?));
+        }
+        Ok(Keyring {
+            keys,
+            seal_generation: state.seal_generation(),
+            plain_refused: AtomicBool::new(
+                get_bool(&item, attr::PLAIN_KEYS_REFUSED).unwrap_or(false),
+            ),
+            loaded: Instant::now(),
+        })
     }
 
     /// Loads the data key if this store seals and has not loaded it yet, so that the first read
     /// of a device's tokens in a process can fetch it beside the device query rather than after
     /// it. A failure is left for [`Self::token_key`] to report, if a token needs the key.
     pub(super) async fn warm_keyring(&self) {
-        if self
-            .sealing
-            .as_deref()
-            .is_some_and(|s| s.keyring.get().is_none())
-        {
-            let _ = self.keyring().await;
+        if let Some(sealing) = self.sealing.as_deref() {
+            let cold = sealing.keyring.lock().await.is_none();
+            if cold {
+                let _ = self.keyring().await;
+            }
         }
     }
 
-    /// `key_sealed` of a token item.
+    /// `key_sealed` of a token item, sealed with the keyring's sealing generation.
     pub(super) fn seal_key(
         keyring: &Keyring,
         pk: &str,
         sk: &str,
         key: &Secret,
     ) -> Result<Av, StoreError> {
-        let sealed = keyring.key.seal(&aad(pk, sk), key.expose().as_bytes())?;
+        let generation = keyring.seal_generation;
+        let data_key = keyring
+            .key(generation)
+            .ok_or_else(|| StoreError::Unavailable("the sealing data key is not loaded".into()))?;
+        let sealed = data_key.seal(generation, &aad(pk, sk), key.expose().as_bytes())?;
         Ok(Av::B(aws_smithy_types::Blob::new(sealed)))
     }
 
-    /// The key of a token item: opened if sealed; a plain one only while the table has not
-    /// been migrated. `Ok(None)`: the item's key must not be used.
+    /// The key of a token item: opened if sealed (by a data key of the keyring; one sealed
+    /// under a retired data key is refused); a plain one only while the table has not been
+    /// migrated. `Ok(None)`: the item's key must not be used.
     pub(super) async fn token_key(&self, item: &Item) -> Result<Option<Secret>, StoreError> {
-        let keyring = self.keyring().await?;
+        let mut keyring = self.keyring().await?;
         if let Some(sealed) = item.get(attr::KEY_SEALED).and_then(|v| v.as_b().ok()) {
-            let plain = keyring.key.open(
+            let generation =
+                generation_of(sealed.as_ref()).ok_or_else(|| corrupt(attr::KEY_SEALED))?;
+            if keyring.key(generation).is_none() {
+                // Sealed by a rotation this process has not seen yet: read the keyring again.
+                keyring = self.reload_keyring().await?;
+            }
+            let Some(data_key) = keyring.key(generation) else {
+                tracing::warn!(
+                    event = "retired_data_key_refused",
+                    generation,
+                    "a device key sealed under a retired data key was refused"
+                );
+                return Ok(None);
+            };
+            let plain = data_key.open(
                 &aad(&get_s(item, schema::PK)?, sk_of(item)),
                 sealed.as_ref(),
             )?;

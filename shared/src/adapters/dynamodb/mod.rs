@@ -9,7 +9,6 @@
 //! | connection version | `DEVICE#<serial>`     | `CONN#<connector>`          |
 //! | device token       | `DEVICE#<serial>`     | `TOKEN#<connector>#<id>`    |
 //! | token index        | `TOKENHASH#<sha256>`  | `TOKENHASH`                 |
-//! | re-enroll allowance| `DEVICE#<serial>`     | `ALLOW#<connector>`         |
 //! | enrollment token   | `ENROLL#<sha256>`     | `ENROLL`                    |
 //! | token's enrollment | `ENROLL#<sha256>`     | `USE#<serial>`              |
 //! | facts snapshot     | `FACTS#<serial>`      | `SNAPSHOT#<connector>`      |
@@ -40,7 +39,8 @@
 //! | `table.rs` | table administration |
 //! | `plans.rs`, `directory.rs`, `devices.rs`, `enrollments.rs`, `audit.rs` | one file per port |
 //! | `enroll.rs` | enrollment's one transaction |
-//! | `keyring.rs` | the data key that seals device token keys, and `migrate` |
+//! | `keyring.rs` | the data keys that seal device token keys, and `migrate` |
+//! | `rotate.rs` | `sealing rotate`: a new data key, every device key re-sealed, the old one retired |
 
 mod audit;
 mod codec;
@@ -52,9 +52,11 @@ mod failure;
 mod item;
 mod keyring;
 mod plans;
+mod rotate;
 pub mod schema;
 mod store;
 mod table;
 
 pub use keyring::MigrationReport;
+pub use rotate::RotationReport;
 pub use store::DynamoStore;

@@ -66,8 +66,10 @@ pub(crate) fn compliance_sk(policy: &str) -> String {
 pub(crate) const ANY_COMPLIANCE: &str = "COMPLIANCE#";
 /// The connection version item of (device, connector).
 pub(crate) fn connection_sk(connector: &str) -> String {
-    format!("CONN#{connector}")
+    format!("{ANY_CONNECTION}{connector}")
 }
+/// Every connection item's sort key starts with this: the connectors a serial is enrolled on.
+pub(crate) const ANY_CONNECTION: &str = "CONN#";
 /// Every token of (device, connector) has a sort key starting with this.
 pub(crate) fn token_prefix(connector: &str) -> String {
     format!("TOKEN#{connector}#")
@@ -93,10 +95,6 @@ pub(crate) fn enrollment_use_sk(serial: &str) -> String {
     format!("USE#{serial}")
 }
 pub(crate) const ANY_ENROLLMENT_USE: &str = "USE#";
-/// An operator's allowance of one re-enrollment of (device, connector), in the device partition.
-pub(crate) fn allowance_sk(connector: &str) -> String {
-    format!("ALLOW#{connector}")
-}
 /// The wrapped data key that seals device token keys.
 pub(crate) fn keyring_key() -> Item {
     key(KEYRING.to_string(), "DATAKEY")
@@ -108,6 +106,11 @@ pub(crate) fn limit_key(bucket: &str) -> Item {
 /// Audit records of one UTC day: `AUDIT#2026-11-28`, sorted by record id (time first).
 pub(crate) fn audit_pk(day: &str) -> String {
     format!("AUDIT#{day}")
+}
+/// The `kind` of a device's audit records (proven or only claimed serial): the GSI lists them
+/// by day, so `audit list --device` reads that device's records and nothing else.
+pub(crate) fn audit_device_kind(serial: &str) -> String {
+    format!("AUDIT#DEVICE#{serial}")
 }
 pub(crate) fn facts_pk(identifier: &str) -> String {
     format!("FACTS#{identifier}")
@@ -145,6 +148,10 @@ pub mod attr {
     pub const KEY_SEALED: &str = "key_sealed";
     pub const KEY_SHA256: &str = "key_sha256";
     pub const LAST_USED_AT: &str = "last_used_at";
+    /// A device's lock: since when, until when (absent: until unlocked), the operator's reason.
+    pub const LOCKED_SINCE: &str = "locked_since";
+    pub const LOCKED_UNTIL: &str = "locked_until";
+    pub const LOCK_REASON: &str = "lock_reason";
     pub const MAX_USES: &str = "max_uses";
     pub const OWNER: &str = "owner";
     pub const PLAIN_KEYS_REFUSED: &str = "plain_keys_refused";
@@ -154,6 +161,10 @@ pub mod attr {
     pub const SERIAL: &str = "serial";
     pub const USES: &str = "uses";
     pub const WRAPPED_KEY: &str = "wrapped_key";
+    /// The keyring's data key generation (absent: 0) and, during a rotation, the next one.
+    pub const GENERATION: &str = "generation";
+    pub const NEXT_GENERATION: &str = "next_generation";
+    pub const NEXT_WRAPPED_KEY: &str = "next_wrapped_key";
     pub const MODE: &str = "mode";
     pub const NAME: &str = "name";
     pub const REDIRECT: &str = "redirect";

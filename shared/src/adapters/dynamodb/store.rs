@@ -3,6 +3,7 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
@@ -14,22 +15,43 @@ use crate::adapters::sealing::{DataKey, KeyVault};
 use crate::error::StoreError;
 use crate::secret::Secret;
 
-/// The vault of the data key that seals device token keys, and the key once unwrapped.
+/// How long a function keeps an unwrapped data key before it reads the keyring again: a
+/// rotation (`sealing rotate`) or a disabled KMS key reaches every warm function within this
+/// time, at the cost of one `Decrypt` per instance and quarter hour.
+pub const DATA_KEY_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// The vault of the data key that seals device token keys, and the keys once unwrapped.
 pub(super) struct Sealing {
     pub(super) vault: Box<dyn KeyVault>,
-    pub(super) keyring: tokio::sync::OnceCell<Arc<Keyring>>,
+    pub(super) keyring: tokio::sync::Mutex<Option<Arc<Keyring>>>,
+    pub(super) max_age: Duration,
 }
 
+/// The table's data keys, unwrapped: the current generation and, during a rotation, the next.
 pub(super) struct Keyring {
-    pub(super) key: DataKey,
+    pub(super) keys: Vec<(u32, DataKey)>,
+    /// The generation new values are sealed with (the next one during a rotation).
+    pub(super) seal_generation: u32,
     pub(super) plain_refused: AtomicBool,
+    pub(super) loaded: Instant,
+}
+
+impl Keyring {
+    /// The data key of `generation`, if this keyring holds it.
+    pub(super) fn key(&self, generation: u32) -> Option<&DataKey> {
+        self.keys
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, k)| k)
+    }
 }
 
 impl Sealing {
     pub(super) fn new(vault: Box<dyn KeyVault>) -> Self {
         Sealing {
             vault,
-            keyring: tokio::sync::OnceCell::new(),
+            keyring: tokio::sync::Mutex::new(None),
+            max_age: DATA_KEY_MAX_AGE,
         }
     }
 }
@@ -72,8 +94,9 @@ impl DynamoStore {
         Self::new(Client::from_conf(conf), table)
     }
 
-    /// The store as the CLIs and the tests use it: sealing with the data key of `sealing_key`
-    /// (a symmetric KMS key) if given, keeping audit records for `retention_days`.
+    /// The store as the CLIs and the tests use it: sealing with the table's data key (created
+    /// under `sealing_key`, a symmetric KMS key; without it, the existing data key is used and
+    /// names its KMS key itself), keeping audit records for `retention_days`.
     #[cfg(feature = "sealing")]
     pub fn configured(
         config: &aws_config::SdkConfig,
@@ -81,19 +104,27 @@ impl DynamoStore {
         sealing_key: Option<&str>,
         retention_days: i64,
     ) -> Self {
-        let store = Self::from_config(config, table).with_audit_retention_days(retention_days);
-        match sealing_key {
-            Some(key) => store.with_sealing(crate::adapters::vault::KmsVault::from_config(
-                config, key, table,
-            )),
-            None => store,
-        }
+        Self::from_config(config, table)
+            .with_audit_retention_days(retention_days)
+            .with_sealing(crate::adapters::vault::KmsVault::from_config(
+                config,
+                sealing_key,
+                table,
+            ))
     }
 
     /// The same store, sealing device token keys with the data key `vault` unwraps (once per
     /// process). Without a vault, device token keys can be neither written nor read.
     pub fn with_sealing(mut self, vault: impl KeyVault + 'static) -> Self {
         self.sealing = Some(std::sync::Arc::new(Sealing::new(Box::new(vault))));
+        self
+    }
+
+    /// The same store, reading the keyring again after `max_age` (tests shorten it).
+    pub fn with_data_key_max_age(mut self, max_age: Duration) -> Self {
+        if let Some(sealing) = self.sealing.as_mut().and_then(Arc::get_mut) {
+            sealing.max_age = max_age;
+        }
         self
     }
 
@@ -107,8 +138,7 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the table (on-demand, `pk`/`sk`, the `kind` GSI) and turns on TTL on
-    /// `expires_at`. `Ok(false)` if it already existed.
+    /// One item by its key, read consistently.
     pub(super) async fn get(
         &self,
         op: &'static str,

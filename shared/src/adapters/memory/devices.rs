@@ -17,7 +17,7 @@ use crate::error::StoreError;
 use crate::model::ComplianceStatus;
 use crate::model::Evaluation;
 use crate::model::{
-    is_expired, reenrollment, Device, DeviceToken, DeviceWithTokens, EnrollmentToken,
+    is_expired, reenrollment, Device, DeviceLock, DeviceToken, DeviceWithTokens, EnrollmentToken,
     FactsSnapshot, Reenrollment, TokenInfo, TokenRef, TokenUse, UnixTime,
 };
 use crate::ports::{DeviceStore, EnrollGrant, EnrollOutcome, EnrollmentStore};
@@ -185,15 +185,16 @@ impl DeviceStore for MemoryStore {
                 .get(k)
                 .is_some_and(|t| !is_expired(t.expires_at, now))
         });
-        let connection = (device.identifier.clone(), token.connector.clone());
-        let allowance_live = g
-            .allowances
-            .get(&connection)
-            .is_some_and(|&until| !is_expired(Some(until), now));
-        let allowance_used = match reenrollment(grant.reenroll, replaced, allowance_live) {
-            Reenrollment::Proceed { uses_allowance } => uses_allowance,
-            Reenrollment::NeedsApproval => return Ok(EnrollOutcome::NeedsApproval),
-        };
+        let existed = g.devices.contains_key(&device.identifier);
+        let connectors: Vec<&str> = g
+            .connections
+            .iter()
+            .filter(|(d, _)| d == &device.identifier)
+            .map(|(_, c)| c.as_str())
+            .collect();
+        if reenrollment(&grant.existing, existed, &connectors) == Reenrollment::NeedsApproval {
+            return Ok(EnrollOutcome::NeedsApproval);
+        }
         if let Some(hash) = &grant.enrollment_token {
             if g.enrollment
                 .get(hash)
@@ -203,9 +204,8 @@ impl DeviceStore for MemoryStore {
             }
         }
         // Every condition holds: the writes, all at once.
-        if allowance_used {
-            g.allowances.remove(&connection);
-        }
+        g.connections
+            .insert((device.identifier.clone(), token.connector.clone()));
         if let Some(hash) = &grant.enrollment_token {
             if let Some(t) = g.enrollment.get_mut(hash) {
                 t.uses += 1;
@@ -229,22 +229,21 @@ impl DeviceStore for MemoryStore {
         if let Some(event) = &grant.audit {
             g.audit.push(event.clone());
         }
-        Ok(EnrollOutcome::Enrolled {
-            replaced,
-            allowance_used,
-        })
+        Ok(EnrollOutcome::Enrolled { existed, replaced })
     }
 
-    async fn allow_reenroll(
+    async fn set_device_lock(
         &self,
         identifier: &str,
-        connector: &str,
-        until: UnixTime,
-    ) -> Result<(), StoreError> {
-        self.lock()?
-            .allowances
-            .insert((identifier.to_string(), connector.to_string()), until);
-        Ok(())
+        lock: Option<&DeviceLock>,
+    ) -> Result<bool, StoreError> {
+        match self.lock()?.devices.get_mut(identifier) {
+            Some(d) => {
+                d.lock = lock.cloned();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn revoke_tokens(&self, identifier: &str, connector: &str) -> Result<usize, StoreError> {
@@ -285,6 +284,7 @@ impl DeviceStore for MemoryStore {
     async fn delete_device(&self, identifier: &str) -> Result<bool, StoreError> {
         let mut g = self.lock()?;
         g.facts.retain(|(d, _), _| d != identifier);
+        g.connections.retain(|(d, _)| d != identifier);
         let existed = g.devices.remove(identifier).is_some();
         let keys: Vec<_> = g
             .tokens

@@ -4,7 +4,7 @@
 
 mod devices;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -72,8 +72,8 @@ struct Inner {
     enrollment: HashMap<String, EnrollmentToken>,
     /// enrollment token hash -> serial -> time of its latest enrollment
     enrollment_uses: HashMap<String, BTreeMap<String, UnixTime>>,
-    /// (device, connector) -> until when one re-enrollment is allowed
-    allowances: HashMap<(String, String), UnixTime>,
+    /// (device, connector) of every enrollment, kept when tokens are revoked
+    connections: HashSet<(String, String)>,
     audit: Vec<AuditEvent>,
     /// bucket -> (count, window end)
     counters: HashMap<String, (u32, UnixTime)>,
@@ -128,6 +128,11 @@ impl MemoryStore {
     /// Test helper: the stored plan even when expired.
     pub fn raw_plan(&self, id: &str) -> Option<Plan> {
         self.inner.lock().ok()?.plans.get(id).cloned()
+    }
+
+    /// Test helper: how many plans are stored (expired ones too).
+    pub fn plan_count(&self) -> usize {
+        self.inner.lock().map_or(0, |g| g.plans.len())
     }
 
     /// Test helper: store one more token for a device without deleting the others (enrollment
@@ -322,5 +327,16 @@ impl Limiter for MemoryStore {
         }
         entry.0 += 1;
         Ok(true)
+    }
+
+    async fn counts(&self, buckets: &[String], now: UnixTime) -> Result<Vec<u32>, StoreError> {
+        let g = self.lock()?;
+        Ok(buckets
+            .iter()
+            .map(|b| match g.counters.get(b) {
+                Some(&(count, end)) if end > now => count,
+                _ => 0,
+            })
+            .collect())
     }
 }

@@ -1,10 +1,16 @@
 //! Operator operations (the `endpoint-admin` CLI and the agent API build on these): creating
 //! connectors, stages, enrollment tokens, enrolling devices. Pure over the ports.
 
+mod devices;
+
+pub use devices::{
+    allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
+};
+
 use crate::error::CoreError;
 use crate::model::{
-    is_device_identifier, Connector, Device, DeviceToken, EnrollmentToken, NextKey, ReenrollPolicy,
-    RetiredKey, Stage, StageMode, TokenUse, UnixTime,
+    is_device_identifier, Connector, Device, DeviceToken, EnrollmentToken, ExistingSerial, NextKey,
+    ReenrollPolicy, RetiredKey, Stage, StageMode, TokenUse, UnixTime,
 };
 use crate::ports::{random_alnum, random_id};
 use crate::ports::{
@@ -13,6 +19,7 @@ use crate::ports::{
 };
 use crate::protocol::challenge::CHALLENGE_LIFETIME;
 use crate::protocol::keys::SigningAlg;
+use crate::redirect::parse_origins;
 use crate::secret::Secret;
 
 /// Length of a device token key (as the reference: 128 random characters).
@@ -220,7 +227,9 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
     rng: &R,
     connector_id: &str,
     mode: StageMode,
+    redirect_origins: &[String],
 ) -> Result<Stage, CoreError> {
+    let redirect_origins = parse_origins(redirect_origins)?;
     let c = connector(dir, connector_id).await?;
     if mode == StageMode::Required && c.challenge_key.is_none() {
         return Err(CoreError::Conflict(format!(
@@ -232,7 +241,25 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
         connector: c.id,
         mode,
         policy: None,
+        redirect_origins: Some(redirect_origins),
     };
+    dir.put_stage(&stage).await?;
+    Ok(stage)
+}
+
+/// Registers the origins a stage's plans may redirect to (replacing those it had; none: a
+/// path or a loopback URL only). A stage stored before origins existed leaves the older rule.
+pub async fn set_redirect_origins<D: Directory>(
+    dir: &D,
+    stage_id: &str,
+    origins: &[String],
+) -> Result<Stage, CoreError> {
+    let origins = parse_origins(origins)?;
+    let mut stage = dir
+        .get_stage(stage_id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("stage {stage_id}")))?;
+    stage.redirect_origins = Some(origins);
     dir.put_stage(&stage).await?;
     Ok(stage)
 }
@@ -241,8 +268,6 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
 pub const DEFAULT_ENROLLMENT_TOKEN_LIFETIME: i64 = 7 * 86_400;
 /// How long `device allow-reenroll` allows a re-enrollment unless told otherwise.
 pub const DEFAULT_REENROLL_WINDOW: i64 = 3600;
-/// The longest re-enrollment window an operator may give.
-pub const MAX_REENROLL_WINDOW: i64 = 30 * 86_400;
 
 /// Settings of a new enrollment token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -375,32 +400,6 @@ pub async fn set_reenroll<D: Directory>(
     change_connector(dir, id, |c| c.reenroll = policy).await
 }
 
-/// Allows one re-enrollment of `serial` on the connector for `window` seconds; returns until
-/// when.
-pub async fn allow_reenroll<S, C>(
-    store: &S,
-    clock: &C,
-    connector_id: &str,
-    serial: &str,
-    window: i64,
-) -> Result<UnixTime, CoreError>
-where
-    S: Directory + DeviceStore,
-    C: Clock + ?Sized,
-{
-    check_name("serial", serial)?;
-    if !(1..=MAX_REENROLL_WINDOW).contains(&window) {
-        return Err(CoreError::BadRequest(format!(
-            "the window must be between 1 second and {} days",
-            MAX_REENROLL_WINDOW / 86_400
-        )));
-    }
-    connector(store, connector_id).await?;
-    let until = clock.now() + window;
-    store.allow_reenroll(serial, connector_id, until).await?;
-    Ok(until)
-}
-
 /// A new device (kept by the store if it exists: its id is assigned at first enrollment) and
 /// its new token for the connector, with the token's key.
 pub fn new_enrollment<R: Random + ?Sized>(
@@ -419,6 +418,7 @@ pub fn new_enrollment<R: Random + ?Sized>(
         name: name.to_string(),
         created_at: now,
         expires_at: None,
+        lock: None,
     };
     let token = DeviceToken {
         id: random_id(rng, 12),
@@ -451,14 +451,14 @@ where
     let now = clock.now();
     let (device, token, key) = new_enrollment(rng, now, connector_id, serial, name)?;
     let grant = EnrollGrant {
-        reenroll: None,
+        existing: ExistingSerial::Approved,
         enrollment_token: None,
         now,
         audit: None,
     };
     match store.enroll(&device, &token, &grant).await? {
         EnrollOutcome::Enrolled { .. } => Ok((token, key)),
-        // Neither can happen without a policy or an enrollment token.
+        // Neither can happen to an approved grant without an enrollment token.
         EnrollOutcome::NeedsApproval | EnrollOutcome::TokenRefused => Err(CoreError::Conflict(
             "the enrollment was refused by the store".into(),
         )),
