@@ -40,6 +40,28 @@ def grants(function):
     return out
 
 
+def signing_keys(function):
+    """What a function may `kms:Sign` with: "assertion" (only the stack's AssertionKey),
+    "challenge" (only keys tagged as this stack's challenge keys), or "any" (anything else,
+    always an error)."""
+    kinds = set()
+    for policy in function.get("Properties", {}).get("Policies", []) or []:
+        for st in policy.get("Statement", []):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if st.get("Effect") != "Allow" or "kms:Sign" not in actions:
+                continue
+            tags = st.get("Condition", {}).get("StringEquals", {})
+            if st.get("Resource") == "AssertionKey.Arn":
+                kinds.add("assertion")
+            elif tags.get("aws:ResourceTag/endpoint-stage") == "challenge" and tags.get(
+                "aws:ResourceTag/endpoint-stage:stack"
+            ):
+                kinds.add("challenge")
+            else:
+                kinds.add("any")
+    return kinds
+
+
 def covers(grant, access):
     """Whether a grant (`dynamodb:GetItem PLAN#*`) allows an access (`dynamodb:GetItem
     PLAN#ia_*`): the same action, the access's key prefix within the grant's pattern."""
@@ -61,6 +83,16 @@ def main():
         if r.get("Type") == "AWS::Serverless::Function"
     }
     errors = []
+    # Signing: each function signs with one kind of key at most, never with any key; the
+    # response function signs nothing (it asks the challenge function).
+    for name, function in sorted(functions.items()):
+        kinds = signing_keys(function)
+        if "any" in kinds:
+            errors.append(f"{name}: may kms:Sign with keys that are neither the assertion key nor this stack's challenge keys")
+        if {"assertion", "challenge"} <= kinds:
+            errors.append(f"{name}: signs both challenges and assertions")
+        if name == "ResponseFunction" and kinds:
+            errors.append(f"{name}: must sign nothing")
     for name, function in sorted(functions.items()):
         granted = grants(function)
         if name not in observed:

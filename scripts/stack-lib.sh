@@ -106,6 +106,8 @@ functions_start() {
   # creates the table and its data key.
   export SEALING_KEY_ID="${SEALING_KEY_ID:-$("$STACK_ADMIN" key create-sealing)}"
   "$STACK_ADMIN" init >/dev/null
+  # The P-256 key that signs device assertions (deployed: the stack's AssertionKey).
+  export ASSERTION_KEY_ID="${ASSERTION_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
   local logdir="$stack_root/target/stack-logs"; mkdir -p "$logdir"
   export STACK_WATCH_LOG="$logdir/watch-$port.log"
   if [ "${STACK_WATCH:-}" = 1 ]; then

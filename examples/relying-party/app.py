@@ -4,8 +4,10 @@
 The login button creates a plan (POST /v1/plans, signed with SigV4 as the deployed route
 requires IAM auth), keeps the plan id in the user's session, and sends the browser to the
 plan's hosted stage page. When the stage sends the browser back to /done, the app reads the
-plan server-side (GET /v1/plans/{plan}, signed) and trusts only that, never the redirect
-itself, and shows which device passed.
+plan server-side (GET /v1/plans/{plan}, signed), never trusting the redirect itself, and
+verifies the plan's device assertion with a standard JWT library (PyJWT) against the stack's
+published keys (/.well-known/jwks.json): its signature, issuer, audience (this app), expiry and
+the nonce this session sent. Then it shows which device passed.
 
     python examples/relying-party/app.py --api http://127.0.0.1:9000 --stage STAGE_ID
 
@@ -17,6 +19,7 @@ no SigV4, and the app still signs (with the stack's test credentials).
 import argparse
 import html
 import json
+import time
 import os
 import secrets
 import sys
@@ -25,6 +28,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jwt
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.session import Session
@@ -59,8 +63,9 @@ class EndpointStage:
             except ValueError:
                 return e.code, None
 
-    def create_plan(self, stage, redirect):
-        return self.call("POST", "/v1/plans", {"stage": stage, "redirect": redirect})
+    def create_plan(self, stage, redirect, nonce, audience):
+        body = {"stage": stage, "redirect": redirect, "nonce": nonce, "audience": audience}
+        return self.call("POST", "/v1/plans", body)
 
     def read_plan(self, plan):
         return self.call("GET", f"/v1/plans/{plan}")
@@ -80,12 +85,40 @@ def page(title, body):
 
 
 class App:
-    def __init__(self, stage_api, stage, public_url):
+    """The app's state: its stage, its sessions, and the stack's published assertion keys."""
+
+    def __init__(self, stage_api, stage, public_url, issuer):
         self.stage_api = stage_api
         self.stage = stage
         self.public_url = public_url.rstrip("/")
+        self.issuer = issuer.rstrip("/")
+        # PyJWT fetches the published keys (and fetches again for a kid it does not know).
+        self.keys = jwt.PyJWKClient(f"{stage_api.api}/.well-known/jwks.json", cache_keys=True)
         self.sessions = {}
         self.lock = threading.Lock()
+
+    def verify(self, assertion, nonce):
+        """The claims of a device assertion, if it verifies: ES256 by a published key, of
+        type device-assertion+jwt, from the stack (iss), for this app (aud), unexpired, and
+        carrying this session's nonce (so it is this sign-in's, not a replayed one)."""
+        if not assertion:
+            raise ValueError("the plan has no device assertion")
+        if jwt.get_unverified_header(assertion).get("typ") != "device-assertion+jwt":
+            raise ValueError("not a device assertion")
+        key = self.keys.get_signing_key_from_jwt(assertion)
+        claims = jwt.decode(
+            assertion,
+            key.key,
+            algorithms=["ES256"],
+            audience=self.public_url,
+            issuer=self.issuer,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+        if not secrets.compare_digest(claims.get("nonce", ""), nonce):
+            raise ValueError("the assertion of another sign-in")
+        if claims["exp"] - claims["iat"] > 300 or claims["iat"] > time.time() + 30:
+            raise ValueError("an assertion that lives too long or comes from the future")
+        return claims
 
 
 def handler_for(app):
@@ -121,14 +154,16 @@ def handler_for(app):
             if self.path != "/login":
                 self.send(404, page("Not found", "<p>No such page.</p>"))
                 return
-            status, created = app.stage_api.create_plan(app.stage, f"{app.public_url}/done")
+            # A nonce of this session: the device assertion must carry it back.
+            nonce = secrets.token_urlsafe(24)
+            status, created = app.stage_api.create_plan(app.stage, f"{app.public_url}/done", nonce, app.public_url)
             if status != 201:
                 message = (created or {}).get("message", f"status {status}")
                 self.send(502, page("Sign-in unavailable", f"<p>The device check could not start: {html.escape(message)}</p>"))
                 return
             sid = secrets.token_urlsafe(32)
             with app.lock:
-                app.sessions[sid] = {"plan": created["plan"]}
+                app.sessions[sid] = {"plan": created["plan"], "nonce": nonce}
             # The session binds the plan to this browser: /done reads the plan of this session only.
             self.send(303, b"", [("location", created["page"]), ("set-cookie", f"{COOKIE}={sid}; HttpOnly; SameSite=Lax; Path=/")])
 
@@ -144,11 +179,17 @@ def handler_for(app):
             if plan["status"] != "passed":
                 self.send(403, page("Sign-in failed", f'<p data-result="{html.escape(plan["status"])}">The device check did not pass ({html.escape(plan["status"])}). <a href="/">Start again</a>.</p>'))
                 return
-            device = plan.get("device")
-            if device:
-                text = f'Signed in from the enrolled device <strong data-device="{html.escape(device["identifier"])}">{html.escape(device["name"])}</strong> (serial {html.escape(device["identifier"])}).'
-            else:
+            if plan.get("device") is None:
                 text = '<span data-device="">Signed in without an enrolled device (the stage is optional).</span>'
+                self.send(200, page("Signed in", f'<p data-result="passed">{text}</p>'))
+                return
+            try:
+                claims = app.verify(plan.get("assertion"), session["nonce"])
+            except (jwt.PyJWTError, ValueError) as e:
+                self.send(403, page("Sign-in failed", f'<p data-result="unverified">The device assertion did not verify ({html.escape(type(e).__name__)}). <a href="/">Start again</a>.</p>'))
+                return
+            serial, name = html.escape(claims["serial"]), html.escape(claims["name"])
+            text = f'Signed in from the enrolled device <strong data-device="{serial}">{name}</strong> (serial {serial}, verified assertion for device <code data-sub>{html.escape(claims["sub"])}</code>).'
             self.send(200, page("Signed in", f'<p data-result="passed">{text}</p>'))
 
         def log_message(self, fmt, *args):
@@ -165,11 +206,12 @@ def main():
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--public-url", help="where browsers reach this app (default http://127.0.0.1:PORT)")
     p.add_argument("--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+    p.add_argument("--issuer", help="the device assertions' issuer: the stack's public base URL (default --api)")
     args = p.parse_args()
     if not args.stage:
         p.error("--stage (or STAGE_ID) is required")
     public_url = args.public_url or f"http://127.0.0.1:{args.port}"
-    app = App(EndpointStage(args.api, args.region), args.stage, public_url)
+    app = App(EndpointStage(args.api, args.region), args.stage, public_url, args.issuer or args.api)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(app))
     print(f"relying-party example on {public_url} (stage {args.stage}, API {args.api})", flush=True)
     try:

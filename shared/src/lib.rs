@@ -21,6 +21,7 @@
 pub mod adapters;
 pub mod admin;
 pub mod agent;
+pub mod assertion;
 pub mod audit;
 pub mod compliance;
 pub mod edge;

@@ -186,6 +186,9 @@ def test_the_relying_party_example_end_to_end(world, with_extension):
         result = page.locator("[data-result]")
         assert result.get_attribute("data-result") == "passed"
         assert page.locator("[data-device]").get_attribute("data-device") == world["serial"]
+        # The app verified the plan's device assertion (PyJWT, against /.well-known/jwks.json).
+        device_id = admin("device", "show", world["serial"])["id"]
+        assert page.locator("[data-sub]").inner_text() == device_id
         assert "browser-laptop" in page.inner_text("main")
         page.screenshot(path=str(SHOTS / "2-relying-party-signed-in.png"))
         page.close()

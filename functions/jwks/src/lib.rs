@@ -1,9 +1,13 @@
-//! `GET /v1/connectors/{connector}/jwks.json`: the connector's challenge keys as a JWKS.
+//! `GET /v1/connectors/{connector}/jwks.json`: the connector's challenge keys as a JWKS; and
+//! `GET /.well-known/jwks.json`: the stack's device assertion key (also the key of its
+//! security event tokens).
 
+use endpoint_core::assertion::assertion_jwks;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{to_body, Reply};
 use endpoint_core::edge::{Answer, Label};
+use endpoint_core::error::CoreError;
 use endpoint_core::ports::{ChallengeSigner, Directory};
 use endpoint_core::stage;
 use lambda_http::Request;
@@ -16,11 +20,19 @@ pub struct App<S, K> {
 
 impl<S: Directory, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> Answer {
-        let (_, v) = match edge::route(&req, &[routes::JWKS]) {
+        let (route, v) = match edge::route(&req, &[routes::JWKS, routes::ASSERTION_JWKS]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
-        match stage::connector_jwks(&self.store, &self.signer, &self.base.clock, v[0]).await {
+        let jwks = if route == routes::ASSERTION_JWKS {
+            match self.base.config.assertion_key.as_deref() {
+                Some(key) => assertion_jwks(&self.signer, key).await,
+                None => Err(CoreError::NotFound("assertion key".into())),
+            }
+        } else {
+            stage::connector_jwks(&self.store, &self.signer, &self.base.clock, v[0]).await
+        };
+        match jwks {
             Ok(jwks) => (Reply::ok(to_body(&jwks)), Label::Jwks),
             Err(e) => failed(&e),
         }

@@ -1,37 +1,37 @@
-//! `POST /v1/plans` and `GET /v1/plans/{plan}` (relying-party routes, IAM-authorized).
+//! `POST /v1/plans` and `GET /v1/plans/{plan}` (relying-party routes, IAM-authorized); a passed
+//! plan's read carries a device assertion, signed with the stack's assertion key.
 
+use endpoint_core::assertion::mint_assertion;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{parse_plan_request, plan_body, plan_created_body, Reply};
 use endpoint_core::edge::{Answer, Label};
-use endpoint_core::ports::Store;
+use endpoint_core::error::CoreError;
+use endpoint_core::model::Plan;
+use endpoint_core::ports::{ChallengeSigner, Clock, Store};
 use endpoint_core::stage;
 use lambda_http::Request;
 
-pub struct App<S> {
+pub struct App<S, K> {
     pub base: Base,
     pub store: S,
+    pub signer: K,
 }
 
-impl<S: Store> App<S> {
+impl<S: Store, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> Answer {
         let (route, v) = match edge::route(&req, &[routes::CREATE_PLAN, routes::READ_PLAN]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
+        let base = edge::public_base_url(&self.base.config, &req);
         if route == routes::CREATE_PLAN {
             let created = async {
-                let (stage, redirect) = parse_plan_request(edge::body(&req)?)?;
-                stage::create_plan(
-                    &self.store,
-                    &self.base.env(&edge::caller(&req)),
-                    &stage,
-                    redirect.as_deref(),
-                    None,
-                )
-                .await
+                let (stage, options) = parse_plan_request(edge::body(&req)?)?;
+                let caller = edge::caller(&req);
+                let env = self.base.env(&caller);
+                stage::create_plan_with(&self.store, &env, &stage, &options, None).await
             };
-            let base = edge::public_base_url(&self.base.config, &req);
             return match created.await {
                 Ok(c) => (
                     Reply::created(plan_created_body(&c, base.as_deref())),
@@ -41,9 +41,26 @@ impl<S: Store> App<S> {
             };
         }
         let caller = edge::caller(&req);
-        match stage::read_own_plan(&self.store, &self.base.env(&caller), v[0]).await {
-            Ok(plan) => (Reply::ok(plan_body(&plan)), Label::Read),
+        let read = async {
+            let plan = stage::read_own_plan(&self.store, &self.base.env(&caller), v[0]).await?;
+            let assertion = self.assertion(&plan, base.as_deref().unwrap_or("")).await?;
+            Ok::<_, CoreError>((plan, assertion))
+        };
+        match read.await {
+            Ok((plan, assertion)) => (
+                Reply::ok(plan_body(&plan, assertion.as_deref())),
+                Label::Read,
+            ),
             Err(e) => failed(&e),
         }
+    }
+
+    /// A passed plan's device assertion, if the stack has an assertion key (one KMS `Sign`).
+    async fn assertion(&self, plan: &Plan, issuer: &str) -> Result<Option<String>, CoreError> {
+        let Some(key) = self.base.config.assertion_key.as_deref() else {
+            return Ok(None);
+        };
+        let now = self.base.clock.now();
+        mint_assertion(&self.signer, key, issuer, plan, now, &self.base.rng).await
     }
 }

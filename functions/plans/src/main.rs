@@ -5,7 +5,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
     let aws = edge::aws_config().await;
-    let store = edge::dynamo(&aws, &base);
-    let app = fn_plans::App { base, store };
+    let (store, signer) = (edge::dynamo(&aws, &base), edge::kms(&aws));
+    let app = fn_plans::App {
+        base,
+        store,
+        signer,
+    };
     serve("plans", |req| app.handle(req)).await
 }

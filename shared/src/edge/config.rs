@@ -21,6 +21,9 @@ pub struct FunctionConfig {
     pub brand_title: String,
     /// `SEALING_KEY_ID`: the symmetric KMS key whose data key seals device token keys.
     pub sealing_key: Option<String>,
+    /// `ASSERTION_KEY_ID`: the P-256 KMS key that signs device assertions (without it, plans
+    /// carry none).
+    pub assertion_key: Option<String>,
     /// `AUDIT_RETENTION_DAYS` (90): how long audit records are kept.
     pub audit_retention_days: i64,
 }
@@ -64,6 +67,7 @@ impl FunctionConfig {
                 )? as u32,
             },
             sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
+            assertion_key: get("ASSERTION_KEY_ID").filter(|k| !k.is_empty()),
             audit_retention_days: number(
                 "AUDIT_RETENTION_DAYS",
                 crate::audit::DEFAULT_RETENTION_DAYS,

@@ -8,7 +8,7 @@ use super::reply::MAX_BODY;
 use super::routes::{EXECUTOR_POST, STAGE_PAGE};
 use crate::error::CoreError;
 use crate::model::Plan;
-use crate::stage::{Outcome, PlanCreated, MSG_INVALID_RESPONSE};
+use crate::stage::{Outcome, PlanCreated, PlanOptions, MSG_INVALID_RESPONSE};
 
 /// The flow outcome's JSON (always status 200).
 pub fn outcome_body(outcome: &Outcome) -> Value {
@@ -89,12 +89,22 @@ struct PlanRequest {
     stage: String,
     #[serde(default)]
     redirect: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    audience: Option<String>,
 }
 
-/// `POST /v1/plans` body: the stage id and the optional redirect.
-pub fn parse_plan_request(body: &[u8]) -> Result<(String, Option<String>), CoreError> {
+/// `POST /v1/plans` body: the stage id, and the optional redirect and what the device
+/// assertion is to carry (`nonce`, `audience`).
+pub fn parse_plan_request(body: &[u8]) -> Result<(String, PlanOptions), CoreError> {
     let r: PlanRequest = parse_object(body)?;
-    Ok((r.stage, r.redirect))
+    let options = PlanOptions {
+        redirect: r.redirect,
+        nonce: r.nonce,
+        audience: r.audience,
+    };
+    Ok((r.stage, options))
 }
 
 #[derive(Deserialize)]
@@ -126,15 +136,20 @@ pub fn plan_created_body(created: &PlanCreated, base_url: Option<&str>) -> Value
     })
 }
 
-pub fn plan_body(plan: &Plan) -> Value {
-    json!({
+/// `GET /v1/plans/{plan}`'s answer; a passed plan's device assertion when there is one.
+pub fn plan_body(plan: &Plan, assertion: Option<&str>) -> Value {
+    let mut body = json!({
         "plan": plan.id,
         "stage": plan.stage,
         "status": plan.status.as_str(),
         "device": plan.device.as_ref().map(|d| json!({"identifier": d.identifier, "name": d.name})),
         "expires_at": plan.expires_at,
         "compliance": plan.compliance.as_ref().map(to_body),
-    })
+    });
+    if let Some(a) = assertion {
+        body["assertion"] = Value::String(a.to_string());
+    }
+    body
 }
 
 /// `enroll/`'s answer (the reference's `AgentTokenResponse`).

@@ -19,6 +19,7 @@ pub const EXECUTOR_POST: Route = route("/v1/plans/{}/executor", "POST", "respons
 pub const STAGE_PAGE: Route = route("/v1/plans/{}/page", "GET", "web");
 pub const STAGE_MODULE: Route = route("/v1/stage.js", "GET", "web");
 pub const JWKS: Route = route("/v1/connectors/{}/jwks.json", "GET", "jwks");
+pub const ASSERTION_JWKS: Route = route("/.well-known/jwks.json", "GET", "jwks");
 pub const ENROLL: Route = route(
     "/api/v3/endpoints/agents/connectors/enroll/",
     "POST",
@@ -50,6 +51,7 @@ pub const ROUTES: &[Route] = &[
     STAGE_PAGE,
     STAGE_MODULE,
     JWKS,
+    ASSERTION_JWKS,
     ENROLL,
     AGENT_CONFIG,
     CHECK_IN,

@@ -68,6 +68,10 @@ impl DeviceLock {
 pub struct DeviceRef {
     pub identifier: String,
     pub name: String,
+    /// The device's stable id (the UUID of `agent_config`): the subject of a device assertion.
+    /// Absent on plans that ended before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A device token: the HMAC key of the device's responses for one connector.
@@ -127,6 +131,7 @@ impl From<&Device> for DeviceRef {
         DeviceRef {
             identifier: d.identifier.clone(),
             name: d.name.clone(),
+            id: Some(d.id.clone()),
         }
     }
 }

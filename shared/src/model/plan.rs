@@ -150,6 +150,15 @@ pub struct Plan {
     /// or no device identified).
     #[serde(default)]
     pub compliance: Option<ComplianceView>,
+    /// What the relying party asked its device assertion to carry: its nonce, and the
+    /// audience (`None`: the stage id).
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// When the plan passed or was denied.
+    #[serde(default)]
+    pub ended_at: Option<UnixTime>,
 }
 
 impl Plan {
@@ -178,6 +187,9 @@ impl Plan {
             created_at,
             expires_at,
             compliance: None,
+            nonce: None,
+            audience: None,
+            ended_at: None,
         }
     }
 }

@@ -41,15 +41,26 @@ impl ChallengeClaims {
 
 /// `base64url(header) "." base64url(claims)`: the bytes the key signs.
 pub fn signing_input(alg: SigningAlg, kid: &str, claims: &ChallengeClaims) -> String {
+    typed_signing_input(alg, kid, "JWT", claims)
+}
+
+/// The signing input of any JWS we sign (challenges, device assertions, security event
+/// tokens): a header of `alg`, `kid` and `typ`, and the claims.
+pub fn typed_signing_input(
+    alg: SigningAlg,
+    kid: &str,
+    typ: &str,
+    claims: &impl Serialize,
+) -> String {
     let header = Header {
         alg: alg.as_str(),
         kid,
-        typ: "JWT",
+        typ,
     };
-    // Structs of strings and integers always serialize; anything else would be a bug that
-    // must not reach KMS as a `{}` header.
+    // Structs of strings, integers and JSON values always serialize; anything else would be a
+    // bug that must not reach KMS as a `{}` header.
     let h = serde_json::to_vec(&header).expect("a header of three strings serializes");
-    let c = serde_json::to_vec(claims).expect("claims of strings, integers and a bool serialize");
+    let c = serde_json::to_vec(claims).expect("claims of strings, integers and JSON serialize");
     let mut out = b64url(&h);
     out.push('.');
     out.push_str(&b64url(&c));

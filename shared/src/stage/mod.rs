@@ -27,6 +27,7 @@
 mod decision;
 mod executor;
 
+use crate::assertion::check_assertion_request;
 use crate::error::CoreError;
 use crate::model::Connector;
 pub use crate::model::Outcome;
@@ -59,6 +60,15 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// What a relying party asks of a new plan: where to go when it passes, and what its device
+/// assertion is to carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    pub redirect: Option<String>,
+    pub nonce: Option<String>,
+    pub audience: Option<String>,
+}
+
 /// Creates a plan for `stage_id`, snapshotting what the stage needs from its connector.
 /// `device_auth` is set for the interactive-auth path.
 pub async fn create_plan<S: PlanStore + Directory>(
@@ -68,10 +78,26 @@ pub async fn create_plan<S: PlanStore + Directory>(
     redirect: Option<&str>,
     device_auth: Option<DeviceAuthToken>,
 ) -> Result<PlanCreated, CoreError> {
+    let options = PlanOptions {
+        redirect: redirect.map(str::to_string),
+        ..PlanOptions::default()
+    };
+    create_plan_with(store, env, stage_id, &options, device_auth).await
+}
+
+/// [`create_plan`] with everything a relying party may ask (`POST /v1/plans`).
+pub async fn create_plan_with<S: PlanStore + Directory>(
+    store: &S,
+    env: &Env<'_>,
+    stage_id: &str,
+    options: &PlanOptions,
+    device_auth: Option<DeviceAuthToken>,
+) -> Result<PlanCreated, CoreError> {
     if !valid_id(stage_id) {
         return Err(CoreError::NotFound("stage".into()));
     }
-    let redirect = redirect.unwrap_or("/");
+    check_assertion_request(options.nonce.as_deref(), options.audience.as_deref())?;
+    let redirect = options.redirect.as_deref().unwrap_or("/");
     // What no stage allows (the older rule allows the most) is refused before any read.
     plan_redirect(redirect, RedirectRule::Legacy)?;
     let stage = store
@@ -96,6 +122,8 @@ pub async fn create_plan<S: PlanStore + Directory>(
     let plan = Plan {
         owner,
         device_auth,
+        nonce: options.nonce.clone(),
+        audience: options.audience.clone(),
         ..Plan::pending(
             id,
             stage.id.clone(),

@@ -173,6 +173,7 @@ async fn finish_plan_passes_denies_and_consumes_once() {
     };
     store.set_challenge("p", &c, T0).await.unwrap();
     let dev = DeviceRef {
+        id: None,
         identifier: "S1".into(),
         name: "host".into(),
     };
@@ -248,6 +249,7 @@ async fn twenty_concurrent_consumers_of_one_challenge_have_exactly_one_winner() 
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let dev = DeviceRef {
+                id: None,
                 identifier: format!("S{i}"),
                 name: "n".into(),
             };

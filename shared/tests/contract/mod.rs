@@ -76,7 +76,10 @@ fn event(kind: AuditKind, time: i64, random: &str) -> AuditEvent {
 
 /// Plans: unique ids, expiry on read, the attempt budget, single use of a challenge, finality.
 pub async fn plans<S: PlanStore>(s: &S) {
-    let p = plan("p1", T0 + 100);
+    let mut p = plan("p1", T0 + 100);
+    // What its device assertion will carry round-trips with it.
+    p.nonce = Some("n-0S6_WzA2Mj".into());
+    p.audience = Some("https://app.example".into());
     s.create_plan(&p).await.unwrap();
     assert!(matches!(
         s.create_plan(&p).await,
@@ -116,10 +119,12 @@ pub async fn plans<S: PlanStore>(s: &S) {
         exp: T0 + 300,
     };
     assert!(s.set_challenge("p1", &pending, T0).await.unwrap());
-    let passed = Finish::Passed(Some(DeviceRef {
+    let device = DeviceRef {
+        id: Some("00000000-0000-4000-8000-00000000000a".into()),
         identifier: "S".into(),
         name: "n".into(),
-    }));
+    };
+    let passed = Finish::Passed(Some(device.clone()));
     assert!(!s
         .finish_plan("p1", &passed, Some("x.y.z"), T0, None, None)
         .await
@@ -135,7 +140,8 @@ pub async fn plans<S: PlanStore>(s: &S) {
     let done = s.get_plan("p1", T0).await.unwrap().unwrap();
     assert_eq!(done.status, PlanStatus::Passed);
     assert_eq!(done.pending_challenge, None);
-    assert_eq!(done.device.map(|d| d.identifier).as_deref(), Some("S"));
+    assert_eq!(done.device, Some(device), "with its stable id");
+    assert_eq!(done.ended_at, Some(T0));
     // A final plan takes no new challenge and no other ending.
     assert!(!s.set_challenge("p1", &pending, T0).await.unwrap());
     assert!(!s

@@ -111,9 +111,12 @@ async fn required_with_valid_response_passes_with_device() {
         .await
         .unwrap();
     assert_eq!(out, passed());
+    use endpoint_core::ports::DeviceStore;
+    let stored = fx.store.get_device("SERIAL1", 0).await.unwrap().unwrap();
     assert_eq!(
         fx.plan_state(&plan).device,
         Some(DeviceRef {
+            id: Some(stored.id),
             identifier: "SERIAL1".into(),
             name: "host-SERIAL1".into()
         })
@@ -159,6 +162,7 @@ async fn dth_fixture(fx: &Fx, mode: StageMode) -> (String, Secret) {
         compliance: Vec::new(),
         id: "dat-1".into(),
         device: DeviceRef {
+            id: None,
             identifier: "SERIAL1".into(),
             name: "host-SERIAL1".into(),
         },

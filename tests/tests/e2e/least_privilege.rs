@@ -238,6 +238,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     let plans = fn_plans::App {
         base: Base::from_env().unwrap(),
         store: r.store.clone(),
+        signer: r.signer.clone(),
     };
     let (reply, _) = plans
         .handle(request(
@@ -253,6 +254,31 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         .handle(request("GET", &format!("/v1/plans/{plan}"), None, None))
         .await;
     assert_eq!(reply.status, 200);
+    // Another plan passes (ended here, outside the function's record): its read mints a
+    // device assertion.
+    let passed_plan = s.create_plan(&setup.stage);
+    let device = endpoint_core::model::DeviceRef {
+        identifier: serial.clone(),
+        name: "lp".into(),
+        id: Some("00000000-0000-4000-8000-0000000000lp".into()),
+    };
+    use endpoint_core::ports::PlanStore;
+    let passed = endpoint_core::ports::Finish::Passed(Some(device));
+    assert!(s
+        .store
+        .finish_plan(&passed_plan, &passed, None, now(), None, None)
+        .await
+        .unwrap());
+    let (reply, _) = plans
+        .handle(request(
+            "GET",
+            &format!("/v1/plans/{passed_plan}"),
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(json_of(&reply)["assertion"].is_string(), "{}", reply.body);
     observed.insert("PlansFunction", r.recorder.accesses().into_iter().collect());
 
     // The web function: the page.
@@ -393,6 +419,10 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         ))
         .await;
     assert_eq!(reply.status, 200);
+    let (reply, _) = jwks
+        .handle(request("GET", "/.well-known/jwks.json", None, None))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     observed.insert("JwksFunction", r.recorder.accesses().into_iter().collect());
 
     // Compare with template.yaml, both ways.

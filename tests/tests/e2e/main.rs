@@ -12,5 +12,6 @@ mod hostile;
 mod least_privilege;
 mod real_agent;
 mod secrets_in_logs;
+mod signals;
 mod stage_flow;
 mod ways_in;

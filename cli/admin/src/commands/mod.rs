@@ -30,10 +30,8 @@ pub async fn run(args: Args) -> Result<String, AdminError> {
         args.audit_retention_days,
     );
     let signer = KmsSigner::from_config(&config);
-    let needs_table = !matches!(
-        args.command,
-        Command::Init | Command::Key(KeyCommand::CreateSealing)
-    );
+    // Making KMS keys needs no table.
+    let needs_table = !matches!(args.command, Command::Init | Command::Key(_));
     if needs_table && !store.table_exists().await? {
         return Err(AdminError::NoTable {
             table: args.table.clone(),

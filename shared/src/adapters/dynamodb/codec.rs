@@ -39,6 +39,17 @@ pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     if let Some(d) = &p.device {
         item.insert(attr::DEVICE_ID.into(), s(&d.identifier));
         item.insert(attr::DEVICE_NAME.into(), s(&d.name));
+        if let Some(uuid) = &d.id {
+            item.insert(attr::DEVICE_UUID.into(), s(uuid));
+        }
+    }
+    for (name, value) in [(attr::NONCE, &p.nonce), (attr::AUDIENCE, &p.audience)] {
+        if let Some(v) = value {
+            item.insert(name.into(), s(v));
+        }
+    }
+    if let Some(t) = p.ended_at {
+        item.insert(attr::ENDED_AT.into(), n(t));
     }
     if let Some(a) = &p.device_auth {
         let json = serde_json::to_string(a)
@@ -81,6 +92,7 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
     let device = opt_s(item, attr::DEVICE_ID).map(|identifier| DeviceRef {
         identifier,
         name: opt_s(item, attr::DEVICE_NAME).unwrap_or_default(),
+        id: opt_s(item, attr::DEVICE_UUID),
     });
     let device_auth = match opt_s(item, attr::DEVICE_AUTH) {
         Some(json) => Some(serde_json::from_str(&json).map_err(|_| corrupt(attr::DEVICE_AUTH))?),
@@ -117,6 +129,9 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
         owner: opt_s(item, attr::OWNER),
         created_at: get_n(item, attr::CREATED_AT)?,
         expires_at: get_n(item, schema::TTL_ATTRIBUTE)?,
+        nonce: opt_s(item, attr::NONCE),
+        audience: opt_s(item, attr::AUDIENCE),
+        ended_at: opt_n(item, attr::ENDED_AT)?,
     })
 }
 

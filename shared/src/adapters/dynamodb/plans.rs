@@ -38,6 +38,7 @@ impl PlanEnd {
         let mut names: HashMap<String, String> = [
             ("#pk", schema::PK),
             ("#status", attr::STATUS),
+            ("#ended", attr::ENDED_AT),
             ("#exp", schema::TTL_ATTRIBUTE),
             ("#ch", attr::CHALLENGE),
             ("#chexp", attr::CHALLENGE_EXP),
@@ -67,7 +68,14 @@ impl PlanEnd {
                         names.insert("#dname".into(), attr::DEVICE_NAME.into());
                         values.insert(":did".into(), s(&d.identifier));
                         values.insert(":dname".into(), s(&d.name));
-                        "SET #status = :final, #did = :did, #dname = :dname REMOVE #ch, #chexp"
+                        match &d.id {
+                            Some(uuid) => {
+                                names.insert("#duuid".into(), attr::DEVICE_UUID.into());
+                                values.insert(":duuid".into(), s(uuid));
+                                "SET #status = :final, #did = :did, #dname = :dname, #duuid = :duuid REMOVE #ch, #chexp"
+                            }
+                            None => "SET #status = :final, #did = :did, #dname = :dname REMOVE #ch, #chexp",
+                        }
                     }
                     None => "SET #status = :final REMOVE #ch, #chexp",
                 }
@@ -79,7 +87,8 @@ impl PlanEnd {
                 "SET #status = :final, #denial = :denial REMOVE #ch, #chexp"
             }
         };
-        let mut update = update.to_string();
+        // `SET a, b REMOVE c`: the end's time joins the SET clause (`:now`, of the condition).
+        let mut update = update.replacen(" REMOVE", ", #ended = :now REMOVE", 1);
         if let Some(view) = compliance {
             // `SET a, b REMOVE c`: the compliance joins the SET clause.
             update = update.replacen(" REMOVE", ", #compliance = :compliance REMOVE", 1);

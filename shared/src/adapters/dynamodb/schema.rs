@@ -136,6 +136,13 @@ pub mod attr {
     pub const DEVICE_AUTH: &str = "device_auth";
     pub const DEVICE_ID: &str = "device_id";
     pub const DEVICE_NAME: &str = "device_name";
+    /// A plan's device's stable id (the `device_id` of a device item is its UUID; a plan's
+    /// `device_id` is, for history's sake, the serial).
+    pub const DEVICE_UUID: &str = "device_uuid";
+    /// A plan's end, and what its device assertion carries.
+    pub const ENDED_AT: &str = "ended_at";
+    pub const NONCE: &str = "nonce";
+    pub const AUDIENCE: &str = "audience";
     pub const ENABLED: &str = "enabled";
     pub const FACTS_DEFLATE: &str = "facts_deflate";
     pub const ID: &str = "id";

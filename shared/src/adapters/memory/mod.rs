@@ -222,6 +222,7 @@ impl PlanStore for MemoryStore {
         }
         p.pending_challenge = None;
         p.compliance = compliance.cloned();
+        p.ended_at = Some(now);
         match finish {
             Finish::Passed(device) => {
                 p.status = PlanStatus::Passed;
