@@ -34,6 +34,7 @@ pub mod protocol;
 pub mod redirect;
 pub mod secret;
 pub mod settings;
+pub mod signals;
 pub mod stage;
 
 pub use error::{CoreError, SignerError, StoreError};

@@ -6,6 +6,7 @@ use crate::ports::{Clock, DeviceStore, Directory, EnrollmentStore, Random};
 use crate::secret::Secret;
 
 use super::{check_name, create_enrollment_token, NewEnrollmentToken};
+use crate::signals::lock_change;
 
 /// The longest re-enrollment window an operator may give.
 pub const MAX_REENROLL_WINDOW: i64 = 30 * 86_400;
@@ -49,9 +50,11 @@ where
 
 /// Locks the device from now on, for `duration` seconds (`None`: until unlocked), with the
 /// operator's reason. Every stage denies it, its `auth_ia/` is refused, its check-ins flow.
-pub async fn lock_device<S, C>(
+/// Receivers hear of it (a `device-compliance-change` to `not-compliant`, in the same write).
+pub async fn lock_device<S, C, R>(
     store: &S,
     clock: &C,
+    rng: &R,
     serial: &str,
     duration: Option<i64>,
     reason: Option<&str>,
@@ -59,6 +62,7 @@ pub async fn lock_device<S, C>(
 where
     S: DeviceStore,
     C: Clock + ?Sized,
+    R: Random + ?Sized,
 {
     check_name("serial", serial)?;
     if duration.is_some_and(|d| !(1..=MAX_LOCK).contains(&d)) {
@@ -81,19 +85,51 @@ where
         until: duration.map(|d| now + d),
         reason: reason.map(str::to_string),
     };
-    if !store.set_device_lock(serial, Some(&lock)).await? {
+    let (device, evaluations) = profile(store, serial, now).await?;
+    let signal = lock_change(rng, now, &device, &evaluations, true, reason);
+    if !store
+        .set_device_lock(serial, Some(&lock), Some(&signal))
+        .await?
+    {
         return Err(CoreError::NotFound(format!("device {serial}")));
     }
     Ok(lock)
 }
 
-/// Lifts the device's lock (also when it had none).
-pub async fn unlock_device<S: DeviceStore>(store: &S, serial: &str) -> Result<(), CoreError> {
+/// Lifts the device's lock (also when it had none; receivers hear of it when it had one).
+pub async fn unlock_device<S, C, R>(
+    store: &S,
+    clock: &C,
+    rng: &R,
+    serial: &str,
+) -> Result<(), CoreError>
+where
+    S: DeviceStore,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
+{
     check_name("serial", serial)?;
-    if !store.set_device_lock(serial, None).await? {
+    let now = clock.now();
+    let (device, evaluations) = profile(store, serial, now).await?;
+    let signal = device
+        .lock_at(now)
+        .map(|_| lock_change(rng, now, &device, &evaluations, false, None));
+    if !store.set_device_lock(serial, None, signal.as_ref()).await? {
         return Err(CoreError::NotFound(format!("device {serial}")));
     }
     Ok(())
+}
+
+/// The device with its evaluations (what a lock's event says of its status).
+async fn profile<S: DeviceStore>(
+    store: &S,
+    serial: &str,
+    now: UnixTime,
+) -> Result<(crate::model::Device, Vec<crate::model::Evaluation>), CoreError> {
+    store
+        .device_profile(serial, now)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("device {serial}")))
 }
 
 /// Until when a lock holds, as the CLI prints it.

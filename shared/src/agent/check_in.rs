@@ -15,41 +15,55 @@ use crate::audit::{device_actor, AuditEvent, AuditKind};
 use crate::compliance::evaluate::{change_reason, evaluate};
 use crate::error::CoreError;
 use crate::facts;
-use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot};
+use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot, SignalEvent};
 use crate::ports::{record_audit, Store};
 use crate::settings::Env;
+use crate::signals::compliance_change;
+
+/// What a check-in's evaluations changed: the audit records, and the signal events of changes
+/// between compliant and non-compliant.
+#[derive(Default)]
+struct Changes {
+    audit: Vec<AuditEvent>,
+    signals: Vec<SignalEvent>,
+}
 
 /// Evaluates `facts` against the connector's policies, carrying grace clocks over from the
-/// device's previous evaluations; returns the evaluations and the audit records of every
-/// status that changed.
+/// device's previous evaluations; returns the evaluations and what changed.
 async fn evaluations<S: Store>(
     store: &S,
     env: &Env<'_>,
     auth: &AuthenticatedDevice,
     facts: &Arc<Value>,
     facts_at: i64,
-) -> Result<(Vec<Evaluation>, Vec<AuditEvent>), CoreError> {
+) -> Result<(Vec<Evaluation>, Changes), CoreError> {
     if auth.connector.policies.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Changes::default()));
     }
     let policies = store.get_policies(&auth.connector.policies).await?;
     let now = env.clock.now();
     let mut evaluations = Vec::with_capacity(policies.len());
-    let mut changes = Vec::new();
+    let mut changes = Changes::default();
     for policy in &policies {
         let previous = auth.evaluations.iter().find(|e| e.policy == policy.id);
         // The whole document is at hand here: nothing is truncated.
         let evaluation = evaluate(policy, facts, false, facts_at, now, previous);
         let before = previous.map_or(ComplianceStatus::Unknown, |p| p.status);
         if before != evaluation.status {
-            changes.push(change_event(env, auth, &evaluation, before));
+            changes
+                .audit
+                .push(change_event(env, auth, &evaluation, before));
         }
+        let reason = || change_reason(&evaluation, before);
+        let signal = compliance_change(env.rng, now, &auth.device, before, &evaluation, reason);
+        changes.signals.extend(signal);
         evaluations.push(evaluation);
     }
     tracing::info!(
         event = "compliance_evaluated",
         policies = evaluations.len(),
-        changed = changes.len(),
+        changed = changes.audit.len(),
+        signals = changes.signals.len(),
         "facts evaluated"
     );
     Ok((evaluations, changes))
@@ -108,11 +122,16 @@ pub async fn check_in<S: Store>(
     let (stored, (), evaluated) = futures::join!(
         store.put_facts(&snapshot),
         record_audit(store, &event),
-        store.put_evaluations(&snapshot.device, &evaluations, &changes)
+        store.put_evaluations(
+            &snapshot.device,
+            &evaluations,
+            &changes.audit,
+            &changes.signals
+        )
     );
     stored?;
     evaluated?;
-    for change in &changes {
+    for change in &changes.audit {
         change.log();
     }
     Ok(())

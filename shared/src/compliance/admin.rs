@@ -13,6 +13,7 @@ use crate::model::{
     ComplianceStatus, Evaluation, Policy, PolicyRef, Rule, Stage, UnixTime, WhenUnknown,
 };
 use crate::ports::{random_alnum, random_id, Clock, DeviceStore, Directory, Random};
+use crate::signals::compliance_change;
 
 /// How old facts may be unless the policy says otherwise: authentik's snapshot expiry.
 pub const DEFAULT_MAX_FACTS_AGE: i64 = 24 * 3600;
@@ -282,11 +283,14 @@ where
                     .device(&device.identifier)
                     .reason(format!("{} (re-evaluated)", change_reason(&e, before)))
                 });
+                let reason = || change_reason(&e, before);
+                let signal = compliance_change(rng, now, device, before, &e, reason);
                 store
                     .put_evaluations(
                         &device.identifier,
                         std::slice::from_ref(&e),
                         change.as_slice(),
+                        signal.as_slice(),
                     )
                     .await?;
                 if let Some(event) = &change {

@@ -7,6 +7,7 @@ mod connector;
 mod device;
 mod enrollment;
 mod plan;
+mod signal;
 
 pub use compliance::{
     ComplianceStatus, ComplianceView, DiskScope, Enforcement, Evaluation, Policy, PolicyRef, Rule,
@@ -24,6 +25,7 @@ pub use plan::{
     DeviceAuthToken, Outcome, PendingChallenge, Plan, PlanStatus, Stage, StageMode, StageSnapshot,
     INTERACTIVE_PLAN_PREFIX,
 };
+pub use signal::{CaepStatus, InitiatingEntity, SignalEvent};
 
 /// Unix time in seconds.
 pub type UnixTime = i64;

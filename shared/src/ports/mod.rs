@@ -12,7 +12,7 @@ use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::{
     ComplianceView, Connector, Device, DeviceLock, DeviceRef, DeviceToken, DeviceWithTokens,
     EnrollmentToken, Evaluation, ExistingSerial, FactsSnapshot, Outcome, PendingChallenge, Plan,
-    Policy, Stage, TokenInfo, TokenRef, TokenUse, UnixTime,
+    Policy, SignalEvent, Stage, TokenInfo, TokenRef, TokenUse, UnixTime,
 };
 use crate::protocol::keys::SigningAlg;
 
@@ -226,13 +226,23 @@ pub trait DeviceStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<(Device, Vec<Evaluation>)>, StoreError>> + Send;
 
     /// Stores the device's evaluations (replacing those of the same policies) and, in the same
-    /// write, the audit records of what changed.
+    /// write, the audit records and the signal events of what changed.
     fn put_evaluations(
         &self,
         identifier: &str,
         evaluations: &[Evaluation],
         audit: &[AuditEvent],
+        signals: &[SignalEvent],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The outbox's signal events after the id `after` (all: `None`), oldest first, at most
+    /// `limit`, from at most the retention period back.
+    fn signal_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Vec<SignalEvent>, StoreError>> + Send;
 
     /// The devices whose last evaluation under a policy (`policy`, or any) was non-compliant,
     /// with that evaluation, by serial.
@@ -272,11 +282,13 @@ pub trait DeviceStore: Send + Sync {
         grant: &EnrollGrant,
     ) -> impl Future<Output = Result<EnrollOutcome, StoreError>> + Send;
 
-    /// Sets (or with `None` lifts) the device's lock. `Ok(false)` if the device is unknown.
+    /// Sets (or with `None` lifts) the device's lock, with its signal event in the same write.
+    /// `Ok(false)` if the device is unknown.
     fn set_device_lock(
         &self,
         identifier: &str,
         lock: Option<&DeviceLock>,
+        signal: Option<&SignalEvent>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes every token of (device, connector); returns how many were deleted.

@@ -270,6 +270,11 @@ async fn dynamo_device_lock_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_outbox_keeps_the_contract() {
+    crate::contract::outbox(&fresh_store().await).await;
+}
+
+#[tokio::test]
 async fn dynamo_audit_keeps_the_contract() {
     crate::contract::audit(&fresh_store().await).await;
 }

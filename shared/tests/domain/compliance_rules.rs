@@ -23,8 +23,8 @@ use endpoint_core::ports::{AuditLog, DeviceStore, Directory};
 use endpoint_core::stage::Outcome;
 use serde_json::{json, Value};
 
-const MAC_OK: &str = include_str!("../../../examples/facts/macos-compliant.json");
-const MAC_BAD: &str = include_str!("../../../examples/facts/macos-non-compliant.json");
+pub(crate) const MAC_OK: &str = include_str!("../../../examples/facts/macos-compliant.json");
+pub(crate) const MAC_BAD: &str = include_str!("../../../examples/facts/macos-non-compliant.json");
 const WIN_OK: &str = include_str!("../../../examples/facts/windows-compliant.json");
 const WIN_BAD: &str = include_str!("../../../examples/facts/windows-non-compliant.json");
 const LINUX_OK: &str = include_str!("../../../examples/facts/linux-compliant.json");
@@ -374,7 +374,9 @@ async fn rules_are_validated_titled_and_versioned_with_every_stage_following() {
 }
 
 /// A required stage with the baseline policy, its connector knowing the policy, and a device.
-async fn required_stage_with_policy(fx: &Fx) -> (String, String, endpoint_core::secret::Secret) {
+pub(crate) async fn required_stage_with_policy(
+    fx: &Fx,
+) -> (String, String, endpoint_core::secret::Secret) {
     let (connector, stage) = fx
         .setup(StageMode::Required, Some(crate::common::KEY), true)
         .await;
@@ -391,7 +393,7 @@ async fn required_stage_with_policy(fx: &Fx) -> (String, String, endpoint_core::
     (stage.id, p.id, key)
 }
 
-async fn check_in(fx: &Fx, key: &endpoint_core::secret::Secret, facts: &str) {
+pub(crate) async fn check_in(fx: &Fx, key: &endpoint_core::secret::Secret, facts: &str) {
     let auth = format!("Bearer+agent {}", key.expose());
     agent::check_in(&fx.store, &fx.env(), Some(&auth), facts.as_bytes())
         .await

@@ -34,9 +34,16 @@ async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_fl
     };
     assert_eq!(answer(required.id.clone()).await.unwrap(), passed());
 
-    let lock = admin::lock_device(&fx.store, &fx.clock, "LOCK-1", Some(3600), Some("lost"))
-        .await
-        .unwrap();
+    let lock = admin::lock_device(
+        &fx.store,
+        &fx.clock,
+        &fx.rng,
+        "LOCK-1",
+        Some(3600),
+        Some("lost"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (lock.since, lock.until),
         (fx.clock.now(), Some(fx.clock.now() + 3600))
@@ -83,7 +90,7 @@ async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_fl
     // A timed lock ends by itself; an open-ended one holds until unlocked.
     fx.clock.advance(3600);
     assert_eq!(answer(required.id.clone()).await.unwrap(), passed());
-    admin::lock_device(&fx.store, &fx.clock, "LOCK-1", None, None)
+    admin::lock_device(&fx.store, &fx.clock, &fx.rng, "LOCK-1", None, None)
         .await
         .unwrap();
     fx.clock.advance(400 * 86_400);
@@ -91,20 +98,22 @@ async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_fl
         answer(optional.id.clone()).await.unwrap(),
         denied(MSG_DEVICE_LOCKED)
     );
-    admin::unlock_device(&fx.store, "LOCK-1").await.unwrap();
+    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "LOCK-1")
+        .await
+        .unwrap();
     assert_eq!(answer(required.id.clone()).await.unwrap(), passed());
     assert!(agent::auth_ia(&fx.store, &fx.env(), Some(&auth))
         .await
         .is_ok());
 
     // Unknown devices and bad durations are refused.
-    let unknown = admin::lock_device(&fx.store, &fx.clock, "NOBODY", None, None).await;
+    let unknown = admin::lock_device(&fx.store, &fx.clock, &fx.rng, "NOBODY", None, None).await;
     assert!(
         matches!(unknown, Err(CoreError::NotFound(_))),
         "{unknown:?}"
     );
     for bad in [0, -5, admin::MAX_LOCK + 1] {
-        let r = admin::lock_device(&fx.store, &fx.clock, "LOCK-1", Some(bad), None).await;
+        let r = admin::lock_device(&fx.store, &fx.clock, &fx.rng, "LOCK-1", Some(bad), None).await;
         assert!(matches!(r, Err(CoreError::BadRequest(_))), "{bad}: {r:?}");
     }
 }

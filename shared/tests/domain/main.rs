@@ -14,4 +14,5 @@ mod device_lock;
 mod improvements;
 mod port_contract;
 mod redirects;
+mod signals;
 mod signing;

@@ -34,6 +34,11 @@ async fn memory_device_lock_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn memory_outbox_keeps_the_contract() {
+    crate::contract::outbox(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn memory_audit_keeps_the_contract() {
     crate::contract::audit(&MemoryStore::new()).await;
 }

@@ -176,6 +176,28 @@ async fn calls_per_route_stay_within_budget() {
         "the response validator makes no KMS call"
     );
 
+    // The relying party's read of the passed plan: one GetItem, and the device assertion's
+    // KMS Sign (cold, the assertion key's public key first); of a pending plan, no KMS call.
+    let plans = fn_plans::App {
+        base: Base::from_env().unwrap(),
+        store: store.clone(),
+        signer: signer.clone(),
+    };
+    let read = |p: &str| request("GET", &format!("/v1/plans/{p}"), None);
+    for expected in [&["GetPublicKey", "Sign"][..], &["Sign"][..]] {
+        kms.reset();
+        ddb.reset();
+        let (reply, _) = plans.handle(read(&plan)).await;
+        assert!(reply.body["assertion"].is_string(), "{}", reply.body);
+        assert_eq!(kms.calls(), expected);
+        assert_eq!(ddb.calls(), ["GetItem"]);
+    }
+    let pending = s.create_plan(&setup.stage);
+    kms.reset();
+    let (reply, _) = plans.handle(read(&pending)).await;
+    assert!(reply.body.get("assertion").is_none());
+    assert!(kms.calls().is_empty());
+
     // JWKS: warm, no KMS call at all.
     kms.reset();
     ddb.reset();

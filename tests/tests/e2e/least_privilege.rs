@@ -198,15 +198,22 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     endpoint_core::compliance::admin::set_stage_policy(&s.store, &guarded.id, Some(&policy.id))
         .await
         .unwrap();
-    let (reply, _) = agent
-        .handle(request(
-            "POST",
-            "/api/v3/endpoints/agents/connectors/check_in/",
-            Some(&device_auth),
-            Some(json!({"hardware": {"serial": serial}})),
-        ))
-        .await;
-    assert_eq!(reply.status, 204, "{}", reply.body);
+    // Non-compliant (no firewall reported), then compliant: the second change is a signal
+    // event, written with the evaluation (the outbox).
+    for facts in [
+        json!({"hardware": {"serial": serial}}),
+        json!({"hardware": {"serial": serial}, "network": {"firewall_enabled": true}}),
+    ] {
+        let (reply, _) = agent
+            .handle(request(
+                "POST",
+                "/api/v3/endpoints/agents/connectors/check_in/",
+                Some(&device_auth),
+                Some(facts),
+            ))
+            .await;
+        assert_eq!(reply.status, 204, "{}", reply.body);
+    }
     let mut statuses = Vec::new();
     let mut ia_url = None;
     for _ in 0..11 {

@@ -125,7 +125,7 @@ async fn change(
             reason,
         } => {
             let lock =
-                admin::lock_device(store, clock, serial, *duration, reason.as_deref()).await?;
+                admin::lock_device(store, clock, rng, serial, *duration, reason.as_deref()).await?;
             let until = admin::lock_until_label(lock.until);
             let why = match &lock.reason {
                 Some(r) => format!("{until}: {r}"),
@@ -138,7 +138,7 @@ async fn change(
             })
         }
         DeviceCommand::Unlock { serial } => {
-            admin::unlock_device(store, serial).await?;
+            admin::unlock_device(store, clock, rng, serial).await?;
             Ok(Output {
                 plain: "unlocked".into(),
                 json: json!({"identifier": serial, "lock": null}),

@@ -3,7 +3,8 @@
 use super::codec::json_from;
 use super::codec::json_item;
 use super::codec::{device_from, token_from};
-use super::failure::{is_condition_failed, store_error};
+use super::failure::{failed_conditions, store_error};
+use super::item::built;
 use super::item::{corrupt, get_n, get_s, n, opt_n, s, Item};
 use super::schema;
 use super::schema::compliance_sk;
@@ -19,13 +20,15 @@ use crate::audit::AuditEvent;
 use crate::error::StoreError;
 use crate::model::ComplianceStatus;
 use crate::model::Evaluation;
+use crate::model::SignalEvent;
 use crate::model::{
     is_expired, Device, DeviceLock, DeviceToken, DeviceWithTokens, FactsSnapshot, TokenInfo,
     TokenRef, UnixTime,
 };
 use crate::ports::{AuditLog, DeviceStore, EnrollGrant, EnrollOutcome};
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use std::collections::HashMap;
 
 impl DynamoStore {
     /// The device (unless unknown or expired) and its partition's items, read through a
@@ -72,6 +75,35 @@ fn evaluations_in(items: &[Item]) -> Result<Vec<Evaluation>, StoreError> {
         .filter(|i| sk_of(i).starts_with(ANY_COMPLIANCE))
         .map(json_from)
         .collect()
+}
+
+/// The update expression of a lock (set, or lifted with `None`) and its values.
+fn lock_update(lock: Option<&DeviceLock>) -> (String, Item) {
+    let Some(l) = lock else {
+        return ("REMOVE #since, #until, #reason".into(), Item::new());
+    };
+    let mut set = vec!["#since = :since"];
+    let mut remove = Vec::new();
+    let mut values = Item::from([(":since".to_string(), n(l.since))]);
+    match l.until {
+        Some(until) => {
+            set.push("#until = :until");
+            values.insert(":until".into(), n(until));
+        }
+        None => remove.push("#until"),
+    }
+    match &l.reason {
+        Some(r) => {
+            set.push("#reason = :reason");
+            values.insert(":reason".into(), s(r));
+        }
+        None => remove.push("#reason"),
+    }
+    let mut expression = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    (expression, values)
 }
 
 impl DeviceStore for DynamoStore {
@@ -128,6 +160,7 @@ impl DeviceStore for DynamoStore {
         identifier: &str,
         evaluations: &[Evaluation],
         audit: &[AuditEvent],
+        signals: &[SignalEvent],
     ) -> Result<(), StoreError> {
         let pk = device_pk(identifier);
         // A non-compliant evaluation carries the `kind` of the sparse index that lists them.
@@ -135,23 +168,37 @@ impl DeviceStore for DynamoStore {
             let kind = (e.status == ComplianceStatus::NonCompliant).then_some(NON_COMPLIANT);
             json_item(key(pk.clone(), compliance_sk(&e.policy)), kind, e)
         };
-        match (evaluations, audit) {
-            ([], []) => Ok(()),
+        match (evaluations, audit, signals) {
+            ([], [], []) => Ok(()),
             // One item: a plain write (a transaction of one costs twice as much).
-            ([e], []) => self.put("PutItem evaluation", item_of(e)?).await,
-            ([], [event]) => self.record(event).await,
+            ([e], [], []) => self.put("PutItem evaluation", item_of(e)?).await,
+            ([], [event], []) => self.record(event).await,
             _ => {
-                let mut actions = Vec::with_capacity(evaluations.len() + audit.len());
+                let mut actions =
+                    Vec::with_capacity(evaluations.len() + audit.len() + signals.len());
                 for e in evaluations {
                     actions.push(self.put_action(item_of(e)?)?);
                 }
                 for event in audit {
                     actions.push(self.put_action(self.audit_item(event)?)?);
                 }
+                // The outbox: the signal events in the same transaction as their change.
+                for event in signals {
+                    actions.push(self.put_action(self.signal_item(event)?)?);
+                }
                 self.transact("TransactWriteItems evaluations", actions)
                     .await
             }
         }
+    }
+
+    async fn signal_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> Result<Vec<SignalEvent>, StoreError> {
+        self.outbox(after, limit, now).await
     }
 
     async fn non_compliant(
@@ -301,48 +348,42 @@ impl DeviceStore for DynamoStore {
         &self,
         identifier: &str,
         lock: Option<&DeviceLock>,
+        signal: Option<&SignalEvent>,
     ) -> Result<bool, StoreError> {
-        let update = self
-            .client
-            .update_item()
+        let (expression, values) = lock_update(lock);
+        let names: HashMap<String, String> = [
+            ("#pk", schema::PK),
+            ("#since", attr::LOCKED_SINCE),
+            ("#until", attr::LOCKED_UNTIL),
+            ("#reason", attr::LOCK_REASON),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(device_key(identifier)))
+            .update_expression(expression)
             .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_names("#since", attr::LOCKED_SINCE)
-            .expression_attribute_names("#until", attr::LOCKED_UNTIL)
-            .expression_attribute_names("#reason", attr::LOCK_REASON);
-        let update = match lock {
-            None => update.update_expression("REMOVE #since, #until, #reason"),
-            Some(l) => {
-                let mut set = vec!["#since = :since"];
-                let mut remove = Vec::new();
-                let mut u = update.expression_attribute_values(":since", n(l.since));
-                match l.until {
-                    Some(until) => {
-                        set.push("#until = :until");
-                        u = u.expression_attribute_values(":until", n(until));
-                    }
-                    None => remove.push("#until"),
-                }
-                match &l.reason {
-                    Some(r) => {
-                        set.push("#reason = :reason");
-                        u = u.expression_attribute_values(":reason", s(r));
-                    }
-                    None => remove.push("#reason"),
-                }
-                let mut expr = format!("SET {}", set.join(", "));
-                if !remove.is_empty() {
-                    expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
-                }
-                u.update_expression(expr)
-            }
-        };
-        match update.send().await {
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values));
+        // The lock and its signal event in one write (the outbox).
+        let mut actions = vec![TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build()];
+        if let Some(event) = signal {
+            actions.push(self.put_action(self.signal_item(event)?)?);
+        }
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        match r {
             Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("UpdateItem device lock", &e)),
+            Err(e) if failed_conditions(&e).contains(&0) => Ok(false),
+            Err(e) => Err(store_error("TransactWriteItems device lock", &e)),
         }
     }
 

@@ -15,6 +15,7 @@
 //! | evaluation         | `DEVICE#<serial>`     | `COMPLIANCE#<policy>`       |
 //! | posture policy     | `POLICY#<id>`         | `POLICY`                    |
 //! | audit record       | `AUDIT#<yyyy-mm-dd>`  | `<time>-<random>`           |
+//! | signal event       | `SIGNAL#<yyyy-mm-dd>` | `<time>-<random>`           |
 //! | abuse counter      | `LIMIT#<bucket>`      | `LIMIT`                     |
 //! | wrapped data key   | `KEYRING`             | `DATAKEY`                   |
 //!
@@ -40,6 +41,7 @@
 //! | `plans.rs`, `directory.rs`, `devices.rs`, `enrollments.rs`, `audit.rs` | one file per port |
 //! | `enroll.rs` | enrollment's one transaction |
 //! | `keyring.rs` | the data keys that seal device token keys, and `migrate` |
+//! | `signals.rs` | the outbox of signal events |
 //! | `rotate.rs` | `sealing rotate`: a new data key, every device key re-sealed, the old one retired |
 
 mod audit;
@@ -54,6 +56,7 @@ mod keyring;
 mod plans;
 mod rotate;
 pub mod schema;
+mod signals;
 mod store;
 mod table;
 

@@ -112,6 +112,10 @@ pub(crate) fn audit_pk(day: &str) -> String {
 pub(crate) fn audit_device_kind(serial: &str) -> String {
     format!("AUDIT#DEVICE#{serial}")
 }
+/// The outbox's signal events of one UTC day: `SIGNAL#2026-11-29`, sorted by event id.
+pub(crate) fn signal_pk(day: &str) -> String {
+    format!("SIGNAL#{day}")
+}
 pub(crate) fn facts_pk(identifier: &str) -> String {
     format!("FACTS#{identifier}")
 }

@@ -18,7 +18,7 @@ use crate::model::ComplianceStatus;
 use crate::model::Evaluation;
 use crate::model::{
     is_expired, reenrollment, Device, DeviceLock, DeviceToken, DeviceWithTokens, EnrollmentToken,
-    FactsSnapshot, Reenrollment, TokenInfo, TokenRef, TokenUse, UnixTime,
+    FactsSnapshot, Reenrollment, SignalEvent, TokenInfo, TokenRef, TokenUse, UnixTime,
 };
 use crate::ports::{DeviceStore, EnrollGrant, EnrollOutcome, EnrollmentStore};
 
@@ -68,6 +68,7 @@ impl DeviceStore for MemoryStore {
         identifier: &str,
         evaluations: &[Evaluation],
         audit: &[AuditEvent],
+        signals: &[SignalEvent],
     ) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         for e in evaluations {
@@ -75,7 +76,26 @@ impl DeviceStore for MemoryStore {
                 .insert((identifier.to_string(), e.policy.clone()), e.clone());
         }
         g.audit.extend(audit.iter().cloned());
+        g.signals.extend(signals.iter().cloned());
         Ok(())
+    }
+
+    async fn signal_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        _now: UnixTime,
+    ) -> Result<Vec<SignalEvent>, StoreError> {
+        let g = self.lock()?;
+        let mut out: Vec<SignalEvent> = g
+            .signals
+            .iter()
+            .filter(|e| after.is_none_or(|a| e.id.as_str() > a))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn non_compliant(
@@ -236,14 +256,15 @@ impl DeviceStore for MemoryStore {
         &self,
         identifier: &str,
         lock: Option<&DeviceLock>,
+        signal: Option<&SignalEvent>,
     ) -> Result<bool, StoreError> {
-        match self.lock()?.devices.get_mut(identifier) {
-            Some(d) => {
-                d.lock = lock.cloned();
-                Ok(true)
-            }
-            None => Ok(false),
+        let mut g = self.lock()?;
+        match g.devices.get_mut(identifier) {
+            Some(d) => d.lock = lock.cloned(),
+            None => return Ok(false),
         }
+        g.signals.extend(signal.cloned());
+        Ok(true)
     }
 
     async fn revoke_tokens(&self, identifier: &str, connector: &str) -> Result<usize, StoreError> {

@@ -13,6 +13,7 @@ use crate::error::StoreError;
 use crate::model::ComplianceView;
 use crate::model::Evaluation;
 use crate::model::Policy;
+use crate::model::SignalEvent;
 use crate::model::{
     is_expired, Connector, Device, DeviceToken, EnrollmentToken, FactsSnapshot, PendingChallenge,
     Plan, PlanStatus, Stage, TokenRef, UnixTime,
@@ -75,6 +76,8 @@ struct Inner {
     /// (device, connector) of every enrollment, kept when tokens are revoked
     connections: HashSet<(String, String)>,
     audit: Vec<AuditEvent>,
+    /// The outbox of signal events, oldest first.
+    signals: Vec<SignalEvent>,
     /// bucket -> (count, window end)
     counters: HashMap<String, (u32, UnixTime)>,
     /// (device, connector) -> snapshot

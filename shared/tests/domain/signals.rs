@@ -1,0 +1,145 @@
+//! Signals out in the domain: which changes are events (compliant <-> non-compliant at check-in,
+//! a lock, an unlock; never `unknown`), and their security event tokens, verified with a
+//! standard JWT library (`jsonwebtoken`), not our code.
+
+use endpoint_core::admin;
+use endpoint_core::model::{CaepStatus, InitiatingEntity, SignalEvent};
+use endpoint_core::ports::{ChallengeSigner, Clock, DeviceStore};
+use endpoint_core::protocol::keys::KeySpec;
+use endpoint_core::signals::{sign_set, DEVICE_COMPLIANCE_CHANGE};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use crate::common::Fx;
+use crate::compliance_rules::{check_in, required_stage_with_policy, MAC_BAD, MAC_OK};
+
+async fn outbox(fx: &Fx) -> Vec<SignalEvent> {
+    fx.store
+        .signal_events(None, 100, fx.clock.now())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_else_is() {
+    let fx = Fx::new();
+    let (_, policy, key) = required_stage_with_policy(&fx).await;
+    // unknown -> compliant: the first status is no change of a known one.
+    check_in(&fx, &key, MAC_OK).await;
+    assert!(outbox(&fx).await.is_empty());
+    // compliant -> compliant: nothing.
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_OK).await;
+    assert!(outbox(&fx).await.is_empty());
+    // compliant -> non-compliant: exactly one event, by the policy.
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_BAD).await;
+    let events = outbox(&fx).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(
+        (e.previous_status, e.current_status, e.initiating_entity),
+        (
+            CaepStatus::Compliant,
+            CaepStatus::NotCompliant,
+            InitiatingEntity::Policy
+        )
+    );
+    assert!(
+        e.reason.contains(&policy) && e.reason.contains("failing"),
+        "{}",
+        e.reason
+    );
+    let device = fx
+        .store
+        .get_device("C02XK1JHJGH5", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.device_id, device.id);
+    // Facts nobody can judge (unknown) emit nothing: the last known status stands.
+    fx.clock.advance(60);
+    check_in(&fx, &key, "{}").await;
+    assert_eq!(outbox(&fx).await.len(), 1);
+
+    // An operator's lock and unlock, with the status under its policies.
+    admin::lock_device(
+        &fx.store,
+        &fx.clock,
+        &fx.rng,
+        "C02XK1JHJGH5",
+        None,
+        Some("stolen"),
+    )
+    .await
+    .unwrap();
+    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
+        .await
+        .unwrap();
+    // Unlocking a device that is not locked tells nobody anything.
+    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
+        .await
+        .unwrap();
+    let events = outbox(&fx).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    let (lock, unlock) = (&events[1], &events[2]);
+    assert_eq!(lock.initiating_entity, InitiatingEntity::Admin);
+    assert_eq!(lock.current_status, CaepStatus::NotCompliant);
+    assert!(lock.reason.contains("stolen"));
+    assert_eq!(
+        (unlock.previous_status, unlock.initiating_entity),
+        (CaepStatus::NotCompliant, InitiatingEntity::Admin)
+    );
+}
+
+#[tokio::test]
+async fn a_security_event_token_is_what_rfc_8417_and_caep_say() {
+    let mut fx = Fx::new();
+    fx.signer
+        .generate("assertion", KeySpec::EccNistP256)
+        .unwrap();
+    let (_, _, key) = required_stage_with_policy(&fx).await;
+    check_in(&fx, &key, MAC_OK).await;
+    check_in(&fx, &key, MAC_BAD).await;
+    let event = outbox(&fx).await.remove(0);
+    let issuer = "https://signals.example";
+    let audience = "https://receiver.example/ssf";
+    let now = fx.clock.now();
+    let set = sign_set(&fx.signer, "assertion", &event, issuer, audience, now)
+        .await
+        .unwrap();
+    let header = decode_header(&set).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    assert_eq!(header.alg, Algorithm::ES256);
+    let jwk = fx.signer.describe("assertion").await.unwrap().jwk;
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(serde_json::to_value(&jwk).unwrap()).unwrap();
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    // A SET has no `exp` (RFC 8417): nothing to require.
+    v.set_required_spec_claims(&["iss", "aud"]);
+    v.validate_exp = false;
+    let claims: Value = decode(&set, &DecodingKey::from_jwk(&jwk).unwrap(), &v)
+        .expect("verifies")
+        .claims;
+    assert!(
+        claims.get("sub").is_none() && claims.get("exp").is_none(),
+        "{claims}"
+    );
+    assert_eq!(claims["jti"], event.id.as_str());
+    assert_eq!(claims["iat"], now);
+    assert!(claims["txn"].is_string());
+    assert_eq!(
+        claims["sub_id"],
+        serde_json::json!({"format": "complex", "device": {"format": "opaque", "id": event.device_id}})
+    );
+    let events = claims["events"].as_object().unwrap();
+    assert_eq!(events.len(), 1, "one event per SET");
+    let change = &events[DEVICE_COMPLIANCE_CHANGE];
+    assert_eq!(change["previous_status"], "compliant");
+    assert_eq!(change["current_status"], "not-compliant");
+    assert_eq!(change["initiating_entity"], "policy");
+    assert!(change["reason_admin"]["en"].is_string());
+    assert_eq!(change["event_timestamp"], event.time);
+}
