@@ -29,12 +29,17 @@ def grants(function):
                 .get("ForAllValues:StringLike", {})
                 .get("dynamodb:LeadingKeys")
             )
+            # A grant on a secondary index (its partition key is `kind`): `... index NAME`.
+            resource = st.get("Resource")
+            index = ""
+            if isinstance(resource, str) and "/index/" in resource:
+                index = " index " + resource.split("/index/", 1)[1]
             for action in actions:
                 if action.startswith("dynamodb:"):
                     if not keys:
-                        out.add(f"{action} (any key)")
+                        out.add(f"{action} (any key){index}")
                     for k in keys or []:
-                        out.add(f"{action} {k}")
+                        out.add(f"{action} {k}{index}")
                 else:
                     out.add(action)
     return out
@@ -71,6 +76,10 @@ def covers(grant, access):
         return False
     if not g_key:
         return not a_key
+    g_key, _, g_index = g_key.partition(" index ")
+    a_key, _, a_index = a_key.partition(" index ")
+    if g_index != a_index:
+        return False
     return g_key == "(any key)" or fnmatch.fnmatchcase(a_key, g_key)
 
 

@@ -14,7 +14,7 @@
 stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack_pids=()
 stack_watch_pid=""
-stack_functions=(plans challenge response jwks agent web fallback)
+stack_functions=(plans challenge response jwks agent web ssf fallback)
 # cargo-lambda (and moto_server) come from the repo-local venv (scripts/venv.sh).
 export PATH="$stack_root/.venv/bin:$PATH"
 

@@ -37,13 +37,14 @@ pub enum AuditKind {
     StageCreated,
     DataMigrated,
     DataKeyRotated,
+    ReceiverChanged,
     PolicyChanged,
     StageChanged,
 }
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 26] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
@@ -67,6 +68,7 @@ impl AuditKind {
         AuditKind::StageCreated,
         AuditKind::DataMigrated,
         AuditKind::DataKeyRotated,
+        AuditKind::ReceiverChanged,
         AuditKind::PolicyChanged,
         AuditKind::StageChanged,
     ];
@@ -99,6 +101,7 @@ impl AuditKind {
             AuditKind::PolicyChanged => "ES209I",
             AuditKind::StageChanged => "ES210I",
             AuditKind::DataKeyRotated => "ES211I",
+            AuditKind::ReceiverChanged => "ES212I",
         }
     }
 
@@ -130,6 +133,7 @@ impl AuditKind {
             AuditKind::PolicyChanged => "policy_changed",
             AuditKind::StageChanged => "stage_changed",
             AuditKind::DataKeyRotated => "data_key_rotated",
+            AuditKind::ReceiverChanged => "receiver_changed",
         }
     }
 

@@ -46,6 +46,9 @@ pub enum CoreError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Missing or wrong credentials where the protocol says 401 (the Shared Signals routes).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0} was not found")]
     NotFound(String),
     #[error("The request body is larger than {} KiB, the most this route accepts.", .0 / 1024)]

@@ -35,6 +35,7 @@ pub mod redirect;
 pub mod secret;
 pub mod settings;
 pub mod signals;
+pub mod ssf;
 pub mod stage;
 
 pub use error::{CoreError, SignerError, StoreError};

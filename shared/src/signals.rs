@@ -14,6 +14,7 @@ use crate::assertion::sign_es256;
 use crate::error::CoreError;
 use crate::model::{
     CaepStatus, ComplianceStatus, Device, Evaluation, InitiatingEntity, SignalEvent, UnixTime,
+    Verification,
 };
 use crate::ports::{random_alnum, ChallengeSigner, Random};
 
@@ -154,5 +155,33 @@ pub async fn sign_set<K: ChallengeSigner>(
     now: UnixTime,
 ) -> Result<String, CoreError> {
     let claims = set_claims(event, issuer, audience, now);
+    sign_es256(signer, key, SET_TYP, &claims).await
+}
+
+/// The SSF verification event type.
+pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+/// The verification SET a receiver asked for on stream `stream` (its `state` echoed).
+pub async fn sign_verification<K: ChallengeSigner>(
+    signer: &K,
+    key: &str,
+    issuer: &str,
+    audience: &str,
+    stream: &str,
+    verification: &Verification,
+    now: UnixTime,
+) -> Result<String, CoreError> {
+    let mut event = json!({});
+    if let Some(state) = &verification.state {
+        event["state"] = Value::String(state.clone());
+    }
+    let claims = json!({
+        "iss": issuer,
+        "jti": verification.jti,
+        "iat": now,
+        "aud": audience,
+        "sub_id": {"format": "opaque", "id": stream},
+        "events": {VERIFICATION: event},
+    });
     sign_es256(signer, key, SET_TYP, &claims).await
 }

@@ -70,6 +70,36 @@ pub enum Command {
     /// The data key that seals device token keys.
     #[command(subcommand)]
     Sealing(SealingCommand),
+    /// The Shared Signals transmitter.
+    #[command(subcommand)]
+    Ssf(SsfCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SsfCommand {
+    /// Shared Signals receivers.
+    #[command(subcommand)]
+    Receiver(ReceiverCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiverCommand {
+    /// Register a receiver; prints its bearer token (shown once, stored hashed).
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// The `aud` of the SETs it receives (default its id).
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// List receivers (never a token).
+    List,
+    /// Revoke a receiver: its token is refused from then on.
+    Revoke {
+        /// The receiver's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -24,6 +24,7 @@ pub fn error_class(error: &CoreError) -> ErrorClass {
     let (status, code, label) = match error {
         CoreError::BadRequest(_) => (400, "bad_request", Label::BadRequest),
         CoreError::Forbidden(_) => (403, "forbidden", Label::Forbidden),
+        CoreError::Unauthorized(_) => (401, "unauthorized", Label::Unauthorized),
         CoreError::NotFound(_) => (404, "not_found", Label::NotFound),
         CoreError::PayloadTooLarge(_) => (413, "payload_too_large", Label::PayloadTooLarge),
         CoreError::Conflict(_) => (409, "conflict", Label::Conflict),

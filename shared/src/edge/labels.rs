@@ -17,6 +17,8 @@ pub enum Label {
     Page,
     Module,
     Jwks,
+    /// A Shared Signals answer (configuration, stream, status, poll).
+    Signals,
     Brand,
     Enrolled,
     Config,
@@ -25,6 +27,7 @@ pub enum Label {
     // Failures (the error table's labels, and routing's own).
     BadRequest,
     Forbidden,
+    Unauthorized,
     NotFound,
     PayloadTooLarge,
     Conflict,
@@ -62,6 +65,7 @@ impl Label {
             Label::Page => "page",
             Label::Module => "module",
             Label::Jwks => "jwks",
+            Label::Signals => "signals",
             Label::Brand => "brand",
             Label::Enrolled => "enrolled",
             Label::Config => "config",
@@ -69,6 +73,7 @@ impl Label {
             Label::InteractiveAuth => "auth_ia",
             Label::BadRequest => "bad_request",
             Label::Forbidden => "forbidden",
+            Label::Unauthorized => "unauthorized",
             Label::NotFound => "not_found",
             Label::PayloadTooLarge => "payload_too_large",
             Label::Conflict => "conflict",

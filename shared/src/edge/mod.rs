@@ -8,6 +8,7 @@
 //! | `reply.rs` | what a handler answers: JSON or a document, the body bound |
 //! | `errors.rs` | the one error table: status, contract code, log label |
 //! | `json.rs` | the contract's JSON bodies in and out |
+//! | `ssf.rs` | the Shared Signals routes' JSON in and out |
 //! | `labels.rs` | what a request's log line says happened, and its metric class |
 //! | `config.rs` | configuration from the environment (feature `lambda`) |
 //! | `clients.rs` | the AWS clients, built once per cold start (features `lambda` + AWS) |
@@ -22,6 +23,7 @@ pub mod json;
 pub mod labels;
 pub mod reply;
 pub mod routes;
+pub mod ssf;
 
 #[cfg(feature = "lambda")]
 pub mod clients;
@@ -61,6 +63,6 @@ pub use dispatch::{failed, method_not_allowed, no_route, route, unrouted, Answer
 #[cfg(feature = "lambda")]
 pub use logging::init_tracing;
 #[cfg(feature = "lambda")]
-pub use request::{body, body_within, caller, header, host, path, public_base_url};
+pub use request::{body, body_within, caller, header, host, path, public_base_url, query};
 #[cfg(feature = "lambda")]
 pub use serve::{respond, serve};

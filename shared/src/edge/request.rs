@@ -54,6 +54,21 @@ pub fn body_within(req: &Request, limit: usize) -> Result<&[u8], CoreError> {
     Ok(bytes)
 }
 
+/// A query string parameter's first value (from API Gateway's parsed parameters, or the URI).
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    use lambda_http::RequestExt;
+    if let Some(v) = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+    {
+        return Some(v.to_string());
+    }
+    let q = req.uri().query()?;
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A header's value if present and valid UTF-8.
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())

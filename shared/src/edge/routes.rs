@@ -41,6 +41,15 @@ pub const AUTH_IA: Route = route(
     "agent",
 );
 pub const CURRENT_BRAND: Route = route("/api/v3/core/brands/current/", "GET", "agent");
+pub const SSF_CONFIGURATION: Route = route("/.well-known/ssf-configuration", "GET", "ssf");
+pub const SSF_STREAM_CREATE: Route = route("/ssf/streams", "POST", "ssf");
+pub const SSF_STREAM_READ: Route = route("/ssf/streams", "GET", "ssf");
+pub const SSF_STREAM_UPDATE: Route = route("/ssf/streams", "PATCH", "ssf");
+pub const SSF_STREAM_DELETE: Route = route("/ssf/streams", "DELETE", "ssf");
+pub const SSF_STATUS_READ: Route = route("/ssf/status", "GET", "ssf");
+pub const SSF_STATUS_UPDATE: Route = route("/ssf/status", "POST", "ssf");
+pub const SSF_VERIFY: Route = route("/ssf/verify", "POST", "ssf");
+pub const SSF_POLL: Route = route("/ssf/poll/{}", "POST", "ssf");
 
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
@@ -57,6 +66,15 @@ pub const ROUTES: &[Route] = &[
     CHECK_IN,
     AUTH_IA,
     CURRENT_BRAND,
+    SSF_CONFIGURATION,
+    SSF_STREAM_CREATE,
+    SSF_STREAM_READ,
+    SSF_STREAM_UPDATE,
+    SSF_STREAM_DELETE,
+    SSF_STATUS_READ,
+    SSF_STATUS_UPDATE,
+    SSF_VERIFY,
+    SSF_POLL,
 ];
 
 const fn route(template: &'static str, method: &'static str, function: &'static str) -> Route {

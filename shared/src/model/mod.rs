@@ -25,7 +25,10 @@ pub use plan::{
     DeviceAuthToken, Outcome, PendingChallenge, Plan, PlanStatus, Stage, StageMode, StageSnapshot,
     INTERACTIVE_PLAN_PREFIX,
 };
-pub use signal::{CaepStatus, InitiatingEntity, SignalEvent};
+pub use signal::{
+    CaepStatus, DeliveryMethod, InitiatingEntity, Receiver, SignalEvent, Stream, StreamStatus,
+    Verification,
+};
 
 /// Unix time in seconds.
 pub type UnixTime = i64;

@@ -51,3 +51,74 @@ pub struct SignalEvent {
     /// The transaction that caused it (the SET's `txn`).
     pub txn: String,
 }
+
+/// A Shared Signals receiver, registered by an operator: its bearer token is stored only as a
+/// SHA-256 hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receiver {
+    pub id: String,
+    pub name: String,
+    /// The `aud` of the SETs it receives.
+    pub audience: String,
+    pub token_sha256: String,
+    pub created_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// How a stream's events reach its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryMethod {
+    /// RFC 8935: the transmitter POSTs each SET to the receiver's endpoint.
+    #[serde(rename = "urn:ietf:rfc:8935")]
+    Push,
+    /// RFC 8936: the receiver polls the transmitter's endpoint.
+    #[serde(rename = "urn:ietf:rfc:8936")]
+    Poll,
+}
+
+impl DeliveryMethod {
+    pub fn urn(self) -> &'static str {
+        match self {
+            DeliveryMethod::Push => "urn:ietf:rfc:8935",
+            DeliveryMethod::Poll => "urn:ietf:rfc:8936",
+        }
+    }
+}
+
+/// A stream's status (SSF 1.0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    Enabled,
+    Paused,
+    Disabled,
+}
+
+/// A verification the receiver asked for, until it is delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub jti: String,
+    pub state: Option<String>,
+    pub time: UnixTime,
+}
+
+/// A receiver's stream of events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    pub id: String,
+    pub receiver: String,
+    pub method: DeliveryMethod,
+    /// Push: the receiver's endpoint (`https:`, or `http:` on loopback).
+    pub endpoint_url: Option<String>,
+    /// Push: the `Authorization` header the receiver wants (its secret: never shown back).
+    pub authorization_header: Option<String>,
+    pub events_requested: Vec<String>,
+    pub description: Option<String>,
+    pub status: StreamStatus,
+    pub status_reason: Option<String>,
+    /// The id of the last outbox event delivered (acknowledged), or the stream's creation time:
+    /// only later events are delivered.
+    pub cursor: String,
+    pub verification: Option<Verification>,
+    pub created_at: UnixTime,
+}

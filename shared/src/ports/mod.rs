@@ -12,7 +12,7 @@ use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::{
     ComplianceView, Connector, Device, DeviceLock, DeviceRef, DeviceToken, DeviceWithTokens,
     EnrollmentToken, Evaluation, ExistingSerial, FactsSnapshot, Outcome, PendingChallenge, Plan,
-    Policy, SignalEvent, Stage, TokenInfo, TokenRef, TokenUse, UnixTime,
+    Policy, Receiver, SignalEvent, Stage, Stream, TokenInfo, TokenRef, TokenUse, UnixTime,
 };
 use crate::protocol::keys::SigningAlg;
 
@@ -348,13 +348,37 @@ pub trait EnrollmentStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// Shared Signals receivers and their streams.
+pub trait SignalStore: Send + Sync {
+    /// Creates or replaces a receiver.
+    fn put_receiver(&self, r: &Receiver) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_receiver(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Receiver>, StoreError>> + Send;
+    fn list_receivers(&self) -> impl Future<Output = Result<Vec<Receiver>, StoreError>> + Send;
+    /// Creates or replaces a stream.
+    fn put_stream(&self, s: &Stream) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_stream(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Stream>, StoreError>> + Send;
+    /// Every stream, of every receiver.
+    fn list_streams(&self) -> impl Future<Output = Result<Vec<Stream>, StoreError>> + Send;
+    /// Deletes a stream. `Ok(false)` if it did not exist.
+    fn delete_stream(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Every store port: what one table (or the in-memory store) provides. The domain's operations
 /// that need more than one port take one `S: Store`.
 pub trait Store:
-    PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter
+    PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter + SignalStore
 {
 }
-impl<T: PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter> Store for T {}
+impl<T> Store for T where
+    T: PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter + SignalStore
+{
+}
 
 /// Answers a required-mode invalid response with a new challenge: exactly what a GET of the
 /// executor answers at that moment (the same attempt limit, the same denial once it is reached).

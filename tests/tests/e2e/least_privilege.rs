@@ -432,6 +432,57 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     observed.insert("JwksFunction", r.recorder.accesses().into_iter().collect());
 
+    // The Shared Signals function: configuration, a stream created, listed, read, verified,
+    // polled (the outbox, a signed SET) and deleted.
+    let r = recorded().await;
+    let (_, token) = endpoint_core::ssf::create_receiver(
+        &s.store,
+        &endpoint_core::ports::SystemClock,
+        &endpoint_core::ports::SystemRandom,
+        "least privilege",
+        None,
+    )
+    .await
+    .unwrap();
+    let ssf = fn_ssf::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+    };
+    let bearer = format!("Bearer {}", token.expose());
+    let (reply, _) = ssf
+        .handle(request("GET", "/.well-known/ssf-configuration", None, None))
+        .await;
+    assert_eq!(reply.status, 200);
+    let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE]});
+    let (reply, _) = ssf
+        .handle(request("POST", "/ssf/streams", Some(&bearer), Some(poll)))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
+    for (method, path, body) in [
+        ("GET", "/ssf/streams".to_string(), None),
+        ("GET", format!("/ssf/streams?stream_id={stream}"), None),
+        (
+            "POST",
+            "/ssf/verify".to_string(),
+            Some(json!({"stream_id": stream})),
+        ),
+        ("POST", format!("/ssf/poll/{stream}"), Some(json!({}))),
+        ("DELETE", format!("/ssf/streams?stream_id={stream}"), None),
+    ] {
+        let (reply, _) = ssf
+            .handle(request(method, &path, Some(&bearer), body))
+            .await;
+        assert!(
+            reply.status < 300,
+            "{method} {path}: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    observed.insert("SsfFunction", r.recorder.accesses().into_iter().collect());
+
     // Compare with template.yaml, both ways.
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/least-privilege.json");

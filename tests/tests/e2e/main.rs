@@ -13,5 +13,6 @@ mod least_privilege;
 mod real_agent;
 mod secrets_in_logs;
 mod signals;
+mod ssf;
 mod stage_flow;
 mod ways_in;

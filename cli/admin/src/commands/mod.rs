@@ -12,11 +12,15 @@ use endpoint_core::adapters::dynamodb::{DynamoStore, RotationReport};
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::audit::{AuditKind, AuditQuery};
-use endpoint_core::ports::{record_audit, AuditLog, Clock, SystemClock, SystemRandom};
+use endpoint_core::ports::{record_audit, AuditLog, Clock, SignalStore, SystemClock, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
+use endpoint_core::ssf;
 use serde_json::json;
 
-use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, SealingCommand};
+use crate::cli::{
+    parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, ReceiverCommand, SealingCommand,
+    SsfCommand,
+};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
 
@@ -118,6 +122,7 @@ async fn execute(
                 audit: Some(audit(AuditKind::DataKeyRotated).reason(summary)),
             })
         }
+        Command::Ssf(SsfCommand::Receiver(r)) => receiver(r, store, &clock, &rng).await,
         Command::Audit(AuditCommand::List { .. }) => audit_list(&args.command, store).await,
         Command::Key(k) => key(k, signer).await,
         Command::Connector(c) => {
@@ -129,6 +134,62 @@ async fn execute(
             enrollment_token::enrollment_token(t, store, &clock, &rng).await
         }
         Command::Device(d) => device::device(d, store, &clock, &rng).await,
+    }
+}
+
+/// `endpoint-admin ssf receiver ...`: Shared Signals receivers.
+async fn receiver(
+    cmd: &ReceiverCommand,
+    store: &DynamoStore,
+    clock: &SystemClock,
+    rng: &SystemRandom,
+) -> Result<Output, AdminError> {
+    match cmd {
+        ReceiverCommand::Create { name, audience } => {
+            let (r, token) =
+                ssf::create_receiver(store, clock, rng, name, audience.as_deref()).await?;
+            Ok(Output {
+                plain: token.expose().to_string(),
+                json: json!({"id": r.id, "token": token.expose()}),
+                audit: Some(
+                    audit(AuditKind::ReceiverChanged).reason(format!("receiver {} created", r.id)),
+                ),
+            })
+        }
+        ReceiverCommand::List => {
+            let list = store.list_receivers().await?;
+            Ok(Output {
+                plain: list
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}\t{}\t{}",
+                            r.id,
+                            r.name,
+                            if r.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({"receivers": list.iter().map(|r| json!({
+                    "id": r.id, "name": r.name, "audience": r.audience,
+                    "created_at": r.created_at, "revoked_at": r.revoked_at,
+                })).collect::<Vec<_>>()}),
+                audit: None,
+            })
+        }
+        ReceiverCommand::Revoke { id } => {
+            if !ssf::revoke_receiver(store, clock, id).await? {
+                return Err(AdminError::NotFound(format!("receiver {id}")));
+            }
+            Ok(Output::value("revoked", id).audited(
+                audit(AuditKind::ReceiverChanged).reason(format!("receiver {id} revoked")),
+            ))
+        }
     }
 }
 

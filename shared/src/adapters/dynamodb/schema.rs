@@ -24,6 +24,8 @@ pub const ENROLLMENT: &str = "ENROLL";
 pub const KEYRING: &str = "KEYRING";
 pub const LIMIT: &str = "LIMIT";
 pub const POLICY: &str = "POLICY";
+pub const RECEIVER: &str = "RECEIVER";
+pub const STREAM: &str = "STREAM";
 /// The `kind` of a non-compliant evaluation (a sparse index lists them).
 pub const NON_COMPLIANT: &str = "NONCOMPLIANT";
 
@@ -111,6 +113,12 @@ pub(crate) fn audit_pk(day: &str) -> String {
 /// by day, so `audit list --device` reads that device's records and nothing else.
 pub(crate) fn audit_device_kind(serial: &str) -> String {
     format!("AUDIT#DEVICE#{serial}")
+}
+pub(crate) fn receiver_key(id: &str) -> Item {
+    key(format!("{RECEIVER}#{id}"), RECEIVER)
+}
+pub(crate) fn stream_key(id: &str) -> Item {
+    key(format!("{STREAM}#{id}"), STREAM)
 }
 /// The outbox's signal events of one UTC day: `SIGNAL#2026-11-29`, sorted by event id.
 pub(crate) fn signal_pk(day: &str) -> String {

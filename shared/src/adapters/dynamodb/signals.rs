@@ -1,15 +1,17 @@
 //! The outbox of signal events: one partition per UTC day (`SIGNAL#2026-11-29`), sorted by
 //! event id (time first), kept for the audit retention period; written in the transaction of
-//! the change that causes them (`devices.rs`), read oldest first by the delivery.
+//! the change that causes them (`devices.rs`), read oldest first by the delivery; and the
+//! Shared Signals receivers and streams (JSON items the `kind` index lists).
 
 use super::codec::{json_from, json_item};
 use super::failure::store_error;
 use super::item::{n, opt_n, s, Item};
-use super::schema::{self, key, signal_pk};
+use super::schema::{self, key, receiver_key, signal_pk, stream_key, RECEIVER, STREAM};
 use super::store::DynamoStore;
 use crate::audit::utc_day;
 use crate::error::StoreError;
-use crate::model::{is_expired, SignalEvent, UnixTime};
+use crate::model::{is_expired, Receiver, SignalEvent, Stream, UnixTime};
+use crate::ports::SignalStore;
 
 impl DynamoStore {
     /// The item of an outbox event.
@@ -76,5 +78,46 @@ impl DynamoStore {
             day += 1;
         }
         Ok(out)
+    }
+}
+
+impl SignalStore for DynamoStore {
+    async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
+        let item = json_item(receiver_key(&r.id), Some(RECEIVER), r)?;
+        self.put("PutItem receiver", item).await
+    }
+
+    async fn get_receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
+        match self.get("GetItem receiver", receiver_key(id)).await? {
+            Some(item) => Ok(Some(json_from(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_receivers(&self) -> Result<Vec<Receiver>, StoreError> {
+        let items = self.kind("Query receivers", RECEIVER).await?;
+        items.iter().map(json_from).collect()
+    }
+
+    async fn put_stream(&self, st: &Stream) -> Result<(), StoreError> {
+        let item = json_item(stream_key(&st.id), Some(STREAM), st)?;
+        self.put("PutItem stream", item).await
+    }
+
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>, StoreError> {
+        match self.get("GetItem stream", stream_key(id)).await? {
+            Some(item) => Ok(Some(json_from(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_streams(&self) -> Result<Vec<Stream>, StoreError> {
+        let items = self.kind("Query streams", STREAM).await?;
+        items.iter().map(json_from).collect()
+    }
+
+    async fn delete_stream(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_existing("DeleteItem stream", stream_key(id))
+            .await
     }
 }

@@ -13,12 +13,14 @@ use crate::error::StoreError;
 use crate::model::ComplianceView;
 use crate::model::Evaluation;
 use crate::model::Policy;
-use crate::model::SignalEvent;
 use crate::model::{
     is_expired, Connector, Device, DeviceToken, EnrollmentToken, FactsSnapshot, PendingChallenge,
     Plan, PlanStatus, Stage, TokenRef, UnixTime,
 };
-use crate::ports::{AuditLog, Clock, Directory, Finish, Limiter, PlanStore, Random, Reserve};
+use crate::model::{Receiver, SignalEvent, Stream};
+use crate::ports::{
+    AuditLog, Clock, Directory, Finish, Limiter, PlanStore, Random, Reserve, SignalStore,
+};
 
 /// A settable clock.
 #[derive(Debug, Default)]
@@ -78,6 +80,8 @@ struct Inner {
     audit: Vec<AuditEvent>,
     /// The outbox of signal events, oldest first.
     signals: Vec<SignalEvent>,
+    receivers: BTreeMap<String, Receiver>,
+    streams: BTreeMap<String, Stream>,
     /// bucket -> (count, window end)
     counters: HashMap<String, (u32, UnixTime)>,
     /// (device, connector) -> snapshot
@@ -342,5 +346,37 @@ impl Limiter for MemoryStore {
                 _ => 0,
             })
             .collect())
+    }
+}
+
+impl SignalStore for MemoryStore {
+    async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
+        self.lock()?.receivers.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    async fn get_receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
+        Ok(self.lock()?.receivers.get(id).cloned())
+    }
+
+    async fn list_receivers(&self) -> Result<Vec<Receiver>, StoreError> {
+        Ok(self.lock()?.receivers.values().cloned().collect())
+    }
+
+    async fn put_stream(&self, st: &Stream) -> Result<(), StoreError> {
+        self.lock()?.streams.insert(st.id.clone(), st.clone());
+        Ok(())
+    }
+
+    async fn get_stream(&self, id: &str) -> Result<Option<Stream>, StoreError> {
+        Ok(self.lock()?.streams.get(id).cloned())
+    }
+
+    async fn list_streams(&self) -> Result<Vec<Stream>, StoreError> {
+        Ok(self.lock()?.streams.values().cloned().collect())
+    }
+
+    async fn delete_stream(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock()?.streams.remove(id).is_some())
     }
 }

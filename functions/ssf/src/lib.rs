@@ -1,0 +1,160 @@
+//! The Shared Signals transmitter's routes: `/.well-known/ssf-configuration` (public), streams,
+//! status and verification (bearer-authenticated receivers), and poll delivery.
+
+use endpoint_core::edge::routes::{self, Route};
+use endpoint_core::edge::ssf::{
+    configuration_body, parse_poll_request, parse_status_request, parse_stream_request,
+    parse_verify_request, poll_body, status_body, stream_body,
+};
+use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{Answer, Label, Reply};
+use endpoint_core::error::CoreError;
+use endpoint_core::model::Receiver;
+use endpoint_core::ports::{ChallengeSigner, Clock, Store};
+use endpoint_core::ssf;
+use lambda_http::Request;
+use serde_json::Value;
+
+const SERVED: [Route; 9] = [
+    routes::SSF_CONFIGURATION,
+    routes::SSF_STREAM_CREATE,
+    routes::SSF_STREAM_READ,
+    routes::SSF_STREAM_UPDATE,
+    routes::SSF_STREAM_DELETE,
+    routes::SSF_STATUS_READ,
+    routes::SSF_STATUS_UPDATE,
+    routes::SSF_VERIFY,
+    routes::SSF_POLL,
+];
+
+pub struct App<S, K> {
+    pub base: Base,
+    pub store: S,
+    pub signer: K,
+}
+
+/// What a route answers: 200 with a body, 201, or 204.
+enum Done {
+    Ok(Value),
+    Created(Value),
+    NoContent,
+}
+
+impl<S: Store, K: ChallengeSigner> App<S, K> {
+    pub async fn handle(&self, req: Request) -> Answer {
+        let (route, params) = match edge::route(&req, &SERVED) {
+            Ok(route) => route,
+            Err(reply) => return *reply,
+        };
+        let issuer = edge::public_base_url(&self.base.config, &req).unwrap_or_default();
+        let done = if route == routes::SSF_CONFIGURATION {
+            Ok(Done::Ok(configuration_body(&issuer)))
+        } else {
+            self.receiver_route(route, &params, &req, &issuer).await
+        };
+        match done {
+            Ok(Done::Ok(body)) => (Reply::ok(body), Label::Signals),
+            Ok(Done::Created(body)) => (Reply::created(body), Label::Signals),
+            Ok(Done::NoContent) => (Reply::json(204, Value::Null), Label::Signals),
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// The routes of an authenticated receiver.
+    async fn receiver_route(
+        &self,
+        route: Route,
+        params: &[&str],
+        req: &Request,
+        issuer: &str,
+    ) -> Result<Done, CoreError> {
+        let receiver = ssf::authenticate(&self.store, edge::header(req, "authorization")).await?;
+        let (store, clock, rng) = (&self.store, &self.base.clock, &self.base.rng);
+        let stream_body = |s| stream_body(s, issuer, &receiver.audience);
+        let wanted = || {
+            edge::query(req, "stream_id")
+                .ok_or_else(|| CoreError::BadRequest("stream_id is required".into()))
+        };
+        match route {
+            r if r == routes::SSF_STREAM_CREATE => {
+                let (_, request) = parse_stream_request(edge::body(req)?)?;
+                let s = ssf::create_stream(store, clock, rng, &receiver, &request).await?;
+                Ok(Done::Created(stream_body(&s)))
+            }
+            r if r == routes::SSF_STREAM_READ => match edge::query(req, "stream_id") {
+                Some(id) => Ok(Done::Ok(stream_body(
+                    &ssf::own_stream(store, &receiver, &id).await?,
+                ))),
+                None => {
+                    let all = ssf::own_streams(store, &receiver).await?;
+                    Ok(Done::Ok(Value::Array(
+                        all.iter().map(stream_body).collect(),
+                    )))
+                }
+            },
+            r if r == routes::SSF_STREAM_UPDATE => {
+                let (id, request) = parse_stream_request(edge::body(req)?)?;
+                let id = id.ok_or_else(|| CoreError::BadRequest("stream_id is required".into()))?;
+                let s = ssf::update_stream(store, &receiver, &id, &request).await?;
+                Ok(Done::Ok(stream_body(&s)))
+            }
+            r if r == routes::SSF_STREAM_DELETE => {
+                let id = wanted()?;
+                ssf::own_stream(store, &receiver, &id).await?;
+                store.delete_stream(&id).await?;
+                Ok(Done::NoContent)
+            }
+            r if r == routes::SSF_STATUS_READ => Ok(Done::Ok(status_body(
+                &ssf::own_stream(store, &receiver, &wanted()?).await?,
+            ))),
+            r if r == routes::SSF_STATUS_UPDATE => {
+                let (id, status, reason) = parse_status_request(edge::body(req)?)?;
+                let s = ssf::set_status(store, &receiver, &id, &status, reason).await?;
+                Ok(Done::Ok(status_body(&s)))
+            }
+            r if r == routes::SSF_VERIFY => {
+                let (id, state) = parse_verify_request(edge::body(req)?)?;
+                ssf::verify(store, clock, rng, &receiver, &id, state).await?;
+                Ok(Done::NoContent)
+            }
+            _ => {
+                self.poll(
+                    &receiver,
+                    params.first().copied().unwrap_or(""),
+                    req,
+                    issuer,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn poll(
+        &self,
+        receiver: &Receiver,
+        stream: &str,
+        req: &Request,
+        issuer: &str,
+    ) -> Result<Done, CoreError> {
+        let key = self
+            .base
+            .config
+            .assertion_key
+            .as_deref()
+            .ok_or_else(|| CoreError::Unavailable("no assertion key is configured".into()))?;
+        let request = parse_poll_request(edge::body(req)?)?;
+        let now = self.base.clock.now();
+        let keys = (key, issuer);
+        let answer = ssf::poll(
+            &self.store,
+            &self.signer,
+            keys,
+            now,
+            receiver,
+            stream,
+            &request,
+        )
+        .await?;
+        Ok(Done::Ok(poll_body(&answer)))
+    }
+}

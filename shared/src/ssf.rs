@@ -1,0 +1,437 @@
+//! The Shared Signals transmitter (SSF 1.0): receivers registered by an operator, their
+//! streams, status and verification, and poll delivery (RFC 8936) of the outbox's events as
+//! security event tokens. A receiver authenticates with its bearer token and sees only its own
+//! streams. Push delivery (RFC 8935) is not there yet.
+
+use url::{Host, Url};
+
+use crate::error::CoreError;
+use crate::model::{DeliveryMethod, Receiver, Stream, StreamStatus, UnixTime, Verification};
+use crate::ports::{
+    random_alnum, random_id, ChallengeSigner, Clock, DeviceStore, Random, SignalStore,
+};
+use crate::protocol::ct_eq;
+use crate::secret::{sha256_hex, Secret};
+use crate::signals::{sign_set, sign_verification, DEVICE_COMPLIANCE_CHANGE};
+
+/// The events this transmitter sends.
+pub const EVENTS_SUPPORTED: [&str; 1] = [DEVICE_COMPLIANCE_CHANGE];
+/// Most streams one receiver may hold.
+pub const MAX_STREAMS_PER_RECEIVER: usize = 10;
+/// Most SETs one poll answers (and the default).
+pub const MAX_POLL_EVENTS: usize = 100;
+/// Longest description, endpoint URL, authorization header.
+pub const MAX_FIELD_CHARS: usize = 2048;
+
+/// What a receiver asks of a new or changed stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// The delivery method's URN, and for push the endpoint and its `Authorization` header.
+    pub method: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub authorization_header: Option<String>,
+    pub events_requested: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// A poll: the SETs acknowledged, how many to answer at most.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollRequest {
+    pub ack: Vec<String>,
+    pub max_events: Option<usize>,
+}
+
+/// A poll's answer: SETs by `jti`, and whether more are waiting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PollAnswer {
+    pub sets: Vec<(String, String)>,
+    pub more_available: bool,
+}
+
+/// Registers a receiver; returns it with its bearer token (`<id>.<secret>`, shown once,
+/// stored only as a hash).
+pub async fn create_receiver<S, C, R>(
+    store: &S,
+    clock: &C,
+    rng: &R,
+    name: &str,
+    audience: Option<&str>,
+) -> Result<(Receiver, Secret), CoreError>
+where
+    S: SignalStore,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
+{
+    let bounded = |what: &str, v: &str| {
+        if v.is_empty() || v.chars().count() > 256 || v.chars().any(char::is_control) {
+            Err(CoreError::BadRequest(format!(
+                "{what} must be 1 to 256 characters without control characters"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    bounded("name", name)?;
+    if let Some(a) = audience {
+        bounded("audience", a)?;
+    }
+    let id = random_id(rng, 16);
+    let token = Secret::new(format!("{id}.{}", random_alnum(rng, 48)));
+    let receiver = Receiver {
+        audience: audience.map_or_else(|| id.clone(), str::to_string),
+        id,
+        name: name.to_string(),
+        token_sha256: token.sha256_hex(),
+        created_at: clock.now(),
+        revoked_at: None,
+    };
+    store.put_receiver(&receiver).await?;
+    Ok((receiver, token))
+}
+
+/// Revokes a receiver: its token is refused from then on. `Ok(false)` if unknown.
+pub async fn revoke_receiver<S: SignalStore, C: Clock + ?Sized>(
+    store: &S,
+    clock: &C,
+    id: &str,
+) -> Result<bool, CoreError> {
+    let Some(mut r) = store.get_receiver(id).await? else {
+        return Ok(false);
+    };
+    r.revoked_at.get_or_insert(clock.now());
+    store.put_receiver(&r).await?;
+    Ok(true)
+}
+
+/// The receiver a `Authorization: Bearer <token>` header names, if the token is its live one
+/// (compared in constant time); otherwise 401.
+pub async fn authenticate<S: SignalStore>(
+    store: &S,
+    authorization: Option<&str>,
+) -> Result<Receiver, CoreError> {
+    let refused = || CoreError::Unauthorized("A receiver's bearer token is required.".into());
+    let token = authorization
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or_else(refused)?;
+    let id = token
+        .split_once('.')
+        .map(|(id, _)| id)
+        .ok_or_else(refused)?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(refused());
+    }
+    let receiver = store.get_receiver(id).await?.ok_or_else(refused)?;
+    let hash = sha256_hex(token.as_bytes());
+    if receiver.revoked_at.is_some() || !ct_eq(hash.as_bytes(), receiver.token_sha256.as_bytes()) {
+        return Err(refused());
+    }
+    Ok(receiver)
+}
+
+/// A push endpoint: `https:`, or `http:` on a loopback host (development); no userinfo.
+fn push_endpoint(url: &str) -> Result<String, CoreError> {
+    let refused = || {
+        CoreError::BadRequest(
+            "endpoint_url must be an https: URL (http: only on localhost, 127.0.0.1 or [::1]) without user information".into(),
+        )
+    };
+    if url.len() > MAX_FIELD_CHARS || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refused());
+    }
+    let parsed = Url::parse(url).map_err(|_| refused())?;
+    let loopback = match parsed.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(refused()),
+    };
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+    if !scheme_ok || !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(refused());
+    }
+    Ok(parsed.into())
+}
+
+/// Applies `request` to `stream`: delivery, events requested, description.
+fn apply(stream: &mut Stream, request: &StreamRequest) -> Result<(), CoreError> {
+    if let Some(method) = &request.method {
+        stream.method = match method.as_str() {
+            "urn:ietf:rfc:8935" => DeliveryMethod::Push,
+            "urn:ietf:rfc:8936" => DeliveryMethod::Poll,
+            other => {
+                return Err(CoreError::BadRequest(format!(
+                    "delivery method {other:?} is not supported (urn:ietf:rfc:8935 push, urn:ietf:rfc:8936 poll)"
+                )))
+            }
+        };
+    }
+    match stream.method {
+        DeliveryMethod::Push => {
+            let url = request
+                .endpoint_url
+                .as_deref()
+                .or(stream.endpoint_url.as_deref())
+                .ok_or_else(|| CoreError::BadRequest("push delivery needs endpoint_url".into()))?;
+            stream.endpoint_url = Some(push_endpoint(url)?);
+            if let Some(h) = &request.authorization_header {
+                if h.len() > MAX_FIELD_CHARS || h.chars().any(char::is_control) {
+                    return Err(CoreError::BadRequest(
+                        "authorization_header is too long or has control characters".into(),
+                    ));
+                }
+                stream.authorization_header = Some(h.clone());
+            }
+        }
+        DeliveryMethod::Poll => {
+            // The transmitter fills in its own poll endpoint.
+            stream.endpoint_url = None;
+            stream.authorization_header = None;
+        }
+    }
+    if let Some(events) = &request.events_requested {
+        if events.len() > 50 || events.iter().any(|e| e.len() > 256) {
+            return Err(CoreError::BadRequest("events_requested is too long".into()));
+        }
+        stream.events_requested = events.clone();
+    }
+    if let Some(d) = &request.description {
+        if d.chars().count() > MAX_FIELD_CHARS || d.chars().any(char::is_control) {
+            return Err(CoreError::BadRequest(
+                "description is too long or has control characters".into(),
+            ));
+        }
+        stream.description = Some(d.clone());
+    }
+    Ok(())
+}
+
+/// The events a stream delivers: those it requested that this transmitter supports.
+pub fn events_delivered(stream: &Stream) -> Vec<&'static str> {
+    EVENTS_SUPPORTED
+        .into_iter()
+        .filter(|e| stream.events_requested.iter().any(|r| r == e))
+        .collect()
+}
+
+/// Creates a stream for `receiver`: only events after its creation are delivered.
+pub async fn create_stream<S, C, R>(
+    store: &S,
+    clock: &C,
+    rng: &R,
+    receiver: &Receiver,
+    request: &StreamRequest,
+) -> Result<Stream, CoreError>
+where
+    S: SignalStore,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
+{
+    let held = store
+        .list_streams()
+        .await?
+        .iter()
+        .filter(|s| s.receiver == receiver.id)
+        .count();
+    if held >= MAX_STREAMS_PER_RECEIVER {
+        return Err(CoreError::Conflict(format!(
+            "a receiver holds at most {MAX_STREAMS_PER_RECEIVER} streams"
+        )));
+    }
+    if request.method.is_none() {
+        return Err(CoreError::BadRequest("delivery.method is required".into()));
+    }
+    let now = clock.now();
+    let mut stream = Stream {
+        id: random_id(rng, 16),
+        receiver: receiver.id.clone(),
+        method: DeliveryMethod::Poll,
+        endpoint_url: None,
+        authorization_header: None,
+        events_requested: Vec::new(),
+        description: None,
+        status: StreamStatus::Enabled,
+        status_reason: None,
+        cursor: format!("{now:011}"),
+        verification: None,
+        created_at: now,
+    };
+    apply(&mut stream, request)?;
+    store.put_stream(&stream).await?;
+    Ok(stream)
+}
+
+/// `receiver`'s stream `id`: another receiver's is as unknown as a missing one (404).
+pub async fn own_stream<S: SignalStore>(
+    store: &S,
+    receiver: &Receiver,
+    id: &str,
+) -> Result<Stream, CoreError> {
+    match store.get_stream(id).await? {
+        Some(s) if s.receiver == receiver.id => Ok(s),
+        _ => Err(CoreError::NotFound("stream".into())),
+    }
+}
+
+/// Every stream of `receiver`.
+pub async fn own_streams<S: SignalStore>(
+    store: &S,
+    receiver: &Receiver,
+) -> Result<Vec<Stream>, CoreError> {
+    let mut streams: Vec<Stream> = store
+        .list_streams()
+        .await?
+        .into_iter()
+        .filter(|s| s.receiver == receiver.id)
+        .collect();
+    streams.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(streams)
+}
+
+/// Changes `receiver`'s stream `id` as `request` says.
+pub async fn update_stream<S: SignalStore>(
+    store: &S,
+    receiver: &Receiver,
+    id: &str,
+    request: &StreamRequest,
+) -> Result<Stream, CoreError> {
+    let mut stream = own_stream(store, receiver, id).await?;
+    apply(&mut stream, request)?;
+    store.put_stream(&stream).await?;
+    Ok(stream)
+}
+
+/// Sets the stream's status (`enabled`, `paused`, `disabled`) with an optional reason.
+pub async fn set_status<S: SignalStore>(
+    store: &S,
+    receiver: &Receiver,
+    id: &str,
+    status: &str,
+    reason: Option<String>,
+) -> Result<Stream, CoreError> {
+    let mut stream = own_stream(store, receiver, id).await?;
+    stream.status = match status {
+        "enabled" => StreamStatus::Enabled,
+        "paused" => StreamStatus::Paused,
+        "disabled" => StreamStatus::Disabled,
+        other => {
+            return Err(CoreError::BadRequest(format!(
+                "status {other:?} is not enabled, paused or disabled"
+            )))
+        }
+    };
+    stream.status_reason = reason;
+    store.put_stream(&stream).await?;
+    Ok(stream)
+}
+
+/// A verification event for the stream (delivered with its next SETs).
+pub async fn verify<S, C, R>(
+    store: &S,
+    clock: &C,
+    rng: &R,
+    receiver: &Receiver,
+    id: &str,
+    state: Option<String>,
+) -> Result<(), CoreError>
+where
+    S: SignalStore,
+    C: Clock + ?Sized,
+    R: Random + ?Sized,
+{
+    if state.as_ref().is_some_and(|s| s.len() > 256) {
+        return Err(CoreError::BadRequest("state is too long".into()));
+    }
+    let mut stream = own_stream(store, receiver, id).await?;
+    let now = clock.now();
+    stream.verification = Some(Verification {
+        jti: format!("{now:011}-{}", random_alnum(rng, 12)),
+        state,
+        time: now,
+    });
+    store.put_stream(&stream).await?;
+    Ok(())
+}
+
+/// Where a poll stream is polled.
+pub fn poll_endpoint(issuer: &str, stream: &str) -> String {
+    format!("{issuer}/ssf/poll/{stream}")
+}
+
+/// A poll of `receiver`'s poll stream (RFC 8936): the acknowledged SETs move the stream's
+/// cursor past them (in order: an event not acknowledged is answered again); then up to
+/// `max_events` SETs (the pending verification first), signed with the assertion key. A
+/// paused or disabled stream answers none. Always immediately (no long polling).
+pub async fn poll<S, K>(
+    store: &S,
+    signer: &K,
+    (key, issuer): (&str, &str),
+    now: UnixTime,
+    receiver: &Receiver,
+    id: &str,
+    request: &PollRequest,
+) -> Result<PollAnswer, CoreError>
+where
+    S: SignalStore + DeviceStore,
+    K: ChallengeSigner,
+{
+    let mut stream = own_stream(store, receiver, id).await?;
+    if stream.method != DeliveryMethod::Poll {
+        return Err(CoreError::BadRequest(
+            "this stream is delivered by push".into(),
+        ));
+    }
+    let max = request
+        .max_events
+        .unwrap_or(MAX_POLL_EVENTS)
+        .min(MAX_POLL_EVENTS);
+    let acked = |jti: &str| request.ack.iter().any(|a| a == jti);
+    let delivers = !events_delivered(&stream).is_empty();
+    let mut changed = false;
+    if stream.verification.as_ref().is_some_and(|v| acked(&v.jti)) {
+        stream.verification = None;
+        changed = true;
+    }
+    // Past the acknowledged prefix.
+    let mut pending = store
+        .signal_events(Some(&stream.cursor), request.ack.len() + max + 1, now)
+        .await?;
+    let skip = pending
+        .iter()
+        .take_while(|e| acked(&e.id) || !delivers)
+        .count();
+    if let Some(last) = skip.checked_sub(1).map(|i| pending[i].id.clone()) {
+        stream.cursor = last;
+        changed = true;
+    }
+    pending.drain(..skip);
+    if changed {
+        store.put_stream(&stream).await?;
+    }
+    let mut answer = PollAnswer::default();
+    if stream.status != StreamStatus::Enabled {
+        return Ok(answer);
+    }
+    if let Some(v) = &stream.verification {
+        let set =
+            sign_verification(signer, key, issuer, &receiver.audience, &stream.id, v, now).await?;
+        answer.sets.push((v.jti.clone(), set));
+    }
+    if delivers {
+        if pending.len() < max + 1 {
+            // Fewer than a page past the prefix: read what follows, one more than fits.
+            pending = store
+                .signal_events(Some(&stream.cursor), max + 1, now)
+                .await?;
+        }
+        let room = max.saturating_sub(answer.sets.len());
+        answer.more_available = pending.len() > room;
+        for e in pending.iter().take(room) {
+            let set = sign_set(signer, key, e, issuer, &receiver.audience, now).await?;
+            answer.sets.push((e.id.clone(), set));
+        }
+    }
+    Ok(answer)
+}

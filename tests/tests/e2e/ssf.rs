@@ -1,0 +1,312 @@
+//! The Shared Signals transmitter over HTTP against moto, with a receiver that verifies every
+//! SET with a standard JWT library (`jsonwebtoken`) against the transmitter's `jwks_uri`:
+//! configuration, receivers (the real `endpoint-admin`), streams, status, verification, and
+//! poll delivery of the CAEP `device-compliance-change` a check-in causes.
+
+use std::collections::BTreeMap;
+
+use endpoint_core::compliance::admin::{add_rule, create_policy, set_stage_policy};
+use endpoint_core::compliance::rules::NewRule;
+use endpoint_core::model::{Enforcement, RuleKind, StageMode, UnknownAs, WhenUnknown};
+use endpoint_core::ports::SystemRandom;
+use endpoint_e2e::{now, Stack};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde_json::{json, Value};
+
+const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change";
+const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+
+struct Receiver<'a> {
+    s: &'a Stack,
+    token: String,
+    audience: String,
+}
+
+impl Receiver<'_> {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let headers = [("authorization", auth.as_str())];
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}{path}", self.s.api);
+        let mut resp = match (method, body) {
+            ("GET", _) => return self.s.http.get(path, &headers).unwrap(),
+            ("POST", Some(b)) => return self.s.http.post(path, &headers, &b).unwrap(),
+            ("PATCH", Some(b)) => agent
+                .patch(&url)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .send(b.to_string()),
+            _ => agent.delete(&url).header("authorization", &auth).call(),
+        }
+        .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Verifies a SET as a receiver would: signature by a key of `jwks_uri`, `typ`, `iss`,
+    /// `aud`; no `sub`, no `exp`; exactly one event.
+    fn verified(&self, set: &str) -> Value {
+        let header = decode_header(set).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+        assert_eq!(header.alg, Algorithm::ES256);
+        let (_, jwks) = self.s.http.get("/.well-known/jwks.json", &[]).unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+        let key = DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_issuer(&[self.s.api.as_str()]);
+        v.set_audience(&[self.audience.as_str()]);
+        v.set_required_spec_claims(&["iss", "aud"]);
+        v.validate_exp = false;
+        let claims: Value = decode(set, &key, &v).expect("the SET verifies").claims;
+        assert!(
+            claims.get("sub").is_none() && claims.get("exp").is_none(),
+            "{claims}"
+        );
+        assert_eq!(
+            claims["events"].as_object().map(|e| e.len()),
+            Some(1),
+            "{claims}"
+        );
+        claims
+    }
+
+    /// Polls until nothing is left, acknowledging as it goes: every SET by `jti`, verified.
+    fn drain(&self, stream: &str) -> BTreeMap<String, Value> {
+        let mut got = BTreeMap::new();
+        let mut ack: Vec<String> = Vec::new();
+        for _ in 0..50 {
+            let (status, body) = self.call(
+                "POST",
+                &format!("/ssf/poll/{stream}"),
+                Some(json!({"ack": ack, "maxEvents": 20, "returnImmediately": true})),
+            );
+            assert_eq!(status, 200, "{body}");
+            let sets = body["sets"].as_object().unwrap();
+            ack = sets.keys().cloned().collect();
+            for (jti, set) in sets {
+                let claims = self.verified(set.as_str().unwrap());
+                assert_eq!(claims["jti"], jti.as_str());
+                got.insert(jti.clone(), claims);
+            }
+            if sets.is_empty() && body["moreAvailable"] == false {
+                return got;
+            }
+        }
+        panic!("the stream never drained");
+    }
+}
+
+fn receiver<'a>(s: &'a Stack, audience: &str) -> Receiver<'a> {
+    let created = s.admin_json(&[
+        "ssf",
+        "receiver",
+        "create",
+        "--name",
+        "test",
+        "--audience",
+        audience,
+    ]);
+    Receiver {
+        s,
+        token: created["token"].as_str().unwrap().to_string(),
+        audience: audience.to_string(),
+    }
+}
+
+/// The compliance-change events of one device among a receiver's SETs.
+fn of_device(sets: &BTreeMap<String, Value>, device_id: &str) -> Vec<Value> {
+    sets.values()
+        .filter(|c| c["sub_id"]["device"]["id"] == device_id)
+        .map(|c| c["events"][CAEP].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_receiver_polls_verified_device_compliance_changes_and_verifications() {
+    let s = Stack::connect().await;
+    let (status, config) = s.http.get("/.well-known/ssf-configuration", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(config["issuer"], s.api.as_str());
+    assert_eq!(
+        config["jwks_uri"],
+        format!("{}/.well-known/jwks.json", s.api)
+    );
+    assert_eq!(
+        config["delivery_methods_supported"],
+        json!(["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"])
+    );
+    assert_eq!(config["default_subjects"], "ALL");
+
+    let r = receiver(&s, "https://receiver.example/a");
+    let other = receiver(&s, "https://receiver.example/b");
+    // No token, a wrong one: 401 in the contract's shape.
+    let (status, body) = s.http.post("/ssf/streams", &[], &json!({})).unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let forged = Receiver {
+        token: format!("{}x", r.token),
+        ..receiver(&s, "x")
+    };
+    assert_eq!(forged.call("GET", "/ssf/streams", None).0, 401);
+
+    let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [CAEP], "description": "test"});
+    let (status, stream) = r.call("POST", "/ssf/streams", Some(poll.clone()));
+    assert_eq!(status, 201, "{stream}");
+    let id = stream["stream_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        stream["delivery"]["endpoint_url"],
+        format!("{}/ssf/poll/{id}", s.api)
+    );
+    assert_eq!(stream["events_delivered"], json!([CAEP]));
+    assert_eq!(stream["aud"], r.audience.as_str());
+    let (_, second) = r.call("POST", "/ssf/streams", Some(poll));
+    let second = second["stream_id"].as_str().unwrap().to_string();
+    // Bad requests: SSF's codes in our shape.
+    let (status, body) = r.call(
+        "POST",
+        "/ssf/streams",
+        Some(json!({"delivery": {"method": "urn:x"}})),
+    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    let push = json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://evil.example/x"}});
+    assert_eq!(
+        r.call("POST", "/ssf/streams", Some(push)).0,
+        400,
+        "http: only on loopback"
+    );
+    // Another receiver sees none of them.
+    let (status, _) = other.call("GET", &format!("/ssf/streams?stream_id={id}"), None);
+    assert_eq!(status, 404);
+    let (_, mine) = r.call("GET", "/ssf/streams", None);
+    assert_eq!(mine.as_array().map(Vec::len), Some(2));
+    let patched = json!({"stream_id": second, "description": "renamed"});
+    let (status, changed) = r.call("PATCH", "/ssf/streams", Some(patched));
+    assert_eq!(
+        (status, &changed["description"]),
+        (200, &json!("renamed")),
+        "{changed}"
+    );
+
+    // Verification: a SET with the state, on that stream only.
+    let (status, _) = r.call(
+        "POST",
+        "/ssf/verify",
+        Some(json!({"stream_id": id, "state": "st-1"})),
+    );
+    assert_eq!(status, 204);
+
+    // A device that turns non-compliant, then compliant again.
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let p = create_policy(
+        &s.store,
+        &SystemRandom,
+        now(),
+        "fw",
+        None,
+        WhenUnknown::Deny,
+    )
+    .await
+    .unwrap();
+    let rule = NewRule {
+        kind: RuleKind::Firewall,
+        title: None,
+        remediation: None,
+        enforce: Enforcement::Block,
+        unknown: UnknownAs::Fail,
+    };
+    add_rule(&s.store, &SystemRandom, &p.id, rule)
+        .await
+        .unwrap();
+    set_stage_policy(&s.store, &setup.stage, Some(&p.id))
+        .await
+        .unwrap();
+    let serial = format!("SSF-{}", now());
+    let device = s.enrolled(&setup.connector, &serial).await;
+    let device_id = s.admin_json(&["device", "show", &serial])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for enabled in [true, false, false, true] {
+        let (status, _) = s
+            .http
+            .post(
+                "/api/v3/endpoints/agents/connectors/check_in/",
+                &[("authorization", &format!("Bearer+agent {}", device.token))],
+                &json!({"network": {"firewall_enabled": enabled}}),
+            )
+            .unwrap();
+        assert_eq!(status, 204);
+    }
+
+    let got = r.drain(&id);
+    let verifications: Vec<&Value> = got
+        .values()
+        .filter(|c| c["events"].get(VERIFICATION).is_some())
+        .collect();
+    assert_eq!(verifications.len(), 1);
+    assert_eq!(verifications[0]["events"][VERIFICATION]["state"], "st-1");
+    assert_eq!(
+        verifications[0]["sub_id"],
+        json!({"format": "opaque", "id": id})
+    );
+    let changes = of_device(&got, &device_id);
+    assert_eq!(
+        changes.len(),
+        2,
+        "compliant -> not-compliant -> compliant: {changes:?}"
+    );
+    assert_eq!(changes[0]["previous_status"], "compliant");
+    assert_eq!(changes[0]["current_status"], "not-compliant");
+    assert_eq!(changes[0]["initiating_entity"], "policy");
+    assert!(changes[0]["reason_admin"]["en"]
+        .as_str()
+        .unwrap()
+        .contains(&p.id));
+    assert_eq!(changes[1]["current_status"], "compliant");
+    let claims = got
+        .values()
+        .find(|c| c["sub_id"]["device"]["id"] == device_id.as_str())
+        .unwrap();
+    assert_eq!(claims["sub_id"]["format"], "complex");
+    assert!(claims["txn"].is_string());
+    // The other stream of the same receiver got the same changes (and no verification).
+    let other_stream = r.drain(&second);
+    assert_eq!(of_device(&other_stream, &device_id).len(), 2);
+    assert!(other_stream
+        .values()
+        .all(|c| c["events"].get(VERIFICATION).is_none()));
+    // Acknowledged: nothing again.
+    assert!(of_device(&r.drain(&id), &device_id).is_empty());
+
+    // Status, paused streams answer nothing, deletion, revocation.
+    let (_, st) = r.call("GET", &format!("/ssf/status?stream_id={id}"), None);
+    assert_eq!(st["status"], "enabled");
+    let (status, st) = r.call(
+        "POST",
+        "/ssf/status",
+        Some(json!({"stream_id": id, "status": "paused", "reason": "maintenance"})),
+    );
+    assert_eq!((status, &st["status"]), (200, &json!("paused")));
+    let (status, body) = r.call(
+        "POST",
+        "/ssf/status",
+        Some(json!({"stream_id": id, "status": "asleep"})),
+    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    let (status, body) = r.call("DELETE", &format!("/ssf/streams?stream_id={second}"), None);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        r.call("GET", &format!("/ssf/streams?stream_id={second}"), None)
+            .0,
+        404
+    );
+    let receiver_id = r.token.split('.').next().unwrap();
+    s.admin_json(&["ssf", "receiver", "revoke", receiver_id]);
+    assert_eq!(r.call("GET", "/ssf/streams", None).0, 401);
+}
