@@ -184,6 +184,59 @@ impl Stack {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// A required stage whose posture policy has one rule, the firewall on (block, an
+    /// unreported firewall fails), and a device enrolled on it: (policy id, serial, device id,
+    /// the device's state).
+    pub async fn firewall_device(&self, tag: &str) -> (String, String, String, State) {
+        use endpoint_core::compliance::admin::{add_rule, create_policy, set_stage_policy};
+        use endpoint_core::compliance::rules::NewRule;
+        use endpoint_core::model::{Enforcement, RuleKind, UnknownAs, WhenUnknown};
+        let setup = self.setup(StageMode::Required, true, true).await;
+        let policy = create_policy(
+            &self.store,
+            &SystemRandom,
+            now(),
+            tag,
+            None,
+            WhenUnknown::Deny,
+        )
+        .await
+        .unwrap();
+        let rule = NewRule {
+            kind: RuleKind::Firewall,
+            title: None,
+            remediation: None,
+            enforce: Enforcement::Block,
+            unknown: UnknownAs::Fail,
+        };
+        add_rule(&self.store, &SystemRandom, &policy.id, rule)
+            .await
+            .unwrap();
+        set_stage_policy(&self.store, &setup.stage, Some(&policy.id))
+            .await
+            .unwrap();
+        let serial = format!("{tag}-{}", now());
+        let device = self.enrolled(&setup.connector, &serial).await;
+        let id = self.admin_json(&["device", "show", &serial])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (policy.id, serial, id, device)
+    }
+
+    /// A check-in of `device` reporting only whether its firewall is on.
+    pub fn check_in_firewall(&self, device: &State, enabled: bool) {
+        let (status, body) = self
+            .http
+            .post(
+                "/api/v3/endpoints/agents/connectors/check_in/",
+                &[("authorization", &format!("Bearer+agent {}", device.token))],
+                &json!({"network": {"firewall_enabled": enabled}}),
+            )
+            .unwrap();
+        assert_eq!(status, 204, "{body}");
+    }
+
     pub fn plan(&self, plan: &str) -> Value {
         let (status, body) = self.http.get(&format!("/v1/plans/{plan}"), &[]).unwrap();
         assert_eq!(status, 200, "{body}");

@@ -147,54 +147,12 @@ async fn without_an_audience_the_assertion_names_the_stage() {
 
 #[tokio::test]
 async fn a_check_in_that_flips_compliance_records_exactly_one_signal_event_with_it() {
-    use endpoint_core::compliance::admin::{add_rule, create_policy, set_stage_policy};
-    use endpoint_core::compliance::rules::NewRule;
-    use endpoint_core::model::{Enforcement, RuleKind, UnknownAs, WhenUnknown};
-    use endpoint_core::ports::{DeviceStore, SystemRandom};
+    use endpoint_core::ports::DeviceStore;
     let s = Stack::connect().await;
-    let setup = s.setup(StageMode::Required, true, true).await;
-    let p = create_policy(
-        &s.store,
-        &SystemRandom,
-        now(),
-        "firewall",
-        None,
-        WhenUnknown::Deny,
-    )
-    .await
-    .unwrap();
-    let rule = NewRule {
-        kind: RuleKind::Firewall,
-        title: None,
-        remediation: None,
-        enforce: Enforcement::Block,
-        unknown: UnknownAs::Fail,
-    };
-    add_rule(&s.store, &SystemRandom, &p.id, rule)
-        .await
-        .unwrap();
-    set_stage_policy(&s.store, &setup.stage, Some(&p.id))
-        .await
-        .unwrap();
-    let serial = format!("FLIP-{}", now());
-    let device = s.enrolled(&setup.connector, &serial).await;
-    let device_id = s.admin_json(&["device", "show", &serial])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let before = now() - 1;
-    let cursor = format!("{before:011}");
+    let (_, serial, device_id, device) = s.firewall_device("FLIP").await;
+    let cursor = format!("{:011}", now() - 1);
     for enabled in [false, true, true] {
-        let facts = json!({"network": {"firewall_enabled": enabled}});
-        let (status, body) = s
-            .http
-            .post(
-                "/api/v3/endpoints/agents/connectors/check_in/",
-                &[("authorization", &format!("Bearer+agent {}", device.token))],
-                &facts,
-            )
-            .unwrap();
-        assert_eq!(status, 204, "{body}");
+        s.check_in_firewall(&device, enabled);
     }
     let events: Vec<_> = s
         .store

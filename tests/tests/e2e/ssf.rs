@@ -5,11 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use endpoint_core::compliance::admin::{add_rule, create_policy, set_stage_policy};
-use endpoint_core::compliance::rules::NewRule;
-use endpoint_core::model::{Enforcement, RuleKind, StageMode, UnknownAs, WhenUnknown};
-use endpoint_core::ports::SystemRandom;
-use endpoint_e2e::{now, Stack};
+use endpoint_e2e::Stack;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
@@ -202,46 +198,9 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
     assert_eq!(status, 204);
 
     // A device that turns non-compliant, then compliant again.
-    let setup = s.setup(StageMode::Required, true, true).await;
-    let p = create_policy(
-        &s.store,
-        &SystemRandom,
-        now(),
-        "fw",
-        None,
-        WhenUnknown::Deny,
-    )
-    .await
-    .unwrap();
-    let rule = NewRule {
-        kind: RuleKind::Firewall,
-        title: None,
-        remediation: None,
-        enforce: Enforcement::Block,
-        unknown: UnknownAs::Fail,
-    };
-    add_rule(&s.store, &SystemRandom, &p.id, rule)
-        .await
-        .unwrap();
-    set_stage_policy(&s.store, &setup.stage, Some(&p.id))
-        .await
-        .unwrap();
-    let serial = format!("SSF-{}", now());
-    let device = s.enrolled(&setup.connector, &serial).await;
-    let device_id = s.admin_json(&["device", "show", &serial])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (policy, _, device_id, device) = s.firewall_device("SSF").await;
     for enabled in [true, false, false, true] {
-        let (status, _) = s
-            .http
-            .post(
-                "/api/v3/endpoints/agents/connectors/check_in/",
-                &[("authorization", &format!("Bearer+agent {}", device.token))],
-                &json!({"network": {"firewall_enabled": enabled}}),
-            )
-            .unwrap();
-        assert_eq!(status, 204);
+        s.check_in_firewall(&device, enabled);
     }
 
     let got = r.drain(&id);
@@ -267,7 +226,7 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
     assert!(changes[0]["reason_admin"]["en"]
         .as_str()
         .unwrap()
-        .contains(&p.id));
+        .contains(&policy));
     assert_eq!(changes[1]["current_status"], "compliant");
     let claims = got
         .values()
