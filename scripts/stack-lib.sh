@@ -14,7 +14,7 @@
 stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack_pids=()
 stack_watch_pid=""
-stack_functions=(plans challenge response jwks agent web ssf fallback)
+stack_functions=(plans challenge response jwks agent web ssf deliver fallback)
 # cargo-lambda (and moto_server) come from the repo-local venv (scripts/venv.sh).
 export PATH="$stack_root/.venv/bin:$PATH"
 
@@ -130,7 +130,17 @@ functions_start() {
   local tries=600
   [ "${STACK_WATCH:-}" = 1 ] && tries=6000
   wait_until "$tries" "the functions" "$STACK_WATCH_LOG" "$stack_watch_pid" answers_404 "$ENDPOINT_API"
+  delivery_start
   echo "stack: functions on $ENDPOINT_API (log: $STACK_WATCH_LOG)" >&2
+}
+
+# Push delivery of Shared Signals: deployed, EventBridge Scheduler invokes the deliver function
+# every minute; locally this loop invokes the same function (Lambda Invoke, served by cargo
+# lambda watch) every two seconds, so a pushed event is first tried within seconds.
+delivery_start() {
+  local url="$ENDPOINT_API/2015-03-31/functions/deliver/invocations"
+  (while sleep 2; do curl -s -o /dev/null -m 30 -X POST "$url" -d '{}' || true; done) &
+  stack_pids+=($!)
 }
 
 stack_stop() {

@@ -24,6 +24,7 @@ pub mod agent;
 pub mod assertion;
 pub mod audit;
 pub mod compliance;
+pub mod delivery;
 pub mod edge;
 pub mod error;
 pub mod facts;

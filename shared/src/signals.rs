@@ -16,7 +16,7 @@ use crate::model::{
     CaepStatus, ComplianceStatus, Device, Evaluation, InitiatingEntity, SignalEvent, UnixTime,
     Verification,
 };
-use crate::ports::{random_alnum, ChallengeSigner, Random};
+use crate::ports::{random_alnum, ChallengeSigner, Clock, Random};
 
 /// The CAEP event type this transmitter sends.
 pub const DEVICE_COMPLIANCE_CHANGE: &str =
@@ -48,14 +48,17 @@ pub fn overall(evaluations: &[Evaluation]) -> CaepStatus {
 
 fn event(
     rng: &(impl Random + ?Sized),
-    now: UnixTime,
+    clock: &(impl Clock + ?Sized),
     device: &Device,
     (previous, current): (CaepStatus, CaepStatus),
     initiating_entity: InitiatingEntity,
     reason: String,
 ) -> SignalEvent {
+    // Time-ordered to the millisecond, so that one device's changes within a second keep
+    // their order (`<seconds>.<millis>-<random>`, after a stream's `<seconds>` cursor).
+    let (now, millis) = (clock.now(), clock.now_millis().rem_euclid(1000));
     SignalEvent {
-        id: format!("{now:011}-{}", random_alnum(rng, 12)),
+        id: format!("{now:011}.{millis:03}-{}", random_alnum(rng, 12)),
         time: now,
         device_id: device.id.clone(),
         serial: device.identifier.clone(),
@@ -71,7 +74,7 @@ fn event(
 /// compliant and non-compliant; `reason` says what changed (the policy, its failing rules).
 pub fn compliance_change(
     rng: &(impl Random + ?Sized),
-    now: UnixTime,
+    clock: &(impl Clock + ?Sized),
     device: &Device,
     before: ComplianceStatus,
     evaluation: &Evaluation,
@@ -82,7 +85,7 @@ pub fn compliance_change(
     (previous != current).then(|| {
         event(
             rng,
-            now,
+            clock,
             device,
             statuses,
             InitiatingEntity::Policy,
@@ -95,7 +98,7 @@ pub fn compliance_change(
 /// `evaluations`.
 pub fn lock_change(
     rng: &(impl Random + ?Sized),
-    now: UnixTime,
+    clock: &(impl Clock + ?Sized),
     device: &Device,
     evaluations: &[Evaluation],
     locked: bool,
@@ -117,7 +120,14 @@ pub fn lock_change(
         Some(r) => format!("{what}: {r}"),
         None => what.to_string(),
     };
-    event(rng, now, device, statuses, InitiatingEntity::Admin, reason)
+    event(
+        rng,
+        clock,
+        device,
+        statuses,
+        InitiatingEntity::Admin,
+        reason,
+    )
 }
 
 /// The claims of `event`'s security event token for a receiver whose audience is `audience`:

@@ -1,7 +1,7 @@
 //! The Shared Signals transmitter (SSF 1.0): receivers registered by an operator, their
 //! streams, status and verification, and poll delivery (RFC 8936) of the outbox's events as
 //! security event tokens. A receiver authenticates with its bearer token and sees only its own
-//! streams. Push delivery (RFC 8935) is not there yet.
+//! streams. Push delivery (RFC 8935) is `delivery.rs`.
 
 use url::{Host, Url};
 
@@ -257,6 +257,10 @@ where
         cursor: format!("{now:011}"),
         verification: None,
         created_at: now,
+        failures: 0,
+        failing_since: None,
+        last_error: None,
+        next_attempt: None,
     };
     apply(&mut stream, request)?;
     store.put_stream(&stream).await?;

@@ -86,7 +86,7 @@ where
         reason: reason.map(str::to_string),
     };
     let (device, evaluations) = profile(store, serial, now).await?;
-    let signal = lock_change(rng, now, &device, &evaluations, true, reason);
+    let signal = lock_change(rng, clock, &device, &evaluations, true, reason);
     if !store
         .set_device_lock(serial, Some(&lock), Some(&signal))
         .await?
@@ -113,7 +113,7 @@ where
     let (device, evaluations) = profile(store, serial, now).await?;
     let signal = device
         .lock_at(now)
-        .map(|_| lock_change(rng, now, &device, &evaluations, false, None));
+        .map(|_| lock_change(rng, clock, &device, &evaluations, false, None));
     if !store.set_device_lock(serial, None, signal.as_ref()).await? {
         return Err(CoreError::NotFound(format!("device {serial}")));
     }

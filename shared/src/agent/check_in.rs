@@ -55,7 +55,14 @@ async fn evaluations<S: Store>(
                 .push(change_event(env, auth, &evaluation, before));
         }
         let reason = || change_reason(&evaluation, before);
-        let signal = compliance_change(env.rng, now, &auth.device, before, &evaluation, reason);
+        let signal = compliance_change(
+            env.rng,
+            env.clock,
+            &auth.device,
+            before,
+            &evaluation,
+            reason,
+        );
         changes.signals.extend(signal);
         evaluations.push(evaluation);
     }

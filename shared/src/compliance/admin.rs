@@ -284,7 +284,7 @@ where
                     .reason(format!("{} (re-evaluated)", change_reason(&e, before)))
                 });
                 let reason = || change_reason(&e, before);
-                let signal = compliance_change(rng, now, device, before, &e, reason);
+                let signal = compliance_change(rng, clock, device, before, &e, reason);
                 store
                     .put_evaluations(
                         &device.identifier,

@@ -121,4 +121,13 @@ pub struct Stream {
     pub cursor: String,
     pub verification: Option<Verification>,
     pub created_at: UnixTime,
+    /// Push: consecutive failed attempts, since when, the last error, and when to try next.
+    #[serde(default)]
+    pub failures: u32,
+    #[serde(default)]
+    pub failing_since: Option<UnixTime>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub next_attempt: Option<UnixTime>,
 }

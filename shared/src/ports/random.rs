@@ -6,6 +6,10 @@ use crate::model::UnixTime;
 /// Wall-clock time in Unix seconds. Tests use a fixed, settable clock.
 pub trait Clock: Send + Sync {
     fn now(&self) -> UnixTime;
+    /// Now in milliseconds: what orders events of one second (the outbox's ids).
+    fn now_millis(&self) -> i64 {
+        self.now() * 1000
+    }
 }
 
 /// A cryptographically secure source of random bytes. Tests may use a deterministic one.
@@ -48,6 +52,12 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+    fn now_millis(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     }
 }

@@ -143,3 +143,122 @@ async fn a_security_event_token_is_what_rfc_8417_and_caep_say() {
     assert!(change["reason_admin"]["en"].is_string());
     assert_eq!(change["event_timestamp"], event.time);
 }
+
+/// A receiver's endpoint that answers `503` until `healthy_from`, then `202`; it keeps what it
+/// accepted by `jti` and the times of every attempt.
+struct Endpoint {
+    clock: std::sync::Arc<endpoint_core::adapters::memory::FixedClock>,
+    healthy_from: i64,
+    attempts: std::sync::Mutex<Vec<i64>>,
+    accepted: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl endpoint_core::delivery::Pusher for Endpoint {
+    async fn push(&self, url: &str, auth: Option<&str>, set: &str) -> Result<u16, String> {
+        assert_eq!(
+            (url, auth),
+            ("https://receiver.example/events", Some("Bearer rcv"))
+        );
+        let now = self.clock.now();
+        self.attempts.lock().unwrap().push(now);
+        if now < self.healthy_from {
+            return Ok(503);
+        }
+        let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(set)
+            .map(|d| d.claims)
+            .map_err(|e| e.to_string())?;
+        self.accepted
+            .lock()
+            .unwrap()
+            .insert(claims["jti"].as_str().unwrap_or_default().to_string());
+        Ok(202)
+    }
+}
+
+#[tokio::test]
+async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everything() {
+    use endpoint_core::delivery::{deliver_push, MAX_BACKOFF};
+    use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
+    let mut fx = Fx::new();
+    fx.signer
+        .generate("assertion", KeySpec::EccNistP256)
+        .unwrap();
+    let (_, _, key) = required_stage_with_policy(&fx).await;
+    let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
+        .await
+        .unwrap();
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8935".into()),
+        endpoint_url: Some("https://receiver.example/events".into()),
+        authorization_header: Some("Bearer rcv".into()),
+        events_requested: Some(vec![endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE.into()]),
+        description: None,
+    };
+    let stream = create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
+        .await
+        .unwrap();
+    // Three changes: compliant, non-compliant, compliant, non-compliant.
+    for facts in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD] {
+        fx.clock.advance(1);
+        check_in(&fx, &key, facts).await;
+    }
+    assert_eq!(outbox(&fx).await.len(), 3);
+    // The receiver is down for 25 hours; the worker runs every minute.
+    let start = fx.clock.now();
+    let endpoint = Endpoint {
+        clock: std::sync::Arc::new(endpoint_core::adapters::memory::FixedClock::new(start)),
+        healthy_from: start + 25 * 3600,
+        attempts: Default::default(),
+        accepted: Default::default(),
+    };
+    let mut t = start;
+    while t < start + 26 * 3600 {
+        endpoint.clock.set(t);
+        deliver_push(
+            &fx.store,
+            &fx.signer,
+            &endpoint,
+            ("assertion", "https://t.example"),
+            t,
+            &fx.rng,
+        )
+        .await
+        .unwrap();
+        if t == start + 24 * 3600 {
+            use endpoint_core::ports::SignalStore;
+            let failing = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
+            let reason = failing.status_reason.unwrap_or_default();
+            assert!(
+                reason.contains("failing since") && reason.contains("503"),
+                "{reason}"
+            );
+        }
+        t += 60;
+    }
+    let attempts = endpoint.attempts.lock().unwrap().clone();
+    let gaps: Vec<i64> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|g| *g <= MAX_BACKOFF + 60),
+        "never more than the cap apart: {gaps:?}"
+    );
+    assert!(
+        gaps[0] <= 60 && gaps.iter().rev().skip(3).any(|g| *g >= MAX_BACKOFF / 2),
+        "{gaps:?}"
+    );
+    assert!(
+        attempts.iter().filter(|a| **a >= start + 24 * 3600).count() >= 1,
+        "still retrying after a day"
+    );
+    assert!(
+        attempts.len() < 80,
+        "backed off: {} attempts in 25 hours",
+        attempts.len()
+    );
+    // Everything arrived once it was up, in order, each jti once.
+    let ids: std::collections::BTreeSet<String> =
+        outbox(&fx).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(*endpoint.accepted.lock().unwrap(), ids);
+    use endpoint_core::ports::SignalStore;
+    let healed = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!((healed.failures, healed.status_reason), (0, None));
+}

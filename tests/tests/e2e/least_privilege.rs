@@ -483,6 +483,38 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     }
     observed.insert("SsfFunction", r.recorder.accesses().into_iter().collect());
 
+    // The delivery function: one run over a push stream (its verification first), whose
+    // receiver cannot be reached (the failure recorded on the stream).
+    let push = json!({
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none"},
+        "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
+    });
+    let (reply, _) = ssf
+        .handle(request("POST", "/ssf/streams", Some(&bearer), Some(push)))
+        .await;
+    let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
+    let verify = json!({"stream_id": stream});
+    let (reply, _) = ssf
+        .handle(request("POST", "/ssf/verify", Some(&bearer), Some(verify)))
+        .await;
+    assert_eq!(reply.status, 204);
+    let r = recorded().await;
+    let deliver = fn_deliver::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+        pusher: fn_deliver::HttpPusher::default(),
+    };
+    let report = deliver.run().await.unwrap();
+    assert!(report.failed >= 1, "{report:?}");
+    observed.insert(
+        "DeliverFunction",
+        r.recorder.accesses().into_iter().collect(),
+    );
+    endpoint_core::ports::SignalStore::delete_stream(&s.store, &stream)
+        .await
+        .unwrap();
+
     // Compare with template.yaml, both ways.
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/least-privilege.json");

@@ -269,3 +269,143 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
     s.admin_json(&["ssf", "receiver", "revoke", receiver_id]);
     assert_eq!(r.call("GET", "/ssf/streams", None).0, 401);
 }
+
+/// A push receiver on loopback: answers 503 to its first request, then 202; keeps every body it
+/// accepted and when the first request came.
+struct PushReceiver {
+    url: String,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    first_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+fn push_receiver(expected_auth: &'static str) -> PushReceiver {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/events",
+        listener.local_addr().unwrap().port()
+    );
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let first_at = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (acc, first) = (accepted.clone(), first_at.clone());
+    std::thread::spawn(move || {
+        let mut served = 0;
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn);
+            let (mut length, mut auth, mut kind) = (0usize, String::new(), String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line["authorization:".len()..].trim().to_string();
+                }
+                if let Some(v) = lower.strip_prefix("content-type:") {
+                    kind = v.trim().to_string();
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            first
+                .lock()
+                .unwrap()
+                .get_or_insert_with(std::time::Instant::now);
+            served += 1;
+            let ok = served > 1 && auth == expected_auth && kind == "application/secevent+jwt";
+            if ok {
+                acc.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).to_string());
+            }
+            let status = if ok {
+                "202 Accepted"
+            } else {
+                "503 Service Unavailable"
+            };
+            let answer =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+        }
+    });
+    PushReceiver {
+        url,
+        accepted,
+        first_at,
+    }
+}
+
+#[tokio::test]
+async fn push_delivers_every_event_to_a_receiver_that_failed_first() {
+    let s = Stack::connect().await;
+    let r = receiver(&s, "https://receiver.example/push");
+    let endpoint = push_receiver("Bearer push-secret");
+    let push = json!({
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": endpoint.url, "authorization_header": "Bearer push-secret"},
+        "events_requested": [CAEP],
+    });
+    let (status, stream) = r.call("POST", "/ssf/streams", Some(push));
+    assert_eq!(status, 201, "{stream}");
+    assert_eq!(stream["delivery"]["endpoint_url"], endpoint.url.as_str());
+    assert!(
+        stream["delivery"].get("authorization_header").is_none(),
+        "never shown back"
+    );
+    let id = stream["stream_id"].as_str().unwrap().to_string();
+
+    let (_, _, device_id, device) = s.firewall_device("PUSH").await;
+    let changed = std::time::Instant::now();
+    for enabled in [true, false, true] {
+        s.check_in_firewall(&device, enabled);
+    }
+    // The first attempt comes within seconds (the local stack runs delivery every 2 s); it is
+    // refused (503), retried with backoff (at most 30 s), then everything arrives.
+    let mut mine = Vec::new();
+    for _ in 0..90 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let got: Vec<Value> = endpoint
+            .accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|set| r.verified(set))
+            .filter(|c| c["sub_id"]["device"]["id"] == device_id.as_str())
+            .collect();
+        if got.len() >= 2 {
+            mine = got;
+            break;
+        }
+        if let (true, status) = (
+            mine.is_empty(),
+            r.call("GET", &format!("/ssf/status?stream_id={id}"), None),
+        ) {
+            // While the receiver fails, the stream's status says so.
+            if let Some(reason) = status.1["reason"].as_str() {
+                assert!(reason.contains("failing since"), "{reason}");
+            }
+        }
+    }
+    let first = endpoint.first_at.lock().unwrap().expect("attempted");
+    let latency = first.duration_since(changed);
+    assert!(
+        latency.as_secs() <= 8,
+        "first attempt {latency:?} after the change"
+    );
+    assert_eq!(
+        mine.len(),
+        2,
+        "compliant -> not-compliant -> compliant, each once"
+    );
+    let jtis: std::collections::BTreeSet<&str> =
+        mine.iter().map(|c| c["jti"].as_str().unwrap()).collect();
+    assert_eq!(jtis.len(), 2, "distinct events");
+    assert_eq!(mine[0]["events"][CAEP]["current_status"], "not-compliant");
+    assert_eq!(mine[1]["events"][CAEP]["current_status"], "compliant");
+    let (_, status) = r.call("GET", &format!("/ssf/status?stream_id={id}"), None);
+    assert!(status.get("reason").is_none(), "recovered: {status}");
+    r.call("DELETE", &format!("/ssf/streams?stream_id={id}"), None);
+}

@@ -35,7 +35,7 @@ impl DynamoStore {
         let oldest = today - self.audit_retention / 86_400;
         // The day of `after` (its id starts with its time), else the oldest kept.
         let mut day = after
-            .and_then(|a| a.split('-').next())
+            .and_then(|a| a.split(['-', '.']).next())
             .and_then(|t| t.parse::<i64>().ok())
             .map_or(oldest, |t| t.div_euclid(86_400).max(oldest));
         let mut out = Vec::new();
