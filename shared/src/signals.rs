@@ -71,15 +71,17 @@ fn event(
 }
 
 /// The event of a device's evaluation under a policy, if its status changed between
-/// compliant and non-compliant; `reason` says what changed (the policy, its failing rules).
+/// compliant and non-compliant since the last known one (`before`: the previous evaluation);
+/// `reason` says what changed (the policy, its failing rules).
 pub fn compliance_change(
     rng: &(impl Random + ?Sized),
     clock: &(impl Clock + ?Sized),
     device: &Device,
-    before: ComplianceStatus,
+    before: Option<&Evaluation>,
     evaluation: &Evaluation,
     reason: impl FnOnce() -> String,
 ) -> Option<SignalEvent> {
+    let before = before.and_then(Evaluation::known)?;
     let (previous, current) = (caep(before)?, caep(evaluation.status)?);
     let statuses = (previous, current);
     (previous != current).then(|| {

@@ -54,12 +54,13 @@ async fn evaluations<S: Store>(
                 .audit
                 .push(change_event(env, auth, &evaluation, before));
         }
-        let reason = || change_reason(&evaluation, before);
+        let known = previous.and_then(Evaluation::known).unwrap_or(before);
+        let reason = || change_reason(&evaluation, known);
         let signal = compliance_change(
             env.rng,
             env.clock,
             &auth.device,
-            before,
+            previous,
             &evaluation,
             reason,
         );

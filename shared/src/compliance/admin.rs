@@ -283,8 +283,9 @@ where
                     .device(&device.identifier)
                     .reason(format!("{} (re-evaluated)", change_reason(&e, before)))
                 });
-                let reason = || change_reason(&e, before);
-                let signal = compliance_change(rng, clock, device, before, &e, reason);
+                let known = previous.and_then(Evaluation::known).unwrap_or(before);
+                let reason = || change_reason(&e, known);
+                let signal = compliance_change(rng, clock, device, previous, &e, reason);
                 store
                     .put_evaluations(
                         &device.identifier,

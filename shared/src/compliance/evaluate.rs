@@ -101,6 +101,7 @@ pub fn evaluate(
         max_facts_age: policy.max_facts_age,
         status: ComplianceStatus::Unknown,
         rules,
+        last_known: None,
     };
     let policy_ref = PolicyRef {
         id: policy.id.clone(),
@@ -108,6 +109,7 @@ pub fn evaluate(
         when_unknown: policy.when_unknown,
     };
     evaluation.status = assess(&policy_ref, std::slice::from_ref(&evaluation), now).status;
+    evaluation.last_known = evaluation.known().or(previous.and_then(Evaluation::known));
     evaluation
 }
 

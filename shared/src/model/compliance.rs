@@ -215,6 +215,20 @@ pub struct Evaluation {
     /// use; the login decision recomputes it at its own time).
     pub status: ComplianceStatus,
     pub rules: Vec<RuleResult>,
+    /// The last known (not `unknown`) status, this one's or a previous evaluation's: what a
+    /// signal's `previous_status` is (an `unknown` in between changes nothing).
+    #[serde(default)]
+    pub last_known: Option<ComplianceStatus>,
+}
+
+impl Evaluation {
+    /// The last known status (also of evaluations stored before it was kept).
+    pub fn known(&self) -> Option<ComplianceStatus> {
+        match self.status {
+            ComplianceStatus::Unknown => self.last_known,
+            known => Some(known),
+        }
+    }
 }
 
 /// A rule as the plan, the denial and the page show it.

@@ -57,12 +57,30 @@ async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_e
         .unwrap()
         .unwrap();
     assert_eq!(e.device_id, device.id);
-    // Facts nobody can judge (unknown) emit nothing: the last known status stands.
+    // Facts nobody can judge (unknown) emit nothing: the last known status stands, so
+    // non-compliant again is no change, and compliant afterwards is one from non-compliant.
     fx.clock.advance(60);
     check_in(&fx, &key, "{}").await;
     assert_eq!(outbox(&fx).await.len(), 1);
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_BAD).await;
+    assert_eq!(
+        outbox(&fx).await.len(),
+        1,
+        "unknown in between changes nothing"
+    );
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_OK).await;
+    let events = outbox(&fx).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[1].previous_status, events[1].current_status),
+        (CaepStatus::NotCompliant, CaepStatus::Compliant)
+    );
 
-    // An operator's lock and unlock, with the status under its policies.
+    // An operator's lock and unlock, with the status under its policies (a second apart: the
+    // outbox orders events of one second by the millisecond, which this clock does not have).
+    fx.clock.advance(1);
     admin::lock_device(
         &fx.store,
         &fx.clock,
@@ -73,6 +91,7 @@ async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_e
     )
     .await
     .unwrap();
+    fx.clock.advance(1);
     admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
         .await
         .unwrap();
@@ -81,8 +100,8 @@ async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_e
         .await
         .unwrap();
     let events = outbox(&fx).await;
-    assert_eq!(events.len(), 3, "{events:?}");
-    let (lock, unlock) = (&events[1], &events[2]);
+    assert_eq!(events.len(), 4, "{events:?}");
+    let (lock, unlock) = (&events[2], &events[3]);
     assert_eq!(lock.initiating_entity, InitiatingEntity::Admin);
     assert_eq!(lock.current_status, CaepStatus::NotCompliant);
     assert!(lock.reason.contains("stolen"));
@@ -261,4 +280,86 @@ async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everyth
     use endpoint_core::ports::SignalStore;
     let healed = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
     assert_eq!((healed.failures, healed.status_reason), (0, None));
+}
+
+/// A receiver that accepts everything, and a worker that is killed while it waits for the
+/// second answer of its run (the run's future dropped at that await, as a killed process).
+struct Hanging {
+    calls: std::sync::atomic::AtomicUsize,
+    hang_on: usize,
+    accepted: std::sync::Mutex<Vec<String>>,
+}
+
+impl endpoint_core::delivery::Pusher for Hanging {
+    async fn push(&self, _url: &str, _auth: Option<&str>, set: &str) -> Result<u16, String> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let jti = jsonwebtoken::dangerous::insecure_decode::<Value>(set)
+            .map(|d| d.claims["jti"].as_str().unwrap_or_default().to_string())
+            .map_err(|e| e.to_string())?;
+        // The receiver got it; the worker dies before it hears the answer.
+        self.accepted.lock().unwrap().push(jti);
+        if n == self.hang_on {
+            std::future::pending::<()>().await;
+        }
+        Ok(202)
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_flight() {
+    use endpoint_core::delivery::deliver_push;
+    use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
+    let mut fx = Fx::new();
+    fx.signer
+        .generate("assertion", KeySpec::EccNistP256)
+        .unwrap();
+    let (_, _, key) = required_stage_with_policy(&fx).await;
+    let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
+        .await
+        .unwrap();
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8935".into()),
+        endpoint_url: Some("https://receiver.example/events".into()),
+        authorization_header: None,
+        events_requested: Some(vec![endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE.into()]),
+        description: None,
+    };
+    create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
+        .await
+        .unwrap();
+    for facts in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK] {
+        fx.clock.advance(1);
+        check_in(&fx, &key, facts).await;
+    }
+    let ids: Vec<String> = outbox(&fx).await.into_iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 4);
+    let pusher = Hanging {
+        calls: Default::default(),
+        hang_on: 2,
+        accepted: Default::default(),
+    };
+    let keys = ("assertion", "https://t.example");
+    let now = fx.clock.now();
+    let killed = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        deliver_push(&fx.store, &fx.signer, &pusher, keys, now, &fx.rng),
+    )
+    .await;
+    assert!(killed.is_err(), "the run was killed while it waited");
+    // The next run starts after the last recorded delivery: the one in flight comes again.
+    deliver_push(&fx.store, &fx.signer, &pusher, keys, now + 60, &fx.rng)
+        .await
+        .unwrap();
+    let got = pusher.accepted.lock().unwrap().clone();
+    let unique: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(
+        unique.into_iter().cloned().collect::<Vec<_>>(),
+        ids,
+        "every event"
+    );
+    assert_eq!(
+        got.len(),
+        ids.len() + 1,
+        "exactly the one in flight twice: {got:?}"
+    );
 }
