@@ -49,10 +49,10 @@ bench:
 ## The release bootstraps for Lambda (arm64), and their sizes (the README's size table). Each
 ## function is built on its own, as `sam build` does, so each links only its own features.
 sizes: venv
-	@for f in plans challenge response jwks agent web fallback; do \
+	@for f in plans challenge response jwks agent web ssf deliver fallback; do \
 	  PATH="$(CURDIR)/.venv/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target/lambda-build" \
 	    $(CARGO) lambda build --release --arm64 --bin "$$f" || exit 1; done
-	@for f in plans challenge response jwks agent web fallback; do \
+	@for f in plans challenge response jwks agent web ssf deliver fallback; do \
 	  printf '%-10s %s bytes\n' "$$f" "$$(stat -c %s target/lambda-build/lambda/$$f/bootstrap)"; done
 
 venv:

@@ -395,6 +395,13 @@ async fn push_delivers_every_event_to_a_receiver_that_failed_first() {
         latency.as_secs() <= 8,
         "first attempt {latency:?} after the change"
     );
+    // The figure docs/PERFORMANCE.md reports (the local stack runs delivery every 2 s).
+    let perf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/perf");
+    let _ = std::fs::create_dir_all(&perf);
+    let _ = std::fs::write(
+        perf.join("push-first-attempt-ms"),
+        latency.as_millis().to_string(),
+    );
     assert_eq!(
         mine.len(),
         2,
