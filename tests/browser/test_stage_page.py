@@ -333,6 +333,30 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
     assert violations(page) == []
     page.close()
 
+    # Fixed but the firewall: the sign-in passes (the firewall is in its grace period), and the
+    # page says what to fix by when before it continues.
+    facts = json.loads((FACTS / "macos-compliant.json").read_text())
+    facts["network"]["firewall_enabled"] = False
+    almost = Path(tempfile.mkdtemp()) / "firewall-off.json"
+    almost.write_text(json.dumps(facts))
+    agent(world["state"], "check-in", "--server", API, "--facts", str(almost))
+    plan = create_plan(stage, "/v1/plans/after-warning/page")
+    page = with_extension.new_page()
+    page.goto(plan["page"])
+    page.wait_for_selector('main[data-state="passed-with-warnings"]', timeout=15000)
+    warning = page.locator("[data-stage-errors] li[data-warning]")
+    assert warning.locator("strong").inner_text() == "Firewall turned on"
+    assert warning.locator("time").get_attribute("datetime")
+    assert "start the sign-in again" not in page.locator("[data-stage-errors]").inner_text()
+    assert page.evaluate("document.activeElement.matches('[data-stage-retry]')")
+    assert page.get_by_role("button", name="Continue").is_visible()
+    page.screenshot(path=str(SHOTS / "6-passed-with-a-warning.png"), full_page=True)
+    assert violations(page) == []
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/after-warning/page", timeout=15000)
+    assert read_plan(plan["plan"])["status"] == "passed"
+    page.close()
+
     agent(world["state"], "check-in", "--server", API, "--facts", str(FACTS / "macos-compliant.json"))
     plan = create_plan(stage, "/v1/plans/after-fixed/page")
     page = with_extension.new_page()

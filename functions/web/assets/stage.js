@@ -96,9 +96,12 @@ export async function runStage({ api, plan, onStatus } = {}) {
   async function drive(outcome) {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       switch (outcome && outcome.component) {
-        case "xak-flow-redirect":
-          status("passed", { to: outcome.to });
-          return { status: "passed", to: outcome.to };
+        case "xak-flow-redirect": {
+          // A pass with warnings (rules failing in their grace period) says what to fix by when.
+          const compliance = outcome.compliance || null;
+          status("passed", { to: outcome.to, compliance });
+          return { status: "passed", to: outcome.to, compliance };
+        }
         case "ak-stage-access-denied": {
           // A denial for compliance says which rules failed and how to fix them.
           const compliance = outcome.compliance || null;
@@ -171,7 +174,7 @@ function ruleItem(rule, deadline) {
  * What a denial for compliance shows: each failing rule with its remediation, then each
  * warning with its deadline, in `list`.
  */
-export function renderCompliance(list, compliance) {
+export function renderCompliance(list, compliance, { passed = false } = {}) {
   const failed = Array.isArray(compliance.failed) ? compliance.failed : [];
   const warnings = Array.isArray(compliance.warnings) ? compliance.warnings : [];
   if (compliance.status === "unknown") {
@@ -185,7 +188,7 @@ export function renderCompliance(list, compliance) {
     li.dataset.warning = "";
     list.append(li);
   }
-  if (list.children.length > 0) {
+  if (list.children.length > 0 && !passed) {
     const next = document.createElement("li");
     next.className = "next";
     next.textContent = "When this is fixed, the device reports it to authentik within minutes: then start the sign-in again.";
@@ -212,7 +215,8 @@ function safeTarget(to) {
 /**
  * The hosted page: runs the stage for the plan named by `root.dataset.plan` and shows where it
  * is in `[data-stage-status]` (a live region), the errors in `[data-stage-errors]`, and a
- * `[data-stage-retry]` button after a failed validation.
+ * `[data-stage-retry]` button after a failed validation (or, labelled Continue, after a pass
+ * with warnings).
  */
 export function mountStage(root, { navigate = (url) => window.location.assign(url) } = {}) {
   const statusEl = root.querySelector("[data-stage-status]");
@@ -222,10 +226,12 @@ export function mountStage(root, { navigate = (url) => window.location.assign(ur
     root.dataset.state = state;
     statusEl.textContent = text;
   };
+  const retryLabel = retryEl.textContent;
   const reset = () => {
     errorsEl.replaceChildren();
     errorsEl.hidden = true;
     retryEl.hidden = true;
+    retryEl.textContent = retryLabel;
   };
   const run = async (start) => {
     reset();
@@ -233,7 +239,19 @@ export function mountStage(root, { navigate = (url) => window.location.assign(ur
       const result = await start();
       if (result.status === "passed") {
         const target = safeTarget(result.to);
-        if (target) {
+        const warnings = result.compliance && Array.isArray(result.compliance.warnings)
+          ? result.compliance.warnings
+          : [];
+        if (target && warnings.length > 0) {
+          // Passed, but something must be fixed soon: the person reads what and by when, then
+          // continues (the button has the focus).
+          show("passed-with-warnings", "✓ Device check passed. Fix these soon, or sign-in will be refused:");
+          renderCompliance(errorsEl, { ...result.compliance, failed: [] }, { passed: true });
+          retryEl.textContent = "Continue";
+          retryEl.hidden = false;
+          retryEl.onclick = () => navigate(target);
+          retryEl.focus();
+        } else if (target) {
           show("passed", "✓ Device check passed. Continuing…");
           navigate(target);
         } else {

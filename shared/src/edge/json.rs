@@ -29,7 +29,14 @@ pub fn outcome_body(outcome: &Outcome) -> Value {
             }
             body
         }
-        Outcome::Redirect { to } => json!({"component": "xak-flow-redirect", "to": to}),
+        Outcome::Redirect { to, compliance } => {
+            let mut body = json!({"component": "xak-flow-redirect", "to": to});
+            // Our extension (authentik's component reads `to` only): warnings to show.
+            if let Some(view) = compliance {
+                body["compliance"] = to_body(view);
+            }
+            body
+        }
         Outcome::Denied {
             message,
             compliance,
@@ -54,6 +61,9 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
         }),
         "xak-flow-redirect" => Some(Outcome::Redirect {
             to: body.get("to")?.as_str()?.to_string(),
+            compliance: body
+                .get("compliance")
+                .and_then(|c| serde_json::from_value(c.clone()).ok()),
         }),
         "ak-stage-access-denied" => Some(Outcome::Denied {
             message: body.get("error_message")?.as_str()?.to_string(),
@@ -222,7 +232,31 @@ mod tests {
                 idle_timeout: 7,
                 invalid_response: true,
             },
-            Outcome::Redirect { to: "/x".into() },
+            Outcome::Redirect {
+                to: "/x".into(),
+                compliance: None,
+            },
+            // A pass with a warning carries the compliance for the page to show.
+            Outcome::Redirect {
+                to: "/x".into(),
+                compliance: Some(crate::model::ComplianceView {
+                    policy: "p".into(),
+                    version: 2,
+                    status: crate::model::ComplianceStatus::Compliant,
+                    evaluated_at: Some(1),
+                    facts_at: Some(1),
+                    failed: Vec::new(),
+                    warnings: vec![crate::model::Warning {
+                        rule: crate::model::ShownRule {
+                            rule: "r".into(),
+                            title: "Firewall turned on".into(),
+                            enforcement: "grace:72h".into(),
+                            remediation: "Turn it on.".into(),
+                        },
+                        deadline: Some(259_201),
+                    }],
+                }),
+            },
             Outcome::Denied {
                 message: "no".into(),
                 compliance: None,
@@ -246,7 +280,10 @@ mod tests {
                    "response_errors": {"response": [{"string": "Invalid challenge response", "code": "invalid"}]}})
         );
         assert_eq!(
-            outcome_body(&Outcome::Redirect { to: "/next".into() }),
+            outcome_body(&Outcome::Redirect {
+                to: "/next".into(),
+                compliance: None,
+            }),
             json!({"component": "xak-flow-redirect", "to": "/next"})
         );
         assert_eq!(

@@ -205,6 +205,9 @@ pub enum Outcome {
     },
     Redirect {
         to: String,
+        /// The device's compliance when it passed with warnings (rules failing in their grace
+        /// period, or `warn`), for the page to show with their deadlines; `None` otherwise.
+        compliance: Option<ComplianceView>,
     },
     Denied {
         message: String,

@@ -138,12 +138,18 @@ fn denial_class(message: &str) -> &'static str {
     }
 }
 
+/// A pass shows the device's compliance only when it has warnings to show.
+fn with_warnings(view: Option<ComplianceView>) -> Option<ComplianceView> {
+    view.filter(|v| !v.warnings.is_empty())
+}
+
 /// The answer of a plan that is no longer pending.
 pub(super) fn final_outcome(plan: &Plan) -> Option<Outcome> {
     match plan.status {
         PlanStatus::Pending => None,
         PlanStatus::Passed => Some(Outcome::Redirect {
             to: plan.redirect.clone(),
+            compliance: with_warnings(plan.compliance.clone()),
         }),
         PlanStatus::Denied => Some(Outcome::Denied {
             message: plan
@@ -160,6 +166,7 @@ fn ended(plan: &Plan, ending: Ending) -> Outcome {
     match ending.finish {
         Finish::Passed(_) => Outcome::Redirect {
             to: plan.redirect.clone(),
+            compliance: with_warnings(ending.compliance),
         },
         Finish::Denied(message) => Outcome::Denied {
             message,

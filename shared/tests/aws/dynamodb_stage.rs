@@ -108,7 +108,10 @@ async fn the_stage_end_to_end_over_dynamodb() {
     for t in tasks {
         assert_eq!(
             t.await.unwrap().unwrap(),
-            Outcome::Redirect { to: "/next".into() }
+            Outcome::Redirect {
+                to: "/next".into(),
+                compliance: None,
+            }
         );
     }
     let p = stage::read_plan(&*store, &clock, &plan).await.unwrap();

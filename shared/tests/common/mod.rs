@@ -128,7 +128,10 @@ pub fn rand_suffix() -> String {
 }
 
 pub fn passed() -> Outcome {
-    Outcome::Redirect { to: "/next".into() }
+    Outcome::Redirect {
+        to: "/next".into(),
+        compliance: None,
+    }
 }
 
 pub fn denied(message: &str) -> Outcome {

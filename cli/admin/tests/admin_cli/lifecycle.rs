@@ -134,7 +134,10 @@ async fn devices_tokens_and_the_core_agree() {
     ));
     assert_eq!(
         answer(new.clone()).await,
-        Outcome::Redirect { to: "/".into() }
+        Outcome::Redirect {
+            to: "/".into(),
+            compliance: None,
+        }
     );
 
     // revoke-tokens: later responses fail in the core.
