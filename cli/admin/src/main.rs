@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod device_args;
 mod error;
 mod output;
 mod policy_args;

@@ -227,7 +227,20 @@ pub async fn enroll<S: Store>(
         now,
         audit: Some(accepted.clone()),
     };
-    match store.enroll(&device, &device_token, &grant).await? {
+    let outcome = store.enroll(&device, &device_token, &grant).await?;
+    answer(store, &refusals, &token, outcome, accepted, device_key).await
+}
+
+/// The answer to an enrollment the store did, or refused under its conditions.
+async fn answer<S: Store>(
+    store: &S,
+    refusals: &Refusals<'_>,
+    token: &EnrollmentToken,
+    outcome: EnrollOutcome,
+    accepted: AuditEvent,
+    device_key: Secret,
+) -> Result<Enrolled, CoreError> {
+    match outcome {
         EnrollOutcome::Enrolled { existed, replaced } => {
             let kind = match (existed, token.serial.is_some()) {
                 (false, _) => "new",
@@ -241,16 +254,14 @@ pub async fn enroll<S: Store>(
                 expires_in: 0,
             })
         }
-        EnrollOutcome::NeedsApproval => Err(refusals
-            .refuse(
-                store,
-                "reenrollment_needs_approval",
-                Some(&token),
-                NEEDS_APPROVAL,
-            )
-            .await),
+        EnrollOutcome::NeedsApproval => {
+            let why = "reenrollment_needs_approval";
+            Err(refusals
+                .refuse(store, why, Some(token), NEEDS_APPROVAL)
+                .await)
+        }
         EnrollOutcome::TokenRefused => Err(refusals
-            .refuse_token(store, TokenRefusal::UsedUp, Some(&token))
+            .refuse_token(store, TokenRefusal::UsedUp, Some(token))
             .await),
     }
 }

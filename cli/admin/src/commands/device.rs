@@ -10,7 +10,7 @@ use endpoint_core::ports::{Clock, DeviceStore, Directory};
 use endpoint_core::ports::{SystemClock, SystemRandom};
 use serde_json::{json, Value};
 
-use crate::cli::DeviceCommand;
+use crate::device_args::DeviceCommand;
 use crate::error::AdminError;
 use crate::output::{audit, Output};
 

@@ -17,10 +17,8 @@ use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::ssf;
 use serde_json::json;
 
-use crate::cli::{
-    parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, ReceiverCommand, SealingCommand,
-    SsfCommand,
-};
+use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, SealingCommand};
+use crate::device_args::{ReceiverCommand, SsfCommand};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
 
