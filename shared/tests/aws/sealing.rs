@@ -156,3 +156,56 @@ async fn without_the_sealing_key_only_the_first_data_key_cannot_be_made() {
     let e = bare.ensure_keyring().await.unwrap_err();
     assert!(e.to_string().contains("SEALING_KEY_ID"), "{e}");
 }
+
+/// Audit records of a device from before devices had their own key are found by `audit list
+/// --device` once `migrate` gave them that key.
+#[tokio::test]
+async fn migrate_gives_older_device_audit_records_the_device_key() {
+    use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
+    use endpoint_core::ports::AuditLog;
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let old = AuditEvent::new(
+        AuditKind::CheckIn,
+        T0,
+        "old",
+        "device:OLD-1".into(),
+        &Caller::UNKNOWN,
+    )
+    .device("OLD-1");
+    store.record(&old).await.unwrap();
+    // As written before: no kind.
+    aws_sdk_dynamodb::Client::new(&config().await)
+        .update_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            Av::S(format!("AUDIT#{}", endpoint_core::audit::utc_day(T0))),
+        )
+        .key("sk", Av::S(old.id.clone()))
+        .update_expression("REMOVE kind")
+        .send()
+        .await
+        .unwrap();
+    let query = AuditQuery {
+        since: T0 - 10,
+        device: Some("OLD-1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(store
+        .audit_events(&query, T0 + 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.audit_records, 1);
+    let found = store.audit_events(&query, T0 + 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, old.id);
+    assert_eq!(
+        store.migrate().await.unwrap().audit_records,
+        0,
+        "idempotent"
+    );
+}

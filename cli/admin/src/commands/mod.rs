@@ -82,8 +82,11 @@ async fn execute(
         Command::Migrate => {
             let report = store.migrate().await?;
             let summary = format!(
-                "data_key_created={} sealed={} enrollment_tokens={}",
-                report.keyring_created, report.sealed, report.enrollment_tokens
+                "data_key_created={} sealed={} enrollment_tokens={} audit_records={}",
+                report.keyring_created,
+                report.sealed,
+                report.enrollment_tokens,
+                report.audit_records
             );
             Ok(Output {
                 plain: summary.clone(),
@@ -91,6 +94,7 @@ async fn execute(
                     "data_key_created": report.keyring_created,
                     "sealed": report.sealed,
                     "enrollment_tokens": report.enrollment_tokens,
+                    "audit_records": report.audit_records,
                 }),
                 audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
             })

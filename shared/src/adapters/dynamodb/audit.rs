@@ -4,7 +4,7 @@
 
 use super::codec::{json_from, json_item};
 use super::failure::{is_condition_failed, store_error};
-use super::item::{n, opt_n, s, Item};
+use super::item::{get_s, n, opt_n, s, Item};
 use super::schema;
 use super::schema::{attr, audit_device_kind, audit_pk, key, limit_key};
 use super::store::DynamoStore;
@@ -194,6 +194,51 @@ fn collect(
         }
     }
     Ok(false)
+}
+
+impl DynamoStore {
+    /// Audit records of a device written before devices had their own key (the `kind`) get it:
+    /// a scan for records without one (only `migrate` does this); how many.
+    pub(super) async fn give_audit_records_device_kind(&self) -> Result<usize, StoreError> {
+        let mut start = None;
+        let mut count = 0;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#pk, :audit) AND attribute_not_exists(#kind)")
+                .expression_attribute_names("#pk", schema::PK)
+                .expression_attribute_names("#kind", schema::KIND)
+                .expression_attribute_values(":audit", s(audit_pk("")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Scan audit records (migrate)", &e))?;
+            for item in out.items.unwrap_or_default() {
+                let event: AuditEvent = json_from(&item)?;
+                let Some(serial) = event.any_device() else {
+                    continue;
+                };
+                let pk = get_s(&item, schema::PK)?;
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk, event.id.clone())))
+                    .update_expression("SET #kind = :kind")
+                    .expression_attribute_names("#kind", schema::KIND)
+                    .expression_attribute_values(":kind", s(audit_device_kind(serial)))
+                    .send()
+                    .await
+                    .map_err(|e| store_error("UpdateItem audit record (migrate)", &e))?;
+                count += 1;
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(count),
+            }
+        }
+    }
 }
 
 impl Limiter for DynamoStore {

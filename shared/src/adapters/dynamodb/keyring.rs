@@ -30,6 +30,8 @@ pub struct MigrationReport {
     pub sealed: usize,
     /// Enrollment tokens made listable (given their `kind`) by this run.
     pub enrollment_tokens: usize,
+    /// Audit records of a device given the device's key (`audit list --device`) by this run.
+    pub audit_records: usize,
 }
 
 /// What binds a sealed key to its item.
@@ -260,8 +262,8 @@ impl DynamoStore {
     }
 
     /// Idempotent data migrations: creates the data key if missing, seals every plain device
-    /// token key (adding its hash), gives enrollment tokens from before their `kind`, then
-    /// refuses plain keys from now on.
+    /// token key (adding its hash), gives enrollment tokens and devices' audit records from
+    /// before their `kind`, then refuses plain keys from now on.
     pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         let mut report = MigrationReport {
             keyring_created: self.ensure_keyring().await?,
@@ -301,6 +303,7 @@ impl DynamoStore {
             }
         }
         report.enrollment_tokens = self.give_enrollment_tokens_kind().await?;
+        report.audit_records = self.give_audit_records_device_kind().await?;
         self.client
             .update_item()
             .table_name(&self.table)
