@@ -399,9 +399,10 @@ where
         changed = true;
     }
     // Past the acknowledged prefix.
-    let mut pending = store
-        .signal_events(Some(&stream.cursor), request.ack.len() + max + 1, now)
-        .await?;
+    let read = request.ack.len() + max + 1;
+    let mut pending = store.signal_events(Some(&stream.cursor), read, now).await?;
+    // A short read is the whole outbox after the cursor: nothing to read again below.
+    let more_in_store = pending.len() == read;
     let skip = pending
         .iter()
         .take_while(|e| acked(&e.id) || !delivers)
@@ -424,8 +425,8 @@ where
         answer.sets.push((v.jti.clone(), set));
     }
     if delivers {
-        if pending.len() < max + 1 {
-            // Fewer than a page past the prefix: read what follows, one more than fits.
+        if more_in_store && pending.len() < max + 1 {
+            // The read was full but the prefix took most of it: read what follows.
             pending = store
                 .signal_events(Some(&stream.cursor), max + 1, now)
                 .await?;

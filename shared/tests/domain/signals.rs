@@ -197,30 +197,7 @@ impl endpoint_core::delivery::Pusher for Endpoint {
 #[tokio::test]
 async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everything() {
     use endpoint_core::delivery::{deliver_push, MAX_BACKOFF};
-    use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
-    let mut fx = Fx::new();
-    fx.signer
-        .generate("assertion", KeySpec::EccNistP256)
-        .unwrap();
-    let (_, _, key) = required_stage_with_policy(&fx).await;
-    let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
-        .await
-        .unwrap();
-    let request = StreamRequest {
-        method: Some("urn:ietf:rfc:8935".into()),
-        endpoint_url: Some("https://receiver.example/events".into()),
-        authorization_header: Some("Bearer rcv".into()),
-        events_requested: Some(vec![endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE.into()]),
-        description: None,
-    };
-    let stream = create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
-        .await
-        .unwrap();
-    // Three changes: compliant, non-compliant, compliant, non-compliant.
-    for facts in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD] {
-        fx.clock.advance(1);
-        check_in(&fx, &key, facts).await;
-    }
+    let (fx, stream) = push_world(Some("Bearer rcv"), &[MAC_OK, MAC_BAD, MAC_OK, MAC_BAD]).await;
     assert_eq!(outbox(&fx).await.len(), 3);
     // The receiver is down for 25 hours; the worker runs every minute.
     let start = fx.clock.now();
@@ -308,29 +285,7 @@ impl endpoint_core::delivery::Pusher for Hanging {
 #[tokio::test]
 async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_flight() {
     use endpoint_core::delivery::deliver_push;
-    use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
-    let mut fx = Fx::new();
-    fx.signer
-        .generate("assertion", KeySpec::EccNistP256)
-        .unwrap();
-    let (_, _, key) = required_stage_with_policy(&fx).await;
-    let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
-        .await
-        .unwrap();
-    let request = StreamRequest {
-        method: Some("urn:ietf:rfc:8935".into()),
-        endpoint_url: Some("https://receiver.example/events".into()),
-        authorization_header: None,
-        events_requested: Some(vec![endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE.into()]),
-        description: None,
-    };
-    create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
-        .await
-        .unwrap();
-    for facts in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK] {
-        fx.clock.advance(1);
-        check_in(&fx, &key, facts).await;
-    }
+    let (fx, _) = push_world(None, &[MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK]).await;
     let ids: Vec<String> = outbox(&fx).await.into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 4);
     let pusher = Hanging {
@@ -362,4 +317,36 @@ async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_f
         ids.len() + 1,
         "exactly the one in flight twice: {got:?}"
     );
+}
+
+/// A device under a policy, a receiver with a push stream of compliance changes (with
+/// `authorization`), and the device's check-ins of `facts`, a second apart.
+async fn push_world(
+    authorization: Option<&str>,
+    facts: &[&str],
+) -> (Fx, endpoint_core::model::Stream) {
+    use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
+    let mut fx = Fx::new();
+    fx.signer
+        .generate("assertion", KeySpec::EccNistP256)
+        .unwrap();
+    let (_, _, key) = required_stage_with_policy(&fx).await;
+    let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
+        .await
+        .unwrap();
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8935".into()),
+        endpoint_url: Some("https://receiver.example/events".into()),
+        authorization_header: authorization.map(str::to_string),
+        events_requested: Some(vec![endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE.into()]),
+        description: None,
+    };
+    let stream = create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
+        .await
+        .unwrap();
+    for f in facts {
+        fx.clock.advance(1);
+        check_in(&fx, &key, f).await;
+    }
+    (fx, stream)
 }
