@@ -80,19 +80,21 @@ proptest! {
             // Accepted documents are objects whose hardware, if present and not null, has a
             // non-blank string serial; and what is stored loads back within the item bound.
             Ok(facts) => {
-                prop_assert!(facts.is_object());
+                prop_assert!(doc.is_object());
                 match facts.get("hardware") {
                     None | Some(serde_json::Value::Null) => {}
                     Some(h) => prop_assert!(h["serial"].as_str().is_some_and(|s| !s.trim().is_empty())),
                 }
-                let stored = endpoint_core::facts::store(facts.clone());
+                // The lists the checks read are the document's lists, element for element.
+                let list_len = |k: &str| doc.get(k).and_then(serde_json::Value::as_array).map(Vec::len);
+                prop_assert_eq!(facts.packages().map(<[_]>::len), list_len("software"));
+                prop_assert_eq!(facts.programs().is_some(), list_len("processes").is_some());
+                let stored = endpoint_core::facts::store(&facts);
                 prop_assert!(stored.deflate.len() <= endpoint_core::facts::MAX_STORED_FACTS);
                 prop_assert!(!stored.truncated);
-                // Same document back (floats may differ in the last digit: serde_json parses
-                // without exact round trips), so compare the shape.
-                let loaded = endpoint_core::facts::load(&stored.deflate);
-                let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
-                prop_assert_eq!(loaded.as_ref().and_then(keys), keys(&facts));
+                // The same document back: its text is stored as it came.
+                let loaded = endpoint_core::facts::load(&stored.deflate).map(|f| f.to_value());
+                prop_assert_eq!(loaded, Some(facts.to_value()));
             }
             Err(e) => prop_assert!(matches!(e, endpoint_core::CoreError::BadRequest(_) | endpoint_core::CoreError::PayloadTooLarge(_))),
         }
@@ -109,7 +111,9 @@ proptest! {
         let _ = endpoint_core::edge::parse_executor_request(&b);
         let _ = endpoint_core::protocol::jwk::Jwk::from_spki_der(&b);
         let _ = endpoint_core::protocol::der::ecdsa_der_to_jose(&b, 66);
-        let _ = endpoint_core::facts::parse(&b);
+        if let Ok(facts) = endpoint_core::facts::parse(&b) {
+            let _ = (facts.packages(), facts.programs(), facts.to_value());
+        }
     }
 
     #[test]

@@ -8,13 +8,11 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::{authenticate_device, AuthenticatedDevice};
 use crate::audit::{device_actor, AuditEvent, AuditKind};
 use crate::compliance::evaluate::{change_reason, evaluate};
 use crate::error::CoreError;
-use crate::facts;
+use crate::facts::{self, Facts};
 use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot, SignalEvent};
 use crate::ports::{record_audit, Store};
 use crate::settings::Env;
@@ -34,7 +32,7 @@ async fn evaluations<S: Store>(
     store: &S,
     env: &Env<'_>,
     auth: &AuthenticatedDevice,
-    facts: &Arc<Value>,
+    facts: &Arc<Facts>,
     facts_at: i64,
 ) -> Result<(Vec<Evaluation>, Changes), CoreError> {
     if auth.connector.policies.is_empty() {
@@ -105,8 +103,7 @@ pub async fn check_in<S: Store>(
     let facts = Arc::new(facts::parse(body)?);
     let now = env.clock.now();
     let (evaluations, changes) = evaluations(store, env, &auth, &facts, now).await?;
-    let document = Arc::try_unwrap(facts).unwrap_or_else(|shared| (*shared).clone());
-    let stored = facts::store(document);
+    let stored = facts::store(&facts);
     if stored.truncated {
         tracing::warn!(
             event = "facts_truncated",

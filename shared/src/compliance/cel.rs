@@ -38,6 +38,7 @@ use serde_json::Value;
 
 use super::check::{self, Found};
 use super::version;
+use crate::facts::Facts;
 use crate::model::DiskScope;
 
 /// Longest expression, in characters.
@@ -235,12 +236,12 @@ impl Walk {
 /// top-level field the expressions name becomes a CEL value the first time one asks for it
 /// (each list cut to [`MAX_LIST`] elements), and is shared by the rules after.
 pub struct CelFacts<'a> {
-    facts: &'a Arc<Value>,
+    facts: &'a Arc<Facts>,
     fields: HashMap<String, (CelValue, bool)>,
 }
 
 impl<'a> CelFacts<'a> {
-    pub fn new(facts: &'a Arc<Value>) -> Self {
+    pub fn new(facts: &'a Arc<Facts>) -> Self {
         CelFacts {
             facts,
             fields: HashMap::new(),
@@ -272,11 +273,7 @@ impl<'a> CelFacts<'a> {
     fn document(&mut self, fields: Option<&[String]>) -> Result<(CelValue, bool), String> {
         let names: Vec<String> = match fields {
             Some(f) => f.to_vec(),
-            None => self
-                .facts
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default(),
+            None => self.facts.names().into_iter().map(str::to_string).collect(),
         };
         let mut map = HashMap::with_capacity(names.len());
         let mut cut = false;
@@ -299,7 +296,7 @@ fn decided(f: Found, function: &str) -> Result<bool, ExecutionError> {
 }
 
 /// The typed checks as CEL functions over this document.
-fn add_functions(ctx: &mut Context, facts: &Arc<Value>) -> Result<(), String> {
+fn add_functions(ctx: &mut Context, facts: &Arc<Facts>) -> Result<(), String> {
     let declared = |r: Result<(), cel::DeclarationError>| r.map_err(|e| e.to_string());
     declared(ctx.add_function(
         "version_at_least",
@@ -363,7 +360,7 @@ fn add_functions(ctx: &mut Context, facts: &Arc<Value>) -> Result<(), String> {
 
 /// Evaluates an admitted expression over `facts`: `true` passes, `false` fails, anything else
 /// (an error, a field not reported, another type) is unknown.
-pub fn evaluate(rule: &CelRule, facts: &Arc<Value>) -> Found {
+pub fn evaluate(rule: &CelRule, facts: &Arc<Facts>) -> Found {
     evaluate_with(rule, &mut CelFacts::new(facts))
 }
 

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::version;
+use crate::facts::{program, Facts, Package};
 use crate::model::DiskScope;
 
 /// What a check found: its verdict, and the value it saw (or why it could not decide).
@@ -47,17 +48,18 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+/// `os.<key>` as a string, if reported.
+fn os_str<'a>(facts: &'a Facts, key: &str) -> Option<&'a str> {
+    facts.get("os")?.get(key)?.as_str()
 }
 
 /// The device's OS family, if reported.
-fn family(facts: &Value) -> Option<&str> {
-    str_at(facts, &["os", "family"])
+fn family(facts: &Facts) -> Option<&str> {
+    os_str(facts, "family")
 }
 
 /// `os-family`: `os.family` is one of `allow`.
-pub fn os_family(facts: &Value, allow: &[String]) -> Found {
+pub fn os_family(facts: &Facts, allow: &[String]) -> Found {
     match family(facts) {
         None => found(None, "os.family not reported"),
         Some(f) => found(Some(allow.iter().any(|a| a == f)), f),
@@ -65,11 +67,11 @@ pub fn os_family(facts: &Value, allow: &[String]) -> Found {
 }
 
 /// `os-version`: the device is not of `family`, or its `os.version` is at least `min`.
-pub fn os_version(facts: &Value, family_wanted: &str, min: &str) -> Found {
+pub fn os_version(facts: &Facts, family_wanted: &str, min: &str) -> Found {
     match family(facts) {
         None => found(None, "os.family not reported"),
         Some(f) if f != family_wanted => found(Some(true), format!("{f} (rule does not apply)")),
-        Some(_) => match str_at(facts, &["os", "version"]) {
+        Some(_) => match os_str(facts, "version") {
             None => found(None, "os.version not reported"),
             Some(v) => found(version::at_least(v, min), shorten(v)),
         },
@@ -86,7 +88,7 @@ fn is_system_mount(mountpoint: &str) -> bool {
 
 /// `disk-encryption`: every disk (`all`), or the system disk, has `encryption_enabled: true`.
 /// A disk without the field counts as not encrypted (the model's default is `false`).
-pub fn disk_encryption(facts: &Value, scope: DiskScope) -> Found {
+pub fn disk_encryption(facts: &Facts, scope: DiskScope) -> Found {
     let Some(disks) = facts.get("disks").and_then(Value::as_array) else {
         return over_list(None, "disks not reported");
     };
@@ -127,7 +129,7 @@ pub fn disk_encryption(facts: &Value, scope: DiskScope) -> Found {
 }
 
 /// `firewall`: `network.firewall_enabled` is true.
-pub fn firewall(facts: &Value) -> Found {
+pub fn firewall(facts: &Facts) -> Found {
     match facts
         .get("network")
         .and_then(|n| n.get("firewall_enabled"))
@@ -140,15 +142,15 @@ pub fn firewall(facts: &Value) -> Found {
 
 /// `software`: an installed package named `name` (any letter case), at `min_version` or later
 /// when given. A matching package without a comparable version is unknown.
-pub fn software(facts: &Value, name: &str, min_version: Option<&str>) -> Found {
-    let Some(packages) = facts.get("software").and_then(Value::as_array) else {
+pub fn software(facts: &Facts, name: &str, min_version: Option<&str>) -> Found {
+    let Some(packages) = facts.packages() else {
         return over_list(None, "software not reported");
     };
-    let named: Vec<&Value> = packages
+    let named: Vec<&Package> = packages
         .iter()
         .filter(|p| {
-            p.get("name")
-                .and_then(Value::as_str)
+            p.name
+                .as_deref()
                 .is_some_and(|n| n.eq_ignore_ascii_case(name))
         })
         .collect();
@@ -158,10 +160,7 @@ pub fn software(facts: &Value, name: &str, min_version: Option<&str>) -> Found {
     let Some(min) = min_version else {
         return over_list(Some(true), "installed");
     };
-    let versions: Vec<&str> = named
-        .iter()
-        .filter_map(|p| p.get("version").and_then(Value::as_str))
-        .collect();
+    let versions: Vec<&str> = named.iter().filter_map(|p| p.version.as_deref()).collect();
     let seen = shorten(&versions.join(", "));
     if versions
         .iter()
@@ -178,47 +177,14 @@ pub fn software(facts: &Value, name: &str, min_version: Option<&str>) -> Found {
     over_list(None, "installed, version not comparable")
 }
 
-/// The program name of a process as agents report it (often the whole command line): the last
-/// path component of the program, in lower case, without `.exe`. A Windows program path may
-/// hold spaces (`C:\Program Files\osquery\osqueryd.exe --flagfile x`), so it ends at `.exe`
-/// when there is one; otherwise at the first space.
-fn program(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase();
-    // `.exe` ending a word (followed by a space or the end), not inside a name.
-    let exe = lower.match_indices(".exe").map(|(i, _)| i).find(|&i| {
-        lower[i + 4..]
-            .chars()
-            .next()
-            .is_none_or(char::is_whitespace)
-    });
-    let path = match exe {
-        Some(i) => &lower[..i],
-        None => lower.split_whitespace().next().unwrap_or(""),
-    };
-    path.rsplit(['/', '\\']).next().unwrap_or(path).to_string()
-}
-
-/// Whether `haystack` contains `needle` (lower case already), in any letter case, without
-/// allocating.
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
-}
-
 /// `process`: a running process whose program name (path and arguments stripped, any letter
 /// case, `.exe` optional) is `name`.
-pub fn process(facts: &Value, name: &str) -> Found {
-    let Some(processes) = facts.get("processes").and_then(Value::as_array) else {
+pub fn process(facts: &Facts, name: &str) -> Found {
+    let Some(programs) = facts.programs() else {
         return over_list(None, "processes not reported");
     };
     let wanted = program(name);
-    let running = processes.iter().any(|p| {
-        p.get("name")
-            .and_then(Value::as_str)
-            // Cheap first: a name that does not contain the program's name at all (in any
-            // letter case) cannot be it; only the others are taken apart.
-            .is_some_and(|n| contains_ignore_case(n, &wanted) && program(n) == wanted)
-    });
+    let running = programs.contains(&wanted);
     over_list(
         Some(running),
         if running { "running" } else { "not running" },
@@ -230,8 +196,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn mac() -> Value {
-        json!({
+    fn mac() -> Facts {
+        Facts::from(json!({
             "os": {"family": "mac_os", "name": "macOS", "version": "14.4.1"},
             "disks": [
                 {"name": "disk3s1", "mountpoint": "/", "encryption_enabled": true},
@@ -246,13 +212,13 @@ mod tests {
                 {"id": 1, "name": "/sbin/launchd"},
                 {"id": 88, "name": "/opt/osquery/lib/osquery.app/Contents/MacOS/osqueryd --flagfile /x"}
             ]
-        })
+        }))
     }
 
     #[test]
     fn every_builtin_kind_passes_fails_or_is_unknown() {
         let f = mac();
-        let none = json!({});
+        let none = Facts::from(json!({}));
         let table: Vec<(Found, Option<bool>)> = vec![
             (
                 os_family(&f, &["mac_os".into(), "windows".into()]),
@@ -264,12 +230,16 @@ mod tests {
             (os_version(&f, "mac_os", "15"), Some(false)),
             (os_version(&f, "windows", "99"), Some(true)),
             (
-                os_version(&json!({"os": {"family": "mac_os"}}), "mac_os", "14"),
+                os_version(
+                    &Facts::from(json!({"os": {"family": "mac_os"}})),
+                    "mac_os",
+                    "14",
+                ),
                 None,
             ),
             (
                 os_version(
-                    &json!({"os": {"family": "mac_os", "version": "Sonoma"}}),
+                    &Facts::from(json!({"os": {"family": "mac_os", "version": "Sonoma"}})),
                     "mac_os",
                     "14",
                 ),
@@ -279,14 +249,14 @@ mod tests {
             (disk_encryption(&f, DiskScope::All), Some(false)),
             (
                 disk_encryption(
-                    &json!({"disks": [{"name": "d", "mountpoint": "/data"}]}),
+                    &Facts::from(json!({"disks": [{"name": "d", "mountpoint": "/data"}]})),
                     DiskScope::System,
                 ),
                 None,
             ),
             (
                 disk_encryption(
-                    &json!({"disks": [{"name": "d", "mountpoint": "C:\\"}]}),
+                    &Facts::from(json!({"disks": [{"name": "d", "mountpoint": "C:\\"}]})),
                     DiskScope::System,
                 ),
                 Some(false),
@@ -294,7 +264,7 @@ mod tests {
             (disk_encryption(&none, DiskScope::System), None),
             (firewall(&f), Some(false)),
             (
-                firewall(&json!({"network": {"firewall_enabled": true}})),
+                firewall(&Facts::from(json!({"network": {"firewall_enabled": true}}))),
                 Some(true),
             ),
             (firewall(&none), None),
@@ -309,7 +279,9 @@ mod tests {
             (process(&f, "falcond"), Some(false)),
             (
                 process(
-                    &json!({"processes": [{"id": 4, "name": "C:\\Windows\\System32\\MsMpEng.exe"}]}),
+                    &Facts::from(
+                        json!({"processes": [{"id": 4, "name": "C:\\Windows\\System32\\MsMpEng.exe"}]}),
+                    ),
                     "msmpeng",
                 ),
                 Some(true),
@@ -331,7 +303,7 @@ mod tests {
         );
         assert!(disk_encryption(&f, DiskScope::All).over_list);
         assert!(!firewall(&f).over_list);
-        let long = json!({"os": {"family": "linux", "version": "1".repeat(500)}});
+        let long = Facts::from(json!({"os": {"family": "linux", "version": "1".repeat(500)}}));
         assert!(os_version(&long, "linux", "1").seen.chars().count() <= MAX_SEEN + 1);
     }
 }

@@ -5,18 +5,17 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::assess::assess;
 use super::cel;
 use super::check::{self, Found};
+use crate::facts::Facts;
 use crate::model::{
     ComplianceStatus, Evaluation, Policy, PolicyRef, Rule, RuleKind, RuleResult, UnixTime,
     UnknownAs, Verdict,
 };
 
 /// One rule on the document (`converted`: the document as CEL rules see it, shared by them).
-fn check_rule(rule: &Rule, facts: &Arc<Value>, converted: &mut cel::CelFacts<'_>) -> Found {
+fn check_rule(rule: &Rule, facts: &Arc<Facts>, converted: &mut cel::CelFacts<'_>) -> Found {
     match &rule.kind {
         RuleKind::OsFamily { allow } => check::os_family(facts, allow),
         RuleKind::OsVersion { family, min } => check::os_version(facts, family, min),
@@ -62,7 +61,7 @@ fn failing(verdict: Verdict, unknown: UnknownAs) -> bool {
 /// `now`, carrying grace clocks over from `previous`.
 pub fn evaluate(
     policy: &Policy,
-    facts: &Arc<Value>,
+    facts: &Arc<Facts>,
     truncated: bool,
     facts_at: UnixTime,
     now: UnixTime,

@@ -168,7 +168,7 @@ async fn facts_snapshots_are_stored_compressed_and_marked_when_truncated() {
         .map(|i| serde_json::json!({"id": i, "name": format!("/usr/bin/app --instance {i} --profile default"), "user": "alice"}))
         .collect();
     let doc = serde_json::json!({"hardware": {"serial": "VMware-56 4d"}, "processes": desktop});
-    let stored = facts::store(doc.clone());
+    let stored = facts::store(&facts::Facts::from(doc.clone()));
     assert!(!stored.truncated);
     let snapshot = FactsSnapshot {
         device: "VMware-56 4d".into(),
@@ -185,7 +185,10 @@ async fn facts_snapshots_are_stored_compressed_and_marked_when_truncated() {
         .unwrap()
         .unwrap();
     assert_eq!(back, snapshot);
-    assert_eq!(facts::load(&back.facts_deflate), Some(doc));
+    assert_eq!(
+        facts::load(&back.facts_deflate).map(|f| f.to_value()),
+        Some(doc)
+    );
 
     // The raw item: binary deflate bytes, no plain JSON attribute.
     let cfg = crate::aws_env::config().await;
@@ -221,7 +224,9 @@ async fn facts_snapshots_are_stored_compressed_and_marked_when_truncated() {
             serde_json::json!({"name": s, "source": "deb"})
         })
         .collect();
-    let stored = facts::store(serde_json::json!({"hardware": {"serial": "T"}, "software": noise}));
+    let stored = facts::store(&facts::Facts::from(
+        serde_json::json!({"hardware": {"serial": "T"}, "software": noise}),
+    ));
     assert!(stored.truncated);
     store
         .put_facts(&FactsSnapshot {

@@ -15,6 +15,7 @@ use endpoint_core::compliance::assess::{admits, assess, MSG_NON_COMPLIANT};
 use endpoint_core::compliance::cel;
 use endpoint_core::compliance::evaluate::evaluate;
 use endpoint_core::compliance::rules::NewRule;
+use endpoint_core::facts::{self, Facts};
 use endpoint_core::model::{
     ComplianceStatus, DiskScope, Enforcement, Policy, PolicyRef, RuleKind, StageMode, UnknownAs,
     Verdict, WhenUnknown,
@@ -30,8 +31,8 @@ const WIN_BAD: &str = include_str!("../../../examples/facts/windows-non-complian
 const LINUX_OK: &str = include_str!("../../../examples/facts/linux-compliant.json");
 const LINUX_BAD: &str = include_str!("../../../examples/facts/linux-non-compliant.json");
 
-fn doc(text: &str) -> Arc<Value> {
-    Arc::new(serde_json::from_str(text).expect("fixtures are JSON"))
+fn doc(text: &str) -> Arc<Facts> {
+    Arc::new(facts::parse(text.as_bytes()).expect("fixtures are facts"))
 }
 
 fn rule(kind: RuleKind) -> NewRule {
@@ -183,7 +184,7 @@ fn every_enforcement_shows_or_fails_as_it_says_with_grace_by_the_clock() {
 
 #[test]
 fn unknown_facts_fail_or_pass_as_the_rule_says_and_old_facts_or_versions_are_unknown() {
-    let nothing = Arc::new(json!({}));
+    let nothing = Arc::new(Facts::from(json!({})));
     for (unknown, status) in [
         (UnknownAs::Fail, ComplianceStatus::NonCompliant),
         (UnknownAs::Pass, ComplianceStatus::Compliant),
@@ -309,7 +310,7 @@ fn a_list_longer_than_cel_sees_makes_false_unknown() {
         .map(|i| json!({"id": i, "name": format!("/bin/p{i}")}))
         .collect();
     processes.push(json!({"id": 1, "name": "/usr/bin/late"}));
-    let facts = Arc::new(json!({"processes": processes}));
+    let facts = Arc::new(Facts::from(json!({"processes": processes})));
     let program = cel::compile("facts.processes.exists(p, p.name == '/usr/bin/late')").unwrap();
     assert_eq!(cel::evaluate(&program, &facts).pass, None);
     let program = cel::compile("facts.processes.exists(p, p.name == '/bin/p1')").unwrap();

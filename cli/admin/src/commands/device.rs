@@ -279,6 +279,7 @@ async fn show(store: &DynamoStore, serial: &str, now: i64) -> Result<Output, Adm
             "expires_at": f.expires_at,
             "truncated": f.truncated,
             "facts": facts::load(&f.facts_deflate)
+                .map(|f| f.to_value())
                 .ok_or(AdminError::Unreadable("the stored facts snapshot"))?,
         }),
         None => Value::Null,

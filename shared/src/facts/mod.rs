@@ -16,6 +16,10 @@ use serde_json::Value;
 
 use crate::error::CoreError;
 
+mod document;
+
+pub use document::{program, Facts, NotFacts, Package};
+
 /// Largest `check_in/` body accepted (the reference's framework allows 2.5 MB).
 pub const MAX_FACTS_BODY: usize = 2 * 1024 * 1024;
 /// Largest compressed snapshot stored: a DynamoDB item is at most 400 KB, and the snapshot's
@@ -30,46 +34,62 @@ const MAX_TRIM_ROUNDS: usize = 64;
 /// A facts document ready to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredFacts {
-    /// Compact JSON, deflate-compressed, at most [`MAX_STORED_FACTS`] bytes.
+    /// The JSON as the device sent it (or, reduced, compact), deflate-compressed, at most
+    /// [`MAX_STORED_FACTS`] bytes.
     pub deflate: Vec<u8>,
     /// Whether this is a bounded subset of what the device sent.
     pub truncated: bool,
 }
 
-/// Parses and checks a `check_in/` body: a JSON object, at most 2 MiB; a present, non-null
-/// `hardware` must be an object with a non-blank string `serial`.
-pub fn parse(body: &[u8]) -> Result<Value, CoreError> {
+/// Parses and checks a `check_in/` body: UTF-8 JSON, an object, at most 2 MiB; a present,
+/// non-null `hardware` must be an object with a non-blank string `serial`.
+pub fn parse(body: &[u8]) -> Result<Facts, CoreError> {
     if body.len() > MAX_FACTS_BODY {
         return Err(CoreError::PayloadTooLarge(MAX_FACTS_BODY));
     }
-    let facts: Value = serde_json::from_slice(body)
-        .map_err(|_| CoreError::BadRequest("The facts are not valid JSON.".into()))?;
-    if !facts.is_object() {
-        return Err(CoreError::BadRequest(
-            "The facts must be a JSON object.".into(),
-        ));
-    }
-    match facts.get("hardware") {
-        None | Some(Value::Null) => {}
-        Some(hardware) => {
-            let serial = hardware.get("serial").and_then(Value::as_str);
-            if !hardware.is_object() || serial.is_none_or(|s| s.trim().is_empty()) {
-                return Err(CoreError::BadRequest(
-                    "hardware, when present, needs a non-blank string serial.".into(),
-                ));
+    let not_json = || CoreError::BadRequest("The facts are not valid JSON.".into());
+    let text = String::from_utf8(body.to_vec()).map_err(|_| not_json())?;
+    let facts = Facts::index(text).map_err(|why| match why {
+        NotFacts::Syntax => not_json(),
+        NotFacts::NotAnObject => CoreError::BadRequest("The facts must be a JSON object.".into()),
+    })?;
+    if facts.has("hardware") {
+        match facts.get("hardware") {
+            Some(Value::Null) => {}
+            hardware => {
+                let serial = hardware
+                    .and_then(|h| h.get("serial"))
+                    .and_then(Value::as_str);
+                if !hardware.is_some_and(Value::is_object)
+                    || serial.is_none_or(|s| s.trim().is_empty())
+                {
+                    return Err(CoreError::BadRequest(
+                        "hardware, when present, needs a non-blank string serial.".into(),
+                    ));
+                }
             }
         }
     }
     Ok(facts)
 }
 
-fn compress(facts: &Value) -> Vec<u8> {
-    compress_to_vec(facts.to_string().as_bytes(), LEVEL)
+fn compress(text: &str) -> Vec<u8> {
+    compress_to_vec(text.as_bytes(), LEVEL)
 }
 
-/// Compresses `facts` for storage, reducing it to a bounded subset if it does not fit.
-pub fn store(mut facts: Value) -> StoredFacts {
-    let deflate = compress(&facts);
+/// Compresses `facts` for storage (its text as the device sent it), reducing it to a bounded
+/// subset if it does not fit.
+pub fn store(facts: &Facts) -> StoredFacts {
+    let deflate = compress(facts.text());
+    if deflate.len() <= MAX_STORED_FACTS {
+        return StoredFacts {
+            deflate,
+            truncated: false,
+        };
+    }
+    // Compact, it may fit whole.
+    let mut facts = facts.to_value();
+    let deflate = compress(&facts.to_string());
     if deflate.len() <= MAX_STORED_FACTS {
         return StoredFacts {
             deflate,
@@ -77,13 +97,13 @@ pub fn store(mut facts: Value) -> StoredFacts {
         };
     }
     drop_command_lines(&mut facts);
-    let mut deflate = compress(&facts);
+    let mut deflate = compress(&facts.to_string());
     let mut rounds = 0;
     while deflate.len() > MAX_STORED_FACTS && rounds < MAX_TRIM_ROUNDS {
         if !trim_longest_list(&mut facts) {
             break;
         }
-        deflate = compress(&facts);
+        deflate = compress(&facts.to_string());
         rounds += 1;
     }
     if deflate.len() > MAX_STORED_FACTS {
@@ -96,10 +116,9 @@ pub fn store(mut facts: Value) -> StoredFacts {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         facts = Value::Object(kept);
-        deflate = compress(&facts);
+        deflate = compress(&facts.to_string());
         if deflate.len() > MAX_STORED_FACTS {
-            facts = Value::Object(serde_json::Map::new());
-            deflate = compress(&facts);
+            deflate = compress("{}");
         }
     }
     StoredFacts {
@@ -108,11 +127,12 @@ pub fn store(mut facts: Value) -> StoredFacts {
     }
 }
 
-/// A stored snapshot back as JSON; `None` if the bytes are not a snapshot this module wrote.
-pub fn load(deflate: &[u8]) -> Option<Value> {
+/// A stored snapshot back as a document; `None` if the bytes are not a snapshot this module
+/// wrote.
+pub fn load(deflate: &[u8]) -> Option<Facts> {
     // A stored snapshot inflates to at most the 2 MiB body it came from.
     let json = decompress_to_vec_with_limit(deflate, MAX_FACTS_BODY).ok()?;
-    serde_json::from_slice(&json).ok()
+    Facts::index(String::from_utf8(json).ok()?).ok()
 }
 
 /// Names every process by its program only (the first word of its command line).
@@ -197,8 +217,8 @@ mod tests {
         assert!(parse(at_limit.as_bytes()).is_ok());
         let over = format!(r#"{{"pad":"{pad}{pad}"}}"#);
         assert_eq!(
-            parse(over.as_bytes()),
-            Err(CoreError::PayloadTooLarge(MAX_FACTS_BODY))
+            parse(over.as_bytes()).err(),
+            Some(CoreError::PayloadTooLarge(MAX_FACTS_BODY))
         );
     }
 
@@ -222,10 +242,10 @@ mod tests {
             .collect();
         let facts =
             json!({"hardware": {"serial": "To Be Filled By O.E.M."}, "processes": processes});
-        let stored = store(facts.clone());
+        let stored = store(&Facts::from(facts.clone()));
         assert!(!stored.truncated);
         assert!(stored.deflate.len() <= MAX_STORED_FACTS);
-        assert_eq!(load(&stored.deflate), Some(facts));
+        assert_eq!(load(&stored.deflate).map(|f| f.to_value()), Some(facts));
     }
 
     #[test]
@@ -241,10 +261,10 @@ mod tests {
         let facts =
             json!({"hardware": {"serial": "S1"}, "processes": processes, "software": software});
         assert!(facts.to_string().len() > 1_200_000);
-        let stored = store(facts);
+        let stored = store(&Facts::from(facts));
         assert!(stored.truncated);
         assert!(stored.deflate.len() <= MAX_STORED_FACTS);
-        let Some(kept) = load(&stored.deflate) else {
+        let Some(kept) = load(&stored.deflate).map(|f| f.to_value()) else {
             panic!("the stored snapshot must load");
         };
         assert_eq!(kept["hardware"]["serial"], "S1");
@@ -265,16 +285,16 @@ mod tests {
     #[test]
     fn one_huge_scalar_keeps_hardware_and_os() {
         let facts = json!({"hardware": {"serial": "S"}, "os": {"family": "linux"}, "blob": noise(7, 1_500_000)});
-        let stored = store(facts);
+        let stored = store(&Facts::from(facts));
         assert!(stored.truncated);
         assert_eq!(
-            load(&stored.deflate),
+            load(&stored.deflate).map(|f| f.to_value()),
             Some(json!({"hardware": {"serial": "S"}, "os": {"family": "linux"}}))
         );
     }
 
     #[test]
     fn load_refuses_foreign_bytes() {
-        assert_eq!(load(b"not deflate"), None);
+        assert!(load(b"not deflate").is_none());
     }
 }
