@@ -56,7 +56,7 @@ sizes: venv
 	  printf '%-10s %s bytes\n' "$$f" "$$(stat -c %s target/lambda-build/lambda/$$f/bootstrap)"; done
 
 venv:
-	scripts/venv.sh
+	scripts/venv.sh all
 
 clean-venv:
 	rm -rf .venv

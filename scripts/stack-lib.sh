@@ -102,6 +102,9 @@ functions_start() {
   # Invoke, which `cargo lambda watch` serves on the same port.
   export AWS_ENDPOINT_URL_LAMBDA="$ENDPOINT_API"
   export CHALLENGE_FUNCTION_NAME=challenge
+  # Push delivery retries a failing receiver after 2 s here (deployed: 30 s), so that the
+  # tests of a receiver that fails first do not wait half a minute.
+  export PUSH_FIRST_RETRY_SECONDS="${PUSH_FIRST_RETRY_SECONDS:-2}"
   # The symmetric key that seals device token keys (deployed: the stack's SealingKey); init
   # creates the table and its data key.
   export SEALING_KEY_ID="${SEALING_KEY_ID:-$("$STACK_ADMIN" key create-sealing)}"

@@ -84,7 +84,7 @@ long() {
   step "property tests with 20,000 cases each"
   PROPTEST_CASES=20000 cargo test --workspace --all-features --locked --test no_panic
   step "schema fuzzing of openapi.yaml against the local stack (schemathesis)"
-  scripts/venv.sh
+  scripts/venv.sh all
   moto_start 0
   stack_build
   functions_start 0

@@ -15,6 +15,23 @@ use crate::signals::{sign_set, sign_verification};
 /// The first retry's delay (before jitter), doubling per failure up to [`MAX_BACKOFF`].
 pub const FIRST_RETRY: i64 = 30;
 pub const MAX_BACKOFF: i64 = 3600;
+
+/// The retry schedule: `first` seconds doubling per failure up to `max` (the deployed stack
+/// uses the defaults; `PUSH_FIRST_RETRY_SECONDS` shortens the first for the local stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: i64,
+    pub max: i64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            first: FIRST_RETRY,
+            max: MAX_BACKOFF,
+        }
+    }
+}
 /// Most SETs one run pushes to one stream.
 pub const MAX_PER_RUN: usize = 100;
 
@@ -28,11 +45,11 @@ pub trait Pusher: Send + Sync {
     ) -> impl Future<Output = Result<u16, String>> + Send;
 }
 
-/// The delay before the next attempt after `failures` consecutive failures: `FIRST_RETRY`
-/// doubled per failure, at most `MAX_BACKOFF`, of which a random half (full jitter on the
+/// The delay before the next attempt after `failures` consecutive failures: `schedule.first`
+/// doubled per failure, at most `schedule.max`, of which a random half (full jitter on the
 /// upper half, so receivers that failed together do not retry together).
-pub fn backoff(failures: u32, rng: &(impl Random + ?Sized)) -> i64 {
-    let base = (FIRST_RETRY << failures.saturating_sub(1).min(10)).min(MAX_BACKOFF);
+pub fn backoff(failures: u32, schedule: Backoff, rng: &(impl Random + ?Sized)) -> i64 {
+    let base = (schedule.first << failures.saturating_sub(1).min(10)).min(schedule.max);
     let mut b = [0u8; 8];
     rng.fill(&mut b);
     let half = base / 2;
@@ -54,6 +71,7 @@ pub async fn deliver_push<S, K, P>(
     pusher: &P,
     (key, issuer): (&str, &str),
     now: UnixTime,
+    schedule: Backoff,
     rng: &(impl Random + ?Sized),
 ) -> Result<DeliveryReport, CoreError>
 where
@@ -108,7 +126,7 @@ where
                         Ok(status) => format!("the receiver answered {status}"),
                         Err(e) => format!("the receiver could not be reached ({e})"),
                     };
-                    failed(&mut stream, now, why, rng);
+                    failed(&mut stream, (now, schedule), why, rng);
                     store.put_stream(&stream).await?;
                     report.failed += 1;
                     break;
@@ -129,10 +147,15 @@ fn recovered(stream: &mut Stream) {
     }
 }
 
-fn failed(stream: &mut Stream, now: UnixTime, why: String, rng: &(impl Random + ?Sized)) {
+fn failed(
+    stream: &mut Stream,
+    (now, schedule): (UnixTime, Backoff),
+    why: String,
+    rng: &(impl Random + ?Sized),
+) {
     stream.failures += 1;
     let since = *stream.failing_since.get_or_insert(now);
-    stream.next_attempt = Some(now + backoff(stream.failures, rng));
+    stream.next_attempt = Some(now + backoff(stream.failures, schedule, rng));
     stream.status_reason = Some(format!(
         "push delivery failing since {since} ({} attempts): {why}; retrying",
         stream.failures

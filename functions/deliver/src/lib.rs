@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use endpoint_core::delivery::{deliver_push, DeliveryReport, Pusher};
+use endpoint_core::delivery::{deliver_push, Backoff, DeliveryReport, Pusher};
 use endpoint_core::edge::Base;
 use endpoint_core::error::CoreError;
 use endpoint_core::ports::{ChallengeSigner, Clock, Store};
@@ -80,6 +80,10 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             &self.pusher,
             keys,
             now,
+            Backoff {
+                first: self.base.config.push_first_retry,
+                ..Backoff::default()
+            },
             &self.base.rng,
         )
         .await?;

@@ -26,6 +26,9 @@ pub struct FunctionConfig {
     pub assertion_key: Option<String>,
     /// `AUDIT_RETENTION_DAYS` (90): how long audit records are kept.
     pub audit_retention_days: i64,
+    /// `PUSH_FIRST_RETRY_SECONDS` (30): the push delivery's first retry, doubling per failure
+    /// to an hour (the local stack shortens it so that its tests need not wait).
+    pub push_first_retry: i64,
 }
 
 impl FunctionConfig {
@@ -73,6 +76,12 @@ impl FunctionConfig {
                 crate::audit::DEFAULT_RETENTION_DAYS,
                 1,
                 3650,
+            )?,
+            push_first_retry: number(
+                "PUSH_FIRST_RETRY_SECONDS",
+                crate::delivery::FIRST_RETRY,
+                1,
+                crate::delivery::MAX_BACKOFF,
             )?,
             public_base_url: get("PUBLIC_BASE_URL")
                 .filter(|u| !u.is_empty())

@@ -196,7 +196,7 @@ impl endpoint_core::delivery::Pusher for Endpoint {
 
 #[tokio::test]
 async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everything() {
-    use endpoint_core::delivery::{deliver_push, MAX_BACKOFF};
+    use endpoint_core::delivery::{deliver_push, Backoff, MAX_BACKOFF};
     let (fx, stream) = push_world(Some("Bearer rcv"), &[MAC_OK, MAC_BAD, MAC_OK, MAC_BAD]).await;
     assert_eq!(outbox(&fx).await.len(), 3);
     // The receiver is down for 25 hours; the worker runs every minute.
@@ -216,6 +216,7 @@ async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everyth
             &endpoint,
             ("assertion", "https://t.example"),
             t,
+            Backoff::default(),
             &fx.rng,
         )
         .await
@@ -284,7 +285,7 @@ impl endpoint_core::delivery::Pusher for Hanging {
 
 #[tokio::test]
 async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_flight() {
-    use endpoint_core::delivery::deliver_push;
+    use endpoint_core::delivery::{deliver_push, Backoff};
     let (fx, _) = push_world(None, &[MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK]).await;
     let ids: Vec<String> = outbox(&fx).await.into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 4);
@@ -297,14 +298,30 @@ async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_f
     let now = fx.clock.now();
     let killed = tokio::time::timeout(
         std::time::Duration::from_millis(200),
-        deliver_push(&fx.store, &fx.signer, &pusher, keys, now, &fx.rng),
+        deliver_push(
+            &fx.store,
+            &fx.signer,
+            &pusher,
+            keys,
+            now,
+            Backoff::default(),
+            &fx.rng,
+        ),
     )
     .await;
     assert!(killed.is_err(), "the run was killed while it waited");
     // The next run starts after the last recorded delivery: the one in flight comes again.
-    deliver_push(&fx.store, &fx.signer, &pusher, keys, now + 60, &fx.rng)
-        .await
-        .unwrap();
+    deliver_push(
+        &fx.store,
+        &fx.signer,
+        &pusher,
+        keys,
+        now + 60,
+        Backoff::default(),
+        &fx.rng,
+    )
+    .await
+    .unwrap();
     let got = pusher.accepted.lock().unwrap().clone();
     let unique: std::collections::BTreeSet<&String> = got.iter().collect();
     assert_eq!(

@@ -93,12 +93,38 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
     };
     assert_eq!(config(&victim_key), 200, "the victim's token still works");
 
-    // The takeover race: the attacker polls enroll/ while the operator approves the reinstall
-    // and the reinstalled device enrolls with the approval. The device wins; the attacker
-    // never does (refused, then limited).
+    // The general token was used once; it enrolls one new serial, then it is used up.
+    let (status, body) = enroll(&s, &key, &format!("{victim}-other"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = enroll(&s, &key, &format!("{victim}-third"));
+    assert_eq!(status, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("used as many times"),
+        "{body}"
+    );
+    let shown = admin(&["enrollment-token", "show", &token_id]);
+    assert_eq!(shown["uses"], 2);
+    assert_eq!(shown["state"], "used_up");
+    assert!(!shown.to_string().contains(&key), "never the key");
+    let listed = admin(&["enrollment-token", "list", "--connector", c]);
+    assert!(listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"] == token_id.as_str()));
+
+    // The takeover race: the attacker, holding a valid token of the connector, polls enroll/
+    // while the operator approves the reinstall and the reinstalled device enrolls with the
+    // approval. The device wins; the attacker never does (refused, then limited).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker_token = admin(&["enrollment-token", "create", "--connector", c]);
+    let attacker_key = attacker_token["key"].as_str().unwrap().to_string();
+    let attacker_id = attacker_token["id"].as_str().unwrap().to_string();
     let attacker = {
-        let (stop, key, victim) = (stop.clone(), key.clone(), victim.clone());
+        let (stop, key, victim) = (stop.clone(), attacker_key.clone(), victim.clone());
         let http = endpoint_agent::Http::new(&s.api);
         std::thread::spawn(move || {
             let mut statuses = Vec::new();
@@ -138,34 +164,6 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
     assert_eq!(config(&victim_key), 403, "the old token is replaced");
     assert_eq!(config(&reinstalled), 200);
     assert_eq!(enroll(&s, &approval_key, &victim).0, 403, "single use");
-
-    // The general token was used once; it enrolls one new serial, then it is used up.
-    let (status, body) = enroll(&s, &key, &format!("{victim}-other"));
-    assert!(status == 200 || status == 429, "{body}");
-    if status == 429 {
-        // The attacker's refusals limited the token for the rest of the minute.
-        std::thread::sleep(std::time::Duration::from_secs(61 - (now() % 60) as u64));
-        assert_eq!(enroll(&s, &key, &format!("{victim}-other")).0, 200);
-    }
-    let (status, body) = enroll(&s, &key, &format!("{victim}-third"));
-    assert_eq!(status, 403);
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("used as many times"),
-        "{body}"
-    );
-    let shown = admin(&["enrollment-token", "show", &token_id]);
-    assert_eq!(shown["uses"], 2);
-    assert_eq!(shown["state"], "used_up");
-    assert!(!shown.to_string().contains(&key), "never the key");
-    let listed = admin(&["enrollment-token", "list", "--connector", c]);
-    assert!(listed["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["id"] == token_id.as_str()));
 
     // Bound to a serial; revoked; never-expiring only when asked.
     let bound = admin(&[
@@ -212,7 +210,9 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
         );
         let actor = refused["actor"].as_str().unwrap();
         assert!(
-            actor == "anonymous" || actor == format!("enrollment_token:{token_id}"),
+            actor == "anonymous"
+                || actor == format!("enrollment_token:{token_id}")
+                || actor == format!("enrollment_token:{attacker_id}"),
             "{actor}"
         );
         assert!(refused["source_ip"].is_string(), "{refused}");

@@ -363,7 +363,8 @@ async fn push_delivers_every_event_to_a_receiver_that_failed_first() {
         s.check_in_firewall(&device, enabled);
     }
     // The first attempt comes within seconds (the local stack runs delivery every 2 s); it is
-    // refused (503), retried with backoff (at most 30 s), then everything arrives.
+    // refused (503), retried with backoff (the local stack's first retry: 1 to 2 s, deployed
+    // 15 to 30 s), then everything arrives.
     let mut mine = Vec::new();
     for _ in 0..90 {
         std::thread::sleep(std::time::Duration::from_secs(1));
