@@ -15,18 +15,9 @@ use endpoint_core::protocol::ATC_LEN;
 use endpoint_core::secret::Secret;
 use serde_json::json;
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let Some(path) = args.next() else {
-        eprintln!("usage: validate-bench INPUTS.json [ITERATIONS]");
-        std::process::exit(2);
-    };
-    let iterations: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(200_000);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-
+/// A signed challenge and the device's response to it, for validation by both
+/// implementations: (challenge, response, device key).
+fn inputs(now: i64, serial: &str) -> (String, String, String) {
     let mut signer = LocalSigner::new();
     let key = match signer.generate("k", KeySpec::EccNistP256) {
         Ok(k) => k,
@@ -48,9 +39,13 @@ fn main() {
     };
     let challenge = assemble(&input, &signature.signature);
     let token = random_alnum(&SystemRandom, 128);
-    let serial = "BENCH-SERIAL-1";
     let response = sign_response(serial, &token, &challenge, now);
-    let device = DeviceWithTokens {
+    (challenge, response, token)
+}
+
+/// The enrolled device holding `token`.
+fn device(serial: &str, token: &str, now: i64) -> DeviceWithTokens {
+    DeviceWithTokens {
         compliance: Vec::new(),
         device: Device {
             lock: Default::default(),
@@ -64,11 +59,27 @@ fn main() {
             id: "t".into(),
             device: serial.into(),
             connector: "conn".into(),
-            key: Secret::new(token.clone()),
+            key: Secret::new(token.to_string()),
             created_at: now,
             expires_at: None,
         }],
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: validate-bench INPUTS.json [ITERATIONS]");
+        std::process::exit(2);
     };
+    let iterations: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(200_000);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let serial = "BENCH-SERIAL-1";
+    let (challenge, response, token) = inputs(now, serial);
+    let device = device(serial, &token, now);
     let inputs = json!({"challenge": challenge, "response": response, "serial": serial, "tokens": [token], "now": now});
     if let Err(e) = std::fs::write(&path, inputs.to_string()) {
         eprintln!("cannot write {path}: {e}");

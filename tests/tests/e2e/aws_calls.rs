@@ -16,7 +16,7 @@ use endpoint_core::model::StageMode;
 use endpoint_core::ports::ChallengeMinter;
 use endpoint_core::stage::Outcome;
 use endpoint_core::CoreError;
-use endpoint_e2e::{now, Stack};
+use endpoint_e2e::{now, Setup, Stack};
 use lambda_http::{Body, Request};
 use serde_json::Value;
 
@@ -69,29 +69,93 @@ async fn counted() -> (DynamoStore, KmsSigner, CallCounter, CallCounter) {
     (store, signer, ddb, kms)
 }
 
-#[tokio::test]
-async fn calls_per_route_stay_within_budget() {
+/// A stage with its key, an enrolled device, and clients whose AWS calls are counted.
+struct World {
+    s: Stack,
+    setup: Setup,
+    device: endpoint_agent::State,
+    store: DynamoStore,
+    signer: KmsSigner,
+    ddb: CallCounter,
+    kms: CallCounter,
+}
+
+async fn world(tag: &str) -> World {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
     let device = s
-        .enrolled(&setup.connector, &format!("E2E-CALLS-{}", now()))
+        .enrolled(&setup.connector, &format!("E2E-{tag}-{}", now()))
         .await;
     let (store, signer, ddb, kms) = counted().await;
-    let challenge = fn_challenge::App {
+    World {
+        s,
+        setup,
+        device,
+        store,
+        signer,
+        ddb,
+        kms,
+    }
+}
+
+fn challenge_app(w: &World) -> fn_challenge::App<DynamoStore, KmsSigner> {
+    fn_challenge::App {
         base: Base::from_env().unwrap(),
-        store: store.clone(),
-        signer: signer.clone(),
-    };
-    let response = fn_response::App {
+        store: w.store.clone(),
+        signer: w.signer.clone(),
+    }
+}
+
+fn response_app(w: &World) -> fn_response::App<DynamoStore, NoMinter> {
+    fn_response::App {
         base: Base::from_env().unwrap(),
-        store: store.clone(),
+        store: w.store.clone(),
         minter: NoMinter,
-    };
-    let jwks = fn_jwks::App {
+    }
+}
+
+fn agent_app(w: &World) -> fn_agent::App<DynamoStore, KmsSigner> {
+    fn_agent::App {
         base: Base::from_env().unwrap(),
-        store: store.clone(),
-        signer: signer.clone(),
-    };
+        store: w.store.clone(),
+        signer: w.signer.clone(),
+    }
+}
+
+/// A new plan of the world's stage, passed by the device (its calls not looked at).
+async fn passed_plan(w: &World) -> String {
+    let plan = w.s.create_plan(&w.setup.stage);
+    let (reply, _) = challenge_app(w)
+        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .await;
+    let jws = reply.body["challenge"].as_str().unwrap().to_string();
+    let answer = endpoint_agent::respond(&w.device, &jws, now()).unwrap();
+    let body = serde_json::json!({"component": "ak-stage-endpoint-agent", "response": answer});
+    let (_, outcome) = response_app(w)
+        .handle(request(
+            "POST",
+            &format!("/v1/plans/{plan}/executor"),
+            Some(body),
+        ))
+        .await;
+    assert_eq!(outcome.as_str(), "passed");
+    plan
+}
+
+/// `req` authenticated with the device's token.
+fn with_device_token(mut req: Request, token: &str) -> Request {
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer+agent {token}").parse().unwrap(),
+    );
+    req
+}
+
+#[tokio::test]
+async fn calls_per_route_stay_within_budget() {
+    let w = world("CALLS").await;
+    let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
+    let (challenge, response) = (challenge_app(&w), response_app(&w));
 
     // Cold: the first challenge also fetches the public key once.
     let plan = s.create_plan(&setup.stage);
@@ -119,7 +183,7 @@ async fn calls_per_route_stay_within_budget() {
     // Response POST, cold: the two reads and the data key's item together, then its unwrapping
     // (once per process), then the consumption with its audit record in one transaction.
     let jws = reply.body["challenge"].as_str().unwrap().to_string();
-    let answer = endpoint_agent::respond(&device, &jws, now()).unwrap();
+    let answer = endpoint_agent::respond(device, &jws, now()).unwrap();
     kms.reset();
     ddb.reset();
     let post = |plan: &str, answer: &str| {
@@ -157,7 +221,7 @@ async fn calls_per_route_stay_within_budget() {
         .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
         .await;
     let jws = reply.body["challenge"].as_str().unwrap().to_string();
-    let answer = endpoint_agent::respond(&device, &jws, now()).unwrap();
+    let answer = endpoint_agent::respond(device, &jws, now()).unwrap();
     kms.reset();
     ddb.reset();
     let (reply, outcome) = response.handle(post(&plan, &answer)).await;
@@ -175,6 +239,18 @@ async fn calls_per_route_stay_within_budget() {
         kms.calls().is_empty(),
         "the response validator makes no KMS call"
     );
+}
+
+#[tokio::test]
+async fn relying_party_reads_and_jwks_stay_within_budget() {
+    let w = world("READS").await;
+    let (s, setup, store, signer, ddb, kms) = (&w.s, &w.setup, &w.store, &w.signer, &w.ddb, &w.kms);
+    let plan = passed_plan(&w).await;
+    let jwks = fn_jwks::App {
+        base: Base::from_env().unwrap(),
+        store: store.clone(),
+        signer: signer.clone(),
+    };
 
     // The relying party's read of the passed plan: one GetItem, and the device assertion's
     // KMS Sign (cold, the assertion key's public key first); of a pending plan, no KMS call.
@@ -211,14 +287,25 @@ async fn calls_per_route_stay_within_budget() {
     assert_eq!(reply.status, 200);
     assert!(kms.calls().is_empty(), "{:?}", kms.calls());
     assert_eq!(ddb.calls(), ["GetItem"]);
+}
 
+#[tokio::test]
+async fn agent_routes_stay_within_budget() {
+    let w = world("AGENT-CALLS").await;
+    let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
+    let agent = agent_app(&w);
+    let config = || {
+        let req = request(
+            "GET",
+            "/api/v3/endpoints/agents/connectors/agent_config/",
+            None,
+        );
+        with_device_token(req, &device.token)
+    };
+    // Warm: the first agent_config/ of a process fetches the connector's public key once.
+    assert_eq!(agent.handle(config()).await.0.status, 200);
     // core/brands/current/: no AWS call at all. agent_config/: the token index, then the device
     // and the connector together; the connector's JWKS from the warm key cache.
-    let agent = fn_agent::App {
-        base: Base::from_env().unwrap(),
-        store: store.clone(),
-        signer: signer.clone(),
-    };
     kms.reset();
     ddb.reset();
     let (reply, _) = agent
@@ -226,16 +313,7 @@ async fn calls_per_route_stay_within_budget() {
         .await;
     assert_eq!(reply.status, 200);
     assert!(ddb.calls().is_empty() && kms.calls().is_empty());
-    let mut req = request(
-        "GET",
-        "/api/v3/endpoints/agents/connectors/agent_config/",
-        None,
-    );
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer+agent {}", device.token).parse().unwrap(),
-    );
-    let (reply, _) = agent.handle(req).await;
+    let (reply, _) = agent.handle(config()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(kms.calls().is_empty(), "{:?}", kms.calls());
     let mut calls = ddb.calls();
@@ -258,11 +336,8 @@ async fn calls_per_route_stay_within_budget() {
     s.set_interactive_stage(&setup.connector, &setup.stage)
         .await;
     ddb.reset();
-    let mut req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer+agent {}", device.token).parse().unwrap(),
-    );
+    let req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
+    let mut req = with_device_token(req, &device.token);
     req.headers_mut()
         .insert("host", "127.0.0.1".parse().unwrap());
     let (reply, _) = agent.handle(req).await;
@@ -281,7 +356,13 @@ async fn calls_per_route_stay_within_budget() {
             "UpdateItem"
         ]
     );
+}
 
+#[tokio::test]
+async fn a_posture_policy_adds_one_round_to_check_in_only() {
+    let w = world("POLICY-CALLS").await;
+    let (s, setup, device, ddb) = (&w.s, &w.setup, &w.device, &w.ddb);
+    let agent = agent_app(&w);
     // check_in/ on a connector whose stage has a posture policy: the policy is read after the
     // connector (one more round, on this agent route only), and the evaluation is written with
     // the snapshot and the audit record, in the same round as they are.
@@ -321,14 +402,10 @@ async fn calls_per_route_stay_within_budget() {
 
 /// A `check_in/` of a small facts document, authenticated with the device's token.
 fn check_in(token: &str) -> Request {
-    let mut req = request(
+    let req = request(
         "POST",
         "/api/v3/endpoints/agents/connectors/check_in/",
         Some(serde_json::json!({"hardware": {"serial": "x"}})),
     );
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer+agent {token}").parse().unwrap(),
-    );
-    req
+    with_device_token(req, token)
 }

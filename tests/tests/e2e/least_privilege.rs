@@ -14,7 +14,7 @@ use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::admin;
 use endpoint_core::edge::Base;
 use endpoint_core::model::StageMode;
-use endpoint_e2e::{now, Stack};
+use endpoint_e2e::{now, Setup, Stack};
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -76,90 +76,27 @@ fn json_of(reply: &endpoint_core::edge::Reply) -> &Value {
     &reply.body
 }
 
-#[tokio::test]
-async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
-    let s = Stack::connect().await;
-    let mut observed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    let setup = s.setup(StageMode::Required, true, true).await;
-    s.set_interactive_stage(&setup.connector, &setup.stage)
-        .await;
-    // Policy approve for this connector: re-enrollment takes an allowance.
-    admin::set_reenroll(
-        &s.store,
-        &setup.connector,
-        endpoint_core::model::ReenrollPolicy::Approve,
-    )
-    .await
-    .unwrap();
-    let serial = format!("LP-{}", now());
+/// What a function's clients were asked, as `service:Action resource` lines.
+fn accesses(r: &Recorded) -> Vec<String> {
+    r.recorder.accesses().into_iter().collect()
+}
 
-    // The agent function: enroll (new), refused re-enrollment, allowed re-enrollment,
-    // agent_config, check_in, auth_ia up to and past its limit, the brand.
-    let r = recorded().await;
-    let agent = fn_agent::App {
-        base: Base::from_env().unwrap(),
-        store: r.store.clone(),
-        signer: r.signer.clone(),
-    };
-    let enroll_path = "/api/v3/endpoints/agents/connectors/enroll/";
-    let token = s.enrollment_token(&setup.connector, None).await;
-    let bearer = format!("Bearer {token}");
-    let body = json!({"device_serial": serial, "device_name": "lp"});
-    let (reply, _) = agent
-        .handle(request(
-            "POST",
-            enroll_path,
-            Some(&bearer),
-            Some(body.clone()),
-        ))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let (reply, _) = agent
-        .handle(request(
-            "POST",
-            enroll_path,
-            Some(&bearer),
-            Some(body.clone()),
-        ))
-        .await;
-    assert_eq!(reply.status, 403, "needs an approval: {}", reply.body);
-    let (_, approval) = admin::allow_reenroll(
-        &s.store,
-        &endpoint_core::ports::SystemClock,
-        &endpoint_core::ports::SystemRandom,
-        &setup.connector,
-        &serial,
-        600,
-    )
-    .await
-    .unwrap();
-    let approved = format!("Bearer {}", approval.expose());
-    let (reply, _) = agent
-        .handle(request("POST", enroll_path, Some(&approved), Some(body)))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let device_key = json_of(&reply)["token"].as_str().unwrap().to_string();
-    let device_auth = format!("Bearer+agent {device_key}");
-    let (reply, _) = agent
-        .handle(request(
-            "GET",
-            "/api/v3/endpoints/agents/connectors/agent_config/",
-            Some(&device_auth),
-            None,
-        ))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let (reply, _) = agent
-        .handle(request(
-            "POST",
-            "/api/v3/endpoints/agents/connectors/check_in/",
-            Some(&device_auth),
-            Some(json!({"hardware": {"serial": serial}})),
-        ))
-        .await;
-    assert_eq!(reply.status, 204, "{}", reply.body);
-    // A check-in evaluated against a posture policy: the policy read, the evaluation and the
-    // record of its status change written.
+/// What the agent function's requests leave for the others: the device's key and the URL
+/// auth_ia/ answered.
+struct AgentDone {
+    accesses: Vec<String>,
+    device_key: String,
+    ia_url: Option<String>,
+}
+
+/// Check-ins evaluated against a posture policy: the policy read, the evaluation and the
+/// record of its status change written.
+async fn posture_check_ins(
+    s: &Stack,
+    setup: &Setup,
+    agent: &fn_agent::App<DynamoStore, KmsSigner>,
+    (serial, device_auth): (&str, &str),
+) {
     let policy = endpoint_core::compliance::admin::create_policy(
         &s.store,
         &endpoint_core::ports::SystemRandom,
@@ -208,12 +145,81 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
             .handle(request(
                 "POST",
                 "/api/v3/endpoints/agents/connectors/check_in/",
-                Some(&device_auth),
+                Some(device_auth),
                 Some(facts),
             ))
             .await;
         assert_eq!(reply.status, 204, "{}", reply.body);
     }
+}
+
+async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
+    // The agent function: enroll (new), refused re-enrollment, allowed re-enrollment,
+    // agent_config, check_in, auth_ia up to and past its limit, the brand.
+    let r = recorded().await;
+    let agent = fn_agent::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+    };
+    let enroll_path = "/api/v3/endpoints/agents/connectors/enroll/";
+    let token = s.enrollment_token(&setup.connector, None).await;
+    let bearer = format!("Bearer {token}");
+    let body = json!({"device_serial": serial, "device_name": "lp"});
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            enroll_path,
+            Some(&bearer),
+            Some(body.clone()),
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            enroll_path,
+            Some(&bearer),
+            Some(body.clone()),
+        ))
+        .await;
+    assert_eq!(reply.status, 403, "needs an approval: {}", reply.body);
+    let (_, approval) = admin::allow_reenroll(
+        &s.store,
+        &endpoint_core::ports::SystemClock,
+        &endpoint_core::ports::SystemRandom,
+        &setup.connector,
+        serial,
+        600,
+    )
+    .await
+    .unwrap();
+    let approved = format!("Bearer {}", approval.expose());
+    let (reply, _) = agent
+        .handle(request("POST", enroll_path, Some(&approved), Some(body)))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let device_key = json_of(&reply)["token"].as_str().unwrap().to_string();
+    let device_auth = format!("Bearer+agent {device_key}");
+    let (reply, _) = agent
+        .handle(request(
+            "GET",
+            "/api/v3/endpoints/agents/connectors/agent_config/",
+            Some(&device_auth),
+            None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            "/api/v3/endpoints/agents/connectors/check_in/",
+            Some(&device_auth),
+            Some(json!({"hardware": {"serial": serial}})),
+        ))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    posture_check_ins(s, setup, &agent, (serial, &device_auth)).await;
     let mut statuses = Vec::new();
     let mut ia_url = None;
     for _ in 0..11 {
@@ -238,8 +244,16 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         .handle(request("GET", "/api/v3/core/brands/current/", None, None))
         .await;
     assert_eq!(reply.status, 200);
-    observed.insert("AgentFunction", r.recorder.accesses().into_iter().collect());
 
+    AgentDone {
+        accesses: accesses(&r),
+        device_key,
+        ia_url,
+    }
+}
+
+/// The plans function; answers its accesses and a pending plan.
+async fn plans_function(s: &Stack, setup: &Setup, serial: &str) -> (Vec<String>, String) {
     // The plans function: create and read.
     let r = recorded().await;
     let plans = fn_plans::App {
@@ -265,7 +279,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     // device assertion.
     let passed_plan = s.create_plan(&setup.stage);
     let device = endpoint_core::model::DeviceRef {
-        identifier: serial.clone(),
+        identifier: serial.to_string(),
         name: "lp".into(),
         id: Some("00000000-0000-4000-8000-0000000000lp".into()),
     };
@@ -286,8 +300,11 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         .await;
     assert_eq!(reply.status, 200);
     assert!(json_of(&reply)["assertion"].is_string(), "{}", reply.body);
-    observed.insert("PlansFunction", r.recorder.accesses().into_iter().collect());
 
+    (accesses(&r), plan)
+}
+
+async fn web_function(plan: &str) -> Vec<String> {
     // The web function: the page.
     let r = recorded().await;
     let web = fn_web::App::new(Base::from_env().unwrap(), r.store.clone());
@@ -300,8 +317,17 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         ))
         .await;
     assert_eq!(reply.status, 200);
-    observed.insert("WebFunction", r.recorder.accesses().into_iter().collect());
 
+    accesses(&r)
+}
+
+/// The challenge function; answers its accesses and the challenge it minted for `plan`.
+async fn challenge_function(
+    s: &Stack,
+    setup: &Setup,
+    plan: &str,
+    agent: &AgentDone,
+) -> (Vec<String>, String) {
     // The challenge function: a challenge, the DTH path, the attempt limit's denial, and
     // concurrent GETs that lose the race to end the plan (they read its outcome).
     let r = recorded().await;
@@ -314,7 +340,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     };
     let executor = |p: &str| format!("/v1/plans/{p}/executor");
     let (reply, _) = challenge
-        .handle(request("GET", &executor(&plan), None, None))
+        .handle(request("GET", &executor(plan), None, None))
         .await;
     assert_eq!(reply.status, 200);
     let jws = json_of(&reply)["challenge"].as_str().unwrap().to_string();
@@ -339,13 +365,13 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         "concurrent GETs past the attempt limit lose the race to end the plan"
     );
     // DTH: the plan of auth_ia/ passes with the header (the token index is read).
-    let ia_url = ia_url.expect("auth_ia/ answered a URL");
+    let ia_url = agent.ia_url.as_deref().expect("auth_ia/ answered a URL");
     let ia_path = &ia_url[ia_url.find("/v1/plans/").expect("an executor URL")..];
     let mut req = request("GET", ia_path, None, None);
     req.headers_mut().insert(
         lambda_http::http::HeaderName::from_bytes(endpoint_core::protocol::DTH_HEADER.as_bytes())
             .unwrap(),
-        endpoint_core::secret::sha256_hex(device_key.as_bytes())
+        endpoint_core::secret::sha256_hex(agent.device_key.as_bytes())
             .parse()
             .unwrap(),
     );
@@ -356,11 +382,17 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         "{}",
         reply.body
     );
-    observed.insert(
-        "ChallengeFunction",
-        r.recorder.accesses().into_iter().collect(),
-    );
 
+    (accesses(&r), jws)
+}
+
+async fn response_function(
+    s: &Stack,
+    setup: &Setup,
+    (serial, device_key): (&str, &str),
+    (plan, jws): (&str, &str),
+) -> Vec<String> {
+    let executor = |p: &str| format!("/v1/plans/{p}/executor");
     // The response function: a valid response (cold: the data key is unwrapped), an invalid
     // one (required: a new challenge from the challenge function), no response (denied).
     let r = recorded().await;
@@ -372,8 +404,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
             function: "challenge".into(),
         },
     };
-    let answer =
-        endpoint_core::protocol::response::sign_response(&serial, &device_key, &jws, now());
+    let answer = endpoint_core::protocol::response::sign_response(serial, device_key, jws, now());
     let post = |p: &str, response: Option<&str>| {
         request(
             "POST",
@@ -382,7 +413,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
             Some(json!({"component": "ak-stage-endpoint-agent", "response": response})),
         )
     };
-    let (reply, outcome) = response.handle(post(&plan, Some(&answer))).await;
+    let (reply, outcome) = response.handle(post(plan, Some(&answer))).await;
     assert_eq!(
         (reply.status, outcome.as_str()),
         (200, "passed"),
@@ -405,11 +436,11 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         "{}",
         reply.body
     );
-    observed.insert(
-        "ResponseFunction",
-        r.recorder.accesses().into_iter().collect(),
-    );
 
+    accesses(&r)
+}
+
+async fn jwks_function(setup: &Setup) -> Vec<String> {
     // The JWKS function.
     let r = recorded().await;
     let jwks = fn_jwks::App {
@@ -430,8 +461,48 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         .handle(request("GET", "/.well-known/jwks.json", None, None))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    observed.insert("JwksFunction", r.recorder.accesses().into_iter().collect());
 
+    accesses(&r)
+}
+
+/// The delivery function: one run over a push stream (its verification first), whose
+/// receiver cannot be reached (the failure recorded on the stream).
+async fn deliver_function(
+    s: &Stack,
+    ssf: &fn_ssf::App<DynamoStore, KmsSigner>,
+    bearer: &str,
+) -> Vec<String> {
+    let push = json!({
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none"},
+        "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
+    });
+    let (reply, _) = ssf
+        .handle(request("POST", "/ssf/streams", Some(bearer), Some(push)))
+        .await;
+    let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
+    let verify = json!({"stream_id": stream});
+    let (reply, _) = ssf
+        .handle(request("POST", "/ssf/verify", Some(bearer), Some(verify)))
+        .await;
+    assert_eq!(reply.status, 204);
+    let r = recorded().await;
+    let deliver = fn_deliver::App {
+        base: Base::from_env().unwrap(),
+        store: r.store.clone(),
+        signer: r.signer.clone(),
+        pusher: fn_deliver::HttpPusher::default(),
+    };
+    let report = deliver.run().await.unwrap();
+    assert!(report.failed >= 1, "{report:?}");
+    endpoint_core::ports::SignalStore::delete_stream(&s.store, &stream)
+        .await
+        .unwrap();
+
+    accesses(&r)
+}
+
+/// The Shared Signals function, then the delivery function; answers their accesses.
+async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
     // The Shared Signals function: configuration, a stream created, listed, read, verified,
     // polled (the outbox, a signed SET) and deleted.
     let r = recorded().await;
@@ -481,44 +552,17 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
             reply.body
         );
     }
-    observed.insert("SsfFunction", r.recorder.accesses().into_iter().collect());
+    let ssf_accesses = accesses(&r);
 
-    // The delivery function: one run over a push stream (its verification first), whose
-    // receiver cannot be reached (the failure recorded on the stream).
-    let push = json!({
-        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none"},
-        "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
-    });
-    let (reply, _) = ssf
-        .handle(request("POST", "/ssf/streams", Some(&bearer), Some(push)))
-        .await;
-    let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
-    let verify = json!({"stream_id": stream});
-    let (reply, _) = ssf
-        .handle(request("POST", "/ssf/verify", Some(&bearer), Some(verify)))
-        .await;
-    assert_eq!(reply.status, 204);
-    let r = recorded().await;
-    let deliver = fn_deliver::App {
-        base: Base::from_env().unwrap(),
-        store: r.store.clone(),
-        signer: r.signer.clone(),
-        pusher: fn_deliver::HttpPusher::default(),
-    };
-    let report = deliver.run().await.unwrap();
-    assert!(report.failed >= 1, "{report:?}");
-    observed.insert(
-        "DeliverFunction",
-        r.recorder.accesses().into_iter().collect(),
-    );
-    endpoint_core::ports::SignalStore::delete_stream(&s.store, &stream)
-        .await
-        .unwrap();
+    let deliver_accesses = deliver_function(s, &ssf, &bearer).await;
+    (ssf_accesses, deliver_accesses)
+}
 
-    // Compare with template.yaml, both ways.
+/// Compares what the functions were seen doing with template.yaml, both ways.
+fn compare_with_the_template(observed: &BTreeMap<&str, Vec<String>>) {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/least-privilege.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&observed).unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_string_pretty(observed).unwrap()).unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("scripts/check-iam.py"))
@@ -535,4 +579,40 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         out.status.success(),
         "template.yaml and the code disagree:\n{report}"
     );
+}
+
+#[tokio::test]
+async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
+    // Policy approve for this connector: re-enrollment takes an allowance.
+    admin::set_reenroll(
+        &s.store,
+        &setup.connector,
+        endpoint_core::model::ReenrollPolicy::Approve,
+    )
+    .await
+    .unwrap();
+    let serial = format!("LP-{}", now());
+
+    let agent = agent_function(&s, &setup, &serial).await;
+    let (plans, plan) = plans_function(&s, &setup, &serial).await;
+    let web = web_function(&plan).await;
+    let (challenge, jws) = challenge_function(&s, &setup, &plan, &agent).await;
+    let response = response_function(&s, &setup, (&serial, &agent.device_key), (&plan, &jws)).await;
+    let jwks = jwks_function(&setup).await;
+    let (ssf, deliver) = ssf_and_deliver_functions(&s).await;
+    let observed: BTreeMap<&str, Vec<String>> = BTreeMap::from([
+        ("AgentFunction", agent.accesses),
+        ("PlansFunction", plans),
+        ("WebFunction", web),
+        ("ChallengeFunction", challenge),
+        ("ResponseFunction", response),
+        ("JwksFunction", jwks),
+        ("SsfFunction", ssf),
+        ("DeliverFunction", deliver),
+    ]);
+    compare_with_the_template(&observed);
 }

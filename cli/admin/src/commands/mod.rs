@@ -54,6 +54,71 @@ pub async fn run(args: Args) -> Result<String, AdminError> {
     })
 }
 
+/// `endpoint-admin init`: the table, and with a sealing key its data key.
+async fn init(args: &Args, store: &DynamoStore) -> Result<Output, AdminError> {
+    let created = store.create_table().await?;
+    // With a sealing key, the data key too (a new table refuses plain keys at once).
+    let keyring = match &args.sealing_key {
+        Some(_) => Some(store.ensure_keyring().await?),
+        None => None,
+    };
+    Ok(Output {
+        plain: format!(
+            "{}\t{}",
+            args.table,
+            if created { "created" } else { "exists" }
+        ),
+        json: json!({"table": args.table, "created": created, "data_key_created": keyring}),
+        audit: None,
+    })
+}
+
+/// `endpoint-admin migrate`.
+async fn migrate(store: &DynamoStore) -> Result<Output, AdminError> {
+    let report = store.migrate().await?;
+    let summary = format!(
+        "data_key_created={} sealed={} enrollment_tokens={} audit_records={}",
+        report.keyring_created, report.sealed, report.enrollment_tokens, report.audit_records
+    );
+    Ok(Output {
+        plain: summary.clone(),
+        json: json!({
+            "data_key_created": report.keyring_created,
+            "sealed": report.sealed,
+            "enrollment_tokens": report.enrollment_tokens,
+            "audit_records": report.audit_records,
+        }),
+        audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
+    })
+}
+
+/// `endpoint-admin sealing rotate`, with its progress on stderr.
+async fn rotate(store: &DynamoStore, page: usize, now: i64) -> Result<Output, AdminError> {
+    let mut progress = |r: &RotationReport| {
+        eprintln!(
+            "sealing rotate: {} devices, {} keys re-sealed under generation {}",
+            r.devices, r.resealed, r.generation
+        );
+    };
+    let r = store
+        .rotate_data_key(page, None, now, &mut progress)
+        .await?;
+    let summary = format!(
+        "generation={} devices={} resealed={} resumed={}",
+        r.generation, r.devices, r.resealed, !r.started
+    );
+    Ok(Output {
+        plain: summary.clone(),
+        json: json!({
+            "generation": r.generation,
+            "devices": r.devices,
+            "resealed": r.resealed,
+            "resumed": !r.started,
+        }),
+        audit: Some(audit(AuditKind::DataKeyRotated).reason(summary)),
+    })
+}
+
 async fn execute(
     args: &Args,
     store: &DynamoStore,
@@ -62,67 +127,10 @@ async fn execute(
     let rng = SystemRandom;
     let clock = SystemClock;
     match &args.command {
-        Command::Init => {
-            let created = store.create_table().await?;
-            // With a sealing key, the data key too (a new table refuses plain keys at once).
-            let keyring = match &args.sealing_key {
-                Some(_) => Some(store.ensure_keyring().await?),
-                None => None,
-            };
-            Ok(Output {
-                plain: format!(
-                    "{}\t{}",
-                    args.table,
-                    if created { "created" } else { "exists" }
-                ),
-                json: json!({"table": args.table, "created": created, "data_key_created": keyring}),
-                audit: None,
-            })
-        }
-        Command::Migrate => {
-            let report = store.migrate().await?;
-            let summary = format!(
-                "data_key_created={} sealed={} enrollment_tokens={} audit_records={}",
-                report.keyring_created,
-                report.sealed,
-                report.enrollment_tokens,
-                report.audit_records
-            );
-            Ok(Output {
-                plain: summary.clone(),
-                json: json!({
-                    "data_key_created": report.keyring_created,
-                    "sealed": report.sealed,
-                    "enrollment_tokens": report.enrollment_tokens,
-                    "audit_records": report.audit_records,
-                }),
-                audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
-            })
-        }
+        Command::Init => init(args, store).await,
+        Command::Migrate => migrate(store).await,
         Command::Sealing(SealingCommand::Rotate { page }) => {
-            let mut progress = |r: &RotationReport| {
-                eprintln!(
-                    "sealing rotate: {} devices, {} keys re-sealed under generation {}",
-                    r.devices, r.resealed, r.generation
-                );
-            };
-            let r = store
-                .rotate_data_key(usize::from(*page), None, clock.now(), &mut progress)
-                .await?;
-            let summary = format!(
-                "generation={} devices={} resealed={} resumed={}",
-                r.generation, r.devices, r.resealed, !r.started
-            );
-            Ok(Output {
-                plain: summary.clone(),
-                json: json!({
-                    "generation": r.generation,
-                    "devices": r.devices,
-                    "resealed": r.resealed,
-                    "resumed": !r.started,
-                }),
-                audit: Some(audit(AuditKind::DataKeyRotated).reason(summary)),
-            })
+            rotate(store, usize::from(*page), clock.now()).await
         }
         Command::Ssf(SsfCommand::Receiver(r)) => receiver(r, store, &clock, &rng).await,
         Command::Audit(AuditCommand::List { .. }) => audit_list(&args.command, store).await,
