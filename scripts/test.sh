@@ -37,8 +37,9 @@ trap 'exit 143' TERM
 
 lint() {
   step "installing the Python tools (.venv) and Chromium in the background (first run: about a minute)"
-  scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
-  if [ "$what" = all ]; then scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!; fi
+  # At the lowest CPU priority: the compile below needs both cores, and these fill its gaps.
+  nice -n 19 scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
+  if [ "$what" = all ]; then nice -n 19 scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!; fi
   step "cargo fmt --check"
   cargo fmt --all -- --check
   if [ "$what" = all ] && [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
