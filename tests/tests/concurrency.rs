@@ -15,50 +15,12 @@ fn consumed_events(log: &str, from: usize) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn races_end_in_one_consistent_state() {
-    let s = Arc::new(Stack::connect().await);
-    let log_path = std::env::var("STACK_WATCH_LOG").expect("run through make test");
-    let setup = s.setup(StageMode::Required, true, true).await;
-    let device = s
-        .enrolled(&setup.connector, &format!("E2E-RACE-{}", now()))
-        .await;
-
-    // 50 parallel submissions of one valid response.
-    let plan = s.create_plan(&setup.stage);
-    let ch = s.challenge(&plan);
-    let response = endpoint_agent::respond(&device, &ch, now()).unwrap();
-    let log_start = std::fs::metadata(&log_path).unwrap().len() as usize;
-    let handles: Vec<_> = (0..50)
-        .map(|_| {
-            let (s, plan, response) = (s.clone(), plan.clone(), response.clone());
-            std::thread::spawn(move || s.post_executor(&plan, Some(&response)))
-        })
-        .collect();
-    for h in handles {
-        let (status, body) = h.join().unwrap();
-        assert_eq!(
-            (status, body),
-            (200, redirect()),
-            "every answer is the plan's final outcome"
-        );
-    }
-    let state = s.plan(&plan);
-    assert_eq!(state["status"], "passed");
-    assert_eq!(state["device"]["identifier"], device.serial.as_str());
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert_eq!(
-        consumed_events(&log, log_start),
-        1,
-        "the challenge was consumed exactly once"
-    );
-
-    // A valid and an invalid response racing in required mode: one consistent final state.
+/// A valid and an invalid response racing in required mode: one consistent final state.
+fn valid_and_invalid_race(s: &Arc<Stack>, stage: &str, device: &endpoint_agent::State) {
     for _ in 0..5 {
-        let plan = s.create_plan(&setup.stage);
+        let plan = s.create_plan(stage);
         let ch = s.challenge(&plan);
-        let good = endpoint_agent::respond(&device, &ch, now()).unwrap();
+        let good = endpoint_agent::respond(device, &ch, now()).unwrap();
         let (a, b) = {
             let (s1, p1) = (s.clone(), plan.clone());
             let (s2, p2) = (s.clone(), plan.clone());
@@ -85,9 +47,11 @@ async fn races_end_in_one_consistent_state() {
             other => panic!("unexpected final state {other:?}: {state}"),
         }
     }
+}
 
-    // Parallel re-enrollments of one device leave exactly one valid token.
-    let enrollment = s.enrollment_token(&setup.connector, None).await;
+/// Parallel re-enrollments of one device leave exactly one valid token.
+async fn parallel_reenrollments(s: &Arc<Stack>, connector: &str) {
+    let enrollment = s.enrollment_token(connector, None).await;
     let serial = format!("E2E-REENROLL-{}", now());
     // The raw enroll/ call (endpoint-agent's enroll also fetches agent_config/, which a
     // concurrent re-enrollment may already have invalidated).
@@ -139,4 +103,47 @@ async fn races_end_in_one_consistent_state() {
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn races_end_in_one_consistent_state() {
+    let s = Arc::new(Stack::connect().await);
+    let log_path = std::env::var("STACK_WATCH_LOG").expect("run through make test");
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let device = s
+        .enrolled(&setup.connector, &format!("E2E-RACE-{}", now()))
+        .await;
+
+    // 50 parallel submissions of one valid response.
+    let plan = s.create_plan(&setup.stage);
+    let ch = s.challenge(&plan);
+    let response = endpoint_agent::respond(&device, &ch, now()).unwrap();
+    let log_start = std::fs::metadata(&log_path).unwrap().len() as usize;
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let (s, plan, response) = (s.clone(), plan.clone(), response.clone());
+            std::thread::spawn(move || s.post_executor(&plan, Some(&response)))
+        })
+        .collect();
+    for h in handles {
+        let (status, body) = h.join().unwrap();
+        assert_eq!(
+            (status, body),
+            (200, redirect()),
+            "every answer is the plan's final outcome"
+        );
+    }
+    let state = s.plan(&plan);
+    assert_eq!(state["status"], "passed");
+    assert_eq!(state["device"]["identifier"], device.serial.as_str());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        consumed_events(&log, log_start),
+        1,
+        "the challenge was consumed exactly once"
+    );
+
+    valid_and_invalid_race(&s, &setup.stage, &device);
+    parallel_reenrollments(&s, &setup.connector).await;
 }

@@ -28,6 +28,99 @@ impl Drop for Resume {
     }
 }
 
+/// A request: method, path, body, headers.
+type Req = (&'static str, String, Option<Value>, Vec<(String, String)>);
+
+/// One list per function: a function serves one request at a time, so its routes are asked one
+/// after the other (each timed on its own), the functions in parallel.
+fn per_function(
+    plan: &str,
+    (stage, connector, serial): (&str, &str, &str),
+    agent_auth: &str,
+    enroll_auth: &str,
+) -> Vec<Vec<Req>> {
+    let p = format!("/v1/plans/{plan}");
+    vec![
+        vec![
+            (
+                "POST",
+                "/v1/plans".into(),
+                Some(json!({"stage": stage})),
+                vec![],
+            ),
+            ("GET", p.clone(), None, vec![]),
+        ],
+        vec![("GET", format!("{p}/executor"), None, vec![])],
+        vec![(
+            "POST",
+            format!("{p}/executor"),
+            Some(json!({"response": null})),
+            vec![],
+        )],
+        vec![(
+            "GET",
+            format!("/v1/connectors/{connector}/jwks.json"),
+            None,
+            vec![],
+        )],
+        vec![
+            (
+                "GET",
+                "/api/v3/endpoints/agents/connectors/agent_config/".into(),
+                None,
+                vec![("authorization".into(), agent_auth.to_string())],
+            ),
+            (
+                "POST",
+                "/api/v3/endpoints/agents/connectors/check_in/".into(),
+                Some(json!({"hardware": {"serial": serial}})),
+                vec![("authorization".into(), agent_auth.to_string())],
+            ),
+            (
+                "POST",
+                "/api/v3/endpoints/agents/connectors/auth_ia/".into(),
+                Some(json!({})),
+                vec![("authorization".into(), agent_auth.to_string())],
+            ),
+            (
+                "POST",
+                "/api/v3/endpoints/agents/connectors/enroll/".into(),
+                Some(json!({"device_serial": "X", "device_name": "Y"})),
+                vec![("authorization".into(), enroll_auth.to_string())],
+            ),
+        ],
+    ]
+}
+
+/// Asks `reqs` in order on a thread of its own; answers each with its status, body and time.
+fn run(
+    reqs: Vec<Req>,
+    api: String,
+) -> std::thread::JoinHandle<Vec<(String, u16, Value, Duration)>> {
+    std::thread::spawn(move || {
+        let http = endpoint_agent::Http::new(&api);
+        reqs.into_iter()
+            .map(|(method, path, body, headers)| {
+                let h: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let started = Instant::now();
+                let (status, answer) = match method {
+                    "GET" => http.get(&path, &h).unwrap(),
+                    _ => http.post(&path, &h, &body.unwrap_or(Value::Null)).unwrap(),
+                };
+                (
+                    format!("{method} {path}"),
+                    status,
+                    answer,
+                    started.elapsed(),
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+}
+
 #[tokio::test]
 async fn a_stopped_emulator_means_503_then_recovery() {
     let s = Stack::connect().await;
@@ -43,85 +136,12 @@ async fn a_stopped_emulator_means_503_then_recovery() {
     let agent_auth = format!("Bearer+agent {}", device.token);
     let enroll_auth = format!("Bearer {enrollment}");
 
-    // One list per function: a function serves one request at a time, so its routes are asked
-    // one after the other (each timed on its own), the functions in parallel.
-    type Req = (&'static str, String, Option<Value>, Vec<(String, String)>);
-    let p = format!("/v1/plans/{plan}");
-    let per_function: Vec<Vec<Req>> = vec![
-        vec![
-            (
-                "POST",
-                "/v1/plans".into(),
-                Some(json!({"stage": setup.stage})),
-                vec![],
-            ),
-            ("GET", p.clone(), None, vec![]),
-        ],
-        vec![("GET", format!("{p}/executor"), None, vec![])],
-        vec![(
-            "POST",
-            format!("{p}/executor"),
-            Some(json!({"response": null})),
-            vec![],
-        )],
-        vec![(
-            "GET",
-            format!("/v1/connectors/{}/jwks.json", setup.connector),
-            None,
-            vec![],
-        )],
-        vec![
-            (
-                "GET",
-                "/api/v3/endpoints/agents/connectors/agent_config/".into(),
-                None,
-                vec![("authorization".into(), agent_auth.clone())],
-            ),
-            (
-                "POST",
-                "/api/v3/endpoints/agents/connectors/check_in/".into(),
-                Some(json!({"hardware": {"serial": device.serial}})),
-                vec![("authorization".into(), agent_auth.clone())],
-            ),
-            (
-                "POST",
-                "/api/v3/endpoints/agents/connectors/auth_ia/".into(),
-                Some(json!({})),
-                vec![("authorization".into(), agent_auth.clone())],
-            ),
-            (
-                "POST",
-                "/api/v3/endpoints/agents/connectors/enroll/".into(),
-                Some(json!({"device_serial": "X", "device_name": "Y"})),
-                vec![("authorization".into(), enroll_auth.clone())],
-            ),
-        ],
-    ];
-    let run = |reqs: Vec<Req>, api: String| {
-        std::thread::spawn(move || {
-            let http = endpoint_agent::Http::new(&api);
-            reqs.into_iter()
-                .map(|(method, path, body, headers)| {
-                    let h: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    let started = Instant::now();
-                    let (status, answer) = match method {
-                        "GET" => http.get(&path, &h).unwrap(),
-                        _ => http.post(&path, &h, &body.unwrap_or(Value::Null)).unwrap(),
-                    };
-                    (
-                        format!("{method} {path}"),
-                        status,
-                        answer,
-                        started.elapsed(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-    };
-
+    let per_function = per_function(
+        &plan,
+        (&setup.stage, &setup.connector, &device.serial),
+        &agent_auth,
+        &enroll_auth,
+    );
     signal("-STOP", &moto);
     let resume = Resume(moto.clone());
     let results: Vec<_> = per_function

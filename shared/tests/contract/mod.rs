@@ -223,6 +223,64 @@ pub async fn directory<S: Directory>(s: &S) {
 
 /// Devices: enrollment creates the device once (re-enrollment keeps it and replaces only that
 /// connection's tokens), the token index follows, revocation, facts, deletion, expiry.
+/// Revocation of one connection of `serial` (tokens `k3` on c1, `k2` on c2), its facts, and
+/// its deletion.
+async fn revocation_facts_and_deletion<S: DeviceStore>(s: &S, serial: &str) {
+    let hash = |k: &str| Secret::new(k).sha256_hex();
+    // Revocation of one connection.
+    assert_eq!(s.revoke_tokens(serial, "c1").await.unwrap(), 1);
+    assert_eq!(s.token_by_hash(&hash("k3"), T0).await.unwrap(), None);
+    assert!(s.token_by_hash(&hash("k2"), T0).await.unwrap().is_some());
+
+    // Facts: the newest unexpired snapshot of any connector.
+    let snapshot = |connector: &str, created_at: i64, bytes: &[u8]| FactsSnapshot {
+        device: serial.into(),
+        connector: connector.into(),
+        facts_deflate: bytes.to_vec(),
+        truncated: connector == "c2",
+        created_at,
+        expires_at: created_at + 100,
+    };
+    s.put_facts(&snapshot("c1", T0, b"one")).await.unwrap();
+    s.put_facts(&snapshot("c2", T0 + 10, b"two")).await.unwrap();
+    assert_eq!(
+        s.latest_facts(serial, T0 + 20).await.unwrap(),
+        Some(snapshot("c2", T0 + 10, b"two"))
+    );
+    assert_eq!(
+        s.latest_facts(serial, T0 + 110).await.unwrap(),
+        None,
+        "expired on read"
+    );
+
+    // Deletion takes the device, its tokens and index entries, and its facts.
+    assert!(s.delete_device(serial).await.unwrap());
+    assert!(!s.delete_device(serial).await.unwrap());
+    assert_eq!(s.device_with_tokens(serial, T0).await.unwrap(), None);
+    assert_eq!(s.token_by_hash(&hash("k2"), T0).await.unwrap(), None);
+    assert_eq!(s.latest_facts(serial, T0 + 20).await.unwrap(), None);
+}
+
+/// An expired device is filtered everywhere.
+async fn expired_devices_are_filtered<S: DeviceStore>(s: &S) {
+    s.enroll(
+        &device("OLD", "h", Some(T0 + 10)),
+        &token("OLD", "c1", "o1", "k9"),
+        &operator(),
+    )
+    .await
+    .unwrap();
+    assert!(s.get_device("OLD", T0 + 9).await.unwrap().is_some());
+    assert_eq!(s.get_device("OLD", T0 + 10).await.unwrap(), None);
+    assert_eq!(s.device_with_tokens("OLD", T0 + 10).await.unwrap(), None);
+    assert!(s
+        .list_devices(T0 + 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.identifier != "OLD"));
+}
+
 pub async fn devices<S: DeviceStore>(s: &S) {
     let serial = "VMware-56 4d 1a 2b";
     s.enroll(
@@ -303,56 +361,8 @@ pub async fn devices<S: DeviceStore>(s: &S) {
         Some(format!("id-of-{serial}"))
     );
 
-    // Revocation of one connection.
-    assert_eq!(s.revoke_tokens(serial, "c1").await.unwrap(), 1);
-    assert_eq!(s.token_by_hash(&hash("k3"), T0).await.unwrap(), None);
-    assert!(s.token_by_hash(&hash("k2"), T0).await.unwrap().is_some());
-
-    // Facts: the newest unexpired snapshot of any connector.
-    let snapshot = |connector: &str, created_at: i64, bytes: &[u8]| FactsSnapshot {
-        device: serial.into(),
-        connector: connector.into(),
-        facts_deflate: bytes.to_vec(),
-        truncated: connector == "c2",
-        created_at,
-        expires_at: created_at + 100,
-    };
-    s.put_facts(&snapshot("c1", T0, b"one")).await.unwrap();
-    s.put_facts(&snapshot("c2", T0 + 10, b"two")).await.unwrap();
-    assert_eq!(
-        s.latest_facts(serial, T0 + 20).await.unwrap(),
-        Some(snapshot("c2", T0 + 10, b"two"))
-    );
-    assert_eq!(
-        s.latest_facts(serial, T0 + 110).await.unwrap(),
-        None,
-        "expired on read"
-    );
-
-    // Deletion takes the device, its tokens and index entries, and its facts.
-    assert!(s.delete_device(serial).await.unwrap());
-    assert!(!s.delete_device(serial).await.unwrap());
-    assert_eq!(s.device_with_tokens(serial, T0).await.unwrap(), None);
-    assert_eq!(s.token_by_hash(&hash("k2"), T0).await.unwrap(), None);
-    assert_eq!(s.latest_facts(serial, T0 + 20).await.unwrap(), None);
-
-    // An expired device is filtered everywhere.
-    s.enroll(
-        &device("OLD", "h", Some(T0 + 10)),
-        &token("OLD", "c1", "o1", "k9"),
-        &operator(),
-    )
-    .await
-    .unwrap();
-    assert!(s.get_device("OLD", T0 + 9).await.unwrap().is_some());
-    assert_eq!(s.get_device("OLD", T0 + 10).await.unwrap(), None);
-    assert_eq!(s.device_with_tokens("OLD", T0 + 10).await.unwrap(), None);
-    assert!(s
-        .list_devices(T0 + 10)
-        .await
-        .unwrap()
-        .iter()
-        .all(|d| d.identifier != "OLD"));
+    revocation_facts_and_deletion(s, serial).await;
+    expired_devices_are_filtered(s).await;
 }
 
 fn enrollment_token(id: &str, key: &str) -> EnrollmentToken {
@@ -422,82 +432,37 @@ pub async fn enrollments<S: EnrollmentStore>(s: &S) {
         .unwrap());
 }
 
-/// Enrollment under a grant: the re-enrollment rule for existing serials (any connector, live
-/// or revoked tokens), enrollment token use counting (atomic with the enrollment), the audit
-/// record in the same write.
-pub async fn enrollment_grants<S: Store>(s: &S) {
-    let key = "grant-key";
-    let mut t = enrollment_token("g1", key);
-    t.max_uses = Some(4);
-    s.put_enrollment_token(&t).await.unwrap();
-    let hash = Secret::new(key).sha256_hex();
-    let grant = |existing, now| EnrollGrant {
+/// A grant of the enrollment token `hash` at `now`, with its audit record.
+fn grant(hash: &str, existing: ExistingSerial, now: i64) -> EnrollGrant {
+    EnrollGrant {
         existing,
-        enrollment_token: Some(hash.clone()),
+        enrollment_token: Some(hash.to_string()),
         now,
         audit: Some(event(AuditKind::EnrollmentAccepted, now, "e")),
-    };
-    // A general token on connector `target`, with the connectors that are open.
-    let general = |target: &str, open: &[&str]| ExistingSerial::OnlyIfOpen {
+    }
+}
+
+/// A general token on connector `target`, with the connectors that are open.
+fn general(target: &str, open: &[&str]) -> ExistingSerial {
+    ExistingSerial::OnlyIfOpen {
         target: target.into(),
         open: open.iter().map(|c| c.to_string()).collect(),
-    };
-    let enroll = |conn: &'static str, id: &'static str, key: &'static str| {
-        (device("A", "a", None), token("A", conn, id, key))
-    };
-    let (d, tk) = enroll("c1", "a1", "ka1");
-    let first = s
-        .enroll(&d, &tk, &grant(general("c1", &[]), T0))
-        .await
-        .unwrap();
-    assert_eq!(
-        first,
-        EnrollOutcome::Enrolled {
-            existed: false,
-            replaced: false
-        }
-    );
-    // The serial exists: refused on the same connector, nothing written, no use counted.
-    let (d, tk) = enroll("c1", "a2", "ka2");
-    let refused = s
-        .enroll(&d, &tk, &grant(general("c1", &[]), T0 + 1))
-        .await
-        .unwrap();
-    assert_eq!(refused, EnrollOutcome::NeedsApproval);
-    let hash_of = |k: &str| Secret::new(k).sha256_hex();
-    assert!(s
-        .token_by_hash(&hash_of("ka1"), T0 + 1)
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(
-        s.token_by_hash(&hash_of("ka2"), T0 + 1).await.unwrap(),
-        None
-    );
-    let uses = || async {
-        s.enrollment_token_by_hash(&hash)
-            .await
-            .unwrap()
-            .map(|t| t.uses)
-    };
-    assert_eq!(uses().await, Some(1));
-    // ... on another connector, even an open one (the side door), and after its tokens were
-    // revoked (a stolen laptop).
-    let (d, tk) = enroll("c2", "b1", "kb1");
-    let side_door = s
-        .enroll(&d, &tk, &grant(general("c2", &["c2"]), T0 + 1))
-        .await
-        .unwrap();
-    assert_eq!(side_door, EnrollOutcome::NeedsApproval);
-    assert_eq!(s.revoke_tokens("A", "c1").await.unwrap(), 1);
-    let (d, tk) = enroll("c1", "a3", "ka3");
-    let revoked = s
-        .enroll(&d, &tk, &grant(general("c1", &[]), T0 + 2))
-        .await
-        .unwrap();
-    assert_eq!(revoked, EnrollOutcome::NeedsApproval);
-    assert_eq!(uses().await, Some(1));
-    // Approved (a token bound to the serial, or an operator): enrolls again.
+    }
+}
+
+/// Serial `A` enrolling on `conn` with device token `id`/`key`.
+fn enroll(conn: &str, id: &str, key: &str) -> (Device, DeviceToken) {
+    (device("A", "a", None), token("A", conn, id, key))
+}
+
+fn hash_of(key: &str) -> String {
+    Secret::new(key).sha256_hex()
+}
+
+/// Approved (a token bound to the serial, or an operator), serial `A` enrolls again; with
+/// everything open too; the token `hash` (4 uses) is then used up.
+async fn approvals_and_uses<S: Store>(s: &S, hash: &str) {
+    let grant = |existing, now| grant(hash, existing, now);
     let (d, tk) = enroll("c1", "a4", "ka4");
     let approved = s
         .enroll(&d, &tk, &grant(ExistingSerial::Approved, T0 + 3))
@@ -559,17 +524,20 @@ pub async fn enrollment_grants<S: Store>(s: &S) {
         None,
         "nothing written"
     );
-    let stored = s.enrollment_token_by_hash(&hash).await.unwrap().unwrap();
+    let stored = s.enrollment_token_by_hash(hash).await.unwrap().unwrap();
     assert_eq!((stored.uses, stored.last_used_at), (4, Some(T0 + 5)));
     let serials: Vec<String> = s
-        .enrollment_token_uses(&hash)
+        .enrollment_token_uses(hash)
         .await
         .unwrap()
         .into_iter()
         .map(|u| u.serial)
         .collect();
     assert_eq!(serials, ["A"], "one entry per serial");
-    // A revoked or expired token refuses.
+}
+
+/// A revoked or expired enrollment token refuses.
+async fn expired_and_revoked_tokens_refuse<S: Store>(s: &S) {
     let mut other = enrollment_token("g2", "other-key");
     other.expires_at = Some(T0 + 50);
     s.put_enrollment_token(&other).await.unwrap();
@@ -590,6 +558,71 @@ pub async fn enrollment_grants<S: Store>(s: &S) {
     let (d, tk) = new_device("c2", "kc2");
     let revoked = s.enroll(&d, &tk, &other_grant(T0 + 7)).await.unwrap();
     assert_eq!(revoked, EnrollOutcome::TokenRefused, "revoked");
+}
+
+/// Enrollment under a grant: the re-enrollment rule for existing serials (any connector, live
+/// or revoked tokens), enrollment token use counting (atomic with the enrollment), the audit
+/// record in the same write.
+pub async fn enrollment_grants<S: Store>(s: &S) {
+    let key = "grant-key";
+    let mut t = enrollment_token("g1", key);
+    t.max_uses = Some(4);
+    s.put_enrollment_token(&t).await.unwrap();
+    let hash = Secret::new(key).sha256_hex();
+    let grant = |existing, now| grant(&hash, existing, now);
+    let (d, tk) = enroll("c1", "a1", "ka1");
+    let first = s
+        .enroll(&d, &tk, &grant(general("c1", &[]), T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        EnrollOutcome::Enrolled {
+            existed: false,
+            replaced: false
+        }
+    );
+    // The serial exists: refused on the same connector, nothing written, no use counted.
+    let (d, tk) = enroll("c1", "a2", "ka2");
+    let refused = s
+        .enroll(&d, &tk, &grant(general("c1", &[]), T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(refused, EnrollOutcome::NeedsApproval);
+    assert!(s
+        .token_by_hash(&hash_of("ka1"), T0 + 1)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.token_by_hash(&hash_of("ka2"), T0 + 1).await.unwrap(),
+        None
+    );
+    let uses = || async {
+        s.enrollment_token_by_hash(&hash)
+            .await
+            .unwrap()
+            .map(|t| t.uses)
+    };
+    assert_eq!(uses().await, Some(1));
+    // ... on another connector, even an open one (the side door), and after its tokens were
+    // revoked (a stolen laptop).
+    let (d, tk) = enroll("c2", "b1", "kb1");
+    let side_door = s
+        .enroll(&d, &tk, &grant(general("c2", &["c2"]), T0 + 1))
+        .await
+        .unwrap();
+    assert_eq!(side_door, EnrollOutcome::NeedsApproval);
+    assert_eq!(s.revoke_tokens("A", "c1").await.unwrap(), 1);
+    let (d, tk) = enroll("c1", "a3", "ka3");
+    let revoked = s
+        .enroll(&d, &tk, &grant(general("c1", &[]), T0 + 2))
+        .await
+        .unwrap();
+    assert_eq!(revoked, EnrollOutcome::NeedsApproval);
+    assert_eq!(uses().await, Some(1));
+    approvals_and_uses(s, &hash).await;
+    expired_and_revoked_tokens_refuse(s).await;
     // Every accepted enrollment carried its audit record (4 with the `g1` token).
     let q = AuditQuery {
         since: T0,
@@ -724,6 +757,105 @@ pub async fn outbox<S: Store>(s: &S) {
 }
 
 /// The audit trail (newest first, filtered, paged) and the abuse counters.
+/// A query of every record since before `T0`, changed by `f`.
+fn audit_query(f: &dyn Fn(&mut AuditQuery)) -> AuditQuery {
+    let mut q = AuditQuery {
+        since: T0 - 100,
+        limit: 100,
+        ..Default::default()
+    };
+    f(&mut q);
+    q
+}
+
+fn audit_ids(events: Vec<AuditEvent>) -> Vec<String> {
+    events.into_iter().map(|e| e.id).collect()
+}
+
+/// One device's records, proven or only claimed (unverified), from its own key: newest first
+/// across days, whatever order they were written in, paged.
+async fn device_records<S: AuditLog>(s: &S, now: i64) {
+    let (query, ids) = (audit_query, audit_ids);
+    let day = 86_400;
+    let s3 = [
+        event(AuditKind::CheckIn, T0 + 3, "s1").device("S3"),
+        event(AuditKind::EnrollmentRefused, T0 + day + 7, "s4").unverified_device("S3"),
+        event(AuditKind::CheckIn, T0 + day + 1, "s2").device("S3"),
+        event(AuditKind::CheckIn, T0 + day + 9, "s5").device("S3"),
+        event(AuditKind::CheckIn, T0 + day + 4, "s3").device("S3"),
+    ];
+    for r in &s3 {
+        s.record(r).await.unwrap();
+    }
+    let mut newest: Vec<String> = s3.iter().map(|e| e.id.clone()).collect();
+    newest.sort_by(|a, b| b.cmp(a));
+    let device_page = |limit, before: Option<String>| {
+        query(&move |q| {
+            q.device = Some("S3".into());
+            q.limit = limit;
+            q.before = before.clone();
+        })
+    };
+    let first = ids(s.audit_events(&device_page(3, None), now).await.unwrap());
+    assert_eq!(first, newest[..3]);
+    let rest = ids(s
+        .audit_events(&device_page(3, Some(first[2].clone())), now)
+        .await
+        .unwrap());
+    assert_eq!(rest, newest[3..]);
+}
+
+/// A plan's end stores its record; a finish that does not happen stores none.
+async fn plan_end_records<S: AuditLog + PlanStore>(s: &S, now: i64) {
+    let (query, ids) = (audit_query, audit_ids);
+    s.create_plan(&plan("pa", T0 + 100)).await.unwrap();
+    let ended = event(AuditKind::StagePassed, T0 + 20, "e").plan("pa");
+    assert!(s
+        .finish_plan(
+            "pa",
+            &Finish::Passed(None),
+            None,
+            T0 + 20,
+            Some(&ended),
+            None
+        )
+        .await
+        .unwrap());
+    let lost = event(AuditKind::StageDenied, T0 + 21, "f").plan("pa");
+    assert!(!s
+        .finish_plan(
+            "pa",
+            &Finish::Denied("x".into()),
+            None,
+            T0 + 21,
+            Some(&lost),
+            None
+        )
+        .await
+        .unwrap());
+    let pa = ids(s
+        .audit_events(&query(&|q| q.plan = Some("pa".into())), now)
+        .await
+        .unwrap());
+    assert_eq!(pa, std::slice::from_ref(&ended.id));
+}
+
+/// Counters: `limit` takes per bucket, then refused; their counts read together.
+async fn counters<S: Limiter>(s: &S) {
+    for _ in 0..3 {
+        assert!(s.take("dev#1", 3, T0 + 60).await.unwrap());
+    }
+    assert!(!s.take("dev#1", 3, T0 + 60).await.unwrap());
+    assert!(
+        s.take("dev#2", 3, T0 + 60).await.unwrap(),
+        "buckets are separate"
+    );
+    // Their counts, read together; an unknown bucket or an ended window counts 0.
+    let buckets = ["dev#1".to_string(), "dev#2".into(), "none".into()];
+    assert_eq!(s.counts(&buckets, T0).await.unwrap(), [3, 1, 0]);
+    assert_eq!(s.counts(&buckets, T0 + 60).await.unwrap(), [0, 0, 0]);
+}
+
 pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
     let day = 86_400;
     let records = [
@@ -744,16 +876,7 @@ pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
         s.record(r).await.unwrap();
     }
     let now = T0 + day + 10;
-    let query = |f: &dyn Fn(&mut AuditQuery)| {
-        let mut q = AuditQuery {
-            since: T0 - 100,
-            limit: 100,
-            ..Default::default()
-        };
-        f(&mut q);
-        q
-    };
-    let ids = |events: Vec<AuditEvent>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let (query, ids) = (audit_query, audit_ids);
     let all = ids(s.audit_events(&query(&|_| {}), now).await.unwrap());
     let expected: Vec<String> = records.iter().rev().map(|e| e.id.clone()).collect();
     assert_eq!(all, expected, "newest first across days");
@@ -792,78 +915,7 @@ pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
         .await
         .unwrap());
     assert_eq!(page2, expected[2..]);
-    // One device's records, proven or only claimed (unverified), from its own key: newest
-    // first across days, whatever order they were written in, paged.
-    let s3 = [
-        event(AuditKind::CheckIn, T0 + 3, "s1").device("S3"),
-        event(AuditKind::EnrollmentRefused, T0 + day + 7, "s4").unverified_device("S3"),
-        event(AuditKind::CheckIn, T0 + day + 1, "s2").device("S3"),
-        event(AuditKind::CheckIn, T0 + day + 9, "s5").device("S3"),
-        event(AuditKind::CheckIn, T0 + day + 4, "s3").device("S3"),
-    ];
-    for r in &s3 {
-        s.record(r).await.unwrap();
-    }
-    let mut newest: Vec<String> = s3.iter().map(|e| e.id.clone()).collect();
-    newest.sort_by(|a, b| b.cmp(a));
-    let device_page = |limit, before: Option<String>| {
-        query(&move |q| {
-            q.device = Some("S3".into());
-            q.limit = limit;
-            q.before = before.clone();
-        })
-    };
-    let first = ids(s.audit_events(&device_page(3, None), now).await.unwrap());
-    assert_eq!(first, newest[..3]);
-    let rest = ids(s
-        .audit_events(&device_page(3, Some(first[2].clone())), now)
-        .await
-        .unwrap());
-    assert_eq!(rest, newest[3..]);
-
-    // A plan's end stores its record; a finish that does not happen stores none.
-    s.create_plan(&plan("pa", T0 + 100)).await.unwrap();
-    let ended = event(AuditKind::StagePassed, T0 + 20, "e").plan("pa");
-    assert!(s
-        .finish_plan(
-            "pa",
-            &Finish::Passed(None),
-            None,
-            T0 + 20,
-            Some(&ended),
-            None
-        )
-        .await
-        .unwrap());
-    let lost = event(AuditKind::StageDenied, T0 + 21, "f").plan("pa");
-    assert!(!s
-        .finish_plan(
-            "pa",
-            &Finish::Denied("x".into()),
-            None,
-            T0 + 21,
-            Some(&lost),
-            None
-        )
-        .await
-        .unwrap());
-    let pa = ids(s
-        .audit_events(&query(&|q| q.plan = Some("pa".into())), now)
-        .await
-        .unwrap());
-    assert_eq!(pa, std::slice::from_ref(&ended.id));
-
-    // Counters: `limit` takes per bucket, then refused.
-    for _ in 0..3 {
-        assert!(s.take("dev#1", 3, T0 + 60).await.unwrap());
-    }
-    assert!(!s.take("dev#1", 3, T0 + 60).await.unwrap());
-    assert!(
-        s.take("dev#2", 3, T0 + 60).await.unwrap(),
-        "buckets are separate"
-    );
-    // Their counts, read together; an unknown bucket or an ended window counts 0.
-    let buckets = ["dev#1".to_string(), "dev#2".into(), "none".into()];
-    assert_eq!(s.counts(&buckets, T0).await.unwrap(), [3, 1, 0]);
-    assert_eq!(s.counts(&buckets, T0 + 60).await.unwrap(), [0, 0, 0]);
+    device_records(s, now).await;
+    plan_end_records(s, now).await;
+    counters(s).await;
 }

@@ -301,6 +301,56 @@ async fn audit_codes(fx: &Fx) -> Vec<(String, Option<String>)> {
 
 use endpoint_core::ports::Clock;
 
+/// Whether a device's authorization header authenticates.
+async fn works(fx: &Fx, auth: &str) -> bool {
+    agent::authenticate_device(&fx.store, &fx.clock, Some(auth))
+        .await
+        .is_ok()
+}
+
+/// The operator's approval is a single-use token bound to the serial: the reinstalled device
+/// enrolls with it once; the general token `key` still cannot; only for its serial, and only
+/// until it expires.
+async fn approvals_are_single_use_and_bound(fx: &Fx, connector: &str, key: &str) {
+    let (approval, approval_key) =
+        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, connector, "VICTIM-1", 3600)
+            .await
+            .unwrap();
+    assert_eq!(
+        (
+            approval.serial.as_deref(),
+            approval.max_uses,
+            approval.expires_at
+        ),
+        (Some("VICTIM-1"), Some(1), Some(fx.clock.now() + 3600))
+    );
+    assert!(agent_enroll(fx, key, "VICTIM-1").await.is_err());
+    let again = agent_enroll(fx, approval_key.expose(), "VICTIM-1")
+        .await
+        .unwrap();
+    assert!(works(fx, &format!("Bearer+agent {}", again.token.expose())).await);
+    assert!(
+        agent_enroll(fx, approval_key.expose(), "VICTIM-1")
+            .await
+            .is_err(),
+        "single use"
+    );
+    let (_, other) =
+        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, connector, "VICTIM-1", 60)
+            .await
+            .unwrap();
+    assert!(agent_enroll(fx, other.expose(), "SOMEONE-ELSE")
+        .await
+        .is_err());
+    fx.clock.advance(61);
+    assert!(agent_enroll(fx, other.expose(), "VICTIM-1").await.is_err());
+    assert!(
+        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, connector, "VICTIM-1", 0)
+            .await
+            .is_err()
+    );
+}
+
 #[tokio::test]
 async fn an_enrolled_serial_enrolls_again_only_with_a_token_bound_to_it_unless_all_is_open() {
     let fx = Fx::new();
@@ -317,58 +367,12 @@ async fn an_enrolled_serial_enrolls_again_only_with_a_token_bound_to_it_unless_a
         "{e:?}"
     );
     let auth = format!("Bearer+agent {}", victim.token.expose());
-    let works = |auth: String| {
-        let fx = &fx;
-        async move {
-            agent::authenticate_device(&fx.store, &fx.clock, Some(&auth))
-                .await
-                .is_ok()
-        }
-    };
-    assert!(works(auth.clone()).await);
+    assert!(works(&fx, &auth).await);
     // After its tokens were revoked (a stolen laptop) a general token still cannot take it.
     fx.store.revoke_tokens("VICTIM-1", &c.id).await.unwrap();
     assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
 
-    // The operator's approval is a single-use token bound to the serial: the reinstalled
-    // device enrolls with it once; the general token still cannot.
-    let (approval, approval_key) =
-        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, &c.id, "VICTIM-1", 3600)
-            .await
-            .unwrap();
-    assert_eq!(
-        (
-            approval.serial.as_deref(),
-            approval.max_uses,
-            approval.expires_at
-        ),
-        (Some("VICTIM-1"), Some(1), Some(fx.clock.now() + 3600))
-    );
-    assert!(agent_enroll(&fx, &key, "VICTIM-1").await.is_err());
-    let again = agent_enroll(&fx, approval_key.expose(), "VICTIM-1")
-        .await
-        .unwrap();
-    assert!(works(format!("Bearer+agent {}", again.token.expose())).await);
-    assert!(
-        agent_enroll(&fx, approval_key.expose(), "VICTIM-1")
-            .await
-            .is_err(),
-        "single use"
-    );
-    // ... and only for its serial, and only until it expires.
-    let (_, other) = admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, &c.id, "VICTIM-1", 60)
-        .await
-        .unwrap();
-    assert!(agent_enroll(&fx, other.expose(), "SOMEONE-ELSE")
-        .await
-        .is_err());
-    fx.clock.advance(61);
-    assert!(agent_enroll(&fx, other.expose(), "VICTIM-1").await.is_err());
-    assert!(
-        admin::allow_reenroll(&fx.store, &fx.clock, &fx.rng, &c.id, "VICTIM-1", 0)
-            .await
-            .is_err()
-    );
+    approvals_are_single_use_and_bound(&fx, &c.id, &key).await;
 
     // An open connector is no side door to a serial enrolled on an approve one.
     let (open, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
@@ -397,8 +401,49 @@ async fn an_enrolled_serial_enrolls_again_only_with_a_token_bound_to_it_unless_a
     );
 }
 
+/// Ten refusals of one token within a minute: the rest of the minute is 429, also for an
+/// enrollment that would succeed, and is not recorded; the next minute the token works again.
+async fn refusals_per_token(fx: &Fx, key: &str, q: &endpoint_core::audit::AuditQuery) {
+    use endpoint_core::ports::AuditLog;
+    fx.clock
+        .set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 60);
+    let start = fx.clock.now();
+    let mut outcomes = Vec::new();
+    for i in 0..12 {
+        let r = endpoint_core::agent::enroll(
+            &fx.store,
+            &fx.env(),
+            Some(&format!("Bearer {key}")),
+            Ok(agent::EnrollRequest {
+                device_serial: if i < 11 {
+                    "VICTIM-2".into()
+                } else {
+                    format!("NEW-{i}")
+                },
+                device_name: "x".into(),
+            }),
+        )
+        .await;
+        outcomes.push(match r {
+            Ok(_) => 200,
+            Err(CoreError::Forbidden(_)) => 403,
+            Err(CoreError::RateLimited(s)) => {
+                assert!((1..=60).contains(&s));
+                429
+            }
+            Err(e) => panic!("{e:?}"),
+        });
+    }
+    assert_eq!(outcomes, [[403; 10].as_slice(), &[429, 429]].concat());
+    let recorded = fx.store.audit_events(q, fx.clock.now()).await.unwrap();
+    assert_eq!(recorded.iter().filter(|e| e.time >= start).count(), 10);
+    // The next minute the token works again.
+    fx.clock.advance(60);
+    assert!(agent_enroll(fx, key, "NEW-LATER").await.is_ok());
+}
+
 #[tokio::test]
-async fn refused_enrollments_are_anonymous_unverified_and_limited_per_token_and_source() {
+async fn refused_enrollments_are_anonymous_unverified_and_limited_per_token() {
     let fx = Fx::new();
     let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let key = token_for(&fx, &c.id, None, None).await;
@@ -436,43 +481,13 @@ async fn refused_enrollments_are_anonymous_unverified_and_limited_per_token_and_
         events[0]
     );
     assert_eq!(events[0].unverified_device.as_deref(), Some("VICTIM-2"));
-    // Ten refusals of one token within a minute: the rest of the minute is 429, also for
-    // an enrollment that would succeed, and is not recorded.
-    fx.clock
-        .set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 60);
-    let start = fx.clock.now();
-    let mut outcomes = Vec::new();
-    for i in 0..12 {
-        let r = endpoint_core::agent::enroll(
-            &fx.store,
-            &fx.env(),
-            Some(&format!("Bearer {key}")),
-            Ok(agent::EnrollRequest {
-                device_serial: if i < 11 {
-                    "VICTIM-2".into()
-                } else {
-                    format!("NEW-{i}")
-                },
-                device_name: "x".into(),
-            }),
-        )
-        .await;
-        outcomes.push(match r {
-            Ok(_) => 200,
-            Err(CoreError::Forbidden(_)) => 403,
-            Err(CoreError::RateLimited(s)) => {
-                assert!((1..=60).contains(&s));
-                429
-            }
-            Err(e) => panic!("{e:?}"),
-        });
-    }
-    assert_eq!(outcomes, [[403; 10].as_slice(), &[429, 429]].concat());
-    let recorded = fx.store.audit_events(&q, fx.clock.now()).await.unwrap();
-    assert_eq!(recorded.iter().filter(|e| e.time >= start).count(), 10);
-    // The next minute the token works again.
-    fx.clock.advance(60);
-    assert!(agent_enroll(&fx, &key, "NEW-LATER").await.is_ok());
+    refusals_per_token(&fx, &key, &q).await;
+}
+
+#[tokio::test]
+async fn refused_enrollments_are_limited_per_source_address() {
+    let fx = Fx::new();
+    fx.setup(StageMode::Required, Some(KEY), true).await;
     // Sixty refusals from one source address, each with another made-up token: the 61st
     // attempt of that address is 429; another address is not affected.
     let from = |ip: &str| endpoint_core::audit::Caller {
@@ -519,17 +534,60 @@ async fn refused_enrollments_are_anonymous_unverified_and_limited_per_token_and_
     );
 }
 
+fn forbidden(r: Result<agent::Enrolled, CoreError>, why: &str) {
+    assert!(
+        matches!(&r, Err(CoreError::Forbidden(m)) if m.contains(why)),
+        "{why}: {:?}",
+        r.err()
+    )
+}
+
+/// A revoked enrollment token refuses.
+async fn revoked_token_refuses(fx: &Fx, connector: &str) {
+    let revoked = token_for(fx, connector, None, None).await;
+    let tokens = admin::list_enrollment_tokens(&fx.store, Some(connector))
+        .await
+        .unwrap();
+    let id = tokens
+        .iter()
+        .find(|t| t.key_sha256 == endpoint_core::secret::sha256_hex(revoked.as_bytes()))
+        .map(|t| t.id.clone())
+        .unwrap();
+    let t = admin::revoke_enrollment_token(&fx.store, &fx.clock, &id)
+        .await
+        .unwrap();
+    assert_eq!(t.revoked_at, Some(fx.clock.now()));
+    forbidden(agent_enroll(fx, &revoked, "C-1").await, "revoked");
+}
+
+/// Expired: the default lifetime is 7 days.
+async fn expired_token_refuses(fx: &Fx, connector: &str) {
+    let (t, default_key) = admin::create_enrollment_token(
+        &fx.store,
+        &fx.clock,
+        &fx.rng,
+        admin::NewEnrollmentToken {
+            connector: connector.to_string(),
+            name: "default".into(),
+            lifetime: Some(admin::DEFAULT_ENROLLMENT_TOKEN_LIFETIME),
+            max_uses: None,
+            serial: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.expires_at, Some(fx.clock.now() + 7 * 86_400));
+    fx.clock.advance(7 * 86_400);
+    forbidden(
+        agent_enroll(fx, default_key.expose(), "D-1").await,
+        "expired",
+    );
+}
+
 #[tokio::test]
 async fn enrollment_tokens_expire_count_their_uses_bind_to_a_serial_and_can_be_revoked() {
     let fx = Fx::new();
     let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
-    let forbidden = |r: Result<agent::Enrolled, CoreError>, why: &str| {
-        assert!(
-            matches!(&r, Err(CoreError::Forbidden(m)) if m.contains(why)),
-            "{why}: {:?}",
-            r.err()
-        )
-    };
 
     // Max uses: two serials, then used up.
     let two = token_for(&fx, &c.id, Some(2), None).await;
@@ -547,43 +605,8 @@ async fn enrollment_tokens_expire_count_their_uses_bind_to_a_serial_and_can_be_r
     forbidden(agent_enroll(&fx, &bound, "B-2").await, "another device");
     agent_enroll(&fx, &bound, "B-1").await.unwrap();
 
-    // Revoked.
-    let revoked = token_for(&fx, &c.id, None, None).await;
-    let tokens = admin::list_enrollment_tokens(&fx.store, Some(&c.id))
-        .await
-        .unwrap();
-    let id = tokens
-        .iter()
-        .find(|t| t.key_sha256 == endpoint_core::secret::sha256_hex(revoked.as_bytes()))
-        .map(|t| t.id.clone())
-        .unwrap();
-    let t = admin::revoke_enrollment_token(&fx.store, &fx.clock, &id)
-        .await
-        .unwrap();
-    assert_eq!(t.revoked_at, Some(fx.clock.now()));
-    forbidden(agent_enroll(&fx, &revoked, "C-1").await, "revoked");
-
-    // Expired: the default lifetime is 7 days.
-    let (t, default_key) = admin::create_enrollment_token(
-        &fx.store,
-        &fx.clock,
-        &fx.rng,
-        admin::NewEnrollmentToken {
-            connector: c.id.clone(),
-            name: "default".into(),
-            lifetime: Some(admin::DEFAULT_ENROLLMENT_TOKEN_LIFETIME),
-            max_uses: None,
-            serial: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(t.expires_at, Some(fx.clock.now() + 7 * 86_400));
-    fx.clock.advance(7 * 86_400);
-    forbidden(
-        agent_enroll(&fx, default_key.expose(), "D-1").await,
-        "expired",
-    );
+    revoked_token_refuses(&fx, &c.id).await;
+    expired_token_refuses(&fx, &c.id).await;
 
     // What an operator sees: use count, last use, serials, never the key.
     let tokens = admin::list_enrollment_tokens(&fx.store, Some(&c.id))
@@ -613,6 +636,12 @@ async fn enrollment_tokens_expire_count_their_uses_bind_to_a_serial_and_can_be_r
             "token_expired"
         ]
     );
+}
+
+#[tokio::test]
+async fn enrollment_token_settings_are_bounded() {
+    let fx = Fx::new();
+    let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
     // Bad settings are refused.
     for (max_uses, lifetime) in [(Some(0), Some(60)), (None, Some(0))] {
         let r = admin::create_enrollment_token(

@@ -35,13 +35,8 @@ fn login(s: &Stack, stage: &str, device: &State) -> (String, Value) {
     (plan, body)
 }
 
-#[tokio::test]
-async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevaluation() {
-    let s = Stack::connect().await;
-    let setup = s.setup(StageMode::Required, true, true).await;
-    let serial = format!("E2E-COMPLIANCE-{}", now());
-    let device = s.enrolled(&setup.connector, &serial).await;
-
+/// A policy of five rules (a CEL syntax error refused, with its position); answers its id.
+fn five_rule_policy(s: &Stack) -> String {
     let policy = s.admin_json(&["policy", "create", "--name", "e2e desktops"]);
     let policy = policy["id"].as_str().unwrap().to_string();
     for rule in [
@@ -70,18 +65,20 @@ async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevalua
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("line 1, column"), "{stderr}");
-    let stage = s.admin_json(&["stage", "set-policy", &setup.stage, &policy]);
-    assert_eq!(stage["policy"]["version"], 6);
+    policy
+}
 
-    // Non-compliant facts: the login is denied with each failing rule and its remediation;
-    // the firewall rule is in its grace period, a warning with a deadline.
-    endpoint_agent::check_in(&device, &s.api, MAC_BAD.as_bytes()).unwrap();
-    let (plan, body) = login(&s, &setup.stage, &device);
+/// Non-compliant facts: the login is denied with each failing rule and its remediation; the
+/// firewall rule is in its grace period, a warning with a deadline. The relying party reads the
+/// same object from the plan.
+fn denied_with_remediation(s: &Stack, stage: &str, device: &State, policy: &str) {
+    endpoint_agent::check_in(device, &s.api, MAC_BAD.as_bytes()).unwrap();
+    let (plan, body) = login(s, stage, device);
     assert_eq!(body["component"], "ak-stage-access-denied", "{body}");
     assert_eq!(body["error_message"], MSG_NON_COMPLIANT);
     let compliance = &body["compliance"];
     assert_eq!(compliance["status"], "non_compliant");
-    assert_eq!(compliance["policy"], policy.as_str());
+    assert_eq!(compliance["policy"], policy);
     let failed: Vec<&str> = compliance["failed"]
         .as_array()
         .unwrap()
@@ -104,16 +101,19 @@ async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevalua
     let read = s.plan(&plan);
     assert_eq!(read["status"], "denied");
     assert_eq!(read["compliance"], *compliance);
-    // The operator sees it too.
-    let listed = s.admin_json(&["device", "list", "--non-compliant", "--policy", &policy]);
+}
+
+/// The operator sees the device non-compliant, and the dry run on its stored facts.
+fn the_operator_sees_it(s: &Stack, serial: &str, policy: &str) {
+    let listed = s.admin_json(&["device", "list", "--non-compliant", "--policy", policy]);
     assert!(listed["devices"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|d| d["identifier"] == serial.as_str()));
-    let shown = s.admin_json(&["device", "show", &serial]);
+        .any(|d| d["identifier"] == serial));
+    let shown = s.admin_json(&["device", "show", serial]);
     assert_eq!(shown["compliance"][0]["status"], "non_compliant");
-    let tested = s.admin_json(&["policy", "test", &policy, "--device", &serial]);
+    let tested = s.admin_json(&["policy", "test", policy, "--device", serial]);
     let results: Vec<&str> = tested["rules"]
         .as_array()
         .unwrap()
@@ -122,28 +122,18 @@ async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevalua
         .collect();
     assert_eq!(results, ["fail", "fail", "fail", "pass", "pass"]);
     assert_eq!(tested["rules"][0]["seen"], "13.6.9");
+}
 
-    // Fixed: the next check-in lets the same login pass.
-    endpoint_agent::check_in(&device, &s.api, MAC_OK.as_bytes()).unwrap();
-    let (plan, body) = login(&s, &setup.stage, &device);
-    assert_eq!(body["component"], "xak-flow-redirect", "{body}");
-    assert_eq!(s.plan(&plan)["compliance"]["status"], "compliant");
-
-    // The policy changes: unknown (denied) until the stored facts are evaluated again.
+/// The policy changes: unknown (denied) until the stored facts are evaluated again, paged.
+fn policy_change_and_reevaluation(s: &Stack, stage: &str, device: &State, policy: &str) {
     let bumped = s.admin_json(&[
-        "policy", "add-rule", &policy, "process", "--name", "ak-agent",
+        "policy", "add-rule", policy, "process", "--name", "ak-agent",
     ]);
     assert!(bumped["id"].is_string());
-    let (_, body) = login(&s, &setup.stage, &device);
+    let (_, body) = login(s, stage, device);
     assert_eq!(body["compliance"]["status"], "unknown", "{body}");
-    let (code, stdout, stderr) = admin_raw(&[
-        "policy",
-        "reevaluate",
-        &policy,
-        "--page-size",
-        "1",
-        "--json",
-    ]);
+    let (code, stdout, stderr) =
+        admin_raw(&["policy", "reevaluate", policy, "--page-size", "1", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     // One progress line per page of one device: every device of the table was looked at.
     let answer: Value = serde_json::from_str(&stdout).unwrap();
@@ -157,6 +147,29 @@ async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevalua
         "{stderr}"
     );
     assert!(pages >= 2, "paged: {stderr}");
-    let (_, body) = login(&s, &setup.stage, &device);
+    let (_, body) = login(s, stage, device);
     assert_eq!(body["component"], "xak-flow-redirect", "{body}");
+}
+
+#[tokio::test]
+async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevaluation() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let serial = format!("E2E-COMPLIANCE-{}", now());
+    let device = s.enrolled(&setup.connector, &serial).await;
+
+    let policy = five_rule_policy(&s);
+    let stage = s.admin_json(&["stage", "set-policy", &setup.stage, &policy]);
+    assert_eq!(stage["policy"]["version"], 6);
+
+    denied_with_remediation(&s, &setup.stage, &device, &policy);
+    the_operator_sees_it(&s, &serial, &policy);
+
+    // Fixed: the next check-in lets the same login pass.
+    endpoint_agent::check_in(&device, &s.api, MAC_OK.as_bytes()).unwrap();
+    let (plan, body) = login(&s, &setup.stage, &device);
+    assert_eq!(body["component"], "xak-flow-redirect", "{body}");
+    assert_eq!(s.plan(&plan)["compliance"]["status"], "compliant");
+
+    policy_change_and_reevaluation(&s, &setup.stage, &device, &policy);
 }

@@ -43,6 +43,172 @@ fn codes(events: &Value) -> Vec<String> {
     codes
 }
 
+/// The status of `agent_config/` with a device key.
+fn config_status(s: &Stack, key: &str) -> u16 {
+    s.http
+        .get(
+            "/api/v3/endpoints/agents/connectors/agent_config/",
+            &[("authorization", &format!("Bearer+agent {key}"))],
+        )
+        .unwrap()
+        .0
+}
+
+/// The takeover race on `victim` (enrolled with `victim_key`); answers the attacker's token id.
+fn takeover_race(s: &Stack, c: &str, victim: &str, victim_key: &str) -> String {
+    // The takeover race: the attacker, holding a valid token of the connector, polls enroll/
+    // while the operator approves the reinstall and the reinstalled device enrolls with the
+    // approval. The device wins; the attacker never does (refused, then limited).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker_token = admin(&["enrollment-token", "create", "--connector", c]);
+    let attacker_key = attacker_token["key"].as_str().unwrap().to_string();
+    let attacker_id = attacker_token["id"].as_str().unwrap().to_string();
+    let attacker = {
+        let (stop, key, victim) = (stop.clone(), attacker_key.clone(), victim.to_string());
+        let http = endpoint_agent::Http::new(&s.api);
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 200 {
+                let (status, _) = http
+                    .post(
+                        "/api/v3/endpoints/agents/connectors/enroll/",
+                        &[("authorization", &format!("Bearer {key}"))],
+                        &json!({"device_serial": victim, "device_name": "attacker"}),
+                    )
+                    .unwrap();
+                statuses.push(status);
+            }
+            statuses
+        })
+    };
+    let approval = admin(&[
+        "device",
+        "allow-reenroll",
+        victim,
+        "--connector",
+        c,
+        "--for",
+        "10m",
+    ]);
+    let approval_key = approval["key"].as_str().unwrap().to_string();
+    assert!((approval["expires_at"].as_i64().unwrap() - now() - 600).abs() < 60);
+    let (status, body) = enroll(s, &approval_key, victim);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = attacker.join().unwrap();
+    assert_eq!(status, 200, "the reinstalled device enrolls: {body}");
+    let reinstalled = body["token"].as_str().unwrap().to_string();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == 403 || *s == 429),
+        "the attacker never enrolls: {statuses:?}"
+    );
+    assert_eq!(
+        config_status(s, victim_key),
+        403,
+        "the old token is replaced"
+    );
+    assert_eq!(config_status(s, &reinstalled), 200);
+    assert_eq!(enroll(s, &approval_key, victim).0, 403, "single use");
+
+    attacker_id
+}
+
+/// A token bound to a serial enrolls only that serial, and not once revoked; never-expiring
+/// only when asked.
+fn bound_tokens(s: &Stack, c: &str) {
+    let bound = admin(&[
+        "enrollment-token",
+        "create",
+        "--connector",
+        c,
+        "--serial",
+        "BOUND-1",
+        "--expires",
+        "never",
+    ]);
+    assert_eq!(bound["expires_at"], Value::Null);
+    let bound_key = bound["key"].as_str().unwrap();
+    assert_eq!(enroll(s, bound_key, "NOT-BOUND").0, 403);
+    admin(&["enrollment-token", "revoke", bound["id"].as_str().unwrap()]);
+    assert_eq!(enroll(s, bound_key, "BOUND-1").0, 403, "revoked");
+}
+
+/// The audit trail of the victim's serial, newest first, through the CLI (from the device's own
+/// key): enrolled, refusals (the attacker's, anonymous or by token, the serial unverified),
+/// approved by an operator, re-enrolled.
+fn audit_trail(victim: &str, token_ids: &[&str]) {
+    let events = admin(&[
+        "audit", "list", "--device", victim, "--since", "1h", "--limit", "500",
+    ]);
+    let seen = codes(&events);
+    assert_eq!(
+        seen.iter().filter(|c| *c == "ES001I").count(),
+        2,
+        "{events}"
+    );
+    assert_eq!(
+        seen.iter().filter(|c| *c == "ES003I").count(),
+        1,
+        "{events}"
+    );
+    let list = events["events"].as_array().unwrap();
+    let refusals: Vec<&Value> = list.iter().filter(|e| e["code"] == "ES002W").collect();
+    assert!(refusals.len() >= 2, "{events}");
+    for refused in &refusals {
+        assert_eq!(refused["unverified_device"], victim, "{refused}");
+        assert!(
+            refused.get("device").is_none(),
+            "never as proven: {refused}"
+        );
+        let actor = refused["actor"].as_str().unwrap();
+        assert!(
+            actor == "anonymous"
+                || token_ids
+                    .iter()
+                    .any(|id| actor == format!("enrollment_token:{id}")),
+            "{actor}"
+        );
+        assert!(refused["source_ip"].is_string(), "{refused}");
+    }
+    assert!(refusals
+        .iter()
+        .any(|r| r["reason"] == "reenrollment_needs_approval"));
+    let allowed = list.iter().find(|e| e["code"] == "ES003I").unwrap();
+    assert!(allowed["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("operator:arn:aws:"));
+}
+
+/// A raw read of the table (no sealing key): no device key anywhere, only sealed blobs.
+async fn only_sealed_keys(victim: &str, victim_key: &str) {
+    let config = aws_config::load_from_env().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
+    let items = ddb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("DEVICE#{victim}")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let tokens: Vec<_> = items
+        .iter()
+        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("TOKEN#")))
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    assert!(!tokens[0].contains_key("key"), "no plain key attribute");
+    let sealed = tokens[0]["key_sealed"].as_b().unwrap().as_ref().to_vec();
+    let dump = format!("{items:?}");
+    assert!(!dump.contains(victim_key));
+    assert!(sealed.len() > 128, "nonce, ciphertext and tag");
+}
+
 #[tokio::test]
 async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
     let s = Stack::connect().await;
@@ -82,16 +248,11 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
         message.contains("allow-reenroll") && !message.contains("already"),
         "{body}"
     );
-    let config = |k: &str| {
-        s.http
-            .get(
-                "/api/v3/endpoints/agents/connectors/agent_config/",
-                &[("authorization", &format!("Bearer+agent {k}"))],
-            )
-            .unwrap()
-            .0
-    };
-    assert_eq!(config(&victim_key), 200, "the victim's token still works");
+    assert_eq!(
+        config_status(&s, &victim_key),
+        200,
+        "the victim's token still works"
+    );
 
     // The general token was used once; it enrolls one new serial, then it is used up.
     let (status, body) = enroll(&s, &key, &format!("{victim}-other"));
@@ -116,143 +277,10 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
         .iter()
         .any(|t| t["id"] == token_id.as_str()));
 
-    // The takeover race: the attacker, holding a valid token of the connector, polls enroll/
-    // while the operator approves the reinstall and the reinstalled device enrolls with the
-    // approval. The device wins; the attacker never does (refused, then limited).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let attacker_token = admin(&["enrollment-token", "create", "--connector", c]);
-    let attacker_key = attacker_token["key"].as_str().unwrap().to_string();
-    let attacker_id = attacker_token["id"].as_str().unwrap().to_string();
-    let attacker = {
-        let (stop, key, victim) = (stop.clone(), attacker_key.clone(), victim.clone());
-        let http = endpoint_agent::Http::new(&s.api);
-        std::thread::spawn(move || {
-            let mut statuses = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 200 {
-                let (status, _) = http
-                    .post(
-                        "/api/v3/endpoints/agents/connectors/enroll/",
-                        &[("authorization", &format!("Bearer {key}"))],
-                        &json!({"device_serial": victim, "device_name": "attacker"}),
-                    )
-                    .unwrap();
-                statuses.push(status);
-            }
-            statuses
-        })
-    };
-    let approval = admin(&[
-        "device",
-        "allow-reenroll",
-        &victim,
-        "--connector",
-        c,
-        "--for",
-        "10m",
-    ]);
-    let approval_key = approval["key"].as_str().unwrap().to_string();
-    assert!((approval["expires_at"].as_i64().unwrap() - now() - 600).abs() < 60);
-    let (status, body) = enroll(&s, &approval_key, &victim);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let statuses = attacker.join().unwrap();
-    assert_eq!(status, 200, "the reinstalled device enrolls: {body}");
-    let reinstalled = body["token"].as_str().unwrap().to_string();
-    assert!(
-        !statuses.is_empty() && statuses.iter().all(|s| *s == 403 || *s == 429),
-        "the attacker never enrolls: {statuses:?}"
-    );
-    assert_eq!(config(&victim_key), 403, "the old token is replaced");
-    assert_eq!(config(&reinstalled), 200);
-    assert_eq!(enroll(&s, &approval_key, &victim).0, 403, "single use");
-
-    // Bound to a serial; revoked; never-expiring only when asked.
-    let bound = admin(&[
-        "enrollment-token",
-        "create",
-        "--connector",
-        c,
-        "--serial",
-        "BOUND-1",
-        "--expires",
-        "never",
-    ]);
-    assert_eq!(bound["expires_at"], Value::Null);
-    let bound_key = bound["key"].as_str().unwrap();
-    assert_eq!(enroll(&s, bound_key, "NOT-BOUND").0, 403);
-    admin(&["enrollment-token", "revoke", bound["id"].as_str().unwrap()]);
-    assert_eq!(enroll(&s, bound_key, "BOUND-1").0, 403, "revoked");
-
-    // The audit trail of the victim's serial, newest first, through the CLI (from the
-    // device's own key): enrolled, refusals (the attacker's, anonymous or by token, the serial
-    // unverified), approved by an operator, re-enrolled.
-    let events = admin(&[
-        "audit", "list", "--device", &victim, "--since", "1h", "--limit", "500",
-    ]);
-    let seen = codes(&events);
-    assert_eq!(
-        seen.iter().filter(|c| *c == "ES001I").count(),
-        2,
-        "{events}"
-    );
-    assert_eq!(
-        seen.iter().filter(|c| *c == "ES003I").count(),
-        1,
-        "{events}"
-    );
-    let list = events["events"].as_array().unwrap();
-    let refusals: Vec<&Value> = list.iter().filter(|e| e["code"] == "ES002W").collect();
-    assert!(refusals.len() >= 2, "{events}");
-    for refused in &refusals {
-        assert_eq!(refused["unverified_device"], victim.as_str(), "{refused}");
-        assert!(
-            refused.get("device").is_none(),
-            "never as proven: {refused}"
-        );
-        let actor = refused["actor"].as_str().unwrap();
-        assert!(
-            actor == "anonymous"
-                || actor == format!("enrollment_token:{token_id}")
-                || actor == format!("enrollment_token:{attacker_id}"),
-            "{actor}"
-        );
-        assert!(refused["source_ip"].is_string(), "{refused}");
-    }
-    assert!(refusals
-        .iter()
-        .any(|r| r["reason"] == "reenrollment_needs_approval"));
-    let allowed = list.iter().find(|e| e["code"] == "ES003I").unwrap();
-    assert!(allowed["actor"]
-        .as_str()
-        .unwrap()
-        .starts_with("operator:arn:aws:"));
-
-    // A raw read of the table (no sealing key): no device key anywhere, only sealed blobs.
-    let config = aws_config::load_from_env().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
-    let items = ddb
-        .query()
-        .table_name(&table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("DEVICE#{victim}")),
-        )
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap_or_default();
-    let tokens: Vec<_> = items
-        .iter()
-        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("TOKEN#")))
-        .collect();
-    assert_eq!(tokens.len(), 1);
-    assert!(!tokens[0].contains_key("key"), "no plain key attribute");
-    let sealed = tokens[0]["key_sealed"].as_b().unwrap().as_ref().to_vec();
-    let dump = format!("{items:?}");
-    assert!(!dump.contains(&victim_key));
-    assert!(sealed.len() > 128, "nonce, ciphertext and tag");
+    let attacker_id = takeover_race(&s, c, &victim, &victim_key);
+    bound_tokens(&s, c);
+    audit_trail(&victim, &[&token_id, &attacker_id]);
+    only_sealed_keys(&victim, &victim_key).await;
 }
 
 #[tokio::test]

@@ -121,9 +121,8 @@ fn of_device(sets: &BTreeMap<String, Value>, device_id: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_receiver_polls_verified_device_compliance_changes_and_verifications() {
-    let s = Stack::connect().await;
+/// The transmitter's configuration.
+fn configuration(s: &Stack) {
     let (status, config) = s.http.get("/.well-known/ssf-configuration", &[]).unwrap();
     assert_eq!(status, 200);
     assert_eq!(config["issuer"], s.api.as_str());
@@ -136,21 +135,10 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
         json!(["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"])
     );
     assert_eq!(config["default_subjects"], "ALL");
+}
 
-    let r = receiver(&s, "https://receiver.example/a");
-    let other = receiver(&s, "https://receiver.example/b");
-    // No token, a wrong one: 401 in the contract's shape.
-    let (status, body) = s.http.post("/ssf/streams", &[], &json!({})).unwrap();
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("unauthorized"))
-    );
-    let forged = Receiver {
-        token: format!("{}x", r.token),
-        ..receiver(&s, "x")
-    };
-    assert_eq!(forged.call("GET", "/ssf/streams", None).0, 401);
-
+/// Two poll streams of `r`, which `other` cannot see; answers their ids.
+fn poll_streams(s: &Stack, r: &Receiver<'_>, other: &Receiver<'_>) -> (String, String) {
     let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [CAEP], "description": "test"});
     let (status, stream) = r.call("POST", "/ssf/streams", Some(poll.clone()));
     assert_eq!(status, 201, "{stream}");
@@ -189,6 +177,12 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
         "{changed}"
     );
 
+    (id, second)
+}
+
+/// Verification on stream `id`, then a device that turns non-compliant and compliant again:
+/// both streams get the changes, `id` alone the verification.
+async fn changes_and_verification(s: &Stack, r: &Receiver<'_>, (id, second): (&str, &str)) {
     // Verification: a SET with the state, on that stream only.
     let (status, _) = r.call(
         "POST",
@@ -203,7 +197,7 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
         s.check_in_firewall(&device, enabled);
     }
 
-    let got = r.drain(&id);
+    let got = r.drain(id);
     let verifications: Vec<&Value> = got
         .values()
         .filter(|c| c["events"].get(VERIFICATION).is_some())
@@ -235,15 +229,17 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
     assert_eq!(claims["sub_id"]["format"], "complex");
     assert!(claims["txn"].is_string());
     // The other stream of the same receiver got the same changes (and no verification).
-    let other_stream = r.drain(&second);
+    let other_stream = r.drain(second);
     assert_eq!(of_device(&other_stream, &device_id).len(), 2);
     assert!(other_stream
         .values()
         .all(|c| c["events"].get(VERIFICATION).is_none()));
     // Acknowledged: nothing again.
-    assert!(of_device(&r.drain(&id), &device_id).is_empty());
+    assert!(of_device(&r.drain(id), &device_id).is_empty());
+}
 
-    // Status, paused streams answer nothing, deletion, revocation.
+/// Status, paused streams answer nothing, deletion, revocation.
+fn status_deletion_revocation(s: &Stack, r: &Receiver<'_>, (id, second): (&str, &str)) {
     let (_, st) = r.call("GET", &format!("/ssf/status?stream_id={id}"), None);
     assert_eq!(st["status"], "enabled");
     let (status, st) = r.call(
@@ -268,6 +264,29 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
     let receiver_id = r.token.split('.').next().unwrap();
     s.admin_json(&["ssf", "receiver", "revoke", receiver_id]);
     assert_eq!(r.call("GET", "/ssf/streams", None).0, 401);
+}
+
+#[tokio::test]
+async fn a_receiver_polls_verified_device_compliance_changes_and_verifications() {
+    let s = Stack::connect().await;
+    configuration(&s);
+    let r = receiver(&s, "https://receiver.example/a");
+    let other = receiver(&s, "https://receiver.example/b");
+    // No token, a wrong one: 401 in the contract's shape.
+    let (status, body) = s.http.post("/ssf/streams", &[], &json!({})).unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let forged = Receiver {
+        token: format!("{}x", r.token),
+        ..receiver(&s, "x")
+    };
+    assert_eq!(forged.call("GET", "/ssf/streams", None).0, 401);
+
+    let (id, second) = poll_streams(&s, &r, &other);
+    changes_and_verification(&s, &r, (&id, &second)).await;
+    status_deletion_revocation(&s, &r, (&id, &second));
 }
 
 /// A push receiver on loopback: answers 503 to its first request, then 202; keeps every body it

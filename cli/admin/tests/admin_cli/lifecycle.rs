@@ -11,32 +11,13 @@ use serde_json::{json, Value};
 
 use crate::{require_emulator, Cli};
 
-#[tokio::test]
-async fn devices_tokens_and_the_core_agree() {
-    let cli = Cli::new();
-    let key = cli.ok(&["key", "create"]);
-    let conn = cli.ok(&[
-        "connector",
-        "create",
-        "--name",
-        "c",
-        "--challenge-key",
-        &key,
-    ]);
-    let stage = cli.ok(&[
-        "stage",
-        "create",
-        "--connector",
-        &conn,
-        "--mode",
-        "required",
-    ]);
-
+/// Enrollment tokens print their 60-character key (JSON: with the id).
+fn enrollment_tokens(cli: &Cli, conn: &str) {
     let enrollment = cli.json(&[
         "enrollment-token",
         "create",
         "--connector",
-        &conn,
+        conn,
         "--name",
         "fleet",
         "--expires",
@@ -45,16 +26,20 @@ async fn devices_tokens_and_the_core_agree() {
     assert_eq!(enrollment["key"].as_str().unwrap().len(), 60);
     assert!(enrollment["id"].is_string());
     assert_eq!(
-        cli.ok(&["enrollment-token", "create", "--connector", &conn])
+        cli.ok(&["enrollment-token", "create", "--connector", conn])
             .len(),
         60
     );
+}
 
+/// `SER-1` enrolled, then enrolled again (its first key replaced); no key shown; answers the
+/// old key and the new.
+fn enroll_twice(cli: &Cli, conn: &str) -> (String, String) {
     let old = cli.ok(&[
         "device",
         "enroll",
         "--connector",
-        &conn,
+        conn,
         "--serial",
         "SER-1",
         "--name",
@@ -65,7 +50,7 @@ async fn devices_tokens_and_the_core_agree() {
         "device",
         "enroll",
         "--connector",
-        &conn,
+        conn,
         "--serial",
         "SER-1",
         "--name",
@@ -91,8 +76,12 @@ async fn devices_tokens_and_the_core_agree() {
         "laptop-1"
     );
     assert_eq!(cli.ok(&["device", "list"]), "SER-1\tlaptop-1");
+    (old, new)
+}
 
-    // The core, over the same table and a real KMS key: the old token fails, the new passes.
+/// What the core answers, over the CLI's table and a real KMS key, to a response made with the
+/// device key `token` of `SER-1` for a new plan of `stage`.
+async fn core_answer(cli: &Cli, stage: &str, token: &str) -> Outcome {
     let config = load_config().await;
     let store = cli.store().await;
     let signer = KmsSigner::from_config(&config);
@@ -103,27 +92,56 @@ async fn devices_tokens_and_the_core_agree() {
         settings: &settings,
         caller: &endpoint_core::audit::Caller::UNKNOWN,
     };
+    let plan = stage::create_plan(&store, &env, stage, None, None)
+        .await
+        .unwrap()
+        .id;
+    let Outcome::Challenge { jws, .. } = stage::executor_get(&store, &signer, &env, &plan, None)
+        .await
+        .unwrap()
+    else {
+        panic!("no challenge")
+    };
+    let response = sign_response("SER-1", token, &jws, SystemClock.now());
+    let minter = endpoint_core::minter::SigningMinter {
+        store: &store,
+        signer: &signer,
+        env: &env,
+    };
+    stage::executor_post(&store, &minter, &env, &plan, Some(&response))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn devices_tokens_and_the_core_agree() {
+    let cli = Cli::new();
+    let key = cli.ok(&["key", "create"]);
+    let conn = cli.ok(&[
+        "connector",
+        "create",
+        "--name",
+        "c",
+        "--challenge-key",
+        &key,
+    ]);
+    let stage = cli.ok(&[
+        "stage",
+        "create",
+        "--connector",
+        &conn,
+        "--mode",
+        "required",
+    ]);
+
+    enrollment_tokens(&cli, &conn);
+
+    let (old, new) = enroll_twice(&cli, &conn);
+
+    // The core, over the same table and a real KMS key: the old token fails, the new passes.
     let answer = |token: String| {
-        let (store, signer, stage) = (&store, &signer, stage.clone());
-        let env = &env;
-        async move {
-            let plan = stage::create_plan(store, env, &stage, None, None)
-                .await
-                .unwrap()
-                .id;
-            let Outcome::Challenge { jws, .. } =
-                stage::executor_get(store, signer, env, &plan, None)
-                    .await
-                    .unwrap()
-            else {
-                panic!("no challenge")
-            };
-            let response = sign_response("SER-1", &token, &jws, SystemClock.now());
-            let minter = endpoint_core::minter::SigningMinter { store, signer, env };
-            stage::executor_post(store, &minter, env, &plan, Some(&response))
-                .await
-                .unwrap()
-        }
+        let (cli, stage) = (&cli, stage.clone());
+        async move { core_answer(cli, &stage, &token).await }
     };
     assert!(matches!(
         answer(old.clone()).await,
@@ -358,6 +376,60 @@ fn a_missing_table_names_the_table_the_region_and_the_fix() {
 
 /// `migrate` seals device token keys stored in plain text (as before sealing existed), is
 /// idempotent, and afterwards a plain key is refused even if someone writes one.
+/// Writes `item` as it is, as an older version of the code would have.
+async fn put_item(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Vec<(&'static str, aws_sdk_dynamodb::types::AttributeValue)>,
+) {
+    let mut req = ddb.put_item().table_name(table);
+    for (k, v) in item {
+        req = req.item(k, v);
+    }
+    req.send().await.unwrap();
+}
+
+/// A device token item from before sealing: its key in plain.
+fn legacy_token(
+    serial: &str,
+    token: &str,
+    key: &str,
+) -> Vec<(&'static str, aws_sdk_dynamodb::types::AttributeValue)> {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let s = |v: &str| Av::S(v.to_string());
+    vec![
+        ("pk", s(&format!("DEVICE#{serial}"))),
+        ("sk", s(&format!("TOKEN#c1#{token}"))),
+        ("token_id", s(token)),
+        ("device", s(serial)),
+        ("connector", s("c1")),
+        ("key", s(key)),
+        ("created_at", Av::N("1".into())),
+    ]
+}
+
+/// `OLD-1`'s token `t1` holds its key sealed, no longer in plain.
+async fn sealed_in_place(ddb: &aws_sdk_dynamodb::Client, table: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let s = |v: &str| Av::S(v.to_string());
+    let raw = ddb
+        .get_item()
+        .table_name(table)
+        .key("pk", s("DEVICE#OLD-1"))
+        .key("sk", s("TOKEN#c1#t1"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!raw.contains_key("key"), "the plain key is gone");
+    assert!(raw.contains_key("key_sealed"));
+    assert_eq!(
+        raw["key_sha256"].as_s().unwrap(),
+        &endpoint_core::secret::sha256_hex(b"plain-legacy-key")
+    );
+}
+
 #[tokio::test]
 async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
     use aws_sdk_dynamodb::types::AttributeValue as Av;
@@ -378,29 +450,8 @@ async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
         .unwrap();
     assert!(out.status.success());
     let ddb = aws_sdk_dynamodb::Client::new(&load_config().await);
-    let put = |item: Vec<(&'static str, Av)>| {
-        let ddb = ddb.clone();
-        let table = cli.table.clone();
-        async move {
-            let mut req = ddb.put_item().table_name(table);
-            for (k, v) in item {
-                req = req.item(k, v);
-            }
-            req.send().await.unwrap();
-        }
-    };
+    let put = |item| put_item(&ddb, &cli.table, item);
     let s = |v: &str| Av::S(v.to_string());
-    let legacy = |serial: &str, token: &str, key: &str| {
-        vec![
-            ("pk", s(&format!("DEVICE#{serial}"))),
-            ("sk", s(&format!("TOKEN#c1#{token}"))),
-            ("token_id", s(token)),
-            ("device", s(serial)),
-            ("connector", s("c1")),
-            ("key", s(key)),
-            ("created_at", Av::N("1".into())),
-        ]
-    };
     put(vec![
         ("pk", s("DEVICE#OLD-1")),
         ("sk", s("DEVICE")),
@@ -410,29 +461,14 @@ async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
         ("created_at", Av::N("1".into())),
     ])
     .await;
-    put(legacy("OLD-1", "t1", "plain-legacy-key")).await;
+    put(legacy_token("OLD-1", "t1", "plain-legacy-key")).await;
 
     let report = cli.json(&["migrate"]);
     assert_eq!(report["data_key_created"], true);
     assert_eq!(report["sealed"], 1);
     assert_eq!(cli.json(&["migrate"])["sealed"], 0, "idempotent");
 
-    let raw = ddb
-        .get_item()
-        .table_name(&cli.table)
-        .key("pk", s("DEVICE#OLD-1"))
-        .key("sk", s("TOKEN#c1#t1"))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    assert!(!raw.contains_key("key"), "the plain key is gone");
-    assert!(raw.contains_key("key_sealed"));
-    assert_eq!(
-        raw["key_sha256"].as_s().unwrap(),
-        &endpoint_core::secret::sha256_hex(b"plain-legacy-key")
-    );
+    sealed_in_place(&ddb, &cli.table).await;
     // The sealed key opens to the same key.
     let store = cli.store().await;
     let now = SystemClock.now();
@@ -444,7 +480,7 @@ async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
     assert_eq!(d.tokens.len(), 1);
     assert_eq!(d.tokens[0].key.expose(), "plain-legacy-key");
     // A plain key written after the migration is refused.
-    put(legacy("OLD-1", "t2", "planted-key")).await;
+    put(legacy_token("OLD-1", "t2", "planted-key")).await;
     let d = cli
         .store()
         .await
@@ -461,43 +497,14 @@ async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
     assert_eq!(events["events"][0]["code"], "ES208I");
 }
 
-/// Connector policy and the CLI's new commands: set-reenroll, allow-reenroll, token list.
-#[test]
-fn reenroll_policy_and_token_commands() {
-    let cli = Cli::new();
-    let c = cli.ok(&["connector", "create", "--name", "p"]);
-    assert_eq!(cli.json(&["connector", "show", &c])["reenroll"], "approve");
-    assert_eq!(
-        cli.json(&["connector", "set-reenroll", &c, "open"])["reenroll"],
-        "open"
-    );
-    assert!(
-        cli.run(&["connector", "set-reenroll", &c, "sometimes"])
-            .status
-            .code()
-            == Some(2)
-    );
-    let t = cli.json(&[
-        "enrollment-token",
-        "create",
-        "--connector",
-        &c,
-        "--expires",
-        "1h",
-        "--max-uses",
-        "3",
-    ]);
-    assert_eq!(t["max_uses"], 3);
-    let list = cli.json(&["enrollment-token", "list"]);
-    assert_eq!(list["tokens"][0]["state"], "active");
-    assert!(!list.to_string().contains(t["key"].as_str().unwrap()));
-    // The approval of a re-enrollment is a single-use enrollment token bound to the serial.
+/// The approval of a re-enrollment is a single-use enrollment token bound to the serial.
+fn approvals(cli: &Cli, c: &str) {
     let approval = cli.json(&[
         "device",
         "allow-reenroll",
         "SER-9",
         "--connector",
-        &c,
+        c,
         "--for",
         "15m",
     ]);
@@ -508,37 +515,15 @@ fn reenroll_policy_and_token_commands() {
         (&bound["serial"], &bound["max_uses"]),
         (&json!("SER-9"), &json!(1))
     );
-    let plain = cli.ok(&["device", "allow-reenroll", "SER-9", "--connector", &c]);
+    let plain = cli.ok(&["device", "allow-reenroll", "SER-9", "--connector", c]);
     assert_eq!(plain.len(), 60, "plain output: the key");
     assert!(cli
         .fails(&["enrollment-token", "show", "nope"])
         .contains("not found"));
-    // Reading a device needs no key material: `device show` works without the sealing key.
-    cli.ok(&[
-        "device",
-        "enroll",
-        "--connector",
-        &c,
-        "--serial",
-        "SHOW-1",
-        "--name",
-        "n",
-    ]);
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
-        .env_remove("SEALING_KEY_ID")
-        .args(["--table", &cli.table, "device", "show", "SHOW-1", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(shown["tokens"][0]["connector"], c.as_str());
-    assert_eq!(shown["lock"], Value::Null);
-    // Lock and unlock: shown by `device show`, audited.
+}
+
+/// Lock and unlock `SHOW-1`: shown by `device show`, audited.
+fn lock_and_unlock(cli: &Cli) {
     let locked = cli.json(&[
         "device",
         "lock",
@@ -579,6 +564,65 @@ fn reenroll_policy_and_token_commands() {
         ["ES005I", "ES009I", "ES009I", "ES010I"],
         "{lock_events}"
     );
+}
+
+/// Connector policy and the CLI's new commands: set-reenroll, allow-reenroll, token list.
+#[test]
+fn reenroll_policy_and_token_commands() {
+    let cli = Cli::new();
+    let c = cli.ok(&["connector", "create", "--name", "p"]);
+    assert_eq!(cli.json(&["connector", "show", &c])["reenroll"], "approve");
+    assert_eq!(
+        cli.json(&["connector", "set-reenroll", &c, "open"])["reenroll"],
+        "open"
+    );
+    assert!(
+        cli.run(&["connector", "set-reenroll", &c, "sometimes"])
+            .status
+            .code()
+            == Some(2)
+    );
+    let t = cli.json(&[
+        "enrollment-token",
+        "create",
+        "--connector",
+        &c,
+        "--expires",
+        "1h",
+        "--max-uses",
+        "3",
+    ]);
+    assert_eq!(t["max_uses"], 3);
+    let list = cli.json(&["enrollment-token", "list"]);
+    assert_eq!(list["tokens"][0]["state"], "active");
+    assert!(!list.to_string().contains(t["key"].as_str().unwrap()));
+    approvals(&cli, &c);
+    // Reading a device needs no key material: `device show` works without the sealing key.
+    cli.ok(&[
+        "device",
+        "enroll",
+        "--connector",
+        &c,
+        "--serial",
+        "SHOW-1",
+        "--name",
+        "n",
+    ]);
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .env_remove("SEALING_KEY_ID")
+        .args(["--table", &cli.table, "device", "show", "SHOW-1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["tokens"][0]["connector"], c.as_str());
+    assert_eq!(shown["lock"], Value::Null);
+    lock_and_unlock(&cli);
     // Operator changes are audited.
     let events = cli.json(&["audit", "list", "--connector", &c]);
     let mut codes: Vec<&str> = events["events"]

@@ -13,6 +13,141 @@ const MAC_BAD: &str = concat!(
     "/../../examples/facts/macos-non-compliant.json"
 );
 
+/// One rule of every kind, each a new version; answers the policy as shown.
+fn add_every_kind(cli: &Cli, policy: &str) -> serde_json::Value {
+    for rule in [
+        &["os-family", "--allow", "mac_os,windows"][..],
+        &[
+            "os-version",
+            "--family",
+            "mac_os",
+            "--min",
+            "14.4",
+            "--enforce",
+            "grace:72h",
+        ],
+        &[
+            "disk-encryption",
+            "--scope",
+            "all",
+            "--title",
+            "Every disk encrypted",
+        ],
+        &["firewall", "--enforce", "warn", "--unknown", "pass"],
+        &["software", "--name", "osquery", "--min-version", "5.10"],
+        &["process", "--name", "osqueryd", "--enforce", "audit"],
+        &["cel", "--expr", "version_at_least(facts.os.version, '14')"],
+    ] {
+        let mut args = vec!["policy", "add-rule", policy];
+        args.extend_from_slice(rule);
+        let id = cli.ok(&args);
+        assert!(
+            !id.is_empty() && !id.contains(char::is_whitespace),
+            "{rule:?}: {id}"
+        );
+    }
+    let p = cli.json(&["policy", "show", policy]);
+    assert_eq!(p["version"], 8);
+    assert_eq!(p["max_facts_age"], 43_200);
+    assert_eq!(p["rules"].as_array().unwrap().len(), 7);
+    assert_eq!(p["rules"][1]["enforcement"], "grace:3d");
+    assert_eq!(p["rules"][2]["title"], "Every disk encrypted");
+    assert_eq!(p["rules"][3]["unknown"], "pass");
+    p
+}
+
+/// Usage errors exit 2; refusals exit 1 with one line.
+fn usage_errors_and_refusals(cli: &Cli, policy: &str) {
+    for args in [
+        &[
+            "policy",
+            "add-rule",
+            policy,
+            "os-version",
+            "--family",
+            "mac_os",
+        ][..],
+        &[
+            "policy",
+            "add-rule",
+            policy,
+            "firewall",
+            "--enforce",
+            "sometimes",
+        ],
+        &["policy", "add-rule", policy, "teleport"],
+        &["policy", "create"],
+    ] {
+        assert_eq!(cli.run(args).status.code(), Some(2), "{args:?}");
+    }
+    let err = cli.fails(&[
+        "policy",
+        "add-rule",
+        policy,
+        "cel",
+        "--expr",
+        "facts.os.version ==",
+    ]);
+    assert!(err.contains("line 1, column"), "{err}");
+    let err = cli.fails(&[
+        "policy",
+        "add-rule",
+        policy,
+        "os-family",
+        "--allow",
+        "macos",
+    ]);
+    assert!(err.contains("unknown OS family \"macos\""), "{err}");
+}
+
+/// The dry run, on a file and on stdin: every rule's result with the value seen; nothing is
+/// stored.
+fn dry_runs(cli: &Cli, policy: &str) {
+    let tested = cli.json(&["policy", "test", policy, "--facts", MAC_BAD]);
+    let results: Vec<&str> = tested["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["pass", "fail", "fail", "fail", "pass", "pass", "fail"]
+    );
+    assert_eq!(tested["rules"][1]["seen"], "13.6.9");
+    assert_eq!(tested["status"], "non_compliant");
+    let piped = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .args([
+            "--table", &cli.table, "policy", "test", policy, "--facts", "-", "--json",
+        ])
+        .write_stdin(std::fs::read(MAC_BAD).unwrap())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let piped: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    // The same verdicts and values seen (`failing_since` is each run's own clock).
+    let verdicts = |t: &serde_json::Value| -> Vec<(String, String)> {
+        t["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["result"].to_string(), r["seen"].to_string()))
+            .collect()
+    };
+    assert_eq!(verdicts(&piped), verdicts(&tested));
+    // Nothing was stored by the dry run.
+    assert_eq!(
+        cli.json(&["device", "list", "--non-compliant"])["devices"],
+        serde_json::json!([])
+    );
+}
+
 #[test]
 fn policies_rules_versions_stages_and_the_dry_run() {
     let cli = Cli::new();
@@ -47,44 +182,7 @@ fn policies_rules_versions_stages_and_the_dry_run() {
     assert_eq!(shown["policy"]["id"], policy.as_str());
     assert_eq!(shown["policy"]["version"], 1);
 
-    for rule in [
-        &["os-family", "--allow", "mac_os,windows"][..],
-        &[
-            "os-version",
-            "--family",
-            "mac_os",
-            "--min",
-            "14.4",
-            "--enforce",
-            "grace:72h",
-        ],
-        &[
-            "disk-encryption",
-            "--scope",
-            "all",
-            "--title",
-            "Every disk encrypted",
-        ],
-        &["firewall", "--enforce", "warn", "--unknown", "pass"],
-        &["software", "--name", "osquery", "--min-version", "5.10"],
-        &["process", "--name", "osqueryd", "--enforce", "audit"],
-        &["cel", "--expr", "version_at_least(facts.os.version, '14')"],
-    ] {
-        let mut args = vec!["policy", "add-rule", &policy];
-        args.extend_from_slice(rule);
-        let id = cli.ok(&args);
-        assert!(
-            !id.is_empty() && !id.contains(char::is_whitespace),
-            "{rule:?}: {id}"
-        );
-    }
-    let p = cli.json(&["policy", "show", &policy]);
-    assert_eq!(p["version"], 8);
-    assert_eq!(p["max_facts_age"], 43_200);
-    assert_eq!(p["rules"].as_array().unwrap().len(), 7);
-    assert_eq!(p["rules"][1]["enforcement"], "grace:3d");
-    assert_eq!(p["rules"][2]["title"], "Every disk encrypted");
-    assert_eq!(p["rules"][3]["unknown"], "pass");
+    let p = add_every_kind(&cli, &policy);
     // Every stage using the policy follows its version.
     assert_eq!(cli.json(&["stage", "show", &stage])["policy"]["version"], 8);
     assert!(cli.json(&["policy", "list"])["policies"]
@@ -93,92 +191,8 @@ fn policies_rules_versions_stages_and_the_dry_run() {
         .iter()
         .any(|x| x["id"] == policy.as_str()));
 
-    // Usage errors exit 2; refusals exit 1 with one line.
-    for args in [
-        &[
-            "policy",
-            "add-rule",
-            &policy,
-            "os-version",
-            "--family",
-            "mac_os",
-        ][..],
-        &[
-            "policy",
-            "add-rule",
-            &policy,
-            "firewall",
-            "--enforce",
-            "sometimes",
-        ],
-        &["policy", "add-rule", &policy, "teleport"],
-        &["policy", "create"],
-    ] {
-        assert_eq!(cli.run(args).status.code(), Some(2), "{args:?}");
-    }
-    let err = cli.fails(&[
-        "policy",
-        "add-rule",
-        &policy,
-        "cel",
-        "--expr",
-        "facts.os.version ==",
-    ]);
-    assert!(err.contains("line 1, column"), "{err}");
-    let err = cli.fails(&[
-        "policy",
-        "add-rule",
-        &policy,
-        "os-family",
-        "--allow",
-        "macos",
-    ]);
-    assert!(err.contains("unknown OS family \"macos\""), "{err}");
-
-    // The dry run, on a file and on stdin: every rule's result with the value seen.
-    let tested = cli.json(&["policy", "test", &policy, "--facts", MAC_BAD]);
-    let results: Vec<&str> = tested["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["result"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        results,
-        ["pass", "fail", "fail", "fail", "pass", "pass", "fail"]
-    );
-    assert_eq!(tested["rules"][1]["seen"], "13.6.9");
-    assert_eq!(tested["status"], "non_compliant");
-    let piped = Command::cargo_bin("endpoint-admin")
-        .unwrap()
-        .args([
-            "--table", &cli.table, "policy", "test", &policy, "--facts", "-", "--json",
-        ])
-        .write_stdin(std::fs::read(MAC_BAD).unwrap())
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
-    assert!(
-        piped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&piped.stderr)
-    );
-    let piped: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
-    // The same verdicts and values seen (`failing_since` is each run's own clock).
-    let verdicts = |t: &serde_json::Value| -> Vec<(String, String)> {
-        t["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (r["result"].to_string(), r["seen"].to_string()))
-            .collect()
-    };
-    assert_eq!(verdicts(&piped), verdicts(&tested));
-    // Nothing was stored by the dry run.
-    assert_eq!(
-        cli.json(&["device", "list", "--non-compliant"])["devices"],
-        serde_json::json!([])
-    );
+    usage_errors_and_refusals(&cli, &policy);
+    dry_runs(&cli, &policy);
 
     // Removing a rule is a new version; deleting is refused while a stage uses the policy.
     let rule = p["rules"][6]["id"].as_str().unwrap().to_string();
