@@ -26,10 +26,9 @@ fn agent(state: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test]
-async fn enroll_then_login_with_the_binary_alone() {
-    let api = std::env::var("ENDPOINT_API")
-        .expect("run through `make test` (scripts/stack-lib.sh exports ENDPOINT_API)");
+/// A connector with a P-384 KMS key, its required stage and an enrollment token: (stage id,
+/// enrollment token).
+async fn world() -> (String, endpoint_core::secret::Secret) {
     let config = load_config().await;
     let store = DynamoStore::from_config(
         &config,
@@ -70,6 +69,40 @@ async fn enroll_then_login_with_the_binary_alone() {
     .await
     .unwrap();
 
+    (stage.id, enrollment)
+}
+
+/// `respond` answers a challenge of `stage`, and refuses one that does not verify (tampered
+/// claims).
+fn respond_checks_the_challenge(api: &str, state: &std::path::Path, stage: &str) {
+    let plan2 = ureq_post(
+        &format!("{api}/v1/plans"),
+        &format!(r#"{{"stage":"{}"}}"#, stage),
+    );
+    let ch = endpoint_agent::Http::new(api)
+        .get(
+            &format!("/v1/plans/{}/executor", plan2["plan"].as_str().unwrap()),
+            &[],
+        )
+        .unwrap()
+        .1;
+    let jws = ch["challenge"].as_str().unwrap();
+    let (ok, out, _) = agent(state, &["respond", "--server", api, "--challenge", jws]);
+    assert!(ok && out.trim().split('.').count() == 3);
+    let mut parts: Vec<String> = jws.split('.').map(str::to_string).collect();
+    parts[1] = endpoint_core::protocol::b64url(br#"{"atc":"x","iss":"y","iat":1,"exp":99999999999,"goauthentik.io/device/check_in":false}"#);
+    let (ok, _, err) = agent(
+        state,
+        &["respond", "--server", api, "--challenge", &parts.join(".")],
+    );
+    assert!(!ok && err.contains("does not verify"), "{err}");
+}
+
+#[tokio::test]
+async fn enroll_then_login_with_the_binary_alone() {
+    let api = std::env::var("ENDPOINT_API")
+        .expect("run through `make test` (scripts/stack-lib.sh exports ENDPOINT_API)");
+    let (stage, enrollment) = world().await;
     let dir = std::env::temp_dir().join(format!("endpoint-agent-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.json");
@@ -101,7 +134,7 @@ async fn enroll_then_login_with_the_binary_alone() {
 
     let created = ureq_post(
         &format!("{api}/v1/plans"),
-        &format!(r#"{{"stage":"{}","redirect":"/done"}}"#, stage.id),
+        &format!(r#"{{"stage":"{}","redirect":"/done"}}"#, stage),
     );
     let plan = created["plan"].as_str().unwrap();
     let (ok, out, err) = agent(&state, &["login", "--server", &api, "--plan", plan]);
@@ -112,28 +145,7 @@ async fn enroll_then_login_with_the_binary_alone() {
         serde_json::json!({"component": "xak-flow-redirect", "to": "/done"})
     );
 
-    // `respond` refuses a challenge that does not verify (tampered claims).
-    let plan2 = ureq_post(
-        &format!("{api}/v1/plans"),
-        &format!(r#"{{"stage":"{}"}}"#, stage.id),
-    );
-    let ch = endpoint_agent::Http::new(&api)
-        .get(
-            &format!("/v1/plans/{}/executor", plan2["plan"].as_str().unwrap()),
-            &[],
-        )
-        .unwrap()
-        .1;
-    let jws = ch["challenge"].as_str().unwrap();
-    let (ok, out, _) = agent(&state, &["respond", "--server", &api, "--challenge", jws]);
-    assert!(ok && out.trim().split('.').count() == 3);
-    let mut parts: Vec<String> = jws.split('.').map(str::to_string).collect();
-    parts[1] = endpoint_core::protocol::b64url(br#"{"atc":"x","iss":"y","iat":1,"exp":99999999999,"goauthentik.io/device/check_in":false}"#);
-    let (ok, _, err) = agent(
-        &state,
-        &["respond", "--server", &api, "--challenge", &parts.join(".")],
-    );
-    assert!(!ok && err.contains("does not verify"), "{err}");
+    respond_checks_the_challenge(&api, &state, &stage);
     std::fs::remove_dir_all(&dir).ok();
 }
 

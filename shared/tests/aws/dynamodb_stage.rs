@@ -20,6 +20,50 @@ use endpoint_core::{CoreError, StoreError};
 
 use super::dynamodb_store::plan;
 
+/// 20 concurrent submissions of the valid response `good` to `plan`: one consumption, all see
+/// the pass.
+async fn twenty_concurrent_submissions(
+    store: &Arc<DynamoStore>,
+    signer: &Arc<LocalSigner>,
+    plan: &str,
+    good: &str,
+) {
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (store, signer, plan, good) = (
+            store.clone(),
+            signer.clone(),
+            plan.to_string(),
+            good.to_string(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let clock = FixedClock::new(T0);
+            let settings = Settings::default();
+            let env = Env {
+                clock: &clock,
+                rng: &SystemRandom,
+                settings: &settings,
+                caller: &endpoint_core::audit::Caller::UNKNOWN,
+            };
+            let minter = endpoint_core::minter::SigningMinter {
+                store: &*store,
+                signer: &*signer,
+                env: &env,
+            };
+            stage::executor_post(&*store, &minter, &env, &plan, Some(&good)).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap().unwrap(),
+            Outcome::Redirect {
+                to: "/next".into(),
+                compliance: None,
+            }
+        );
+    }
+}
+
 /// The whole stage over DynamoDB (the local signer stands in for KMS here; aws_kms tests KMS).
 #[tokio::test]
 async fn the_stage_end_to_end_over_dynamodb() {
@@ -83,37 +127,7 @@ async fn the_stage_end_to_end_over_dynamodb() {
     };
     let good = sign_response("SERIAL1", key.expose(), &jws, T0);
 
-    // 20 concurrent submissions of the valid response: one consumption, all see the pass.
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (store, signer, plan, good) =
-            (store.clone(), signer.clone(), plan.clone(), good.clone());
-        tasks.push(tokio::spawn(async move {
-            let clock = FixedClock::new(T0);
-            let settings = Settings::default();
-            let env = Env {
-                clock: &clock,
-                rng: &SystemRandom,
-                settings: &settings,
-                caller: &endpoint_core::audit::Caller::UNKNOWN,
-            };
-            let minter = endpoint_core::minter::SigningMinter {
-                store: &*store,
-                signer: &*signer,
-                env: &env,
-            };
-            stage::executor_post(&*store, &minter, &env, &plan, Some(&good)).await
-        }));
-    }
-    for t in tasks {
-        assert_eq!(
-            t.await.unwrap().unwrap(),
-            Outcome::Redirect {
-                to: "/next".into(),
-                compliance: None,
-            }
-        );
-    }
+    twenty_concurrent_submissions(&store, &signer, &plan, &good).await;
     let p = stage::read_plan(&*store, &clock, &plan).await.unwrap();
     assert_eq!(p.status, PlanStatus::Passed);
     assert_eq!(p.device.unwrap().identifier, "SERIAL1");
@@ -211,8 +225,13 @@ async fn facts_snapshots_are_stored_compressed_and_marked_when_truncated() {
     assert!(raw["facts_deflate"].as_b().is_ok());
     assert!(!raw.contains_key("facts"));
     assert_eq!(raw["truncated"].as_bool(), Ok(&false));
+}
 
-    // Incompressible: the bounded subset, marked truncated, still one item.
+/// An incompressible document: the bounded subset, marked truncated, still one item.
+#[tokio::test]
+async fn incompressible_facts_are_stored_as_a_bounded_subset() {
+    use endpoint_core::facts;
+    let store = fresh_store().await;
     let noise: Vec<serde_json::Value> = (0u32..3000)
         .map(|i| {
             let mut s = String::new();

@@ -6,15 +6,21 @@
 use endpoint_core::audit::{AuditEvent, AuditKind, AuditQuery, Caller};
 use endpoint_core::error::StoreError;
 use endpoint_core::model::{
-    CaepStatus, Connector, Device, DeviceLock, DeviceRef, DeviceToken, EnrollmentToken,
-    ExistingSerial, FactsSnapshot, InitiatingEntity, NextKey, PendingChallenge, Plan, PlanStatus,
-    RetiredKey, SignalEvent, Stage, StageMode, StageSnapshot, TokenInfo,
+    Connector, Device, DeviceRef, DeviceToken, EnrollmentToken, ExistingSerial, FactsSnapshot,
+    NextKey, PendingChallenge, Plan, PlanStatus, RetiredKey, Stage, StageMode, StageSnapshot,
+    TokenInfo,
 };
 use endpoint_core::ports::{
-    AuditLog, DeviceStore, Directory, EnrollGrant, EnrollOutcome, EnrollmentStore, Finish, Limiter,
-    PlanStore, Reserve, Store,
+    DeviceStore, Directory, EnrollGrant, EnrollOutcome, EnrollmentStore, Finish, PlanStore,
+    Reserve, Store,
 };
 use endpoint_core::secret::Secret;
+
+mod audit;
+mod signals;
+
+pub use audit::audit;
+pub use signals::{device_lock, outbox};
 
 pub const T0: i64 = 1_800_000_000;
 
@@ -74,6 +80,55 @@ fn event(kind: AuditKind, time: i64, random: &str) -> AuditEvent {
     AuditEvent::new(kind, time, random, "device:S".into(), &Caller::UNKNOWN)
 }
 
+/// The attempt budget of `p1`: exactly `max` reservations, then refusals that show the plan.
+async fn attempt_budget<S: PlanStore>(s: &S) {
+    for n in 1..=2 {
+        match s.reserve_challenge("p1", 2, T0).await.unwrap() {
+            Reserve::Granted(p) => assert_eq!(p.challenges_issued, n),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        s.reserve_challenge("p1", 2, T0).await.unwrap(),
+        Reserve::Refused(Some(p)) if p.challenges_issued == 2
+    ));
+    assert_eq!(
+        s.reserve_challenge("nope", 2, T0).await.unwrap(),
+        Reserve::Refused(None)
+    );
+    assert!(matches!(
+        s.reserve_challenge("p1", 5, T0 + 100).await.unwrap(),
+        Reserve::Refused(_)
+    ));
+}
+
+/// Denial without a challenge; an expired plan cannot be finished.
+async fn denials_and_expiry<S: PlanStore>(s: &S) {
+    s.create_plan(&plan("p2", T0 + 100)).await.unwrap();
+    assert!(s
+        .finish_plan(
+            "p2",
+            &Finish::Denied("Too many attempts".into()),
+            None,
+            T0,
+            None,
+            None
+        )
+        .await
+        .unwrap());
+    let denied = s.get_plan("p2", T0).await.unwrap().unwrap();
+    assert_eq!(
+        (denied.status, denied.denial.as_deref()),
+        (PlanStatus::Denied, Some("Too many attempts"))
+    );
+    // An expired plan cannot be finished.
+    s.create_plan(&plan("p3", T0 + 10)).await.unwrap();
+    assert!(!s
+        .finish_plan("p3", &Finish::Passed(None), None, T0 + 10, None, None)
+        .await
+        .unwrap());
+}
+
 /// Plans: unique ids, expiry on read, the attempt budget, single use of a challenge, finality.
 pub async fn plans<S: PlanStore>(s: &S) {
     let mut p = plan("p1", T0 + 100);
@@ -93,25 +148,7 @@ pub async fn plans<S: PlanStore>(s: &S) {
         "expired on read"
     );
 
-    // The attempt budget: exactly `max` reservations, then refusals that show the plan.
-    for n in 1..=2 {
-        match s.reserve_challenge("p1", 2, T0).await.unwrap() {
-            Reserve::Granted(p) => assert_eq!(p.challenges_issued, n),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert!(matches!(
-        s.reserve_challenge("p1", 2, T0).await.unwrap(),
-        Reserve::Refused(Some(p)) if p.challenges_issued == 2
-    ));
-    assert_eq!(
-        s.reserve_challenge("nope", 2, T0).await.unwrap(),
-        Reserve::Refused(None)
-    );
-    assert!(matches!(
-        s.reserve_challenge("p1", 5, T0 + 100).await.unwrap(),
-        Reserve::Refused(_)
-    ));
+    attempt_budget(s).await;
 
     // Single use: only the pending challenge can be consumed, once.
     let pending = PendingChallenge {
@@ -149,30 +186,7 @@ pub async fn plans<S: PlanStore>(s: &S) {
         .await
         .unwrap());
 
-    // Denial without a challenge.
-    s.create_plan(&plan("p2", T0 + 100)).await.unwrap();
-    assert!(s
-        .finish_plan(
-            "p2",
-            &Finish::Denied("Too many attempts".into()),
-            None,
-            T0,
-            None,
-            None
-        )
-        .await
-        .unwrap());
-    let denied = s.get_plan("p2", T0).await.unwrap().unwrap();
-    assert_eq!(
-        (denied.status, denied.denial.as_deref()),
-        (PlanStatus::Denied, Some("Too many attempts"))
-    );
-    // An expired plan cannot be finished.
-    s.create_plan(&plan("p3", T0 + 10)).await.unwrap();
-    assert!(!s
-        .finish_plan("p3", &Finish::Passed(None), None, T0 + 10, None, None)
-        .await
-        .unwrap());
+    denials_and_expiry(s).await;
 }
 
 /// Stages and connectors: what is put is got back whole; lists hold every connector.
@@ -221,8 +235,6 @@ pub async fn directory<S: Directory>(s: &S) {
     );
 }
 
-/// Devices: enrollment creates the device once (re-enrollment keeps it and replaces only that
-/// connection's tokens), the token index follows, revocation, facts, deletion, expiry.
 /// Revocation of one connection of `serial` (tokens `k3` on c1, `k2` on c2), its facts, and
 /// its deletion.
 async fn revocation_facts_and_deletion<S: DeviceStore>(s: &S, serial: &str) {
@@ -281,6 +293,33 @@ async fn expired_devices_are_filtered<S: DeviceStore>(s: &S) {
         .all(|d| d.identifier != "OLD"));
 }
 
+/// What an operator sees of `serial`: the same tokens, without their keys.
+async fn operator_view<S: DeviceStore>(s: &S, serial: &str, device: &Device) {
+    let (shown, mut infos) = s.device_token_info(serial, T0).await.unwrap().unwrap();
+    assert_eq!(&shown, device);
+    infos.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        infos,
+        [
+            TokenInfo {
+                id: "t2".into(),
+                connector: "c1".into(),
+                created_at: T0,
+                expires_at: None
+            },
+            TokenInfo {
+                id: "u1".into(),
+                connector: "c2".into(),
+                created_at: T0,
+                expires_at: None
+            }
+        ]
+    );
+    assert_eq!(s.device_token_info("nobody", T0).await.unwrap(), None);
+}
+
+/// Devices: enrollment creates the device once (re-enrollment keeps it and replaces only that
+/// connection's tokens), the token index follows, revocation, facts, deletion, expiry.
 pub async fn devices<S: DeviceStore>(s: &S) {
     let serial = "VMware-56 4d 1a 2b";
     s.enroll(
@@ -327,28 +366,7 @@ pub async fn devices<S: DeviceStore>(s: &S) {
             ("c2".into(), "u1".into())
         ]
     );
-    // What an operator sees: the same tokens, without their keys.
-    let (shown, mut infos) = s.device_token_info(serial, T0).await.unwrap().unwrap();
-    assert_eq!(shown, d.device);
-    infos.sort_by(|a, b| a.id.cmp(&b.id));
-    assert_eq!(
-        infos,
-        [
-            TokenInfo {
-                id: "t2".into(),
-                connector: "c1".into(),
-                created_at: T0,
-                expires_at: None
-            },
-            TokenInfo {
-                id: "u1".into(),
-                connector: "c2".into(),
-                created_at: T0,
-                expires_at: None
-            }
-        ]
-    );
-    assert_eq!(s.device_token_info("nobody", T0).await.unwrap(), None);
+    operator_view(s, serial, &d.device).await;
     let hash = |k: &str| Secret::new(k).sha256_hex();
     assert_eq!(s.token_by_hash(&hash("k1"), T0).await.unwrap(), None);
     let t = s.token_by_hash(&hash("k3"), T0).await.unwrap().unwrap();
@@ -631,291 +649,4 @@ pub async fn enrollment_grants<S: Store>(s: &S) {
     };
     let recorded = s.audit_events(&q, T0 + 10).await.unwrap();
     assert_eq!(recorded.len(), 4, "{recorded:?}");
-}
-
-/// A device's lock: set, read with the device (also by the login's query and the agent's
-/// profile read), lifted; unknown devices are reported.
-pub async fn device_lock<S: Store>(s: &S) {
-    s.enroll(
-        &device("L", "l", None),
-        &token("L", "c1", "l1", "kl1"),
-        &operator(),
-    )
-    .await
-    .unwrap();
-    let lock = DeviceLock {
-        since: T0,
-        until: Some(T0 + 100),
-        reason: Some("stolen".into()),
-    };
-    assert!(s.set_device_lock("L", Some(&lock), None).await.unwrap());
-    assert!(!s
-        .set_device_lock("nobody", Some(&lock), None)
-        .await
-        .unwrap());
-    let read = s.device_with_tokens("L", T0).await.unwrap().unwrap();
-    assert_eq!(read.device.lock.as_ref(), Some(&lock));
-    assert!(read.device.lock_at(T0 + 99).is_some() && read.device.lock_at(T0 + 100).is_none());
-    let (profiled, _) = s.device_profile("L", T0).await.unwrap().unwrap();
-    assert_eq!(profiled.lock.as_ref(), Some(&lock));
-    // Until unlocked, without a reason.
-    let open_ended = DeviceLock {
-        since: T0,
-        until: None,
-        reason: None,
-    };
-    assert!(s
-        .set_device_lock("L", Some(&open_ended), None)
-        .await
-        .unwrap());
-    let read = s.get_device("L", T0).await.unwrap().unwrap();
-    assert_eq!(read.lock, Some(open_ended));
-    // Re-enrollment keeps the lock.
-    s.enroll(
-        &device("L", "l", None),
-        &token("L", "c1", "l2", "kl2"),
-        &operator(),
-    )
-    .await
-    .unwrap();
-    assert!(s
-        .get_device("L", T0)
-        .await
-        .unwrap()
-        .unwrap()
-        .lock_at(T0 + 10_000)
-        .is_some());
-    assert!(s.set_device_lock("L", None, None).await.unwrap());
-    assert_eq!(s.get_device("L", T0).await.unwrap().unwrap().lock, None);
-}
-
-/// A signal event of the outbox at `time`.
-fn signal(time: i64, tag: &str) -> SignalEvent {
-    SignalEvent {
-        id: format!("{time:011}-{tag}"),
-        time,
-        device_id: "00000000-0000-4000-8000-000000000001".into(),
-        serial: "O".into(),
-        previous_status: CaepStatus::Compliant,
-        current_status: CaepStatus::NotCompliant,
-        initiating_entity: InitiatingEntity::Policy,
-        reason: format!("event {tag}"),
-        txn: tag.into(),
-    }
-}
-
-/// The outbox: signal events are written with their change (evaluations, a lock), read back
-/// oldest first across days, after a cursor, a page at a time; a refused write writes none.
-pub async fn outbox<S: Store>(s: &S) {
-    s.enroll(
-        &device("O", "o", None),
-        &token("O", "c1", "o1", "ko1"),
-        &operator(),
-    )
-    .await
-    .unwrap();
-    let day = 86_400;
-    let (a, b, c) = (
-        signal(T0, "a"),
-        signal(T0 + day, "b"),
-        signal(T0 + day + 1, "c"),
-    );
-    s.put_evaluations("O", &[], &[], std::slice::from_ref(&b))
-        .await
-        .unwrap();
-    s.put_evaluations("O", &[], &[], std::slice::from_ref(&a))
-        .await
-        .unwrap();
-    let lock = DeviceLock {
-        since: T0,
-        until: None,
-        reason: None,
-    };
-    assert!(s.set_device_lock("O", Some(&lock), Some(&c)).await.unwrap());
-    // An unknown device: no lock, and no event either.
-    let lost = signal(T0 + day + 2, "lost");
-    assert!(!s
-        .set_device_lock("nobody", Some(&lock), Some(&lost))
-        .await
-        .unwrap());
-    let now = T0 + day + 10;
-    let all = s.signal_events(None, 10, now).await.unwrap();
-    assert_eq!(
-        all,
-        [a.clone(), b.clone(), c.clone()],
-        "oldest first, across days"
-    );
-    let page = s.signal_events(None, 2, now).await.unwrap();
-    assert_eq!(page, [a.clone(), b.clone()]);
-    let rest = s.signal_events(Some(&b.id), 10, now).await.unwrap();
-    assert_eq!(rest, [c]);
-    assert!(s
-        .signal_events(Some(&rest[0].id), 10, now)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-/// The audit trail (newest first, filtered, paged) and the abuse counters.
-/// A query of every record since before `T0`, changed by `f`.
-fn audit_query(f: &dyn Fn(&mut AuditQuery)) -> AuditQuery {
-    let mut q = AuditQuery {
-        since: T0 - 100,
-        limit: 100,
-        ..Default::default()
-    };
-    f(&mut q);
-    q
-}
-
-fn audit_ids(events: Vec<AuditEvent>) -> Vec<String> {
-    events.into_iter().map(|e| e.id).collect()
-}
-
-/// One device's records, proven or only claimed (unverified), from its own key: newest first
-/// across days, whatever order they were written in, paged.
-async fn device_records<S: AuditLog>(s: &S, now: i64) {
-    let (query, ids) = (audit_query, audit_ids);
-    let day = 86_400;
-    let s3 = [
-        event(AuditKind::CheckIn, T0 + 3, "s1").device("S3"),
-        event(AuditKind::EnrollmentRefused, T0 + day + 7, "s4").unverified_device("S3"),
-        event(AuditKind::CheckIn, T0 + day + 1, "s2").device("S3"),
-        event(AuditKind::CheckIn, T0 + day + 9, "s5").device("S3"),
-        event(AuditKind::CheckIn, T0 + day + 4, "s3").device("S3"),
-    ];
-    for r in &s3 {
-        s.record(r).await.unwrap();
-    }
-    let mut newest: Vec<String> = s3.iter().map(|e| e.id.clone()).collect();
-    newest.sort_by(|a, b| b.cmp(a));
-    let device_page = |limit, before: Option<String>| {
-        query(&move |q| {
-            q.device = Some("S3".into());
-            q.limit = limit;
-            q.before = before.clone();
-        })
-    };
-    let first = ids(s.audit_events(&device_page(3, None), now).await.unwrap());
-    assert_eq!(first, newest[..3]);
-    let rest = ids(s
-        .audit_events(&device_page(3, Some(first[2].clone())), now)
-        .await
-        .unwrap());
-    assert_eq!(rest, newest[3..]);
-}
-
-/// A plan's end stores its record; a finish that does not happen stores none.
-async fn plan_end_records<S: AuditLog + PlanStore>(s: &S, now: i64) {
-    let (query, ids) = (audit_query, audit_ids);
-    s.create_plan(&plan("pa", T0 + 100)).await.unwrap();
-    let ended = event(AuditKind::StagePassed, T0 + 20, "e").plan("pa");
-    assert!(s
-        .finish_plan(
-            "pa",
-            &Finish::Passed(None),
-            None,
-            T0 + 20,
-            Some(&ended),
-            None
-        )
-        .await
-        .unwrap());
-    let lost = event(AuditKind::StageDenied, T0 + 21, "f").plan("pa");
-    assert!(!s
-        .finish_plan(
-            "pa",
-            &Finish::Denied("x".into()),
-            None,
-            T0 + 21,
-            Some(&lost),
-            None
-        )
-        .await
-        .unwrap());
-    let pa = ids(s
-        .audit_events(&query(&|q| q.plan = Some("pa".into())), now)
-        .await
-        .unwrap());
-    assert_eq!(pa, std::slice::from_ref(&ended.id));
-}
-
-/// Counters: `limit` takes per bucket, then refused; their counts read together.
-async fn counters<S: Limiter>(s: &S) {
-    for _ in 0..3 {
-        assert!(s.take("dev#1", 3, T0 + 60).await.unwrap());
-    }
-    assert!(!s.take("dev#1", 3, T0 + 60).await.unwrap());
-    assert!(
-        s.take("dev#2", 3, T0 + 60).await.unwrap(),
-        "buckets are separate"
-    );
-    // Their counts, read together; an unknown bucket or an ended window counts 0.
-    let buckets = ["dev#1".to_string(), "dev#2".into(), "none".into()];
-    assert_eq!(s.counts(&buckets, T0).await.unwrap(), [3, 1, 0]);
-    assert_eq!(s.counts(&buckets, T0 + 60).await.unwrap(), [0, 0, 0]);
-}
-
-pub async fn audit<S: AuditLog + Limiter + PlanStore>(s: &S) {
-    let day = 86_400;
-    let records = [
-        event(AuditKind::CheckIn, T0, "a")
-            .device("S1")
-            .connector("c1"),
-        event(AuditKind::StagePassed, T0 + 10, "b")
-            .plan("p1")
-            .connector("c1"),
-        event(AuditKind::StageDenied, T0 + day, "c")
-            .plan("p2")
-            .connector("c2"),
-        event(AuditKind::CheckIn, T0 + day + 5, "d")
-            .device("S2")
-            .connector("c2"),
-    ];
-    for r in &records {
-        s.record(r).await.unwrap();
-    }
-    let now = T0 + day + 10;
-    let (query, ids) = (audit_query, audit_ids);
-    let all = ids(s.audit_events(&query(&|_| {}), now).await.unwrap());
-    let expected: Vec<String> = records.iter().rev().map(|e| e.id.clone()).collect();
-    assert_eq!(all, expected, "newest first across days");
-    let by_device = ids(s
-        .audit_events(&query(&|q| q.device = Some("S1".into())), now)
-        .await
-        .unwrap());
-    assert_eq!(by_device, [records[0].id.clone()]);
-    let by_connector = ids(s
-        .audit_events(&query(&|q| q.connector = Some("c2".into())), now)
-        .await
-        .unwrap());
-    assert_eq!(by_connector, [records[3].id.clone(), records[2].id.clone()]);
-    let by_plan = ids(s
-        .audit_events(&query(&|q| q.plan = Some("p1".into())), now)
-        .await
-        .unwrap());
-    assert_eq!(by_plan, [records[1].id.clone()]);
-    let recent = ids(s
-        .audit_events(&query(&|q| q.since = T0 + day), now)
-        .await
-        .unwrap());
-    assert_eq!(recent, [records[3].id.clone(), records[2].id.clone()]);
-    // Pages: two, then the two before the last id.
-    let page1 = ids(s.audit_events(&query(&|q| q.limit = 2), now).await.unwrap());
-    assert_eq!(page1, expected[..2]);
-    let last = page1[1].clone();
-    let page2 = ids(s
-        .audit_events(
-            &query(&|q| {
-                q.limit = 2;
-                q.before = Some(last.clone());
-            }),
-            now,
-        )
-        .await
-        .unwrap());
-    assert_eq!(page2, expected[2..]);
-    device_records(s, now).await;
-    plan_end_records(s, now).await;
-    counters(s).await;
 }

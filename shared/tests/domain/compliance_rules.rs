@@ -532,22 +532,43 @@ async fn an_optional_stage_never_denies_for_compliance_and_unknown_may_be_allowe
     assert_eq!(outcome, crate::common::passed());
 }
 
-#[tokio::test]
-async fn reevaluation_pages_through_every_device_and_goes_on_after_an_interruption() {
-    let fx = Fx::new();
-    let (stage, policy, _) = required_stage_with_policy(&fx).await;
-    let connector = fx.store.get_stage(&stage).await.unwrap().unwrap().connector;
-    let mut keys = Vec::new();
+/// Five devices of `connector` checked in, every other one compliant (DEV-0, 2, 4).
+async fn five_devices(fx: &Fx, connector: &str) {
     for i in 0..5 {
         let serial = format!("DEV-{i}");
-        let key = fx.enroll(&connector, &serial).await;
+        let key = fx.enroll(connector, &serial).await;
         let auth = format!("Bearer+agent {}", key.expose());
         let facts = if i % 2 == 0 { MAC_OK } else { MAC_BAD };
         agent::check_in(&fx.store, &fx.env(), Some(&auth), facts.as_bytes())
             .await
             .unwrap();
-        keys.push((serial, key));
     }
+}
+
+/// A change every device fails: the three compliant ones change status, each recorded once
+/// with its evaluation; the two non-compliant ones do not change.
+async fn a_change_every_device_fails(fx: &Fx, policy: &str) {
+    assert_eq!(changes(fx).await, 0, "no status changed above");
+    let never = rule(RuleKind::Process {
+        name: "never-running".into(),
+    });
+    add_rule(&fx.store, &fx.rng, policy, never).await.unwrap();
+    reevaluate(&fx.store, &fx.clock, &fx.rng, policy, 10, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        changes(fx).await,
+        3,
+        "DEV-0, DEV-2 and DEV-4 became non-compliant"
+    );
+}
+
+#[tokio::test]
+async fn reevaluation_pages_through_every_device_and_goes_on_after_an_interruption() {
+    let fx = Fx::new();
+    let (stage, policy, _) = required_stage_with_policy(&fx).await;
+    let connector = fx.store.get_stage(&stage).await.unwrap().unwrap().connector;
+    five_devices(&fx, &connector).await;
     // The policy changes: every stored evaluation is of an older version now.
     let p = fx.store.get_policy(&policy).await.unwrap().unwrap();
     remove_rule(&fx.store, &policy, &p.rules[0].id)
@@ -600,21 +621,7 @@ async fn reevaluation_pages_through_every_device_and_goes_on_after_an_interrupti
         let (_, stored) = fx.store.device_profile(serial, T0).await.unwrap().unwrap();
         assert_eq!(assess(&current, &stored, T0).status, want, "{serial}");
     }
-    // A change every device fails: the three compliant ones change status, each recorded once
-    // with its evaluation; the two non-compliant ones do not change.
-    assert_eq!(changes(&fx).await, 0, "no status changed above");
-    let never = rule(RuleKind::Process {
-        name: "never-running".into(),
-    });
-    add_rule(&fx.store, &fx.rng, &policy, never).await.unwrap();
-    reevaluate(&fx.store, &fx.clock, &fx.rng, &policy, 10, None, |_| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        changes(&fx).await,
-        3,
-        "DEV-0, DEV-2 and DEV-4 became non-compliant"
-    );
+    a_change_every_device_fails(&fx, &policy).await;
 }
 
 /// How many status changes `policy reevaluate` recorded.

@@ -9,9 +9,14 @@ use endpoint_core::ports::{AuditLog, Clock};
 
 use crate::common::{denied, passed, Fx, KEY};
 
-#[tokio::test]
-async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_flow() {
-    let fx = Fx::new();
+/// A connector with a required stage (its interactive one) and an optional one.
+async fn two_stages(
+    fx: &Fx,
+) -> (
+    endpoint_core::model::Connector,
+    endpoint_core::model::Stage,
+    endpoint_core::model::Stage,
+) {
     let (c, required) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let optional = endpoint_core::model::Stage {
         id: format!("{}-optional", required.id),
@@ -23,6 +28,32 @@ async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_fl
     admin::set_interactive_stage(&fx.store, &c.id, &required.id)
         .await
         .unwrap();
+    (c, required, optional)
+}
+
+/// The device's denials were audited with their reason, and so was its refused auth_ia.
+async fn lock_refusals_are_audited(fx: &Fx) {
+    let q = endpoint_core::audit::AuditQuery {
+        device: None,
+        limit: 100,
+        ..Default::default()
+    };
+    let reasons: Vec<Option<String>> = fx
+        .store
+        .audit_events(&q, fx.clock.now())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.code == "ES102W" || e.code == "ES104W")
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, vec![Some("device_locked".to_string()); 3]);
+}
+
+#[tokio::test]
+async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_flow() {
+    let fx = Fx::new();
+    let (c, required, optional) = two_stages(&fx).await;
     let key = fx.enroll(&c.id, "LOCK-1").await;
     let answer = |stage: String| {
         let (fx, key) = (&fx, &key);
@@ -70,22 +101,7 @@ async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_fl
     )
     .await
     .expect("a locked device still checks in");
-    // Audited: the denials with their reason, the refused auth_ia.
-    let q = endpoint_core::audit::AuditQuery {
-        device: None,
-        limit: 100,
-        ..Default::default()
-    };
-    let reasons: Vec<Option<String>> = fx
-        .store
-        .audit_events(&q, fx.clock.now())
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.code == "ES102W" || e.code == "ES104W")
-        .map(|e| e.reason)
-        .collect();
-    assert_eq!(reasons, vec![Some("device_locked".to_string()); 3]);
+    lock_refusals_are_audited(&fx).await;
 
     // A timed lock ends by itself; an open-ended one holds until unlocked.
     fx.clock.advance(3600);
@@ -105,8 +121,13 @@ async fn a_locked_device_is_denied_by_every_stage_and_auth_ia_while_check_ins_fl
     assert!(agent::auth_ia(&fx.store, &fx.env(), Some(&auth))
         .await
         .is_ok());
+}
 
-    // Unknown devices and bad durations are refused.
+#[tokio::test]
+async fn unknown_devices_and_bad_lock_durations_are_refused() {
+    let fx = Fx::new();
+    let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
+    fx.enroll(&c.id, "LOCK-1").await;
     let unknown = admin::lock_device(&fx.store, &fx.clock, &fx.rng, "NOBODY", None, None).await;
     assert!(
         matches!(unknown, Err(CoreError::NotFound(_))),

@@ -225,6 +225,15 @@ async fn improvement_5_leeway_on_device_clock_skew() {
     ));
 }
 
+/// A login of device `S` with `key` on a new plan of `stage`.
+async fn login(fx: &Fx, stage: &str, key: &Secret) -> Outcome {
+    let plan = fx.plan(stage).await;
+    let ch = fx.challenge(&plan).await;
+    fx.post(&plan, Some(&fx.respond("S", key, &ch)))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn improvement_6_expired_tokens_and_devices_never_validate() {
     let fx = Fx::new();
@@ -260,24 +269,14 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
         .await
         .unwrap();
     fx.clock.set(T0 + 99);
-    let plan = fx.plan(&s.id).await;
-    let ch = fx.challenge(&plan).await;
     assert_eq!(
-        fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
-            .await
-            .unwrap(),
+        login(&fx, &s.id, &key).await,
         passed(),
         "1 s before token expiry"
     );
     fx.clock.set(T0 + 101);
-    let plan = fx.plan(&s.id).await;
-    let ch = fx.challenge(&plan).await;
     assert!(
-        is_retry(
-            &fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
-                .await
-                .unwrap()
-        ),
+        is_retry(&login(&fx, &s.id, &key).await),
         "1 s after token expiry"
     );
 
@@ -291,24 +290,14 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
         expires_at: None,
     });
     fx.clock.set(T0 + 199);
-    let plan = fx.plan(&s.id).await;
-    let ch = fx.challenge(&plan).await;
     assert_eq!(
-        fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
-            .await
-            .unwrap(),
+        login(&fx, &s.id, &key).await,
         passed(),
         "1 s before device expiry"
     );
     fx.clock.set(T0 + 201);
-    let plan = fx.plan(&s.id).await;
-    let ch = fx.challenge(&plan).await;
     assert!(
-        is_retry(
-            &fx.post(&plan, Some(&fx.respond("S", &key, &ch)))
-                .await
-                .unwrap()
-        ),
+        is_retry(&login(&fx, &s.id, &key).await),
         "1 s after device expiry"
     );
 }
@@ -484,51 +473,41 @@ async fn concurrent_gets_never_sign_more_than_the_attempt_limit() {
     assert_eq!(fx.plan_state(&plan).challenges_issued, 10);
 }
 
-#[tokio::test]
-async fn plan_redirects_follow_the_stage_s_registered_origins_or_the_older_rule() {
+/// The redirect a plan of `stage` stores for `redirect`, or why it was refused.
+async fn redirect_of(fx: &Fx, stage: &str, redirect: &str) -> Result<String, CoreError> {
+    stage::create_plan(&fx.store, &fx.env(), stage, Some(redirect), None)
+        .await
+        .map(|p| fx.plan_state(&p.id).redirect)
+}
+
+/// A new stage without origins: paths and loopback only.
+async fn a_new_stage_without_origins(fx: &Fx, connector: &str) {
     use endpoint_core::admin;
-    let fx = Fx::new();
-    let (c, legacy) = fx.setup(StageMode::Optional, Some(KEY), true).await;
-    let redirect_of = |stage: String, redirect: &'static str| {
-        let fx = &fx;
-        async move {
-            let created =
-                stage::create_plan(&fx.store, &fx.env(), &stage, Some(redirect), None).await;
-            created.map(|p| fx.plan_state(&p.id).redirect)
-        }
-    };
-    // A stage stored before origins existed keeps the older rule.
-    assert_eq!(
-        redirect_of(legacy.id.clone(), "https://any.example/x")
-            .await
-            .unwrap(),
-        "https://any.example/x"
-    );
-    // A new stage without origins: paths and loopback only.
-    let bare = admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional, &[])
+    let bare = admin::create_stage(&fx.store, &fx.rng, connector, StageMode::Optional, &[])
         .await
         .unwrap();
     assert_eq!(bare.redirect_origins, Some(vec![]));
     assert!(matches!(
-        redirect_of(bare.id.clone(), "https://any.example/x").await,
+        redirect_of(fx, &bare.id, "https://any.example/x").await,
         Err(CoreError::BadRequest(_))
     ));
+    assert_eq!(redirect_of(fx, &bare.id, "/next").await.unwrap(), "/next");
     assert_eq!(
-        redirect_of(bare.id.clone(), "/next").await.unwrap(),
-        "/next"
-    );
-    assert_eq!(
-        redirect_of(bare.id.clone(), "http://localhost:3000/")
+        redirect_of(fx, &bare.id, "http://localhost:3000/")
             .await
             .unwrap(),
         "http://localhost:3000/"
     );
-    // With origins: URLs on them, and paths resolved against the first.
+}
+
+/// With origins: URLs on them, and paths resolved against the first; answers the stage.
+async fn a_stage_with_origins(fx: &Fx, connector: &str) -> endpoint_core::model::Stage {
+    use endpoint_core::admin;
     let origins = [
         "https://RP.example:443".to_string(),
         "https://app.example".into(),
     ];
-    let with = admin::create_stage(&fx.store, &fx.rng, &c.id, StageMode::Optional, &origins)
+    let with = admin::create_stage(&fx.store, &fx.rng, connector, StageMode::Optional, &origins)
         .await
         .unwrap();
     assert_eq!(
@@ -539,11 +518,11 @@ async fn plan_redirects_follow_the_stage_s_registered_origins_or_the_older_rule(
         ])
     );
     assert_eq!(
-        redirect_of(with.id.clone(), "/done?x=1").await.unwrap(),
+        redirect_of(fx, &with.id, "/done?x=1").await.unwrap(),
         "https://rp.example/done?x=1"
     );
     assert_eq!(
-        redirect_of(with.id.clone(), "https://app.example/y")
+        redirect_of(fx, &with.id, "https://app.example/y")
             .await
             .unwrap(),
         "https://app.example/y"
@@ -555,21 +534,38 @@ async fn plan_redirects_follow_the_stage_s_registered_origins_or_the_older_rule(
     ] {
         assert!(
             matches!(
-                redirect_of(with.id.clone(), bad).await,
+                redirect_of(fx, &with.id, bad).await,
                 Err(CoreError::BadRequest(_))
             ),
             "{bad}"
         );
     }
+    with
+}
+
+#[tokio::test]
+async fn plan_redirects_follow_the_stage_s_registered_origins_or_the_older_rule() {
+    use endpoint_core::admin;
+    let fx = Fx::new();
+    let (c, legacy) = fx.setup(StageMode::Optional, Some(KEY), true).await;
+    // A stage stored before origins existed keeps the older rule.
+    assert_eq!(
+        redirect_of(&fx, &legacy.id, "https://any.example/x")
+            .await
+            .unwrap(),
+        "https://any.example/x"
+    );
+    a_new_stage_without_origins(&fx, &c.id).await;
+    let with = a_stage_with_origins(&fx, &c.id).await;
     // Registering origins on an older stage switches it to them; bad origins are refused.
     admin::set_redirect_origins(&fx.store, &legacy.id, &["https://rp.example".into()])
         .await
         .unwrap();
-    assert!(redirect_of(legacy.id.clone(), "https://any.example/x")
+    assert!(redirect_of(&fx, &legacy.id, "https://any.example/x")
         .await
         .is_err());
     assert_eq!(
-        redirect_of(legacy.id.clone(), "/").await.unwrap(),
+        redirect_of(&fx, &legacy.id, "/").await.unwrap(),
         "https://rp.example/"
     );
     for bad in [
@@ -582,6 +578,6 @@ async fn plan_redirects_follow_the_stage_s_registered_origins_or_the_older_rule(
     }
     // Nothing is written for a refused redirect.
     let before = fx.store.plan_count();
-    assert!(redirect_of(with.id.clone(), "javascript:x").await.is_err());
+    assert!(redirect_of(&fx, &with.id, "javascript:x").await.is_err());
     assert_eq!(fx.store.plan_count(), before);
 }

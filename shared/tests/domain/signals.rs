@@ -20,6 +20,43 @@ async fn outbox(fx: &Fx) -> Vec<SignalEvent> {
         .unwrap()
 }
 
+/// An operator's lock and unlock of the device (non-compliant under its policy, two events in
+/// the outbox already), with the status under its policies; an unlock of an unlocked device
+/// tells nobody anything.
+async fn lock_and_unlock_are_events(fx: &Fx) {
+    // An operator's lock and unlock, with the status under its policies (a second apart: the
+    // outbox orders events of one second by the millisecond, which this clock does not have).
+    fx.clock.advance(1);
+    admin::lock_device(
+        &fx.store,
+        &fx.clock,
+        &fx.rng,
+        "C02XK1JHJGH5",
+        None,
+        Some("stolen"),
+    )
+    .await
+    .unwrap();
+    fx.clock.advance(1);
+    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
+        .await
+        .unwrap();
+    // Unlocking a device that is not locked tells nobody anything.
+    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
+        .await
+        .unwrap();
+    let events = outbox(fx).await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    let (lock, unlock) = (&events[2], &events[3]);
+    assert_eq!(lock.initiating_entity, InitiatingEntity::Admin);
+    assert_eq!(lock.current_status, CaepStatus::NotCompliant);
+    assert!(lock.reason.contains("stolen"));
+    assert_eq!(
+        (unlock.previous_status, unlock.initiating_entity),
+        (CaepStatus::NotCompliant, InitiatingEntity::Admin)
+    );
+}
+
 #[tokio::test]
 async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_else_is() {
     let fx = Fx::new();
@@ -78,37 +115,7 @@ async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_e
         (CaepStatus::NotCompliant, CaepStatus::Compliant)
     );
 
-    // An operator's lock and unlock, with the status under its policies (a second apart: the
-    // outbox orders events of one second by the millisecond, which this clock does not have).
-    fx.clock.advance(1);
-    admin::lock_device(
-        &fx.store,
-        &fx.clock,
-        &fx.rng,
-        "C02XK1JHJGH5",
-        None,
-        Some("stolen"),
-    )
-    .await
-    .unwrap();
-    fx.clock.advance(1);
-    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
-        .await
-        .unwrap();
-    // Unlocking a device that is not locked tells nobody anything.
-    admin::unlock_device(&fx.store, &fx.clock, &fx.rng, "C02XK1JHJGH5")
-        .await
-        .unwrap();
-    let events = outbox(&fx).await;
-    assert_eq!(events.len(), 4, "{events:?}");
-    let (lock, unlock) = (&events[2], &events[3]);
-    assert_eq!(lock.initiating_entity, InitiatingEntity::Admin);
-    assert_eq!(lock.current_status, CaepStatus::NotCompliant);
-    assert!(lock.reason.contains("stolen"));
-    assert_eq!(
-        (unlock.previous_status, unlock.initiating_entity),
-        (CaepStatus::NotCompliant, InitiatingEntity::Admin)
-    );
+    lock_and_unlock_are_events(&fx).await;
 }
 
 #[tokio::test]

@@ -152,8 +152,14 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
         "no device created"
     );
     assert_eq!(enroll(&s, "no-such-token", &sn).0, 403);
+}
 
-    // Auth scheme and header problems are 403 (as on the reference); a bad body is 400.
+/// Auth scheme and header problems are 403 (as on the reference); the scheme word matches in
+/// any letter case; a bad body is 400.
+#[tokio::test]
+async fn enroll_headers_schemes_and_bodies() {
+    let s = Stack::connect().await;
+    let on = s.setup(StageMode::Optional, true, true).await;
     let key = s.enrollment_token(&on.connector, None).await;
     let body = json!({"device_serial": "X", "device_name": "Y"});
     for headers in [
@@ -209,7 +215,7 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
 }
 
 #[tokio::test]
-async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
+async fn config_and_check_in_are_refused_for_a_disabled_connector() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Optional, true, true).await;
     let device = s.enrolled(&setup.connector, &serial("CFG")).await;
@@ -233,8 +239,13 @@ async fn config_and_check_in_are_refused_when_anything_expired_or_disabled() {
         .0,
         403
     );
+}
 
-    // Expired device token; expired device.
+/// An expired device token, and an expired device, are refused; so are unknown and missing
+/// tokens.
+#[tokio::test]
+async fn config_and_check_in_are_refused_for_expired_tokens_and_devices() {
+    let s = Stack::connect().await;
     let on = s.setup(StageMode::Optional, true, true).await;
     let now = now();
     // A device of its own for each case: re-enrollment keeps a device's expiry (reference).

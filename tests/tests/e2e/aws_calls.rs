@@ -151,12 +151,13 @@ fn with_device_token(mut req: Request, token: &str) -> Request {
     req
 }
 
-#[tokio::test]
-async fn calls_per_route_stay_within_budget() {
-    let w = world("CALLS").await;
-    let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
-    let (challenge, response) = (challenge_app(&w), response_app(&w));
-
+/// Challenge GETs, cold (the public key fetched once) then warm; answers the warm plan and its
+/// challenge.
+async fn challenge_gets(
+    w: &World,
+    challenge: &fn_challenge::App<DynamoStore, KmsSigner>,
+) -> (String, String) {
+    let (s, setup, ddb, kms) = (&w.s, &w.setup, &w.ddb, &w.kms);
     // Cold: the first challenge also fetches the public key once.
     let plan = s.create_plan(&setup.stage);
     let (reply, _) = challenge
@@ -180,9 +181,20 @@ async fn calls_per_route_stay_within_budget() {
     assert_eq!(kms.calls(), ["Sign"]);
     assert_eq!(ddb.calls(), ["UpdateItem", "UpdateItem"]);
 
+    let jws = reply.body["challenge"].as_str().unwrap().to_string();
+    (plan, jws)
+}
+
+#[tokio::test]
+async fn calls_per_route_stay_within_budget() {
+    let w = world("CALLS").await;
+    let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
+    let (challenge, response) = (challenge_app(&w), response_app(&w));
+
+    let (plan, jws) = challenge_gets(&w, &challenge).await;
+
     // Response POST, cold: the two reads and the data key's item together, then its unwrapping
     // (once per process), then the consumption with its audit record in one transaction.
-    let jws = reply.body["challenge"].as_str().unwrap().to_string();
     let answer = endpoint_agent::respond(device, &jws, now()).unwrap();
     kms.reset();
     ddb.reset();

@@ -1,6 +1,7 @@
 //! Hostile input over real HTTP: every answer is a contract error or a flow outcome, never a
 //! 5xx, a stack trace or AWS error text; nothing hostile passes a required stage.
 
+use endpoint_agent::State;
 use endpoint_core::model::StageMode;
 use endpoint_core::protocol::b64url;
 use endpoint_e2e::{denied, now, Stack};
@@ -77,15 +78,8 @@ fn jwt_hs512(input: &str, key: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-#[tokio::test]
-async fn hostile_responses_never_pass_and_never_crash() {
-    let s = Stack::connect().await;
-    let setup = s.setup(StageMode::Required, true, true).await;
-    let device = s
-        .enrolled(&setup.connector, &format!("E2E-HOSTILE-{}", now()))
-        .await;
-    let plan = s.create_plan(&setup.stage);
-    let challenge = s.challenge(&plan);
+/// Hostile responses to `challenge` for `device`: (what, response).
+fn hostile_responses(device: &State, challenge: &str) -> Vec<(String, String)> {
     let t = now();
     let claims = json!({"iss": device.serial, "aud": "goauthentik.io/platform/endpoint", "atc": challenge, "iat": t, "exp": t + 300});
     let wrong = "not-the-device-token";
@@ -150,6 +144,19 @@ async fn hostile_responses_never_pass_and_never_crash() {
         "duplicated claims".into(),
         format!("{dup}.{}", jwt_hs512(&dup, &device.token)),
     ));
+    cases
+}
+
+#[tokio::test]
+async fn hostile_responses_never_pass_and_never_crash() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
+    let device = s
+        .enrolled(&setup.connector, &format!("E2E-HOSTILE-{}", now()))
+        .await;
+    let plan = s.create_plan(&setup.stage);
+    let challenge = s.challenge(&plan);
+    let cases = hostile_responses(&device, &challenge);
     for (what, response) in cases {
         let (status, body) = s.post_executor(&plan, Some(&response));
         assert_contract(&what, status, &body);
@@ -176,13 +183,46 @@ type Case = (
     Vec<u8>,
 );
 
+/// Hostile bodies for plan creation on `stage`.
+fn plan_creation_cases(stage: &str) -> Vec<Case> {
+    let json_ct = "content-type: application/json";
+    vec![
+        (
+            "number stage",
+            "POST",
+            "/v1/plans".into(),
+            vec![json_ct],
+            br#"{"stage":5}"#.to_vec(),
+        ),
+        (
+            "huge string",
+            "POST",
+            "/v1/plans".into(),
+            vec![json_ct],
+            format!(r#"{{"stage":"{}"}}"#, "s".repeat(30_000)).into_bytes(),
+        ),
+        (
+            "huge redirect",
+            "POST",
+            "/v1/plans".into(),
+            vec![json_ct],
+            format!(
+                r#"{{"stage":"{}","redirect":"/{}"}}"#,
+                stage,
+                "r".repeat(5000)
+            )
+            .into_bytes(),
+        ),
+    ]
+}
+
 /// Hostile requests on the executor of `plan` and on plan creation for `stage`.
 fn hostile_cases(stage: &str, plan: &str) -> Vec<Case> {
     let json_ct = "content-type: application/json";
     let deep = format!("{{\"response\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
     let executor = format!("/v1/plans/{plan}/executor");
     let long_id = format!("/v1/plans/{}/executor", "p".repeat(8000));
-    vec![
+    let mut cases = vec![
         (
             "deep nesting",
             "POST",
@@ -211,32 +251,6 @@ fn hostile_cases(stage: &str, plan: &str) -> Vec<Case> {
             vec![json_ct],
             br#"{"component":"xak-flow-redirect","response":null}"#.to_vec(),
         ),
-        (
-            "number stage",
-            "POST",
-            "/v1/plans".into(),
-            vec![json_ct],
-            br#"{"stage":5}"#.to_vec(),
-        ),
-        (
-            "huge string",
-            "POST",
-            "/v1/plans".into(),
-            vec![json_ct],
-            format!(r#"{{"stage":"{}"}}"#, "s".repeat(30_000)).into_bytes(),
-        ),
-        (
-            "huge redirect",
-            "POST",
-            "/v1/plans".into(),
-            vec![json_ct],
-            format!(
-                r#"{{"stage":"{}","redirect":"/{}"}}"#,
-                stage,
-                "r".repeat(5000)
-            )
-            .into_bytes(),
-        ),
         ("long plan id", "GET", long_id, vec![], vec![]),
         (
             "odd plan id",
@@ -259,7 +273,9 @@ fn hostile_cases(stage: &str, plan: &str) -> Vec<Case> {
             vec![],
             vec![],
         ),
-    ]
+    ];
+    cases.extend(plan_creation_cases(stage));
+    cases
 }
 
 /// Odd Authorization headers on agent_config/: 401 or 403 in the contract's shape.

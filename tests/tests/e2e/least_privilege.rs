@@ -153,6 +153,34 @@ async fn posture_check_ins(
     }
 }
 
+/// auth_ia/ up to and past its limit; answers the first URL it gave.
+async fn auth_ia_to_its_limit(
+    agent: &fn_agent::App<DynamoStore, KmsSigner>,
+    device_auth: &str,
+) -> Option<String> {
+    let mut statuses = Vec::new();
+    let mut ia_url = None;
+    for _ in 0..11 {
+        let (reply, _) = agent
+            .handle(request(
+                "POST",
+                "/api/v3/endpoints/agents/connectors/auth_ia/",
+                Some(device_auth),
+                None,
+            ))
+            .await;
+        statuses.push(reply.status);
+        if ia_url.is_none() {
+            ia_url = json_of(&reply)["url"].as_str().map(str::to_string);
+        }
+    }
+    assert!(
+        statuses.contains(&200) && statuses.last() == Some(&429),
+        "{statuses:?}"
+    );
+    ia_url
+}
+
 async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
     // The agent function: enroll (new), refused re-enrollment, allowed re-enrollment,
     // agent_config, check_in, auth_ia up to and past its limit, the brand.
@@ -220,26 +248,7 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
         .await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     posture_check_ins(s, setup, &agent, (serial, &device_auth)).await;
-    let mut statuses = Vec::new();
-    let mut ia_url = None;
-    for _ in 0..11 {
-        let (reply, _) = agent
-            .handle(request(
-                "POST",
-                "/api/v3/endpoints/agents/connectors/auth_ia/",
-                Some(&device_auth),
-                None,
-            ))
-            .await;
-        statuses.push(reply.status);
-        if ia_url.is_none() {
-            ia_url = json_of(&reply)["url"].as_str().map(str::to_string);
-        }
-    }
-    assert!(
-        statuses.contains(&200) && statuses.last() == Some(&429),
-        "{statuses:?}"
-    );
+    let ia_url = auth_ia_to_its_limit(&agent, &device_auth).await;
     let (reply, _) = agent
         .handle(request("GET", "/api/v3/core/brands/current/", None, None))
         .await;

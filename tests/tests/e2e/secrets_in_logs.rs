@@ -7,6 +7,52 @@ use endpoint_core::protocol::device_token_hash;
 use endpoint_e2e::{now, redirect, Stack};
 use serde_json::json;
 
+/// Interactive authentication with the device token's hash (DTH); answers the DTH value.
+fn interactive_auth(s: &Stack, auth: &str, device_token: &str) -> String {
+    let (_, ia) = s
+        .http
+        .post(
+            "/api/v3/endpoints/agents/connectors/auth_ia/",
+            &[("authorization", auth)],
+            &json!({}),
+        )
+        .unwrap();
+    let path = ia["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&s.api)
+        .to_string();
+    let dth = device_token_hash(device_token);
+    let (_, out) = s
+        .http
+        .get(&path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
+        .unwrap();
+    assert_eq!(out["component"], "xak-flow-redirect");
+
+    dth
+}
+
+/// Every request line is also a CloudWatch embedded-metric record (the stack's metrics).
+fn request_lines_are_metrics(log: &str) {
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("\"message\":\"request\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines.len() >= 6, "{}", lines.len());
+    for line in &lines {
+        assert_eq!(line["Requests"], 1, "{line}");
+        assert!(line["outcome"].is_string() && line["route"].is_string());
+        assert!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"].is_array());
+    }
+    for outcome in ["challenge", "invalid_response", "passed"] {
+        assert!(
+            lines.iter().any(|l| l["outcome"] == outcome),
+            "no {outcome} outcome among the request lines"
+        );
+    }
+}
+
 #[tokio::test]
 async fn no_secret_in_any_log_line() {
     let s = Stack::connect().await;
@@ -36,25 +82,7 @@ async fn no_secret_in_any_log_line() {
     let response2 = endpoint_agent::respond(&device, &retry, now()).unwrap();
     assert_eq!(s.post_executor(&plan, Some(&response2)).1, redirect());
 
-    let (_, ia) = s
-        .http
-        .post(
-            "/api/v3/endpoints/agents/connectors/auth_ia/",
-            &[("authorization", &auth)],
-            &json!({}),
-        )
-        .unwrap();
-    let path = ia["url"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches(&s.api)
-        .to_string();
-    let dth = device_token_hash(&device.token);
-    let (_, out) = s
-        .http
-        .get(&path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
-        .unwrap();
-    assert_eq!(out["component"], "xak-flow-redirect");
+    let dth = interactive_auth(&s, &auth, &device.token);
 
     std::thread::sleep(std::time::Duration::from_millis(300));
     let log =
@@ -83,22 +111,5 @@ async fn no_secret_in_any_log_line() {
     // Not even a recognisable piece of a JWT (its base64url header) of ours.
     assert!(!log.contains(response.split('.').nth(1).unwrap()));
 
-    // Every request line is also a CloudWatch embedded-metric record (the stack's metrics).
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .filter(|l| l.contains("\"message\":\"request\""))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert!(lines.len() >= 6, "{}", lines.len());
-    for line in &lines {
-        assert_eq!(line["Requests"], 1, "{line}");
-        assert!(line["outcome"].is_string() && line["route"].is_string());
-        assert!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"].is_array());
-    }
-    for outcome in ["challenge", "invalid_response", "passed"] {
-        assert!(
-            lines.iter().any(|l| l["outcome"] == outcome),
-            "no {outcome} outcome among the request lines"
-        );
-    }
+    request_lines_are_metrics(&log);
 }

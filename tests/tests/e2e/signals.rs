@@ -2,7 +2,7 @@
 //! standard JWT library (`jsonwebtoken`), not our code, against `/.well-known/jwks.json`.
 
 use endpoint_core::model::StageMode;
-use endpoint_e2e::{now, Stack};
+use endpoint_e2e::{now, Setup, Stack};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
@@ -22,6 +22,41 @@ fn validation(issuer: &str, audience: &str) -> Validation {
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.leeway = 0;
     v
+}
+
+/// The assertion's claims: the relying party's nonce, the device's stable id, what passed, a
+/// short life.
+fn claims_name_the_device_and_the_plan(
+    s: &Stack,
+    claims: &Value,
+    (serial, nonce): (&str, &str),
+    (setup, plan): (&Setup, &str),
+) {
+    let shown = s.admin_json(&["device", "show", serial]);
+    assert_eq!(claims["nonce"], nonce, "the relying party's own nonce");
+    assert_eq!(claims["sub"], shown["id"], "the device's stable id");
+    assert_eq!(
+        (
+            &claims["serial"],
+            &claims["connector"],
+            &claims["stage"],
+            &claims["plan"]
+        ),
+        (
+            &json!(serial),
+            &json!(setup.connector),
+            &json!(setup.stage),
+            &json!(plan)
+        )
+    );
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert!(exp - iat <= 300 && exp > now(), "{claims}");
+    assert!(claims["auth_time"].as_i64().unwrap() <= iat);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+    assert_eq!(claims["compliance"], Value::Null, "the stage has no policy");
 }
 
 #[tokio::test]
@@ -60,35 +95,7 @@ async fn a_passed_plan_carries_a_device_assertion_a_standard_library_verifies() 
     let claims: Value = decode(assertion, &key_of(&s, &kid), &validation(issuer, audience))
         .expect("verifies: signature, iss, aud, exp")
         .claims;
-    let shown = s.admin_json(&["device", "show", &serial]);
-    assert_eq!(
-        claims["nonce"],
-        nonce.as_str(),
-        "the relying party's own nonce"
-    );
-    assert_eq!(claims["sub"], shown["id"], "the device's stable id");
-    assert_eq!(
-        (
-            &claims["serial"],
-            &claims["connector"],
-            &claims["stage"],
-            &claims["plan"]
-        ),
-        (
-            &json!(serial),
-            &json!(setup.connector),
-            &json!(setup.stage),
-            &json!(plan)
-        )
-    );
-    let (iat, exp) = (
-        claims["iat"].as_i64().unwrap(),
-        claims["exp"].as_i64().unwrap(),
-    );
-    assert!(exp - iat <= 300 && exp > now(), "{claims}");
-    assert!(claims["auth_time"].as_i64().unwrap() <= iat);
-    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
-    assert_eq!(claims["compliance"], Value::Null, "the stage has no policy");
+    claims_name_the_device_and_the_plan(&s, &claims, (&serial, &nonce), (&setup, plan));
 
     // Another audience, or a changed byte, does not verify.
     assert!(decode::<Value>(assertion, &key_of(&s, &kid), &validation(issuer, "other")).is_err());
@@ -97,8 +104,12 @@ async fn a_passed_plan_carries_a_device_assertion_a_standard_library_verifies() 
     let flipped = if &forged[at..at + 1] == "A" { "B" } else { "A" };
     forged.replace_range(at..at + 1, flipped);
     assert!(decode::<Value>(&forged, &key_of(&s, &kid), &validation(issuer, audience)).is_err());
+}
 
-    // Without an audience, the stage id; a denied plan has no assertion.
+#[tokio::test]
+async fn a_denied_plan_has_no_assertion_and_bad_nonces_are_refused() {
+    let s = Stack::connect().await;
+    let setup = s.setup(StageMode::Required, true, true).await;
     let other = s.create_plan(&setup.stage);
     let _ = s.challenge(&other);
     assert_eq!(s.post_executor(&other, None).0, 200);

@@ -1,5 +1,6 @@
 //! The stage end to end over real HTTP: routes, JSON and status codes of the contract (openapi.yaml).
 
+use endpoint_agent::State;
 use endpoint_core::model::{Plan, StageMode, StageSnapshot};
 use endpoint_core::ports::PlanStore;
 use endpoint_e2e::{denied, is_retry, now, redirect, Stack};
@@ -64,6 +65,53 @@ async fn the_whole_flow() {
     assert_eq!(s.get_executor(&plan), (200, redirect()));
 }
 
+/// Response invalid: optional passes without device, required answers a NEW challenge (minted
+/// by the challenge function through Lambda Invoke) with response_errors; then a valid one.
+fn invalid_then_valid(s: &Stack, stage: &str, device: &State, mode: StageMode) {
+    let required = mode == StageMode::Required;
+    let plan = s.create_plan(stage);
+    let first = s.challenge(&plan);
+    let (status, out) = s.post_executor(&plan, Some("not.a.jws"));
+    assert_eq!(status, 200);
+    if required {
+        assert!(is_retry(&out), "{out}");
+        assert_ne!(out["challenge"].as_str().unwrap(), first);
+        // The new challenge is the pending one: answering it passes.
+        let response =
+            endpoint_agent::respond(device, out["challenge"].as_str().unwrap(), now()).unwrap();
+        assert_eq!(s.post_executor(&plan, Some(&response)).1, redirect());
+        assert_eq!(
+            s.plan(&plan)["device"]["identifier"],
+            device.serial.as_str()
+        );
+    } else {
+        assert_eq!(out, redirect());
+        assert_eq!(s.plan(&plan)["device"], Value::Null);
+    }
+
+    // Response valid.
+    let plan = s.create_plan(stage);
+    let ch = s.challenge(&plan);
+    let response = endpoint_agent::respond(device, &ch, now()).unwrap();
+    assert_eq!(s.post_executor(&plan, Some(&response)).1, redirect());
+    assert_eq!(s.plan(&plan)["status"], "passed");
+}
+
+/// A disabled connector, and one without a challenge key: optional passes, required denies.
+async fn unusable_connectors(s: &Stack, mode: StageMode) {
+    let expected = if mode == StageMode::Required {
+        denied("Invalid stage configuration")
+    } else {
+        redirect()
+    };
+    // (with a key, enabled): disabled, then without a challenge key.
+    for (with_key, enabled) in [(true, false), (false, true)] {
+        let setup = s.setup(mode, with_key, enabled).await;
+        let plan = s.create_plan(&setup.stage);
+        assert_eq!(s.get_executor(&plan).1, expected, "{with_key} {enabled}");
+    }
+}
+
 #[tokio::test]
 async fn the_decision_table_in_both_modes() {
     let s = Stack::connect().await;
@@ -109,59 +157,8 @@ async fn the_decision_table_in_both_modes() {
             "{mode:?} absent"
         );
 
-        // Response invalid: optional passes without device, required answers a NEW challenge
-        // (minted by the challenge function through Lambda Invoke) with response_errors.
-        let plan = s.create_plan(&setup.stage);
-        let first = s.challenge(&plan);
-        let (status, out) = s.post_executor(&plan, Some("not.a.jws"));
-        assert_eq!(status, 200);
-        if required {
-            assert!(is_retry(&out), "{out}");
-            assert_ne!(out["challenge"].as_str().unwrap(), first);
-            // The new challenge is the pending one: answering it passes.
-            let response =
-                endpoint_agent::respond(&device, out["challenge"].as_str().unwrap(), now())
-                    .unwrap();
-            assert_eq!(s.post_executor(&plan, Some(&response)).1, redirect());
-            assert_eq!(
-                s.plan(&plan)["device"]["identifier"],
-                device.serial.as_str()
-            );
-        } else {
-            assert_eq!(out, redirect());
-            assert_eq!(s.plan(&plan)["device"], Value::Null);
-        }
-
-        // Response valid.
-        let plan = s.create_plan(&setup.stage);
-        let ch = s.challenge(&plan);
-        let response = endpoint_agent::respond(&device, &ch, now()).unwrap();
-        assert_eq!(s.post_executor(&plan, Some(&response)).1, redirect());
-        assert_eq!(s.plan(&plan)["status"], "passed");
-
-        // Connector disabled.
-        let off = s.setup(mode, true, false).await;
-        let plan = s.create_plan(&off.stage);
-        assert_eq!(
-            s.get_executor(&plan).1,
-            if required {
-                denied("Invalid stage configuration")
-            } else {
-                redirect()
-            }
-        );
-
-        // Connector without a challenge key.
-        let nokey = s.setup(mode, false, true).await;
-        let plan = s.create_plan(&nokey.stage);
-        assert_eq!(
-            s.get_executor(&plan).1,
-            if required {
-                denied("Invalid stage configuration")
-            } else {
-                redirect()
-            }
-        );
+        invalid_then_valid(&s, &setup.stage, &device, mode);
+        unusable_connectors(&s, mode).await;
     }
 }
 
@@ -224,41 +221,70 @@ async fn an_expired_plan_whose_item_still_exists_is_not_found() {
     }
 }
 
+/// A request by curl (any method, a raw body): the status and the JSON body (null if none).
+fn raw(api: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            method,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg(format!("{api}{path}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(body.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// Unknown routes are 404, known ones with another method 405, in the contract's shape.
+fn unknown_routes_and_methods(api: &str, executor: &str) {
+    let raw = |method: &str, path: &str, body: &str| raw(api, method, path, body);
+    for (method, path) in [("GET", "/v1/nothing"), ("GET", "/"), ("POST", "/v2/plans")] {
+        let (status, body) = raw(method, path, "");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("not_found")),
+            "{method} {path}"
+        );
+    }
+    for (method, path) in [
+        ("PUT", executor),
+        ("DELETE", executor),
+        ("GET", "/v1/plans"),
+        ("POST", "/v1/connectors/x/jwks.json"),
+    ] {
+        let (status, body) = raw(method, path, "");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn malformed_oversized_unknown_and_wrong_methods() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Required, true, true).await;
     let plan = s.create_plan(&setup.stage);
-    let raw = |method: &str, path: &str, body: &str| -> (u16, Value) {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-X",
-                method,
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                "@-",
-                "-w",
-                "\n%{http_code}",
-            ])
-            .arg(format!("{}{path}", s.api))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(body.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (
-            code.parse().unwrap(),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
-    };
+    let raw = |method: &str, path: &str, body: &str| raw(&s.api, method, path, body);
     let executor = format!("/v1/plans/{plan}/executor");
     let (status, body) = raw("POST", &executor, "{not json");
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
@@ -292,27 +318,7 @@ async fn malformed_oversized_unknown_and_wrong_methods() {
         (status, body["error"].as_str()),
         (413, Some("payload_too_large"))
     );
-    for (method, path) in [("GET", "/v1/nothing"), ("GET", "/"), ("POST", "/v2/plans")] {
-        let (status, body) = raw(method, path, "");
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (404, Some("not_found")),
-            "{method} {path}"
-        );
-    }
-    for (method, path) in [
-        ("PUT", executor.as_str()),
-        ("DELETE", executor.as_str()),
-        ("GET", "/v1/plans"),
-        ("POST", "/v1/connectors/x/jwks.json"),
-    ] {
-        let (status, body) = raw(method, path, "");
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (405, Some("method_not_allowed")),
-            "{method} {path}"
-        );
-    }
+    unknown_routes_and_methods(&s.api, &executor);
     // Every error body is the contract's shape: no stack trace, no AWS text.
     let (status, body) = raw("GET", "/v1/plans/unknown-plan", "");
     assert_eq!(status, 404);

@@ -374,8 +374,6 @@ fn a_missing_table_names_the_table_the_region_and_the_fix() {
     }
 }
 
-/// `migrate` seals device token keys stored in plain text (as before sealing existed), is
-/// idempotent, and afterwards a plain key is refused even if someone writes one.
 /// Writes `item` as it is, as an older version of the code would have.
 async fn put_item(
     ddb: &aws_sdk_dynamodb::Client,
@@ -430,6 +428,8 @@ async fn sealed_in_place(ddb: &aws_sdk_dynamodb::Client, table: &str) {
     );
 }
 
+/// `migrate` seals device token keys stored in plain text (as before sealing existed), is
+/// idempotent, and afterwards a plain key is refused even if someone writes one.
 #[tokio::test]
 async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
     use aws_sdk_dynamodb::types::AttributeValue as Av;
