@@ -87,7 +87,7 @@ proptest! {
                 }
                 // The lists the checks read are the document's lists, element for element.
                 let list_len = |k: &str| doc.get(k).and_then(serde_json::Value::as_array).map(Vec::len);
-                prop_assert_eq!(facts.packages().map(<[_]>::len), list_len("software"));
+                prop_assert_eq!(facts.packages().map(Iterator::count), list_len("software"));
                 prop_assert_eq!(facts.programs().is_some(), list_len("processes").is_some());
                 let stored = endpoint_core::facts::store(&facts);
                 prop_assert!(stored.deflate.len() <= endpoint_core::facts::MAX_STORED_FACTS);

@@ -146,13 +146,8 @@ pub fn software(facts: &Facts, name: &str, min_version: Option<&str>) -> Found {
     let Some(packages) = facts.packages() else {
         return over_list(None, "software not reported");
     };
-    let named: Vec<&Package> = packages
-        .iter()
-        .filter(|p| {
-            p.name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
+    let named: Vec<Package<'_>> = packages
+        .filter(|p| p.name.is_some_and(|n| n.eq_ignore_ascii_case(name)))
         .collect();
     if named.is_empty() {
         return over_list(Some(false), "not installed");
@@ -160,7 +155,7 @@ pub fn software(facts: &Facts, name: &str, min_version: Option<&str>) -> Found {
     let Some(min) = min_version else {
         return over_list(Some(true), "installed");
     };
-    let versions: Vec<&str> = named.iter().filter_map(|p| p.version.as_deref()).collect();
+    let versions: Vec<&str> = named.iter().filter_map(|p| p.version).collect();
     let seen = shorten(&versions.join(", "));
     if versions
         .iter()
@@ -184,7 +179,7 @@ pub fn process(facts: &Facts, name: &str) -> Found {
         return over_list(None, "processes not reported");
     };
     let wanted = program(name);
-    let running = programs.contains(&wanted);
+    let running = programs.into_iter().any(|p| p == wanted);
     over_list(
         Some(running),
         if running { "running" } else { "not running" },

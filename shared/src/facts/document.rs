@@ -9,6 +9,8 @@
 //! lists are read into what the checks need: each package's name and version, and the set of
 //! programs that run.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -21,10 +23,21 @@ use serde_json::{Map, Value};
 
 /// An installed package as the `software` check reads it: its name and version when they are
 /// strings (anything else the device put there counts as not reported).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Package {
-    pub name: Option<String>,
-    pub version: Option<String>,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Package<'a> {
+    pub name: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+/// A package's name and version as the cache holds them.
+type StoredPackage = (Option<Piece>, Option<Piece>);
+
+/// A string the lists hold: where it is in the text (no copy), or its own text when the JSON
+/// had escapes or the letter case was folded.
+#[derive(Debug)]
+enum Piece {
+    Span(Range<usize>),
+    Owned(Box<str>),
 }
 
 /// One top-level field: its name, where its value is in the text, and the value once parsed
@@ -36,13 +49,13 @@ struct Field {
     value: OnceLock<Option<Value>>,
 }
 
-/// A facts document: a JSON object, indexed, read lazily.
+/// A facts document: a JSON object, indexed (its fields by name), read lazily.
 #[derive(Debug)]
 pub struct Facts {
     text: String,
     fields: Vec<Field>,
-    packages: OnceLock<Option<Vec<Package>>>,
-    programs: OnceLock<Option<Vec<String>>>,
+    packages: OnceLock<Option<Vec<StoredPackage>>>,
+    programs: OnceLock<Option<Vec<Piece>>>,
 }
 
 /// Why a text is not a facts document.
@@ -57,7 +70,9 @@ pub enum NotFacts {
 impl Facts {
     /// Indexes `text`, which must be one JSON object (its syntax is checked throughout).
     pub fn index(text: String) -> Result<Facts, NotFacts> {
-        let raw: Vec<(String, Range<usize>)> = {
+        // By name, the last of duplicates kept (as JSON parsers keep it), in name order: a
+        // lookup is a binary search however many fields a document has.
+        let raw: BTreeMap<String, Range<usize>> = {
             let top: TopLevel<'_> = serde_json::from_str(&text).map_err(|e| {
                 if e.is_data() {
                     NotFacts::NotAnObject
@@ -98,7 +113,10 @@ impl Facts {
 
     /// The top-level field `name` (of duplicates, the last, as JSON parsers keep).
     fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().rev().find(|f| f.name == name)
+        self.fields
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.fields[i])
     }
 
     /// Whether the document has a top-level field `name` (whatever its value).
@@ -115,12 +133,9 @@ impl Facts {
             .as_ref()
     }
 
-    /// The names of the top-level fields, each once.
+    /// The names of the top-level fields, each once, in order.
     pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        self.fields.iter().map(|f| f.name.as_str()).collect()
     }
 
     /// The whole document as JSON (fields serde_json cannot represent left out).
@@ -138,24 +153,64 @@ impl Facts {
         self.field(name).map(|f| &self.text[f.span.clone()])
     }
 
+    /// A string read from this document's text as a piece of it (borrowed: no copy).
+    fn piece(&self, text: Cow<'_, str>) -> Piece {
+        match text {
+            Cow::Borrowed(s) => {
+                // Borrowed strings are slices of `self.text` (the lists are read from it).
+                let start = s.as_ptr() as usize - self.text.as_ptr() as usize;
+                Piece::Span(start..start + s.len())
+            }
+            Cow::Owned(s) => Piece::Owned(s.into_boxed_str()),
+        }
+    }
+
+    fn text_of<'a>(&'a self, piece: &'a Piece) -> &'a str {
+        match piece {
+            Piece::Span(span) => &self.text[span.clone()],
+            Piece::Owned(s) => s,
+        }
+    }
+
     /// `software` as packages; `None` if it is absent or not a list.
-    pub fn packages(&self) -> Option<&[Package]> {
-        self.packages
+    pub fn packages(&self) -> Option<impl Iterator<Item = Package<'_>> + '_> {
+        let list = self
+            .packages
             .get_or_init(|| {
-                let list: Vec<Read<Package>> = serde_json::from_str(self.raw("software")?).ok()?;
-                Some(list.into_iter().map(|p| p.0).collect())
+                let list: Vec<Read<PackageIn<'_>>> =
+                    serde_json::from_str(self.raw("software")?).ok()?;
+                Some(
+                    list.into_iter()
+                        .map(|p| {
+                            let PackageIn { name, version } = p.0;
+                            (name.map(|n| self.piece(n)), version.map(|v| self.piece(v)))
+                        })
+                        .collect(),
+                )
             })
-            .as_deref()
+            .as_deref()?;
+        Some(list.iter().map(|(name, version)| Package {
+            name: name.as_ref().map(|n| self.text_of(n)),
+            version: version.as_ref().map(|v| self.text_of(v)),
+        }))
     }
 
     /// The programs of `processes` (see [`program`]); `None` if it is absent or not a list.
-    pub fn programs(&self) -> Option<&[String]> {
-        self.programs
+    pub fn programs(&self) -> Option<impl Iterator<Item = &str> + '_> {
+        let list = self
+            .programs
             .get_or_init(|| {
-                let list: Vec<Read<Process>> = serde_json::from_str(self.raw("processes")?).ok()?;
-                Some(list.into_iter().filter_map(|p| p.0 .0).collect())
+                let list: Vec<Read<ProcessIn<'_>>> =
+                    serde_json::from_str(self.raw("processes")?).ok()?;
+                Some(
+                    list.into_iter()
+                        .filter_map(|p| p.0 .0)
+                        .map(|p| self.piece(p))
+                        .collect(),
+                )
             })
-            .as_deref()
+            .as_deref()?;
+        Some(list.iter().map(|p| self.text_of(p)))
     }
 }
 
@@ -182,7 +237,40 @@ impl From<Value> for Facts {
 /// (`C:\Program Files\osquery\osqueryd.exe --flagfile x`), so the program ends with an `.exe`
 /// (any letter case) that ends a word, dropped; otherwise at the first space.
 pub fn program(name: &str) -> String {
+    program_slice(name).to_ascii_lowercase()
+}
+
+/// [`program`] before its letter case is folded: a slice of `name`.
+fn program_slice(name: &str) -> &str {
     let name = name.trim();
+    if !name.is_ascii() {
+        return program_slice_of_any(name);
+    }
+    // One pass over the bytes (the common case, thousands of command lines per check-in): the
+    // first `.exe` that ends a word, else the first whitespace.
+    let bytes = name.as_bytes();
+    let is_space = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
+    let mut first_space = None;
+    let mut end = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if is_space(b) {
+            first_space.get_or_insert(i);
+        } else if b == b'.'
+            && bytes
+                .get(i + 1..i + 4)
+                .is_some_and(|ext| ext.eq_ignore_ascii_case(b"exe"))
+            && bytes.get(i + 4).is_none_or(|&next| is_space(next))
+        {
+            end = Some(i);
+            break;
+        }
+    }
+    let path = &name[..end.or(first_space).unwrap_or(name.len())];
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// [`program_slice`] for any text (a trimmed name with characters beyond ASCII).
+fn program_slice_of_any(name: &str) -> &str {
     let exe = name.match_indices('.').map(|(i, _)| i).find(|&i| {
         name.get(i + 1..i + 4)
             .is_some_and(|ext| ext.eq_ignore_ascii_case("exe"))
@@ -192,10 +280,7 @@ pub fn program(name: &str) -> String {
         Some(i) => &name[..i],
         None => name.split_whitespace().next().unwrap_or(""),
     };
-    path.rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(path)
-        .to_ascii_lowercase()
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
 }
 
 /// The top level: each field's name and raw value, in order.
@@ -221,45 +306,68 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
     }
 }
 
-/// What a value read leniently becomes: a string through [`Lenient::from_text`], an object
-/// through [`Lenient::from_map`], anything else the default.
-trait Lenient: Default {
+/// What a value read leniently becomes: a string through [`Lenient::from_text`] (or
+/// [`Lenient::from_borrowed`] when the JSON string has no escapes), an object through
+/// [`Lenient::from_map`], anything else the default.
+trait Lenient<'de>: Default {
     fn from_text(_text: &str) -> Self {
         Self::default()
     }
-    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+    fn from_borrowed(text: &'de str) -> Self {
+        Self::from_text(text)
+    }
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Self::default())
     }
 }
 
-/// A string, if the value is one.
+/// A string, if the value is one: borrowed from the input when it can be.
 #[derive(Default)]
-struct Text(Option<String>);
+struct Text<'de>(Option<Cow<'de, str>>);
 
-impl Lenient for Text {
+impl<'de> Lenient<'de> for Text<'de> {
     fn from_text(text: &str) -> Self {
-        Text(Some(text.to_string()))
+        Text(Some(Cow::Owned(text.to_string())))
+    }
+    fn from_borrowed(text: &'de str) -> Self {
+        Text(Some(Cow::Borrowed(text)))
     }
 }
 
-/// The program of a process name, if the value is a string.
+/// The program of a process name, if the value is a string: a slice of the name when it is
+/// already in lower case.
 #[derive(Default)]
-struct ProgramOf(Option<String>);
+struct ProgramOf<'de>(Option<Cow<'de, str>>);
 
-impl Lenient for ProgramOf {
+impl<'de> Lenient<'de> for ProgramOf<'de> {
     fn from_text(text: &str) -> Self {
-        ProgramOf(Some(program(text)))
+        ProgramOf(Some(Cow::Owned(program(text))))
+    }
+    fn from_borrowed(text: &'de str) -> Self {
+        let slice = program_slice(text);
+        ProgramOf(Some(if slice.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(slice.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(slice)
+        }))
     }
 }
 
-impl Lenient for Package {
-    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut package = Package::default();
+/// A package as read from the list.
+#[derive(Default)]
+struct PackageIn<'de> {
+    name: Option<Cow<'de, str>>,
+    version: Option<Cow<'de, str>>,
+}
+
+impl<'de> Lenient<'de> for PackageIn<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut package = PackageIn::default();
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Name => package.name = map.next_value::<Read<Text>>()?.0 .0,
-                Key::Version => package.version = map.next_value::<Read<Text>>()?.0 .0,
+                Key::Name => package.name = map.next_value::<Read<Text<'de>>>()?.0 .0,
+                Key::Version => package.version = map.next_value::<Read<Text<'de>>>()?.0 .0,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -271,14 +379,14 @@ impl Lenient for Package {
 
 /// A process as [`Facts::programs`] reads it: the program of its `name`.
 #[derive(Default)]
-struct Process(Option<String>);
+struct ProcessIn<'de>(Option<Cow<'de, str>>);
 
-impl Lenient for Process {
-    fn from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut process = Process::default();
+impl<'de> Lenient<'de> for ProcessIn<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut process = ProcessIn::default();
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Name => process.0 = map.next_value::<Read<ProgramOf>>()?.0 .0,
+                Key::Name => process.0 = map.next_value::<Read<ProgramOf<'de>>>()?.0 .0,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -318,7 +426,7 @@ impl<'de> Deserialize<'de> for Key {
 /// Any JSON value read as `T` leniently (a value of another type is never an error).
 struct Read<T>(T);
 
-impl<'de, T: Lenient> Deserialize<'de> for Read<T> {
+impl<'de, T: Lenient<'de>> Deserialize<'de> for Read<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ReadVisitor(PhantomData))
     }
@@ -326,7 +434,7 @@ impl<'de, T: Lenient> Deserialize<'de> for Read<T> {
 
 struct ReadVisitor<T>(PhantomData<T>);
 
-impl<'de, T: Lenient> Visitor<'de> for ReadVisitor<T> {
+impl<'de, T: Lenient<'de>> Visitor<'de> for ReadVisitor<T> {
     type Value = Read<T>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
@@ -336,6 +444,9 @@ impl<'de, T: Lenient> Visitor<'de> for ReadVisitor<T> {
     }
     fn visit_str<E>(self, text: &str) -> Result<Read<T>, E> {
         Ok(Read(T::from_text(text)))
+    }
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Read<T>, E> {
+        Ok(Read(T::from_borrowed(text)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read<T>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -381,6 +492,25 @@ mod tests {
     }
 
     #[test]
+    fn a_document_of_many_fields_is_read_by_name() {
+        // 2 MiB of tiny fields: each lookup is a binary search, so reading every field (what a
+        // CEL expression over the whole document does) stays linear-logarithmic.
+        let mut text = String::from("{");
+        let mut n = 0;
+        while text.len() < 2 * 1024 * 1024 - 32 {
+            text.push_str(&format!("\"k{n}\":{n},"));
+            n += 1;
+        }
+        text.push_str("\"k0\":\"last\"}");
+        let facts = Facts::index(text).expect("an object");
+        let names = facts.names();
+        assert_eq!(names.len(), n);
+        assert!(names.iter().all(|name| facts.get(name).is_some()));
+        assert_eq!(facts.get("k0"), Some(&json!("last")));
+        assert_eq!(facts.get(&format!("k{}", n - 1)), Some(&json!(n - 1)));
+    }
+
+    #[test]
     fn only_json_objects_are_facts() {
         for (text, why) in [
             ("[]", NotFacts::NotAnObject),
@@ -413,19 +543,44 @@ mod tests {
                 7
             ]
         }));
-        let packages = facts.packages().expect("a list");
+        let packages: Vec<Package<'_>> = facts.packages().expect("a list").collect();
         assert_eq!(packages.len(), 7);
-        assert_eq!(packages[6].name.as_deref(), Some("say \"hi\" é"));
-        assert_eq!(packages[0].name.as_deref(), Some("osquery"));
-        assert_eq!(packages[0].version.as_deref(), Some("5.14.1"));
+        assert_eq!(packages[6].name, Some("say \"hi\" é"));
+        assert_eq!(packages[0].name, Some("osquery"));
+        assert_eq!(packages[0].version, Some("5.14.1"));
         assert_eq!(packages[1], Package::default());
-        assert_eq!(packages[5].version.as_deref(), Some("1.0"));
-        let programs = facts.programs().expect("a list");
+        assert_eq!(packages[5].version, Some("1.0"));
+        let programs: Vec<&str> = facts.programs().expect("a list").collect();
         assert_eq!(programs, ["osqueryd", "python3"]);
         assert!(Facts::from(json!({"software": {"a": 1}}))
             .packages()
             .is_none());
         assert!(Facts::from(json!({})).programs().is_none());
+    }
+
+    #[test]
+    fn the_ascii_path_finds_the_program_the_general_one_does() {
+        // Every string of up to five of these characters (ASCII whitespace of every kind, dots,
+        // `exe` in both cases, separators), trimmed as names are.
+        let alphabet = ['a', '.', 'e', 'x', 'E', 'X', ' ', '\t', '\u{b}', '/', '\\'];
+        let mut names = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = names
+                .iter()
+                .filter(|n| n.len() == names.last().map_or(0, String::len))
+                .flat_map(|n| alphabet.iter().map(move |c| format!("{n}{c}")))
+                .collect();
+            names.extend(longer);
+        }
+        assert!(names.len() > 100_000);
+        for name in &names {
+            let trimmed = name.trim();
+            assert_eq!(
+                program_slice(name),
+                program_slice_of_any(trimmed),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

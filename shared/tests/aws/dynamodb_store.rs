@@ -441,6 +441,71 @@ async fn parallel_re_enrollments_leave_exactly_one_token() {
     assert_eq!(format!("t{}", live[0]), d.tokens[0].id);
 }
 
+/// An enrollment sent again after its answer was lost (the same device token: token ids are
+/// new for every enrollment) is done once: no error, one token, one use of its enrollment token.
+#[tokio::test]
+async fn an_enrollment_sent_again_is_done_once() {
+    let store = fresh_store().await;
+    let clock = FixedClock::new(T0);
+    let c = admin::create_connector(
+        &store,
+        &endpoint_core::ports::SystemClock,
+        &SystemRandom,
+        admin::NewConnector {
+            name: "c".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let new = admin::NewEnrollmentToken {
+        connector: c.id.clone(),
+        name: "laptops".into(),
+        lifetime: Some(3600),
+        max_uses: None,
+        serial: None,
+    };
+    let (_, key) = admin::create_enrollment_token(&store, &clock, &SystemRandom, new)
+        .await
+        .unwrap();
+    let grant = endpoint_core::ports::EnrollGrant {
+        existing: endpoint_core::model::ExistingSerial::Approved,
+        enrollment_token: Some(key.sha256_hex()),
+        now: T0,
+        audit: None,
+    };
+    let (d, t) = (
+        device("AGAIN", None),
+        token("AGAIN", &c.id, "t1", "k1", None),
+    );
+    let first = store.enroll(&d, &t, &grant).await.unwrap();
+    let again = store.enroll(&d, &t, &grant).await.unwrap();
+    assert_eq!(
+        first,
+        endpoint_core::ports::EnrollOutcome::Enrolled {
+            existed: false,
+            replaced: false
+        }
+    );
+    assert!(
+        matches!(again, endpoint_core::ports::EnrollOutcome::Enrolled { .. }),
+        "{again:?}"
+    );
+    let tokens = store
+        .device_with_tokens("AGAIN", T0)
+        .await
+        .unwrap()
+        .unwrap()
+        .tokens;
+    assert_eq!(tokens.len(), 1);
+    let used = store
+        .enrollment_token_by_hash(&key.sha256_hex())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(used.uses, 1, "counted once");
+}
+
 #[tokio::test]
 async fn revoke_and_delete() {
     let store = fresh_store().await;

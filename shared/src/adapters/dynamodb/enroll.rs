@@ -100,6 +100,8 @@ impl DynamoStore {
         // Sealed before any write: without the data key nothing is written. The transaction
         // checks that the keyring still seals with this generation (a rotation may begin).
         let mut keyring = self.keyring().await?;
+        // What an attempt that was sent would have answered.
+        let mut sent_outcome = None;
         // Optimistic concurrency on the device's and the connection's version items: of
         // several concurrent enrollments each round has one winner, and a loser retries on
         // fresh state (deleting the winner's token, or refused if the serial now exists and
@@ -110,6 +112,15 @@ impl DynamoStore {
                 .partition_of("Query device (enroll)", &pk, &Self::TOKEN_REFS)
                 .await?;
             let found = Connection::of(&items, &token.connector, grant.now)?;
+            // This enrollment's own token is there: an attempt committed although its answer
+            // was lost (a timeout; token ids are new for every enrollment). Done, and nothing
+            // to write again (its deletion and put in one transaction would be refused).
+            if items.iter().any(|i| sk_of(i) == sk) {
+                return Ok(sent_outcome.unwrap_or(EnrollOutcome::Enrolled {
+                    existed: true,
+                    replaced: false,
+                }));
+            }
             // The rule is the domain's; this store enforces its answer with the condition on
             // the device's version.
             let exists = found.device.is_some();
@@ -130,6 +141,10 @@ impl DynamoStore {
                     .await?;
                 continue;
             }
+            sent_outcome = Some(EnrollOutcome::Enrolled {
+                existed: exists,
+                replaced: found.replaced,
+            });
             let sent = self
                 .client
                 .transact_write_items()
