@@ -6,8 +6,8 @@
 //! every key and value) took 6 to 13 ms, more than every rule of a policy together. Here the
 //! body is checked once (UTF-8, then JSON syntax while the top level is indexed), the small
 //! fields (`os`, `disks`, `network`, `hardware`) become `Value`s when read, and the two long
-//! lists are read into what the checks need: each package's name and version, and the set of
-//! programs that run.
+//! lists are read into what the checks need: each package's name and version, and the programs
+//! that run, as pieces of the text.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
