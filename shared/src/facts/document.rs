@@ -12,14 +12,15 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::lenient::{PackageIn, ProcessIn, Read};
 
 /// An installed package as the `software` check reads it: its name and version when they are
 /// strings (anything else the device put there counts as not reported).
@@ -232,57 +233,6 @@ impl From<Value> for Facts {
     }
 }
 
-/// The program of a process as agents name it (often the whole command line): the last path
-/// component of the program, in lower case. A Windows program path may hold spaces
-/// (`C:\Program Files\osquery\osqueryd.exe --flagfile x`), so the program ends with an `.exe`
-/// (any letter case) that ends a word, dropped; otherwise at the first space.
-pub fn program(name: &str) -> String {
-    program_slice(name).to_ascii_lowercase()
-}
-
-/// [`program`] before its letter case is folded: a slice of `name`.
-fn program_slice(name: &str) -> &str {
-    let name = name.trim();
-    if !name.is_ascii() {
-        return program_slice_of_any(name);
-    }
-    // One pass over the bytes (the common case, thousands of command lines per check-in): the
-    // first `.exe` that ends a word, else the first whitespace.
-    let bytes = name.as_bytes();
-    let is_space = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
-    let mut first_space = None;
-    let mut end = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        if is_space(b) {
-            first_space.get_or_insert(i);
-        } else if b == b'.'
-            && bytes
-                .get(i + 1..i + 4)
-                .is_some_and(|ext| ext.eq_ignore_ascii_case(b"exe"))
-            && bytes.get(i + 4).is_none_or(|&next| is_space(next))
-        {
-            end = Some(i);
-            break;
-        }
-    }
-    let path = &name[..end.or(first_space).unwrap_or(name.len())];
-    path.rsplit(['/', '\\']).next().unwrap_or(path)
-}
-
-/// [`program_slice`] for any text (a trimmed name with characters beyond ASCII).
-fn program_slice_of_any(name: &str) -> &str {
-    let exe = name.match_indices('.').map(|(i, _)| i).find(|&i| {
-        name.get(i + 1..i + 4)
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("exe"))
-            && name[i + 4..].chars().next().is_none_or(char::is_whitespace)
-    });
-    let path = match exe {
-        Some(i) => &name[..i],
-        None => name.split_whitespace().next().unwrap_or(""),
-    };
-    path.rsplit(['/', '\\']).next().unwrap_or(path)
-}
-
 /// The top level: each field's name and raw value, in order.
 struct TopLevel<'a>(Vec<(String, &'a RawValue)>);
 
@@ -303,169 +253,6 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
             }
         }
         d.deserialize_map(Fields)
-    }
-}
-
-/// What a value read leniently becomes: a string through [`Lenient::from_text`] (or
-/// [`Lenient::from_borrowed`] when the JSON string has no escapes), an object through
-/// [`Lenient::from_map`], anything else the default.
-trait Lenient<'de>: Default {
-    fn from_text(_text: &str) -> Self {
-        Self::default()
-    }
-    fn from_borrowed(text: &'de str) -> Self {
-        Self::from_text(text)
-    }
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Self::default())
-    }
-}
-
-/// A string, if the value is one: borrowed from the input when it can be.
-#[derive(Default)]
-struct Text<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Lenient<'de> for Text<'de> {
-    fn from_text(text: &str) -> Self {
-        Text(Some(Cow::Owned(text.to_string())))
-    }
-    fn from_borrowed(text: &'de str) -> Self {
-        Text(Some(Cow::Borrowed(text)))
-    }
-}
-
-/// The program of a process name, if the value is a string: a slice of the name when it is
-/// already in lower case.
-#[derive(Default)]
-struct ProgramOf<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Lenient<'de> for ProgramOf<'de> {
-    fn from_text(text: &str) -> Self {
-        ProgramOf(Some(Cow::Owned(program(text))))
-    }
-    fn from_borrowed(text: &'de str) -> Self {
-        let slice = program_slice(text);
-        ProgramOf(Some(if slice.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(slice.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(slice)
-        }))
-    }
-}
-
-/// A package as read from the list.
-#[derive(Default)]
-struct PackageIn<'de> {
-    name: Option<Cow<'de, str>>,
-    version: Option<Cow<'de, str>>,
-}
-
-impl<'de> Lenient<'de> for PackageIn<'de> {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut package = PackageIn::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Name => package.name = map.next_value::<Read<Text<'de>>>()?.0 .0,
-                Key::Version => package.version = map.next_value::<Read<Text<'de>>>()?.0 .0,
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(package)
-    }
-}
-
-/// A process as [`Facts::programs`] reads it: the program of its `name`.
-#[derive(Default)]
-struct ProcessIn<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Lenient<'de> for ProcessIn<'de> {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut process = ProcessIn::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Name => process.0 = map.next_value::<Read<ProgramOf<'de>>>()?.0 .0,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(process)
-    }
-}
-
-/// The keys kept, read without allocating.
-enum Key {
-    Name,
-    Version,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "name" => Key::Name,
-                    "version" => Key::Version,
-                    _ => Key::Other,
-                })
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// Any JSON value read as `T` leniently (a value of another type is never an error).
-struct Read<T>(T);
-
-impl<'de, T: Lenient<'de>> Deserialize<'de> for Read<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ReadVisitor(PhantomData))
-    }
-}
-
-struct ReadVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Lenient<'de>> Visitor<'de> for ReadVisitor<T> {
-    type Value = Read<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Read<T>, A::Error> {
-        T::from_map(map).map(Read)
-    }
-    fn visit_str<E>(self, text: &str) -> Result<Read<T>, E> {
-        Ok(Read(T::from_text(text)))
-    }
-    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Read<T>, E> {
-        Ok(Read(T::from_borrowed(text)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read<T>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Read(T::default()))
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Read<T>, E> {
-        Ok(Read(T::default()))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Read<T>, E> {
-        Ok(Read(T::default()))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Read<T>, E> {
-        Ok(Read(T::default()))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Read<T>, E> {
-        Ok(Read(T::default()))
-    }
-    fn visit_unit<E>(self) -> Result<Read<T>, E> {
-        Ok(Read(T::default()))
     }
 }
 
@@ -556,48 +343,5 @@ mod tests {
             .packages()
             .is_none());
         assert!(Facts::from(json!({})).programs().is_none());
-    }
-
-    #[test]
-    fn the_ascii_path_finds_the_program_the_general_one_does() {
-        // Every string of up to five of these characters (ASCII whitespace of every kind, dots,
-        // `exe` in both cases, separators), trimmed as names are.
-        let alphabet = ['a', '.', 'e', 'x', 'E', 'X', ' ', '\t', '\u{b}', '/', '\\'];
-        let mut names = vec![String::new()];
-        for _ in 0..5 {
-            let longer: Vec<String> = names
-                .iter()
-                .filter(|n| n.len() == names.last().map_or(0, String::len))
-                .flat_map(|n| alphabet.iter().map(move |c| format!("{n}{c}")))
-                .collect();
-            names.extend(longer);
-        }
-        assert!(names.len() > 100_000);
-        for name in &names {
-            let trimmed = name.trim();
-            assert_eq!(
-                program_slice(name),
-                program_slice_of_any(trimmed),
-                "{name:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_program_is_its_last_path_component_without_exe() {
-        for (name, want) in [
-            ("/opt/osquery/osqueryd --flagfile /x", "osqueryd"),
-            (
-                "C:\\Program Files\\Tail Scale\\tailscaled.exe",
-                "tailscaled",
-            ),
-            ("C:\\Program Files\\x\\App.Exe -k", "app"),
-            ("  /sbin/launchd  ", "launchd"),
-            ("/usr/bin/exe.executor run", "exe.executor"),
-            ("", ""),
-            ("ünïcode.exe", "ünïcode"),
-        ] {
-            assert_eq!(program(name), want, "{name}");
-        }
     }
 }

@@ -17,8 +17,11 @@ use serde_json::Value;
 use crate::error::CoreError;
 
 mod document;
+mod lenient;
+mod program;
 
-pub use document::{program, Facts, NotFacts, Package};
+pub use document::{Facts, NotFacts, Package};
+pub use program::program;
 
 /// Largest `check_in/` body accepted (the reference's framework allows 2.5 MB).
 pub const MAX_FACTS_BODY: usize = 2 * 1024 * 1024;

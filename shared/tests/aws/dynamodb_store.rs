@@ -441,14 +441,12 @@ async fn parallel_re_enrollments_leave_exactly_one_token() {
     assert_eq!(format!("t{}", live[0]), d.tokens[0].id);
 }
 
-/// An enrollment sent again after its answer was lost (the same device token: token ids are
-/// new for every enrollment) is done once: no error, one token, one use of its enrollment token.
-#[tokio::test]
-async fn an_enrollment_sent_again_is_done_once() {
-    let store = fresh_store().await;
-    let clock = FixedClock::new(T0);
-    let c = admin::create_connector(
-        &store,
+/// A new connector named `c`.
+async fn connector(
+    store: &endpoint_core::adapters::dynamodb::DynamoStore,
+) -> endpoint_core::model::Connector {
+    admin::create_connector(
+        store,
         &endpoint_core::ports::SystemClock,
         &SystemRandom,
         admin::NewConnector {
@@ -457,15 +455,24 @@ async fn an_enrollment_sent_again_is_done_once() {
         },
     )
     .await
-    .unwrap();
-    let new = admin::NewEnrollmentToken {
-        connector: c.id.clone(),
+    .unwrap()
+}
+
+/// An enrollment sent again after its answer was lost (the same device token: token ids are
+/// new for every enrollment) is done once: no error, one token, one use of its enrollment token.
+#[tokio::test]
+async fn an_enrollment_sent_again_is_done_once() {
+    let store = fresh_store().await;
+    let clock = FixedClock::new(T0);
+    let c = connector(&store).await;
+    let new = |connector: &str| admin::NewEnrollmentToken {
+        connector: connector.into(),
         name: "laptops".into(),
         lifetime: Some(3600),
         max_uses: None,
         serial: None,
     };
-    let (_, key) = admin::create_enrollment_token(&store, &clock, &SystemRandom, new)
+    let (_, key) = admin::create_enrollment_token(&store, &clock, &SystemRandom, new(&c.id))
         .await
         .unwrap();
     let grant = endpoint_core::ports::EnrollGrant {
@@ -553,17 +560,7 @@ async fn revoke_and_delete() {
 async fn enrollment_tokens_by_hash_with_expiry() {
     let store = fresh_store().await;
     let clock = FixedClock::new(T0);
-    let c = admin::create_connector(
-        &store,
-        &endpoint_core::ports::SystemClock,
-        &SystemRandom,
-        admin::NewConnector {
-            name: "c".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let c = connector(&store).await;
     let new = |connector: &str| admin::NewEnrollmentToken {
         connector: connector.into(),
         name: "laptops".into(),
