@@ -1,28 +1,180 @@
-"""moto_server, with each request handled whole before the next begins.
+"""moto_server, with each request handled whole before the next begins, and three costs of
+moto's taken off that one line.
 
-moto's backends take no lock: two concurrent conditional writes (UpdateItem with a
-ConditionExpression, TransactWriteItems) can both read the old item and both succeed, which AWS
+Atomic requests. moto's backends take no lock: two concurrent conditional writes (UpdateItem with
+a ConditionExpression, TransactWriteItems) can both read the old item and both succeed, which AWS
 never allows. The tests race writers on purpose (one challenge, twenty consumers), so the local
 emulator must be atomic per request, as DynamoDB is per item. Connections are still accepted
 concurrently (moto's threaded server); only the handling of requests is serialized.
+
+What that line costs, measured with py-spy over `make test` (docs/PERFORMANCE.md, section 6):
+- A transaction deep-copied every table it names first (moto's rollback), so each
+  TransactWriteItems cost time in proportion to the whole table: a fifth of the emulator's time,
+  growing as the suites fill the table. Here a transaction keeps a copy of only the items it
+  writes, and puts them back if it is cancelled; moto's own transaction code still decides.
+- Every KMS key got an RSA-2048 private key, also symmetric and HMAC keys that never sign
+  (65 ms each, and the suites create a sealing key per stack): generated on first use now.
+- An RSA key (up to 2 s for RSA_4096 on a loaded machine) was generated while every other request
+  waited, which made unrelated requests time out. The key is not yet visible to anyone while it
+  is generated, so the lock is let go for that time.
+Request lines are not logged (werkzeug's log was 5% of the emulator's time); errors still are.
 Started by scripts/stack-lib.sh with moto_server's own arguments."""
+import copy
+import logging
 import sys
 import threading
 
 from moto import server
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
+from moto.kms import models as kms_models
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 _lock = threading.Lock()
+_local = threading.local()
 _handle = DomainDispatcherApplication.__call__
 
 
 def _one_at_a_time(self, environ, start_response):
     with _lock:
-        # The whole body inside the lock: a lazy WSGI iterable would run outside it.
-        return list(_handle(self, environ, start_response))
+        _local.holds_lock = True
+        try:
+            # The whole body inside the lock: a lazy WSGI iterable would run outside it.
+            return list(_handle(self, environ, start_response))
+        finally:
+            _local.holds_lock = False
 
 
 DomainDispatcherApplication.__call__ = _one_at_a_time
+
+
+# --- Transactions: keep the items written, not the tables -------------------------------------
+
+_transact = DynamoDBBackend.transact_write_items
+_table_deepcopy = getattr(Table, "__deepcopy__", None)
+
+
+def _table_copy(self, memo):
+    """Inside a transaction moto's backup of a table is the table itself (the written items are
+    kept by `_remember`); anywhere else a real deep copy."""
+    if getattr(_local, "written", None) is not None:
+        return self
+    if _table_deepcopy is not None:
+        return _table_deepcopy(self, memo)
+    copied = object.__new__(type(self))
+    memo[id(self)] = copied
+    for name, value in self.__dict__.items():
+        setattr(copied, name, copy.deepcopy(value, memo))
+    return copied
+
+
+def _remember(backend, table_name, key):
+    """Before a write inside a transaction: the item as it was, the first time it is written."""
+    written = getattr(_local, "written", None)
+    if written is None or table_name not in backend.tables:
+        return
+    table = backend.tables[table_name]
+    hash_value, range_value = backend.get_keys_value(table, key)
+    slot = (table_name, repr(hash_value), repr(range_value))
+    if slot not in written:
+        before = table.get_item(hash_value, range_value)
+        written[slot] = (table, hash_value, range_value, copy.deepcopy(before))
+
+
+def _put_back(written):
+    for table, hash_value, range_value, before in reversed(list(written.values())):
+        if before is None:
+            table.delete_item(hash_value, range_value)
+        elif range_value:
+            table.items[hash_value][range_value] = before
+        else:
+            table.items[hash_value] = before
+
+
+def _transact_write_items(self, transact_items):
+    _local.written = {}
+    try:
+        return _transact(self, transact_items)
+    except Exception:
+        written, _local.written = _local.written, None
+        _put_back(written)
+        raise
+    finally:
+        _local.written = None
+
+
+def _key_of_put(backend, table_name, item_attrs):
+    table = backend.tables.get(table_name)
+    if table is None:
+        return None
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    if not all(name in item_attrs for name in names):
+        return None
+    return {name: item_attrs[name] for name in names}
+
+
+def _remembering(write, key_of):
+    def wrapped(self, table_name, *args, **kwargs):
+        if getattr(_local, "written", None) is not None:
+            key = key_of(self, table_name, args, kwargs)
+            if key is not None:
+                _remember(self, table_name, key)
+        return write(self, table_name, *args, **kwargs)
+
+    return wrapped
+
+
+def _first(name):
+    return lambda backend, table_name, args, kwargs: args[0] if args else kwargs.get(name)
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items
+Table.__deepcopy__ = _table_copy
+DynamoDBBackend.put_item = _remembering(
+    DynamoDBBackend.put_item,
+    lambda b, t, args, kwargs: _key_of_put(b, t, args[0] if args else kwargs["item_attrs"]),
+)
+DynamoDBBackend.update_item = _remembering(DynamoDBBackend.update_item, _first("key"))
+DynamoDBBackend.delete_item = _remembering(DynamoDBBackend.delete_item, _first("key"))
+
+
+# --- KMS keys: private keys when they are needed, RSA generation outside the lock -------------
+
+_generate_private_key = kms_models.generate_private_key
+
+
+class _OnFirstUse:
+    """The private key moto gives a symmetric or HMAC key: made if something ever asks for it."""
+
+    def __init__(self, key_spec):
+        self._key_spec = key_spec
+        self._key = None
+
+    def __getattr__(self, name):
+        if self._key is None:
+            self._key = _generate_private_key(self._key_spec)
+        return getattr(self._key, name)
+
+
+def _private_key(key_spec):
+    if key_spec.startswith("RSA_"):
+        if not getattr(_local, "holds_lock", False):
+            return _generate_private_key(key_spec)
+        # The new key is in no backend yet: nothing another request can see changes meanwhile.
+        _lock.release()
+        try:
+            return _generate_private_key(key_spec)
+        finally:
+            _lock.acquire()
+    if key_spec.startswith("ECC_"):
+        return _generate_private_key(key_spec)
+    return _OnFirstUse(key_spec)
+
+
+kms_models.generate_private_key = _private_key
+
+# Request lines off (errors are still logged).
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 if __name__ == "__main__":
     server.main(sys.argv[1:])
