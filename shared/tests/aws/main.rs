@@ -1,6 +1,6 @@
 //! The AWS adapters against moto_server, through the real AWS SDK over HTTP, as one test
 //! binary: the DynamoDB store (its contract suites, the stage over it, facts, audit) and the
-//! KMS signer.
+//! KMS signer; and the emulator's own transactions (scripts/moto_server.py).
 
 #[path = "../common/aws.rs"]
 mod aws_env;
@@ -11,5 +11,6 @@ mod contract;
 
 mod dynamodb_stage;
 mod dynamodb_store;
+mod emulator;
 mod kms;
 mod sealing;
