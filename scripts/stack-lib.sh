@@ -54,6 +54,10 @@ moto_start() {
   export AWS_REGION="${AWS_REGION:-us-east-1}"
   export AWS_DEFAULT_REGION="$AWS_REGION"
   export AWS_EC2_METADATA_DISABLED=true
+  # A longer attempt against the emulator, which serves one request at a time to every suite at
+  # once (AWS_ATTEMPT_TIMEOUT_MS: shared/src/adapters/aws.rs). A stopped emulator still means
+  # 503 within the same 4 s (the operation timeout).
+  export AWS_ATTEMPT_TIMEOUT_MS="${AWS_ATTEMPT_TIMEOUT_MS:-3000}"
   export MOTO_PORT="$port" MOTO_PID
   echo "stack: moto_server (pid $MOTO_PID) on $url" >&2
 }

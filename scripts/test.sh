@@ -35,10 +35,19 @@ trap 'stack_stop; wait 2>/dev/null || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The template and route checks need only the Python tools: cfn-lint, `sam validate --lint`,
+# scripts/check-api.py (about 10 s of one core).
+template_checks() {
+  .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml
+  SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
+  .venv/bin/python scripts/check-api.py
+}
+
 lint() {
-  step "installing the Python tools (.venv) and Chromium in the background (first run: about a minute)"
+  step "installing the Python tools (.venv) and Chromium, then checking the SAM template and the routes (cfn-lint, sam validate --lint, scripts/check-api.py), in the background"
   # At the lowest CPU priority: the compile below needs both cores, and these fill its gaps.
-  nice -n 19 scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
+  (renice -n 19 "$BASHPID" >/dev/null; scripts/venv.sh && template_checks) >target/setup/venv.log 2>&1 &
+  venv_pid=$!
   if [ "$what" = all ]; then nice -n 19 scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!; fi
   step "cargo fmt --check"
   cargo fmt --all -- --check
@@ -52,11 +61,8 @@ lint() {
   step "the core's layers and import graph, as docs/ARCHITECTURE.md shows it (scripts/layers.py); test targets (scripts/check-test-targets.py)"
   python3 scripts/layers.py --doc >/dev/null
   python3 scripts/check-test-targets.py
-  wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
-  step "the SAM template (cfn-lint, sam validate --lint) and the routes (scripts/check-api.py)"
-  .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml
-  SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
-  .venv/bin/python scripts/check-api.py
+  step "the Python tools and the template and route checks (started in the background)"
+  wait_for "$venv_pid" "scripts/venv.sh or the template checks" target/setup/venv.log
 }
 
 tests() {
@@ -69,12 +75,16 @@ tests() {
   functions_start 0
   unset CARGO_TARGET_DIR
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
-  .venv/bin/python -m pytest -q -p no:cacheprovider tests/agent tests/browser >target/setup/pytest.log 2>&1 & pytest_pid=$!
+  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
+  # Three at once: most of their time is waiting on HTTP, the emulator and the browser.
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser >target/setup/pytest.log 2>&1 & pytest_pid=$!
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
-  cargo test --workspace --all-features --locked --lib --bins --test e2e --test domain --test aws \
+  cargo test --workspace --all-features --locked --test e2e >target/setup/e2e.log 2>&1 & e2e_pid=$!
+  cargo test --workspace --all-features --locked --lib --bins --test domain --test aws \
     --test no_panic --test admin_cli --test login --test native_host
+  wait_for "$e2e_pid" "the end-to-end suite (cargo test --test e2e)" target/setup/e2e.log
+  grep -E "^test result|^running" target/setup/e2e.log
   wait_for "$pytest_pid" "the Python suites (pytest)" target/setup/pytest.log
   tail -n 3 target/setup/pytest.log
   step "the suites that stop the emulator or count the functions' shared log, alone"

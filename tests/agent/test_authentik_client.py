@@ -10,7 +10,8 @@ import subprocess
 import time
 import urllib.request
 
-from authentik_client import ApiClient, Configuration
+from authentik_client.api_client import ApiClient
+from authentik_client.configuration import Configuration
 from authentik_client.api.core_api import CoreApi
 from authentik_client.api.endpoints_api import EndpointsApi
 from authentik_client.models.agent_config import AgentConfig

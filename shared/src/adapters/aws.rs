@@ -13,6 +13,21 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
 /// Attempts per call (the first and two retries), for throttling and 5xx, with backoff.
 pub const MAX_ATTEMPTS: u32 = 3;
+/// The variable that sets another attempt timeout, in milliseconds (within 100 ms and
+/// [`OPERATION_TIMEOUT`]). Unset when deployed. The local stack sets 3000: its emulator serves
+/// one request at a time to every suite at once, so a request can wait there behind others
+/// for longer than a DynamoDB attempt ever takes, and a retried write that had in fact been
+/// applied would count twice (an extra attempt on a plan, say), failing a test at random.
+pub const ATTEMPT_TIMEOUT_VAR: &str = "AWS_ATTEMPT_TIMEOUT_MS";
+
+/// The attempt timeout for the value of [`ATTEMPT_TIMEOUT_VAR`]: [`ATTEMPT_TIMEOUT`] when it is
+/// unset or not a number of milliseconds, else that number within its bounds.
+pub fn attempt_timeout(setting: Option<&str>) -> Duration {
+    setting
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms).clamp(Duration::from_millis(100), OPERATION_TIMEOUT))
+        .unwrap_or(ATTEMPT_TIMEOUT)
+}
 
 /// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL*`) with our bounds.
 /// Build it once per process (cold start), then the clients from it.
@@ -21,7 +36,9 @@ pub async fn load_config() -> aws_config::SdkConfig {
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_attempt_timeout(attempt_timeout(
+                    std::env::var(ATTEMPT_TIMEOUT_VAR).ok().as_deref(),
+                ))
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
@@ -185,5 +202,24 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{attempt_timeout, ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
+
+    #[test]
+    fn the_attempt_timeout_is_the_default_unless_set_within_bounds() {
+        assert_eq!(attempt_timeout(None), ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(Some("")), ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(Some("3s")), ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(Some("-5")), ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(Some("3000")), Duration::from_secs(3));
+        assert_eq!(attempt_timeout(Some(" 250 ")), Duration::from_millis(250));
+        assert_eq!(attempt_timeout(Some("1")), Duration::from_millis(100));
+        assert_eq!(attempt_timeout(Some("999999999")), OPERATION_TIMEOUT);
     }
 }
