@@ -65,30 +65,43 @@ lint() {
   wait_for "$venv_pid" "scripts/venv.sh or the template checks" target/setup/venv.log
 }
 
+# The suites that stop the emulator (faults) or count every line of the functions' log
+# (concurrency) run on a second local stack of their own, beside the others.
+own_stack_suites() {
+  trap 'stack_stop' EXIT
+  stack_pids=()
+  stack_watch_pid=""
+  unset SEALING_KEY_ID ASSERTION_KEY_ID
+  moto_start 0
+  functions_start 0
+  cargo test --workspace --all-features --locked --test concurrency --test faults
+}
+
 tests() {
-  step "moto_server, the workspace's build (first run: about 3 minutes of compiling), the local functions"
+  step "moto_server, the workspace's build (first run: about 3 minutes of compiling), two local stacks"
   moto_start 0
   stack_build
   # Tests run the functions at trace: the secrets-in-logs suite then proves that no level
   # prints a token, key, challenge, response, raw event or SDK body.
   export LOG_LEVEL="${LOG_LEVEL:-trace}"
-  functions_start 0
   unset CARGO_TARGET_DIR
+  (own_stack_suites) >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
+  functions_start 0
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
-  # Three at once: most of their time is waiting on HTTP, the emulator and the browser.
+  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, the suites that stop the emulator (on the second stack), authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
+  # Four at once: most of their time is waiting on HTTP, the emulators and the browser.
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser >target/setup/pytest.log 2>&1 & pytest_pid=$!
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
   cargo test --workspace --all-features --locked --test e2e >target/setup/e2e.log 2>&1 & e2e_pid=$!
   cargo test --workspace --all-features --locked --lib --bins --test domain --test aws \
-    --test no_panic --test admin_cli --test login --test native_host
+    --test no_panic --test admin_cli --test login --test native_host --test kms_faults
   wait_for "$e2e_pid" "the end-to-end suite (cargo test --test e2e)" target/setup/e2e.log
   grep -E "^test result|^running" target/setup/e2e.log
+  wait_for "$own_stack_pid" "the suites on the second stack (concurrency, faults)" target/setup/own-stack.log
+  grep -E "^test result|^running" target/setup/own-stack.log
   wait_for "$pytest_pid" "the Python suites (pytest)" target/setup/pytest.log
   tail -n 3 target/setup/pytest.log
-  step "the suites that stop the emulator or count the functions' shared log, alone"
-  cargo test --workspace --all-features --locked --test concurrency --test faults --test kms_faults
 }
 
 long() {
