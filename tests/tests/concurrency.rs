@@ -1,5 +1,6 @@
-//! Concurrency over real HTTP. This binary holds a single test so that, while it runs, no other
-//! test writes to the functions' log: it counts the log's `challenge_consumed` events.
+//! Concurrency over real HTTP. This binary holds a single test, and `make test` runs it on a local
+//! stack of its own (scripts/test.sh), so that, while it runs, no other test writes to the
+//! functions' log: it counts the log's `challenge_consumed` events.
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 //! Faults. The emulator stopped mid-run (SIGSTOP: connections hang, as with a network fault):
 //! every route answers 503 `unavailable` within 5 seconds, and serves normally again once it is
-//! resumed, without restarting the functions. A single test in this binary, so no other test
-//! runs while the emulator is stopped.
+//! resumed, without restarting the functions. A single test in this binary, run by `make test`
+//! on a local stack of its own (scripts/test.sh), so no other test runs while its emulator is
+//! stopped.
 
 use std::time::{Duration, Instant};
 
