@@ -4,6 +4,8 @@
 //! response, the contract answers a new challenge: [`InvokeMinter`] asks the challenge function
 //! for exactly what a GET of the executor answers (same attempt limit), through Lambda Invoke.
 
+use endpoint_core::adapters::aws::Failure;
+use endpoint_core::adapters::lambda::LambdaInvoker;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{outcome_body, parse_executor_request, parse_outcome, Reply};
@@ -55,20 +57,16 @@ impl<S: Store, M: ChallengeMinter> App<S, M> {
 /// Mints a new challenge by invoking the challenge function with the API Gateway event of
 /// `GET /v1/plans/{plan}/executor`.
 pub struct InvokeMinter {
-    pub client: aws_sdk_lambda::Client,
+    pub invoker: LambdaInvoker,
     pub function: String,
 }
 
 impl InvokeMinter {
-    /// The Lambda client (with the AWS time interceptor of every client) for the configured
+    /// The Lambda invoker (SigV4-signed, timed like every AWS call) for the configured
     /// challenge function.
     pub fn from_config(aws: &aws_config::SdkConfig, base: &Base) -> Self {
         InvokeMinter {
-            client: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(aws)
-                    .interceptor(endpoint_core::adapters::aws::CallTimer)
-                    .build(),
-            ),
+            invoker: LambdaInvoker::from_config(aws),
             function: base.config.challenge_function.clone(),
         }
     }
@@ -145,17 +143,13 @@ impl ChallengeMinter for InvokeMinter {
             CoreError::Unavailable("The challenge service could not be asked.".into())
         })?;
         let out = self
-            .client
-            .invoke()
-            .function_name(&self.function)
-            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-            .send()
+            .invoker
+            .invoke(&self.function, payload)
             .await
-            .map_err(|e| {
-                let why = endpoint_core::adapters::aws::classify(&e);
+            .map_err(|why| {
                 tracing::warn!(failure = ?why, "invoking the challenge function failed");
                 match why {
-                    endpoint_core::adapters::aws::Failure::Throttled => CoreError::Throttled(
+                    Failure::Throttled => CoreError::Throttled(
                         "The challenge service is busy; try again shortly.".into(),
                     ),
                     _ => CoreError::Unavailable(
@@ -163,13 +157,13 @@ impl ChallengeMinter for InvokeMinter {
                     ),
                 }
             })?;
-        if out.function_error().is_some() {
+        if out.function_error {
             tracing::warn!("the challenge function failed");
             return Err(CoreError::Unavailable(
                 "The challenge service failed; try again shortly.".into(),
             ));
         }
-        read_invoke_payload(out.payload().map(|p| p.as_ref()).unwrap_or_default())
+        read_invoke_payload(&out.payload)
     }
 }
 

@@ -156,6 +156,41 @@ pub fn take_aws_time() -> std::time::Duration {
     std::mem::take(&mut c.total)
 }
 
+fn call_started() {
+    let mut c = aws_clock();
+    if c.active == 0 {
+        c.since = Some(std::time::Instant::now());
+    }
+    c.active += 1;
+}
+
+fn call_ended() {
+    let mut c = aws_clock();
+    c.active = c.active.saturating_sub(1);
+    if c.active == 0 {
+        if let Some(since) = c.since.take() {
+            c.total += since.elapsed();
+        }
+    }
+}
+
+/// An AWS call made without the SDK (adapters::lambda) in flight, for [`take_aws_time`], until
+/// it is dropped.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> Self {
+        call_started();
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        call_ended();
+    }
+}
+
 #[derive(Debug, Clone)]
 struct CallStart;
 
@@ -177,11 +212,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
         _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let mut c = aws_clock();
-        if c.active == 0 {
-            c.since = Some(std::time::Instant::now());
-        }
-        c.active += 1;
+        call_started();
         cfg.interceptor_state().store_put(CallStart);
         Ok(())
     }
@@ -193,13 +224,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CallTimer {
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if cfg.load::<CallStart>().is_some() {
-            let mut c = aws_clock();
-            c.active = c.active.saturating_sub(1);
-            if c.active == 0 {
-                if let Some(since) = c.since.take() {
-                    c.total += since.elapsed();
-                }
-            }
+            call_ended();
         }
         Ok(())
     }

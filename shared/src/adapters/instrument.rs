@@ -70,7 +70,8 @@ impl AccessRecorder {
         }
     }
 
-    fn add(&self, access: String) {
+    /// Records an access (the Lambda invoker's observer calls it: `adapters::lambda`).
+    pub fn add(&self, access: String) {
         if let Ok(mut c) = self.0.lock() {
             c.insert(access);
         }
@@ -169,8 +170,6 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for AccessRecorder 
             }
         } else if let Some(op) = target.strip_prefix("TrentService.") {
             self.add(format!("kms:{op}"));
-        } else if request.uri().contains("/functions/") && request.uri().contains("/invocations") {
-            self.add("lambda:InvokeFunction".into());
         } else {
             self.add(format!("unknown {}", request.uri()));
         }

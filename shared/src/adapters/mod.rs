@@ -5,6 +5,7 @@
 //! - `local_signer`: software keys (P-256, P-384, P-521, RSA) for tests and benchmarks.
 //! - `sealing`: AES-256-GCM sealing of device token keys under a vault's data key.
 //! - `dynamodb`, `kms`: the production adapters (cargo features `dynamodb`, `kms`).
+//! - `lambda`: Lambda Invoke, SigV4-signed (feature `invoke`).
 //! - `instrument`: call counting and IAM access recording for the tests (feature `instrument`).
 
 pub mod local_signer;
@@ -19,5 +20,7 @@ pub mod dynamodb;
 pub mod instrument;
 #[cfg(feature = "kms")]
 pub mod kms;
+#[cfg(feature = "invoke")]
+pub mod lambda;
 #[cfg(feature = "sealing")]
 pub mod vault;

@@ -13,4 +13,5 @@ mod dynamodb_stage;
 mod dynamodb_store;
 mod emulator;
 mod kms;
+mod lambda;
 mod sealing;

@@ -6,6 +6,7 @@
 
 use std::process::Command;
 
+use endpoint_core::adapters::lambda::LambdaInvoker;
 use endpoint_core::model::StageMode;
 use endpoint_e2e::{now, Stack};
 use serde_json::{json, Value};
@@ -327,7 +328,7 @@ async fn auth_ia_answers_429_with_retry_after_past_its_limit() {
 /// context (locally there is no IAM authorizer: the test drives the principal through the
 /// event, exactly where API Gateway puts it). Answers (status, body).
 async fn as_principal(
-    lambda: &aws_sdk_lambda::Client,
+    lambda: &LambdaInvoker,
     principal: Option<&str>,
     method: &str,
     path: &str,
@@ -361,13 +362,11 @@ async fn as_principal(
         "isBase64Encoded": false,
     });
     let out = lambda
-        .invoke()
-        .function_name("plans")
-        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
-        .send()
+        .invoke("plans", event.to_string().into_bytes())
         .await
         .unwrap();
-    let response: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert!(!out.function_error, "the plans function failed");
+    let response: Value = serde_json::from_slice(&out.payload).unwrap();
     let body: Value =
         serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
     (response["statusCode"].as_u64().unwrap(), body)
@@ -377,7 +376,7 @@ async fn as_principal(
 async fn a_plan_is_readable_only_by_the_principal_that_created_it() {
     let s = Stack::connect().await;
     let setup = s.setup(StageMode::Optional, true, true).await;
-    let lambda = aws_sdk_lambda::Client::new(&aws_config::load_from_env().await);
+    let lambda = LambdaInvoker::from_config(&endpoint_core::adapters::aws::load_config().await);
     let alice = "arn:aws:sts::111122223333:assumed-role/relying-party-a/session";
     let bob = "arn:aws:sts::111122223333:assumed-role/relying-party-b/session";
     let (status, created) = as_principal(

@@ -10,6 +10,7 @@ use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::instrument::AccessRecorder;
 use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::adapters::lambda::LambdaInvoker;
 use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::admin;
 use endpoint_core::edge::Base;
@@ -36,7 +37,7 @@ struct Recorded {
     recorder: AccessRecorder,
     store: DynamoStore,
     signer: KmsSigner,
-    lambda: aws_sdk_lambda::Client,
+    lambda: LambdaInvoker,
 }
 
 async fn recorded() -> Recorded {
@@ -59,11 +60,10 @@ async fn recorded() -> Recorded {
         table.clone(),
     )
     .with_sealing(KmsVault::new(kms.clone(), sealing, table));
-    let lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&config)
-            .interceptor(recorder.clone())
-            .build(),
-    );
+    let observer = recorder.clone();
+    let lambda = LambdaInvoker::from_config(&config).observed(std::sync::Arc::new(move |access| {
+        observer.add(access.into())
+    }));
     Recorded {
         recorder,
         store,
@@ -409,7 +409,7 @@ async fn response_function(
         base: Base::from_env().unwrap(),
         store: r.store.clone(),
         minter: fn_response::InvokeMinter {
-            client: r.lambda.clone(),
+            invoker: r.lambda.clone(),
             function: "challenge".into(),
         },
     };
