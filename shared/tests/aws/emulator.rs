@@ -1,11 +1,13 @@
 //! The emulator itself: `scripts/moto_server.py` replaces moto's rollback of a cancelled
-//! transaction (a copy of every table it names) with a copy of the items it writes. A cancelled
-//! transaction must still leave every item as it was, as DynamoDB does.
+//! transaction (a copy of every table it names) with a copy of the items it writes, and gives a
+//! Query only the items that can match instead of the whole table. A cancelled transaction must
+//! still leave every item as it was, and a Query answer what DynamoDB answers.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -37,8 +39,22 @@ async fn scratch_table() -> (Client, String) {
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute("pk"))
         .attribute_definitions(attribute("sk"))
+        .attribute_definitions(attribute("kind"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("kind-index")
+                .key_schema(key("kind", KeyType::Hash))
+                .key_schema(key("pk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("name and keys are set"),
+        )
         .send()
         .await
         .unwrap();
@@ -154,4 +170,94 @@ async fn a_cancelled_transaction_leaves_every_item_as_it_was() {
     .unwrap();
     assert_eq!(value(&client, &table, "a").await.as_deref(), Some("new"));
     assert_eq!(value(&client, &table, "c").await.as_deref(), Some("new"));
+}
+
+/// (pk, sk) of every item a Query answers, read two items a page.
+async fn query_all(
+    client: &Client,
+    table: &str,
+    partition: Option<&str>,
+    index: Option<&str>,
+    forward: bool,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let mut q = client
+            .query()
+            .table_name(table)
+            .limit(2)
+            .scan_index_forward(forward)
+            .set_exclusive_start_key(start);
+        q = match (partition, index) {
+            (Some(pk), _) => q
+                .key_condition_expression("pk = :v")
+                .expression_attribute_values(":v", s(pk)),
+            (None, Some(kind)) => q
+                .index_name("kind-index")
+                .key_condition_expression("kind = :v")
+                .expression_attribute_values(":v", s(kind)),
+            (None, None) => unreachable!("a partition or an index"),
+        };
+        let page = q.send().await.unwrap();
+        for item in page.items() {
+            out.push((
+                item["pk"].as_s().unwrap().clone(),
+                item["sk"].as_s().unwrap().clone(),
+            ));
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_query_reads_its_partition_or_its_index_key_in_order_and_in_pages() {
+    let (client, table) = scratch_table().await;
+    for (pk, sk, kind) in [
+        ("b", "1", Some("x")),
+        ("a", "3", None),
+        ("a", "1", None),
+        ("a", "2", Some("x")),
+        ("c", "1", Some("y")),
+    ] {
+        let mut put = client
+            .put_item()
+            .table_name(&table)
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("v", s("v"));
+        if let Some(k) = kind {
+            put = put.item("kind", s(k));
+        }
+        put.send().await.unwrap();
+    }
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        query_all(&client, &table, Some("a"), None, true).await,
+        pairs(&[("a", "1"), ("a", "2"), ("a", "3")])
+    );
+    assert_eq!(
+        query_all(&client, &table, Some("a"), None, false).await,
+        pairs(&[("a", "3"), ("a", "2"), ("a", "1")])
+    );
+    assert_eq!(
+        query_all(&client, &table, Some("none"), None, true).await,
+        []
+    );
+    assert_eq!(
+        query_all(&client, &table, None, Some("x"), true).await,
+        pairs(&[("a", "2"), ("b", "1")])
+    );
+    assert_eq!(
+        query_all(&client, &table, None, Some("y"), true).await,
+        pairs(&[("c", "1")])
+    );
+    assert_eq!(query_all(&client, &table, None, Some("z"), true).await, []);
 }
