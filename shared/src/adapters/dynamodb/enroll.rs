@@ -82,6 +82,17 @@ impl<'a> Connection<'a> {
 
 /// The positions, in a transaction, of the conditions that decide a refusal or a new seal
 /// rather than a plain retry.
+/// What sending an enrollment's transaction came to.
+enum Sent {
+    Committed,
+    /// The enrollment token's condition failed (used up, revoked, expired meanwhile).
+    TokenRefused,
+    /// The keyring's seal generation changed (a rotation began).
+    KeyringChanged,
+    /// The device or the connection changed under it.
+    Conflict,
+}
+
 #[derive(Default)]
 struct Positions {
     enrollment_token: Option<usize>,
@@ -141,42 +152,52 @@ impl DynamoStore {
                     .await?;
                 continue;
             }
-            sent_outcome = Some(EnrollOutcome::Enrolled {
+            let enrolled = EnrollOutcome::Enrolled {
                 existed: exists,
                 replaced: found.replaced,
-            });
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await;
-            let e = match sent {
-                Ok(_) => {
-                    return Ok(EnrollOutcome::Enrolled {
-                        existed: exists,
-                        replaced: found.replaced,
-                    })
-                }
-                Err(e) => e,
             };
-            let failed = failed_conditions(&e);
-            if at.enrollment_token.is_some_and(|i| failed.contains(&i)) {
-                return Ok(EnrollOutcome::TokenRefused);
-            }
-            if at.keyring.is_some_and(|i| failed.contains(&i)) {
+            sent_outcome = Some(enrolled);
+            match self.send_enrollment(actions, &at).await? {
+                Sent::Committed => return Ok(enrolled),
+                Sent::TokenRefused => return Ok(EnrollOutcome::TokenRefused),
                 // A rotation began since the keyring was read: seal with its next data key.
-                keyring = self.reload_keyring().await?;
-                continue;
-            }
-            // A concurrent enrollment changed the device or the connection: look again.
-            if failed.is_empty() && !is_transaction_conflict(&e) {
-                return Err(store_error("TransactWriteItems enroll", &e));
+                Sent::KeyringChanged => keyring = self.reload_keyring().await?,
+                // A concurrent enrollment changed the device or the connection: look again.
+                Sent::Conflict => {}
             }
         }
         Err(StoreError::Unavailable(
             "enrollment kept conflicting with concurrent enrollments".into(),
         ))
+    }
+
+    /// Sends the enrollment's transaction; what a refusal was refused for.
+    async fn send_enrollment(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        at: &Positions,
+    ) -> Result<Sent, StoreError> {
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        let e = match sent {
+            Ok(_) => return Ok(Sent::Committed),
+            Err(e) => e,
+        };
+        let failed = failed_conditions(&e);
+        if at.enrollment_token.is_some_and(|i| failed.contains(&i)) {
+            return Ok(Sent::TokenRefused);
+        }
+        if at.keyring.is_some_and(|i| failed.contains(&i)) {
+            return Ok(Sent::KeyringChanged);
+        }
+        if failed.is_empty() && !is_transaction_conflict(&e) {
+            return Err(store_error("TransactWriteItems enroll", &e));
+        }
+        Ok(Sent::Conflict)
     }
 
     /// The transaction's actions, and where its refusing condition stands in it.
