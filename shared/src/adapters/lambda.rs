@@ -2,9 +2,11 @@
 //! function's one Lambda call, asking the challenge function for a new challenge. The generated
 //! `aws-sdk-lambda` crate did the same with 31 s of compile work (the largest crate of a fresh
 //! build) for this one operation; here the request is signed by AWS's own signer (`aws-sigv4`,
-//! which the SDK uses too), with the SDK configuration's region, credentials and endpoint, and
-//! the same bounds as every SDK client: an attempt timeout, three attempts for throttling, 5xx
-//! and transport failures, all within [`OPERATION_TIMEOUT`].
+//! which the SDK uses too) and sent by the SDK's own HTTPS connector (`aws-smithy-http-client`:
+//! hyper, rustls on aws-lc, the system's roots: what every SDK client of the function already
+//! links), with the SDK configuration's region, credentials and endpoint, and the same bounds as
+//! every SDK client: an attempt timeout, three attempts for throttling, 5xx and transport
+//! failures, all within [`OPERATION_TIMEOUT`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,6 +15,12 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
+use aws_smithy_runtime_api::http::Request as HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
 
 use super::aws::{
     attempt_timeout, Failure, InFlight, ATTEMPT_TIMEOUT_VAR, CONNECT_TIMEOUT, MAX_ATTEMPTS,
@@ -23,7 +31,7 @@ use super::aws::{
 const SERVICE: &str = "lambda";
 const API_VERSION: &str = "2015-03-31";
 /// The largest synchronous response Lambda returns (6 MB), and some room.
-const MAX_PAYLOAD: u64 = 7 * 1024 * 1024;
+const MAX_PAYLOAD: usize = 7 * 1024 * 1024;
 
 /// What Lambda answered: the function's own response, or its error (`X-Amz-Function-Error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +47,7 @@ pub type Observer = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// Invokes Lambda functions, built once per process from the SDK configuration.
 #[derive(Clone)]
 pub struct LambdaInvoker {
-    agent: ureq::Agent,
+    connector: Arc<Connector>,
     endpoint: String,
     region: String,
     credentials: Option<SharedCredentialsProvider>,
@@ -132,14 +140,16 @@ impl LambdaInvoker {
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         let region = config.region().map(|r| r.to_string()).unwrap_or_default();
         let service_url = std::env::var("AWS_ENDPOINT_URL_LAMBDA").ok();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .max_redirects(0)
-            .build()
-            .into();
+        let connector = Connector::builder()
+            .connector_settings(
+                HttpConnectorSettings::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build(),
+            )
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build();
         LambdaInvoker {
-            agent,
+            connector: Arc::new(connector),
             endpoint: endpoint(service_url.as_deref(), config.endpoint_url(), &region),
             region,
             credentials: config.credentials_provider(),
@@ -208,14 +218,7 @@ impl LambdaInvoker {
         if let Some(observe) = &self.observer {
             observe("lambda:InvokeFunction");
         }
-        let (agent, url, payload) = (self.agent.clone(), url.to_string(), payload.clone());
-        let sent =
-            tokio::task::spawn_blocking(move || post(&agent, &url, &headers, &payload, timeout))
-                .await;
-        match sent {
-            Ok(answer) => answer,
-            Err(_) => Attempt::Done(Err(Failure::Unreachable("dispatch failure".into()))),
-        }
+        post(&self.connector, url, &headers, payload, timeout).await
     }
 }
 
@@ -226,58 +229,84 @@ fn no_credentials() -> Failure {
     )
 }
 
-/// One POST, on the blocking pool.
-fn post(
-    agent: &ureq::Agent,
+/// What came back of one POST.
+struct Answer {
+    status: u16,
+    function_error: bool,
+    code: String,
+    body: Vec<u8>,
+}
+
+/// One POST, ended after `timeout`.
+async fn post(
+    connector: &Connector,
     url: &str,
     headers: &[(String, String)],
     payload: &[u8],
     timeout: Duration,
 ) -> Attempt {
-    let mut request = agent
-        .post(url)
-        .config()
-        .timeout_global(Some(timeout))
-        .build();
-    for (name, value) in headers.iter().filter(|(name, _)| name != "host") {
+    let mut request = http::Request::builder().method("POST").uri(url);
+    for (name, value) in headers {
         request = request.header(name, value);
     }
-    let mut response = match request.send(payload) {
-        Ok(r) => r,
-        Err(ureq::Error::Timeout(_)) => {
-            return Attempt::Retry(Failure::Unreachable("timeout".into()))
-        }
-        Err(_) => return Attempt::Retry(Failure::Unreachable("connection failed".into())),
+    let Some(request) = request
+        .body(SdkBody::from(payload))
+        .ok()
+        .and_then(|r| HttpRequest::try_from(r).ok())
+    else {
+        return Attempt::Done(Err(Failure::Unreachable(
+            "the request could not be built".into(),
+        )));
     };
+    let answer = match tokio::time::timeout(timeout, send(connector, request)).await {
+        Err(_) => return Attempt::Retry(Failure::Unreachable("timeout".into())),
+        Ok(Err(failure)) => return Attempt::Retry(failure),
+        Ok(Ok(answer)) => answer,
+    };
+    match answer.status {
+        200 if answer.body.len() <= MAX_PAYLOAD => Attempt::Done(Ok(Invocation {
+            function_error: answer.function_error,
+            payload: answer.body,
+        })),
+        200 => Attempt::Done(Err(Failure::Unreachable("unreadable response".into()))),
+        429 => Attempt::Retry(Failure::Throttled),
+        500.. => Attempt::Retry(Failure::Service(answer.code)),
+        _ => Attempt::Done(Err(Failure::Service(answer.code))),
+    }
+}
+
+async fn send(connector: &Connector, request: HttpRequest) -> Result<Answer, Failure> {
+    let response = connector.call(request).await.map_err(|e| {
+        Failure::Unreachable(
+            if e.is_timeout() {
+                "timeout"
+            } else {
+                "connection failed"
+            }
+            .into(),
+        )
+    })?;
     let status = response.status().as_u16();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let function_error = header("x-amz-function-error").is_some();
+    let function_error = response.headers().get("x-amz-function-error").is_some();
     // `x-amzn-ErrorType: TooManyRequestsException:http://internal.amazon.com/...`
-    let code = header("x-amzn-errortype")
+    let code = response
+        .headers()
+        .get("x-amzn-errortype")
         .map(|t| t.split(':').next().unwrap_or_default().to_string())
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| format!("HTTP {status}"));
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_PAYLOAD)
-        .read_to_vec();
-    match (status, body) {
-        (200, Ok(payload)) => Attempt::Done(Ok(Invocation {
-            function_error,
-            payload,
-        })),
-        (200, Err(_)) => Attempt::Retry(Failure::Unreachable("unreadable response".into())),
-        (429, _) => Attempt::Retry(Failure::Throttled),
-        (500.., _) => Attempt::Retry(Failure::Service(code)),
-        _ => Attempt::Done(Err(Failure::Service(code))),
-    }
+    let body = ByteStream::new(response.into_body())
+        .collect()
+        .await
+        .map_err(|_| Failure::Unreachable("unreadable response".into()))?
+        .into_bytes()
+        .to_vec();
+    Ok(Answer {
+        status,
+        function_error,
+        code,
+        body,
+    })
 }
 
 #[cfg(test)]
