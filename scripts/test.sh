@@ -62,6 +62,9 @@ lint() {
   python3 scripts/layers.py --doc >/dev/null
   python3 scripts/check-test-targets.py
   step "the Python tools and the template and route checks (started in the background)"
+  # The compile is done: the background jobs get a full share of the CPU again, so that other
+  # load on the machine cannot starve them (needs root, as CI and the dev machines are).
+  renice -n 0 -g "$(ps -o pgid= -p $$ | tr -d ' ')" >/dev/null 2>&1 || true
   wait_for "$venv_pid" "scripts/venv.sh or the template checks" target/setup/venv.log
 }
 
