@@ -15,8 +15,9 @@ What that line costs, measured with py-spy over `make test` (docs/PERFORMANCE.md
 - Every KMS key got an RSA-2048 private key, also symmetric and HMAC keys that never sign
   (65 ms each, and the suites create a sealing key per stack): generated on first use now.
 - An RSA key (up to 2 s for RSA_4096 on a loaded machine) was generated while every other request
-  waited, which made unrelated requests time out. The key is not yet visible to anyone while it
-  is generated, so the lock is let go for that time.
+  waited, which made unrelated requests time out. One key of each RSA size is now made ahead in
+  the background (and again when taken); when none is ready, the lock is let go while one is
+  made (the new key is not yet visible to anyone).
 - A Query read and sorted every item of the table to keep one partition (or, on an index, the
   items with one key value): it is given only those items now.
 Request lines are not logged (werkzeug's log was 5% of the emulator's time); errors still are.
@@ -24,6 +25,7 @@ Started by scripts/stack-lib.sh with moto_server's own arguments."""
 import copy
 import inspect
 import logging
+import queue
 import sys
 import threading
 
@@ -213,7 +215,23 @@ class _OnFirstUse:
         return getattr(self._key, name)
 
 
+# One RSA key of each size made ahead, off any request, and made again when taken: CreateKey of
+# an RSA key answers at once (an RSA_4096 key takes 1 s, and 4 s and more on a loaded machine,
+# which is the SDK's operation timeout: a suite's CreateKey failed so on a fresh clone).
+_ahead = {spec: queue.Queue(maxsize=1) for spec in ("RSA_2048", "RSA_3072", "RSA_4096")}
+
+
+def _make_ahead(key_spec):
+    while True:
+        _ahead[key_spec].put(_generate_private_key(key_spec))
+
+
 def _private_key(key_spec):
+    if key_spec in _ahead:
+        try:
+            return _ahead[key_spec].get_nowait()
+        except queue.Empty:
+            pass
     if key_spec.startswith("RSA_"):
         if not getattr(_local, "holds_lock", False):
             return _generate_private_key(key_spec)
@@ -234,4 +252,6 @@ kms_models.generate_private_key = _private_key
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 if __name__ == "__main__":
+    for spec in _ahead:
+        threading.Thread(target=_make_ahead, args=(spec,), daemon=True).start()
     server.main(sys.argv[1:])
