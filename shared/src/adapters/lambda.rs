@@ -176,7 +176,6 @@ impl LambdaInvoker {
         let _in_flight = InFlight::start();
         let url = invocations_url(&self.endpoint, function)
             .ok_or_else(|| Failure::Unreachable("invalid Lambda endpoint".into()))?;
-        let payload = Arc::new(payload);
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let mut attempt = 1;
         loop {
@@ -197,7 +196,7 @@ impl LambdaInvoker {
         }
     }
 
-    async fn attempt(&self, url: &str, payload: &Arc<Vec<u8>>, timeout: Duration) -> Attempt {
+    async fn attempt(&self, url: &str, payload: &[u8], timeout: Duration) -> Attempt {
         let credentials = match &self.credentials {
             Some(provider) => match provider.provide_credentials().await {
                 Ok(c) => c,
