@@ -16,6 +16,9 @@ from authentik_client.api.core_api import CoreApi
 from authentik_client.api.endpoints_api import EndpointsApi
 from authentik_client.models.agent_config import AgentConfig
 from authentik_client.models.current_brand import CurrentBrand
+from authentik_client.exceptions import ForbiddenException
+from authentik_client.models.paginated_group_list import PaginatedGroupList
+from authentik_client.models.paginated_user_list import PaginatedUserList
 from authentik_client.models.device_facts_request import DeviceFactsRequest
 from authentik_client.models.device_group_request import DeviceGroupRequest
 from authentik_client.models.device_user_request import DeviceUserRequest
@@ -103,6 +106,34 @@ def test_agent_config_and_the_brand_parse_as_the_models_with_nothing_extra():
     assert required(CurrentBrand) <= set(body) <= aliases(CurrentBrand)
     # No credentials needed.
     assert CoreApi(client()).core_brands_current_retrieve().branding_title == "endpoint-stage"
+
+
+def test_the_directory_sync_gets_one_empty_page_with_a_device_token_and_403_without():
+    """The Rust agent syncs users and groups (for Linux logins) at start and every refresh
+    interval, `core/users/?include_groups=true&page=N` and `core/groups/`: an empty page in
+    authentik's paginated shape keeps its directory empty without a warning."""
+    token = enrolled(f"PY-DIR-{time.time_ns()}")
+    users = CoreApi(client(token)).core_users_list(include_groups=True, page=1)
+    assert isinstance(users, PaginatedUserList)
+    assert users.results == [] and users.pagination.count == 0
+    assert users.pagination.total_pages == 1 and users.pagination.current == 1
+    assert users.pagination.next == 0 and users.pagination.previous == 0
+    groups = CoreApi(client(token)).core_groups_list(page=1)
+    assert isinstance(groups, PaginatedGroupList)
+    assert groups.results == [] and groups.pagination.count == 0
+    for path in ("/core/users/?include_groups=true&page=1", "/core/groups/"):
+        body = raw(path, token)
+        assert set(body) == aliases(PaginatedUserList) == {"pagination", "results", "autocomplete"}
+        assert body["autocomplete"] == {}
+    for bad in (None, "not-a-device-token"):
+        for call in (lambda: CoreApi(client(bad)).core_users_list(include_groups=True),
+                     lambda: CoreApi(client(bad)).core_groups_list()):
+            try:
+                call()
+            except ForbiddenException as refused:
+                assert refused.status == 403
+            else:
+                raise AssertionError("the directory needs a valid device token")
 
 
 def desktop_facts(serial, target):

@@ -1,5 +1,6 @@
 //! The agent API under `/api/v3/endpoints/agents/connectors/` (`enroll/`, `agent_config/`,
-//! `check_in/`, `auth_ia/`) and `GET /api/v3/core/brands/current/`, with the reference's paths,
+//! `check_in/`, `auth_ia/`), `GET /api/v3/core/brands/current/` and the directory sync's
+//! `GET /api/v3/core/users/` and `core/groups/` (an empty page), with the reference's paths,
 //! headers, JSON and status codes. One small handler per route.
 
 use endpoint_core::agent;
@@ -44,6 +45,8 @@ where
             routes::CHECK_IN,
             routes::AUTH_IA,
             routes::CURRENT_BRAND,
+            routes::DIRECTORY_USERS,
+            routes::DIRECTORY_GROUPS,
         ];
         let route = match edge::route(&req, &served) {
             Ok((route, _)) => route,
@@ -51,6 +54,9 @@ where
         };
         let result = match route {
             r if r == routes::CURRENT_BRAND => Ok(self.brand(&req)),
+            r if r == routes::DIRECTORY_USERS || r == routes::DIRECTORY_GROUPS => {
+                self.directory(&req).await
+            }
             r if r == routes::ENROLL => self.enroll(&req).await,
             r if r == routes::AGENT_CONFIG => self.agent_config(&req).await,
             r if r == routes::CHECK_IN => self.check_in(&req).await,
@@ -63,6 +69,12 @@ where
         let domain = edge::host(req).map(domain_of).unwrap_or("");
         let brand = agent::current_brand(&self.base.config.brand_title, domain);
         (Reply::ok(edge::to_body(&brand)), Label::Brand)
+    }
+
+    async fn directory(&self, req: &Request) -> Handled {
+        let auth = edge::header(req, "authorization");
+        let page = agent::directory_page(&self.store, &self.base.clock, auth).await?;
+        Ok((Reply::ok(edge::to_body(&page)), Label::Directory))
     }
 
     async fn enroll(&self, req: &Request) -> Handled {

@@ -166,6 +166,60 @@ pub fn current_brand(title: &str, matched_domain: &str) -> CurrentBrand {
     }
 }
 
+/// authentik's pagination block (`Pagination` of its generated clients).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pagination {
+    pub next: u32,
+    pub previous: u32,
+    pub count: u32,
+    pub current: u32,
+    pub total_pages: u32,
+    pub start_index: u32,
+    pub end_index: u32,
+}
+
+/// One page of an authentik list (`PaginatedUserList`, `PaginatedGroupList`): `results` in the
+/// model's shape, and `autocomplete` (an object).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectoryPage {
+    pub pagination: Pagination,
+    pub results: Vec<Value>,
+    pub autocomplete: serde_json::Map<String, Value>,
+}
+
+impl DirectoryPage {
+    /// The only page of an empty list.
+    pub fn empty() -> Self {
+        DirectoryPage {
+            pagination: Pagination {
+                next: 0,
+                previous: 0,
+                count: 0,
+                current: 1,
+                total_pages: 1,
+                start_index: 0,
+                end_index: 0,
+            },
+            results: Vec::new(),
+            autocomplete: serde_json::Map::new(),
+        }
+    }
+}
+
+/// `GET core/users/` and `GET core/groups/` with a device token: the real agent syncs a directory
+/// for Linux logins at start and every refresh interval. We serve no directory (owners as Linux
+/// users would need the interactive sign-in that is not offered), so a valid device token gets
+/// one empty page, the agent's directory stays empty without a warning, and nothing else is read:
+/// one `GetItem` (the token index), as the other agent routes' first read; otherwise 403.
+pub async fn directory_page<S: Store>(
+    store: &S,
+    clock: &dyn Clock,
+    authorization: Option<&str>,
+) -> Result<DirectoryPage, CoreError> {
+    device_token(store, clock, authorization).await?;
+    Ok(DirectoryPage::empty())
+}
+
 /// What `auth_ia/` creates: the plan whose executor GET (with the DTH header) passes the stage;
 /// the edge answers its URL.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,6 +20,8 @@ pub enum Label {
     /// A Shared Signals answer (configuration, stream, status, poll).
     Signals,
     Brand,
+    /// The agent's directory sync (`core/users/`, `core/groups/`): an empty page.
+    Directory,
     Enrolled,
     Config,
     CheckedIn,
@@ -67,6 +69,7 @@ impl Label {
             Label::Jwks => "jwks",
             Label::Signals => "signals",
             Label::Brand => "brand",
+            Label::Directory => "directory",
             Label::Enrolled => "enrolled",
             Label::Config => "config",
             Label::CheckedIn => "checked_in",

@@ -41,6 +41,9 @@ pub const AUTH_IA: Route = route(
     "agent",
 );
 pub const CURRENT_BRAND: Route = route("/api/v3/core/brands/current/", "GET", "agent");
+/// The real agent's directory sync (users and groups for Linux logins): an empty page.
+pub const DIRECTORY_USERS: Route = route("/api/v3/core/users/", "GET", "agent");
+pub const DIRECTORY_GROUPS: Route = route("/api/v3/core/groups/", "GET", "agent");
 pub const SSF_CONFIGURATION: Route = route("/.well-known/ssf-configuration", "GET", "ssf");
 pub const SSF_STREAM_CREATE: Route = route("/ssf/streams", "POST", "ssf");
 pub const SSF_STREAM_READ: Route = route("/ssf/streams", "GET", "ssf");
@@ -66,6 +69,8 @@ pub const ROUTES: &[Route] = &[
     CHECK_IN,
     AUTH_IA,
     CURRENT_BRAND,
+    DIRECTORY_USERS,
+    DIRECTORY_GROUPS,
     SSF_CONFIGURATION,
     SSF_STREAM_CREATE,
     SSF_STREAM_READ,

@@ -302,6 +302,23 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
 }
 
 #[tokio::test]
+async fn the_directory_sync_reads_only_the_token_index() {
+    let w = world("DIRECTORY-CALLS").await;
+    let (device, ddb, kms) = (&w.device, &w.ddb, &w.kms);
+    let agent = agent_app(&w);
+    for path in ["/api/v3/core/users/", "/api/v3/core/groups/"] {
+        ddb.reset();
+        kms.reset();
+        let req = with_device_token(request("GET", path, None), &device.token);
+        let (reply, _) = agent.handle(req).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["results"], serde_json::json!([]));
+        assert_eq!(ddb.calls(), ["GetItem"], "{path}");
+        assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+    }
+}
+
+#[tokio::test]
 async fn agent_routes_stay_within_budget() {
     let w = world("AGENT-CALLS").await;
     let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
