@@ -119,8 +119,13 @@ impl Pusher for HttpPusher {
                 Ok(r) => Ok(r.status().as_u16()),
                 Err(e) => {
                     let failure = generic(&e);
-                    // The detail for the operator's log only (the receiver sees `failure`).
-                    tracing::warn!(event = "push_error", failure = %failure, error = %e, "push failed");
+                    // The detail for the operator's log only (the receiver sees `failure`);
+                    // never the URL, which may carry the receiver's secret.
+                    let detail = match &e {
+                        ureq::Error::BadUri(_) => "bad uri".to_string(),
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(event = "push_error", failure = %failure, error = %detail, "push failed");
                     Err(failure)
                 }
             }
