@@ -109,6 +109,10 @@ functions_start() {
   # Push delivery retries a failing receiver after 2 s here (deployed: 30 s), so that the
   # tests of a receiver that fails first do not wait half a minute.
   export PUSH_FIRST_RETRY_SECONDS="${PUSH_FIRST_RETRY_SECONDS:-2}"
+  # Push endpoints may be loopback addresses here, and http: to them, for development and the
+  # tests' loopback receivers. Only this local stack sets it (make run, make test): deployed,
+  # template.yaml never does, and push goes to public addresses over https: only.
+  export PUSH_ALLOW_LOOPBACK=1
   # The symmetric key that seals device token keys (deployed: the stack's SealingKey); init
   # creates the table and its data key.
   export SEALING_KEY_ID="${SEALING_KEY_ID:-$("$STACK_ADMIN" key create-sealing)}"

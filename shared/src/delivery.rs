@@ -7,6 +7,7 @@
 
 use std::future::Future;
 
+use crate::egress::PushFailure;
 use crate::error::CoreError;
 use crate::model::{DeliveryMethod, Stream, StreamStatus, UnixTime};
 use crate::ports::{ChallengeSigner, DeviceStore, Random, SignalStore};
@@ -35,14 +36,15 @@ impl Default for Backoff {
 /// Most SETs one run pushes to one stream.
 pub const MAX_PER_RUN: usize = 100;
 
-/// Sends one SET to a receiver's endpoint; answers the HTTP status, or why there was none.
+/// Sends one SET to a receiver's endpoint; answers the HTTP status, or why there was none in
+/// generic terms (what the stream's status shows: never the HTTP client's own error text).
 pub trait Pusher: Send + Sync {
     fn push(
         &self,
         url: &str,
         authorization: Option<&str>,
         set: &str,
-    ) -> impl Future<Output = Result<u16, String>> + Send;
+    ) -> impl Future<Output = Result<u16, PushFailure>> + Send;
 }
 
 /// The delay before the next attempt after `failures` consecutive failures: `schedule.first`
@@ -122,10 +124,7 @@ where
                     report.delivered += 1;
                 }
                 other => {
-                    let why = match other {
-                        Ok(status) => format!("the receiver answered {status}"),
-                        Err(e) => format!("the receiver could not be reached ({e})"),
-                    };
+                    let why = other.map_or_else(|e| e, PushFailure::Status).to_string();
                     failed(&mut stream, (now, schedule), why, rng);
                     store.put_stream(&stream).await?;
                     report.failed += 1;

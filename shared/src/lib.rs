@@ -9,7 +9,8 @@
 //! 3. `ports`: what the domain needs from the outside, and the ids made from randomness;
 //! 4. the domain: `settings` (clock, randomness, tunables, caller), `redirect`, `stage` (the
 //!    decision table and plan state machine), `agent` (the agent API), `admin` (operator
-//!    operations), `facts` (check-in documents) and `minter` (in-process challenges);
+//!    operations), `facts` (check-in documents), `minter` (in-process challenges) and `egress`
+//!    (where push delivery may connect);
 //! 5. the adapters, beside the domain and never using it: `memory` and `local_signer` for
 //!    tests; behind cargo features `dynamodb`, `kms` and `sealing` the only code that touches
 //!    AWS crates, so a function links only the clients it calls; `instrument` (tests only);
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod compliance;
 pub mod delivery;
 pub mod edge;
+pub mod egress;
 pub mod error;
 pub mod facts;
 pub mod minter;

@@ -3,12 +3,11 @@
 //! security event tokens. A receiver authenticates with its bearer token and sees only its own
 //! streams. Push delivery (RFC 8935) is `delivery.rs`.
 
-use url::{Host, Url};
-
+use crate::egress::Egress;
 use crate::error::CoreError;
 use crate::model::{DeliveryMethod, Receiver, Stream, StreamStatus, UnixTime, Verification};
 use crate::ports::{
-    random_alnum, random_id, ChallengeSigner, Clock, DeviceStore, Random, SignalStore,
+    random_alnum, random_id, ChallengeSigner, Clock, DeviceStore, Random, Resolve, SignalStore,
 };
 use crate::protocol::ct_eq;
 use crate::secret::{sha256_hex, Secret};
@@ -131,28 +130,27 @@ pub async fn authenticate<S: SignalStore>(
     Ok(receiver)
 }
 
-/// A push endpoint: `https:`, or `http:` on a loopback host (development); no userinfo.
+/// A push endpoint as written; where it may lead is [`admit_endpoint`]'s.
 fn push_endpoint(url: &str) -> Result<String, CoreError> {
-    let refused = || {
-        CoreError::BadRequest(
-            "endpoint_url must be an https: URL (http: only on localhost, 127.0.0.1 or [::1]) without user information".into(),
-        )
-    };
-    if url.len() > MAX_FIELD_CHARS || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(refused());
+    if url.len() > MAX_FIELD_CHARS {
+        return Err(CoreError::BadRequest("endpoint_url is too long".into()));
     }
-    let parsed = Url::parse(url).map_err(|_| refused())?;
-    let loopback = match parsed.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(refused()),
-    };
-    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
-    if !scheme_ok || !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(refused());
+    Ok(url.to_string())
+}
+
+/// When a push stream is created or its delivery changed, its endpoint must be `https:` to a
+/// public address (`egress`): 400 otherwise. Stored normalized.
+async fn admit_endpoint<R: Resolve>(
+    stream: &mut Stream,
+    request: &StreamRequest,
+    egress: &Egress<R>,
+) -> Result<(), CoreError> {
+    let changed = request.method.is_some() || request.endpoint_url.is_some();
+    if let (DeliveryMethod::Push, Some(url), true) = (stream.method, &stream.endpoint_url, changed)
+    {
+        stream.endpoint_url = Some(egress.admit(url).await?);
     }
-    Ok(parsed.into())
+    Ok(())
 }
 
 /// Applies `request` to `stream`: delivery, events requested, description.
@@ -216,11 +214,13 @@ pub fn events_delivered(stream: &Stream) -> Vec<&'static str> {
         .collect()
 }
 
-/// Creates a stream for `receiver`: only events after its creation are delivered.
-pub async fn create_stream<S, C, R>(
+/// Creates a stream for `receiver`: only events after its creation are delivered. A push
+/// endpoint is checked with `egress`.
+pub async fn create_stream<S, C, R, D>(
     store: &S,
     clock: &C,
     rng: &R,
+    egress: &Egress<D>,
     receiver: &Receiver,
     request: &StreamRequest,
 ) -> Result<Stream, CoreError>
@@ -228,6 +228,7 @@ where
     S: SignalStore,
     C: Clock + ?Sized,
     R: Random + ?Sized,
+    D: Resolve,
 {
     let held = store
         .list_streams()
@@ -263,6 +264,7 @@ where
         next_attempt: None,
     };
     apply(&mut stream, request)?;
+    admit_endpoint(&mut stream, request, egress).await?;
     store.put_stream(&stream).await?;
     Ok(stream)
 }
@@ -294,15 +296,17 @@ pub async fn own_streams<S: SignalStore>(
     Ok(streams)
 }
 
-/// Changes `receiver`'s stream `id` as `request` says.
-pub async fn update_stream<S: SignalStore>(
+/// Changes `receiver`'s stream `id` as `request` says (a push endpoint checked with `egress`).
+pub async fn update_stream<S: SignalStore, D: Resolve>(
     store: &S,
+    egress: &Egress<D>,
     receiver: &Receiver,
     id: &str,
     request: &StreamRequest,
 ) -> Result<Stream, CoreError> {
     let mut stream = own_stream(store, receiver, id).await?;
     apply(&mut stream, request)?;
+    admit_endpoint(&mut stream, request, egress).await?;
     store.put_stream(&stream).await?;
     Ok(stream)
 }

@@ -1,54 +1,15 @@
 //! Push delivery of Shared Signals (RFC 8935), run on a schedule (deployed: every minute;
 //! locally: every two seconds, by the stack): one run of `delivery::deliver_push` over every
-//! push stream that is due, POSTing each SET over HTTPS.
+//! push stream that is due, POSTing each SET over HTTPS to public addresses only (`push.rs`).
 
-use std::time::Duration;
+mod push;
 
-use endpoint_core::delivery::{deliver_push, Backoff, DeliveryReport, Pusher};
+use endpoint_core::delivery::{deliver_push, Backoff, DeliveryReport};
 use endpoint_core::edge::Base;
 use endpoint_core::error::CoreError;
 use endpoint_core::ports::{ChallengeSigner, Clock, Store};
 
-/// How long one POST to a receiver may take.
-const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// POSTs a SET (`application/secevent+jwt`) with a blocking client on the blocking pool.
-pub struct HttpPusher {
-    agent: ureq::Agent,
-}
-
-impl Default for HttpPusher {
-    fn default() -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(PUSH_TIMEOUT))
-            .max_redirects(0)
-            .build()
-            .into();
-        HttpPusher { agent }
-    }
-}
-
-impl Pusher for HttpPusher {
-    async fn push(&self, url: &str, authorization: Option<&str>, set: &str) -> Result<u16, String> {
-        let (agent, url) = (self.agent.clone(), url.to_string());
-        let (auth, set) = (authorization.map(str::to_string), set.to_string());
-        tokio::task::spawn_blocking(move || {
-            let mut req = agent
-                .post(&url)
-                .header("content-type", "application/secevent+jwt")
-                .header("accept", "application/json");
-            if let Some(a) = &auth {
-                req = req.header("authorization", a);
-            }
-            req.send(set)
-                .map(|r| r.status().as_u16())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-}
+pub use push::{CheckedResolver, HttpPusher, PUSH_TIMEOUT};
 
 pub struct App<S, K> {
     pub base: Base,

@@ -8,11 +8,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let base = Base::from_env()?;
     let aws = edge::aws_config().await;
     let (store, signer) = (edge::dynamo(&aws, &base), edge::kms(&aws));
+    let pusher = fn_deliver::HttpPusher::new(base.config.push_egress);
     let app = fn_deliver::App {
         base,
         store,
         signer,
-        pusher: fn_deliver::HttpPusher::default(),
+        pusher,
     };
     let app = &app;
     run(service_fn(move |_: LambdaEvent<Value>| async move {

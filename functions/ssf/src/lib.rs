@@ -6,8 +6,9 @@ use endpoint_core::edge::ssf::{
     configuration_body, parse_poll_request, parse_status_request, parse_stream_request,
     parse_verify_request, poll_body, status_body, stream_body,
 };
-use endpoint_core::edge::{self, failed, Base};
+use endpoint_core::edge::{self, failed, Base, SystemResolver};
 use endpoint_core::edge::{Answer, Label, Reply};
+use endpoint_core::egress::Egress;
 use endpoint_core::error::CoreError;
 use endpoint_core::model::Receiver;
 use endpoint_core::ports::{ChallengeSigner, Clock, Store};
@@ -70,6 +71,11 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
     ) -> Result<Done, CoreError> {
         let receiver = ssf::authenticate(&self.store, edge::header(req, "authorization")).await?;
         let (store, clock, rng) = (&self.store, &self.base.clock, &self.base.rng);
+        // Where a push endpoint may lead: public addresses (the local stack: also loopback).
+        let egress = Egress {
+            policy: self.base.config.push_egress,
+            resolver: SystemResolver,
+        };
         let stream_body = |s| stream_body(s, issuer, &receiver.audience);
         let wanted = || {
             edge::query(req, "stream_id")
@@ -78,7 +84,7 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
         match route {
             r if r == routes::SSF_STREAM_CREATE => {
                 let (_, request) = parse_stream_request(edge::body(req)?)?;
-                let s = ssf::create_stream(store, clock, rng, &receiver, &request).await?;
+                let s = ssf::create_stream(store, clock, rng, &egress, &receiver, &request).await?;
                 Ok(Done::Created(stream_body(&s)))
             }
             r if r == routes::SSF_STREAM_READ => match edge::query(req, "stream_id") {
@@ -95,7 +101,7 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             r if r == routes::SSF_STREAM_UPDATE => {
                 let (id, request) = parse_stream_request(edge::body(req)?)?;
                 let id = id.ok_or_else(|| CoreError::BadRequest("stream_id is required".into()))?;
-                let s = ssf::update_stream(store, &receiver, &id, &request).await?;
+                let s = ssf::update_stream(store, &egress, &receiver, &id, &request).await?;
                 Ok(Done::Ok(stream_body(&s)))
             }
             r if r == routes::SSF_STREAM_DELETE => {

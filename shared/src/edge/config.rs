@@ -2,6 +2,7 @@
 //! besides its clients.
 
 use crate::audit::Caller;
+use crate::egress::EgressPolicy;
 use crate::ports::{SystemClock, SystemRandom};
 use crate::settings::{Env, Settings};
 
@@ -29,6 +30,10 @@ pub struct FunctionConfig {
     /// `PUSH_FIRST_RETRY_SECONDS` (30): the push delivery's first retry, doubling per failure
     /// to an hour (the local stack shortens it so that its tests need not wait).
     pub push_first_retry: i64,
+    /// `PUSH_ALLOW_LOOPBACK` (`1` or `true`; default off): push endpoints may also be loopback
+    /// addresses, and `http:` to them. Set only by the local stack (`make run`, the tests),
+    /// never by `template.yaml`: deployed, push goes to public addresses over `https:` only.
+    pub push_egress: EgressPolicy,
 }
 
 impl FunctionConfig {
@@ -83,6 +88,11 @@ impl FunctionConfig {
                 1,
                 crate::delivery::MAX_BACKOFF,
             )?,
+            push_egress: match get("PUSH_ALLOW_LOOPBACK").as_deref().map(str::trim) {
+                None | Some("" | "0" | "false") => EgressPolicy::PublicOnly,
+                Some("1" | "true") => EgressPolicy::AllowLoopback,
+                Some(_) => return Err("PUSH_ALLOW_LOOPBACK must be 1, true, 0 or false".into()),
+            },
             public_base_url: get("PUBLIC_BASE_URL")
                 .filter(|u| !u.is_empty())
                 .map(|u| u.trim_end_matches('/').to_string()),
@@ -159,5 +169,25 @@ mod tests {
             |k| (k == "PLAN_LIFETIME_SECONDS").then(|| "soon".into())
         )
         .is_err());
+    }
+
+    #[test]
+    fn push_allows_loopback_only_when_the_local_stack_says_so() {
+        let with = |v: &str| {
+            FunctionConfig::from_lookup(|k| (k == "PUSH_ALLOW_LOOPBACK").then(|| v.to_string()))
+                .map(|c| c.push_egress)
+        };
+        let default = FunctionConfig::from_lookup(|_| None).map(|c| c.push_egress);
+        assert_eq!(default, Ok(EgressPolicy::PublicOnly), "off by default");
+        for off in ["", "0", "false"] {
+            assert_eq!(with(off), Ok(EgressPolicy::PublicOnly), "{off:?}");
+        }
+        for on in ["1", "true", " true "] {
+            assert_eq!(with(on), Ok(EgressPolicy::AllowLoopback), "{on:?}");
+        }
+        assert!(
+            with("yes").is_err(),
+            "a typo fails the cold start, never opens it"
+        );
     }
 }

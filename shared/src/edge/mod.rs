@@ -17,6 +17,7 @@
 //! | `origin.rs` | behind the optional edge, public routes only through CloudFront (feature `lambda`) |
 //! | `logging.rs` | JSON logs, and the per-request line that is also the metrics (feature `lambda`) |
 //! | `serve.rs` | the serve loop and the HTTP response of a reply (feature `lambda`) |
+//! | `resolver.rs` | the system's name resolver, for the push endpoint check (feature `lambda`) |
 
 pub mod errors;
 pub mod json;
@@ -37,6 +38,8 @@ pub mod logging;
 pub mod origin;
 #[cfg(feature = "lambda")]
 pub mod request;
+#[cfg(feature = "lambda")]
+pub mod resolver;
 #[cfg(feature = "lambda")]
 pub mod serve;
 
@@ -64,5 +67,7 @@ pub use dispatch::{failed, method_not_allowed, no_route, route, unrouted, Answer
 pub use logging::init_tracing;
 #[cfg(feature = "lambda")]
 pub use request::{body, body_within, caller, header, host, path, public_base_url, query};
+#[cfg(feature = "lambda")]
+pub use resolver::SystemResolver;
 #[cfg(feature = "lambda")]
 pub use serve::{respond, serve};

@@ -1,9 +1,10 @@
-//! The ports the core is generic over: storage, signing, time and randomness.
+//! The ports the core is generic over: storage, signing, time, randomness and name resolution.
 //!
 //! Each trait is narrow: the operations one group of functions needs, nothing more. Futures
 //! are `Send` so the core's operations can run on a multi-threaded runtime (Lambda, tokio).
 
 mod random;
+mod resolve;
 
 use std::future::Future;
 
@@ -17,6 +18,7 @@ use crate::model::{
 use crate::protocol::keys::SigningAlg;
 
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
+pub use resolve::{LookupError, Resolve};
 
 /// Plans: the per-login state. Every read filters plans whose `expires_at` has passed.
 pub trait PlanStore: Send + Sync {

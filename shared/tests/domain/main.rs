@@ -11,6 +11,7 @@ mod agent_rules;
 mod compliance_rules;
 mod decision_table;
 mod device_lock;
+mod egress;
 mod enrollment;
 mod improvements;
 mod port_contract;

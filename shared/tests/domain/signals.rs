@@ -180,7 +180,12 @@ struct Endpoint {
 }
 
 impl endpoint_core::delivery::Pusher for Endpoint {
-    async fn push(&self, url: &str, auth: Option<&str>, set: &str) -> Result<u16, String> {
+    async fn push(
+        &self,
+        url: &str,
+        auth: Option<&str>,
+        set: &str,
+    ) -> Result<u16, endpoint_core::egress::PushFailure> {
         assert_eq!(
             (url, auth),
             ("https://receiver.example/events", Some("Bearer rcv"))
@@ -192,7 +197,7 @@ impl endpoint_core::delivery::Pusher for Endpoint {
         }
         let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(set)
             .map(|d| d.claims)
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| endpoint_core::egress::PushFailure::Status(400))?;
         self.accepted
             .lock()
             .unwrap()
@@ -276,11 +281,16 @@ struct Hanging {
 }
 
 impl endpoint_core::delivery::Pusher for Hanging {
-    async fn push(&self, _url: &str, _auth: Option<&str>, set: &str) -> Result<u16, String> {
+    async fn push(
+        &self,
+        _url: &str,
+        _auth: Option<&str>,
+        set: &str,
+    ) -> Result<u16, endpoint_core::egress::PushFailure> {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let jti = jsonwebtoken::dangerous::insecure_decode::<Value>(set)
             .map(|d| d.claims["jti"].as_str().unwrap_or_default().to_string())
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| endpoint_core::egress::PushFailure::Status(400))?;
         // The receiver got it; the worker dies before it hears the answer.
         self.accepted.lock().unwrap().push(jti);
         if n == self.hang_on {
@@ -365,7 +375,13 @@ async fn push_world(
         events_requested: Some(vec![endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE.into()]),
         description: None,
     };
-    let stream = create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
+    // receiver.example is a public address (documentation addresses are refused).
+    let egress = endpoint_core::egress::Egress {
+        policy: endpoint_core::egress::EgressPolicy::PublicOnly,
+        resolver: endpoint_core::adapters::memory::StaticResolver::new()
+            .with("receiver.example", &["192.0.43.10".parse().unwrap()]),
+    };
+    let stream = create_stream(&fx.store, &fx.clock, &fx.rng, &egress, &receiver, &request)
         .await
         .unwrap();
     for f in facts {

@@ -495,11 +495,12 @@ async fn deliver_function(
         .await;
     assert_eq!(reply.status, 204);
     let r = recorded().await;
+    let base = Base::from_env().unwrap();
     let deliver = fn_deliver::App {
-        base: Base::from_env().unwrap(),
+        pusher: fn_deliver::HttpPusher::new(base.config.push_egress),
+        base,
         store: r.store.clone(),
         signer: r.signer.clone(),
-        pusher: fn_deliver::HttpPusher::default(),
     };
     let report = deliver.run().await.unwrap();
     assert!(report.failed >= 1, "{report:?}");

@@ -3,6 +3,9 @@
 //! updates atomic); `shared/tests/port_contract.rs` runs the same behaviour tests against both.
 
 mod devices;
+mod resolver;
+
+pub use resolver::StaticResolver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
