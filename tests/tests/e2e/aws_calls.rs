@@ -264,22 +264,31 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
         signer: signer.clone(),
     };
 
-    // The relying party's read of the passed plan: one GetItem, and the device assertion's
-    // KMS Sign (cold, the assertion key's public key first); of a pending plan, no KMS call.
+    // The relying party's first read of the passed plan: one GetItem, the device assertion's
+    // one KMS Sign (cold, the assertion key's public key first) and the conditional write that
+    // keeps it with the plan; every later read: the GetItem alone, the same assertion, no KMS
+    // call (one signature per passed plan). Of a pending plan, no KMS call.
     let plans = fn_plans::App {
         base: Base::from_env().unwrap(),
         store: store.clone(),
         signer: signer.clone(),
     };
     let read = |p: &str| request("GET", &format!("/v1/plans/{p}"), None);
-    for expected in [&["GetPublicKey", "Sign"][..], &["Sign"][..]] {
+    let mut assertions = Vec::new();
+    for (kms_expected, ddb_expected) in [
+        (&["GetPublicKey", "Sign"][..], &["GetItem", "UpdateItem"][..]),
+        (&[][..], &["GetItem"][..]),
+        (&[][..], &["GetItem"][..]),
+    ] {
         kms.reset();
         ddb.reset();
         let (reply, _) = plans.handle(read(&plan)).await;
         assert!(reply.body["assertion"].is_string(), "{}", reply.body);
-        assert_eq!(kms.calls(), expected);
-        assert_eq!(ddb.calls(), ["GetItem"]);
+        assertions.push(reply.body["assertion"].clone());
+        assert_eq!(kms.calls(), kms_expected);
+        assert_eq!(ddb.calls(), ddb_expected);
     }
+    assert!(assertions.iter().all(|a| *a == assertions[0]), "signed once");
     let pending = s.create_plan(&setup.stage);
     kms.reset();
     let (reply, _) = plans.handle(read(&pending)).await;
