@@ -12,7 +12,7 @@
 //! | plan unknown or expired | not found | not found |
 //! | plan already passed / denied | the redirect / the denial, again | same |
 //! | connector disabled | pass, no device | deny "Invalid stage configuration" |
-//! | DTH header matches a live token of the stage's connector | pass with device | same |
+//! | DTH header matches a live token of the stage's connector | pass with device (locked: deny, the lock read with the token) | same |
 //! | DTH header present, wrong | deny "Invalid device token" | same |
 //! | connector has no challenge key | pass, no device | deny "Invalid stage configuration" |
 //! | GET, otherwise | a new challenge, until the attempt limit; then deny "Too many attempts" | same |
