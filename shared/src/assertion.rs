@@ -110,8 +110,7 @@ pub fn check_audience(stage: &Stage, audience: Option<&str>) -> Result<(), CoreE
         None => Ok(()),
         Some(a) if a == stage.id || stage.audiences.iter().any(|r| r == a) => Ok(()),
         Some(_) => Err(CoreError::BadRequest(
-            "audience is not registered for this stage (endpoint-admin stage set-audiences)"
-                .into(),
+            "audience is not registered for this stage (endpoint-admin stage set-audiences)".into(),
         )),
     }
 }

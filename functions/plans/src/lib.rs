@@ -47,10 +47,7 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             Ok::<_, CoreError>((plan, assertion))
         };
         match read.await {
-            Ok((plan, assertion)) => (
-                Reply::ok(plan_body(&plan, &assertion)),
-                Label::Read,
-            ),
+            Ok((plan, assertion)) => (Reply::ok(plan_body(&plan, &assertion)), Label::Read),
             Err(e) => failed(&e),
         }
     }

@@ -211,7 +211,8 @@ mod tests {
         assert_eq!(
             dynamodb_accesses("Query", &query),
             ["dynamodb:Query DEVICE#*"]
-        );        let batch = serde_json::json!({"RequestItems": {"t": {"Keys": [
+        );
+        let batch = serde_json::json!({"RequestItems": {"t": {"Keys": [
             {"pk": {"S": "TOKENHASH#ab"}, "sk": {"S": "TOKENHASH"}},
             {"pk": {"S": "DEVICE#s"}, "sk": {"S": "DEVICE"}},
         ]}}});

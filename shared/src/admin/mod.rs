@@ -7,6 +7,7 @@ pub use devices::{
     allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
 };
 
+use crate::assertion::parse_audiences;
 use crate::error::CoreError;
 use crate::model::{
     is_device_identifier, Connector, Device, DeviceToken, EnrollmentToken, ExistingSerial, NextKey,
@@ -19,7 +20,6 @@ use crate::ports::{
 };
 use crate::protocol::challenge::CHALLENGE_LIFETIME;
 use crate::protocol::keys::SigningAlg;
-use crate::assertion::parse_audiences;
 use crate::redirect::parse_origins;
 use crate::secret::Secret;
 

@@ -217,9 +217,16 @@ async fn a_rotation_racing_enrollments_strands_no_key() {
     // LISTED is in the device index; LAGGING was enrolled just before the rotation and the
     // index does not show it yet (its `kind` removed, as a lagging index reads); EXPIRED is
     // expired at the rotation's time but still in the table. All three sealed under 0.
-    for (s, expires_at) in [("LISTED", None), ("LAGGING", None), ("EXPIRED", Some(T0 + 50))] {
+    for (s, expires_at) in [
+        ("LISTED", None),
+        ("LAGGING", None),
+        ("EXPIRED", Some(T0 + 50)),
+    ] {
         let t = token(s, "c1", &format!("t-{s}"), &format!("key-{s}"), None);
-        store.enroll(&device(s, expires_at), &t, &op()).await.unwrap();
+        store
+            .enroll(&device(s, expires_at), &t, &op())
+            .await
+            .unwrap();
     }
     aws_sdk_dynamodb::Client::new(&config().await)
         .update_item()

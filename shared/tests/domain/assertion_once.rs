@@ -28,9 +28,17 @@ fn with_assertion_key(mut fx: Fx) -> Fx {
 async fn read_assertion(fx: &Fx, plan: &str) -> AssertionView {
     let read = fx.store.raw_plan(plan).unwrap();
     let now = fx.clock.now();
-    plan_assertion(&fx.store, &fx.signer, "assertion", ISSUER, &read, now, &fx.rng)
-        .await
-        .unwrap()
+    plan_assertion(
+        &fx.store,
+        &fx.signer,
+        "assertion",
+        ISSUER,
+        &read,
+        now,
+        &fx.rng,
+    )
+    .await
+    .unwrap()
 }
 
 /// A plan of `stage` passed by the device `serial` (key `key`) at the clock's time.
@@ -66,7 +74,11 @@ async fn a_passed_plan_has_one_assertion_until_five_minutes_after_it_passed() {
     let claims = claims_of(&first);
     assert_eq!(claims["auth_time"], auth_time);
     assert_eq!(claims["iat"], auth_time + 10);
-    assert_eq!(claims["exp"], auth_time + ASSERTION_LIFETIME, "bound to auth_time");
+    assert_eq!(
+        claims["exp"],
+        auth_time + ASSERTION_LIFETIME,
+        "bound to auth_time"
+    );
     // Every later read answers the same string (kept with the plan), even once locked.
     admin::lock_device(&fx.store, &fx.clock, &fx.rng, "ONCE-1", None, None)
         .await
@@ -90,7 +102,11 @@ async fn a_plan_first_read_after_five_minutes_is_never_signed() {
     let plan = passed_plan(&fx, &s.id, "ONCE-2", &key).await;
     fx.clock.advance(ASSERTION_LIFETIME + 1);
     assert_eq!(read_assertion(&fx, &plan).await, AssertionView::Expired);
-    assert_eq!(fx.plan_state(&plan).assertion, None, "nothing signed or kept");
+    assert_eq!(
+        fx.plan_state(&plan).assertion,
+        None,
+        "nothing signed or kept"
+    );
     // A pending plan has none at all.
     let pending = fx.plan(&s.id).await;
     assert_eq!(read_assertion(&fx, &pending).await, AssertionView::Absent);
@@ -118,10 +134,16 @@ async fn a_plan_may_ask_only_for_its_stage_or_a_registered_audience() {
         .unwrap();
     assert_eq!(set.audiences, ["https://rp.example"]);
     assert!(ask("https://rp.example").await.is_ok());
-    assert!(matches!(ask("https://other.example").await, Err(CoreError::BadRequest(_))));
+    assert!(matches!(
+        ask("https://other.example").await,
+        Err(CoreError::BadRequest(_))
+    ));
     // Replaced: the old one is refused again; bad or too many audiences are refused.
     admin::set_audiences(&fx.store, &s.id, &[]).await.unwrap();
-    assert!(matches!(ask("https://rp.example").await, Err(CoreError::BadRequest(_))));
+    assert!(matches!(
+        ask("https://rp.example").await,
+        Err(CoreError::BadRequest(_))
+    ));
     let too_many: Vec<String> = (0..21).map(|i| format!("aud-{i}")).collect();
     for bad in [vec![String::new()], vec!["a\u{7}".into()], too_many] {
         assert!(matches!(
@@ -147,7 +169,9 @@ async fn interactive_auth_plans_are_not_readable_by_relying_parties() {
     let read = stage::read_own_plan(&fx.store, &fx.env(), &ia.plan).await;
     assert!(matches!(read, Err(CoreError::NotFound(_))), "{read:?}");
     // The executor still serves it (the plan id is the capability there).
-    assert!(stage::read_plan(&fx.store, &fx.clock, &ia.plan).await.is_ok());
+    assert!(stage::read_plan(&fx.store, &fx.clock, &ia.plan)
+        .await
+        .is_ok());
 }
 
 /// The stage_denied records of `serial`'s history: their reasons, oldest first.

@@ -86,14 +86,21 @@ async fn a_passed_plan_answers_one_assertion_signed_once() {
         let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| s.plan(&plan))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let first = reads[0]["assertion"].as_str().expect("an assertion").to_string();
+    let first = reads[0]["assertion"]
+        .as_str()
+        .expect("an assertion")
+        .to_string();
     for read in &reads {
         assert_eq!(read["assertion"], first.as_str(), "one assertion per plan");
     }
     assert_eq!(s.plan(&plan)["assertion"], first.as_str());
     use endpoint_core::ports::PlanStore;
     let kept = s.store.get_plan(&plan, now()).await.unwrap().unwrap();
-    assert_eq!(kept.assertion.as_deref(), Some(first.as_str()), "kept with the plan");
+    assert_eq!(
+        kept.assertion.as_deref(),
+        Some(first.as_str()),
+        "kept with the plan"
+    );
     // Locked afterwards: no fresh assertion is signed; the kept one stays what it was, valid
     // until auth_time + 300 at most.
     s.admin_json(&["device", "lock", &serial]);
@@ -118,7 +125,11 @@ async fn interactive_auth_plans_are_not_readable_through_the_plans_routes() {
     let plan = path.split('/').nth(3).unwrap();
     assert!(plan.starts_with("ia_"), "{plan}");
     let (status, body) = s.http.get(&format!("/v1/plans/{plan}"), &[]).unwrap();
-    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
     // Its executor still serves it: the plan id is the capability there.
     assert_eq!(s.http.get(&path, &[]).unwrap().0, 200);
 }
@@ -161,13 +172,19 @@ fn deny_on_both_paths(s: &Stack, setup: &Setup, device: &endpoint_agent::State, 
         .http
         .get(ia_path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
         .unwrap();
-    assert_eq!(out["component"], "ak-stage-access-denied", "DTH path: {out}");
+    assert_eq!(
+        out["component"], "ak-stage-access-denied",
+        "DTH path: {out}"
+    );
     assert_eq!(out["error_message"], MSG_NON_COMPLIANT);
     let plan = s.create_plan(&setup.stage);
     let challenge = s.challenge(&plan);
     let response = endpoint_agent::respond(device, &challenge, now()).unwrap();
     let (_, out) = s.post_executor(&plan, Some(&response));
-    assert_eq!(out["component"], "ak-stage-access-denied", "response path: {out}");
+    assert_eq!(
+        out["component"], "ak-stage-access-denied",
+        "response path: {out}"
+    );
     assert_eq!(out["error_message"], MSG_NON_COMPLIANT);
 }
 
@@ -187,7 +204,11 @@ async fn a_lock_holds_on_both_stage_paths_at_once_and_each_denial_is_in_the_devi
         .http
         .get(&ia_path, &[("X-Authentik-Platform-Auth-DTH", &dth)])
         .unwrap();
-    assert_eq!(out, denied(MSG_DEVICE_LOCKED), "the DTH path sees the lock at once");
+    assert_eq!(
+        out,
+        denied(MSG_DEVICE_LOCKED),
+        "the DTH path sees the lock at once"
+    );
     // The response path too.
     let plan = s.create_plan(&setup.stage);
     let challenge = s.challenge(&plan);
@@ -246,7 +267,11 @@ async fn a_non_compliant_device_is_denied_on_both_paths_with_its_serial_in_its_h
     let ia_path = interactive_plan(&s, &device.token);
     deny_on_both_paths(&s, &setup, &device, &ia_path);
     let (_, out) = s.post_executor(&s.create_plan(&setup.stage), None);
-    assert_eq!(out, denied("Invalid challenge response"), "no device: not in its history");
+    assert_eq!(
+        out,
+        denied("Invalid challenge response"),
+        "no device: not in its history"
+    );
     assert_eq!(
         denials_listed(&s, &serial),
         ["non_compliant", "non_compliant"]

@@ -276,7 +276,10 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
     let read = |p: &str| request("GET", &format!("/v1/plans/{p}"), None);
     let mut assertions = Vec::new();
     for (kms_expected, ddb_expected) in [
-        (&["GetPublicKey", "Sign"][..], &["GetItem", "UpdateItem"][..]),
+        (
+            &["GetPublicKey", "Sign"][..],
+            &["GetItem", "UpdateItem"][..],
+        ),
         (&[][..], &["GetItem"][..]),
         (&[][..], &["GetItem"][..]),
     ] {
@@ -288,7 +291,10 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
         assert_eq!(kms.calls(), kms_expected);
         assert_eq!(ddb.calls(), ddb_expected);
     }
-    assert!(assertions.iter().all(|a| *a == assertions[0]), "signed once");
+    assert!(
+        assertions.iter().all(|a| *a == assertions[0]),
+        "signed once"
+    );
     let pending = s.create_plan(&setup.stage);
     kms.reset();
     let (reply, _) = plans.handle(read(&pending)).await;

@@ -222,9 +222,22 @@ fn stage_audiences_are_registered_shown_replaced_and_checked() {
         "none: the stage id only"
     );
     // A refused audience creates no stage.
-    let before = cli.json(&["stage", "list"])["stages"].as_array().unwrap().len();
+    let before = cli.json(&["stage", "list"])["stages"]
+        .as_array()
+        .unwrap()
+        .len();
     let long = "a".repeat(257);
-    cli.fails(&["stage", "create", "--connector", &connector, "--audience", &long]);
-    let after = cli.json(&["stage", "list"])["stages"].as_array().unwrap().len();
+    cli.fails(&[
+        "stage",
+        "create",
+        "--connector",
+        &connector,
+        "--audience",
+        &long,
+    ]);
+    let after = cli.json(&["stage", "list"])["stages"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(before, after);
 }

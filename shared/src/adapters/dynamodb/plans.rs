@@ -291,7 +291,11 @@ impl PlanStore for DynamoStore {
         }
     }
 
-    async fn keep_assertion(&self, id: &str, assertion: &str) -> Result<Option<String>, StoreError> {
+    async fn keep_assertion(
+        &self,
+        id: &str,
+        assertion: &str,
+    ) -> Result<Option<String>, StoreError> {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
         let r = self
@@ -325,7 +329,10 @@ impl PlanStore for DynamoStore {
                 };
                 let item = match returned {
                     Some(item) => Some(item),
-                    None => self.get("GetItem plan (assertion kept)", plan_key(id)).await?,
+                    None => {
+                        self.get("GetItem plan (assertion kept)", plan_key(id))
+                            .await?
+                    }
                 };
                 Ok(item
                     .as_ref()

@@ -246,9 +246,17 @@ impl PlanStore for MemoryStore {
         Ok(true)
     }
 
-    async fn keep_assertion(&self, id: &str, assertion: &str) -> Result<Option<String>, StoreError> {
+    async fn keep_assertion(
+        &self,
+        id: &str,
+        assertion: &str,
+    ) -> Result<Option<String>, StoreError> {
         let mut g = self.lock()?;
-        let Some(p) = g.plans.get_mut(id).filter(|p| p.status == PlanStatus::Passed) else {
+        let Some(p) = g
+            .plans
+            .get_mut(id)
+            .filter(|p| p.status == PlanStatus::Passed)
+        else {
             return Ok(None);
         };
         Ok(Some(
