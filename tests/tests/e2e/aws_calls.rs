@@ -436,3 +436,44 @@ fn check_in(token: &str) -> Request {
     );
     with_device_token(req, token)
 }
+
+#[tokio::test]
+async fn the_dth_path_reads_the_lock_with_the_token_in_one_call() {
+    let w = world("DTH-CALLS").await;
+    let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
+    let req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
+    let mut req = with_device_token(req, &device.token);
+    req.headers_mut()
+        .insert("host", "127.0.0.1".parse().unwrap());
+    let (reply, _) = agent_app(&w).handle(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let url = reply.body["url"].as_str().unwrap();
+    let path = &url[url.find("/v1/plans/").unwrap()..];
+    let mut req = request("GET", path, None);
+    let dth = endpoint_core::protocol::DTH_HEADER.as_bytes();
+    req.headers_mut().insert(
+        lambda_http::http::HeaderName::from_bytes(dth).unwrap(),
+        endpoint_core::protocol::device_token_hash(&device.token)
+            .parse()
+            .unwrap(),
+    );
+    kms.reset();
+    ddb.reset();
+    let (reply, outcome) = challenge_app(&w).handle(req).await;
+    assert_eq!(
+        (reply.status, outcome.as_str()),
+        (200, "passed"),
+        "{}",
+        reply.body
+    );
+    // The attempt's reservation, then the token index entry and the device (its lock) in one
+    // request, then the plan's end with its audit record: three calls in three rounds, as
+    // before the lock was read (a GetItem of the entry alone).
+    assert_eq!(
+        ddb.calls(),
+        ["UpdateItem", "BatchGetItem", "TransactWriteItems"]
+    );
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+}
