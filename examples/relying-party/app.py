@@ -11,6 +11,9 @@ the nonce this session sent. Then it shows which device passed.
 
     python examples/relying-party/app.py --api http://127.0.0.1:9000 --stage STAGE_ID
 
+The app asks for its own URL as the assertion's audience: register it on the stage first
+(endpoint-admin stage set-audiences STAGE_ID http://127.0.0.1:8000), or plans are refused (400).
+
 Against a deployment: --api https://<ApiUrl> with AWS credentials allowed by the stack's
 relying-party policy (standard AWS environment variables or profile). Locally the routes take
 no SigV4, and the app still signs (with the stack's test credentials).

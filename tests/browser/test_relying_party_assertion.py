@@ -29,7 +29,9 @@ def signed_in(tmp_path_factory):
     """A passed plan's assertion, with the nonce its sign-in sent."""
     key = admin("key", "create")["key_id"]
     connector = admin("connector", "create", "--name", "assertions", "--challenge-key", key)["id"]
-    stage = admin("stage", "create", "--connector", connector, "--mode", "required")["id"]
+    stage = admin(
+        "stage", "create", "--connector", connector, "--mode", "required", "--audience", AUDIENCE
+    )["id"]
     token = admin("enrollment-token", "create", "--connector", connector)["key"]
     state = tmp_path_factory.mktemp("agent") / "agent.json"
     serial = f"RP-{secrets.token_hex(4)}"

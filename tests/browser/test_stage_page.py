@@ -159,6 +159,8 @@ def violations(page):
 
 def test_the_relying_party_example_end_to_end(world, with_extension):
     port = free_port()
+    # The app asks for its own URL as the assertion's audience: registered on the stage.
+    admin("stage", "set-audiences", world["required"], f"http://127.0.0.1:{port}")
     env = dict(os.environ)
     app = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "relying-party" / "app.py"), "--api", API, "--stage", world["required"], "--port", str(port)],

@@ -229,6 +229,9 @@ pub enum StageCommand {
         /// one, a plan redirects to a path or a loopback URL only.
         #[arg(long = "redirect-origin")]
         redirect_origins: Vec<String>,
+        /// An audience its plans' device assertions may name besides the stage id; repeatable.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
     },
     /// Replace the origins the stage's plans may redirect to (none given: paths and loopback
     /// URLs only).
@@ -237,6 +240,14 @@ pub enum StageCommand {
         stage: String,
         /// Origins: scheme, host and optional port (https://app.example.com).
         origins: Vec<String>,
+    },
+    /// Replace the audiences the stage's plans may ask their device assertions to name (the
+    /// stage id is always allowed; none given: the stage id only).
+    SetAudiences {
+        /// The stage.
+        stage: String,
+        /// Audiences, 1 to 256 characters each.
+        audiences: Vec<String>,
     },
     /// Set (or with `none`, remove) the stage's posture policy.
     SetPolicy {

@@ -1,7 +1,7 @@
 //! `POST /v1/plans` and `GET /v1/plans/{plan}` (relying-party routes, IAM-authorized); a passed
-//! plan's read carries a device assertion, signed with the stack's assertion key.
+//! plan's read carries its device assertion, signed once with the stack's assertion key.
 
-use endpoint_core::assertion::mint_assertion;
+use endpoint_core::assertion::{plan_assertion, AssertionView};
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{parse_plan_request, plan_body, plan_created_body, Reply};
@@ -47,20 +47,27 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             Ok::<_, CoreError>((plan, assertion))
         };
         match read.await {
-            Ok((plan, assertion)) => (
-                Reply::ok(plan_body(&plan, assertion.as_deref())),
-                Label::Read,
-            ),
+            Ok((plan, assertion)) => (Reply::ok(plan_body(&plan, &assertion)), Label::Read),
             Err(e) => failed(&e),
         }
     }
 
-    /// A passed plan's device assertion, if the stack has an assertion key (one KMS `Sign`).
-    async fn assertion(&self, plan: &Plan, issuer: &str) -> Result<Option<String>, CoreError> {
+    /// A passed plan's device assertion, if the stack has an assertion key: the one kept with
+    /// the plan, or at its first read one KMS `Sign` and one conditional write that keeps it.
+    async fn assertion(&self, plan: &Plan, issuer: &str) -> Result<AssertionView, CoreError> {
         let Some(key) = self.base.config.assertion_key.as_deref() else {
-            return Ok(None);
+            return Ok(AssertionView::Absent);
         };
         let now = self.base.clock.now();
-        mint_assertion(&self.signer, key, issuer, plan, now, &self.base.rng).await
+        plan_assertion(
+            &self.store,
+            &self.signer,
+            key,
+            issuer,
+            plan,
+            now,
+            &self.base.rng,
+        )
+        .await
     }
 }

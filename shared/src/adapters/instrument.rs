@@ -104,6 +104,13 @@ pub fn dynamodb_accesses(operation: &str, body: &serde_json::Value) -> Vec<Strin
             vec![format!("dynamodb:{operation} {}", pk(&body["Key"]))]
         }
         "PutItem" => vec![format!("dynamodb:PutItem {}", pk(&body["Item"]))],
+        "BatchGetItem" => body["RequestItems"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tables| tables.values())
+            .flat_map(|t| t["Keys"].as_array().cloned().unwrap_or_default())
+            .map(|k| format!("dynamodb:BatchGetItem {}", pk(&k)))
+            .collect(),
         "Query" => {
             let index = body
                 .get("IndexName")
@@ -204,6 +211,17 @@ mod tests {
         assert_eq!(
             dynamodb_accesses("Query", &query),
             ["dynamodb:Query DEVICE#*"]
+        );
+        let batch = serde_json::json!({"RequestItems": {"t": {"Keys": [
+            {"pk": {"S": "TOKENHASH#ab"}, "sk": {"S": "TOKENHASH"}},
+            {"pk": {"S": "DEVICE#s"}, "sk": {"S": "DEVICE"}},
+        ]}}});
+        assert_eq!(
+            dynamodb_accesses("BatchGetItem", &batch),
+            [
+                "dynamodb:BatchGetItem TOKENHASH#*",
+                "dynamodb:BatchGetItem DEVICE#*"
+            ]
         );
     }
 }

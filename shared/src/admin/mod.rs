@@ -7,6 +7,7 @@ pub use devices::{
     allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
 };
 
+use crate::assertion::parse_audiences;
 use crate::error::CoreError;
 use crate::model::{
     is_device_identifier, Connector, Device, DeviceToken, EnrollmentToken, ExistingSerial, NextKey,
@@ -242,6 +243,7 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
         mode,
         policy: None,
         redirect_origins: Some(redirect_origins),
+        audiences: Vec::new(),
     };
     dir.put_stage(&stage).await?;
     Ok(stage)
@@ -260,6 +262,23 @@ pub async fn set_redirect_origins<D: Directory>(
         .await?
         .ok_or_else(|| CoreError::NotFound(format!("stage {stage_id}")))?;
     stage.redirect_origins = Some(origins);
+    dir.put_stage(&stage).await?;
+    Ok(stage)
+}
+
+/// Registers the audiences a stage's plans may ask their device assertions to name, besides
+/// the stage id (replacing those it had; none: the stage id only).
+pub async fn set_audiences<D: Directory>(
+    dir: &D,
+    stage_id: &str,
+    audiences: &[String],
+) -> Result<Stage, CoreError> {
+    let audiences = parse_audiences(audiences)?;
+    let mut stage = dir
+        .get_stage(stage_id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("stage {stage_id}")))?;
+    stage.audiences = audiences;
     dir.put_stage(&stage).await?;
     Ok(stage)
 }

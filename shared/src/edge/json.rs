@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::reply::MAX_BODY;
 use super::routes::{EXECUTOR_POST, STAGE_PAGE};
+use crate::assertion::AssertionView;
 use crate::error::CoreError;
 use crate::model::Plan;
 use crate::stage::{Outcome, PlanCreated, PlanOptions, MSG_INVALID_RESPONSE};
@@ -147,7 +148,7 @@ pub fn plan_created_body(created: &PlanCreated, base_url: Option<&str>) -> Value
 }
 
 /// `GET /v1/plans/{plan}`'s answer; a passed plan's device assertion when there is one.
-pub fn plan_body(plan: &Plan, assertion: Option<&str>) -> Value {
+pub fn plan_body(plan: &Plan, assertion: &AssertionView) -> Value {
     let mut body = json!({
         "plan": plan.id,
         "stage": plan.stage,
@@ -156,8 +157,10 @@ pub fn plan_body(plan: &Plan, assertion: Option<&str>) -> Value {
         "expires_at": plan.expires_at,
         "compliance": plan.compliance.as_ref().map(to_body),
     });
-    if let Some(a) = assertion {
-        body["assertion"] = Value::String(a.to_string());
+    match assertion {
+        AssertionView::Absent => {}
+        AssertionView::Expired => body["assertion"] = Value::Null,
+        AssertionView::Signed(a) => body["assertion"] = Value::String(a.clone()),
     }
     body
 }

@@ -47,6 +47,9 @@ pub struct Stage {
     /// existed, which keeps the older redirect rule until origins are registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_origins: Option<Vec<String>>,
+    /// The audiences its plans' device assertions may name besides the stage id (the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
 }
 
 /// Links a device, its device token and a connector for the interactive-auth (DTH) path.
@@ -159,6 +162,10 @@ pub struct Plan {
     /// When the plan passed or was denied.
     #[serde(default)]
     pub ended_at: Option<UnixTime>,
+    /// Its device assertion, signed once (at the first read of the passed plan) and answered
+    /// again by every later read until it expires.
+    #[serde(default)]
+    pub assertion: Option<String>,
 }
 
 impl Plan {
@@ -190,6 +197,7 @@ impl Plan {
             nonce: None,
             audience: None,
             ended_at: None,
+            assertion: None,
         }
     }
 }

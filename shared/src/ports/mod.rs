@@ -69,6 +69,15 @@ pub trait PlanStore: Send + Sync {
         audit: Option<&AuditEvent>,
         compliance: Option<&ComplianceView>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Keeps `assertion` as the passed plan's device assertion unless it already has one: one
+    /// conditional write. Answers the plan's assertion as stored afterwards (this one, or the
+    /// one a concurrent first read stored first), `None` if the plan is gone or did not pass.
+    fn keep_assertion(
+        &self,
+        id: &str,
+        assertion: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }
 
 /// Fixed-window counters for abuse limits.
@@ -217,6 +226,16 @@ pub trait DeviceStore: Send + Sync {
         key_sha256: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<Option<TokenRef>, StoreError>> + Send;
+
+    /// [`token_by_hash`](DeviceStore::token_by_hash) and the device `identifier` (unless
+    /// unknown or expired), in one read: the DTH path reads the device's lock where it reads
+    /// the token, so a lock holds at once there too.
+    fn token_and_device(
+        &self,
+        key_sha256: &str,
+        identifier: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(Option<TokenRef>, Option<Device>), StoreError>> + Send;
 
     /// The device with its stored evaluations (never a key), or `None` if unknown or expired.
     /// One read: what authenticates an agent's request also brings what its check-in and its

@@ -25,6 +25,9 @@ pub(super) struct Ending {
     pub(super) reason: &'static str,
     /// The device's compliance with the stage's policy, kept with the plan.
     pub(super) compliance: Option<ComplianceView>,
+    /// The device a denial concerns, when one was identified: its record names the device, so
+    /// `audit list --device` shows why it was refused (a pass names its device in `finish`).
+    pub(super) denied_device: Option<DeviceRef>,
 }
 
 impl Ending {
@@ -34,6 +37,7 @@ impl Ending {
             finish: Finish::Passed(device),
             reason,
             compliance: None,
+            denied_device: None,
         }
     }
 
@@ -43,6 +47,15 @@ impl Ending {
             finish: Finish::Denied(message.to_string()),
             reason: denial_class(message),
             compliance: None,
+            denied_device: None,
+        }
+    }
+
+    /// Denied with `message`, about the identified `device` (recorded with it).
+    pub(super) fn deny_device(message: &str, device: DeviceRef) -> Self {
+        Ending {
+            denied_device: Some(device),
+            ..Ending::deny(message)
         }
     }
 
@@ -58,7 +71,7 @@ impl Ending {
         reason: &'static str,
     ) -> Self {
         if locked {
-            return Ending::deny(MSG_DEVICE_LOCKED);
+            return Ending::deny_device(MSG_DEVICE_LOCKED, device);
         }
         let Some(policy) = &plan.config.policy else {
             return Ending::pass(Some(device), reason);
@@ -66,7 +79,7 @@ impl Ending {
         let view = assess(policy, evaluations, now);
         let ending = match plan.config.mode {
             StageMode::Required if !admits(&view, policy.when_unknown) => {
-                Ending::deny(MSG_NON_COMPLIANT)
+                Ending::deny_device(MSG_NON_COMPLIANT, device)
             }
             _ => Ending::pass(Some(device), reason),
         };
@@ -95,7 +108,13 @@ impl Ending {
                 device.as_ref(),
                 self.reason,
             ),
-            Finish::Denied(_) => record(env, plan, AuditKind::StageDenied, None, self.reason),
+            Finish::Denied(_) => record(
+                env,
+                plan,
+                AuditKind::StageDenied,
+                self.denied_device.as_ref(),
+                self.reason,
+            ),
         }
     }
 }

@@ -117,24 +117,30 @@ async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
         let header_ok =
             header.len() <= MAX_DTH_LEN && ct_eq(header.as_bytes(), auth.token_sha256.as_bytes());
         // Our improvement over the reference: the token must still exist, be unexpired, and
-        // belong to this device and this stage's connector.
-        let token_ok = header_ok
-            && !is_expired(auth.expires_at, now)
-            && devices
-                .token_by_hash(&auth.token_sha256, now)
+        // belong to this device and this stage's connector; and the device's lock is read in
+        // the same request as the token, so a lock holds here at once (not only once the
+        // token's link expires).
+        let (token, device) = if header_ok && !is_expired(auth.expires_at, now) {
+            devices
+                .token_and_device(&auth.token_sha256, &auth.device.identifier, now)
                 .await?
-                .is_some_and(|t| {
-                    t.token_id == auth.token_id
-                        && t.device == auth.device.identifier
-                        && t.connector == plan.config.connector
-                });
-        let ending = if token_ok {
-            // The evaluations `auth_ia/` read with the device decide compliance here; a locked
-            // device got no device token from `auth_ia/`.
-            let (device, stored) = (auth.device.clone(), &auth.compliance);
-            Ending::identified(&plan, (device, false), stored, now, "device_token")
         } else {
-            Ending::deny(MSG_INVALID_DEVICE_TOKEN)
+            (None, None)
+        };
+        let token_ok = token.is_some_and(|t| {
+            t.token_id == auth.token_id
+                && t.device == auth.device.identifier
+                && t.connector == plan.config.connector
+        });
+        let ending = match device.filter(|_| token_ok) {
+            Some(d) => {
+                // The evaluations `auth_ia/` read with the device decide compliance here.
+                let locked = d.lock_at(now).is_some();
+                let (device, stored) = (auth.device.clone(), &auth.compliance);
+                Ending::identified(&plan, (device, locked), stored, now, "device_token")
+            }
+            // No valid token identifies a device (a revoked or expired one proves nothing).
+            None => Ending::deny(MSG_INVALID_DEVICE_TOKEN),
         };
         return conclude(plans, env, &plan, ending).await;
     }

@@ -12,7 +12,7 @@
 //! | plan unknown or expired | not found | not found |
 //! | plan already passed / denied | the redirect / the denial, again | same |
 //! | connector disabled | pass, no device | deny "Invalid stage configuration" |
-//! | DTH header matches a live token of the stage's connector | pass with device | same |
+//! | DTH header matches a live token of the stage's connector | pass with device (locked: deny, the lock read with the token) | same |
 //! | DTH header present, wrong | deny "Invalid device token" | same |
 //! | connector has no challenge key | pass, no device | deny "Invalid stage configuration" |
 //! | GET, otherwise | a new challenge, until the attempt limit; then deny "Too many attempts" | same |
@@ -27,7 +27,7 @@
 mod decision;
 mod executor;
 
-use crate::assertion::check_assertion_request;
+use crate::assertion::{check_assertion_request, check_audience};
 use crate::error::CoreError;
 use crate::model::Connector;
 pub use crate::model::Outcome;
@@ -105,6 +105,7 @@ pub async fn create_plan_with<S: PlanStore + Directory>(
         .await?
         .ok_or_else(|| CoreError::NotFound("stage".into()))?;
     let redirect = plan_redirect(redirect, RedirectRule::of(&stage))?;
+    check_audience(&stage, options.audience.as_deref())?;
     let connector = store
         .get_connector(&stage.connector)
         .await?
@@ -142,12 +143,16 @@ pub async fn create_plan_with<S: PlanStore + Directory>(
 
 /// `GET /v1/plans/{plan}`: the plan, unless unknown, expired, or created by another principal
 /// (answered exactly as unknown, so plan ids of others cannot even be confirmed). An assumed
-/// role is one principal whatever its session name ([`Caller::owner`]).
+/// role is one principal whatever its session name ([`Caller::owner`]). Plans of `auth_ia/`
+/// belong to no relying party: answered as unknown too, before any read.
 pub async fn read_own_plan<P: PlanStore>(
     plans: &P,
     env: &Env<'_>,
     id: &str,
 ) -> Result<Plan, CoreError> {
+    if id.starts_with(INTERACTIVE_PLAN_PREFIX) {
+        return Err(CoreError::NotFound("plan".into()));
+    }
     let plan = read_plan(plans, env.clock, id).await?;
     match &plan.owner {
         Some(owner) if env.caller.owner().as_ref() != Some(owner) => {

@@ -159,6 +159,7 @@ async fn a_missing_table_and_a_dead_emulator_are_typed_errors_in_bounded_time() 
     let e: CoreError = dead
         .put_stage(&Stage {
             redirect_origins: None,
+            audiences: Vec::new(),
             policy: None,
             id: "s".into(),
             connector: "c".into(),
@@ -299,6 +300,16 @@ async fn dynamo_device_lock_keeps_the_contract() {
 #[tokio::test]
 async fn dynamo_outbox_keeps_the_contract() {
     crate::contract::outbox(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_plans_keep_one_assertion() {
+    crate::contract::kept_assertions(&fresh_store().await).await;
+}
+
+#[tokio::test]
+async fn dynamo_reads_the_token_and_its_device_together() {
+    crate::contract::token_and_device(&fresh_store().await).await;
 }
 
 #[tokio::test]

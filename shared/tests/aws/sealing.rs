@@ -209,3 +209,54 @@ async fn migrate_gives_older_device_audit_records_the_device_key() {
         "idempotent"
     );
 }
+
+#[tokio::test]
+async fn a_rotation_racing_enrollments_strands_no_key() {
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    // LISTED is in the device index; LAGGING was enrolled just before the rotation and the
+    // index does not show it yet (its `kind` removed, as a lagging index reads); EXPIRED is
+    // expired at the rotation's time but still in the table. All three sealed under 0.
+    for (s, expires_at) in [
+        ("LISTED", None),
+        ("LAGGING", None),
+        ("EXPIRED", Some(T0 + 50)),
+    ] {
+        let t = token(s, "c1", &format!("t-{s}"), &format!("key-{s}"), None);
+        store
+            .enroll(&device(s, expires_at), &t, &op())
+            .await
+            .unwrap();
+    }
+    aws_sdk_dynamodb::Client::new(&config().await)
+        .update_item()
+        .table_name(&table)
+        .key("pk", Av::S("DEVICE#LAGGING".into()))
+        .key("sk", Av::S("DEVICE".into()))
+        .update_expression("REMOVE kind")
+        .send()
+        .await
+        .unwrap();
+    // Enrollments race the rotation, by a function that read the keyring before it began.
+    let stale = without_key(&table, Duration::from_secs(3600)).await;
+    assert_eq!(keys_of(&stale, "LISTED").await, ["key-LISTED"]);
+    let racing = ["RACE1", "RACE2", "RACE3", "RACE4"];
+    let enrollments = async {
+        for s in racing {
+            let t = token(s, "c1", &format!("t-{s}"), &format!("key-{s}"), None);
+            stale.enroll(&device(s, None), &t, &op()).await.unwrap();
+        }
+    };
+    let mut progress = |_: &endpoint_core::adapters::dynamodb::RotationReport| {};
+    let rotation = store.rotate_data_key(1, None, T0 + 100, &mut progress);
+    let (report, ()) = futures::join!(rotation, enrollments);
+    let report = report.unwrap();
+    assert!(report.finished, "{report:?}");
+    // Nothing is left under the retired key: every key opens for a function that reads the
+    // keyring afresh (which no longer holds generation 0).
+    let fresh = without_key(&table, Duration::from_secs(3600)).await;
+    for s in ["LISTED", "LAGGING", "EXPIRED"].into_iter().chain(racing) {
+        assert_eq!(sealed_of(&table, s).await.0[..5], [2, 0, 0, 0, 1], "{s}");
+        assert_eq!(keys_of(&fresh, s).await, [format!("key-{s}")], "{s}");
+    }
+}

@@ -60,6 +60,7 @@ impl Fx {
         self.store.put_connector(&c).await.unwrap();
         let s = Stage {
             redirect_origins: None,
+            audiences: Vec::new(),
             policy: None,
             id: format!("stage-{}", rand_suffix()),
             connector: c.id.clone(),

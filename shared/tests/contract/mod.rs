@@ -16,9 +16,11 @@ use endpoint_core::ports::{
 };
 use endpoint_core::secret::Secret;
 
+mod assertion;
 mod audit;
 mod signals;
 
+pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;
 pub use signals::{device_lock, outbox};
 
@@ -220,6 +222,7 @@ pub async fn directory<S: Directory>(s: &S) {
     assert_eq!(ids, ["c1", "c2"]);
     let stage = Stage {
         redirect_origins: None,
+        audiences: Vec::new(),
         policy: None,
         id: "s1".into(),
         connector: "c1".into(),

@@ -8,6 +8,7 @@ mod common;
 mod contract;
 
 mod agent_rules;
+mod assertion_once;
 mod compliance_rules;
 mod decision_table;
 mod device_lock;

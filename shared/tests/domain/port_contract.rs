@@ -34,6 +34,16 @@ async fn memory_device_lock_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn memory_plans_keep_one_assertion() {
+    crate::contract::kept_assertions(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_reads_the_token_and_its_device_together() {
+    crate::contract::token_and_device(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn memory_outbox_keeps_the_contract() {
     crate::contract::outbox(&MemoryStore::new()).await;
 }

@@ -264,22 +264,37 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
         signer: signer.clone(),
     };
 
-    // The relying party's read of the passed plan: one GetItem, and the device assertion's
-    // KMS Sign (cold, the assertion key's public key first); of a pending plan, no KMS call.
+    // The relying party's first read of the passed plan: one GetItem, the device assertion's
+    // one KMS Sign (cold, the assertion key's public key first) and the conditional write that
+    // keeps it with the plan; every later read: the GetItem alone, the same assertion, no KMS
+    // call (one signature per passed plan). Of a pending plan, no KMS call.
     let plans = fn_plans::App {
         base: Base::from_env().unwrap(),
         store: store.clone(),
         signer: signer.clone(),
     };
     let read = |p: &str| request("GET", &format!("/v1/plans/{p}"), None);
-    for expected in [&["GetPublicKey", "Sign"][..], &["Sign"][..]] {
+    let mut assertions = Vec::new();
+    for (kms_expected, ddb_expected) in [
+        (
+            &["GetPublicKey", "Sign"][..],
+            &["GetItem", "UpdateItem"][..],
+        ),
+        (&[][..], &["GetItem"][..]),
+        (&[][..], &["GetItem"][..]),
+    ] {
         kms.reset();
         ddb.reset();
         let (reply, _) = plans.handle(read(&plan)).await;
         assert!(reply.body["assertion"].is_string(), "{}", reply.body);
-        assert_eq!(kms.calls(), expected);
-        assert_eq!(ddb.calls(), ["GetItem"]);
+        assertions.push(reply.body["assertion"].clone());
+        assert_eq!(kms.calls(), kms_expected);
+        assert_eq!(ddb.calls(), ddb_expected);
     }
+    assert!(
+        assertions.iter().all(|a| *a == assertions[0]),
+        "signed once"
+    );
     let pending = s.create_plan(&setup.stage);
     kms.reset();
     let (reply, _) = plans.handle(read(&pending)).await;
@@ -437,4 +452,45 @@ fn check_in(token: &str) -> Request {
         Some(serde_json::json!({"hardware": {"serial": "x"}})),
     );
     with_device_token(req, token)
+}
+
+#[tokio::test]
+async fn the_dth_path_reads_the_lock_with_the_token_in_one_call() {
+    let w = world("DTH-CALLS").await;
+    let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
+    s.set_interactive_stage(&setup.connector, &setup.stage)
+        .await;
+    let req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
+    let mut req = with_device_token(req, &device.token);
+    req.headers_mut()
+        .insert("host", "127.0.0.1".parse().unwrap());
+    let (reply, _) = agent_app(&w).handle(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let url = reply.body["url"].as_str().unwrap();
+    let path = &url[url.find("/v1/plans/").unwrap()..];
+    let mut req = request("GET", path, None);
+    let dth = endpoint_core::protocol::DTH_HEADER.as_bytes();
+    req.headers_mut().insert(
+        lambda_http::http::HeaderName::from_bytes(dth).unwrap(),
+        endpoint_core::protocol::device_token_hash(&device.token)
+            .parse()
+            .unwrap(),
+    );
+    kms.reset();
+    ddb.reset();
+    let (reply, outcome) = challenge_app(&w).handle(req).await;
+    assert_eq!(
+        (reply.status, outcome.as_str()),
+        (200, "passed"),
+        "{}",
+        reply.body
+    );
+    // The attempt's reservation, then the token index entry and the device (its lock) in one
+    // request, then the plan's end with its audit record: three calls in three rounds, as
+    // before the lock was read (a GetItem of the entry alone).
+    assert_eq!(
+        ddb.calls(),
+        ["UpdateItem", "BatchGetItem", "TransactWriteItems"]
+    );
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
 }

@@ -4,6 +4,7 @@
 //! log or stop the emulator, so nothing else may run beside them.
 
 mod agent_api;
+mod assertions;
 mod aws_calls;
 mod compliance;
 mod egress;

@@ -67,6 +67,7 @@ async fn a_passed_plan_carries_a_device_assertion_a_standard_library_verifies() 
     let device = s.enrolled(&setup.connector, &serial).await;
     let nonce = format!("n-{}", now());
     let audience = "https://app.example/login";
+    s.admin_json(&["stage", "set-audiences", &setup.stage, audience]);
     let (status, created) = s
         .http
         .post(

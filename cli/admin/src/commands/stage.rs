@@ -2,6 +2,7 @@
 
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::admin;
+use endpoint_core::assertion::parse_audiences;
 use endpoint_core::audit::AuditKind;
 use endpoint_core::compliance::admin::set_stage_policy;
 use endpoint_core::model::Stage;
@@ -20,6 +21,8 @@ fn stage_json(s: &Stage) -> Value {
         "policy": s.policy.as_ref().map(|p| json!({"id": p.id, "version": p.version, "when_unknown": p.when_unknown.as_str()})),
         // null: a stage from before origins existed, with the older redirect rule.
         "redirect_origins": s.redirect_origins,
+        // Besides the stage id, which a plan may always ask for.
+        "audiences": s.audiences,
     })
 }
 
@@ -54,9 +57,15 @@ pub(crate) async fn stage(
             mode,
             policy,
             redirect_origins,
+            audiences,
         } => {
+            // Checked before the stage exists, so that a refused audience creates nothing.
+            let audiences = parse_audiences(audiences)?;
             let mut stage =
                 admin::create_stage(store, rng, connector, *mode, redirect_origins).await?;
+            if !audiences.is_empty() {
+                stage = admin::set_audiences(store, &stage.id, &audiences).await?;
+            }
             if let Some(p) = policy {
                 stage = set_stage_policy(store, &stage.id, Some(p)).await?;
             }
@@ -70,6 +79,15 @@ pub(crate) async fn stage(
             let s = admin::set_redirect_origins(store, stage, origins).await?;
             let list = s.redirect_origins.clone().unwrap_or_default();
             let reason = format!("stage {} redirect origins [{}]", s.id, list.join(" "));
+            Ok(shown(&s).audited(
+                audit(AuditKind::StageChanged)
+                    .connector(&s.connector)
+                    .reason(reason),
+            ))
+        }
+        StageCommand::SetAudiences { stage, audiences } => {
+            let s = admin::set_audiences(store, stage, audiences).await?;
+            let reason = format!("stage {} audiences [{}]", s.id, s.audiences.join(" "));
             Ok(shown(&s).audited(
                 audit(AuditKind::StageChanged)
                     .connector(&s.connector)

@@ -194,3 +194,50 @@ fn missing_credentials_exit_1_with_a_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no usable AWS credentials"));
 }
+
+#[test]
+fn stage_audiences_are_registered_shown_replaced_and_checked() {
+    let cli = Cli::new();
+    let connector = cli.ok(&["connector", "create", "--name", "audiences"]);
+    let stage = cli.ok(&[
+        "stage",
+        "create",
+        "--connector",
+        &connector,
+        "--audience",
+        "https://rp.example/app",
+        "--audience",
+        "https://rp.example/app",
+    ]);
+    assert_eq!(
+        cli.json(&["stage", "show", &stage])["audiences"],
+        serde_json::json!(["https://rp.example/app"]),
+        "unique"
+    );
+    let set = cli.json(&["stage", "set-audiences", &stage, "urn:a", "urn:b"]);
+    assert_eq!(set["audiences"], serde_json::json!(["urn:a", "urn:b"]));
+    assert_eq!(
+        cli.json(&["stage", "set-audiences", &stage])["audiences"],
+        serde_json::json!([]),
+        "none: the stage id only"
+    );
+    // A refused audience creates no stage.
+    let before = cli.json(&["stage", "list"])["stages"]
+        .as_array()
+        .unwrap()
+        .len();
+    let long = "a".repeat(257);
+    cli.fails(&[
+        "stage",
+        "create",
+        "--connector",
+        &connector,
+        "--audience",
+        &long,
+    ]);
+    let after = cli.json(&["stage", "list"])["stages"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+}

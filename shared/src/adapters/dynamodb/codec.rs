@@ -43,7 +43,11 @@ pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
             item.insert(attr::DEVICE_UUID.into(), s(uuid));
         }
     }
-    for (name, value) in [(attr::NONCE, &p.nonce), (attr::AUDIENCE, &p.audience)] {
+    for (name, value) in [
+        (attr::NONCE, &p.nonce),
+        (attr::AUDIENCE, &p.audience),
+        (attr::ASSERTION, &p.assertion),
+    ] {
         if let Some(v) = value {
             item.insert(name.into(), s(v));
         }
@@ -132,6 +136,7 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
         nonce: opt_s(item, attr::NONCE),
         audience: opt_s(item, attr::AUDIENCE),
         ended_at: opt_n(item, attr::ENDED_AT)?,
+        assertion: opt_s(item, attr::ASSERTION),
     })
 }
 

@@ -3,6 +3,7 @@
 use super::codec::json_from;
 use super::codec::json_item;
 use super::codec::{device_from, token_from};
+use super::dth::live_token;
 use super::failure::{failed_conditions, store_error};
 use super::item::built;
 use super::item::{corrupt, get_n, get_s, n, opt_n, s, Item};
@@ -300,13 +301,17 @@ impl DeviceStore for DynamoStore {
         else {
             return Ok(None);
         };
-        let t = TokenRef {
-            token_id: get_s(&item, attr::TOKEN_ID)?,
-            device: get_s(&item, attr::DEVICE)?,
-            connector: get_s(&item, attr::CONNECTOR)?,
-            expires_at: opt_n(&item, schema::TTL_ATTRIBUTE)?,
-        };
-        Ok((!is_expired(t.expires_at, now)).then_some(t))
+        live_token(&item, now)
+    }
+
+    async fn token_and_device(
+        &self,
+        key_sha256: &str,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<(Option<TokenRef>, Option<Device>), StoreError> {
+        self.token_and_device_batch(key_sha256, identifier, now)
+            .await
     }
 
     async fn get_device(

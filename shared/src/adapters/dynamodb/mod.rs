@@ -40,6 +40,7 @@
 //! | `table.rs` | table administration |
 //! | `plans.rs`, `directory.rs`, `devices.rs`, `enrollments.rs`, `audit.rs` | one file per port |
 //! | `enroll.rs` | enrollment's one transaction |
+//! | `dth.rs` | the DTH path's one read: the token index entry and the device (its lock) |
 //! | `keyring.rs` | the data keys that seal device token keys, and `migrate` |
 //! | `signals.rs` | the outbox of signal events |
 //! | `rotate.rs` | `sealing rotate`: a new data key, every device key re-sealed, the old one retired |
@@ -48,6 +49,7 @@ mod audit;
 mod codec;
 mod devices;
 mod directory;
+mod dth;
 mod enroll;
 mod enrollments;
 mod failure;

@@ -290,4 +290,58 @@ impl PlanStore for DynamoStore {
             Err(e) => Err(store_error("UpdateItem finish_plan", &e)),
         }
     }
+
+    async fn keep_assertion(
+        &self,
+        id: &str,
+        assertion: &str,
+    ) -> Result<Option<String>, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(plan_key(id)))
+            .update_expression("SET #assertion = :assertion")
+            .condition_expression(
+                "attribute_exists(#pk) AND #status = :passed AND attribute_not_exists(#assertion)",
+            )
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#assertion", attr::ASSERTION)
+            .expression_attribute_values(":passed", s(PlanStatus::Passed.as_str()))
+            .expression_attribute_values(":assertion", s(assertion))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Some(assertion.to_string())),
+            Err(e) if is_condition_failed(&e) => {
+                // A concurrent first read stored its assertion first: answer that one. DynamoDB
+                // returns the item that failed the condition; read it if it did not.
+                let returned = match &e {
+                    SdkError::ServiceError(se) => match se.err() {
+                        UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let item = match returned {
+                    Some(item) => Some(item),
+                    None => {
+                        self.get("GetItem plan (assertion kept)", plan_key(id))
+                            .await?
+                    }
+                };
+                Ok(item
+                    .as_ref()
+                    .map(plan_from)
+                    .transpose()?
+                    .filter(|p| p.status == PlanStatus::Passed)
+                    .and_then(|p| p.assertion))
+            }
+            Err(e) => Err(store_error("UpdateItem keep_assertion", &e)),
+        }
+    }
 }

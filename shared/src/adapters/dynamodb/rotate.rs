@@ -8,7 +8,11 @@
 //!    re-sealed, on condition that it is unchanged. A token already under the next generation
 //!    is skipped: an interrupted rotation resumes where it stopped, and a second run does
 //!    nothing twice.
-//! 3. The next data key becomes the current one and the old wrapped key is deleted from the
+//! 3. The paged pass reads the device index, which can lag recent writes (a device enrolled
+//!    just before the rotation may not be listed yet), and skips expired devices: so the table
+//!    is then swept with consistent reads (a scan of every sealed device key), re-sealing what
+//!    another generation still seals, and swept again until a sweep finds none left.
+//! 4. The next data key becomes the current one and the old wrapped key is deleted from the
 //!    table: a value sealed under it (a backup written back) no longer opens. Warm functions
 //!    drop the old key within `DATA_KEY_MAX_AGE`.
 
@@ -17,12 +21,17 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use super::failure::{is_condition_failed, store_error};
 use super::item::{n, Item};
 use super::keyring::KeyringState;
-use super::schema::{attr, device_pk, key, keyring_key, sk_of, ANY_TOKEN};
+use super::schema::{self, attr, device_pk, key, keyring_key, sk_of, ANY_TOKEN};
 use super::store::DynamoStore;
 use crate::adapters::sealing::generation_of;
 use crate::error::StoreError;
 use crate::model::UnixTime;
 use crate::ports::DeviceStore;
+
+/// How many consistent sweeps a rotation makes at most: each re-seals what the one before
+/// found, so a second finds nothing unless enrollments keep sealing under the old key (they
+/// cannot once the rotation began); then the old key is kept and the rotation can be run again.
+const MAX_SWEEPS: usize = 5;
 
 /// What a rotation did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,6 +82,7 @@ impl DynamoStore {
                 None => break,
             }
         }
+        report.resealed += self.sweep_old_generations(report.generation).await?;
         self.finish_rotation(report.generation).await?;
         self.reload_keyring().await?;
         report.finished = true;
@@ -117,40 +127,109 @@ impl DynamoStore {
     /// Re-seals the device's tokens that another generation sealed; how many.
     async fn reseal_device(&self, serial: &str, generation: u32) -> Result<usize, StoreError> {
         let pk = device_pk(serial);
-        let keyring = self.keyring().await?;
         let mut count = 0;
         for item in self.partition("Query device (rotate)", &pk).await? {
-            let sk = sk_of(&item).to_string();
-            let Some(old) = sealed_of(&item).filter(|_| sk.starts_with(ANY_TOKEN)) else {
-                continue;
-            };
-            if generation_of(&old) == Some(generation) {
-                continue;
-            }
-            let Some(key) = self.token_key(&item).await? else {
-                continue;
-            };
-            let sealed = Self::seal_key(&keyring, &pk, &sk, &key)?;
-            let updated = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_of(&pk, &sk)))
-                .update_expression("SET #sealed = :sealed")
-                .condition_expression("#sealed = :old")
-                .expression_attribute_names("#sealed", attr::KEY_SEALED)
-                .expression_attribute_values(":sealed", sealed)
-                .expression_attribute_values(":old", Av::B(aws_smithy_types::Blob::new(old)))
-                .send()
-                .await;
-            match updated {
-                Ok(_) => count += 1,
-                // Replaced meanwhile (re-enrolled: sealed under the next key already).
-                Err(e) if is_condition_failed(&e) => {}
-                Err(e) => return Err(store_error("UpdateItem reseal", &e)),
+            if sk_of(&item).starts_with(ANY_TOKEN) {
+                count += usize::from(self.reseal_item(&item, generation).await?);
             }
         }
         Ok(count)
+    }
+
+    /// Re-seals one token item under `generation` if another one sealed it, on condition that
+    /// it is unchanged; whether it was re-sealed.
+    async fn reseal_item(&self, item: &Item, generation: u32) -> Result<bool, StoreError> {
+        let Some(old) = sealed_of(item) else {
+            return Ok(false);
+        };
+        if generation_of(&old) == Some(generation) {
+            return Ok(false);
+        }
+        let Some(key) = self.token_key(item).await? else {
+            return Ok(false);
+        };
+        let pk = item
+            .get(schema::PK)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let sk = sk_of(item).to_string();
+        let keyring = self.keyring().await?;
+        let sealed = Self::seal_key(&keyring, &pk, &sk, &key)?;
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&pk, &sk)))
+            .update_expression("SET #sealed = :sealed")
+            .condition_expression("#sealed = :old")
+            .expression_attribute_names("#sealed", attr::KEY_SEALED)
+            .expression_attribute_values(":sealed", sealed)
+            .expression_attribute_values(":old", Av::B(aws_smithy_types::Blob::new(old)))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            // Replaced meanwhile (re-enrolled: sealed under the next key already).
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem reseal", &e)),
+        }
+    }
+
+    /// Sweeps the table with consistent reads, re-sealing every device key that a generation
+    /// other than `generation` seals and the keyring still opens, until a sweep finds none (at
+    /// most [`MAX_SWEEPS`]); how many it re-sealed. A key under a data key already retired
+    /// opens with nothing and is left as it is.
+    async fn sweep_old_generations(&self, generation: u32) -> Result<usize, StoreError> {
+        let mut resealed = 0;
+        for _ in 0..MAX_SWEEPS {
+            let keyring = self.reload_keyring().await?;
+            let stale: Vec<Item> = self
+                .sealed_token_items()
+                .await?
+                .into_iter()
+                .filter(|item| {
+                    sealed_of(item)
+                        .and_then(|v| generation_of(&v))
+                        .is_some_and(|g| g != generation && keyring.key(g).is_some())
+                })
+                .collect();
+            if stale.is_empty() {
+                return Ok(resealed);
+            }
+            for item in &stale {
+                resealed += usize::from(self.reseal_item(item, generation).await?);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "device keys sealed under an older data key were still found after {MAX_SWEEPS} sweeps; the old key is kept: run the rotation again"
+        )))
+    }
+
+    /// Every device token item with a sealed key, read consistently (a scan of the table).
+    async fn sealed_token_items(&self) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("begins_with(#sk, :token) AND attribute_exists(#sealed)")
+                .expression_attribute_names("#sk", schema::SK)
+                .expression_attribute_names("#sealed", attr::KEY_SEALED)
+                .expression_attribute_values(":token", Av::S(ANY_TOKEN.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Scan sealed device keys (rotate)", &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// The next data key becomes the current one; the old wrapped key leaves the table.

@@ -155,6 +155,9 @@ pub mod attr {
     pub const ENDED_AT: &str = "ended_at";
     pub const NONCE: &str = "nonce";
     pub const AUDIENCE: &str = "audience";
+    /// A passed plan's device assertion (signed once); a stage's registered audiences.
+    pub const ASSERTION: &str = "assertion";
+    pub const AUDIENCES: &str = "audiences";
     pub const ENABLED: &str = "enabled";
     pub const FACTS_DEFLATE: &str = "facts_deflate";
     pub const ID: &str = "id";

@@ -165,6 +165,16 @@ impl DeviceStore for MemoryStore {
             .cloned())
     }
 
+    async fn token_and_device(
+        &self,
+        key_sha256: &str,
+        identifier: &str,
+        now: UnixTime,
+    ) -> Result<(Option<TokenRef>, Option<Device>), StoreError> {
+        let token = self.token_by_hash(key_sha256, now).await?;
+        Ok((token, self.get_device(identifier, now).await?))
+    }
+
     async fn get_device(
         &self,
         identifier: &str,

@@ -248,6 +248,26 @@ impl PlanStore for MemoryStore {
         }
         Ok(true)
     }
+
+    async fn keep_assertion(
+        &self,
+        id: &str,
+        assertion: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut g = self.lock()?;
+        let Some(p) = g
+            .plans
+            .get_mut(id)
+            .filter(|p| p.status == PlanStatus::Passed)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            p.assertion
+                .get_or_insert_with(|| assertion.to_string())
+                .clone(),
+        ))
+    }
 }
 
 impl Directory for MemoryStore {
