@@ -302,6 +302,11 @@ async fn dynamo_outbox_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_streams_keep_the_contract() {
+    crate::contract::streams(&fresh_store().await).await;
+}
+
+#[tokio::test]
 async fn dynamo_audit_keeps_the_contract() {
     crate::contract::audit(&fresh_store().await).await;
 }

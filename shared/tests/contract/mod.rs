@@ -20,7 +20,7 @@ mod audit;
 mod signals;
 
 pub use audit::audit;
-pub use signals::{device_lock, outbox};
+pub use signals::{device_lock, outbox, streams};
 
 pub const T0: i64 = 1_800_000_000;
 

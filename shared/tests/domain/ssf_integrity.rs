@@ -1,0 +1,482 @@
+//! The transmitter's integrity and availability in the domain (memory store, injectable clock):
+//! no event lost whatever the writers' clocks and commit order, a new stream gets only later
+//! events, each SET signed once, verifications bounded, slow receivers backed off without
+//! stalling others, and delivery never reverting a receiver's change.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use endpoint_core::adapters::local_signer::LocalSigner;
+use endpoint_core::adapters::memory::FixedClock;
+use endpoint_core::admin;
+use endpoint_core::delivery::{deliver_push, Backoff, Pusher, Run, SLOW_PUSH_MILLIS};
+use endpoint_core::error::{CoreError, SignerError};
+use endpoint_core::model::{DeviceLock, Receiver, Stream};
+use endpoint_core::ports::{
+    ChallengeSigner, Clock, DeviceStore, JoseSignature, KeyDescription, SignalStore,
+};
+use endpoint_core::protocol::keys::KeySpec;
+use endpoint_core::secret::Secret;
+use endpoint_core::signals::{lock_change, DEVICE_COMPLIANCE_CHANGE};
+use endpoint_core::ssf::{self, PollRequest, StreamRequest};
+use serde_json::Value;
+
+use crate::common::Fx;
+use crate::compliance_rules::{check_in, required_stage_with_policy, MAC_BAD, MAC_OK};
+
+const SERIAL: &str = "C02XK1JHJGH5";
+const ISSUER: &str = "https://t.example";
+
+/// Counts the signatures it makes.
+struct Counting<'a> {
+    inner: &'a LocalSigner,
+    signed: AtomicUsize,
+}
+
+impl ChallengeSigner for Counting<'_> {
+    async fn describe(&self, key: &str) -> Result<KeyDescription, SignerError> {
+        self.inner.describe(key).await
+    }
+    async fn sign(&self, key: &str, message: &[u8]) -> Result<JoseSignature, SignerError> {
+        self.signed.fetch_add(1, Ordering::SeqCst);
+        self.inner.sign(key, message).await
+    }
+}
+
+fn counting(fx: &Fx) -> Counting<'_> {
+    Counting {
+        inner: &fx.signer,
+        signed: AtomicUsize::new(0),
+    }
+}
+
+fn claims(set: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(set)
+        .unwrap()
+        .claims
+}
+
+/// A device under a policy (its key), a receiver, and its poll stream of compliance changes.
+async fn poll_world() -> (Fx, Secret, Receiver, Stream) {
+    let mut fx = Fx::new();
+    fx.signer.generate("signals", KeySpec::EccNistP256).unwrap();
+    let (_, _, key) = required_stage_with_policy(&fx).await;
+    let (receiver, _) = ssf::create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
+        .await
+        .unwrap();
+    let stream = poll_stream(&fx, &receiver).await;
+    (fx, key, receiver, stream)
+}
+
+async fn poll_stream(fx: &Fx, receiver: &Receiver) -> Stream {
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8936".into()),
+        events_requested: Some(vec![DEVICE_COMPLIANCE_CHANGE.into()]),
+        ..StreamRequest::default()
+    };
+    ssf::create_stream(&fx.store, &fx.clock, &fx.rng, receiver, &request)
+        .await
+        .unwrap()
+}
+
+/// One poll acknowledging `ack`: the SETs by `jti`.
+async fn poll(
+    fx: &Fx,
+    signer: &impl ChallengeSigner,
+    receiver: &Receiver,
+    stream: &Stream,
+    ack: &[String],
+) -> Vec<(String, String)> {
+    let request = PollRequest {
+        ack: ack.to_vec(),
+        max_events: None,
+    };
+    ssf::poll(
+        &fx.store,
+        signer,
+        ("signals", ISSUER),
+        fx.clock.now(),
+        receiver,
+        &stream.id,
+        &request,
+    )
+    .await
+    .unwrap()
+    .sets
+}
+
+/// Polls and acknowledges everything answered: the `jti`s.
+async fn drain(fx: &Fx, receiver: &Receiver, stream: &Stream) -> Vec<String> {
+    let got: Vec<String> = poll(fx, &fx.signer, receiver, stream, &[])
+        .await
+        .into_iter()
+        .map(|(jti, _)| jti)
+        .collect();
+    assert!(poll(fx, &fx.signer, receiver, stream, &got).await.is_empty());
+    got
+}
+
+#[tokio::test]
+async fn a_lock_by_an_operator_whose_clock_is_ten_minutes_slow_reaches_a_stream_already_past_it()
+{
+    let (fx, key, receiver, stream) = poll_world().await;
+    check_in(&fx, &key, MAC_OK).await;
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_BAD).await;
+    let delivered = drain(&fx, &receiver, &stream).await;
+    assert_eq!(delivered.len(), 1, "the compliance change");
+    // The operator's workstation is ten minutes slow: its lock is stamped before the change
+    // the receiver already acknowledged.
+    fx.clock.advance(5);
+    let slow = FixedClock::new(fx.clock.now() - 600);
+    admin::lock_device(&fx.store, &slow, &fx.rng, SERIAL, None, Some("stolen"))
+        .await
+        .unwrap();
+    let sets = poll(&fx, &fx.signer, &receiver, &stream, &[]).await;
+    assert_eq!(sets.len(), 1, "the lock is delivered: {sets:?}");
+    let (jti, set) = &sets[0];
+    assert!(jti < &delivered[0], "its id is the slow clock's: {jti}");
+    let change = &claims(set)["events"][DEVICE_COMPLIANCE_CHANGE];
+    assert_eq!(
+        (&change["current_status"], &change["initiating_entity"]),
+        (&Value::from("not-compliant"), &Value::from("admin"))
+    );
+}
+
+#[tokio::test]
+async fn two_writers_committing_out_of_order_are_both_delivered() {
+    let (fx, key, receiver, stream) = poll_world().await;
+    check_in(&fx, &key, MAC_BAD).await;
+    let device = fx.store.get_device(SERIAL, 0).await.unwrap().unwrap();
+    // Writer A stamps its event first; writer B stamps later but commits first.
+    let first = lock_change(&fx.rng, &fx.clock, &device, &[], true, Some("A"));
+    fx.clock.advance(2);
+    let second = lock_change(&fx.rng, &fx.clock, &device, &[], true, Some("B"));
+    assert!(first.id < second.id);
+    let lock = DeviceLock {
+        since: fx.clock.now(),
+        until: None,
+        reason: Some("B".into()),
+    };
+    assert!(fx
+        .store
+        .set_device_lock(SERIAL, Some(&lock), Some(&second))
+        .await
+        .unwrap());
+    assert_eq!(drain(&fx, &receiver, &stream).await, [second.id.clone()]);
+    // A commits now, after B was delivered and acknowledged.
+    fx.store
+        .put_evaluations(SERIAL, &[], &[], std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(drain(&fx, &receiver, &stream).await, [first.id.clone()]);
+}
+
+#[tokio::test]
+async fn a_new_stream_receives_the_events_created_after_it_and_no_older_one() {
+    let (fx, key, receiver, _) = poll_world().await;
+    check_in(&fx, &key, MAC_OK).await;
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_BAD).await;
+    fx.clock.advance(60);
+    let late = poll_stream(&fx, &receiver).await;
+    assert!(poll(&fx, &fx.signer, &receiver, &late, &[]).await.is_empty());
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_OK).await;
+    let got = poll(&fx, &fx.signer, &receiver, &late, &[]).await;
+    assert_eq!(got.len(), 1);
+    let change = &claims(&got[0].1)["events"][DEVICE_COMPLIANCE_CHANGE];
+    assert_eq!(change["current_status"], "compliant");
+}
+
+#[tokio::test]
+async fn a_re_poll_carries_the_same_strings_and_costs_no_signature() {
+    let (fx, key, receiver, stream) = poll_world().await;
+    for (i, facts) in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD].iter().enumerate() {
+        fx.clock.advance(60 + i as i64);
+        check_in(&fx, &key, facts).await;
+    }
+    let signer = counting(&fx);
+    let first = poll(&fx, &signer, &receiver, &stream, &[]).await;
+    assert_eq!(first.len(), 3);
+    assert_eq!(signer.signed.load(Ordering::SeqCst), 3, "one per event");
+    for _ in 0..20 {
+        fx.clock.advance(1);
+        assert_eq!(poll(&fx, &signer, &receiver, &stream, &[]).await, first);
+    }
+    assert_eq!(signer.signed.load(Ordering::SeqCst), 3, "re-polls sign nothing");
+    // A second stream of the same receiver carries the same strings too.
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8936".into()),
+        events_requested: Some(vec![DEVICE_COMPLIANCE_CHANGE.into()]),
+        ..StreamRequest::default()
+    };
+    let mut other = ssf::create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request)
+        .await
+        .unwrap();
+    other.position = 0;
+    other.version = fx.store.get_stream(&other.id).await.unwrap().unwrap().version;
+    assert!(fx.store.save_stream(&other).await.unwrap());
+    assert_eq!(poll(&fx, &signer, &receiver, &other, &[]).await, first);
+    assert_eq!(signer.signed.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn at_most_six_verifications_a_minute_per_stream_and_a_refused_one_signs_nothing() {
+    let (fx, _, receiver, stream) = poll_world().await;
+    let other = poll_stream(&fx, &receiver).await;
+    let signer = counting(&fx);
+    let verify = |id: String| {
+        let signer = &signer;
+        let (fx, receiver) = (&fx, &receiver);
+        async move {
+            ssf::verify(
+                &fx.store,
+                signer,
+                ("signals", ISSUER),
+                &fx.clock,
+                &fx.rng,
+                receiver,
+                &id,
+                Some("s".into()),
+            )
+            .await
+        }
+    };
+    fx.clock.set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 10);
+    for _ in 0..ssf::VERIFICATIONS_PER_MINUTE {
+        verify(stream.id.clone()).await.unwrap();
+    }
+    assert_eq!(signer.signed.load(Ordering::SeqCst), 6);
+    match verify(stream.id.clone()).await {
+        Err(CoreError::RateLimited(seconds)) => assert_eq!(seconds, 50),
+        other => panic!("the seventh is refused: {other:?}"),
+    }
+    assert_eq!(signer.signed.load(Ordering::SeqCst), 6, "no signature");
+    // Another stream has its own limit; the next minute this one has its own again.
+    verify(other.id.clone()).await.unwrap();
+    fx.clock.advance(50);
+    verify(stream.id.clone()).await.unwrap();
+    // The verification SET is delivered as it was signed, and a re-poll repeats it unsigned.
+    let before = signer.signed.load(Ordering::SeqCst);
+    let a = poll(&fx, &signer, &receiver, &stream, &[]).await;
+    let b = poll(&fx, &signer, &receiver, &stream, &[]).await;
+    assert_eq!((a.len(), &a), (1, &b));
+    assert_eq!(signer.signed.load(Ordering::SeqCst), before);
+}
+
+/// Receivers by URL: `slow` ones answer 202 after `slow_millis` (the shared clock moves on by
+/// that much during the answer), the others at once. Keeps every (url, jti) answered.
+struct Receivers<'a> {
+    clock: &'a FixedClock,
+    slow_seconds: i64,
+    got: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Pusher for Receivers<'_> {
+    async fn push(&self, url: &str, _auth: Option<&str>, set: &str) -> Result<u16, String> {
+        if url.contains("slow") {
+            self.clock.advance(self.slow_seconds);
+        }
+        let jti = claims(set)["jti"].as_str().unwrap_or_default().to_string();
+        self.got.lock().unwrap().push((url.to_string(), jti));
+        Ok(202)
+    }
+}
+
+async fn push_stream(fx: &Fx, receiver: &Receiver, url: &str) -> Stream {
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8935".into()),
+        endpoint_url: Some(url.into()),
+        events_requested: Some(vec![DEVICE_COMPLIANCE_CHANGE.into()]),
+        ..StreamRequest::default()
+    };
+    ssf::create_stream(&fx.store, &fx.clock, &fx.rng, receiver, &request)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_receiver_answering_202_after_ten_seconds_is_backed_off_and_stalls_no_other_stream() {
+    let (fx, key, receiver, _) = poll_world().await;
+    let mut slow = Vec::new();
+    for i in 0..3 {
+        slow.push(push_stream(&fx, &receiver, &format!("https://slow{i}.example/e")).await);
+    }
+    let (fast_receiver, _) = ssf::create_receiver(&fx.store, &fx.clock, &fx.rng, "f", None)
+        .await
+        .unwrap();
+    push_stream(&fx, &fast_receiver, "https://fast.example/e").await;
+    for (i, facts) in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK].iter().enumerate() {
+        fx.clock.advance(60 + i as i64);
+        check_in(&fx, &key, facts).await;
+    }
+    let receivers = Receivers {
+        clock: &fx.clock,
+        slow_seconds: SLOW_PUSH_MILLIS / 1000 + 1,
+        got: Default::default(),
+    };
+    let run = Run {
+        signer: &fx.signer,
+        keys: ("signals", ISSUER),
+        pusher: &receivers,
+        clock: &fx.clock,
+        schedule: Backoff::default(),
+        rng: &fx.rng,
+    };
+    let report = deliver_push(&fx.store, &run).await.unwrap();
+    let got = receivers.got.lock().unwrap().clone();
+    let to = |url: &str| got.iter().filter(|(u, _)| u.contains(url)).count();
+    assert_eq!(to("fast"), 4, "every event to the fast receiver: {got:?}");
+    for s in &slow {
+        let after = fx.store.get_stream(&s.id).await.unwrap().unwrap();
+        assert_eq!(after.position, s.position + 1, "its one answer was a delivery");
+        assert_eq!(after.failures, 1, "and a failure for backoff");
+        assert!(after.next_attempt.is_some_and(|t| t > fx.clock.now()));
+        assert!(after.status_reason.unwrap_or_default().contains("answered after"));
+    }
+    assert_eq!(to("slow"), 3, "one push each, then backed off");
+    assert_eq!((report.streams, report.delivered, report.failed), (4, 7, 3));
+    // The next run (a minute later) leaves the backed-off streams alone.
+    receivers.got.lock().unwrap().clear();
+    fx.clock.advance(1);
+    deliver_push(&fx.store, &run).await.unwrap();
+    assert!(receivers.got.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn one_stream_gets_its_own_time_budget_per_run_and_the_rest_follows_in_the_next() {
+    let (fx, key, receiver, _) = poll_world().await;
+    let stream = push_stream(&fx, &receiver, "https://slowish.example/e").await;
+    let mut facts = MAC_OK;
+    for i in 0..11 {
+        fx.clock.advance(60 + i);
+        facts = if facts == MAC_OK { MAC_BAD } else { MAC_OK };
+        check_in(&fx, &key, facts).await;
+    }
+    // Each answer takes four seconds: not slow, but the budget holds five of them.
+    let receivers = Receivers {
+        clock: &fx.clock,
+        slow_seconds: 4,
+        got: Default::default(),
+    };
+    let run = Run {
+        signer: &fx.signer,
+        keys: ("signals", ISSUER),
+        pusher: &receivers,
+        clock: &fx.clock,
+        schedule: Backoff::default(),
+        rng: &fx.rng,
+    };
+    deliver_push(&fx.store, &run).await.unwrap();
+    let first = receivers.got.lock().unwrap().len();
+    assert_eq!(first, 5, "20 s of budget, 4 s an answer");
+    let s = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!((s.failures, s.position), (0, stream.position + 5));
+    deliver_push(&fx.store, &run).await.unwrap();
+    deliver_push(&fx.store, &run).await.unwrap();
+    let jtis: Vec<String> = receivers.got.lock().unwrap().iter().map(|(_, j)| j.clone()).collect();
+    let mut unique = jtis.clone();
+    unique.dedup();
+    assert_eq!((jtis.len(), unique.len()), (10, 10), "all, in order, once");
+}
+
+/// A receiver that, while it answers, changes its stream (endpoint, header, status: the one at
+/// `old.example`) or deletes it (`gone.example`): what a concurrent PATCH or DELETE does during
+/// a delivery run; it answers 503, so that the run writes its failure.
+struct Meddling<'a> {
+    fx: &'a Fx,
+    receiver: &'a Receiver,
+    streams: (String, String),
+}
+
+impl Pusher for Meddling<'_> {
+    async fn push(&self, url: &str, _auth: Option<&str>, _set: &str) -> Result<u16, String> {
+        let (store, receiver) = (&self.fx.store, self.receiver);
+        if url.contains("gone") {
+            ssf::delete_stream(store, receiver, &self.streams.1)
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            let request = StreamRequest {
+                endpoint_url: Some("https://moved.example/e".into()),
+                authorization_header: Some("Bearer new".into()),
+                ..StreamRequest::default()
+            };
+            let id = &self.streams.0;
+            ssf::update_stream(store, receiver, id, &request)
+                .await
+                .map_err(|e| e.to_string())?;
+            ssf::set_status(store, receiver, id, "paused", Some("maintenance".into()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(503)
+    }
+}
+
+#[tokio::test]
+async fn delivery_never_reverts_a_receivers_concurrent_change_nor_brings_a_deleted_stream_back() {
+    let (fx, key, receiver, _) = poll_world().await;
+    let changed = push_stream(&fx, &receiver, "https://old.example/e").await;
+    let deleted = push_stream(&fx, &receiver, "https://gone.example/e").await;
+    check_in(&fx, &key, MAC_OK).await;
+    fx.clock.advance(60);
+    check_in(&fx, &key, MAC_BAD).await;
+    let meddling = Meddling {
+        fx: &fx,
+        receiver: &receiver,
+        streams: (changed.id.clone(), deleted.id.clone()),
+    };
+    let run = Run {
+        signer: &fx.signer,
+        keys: ("signals", ISSUER),
+        pusher: &meddling,
+        clock: &fx.clock,
+        schedule: Backoff::default(),
+        rng: &fx.rng,
+    };
+    let report = deliver_push(&fx.store, &run).await.unwrap();
+    assert_eq!((report.streams, report.failed), (2, 2));
+    let after = fx.store.get_stream(&changed.id).await.unwrap().unwrap();
+    assert_eq!(after.endpoint_url.as_deref(), Some("https://moved.example/e"));
+    assert_eq!(after.authorization_header.as_deref(), Some("Bearer new"));
+    assert_eq!(after.status_reason.as_deref(), Some("maintenance"));
+    assert_eq!(after.failures, 0, "the stale run wrote nothing");
+    assert!(fx.store.get_stream(&deleted.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn ssf_inputs_are_bounded() {
+    let (fx, _, receiver, stream) = poll_world().await;
+    // An oversized stream id is an unknown stream.
+    let long = "s".repeat(ssf::MAX_STREAM_ID_CHARS + 1);
+    for result in [
+        ssf::own_stream(&fx.store, &receiver, &long).await.map(|_| ()),
+        ssf::delete_stream(&fx.store, &receiver, &long).await,
+        ssf::set_status(&fx.store, &receiver, &long, "paused", None)
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(matches!(result, Err(CoreError::NotFound(_))), "{result:?}");
+    }
+    // A status reason of at most 256 characters.
+    let reason = |n: usize| Some("r".repeat(n));
+    ssf::set_status(&fx.store, &receiver, &stream.id, "paused", reason(256))
+        .await
+        .unwrap();
+    let refused = ssf::set_status(&fx.store, &receiver, &stream.id, "paused", reason(257)).await;
+    assert!(matches!(refused, Err(CoreError::BadRequest(_))), "{refused:?}");
+    // Ten streams a receiver (it holds one), then 409.
+    for _ in 1..ssf::MAX_STREAMS_PER_RECEIVER {
+        poll_stream(&fx, &receiver).await;
+    }
+    let request = StreamRequest {
+        method: Some("urn:ietf:rfc:8936".into()),
+        ..StreamRequest::default()
+    };
+    let over = ssf::create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request).await;
+    assert!(matches!(over, Err(CoreError::Conflict(_))), "{over:?}");
+    // A deletion frees a place.
+    ssf::delete_stream(&fx.store, &receiver, &stream.id).await.unwrap();
+    poll_stream(&fx, &receiver).await;
+}
