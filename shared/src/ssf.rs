@@ -274,16 +274,22 @@ where
     Ok(stream)
 }
 
+/// An oversized (or empty) id names no stream: answered like an unknown one (404), without a
+/// read (a key that long would be refused by the table: a 503 for a receiver's typo).
+fn known_id(id: &str) -> Result<(), CoreError> {
+    if id.is_empty() || id.chars().count() > MAX_STREAM_ID_CHARS {
+        return Err(CoreError::NotFound("stream".into()));
+    }
+    Ok(())
+}
+
 /// `receiver`'s stream `id`: another receiver's is as unknown as a missing one (404).
 pub async fn own_stream<S: SignalStore>(
     store: &S,
     receiver: &Receiver,
     id: &str,
 ) -> Result<Stream, CoreError> {
-    // An oversized id names no stream: answered like an unknown one, without a read.
-    if id.is_empty() || id.chars().count() > MAX_STREAM_ID_CHARS {
-        return Err(CoreError::NotFound("stream".into()));
-    }
+    known_id(id)?;
     match store.get_stream(id).await? {
         Some(s) if s.receiver == receiver.id => Ok(s),
         _ => Err(CoreError::NotFound("stream".into())),
@@ -474,6 +480,7 @@ where
         .unwrap_or(MAX_POLL_EVENTS)
         .min(MAX_POLL_EVENTS);
     let acked = |jti: &str| request.ack.iter().any(|a| a == jti);
+    known_id(id)?;
     let head = store.settle_signals(now).await?;
     let (stream, mut pending, more_in_store) = 'acked: {
         for _ in 0..SAVE_ATTEMPTS {
