@@ -482,7 +482,7 @@ async fn deliver_function(
     bearer: &str,
 ) -> Vec<String> {
     let push = json!({
-        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none"},
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none", "authorization_header": "Bearer least-privilege"},
         "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
     });
     let (reply, _) = ssf
@@ -586,8 +586,15 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
             break;
         }
     }
+    // A push stream's authorization header is sealed (the keyring read, its data key
+    // unwrapped).
+    let push = json!({
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none", "authorization_header": "Bearer least-privilege"},
+        "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
+    });
     for (method, path, body) in [
         ("GET", "/ssf/streams".to_string(), None),
+        ("POST", "/ssf/streams".to_string(), Some(push)),
         (
             "PATCH",
             "/ssf/streams".to_string(),

@@ -1,15 +1,23 @@
 //! Shared Signals receivers and streams: JSON items the `kind` index lists. A stream carries
 //! its `version` as an attribute, and every write of it is conditioned on the version read; a
 //! receiver's streams are counted (`STREAM#COUNT#<receiver>`) in the transaction that creates
-//! or deletes one, so that concurrent creations cannot pass the limit.
+//! or deletes one, so that concurrent creations cannot pass the limit. A push stream's
+//! `Authorization` header is sealed like device keys (`auth_sealed`, under the keyring's data
+//! key, bound to the item's key), never stored in the clear.
 
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_smithy_types::Blob;
 
 use super::codec::{json_from, json_item};
 use super::failure::{failed_conditions, is_condition_failed, store_error};
-use super::item::{built, n, Item};
-use super::schema::{self, attr, receiver_key, stream_count_key, stream_key, RECEIVER, STREAM};
+use super::item::{built, corrupt, get_s, n, Item};
+use super::keyring::aad;
+use super::schema::{
+    self, attr, receiver_key, sk_of, stream_count_key, stream_key, RECEIVER, STREAM,
+};
 use super::store::DynamoStore;
+use crate::adapters::sealing::generation_of;
 use crate::error::StoreError;
 use crate::model::{Receiver, Stream};
 
@@ -31,19 +39,56 @@ impl DynamoStore {
         items.iter().map(json_from).collect()
     }
 
-    /// A stream's item at `version`.
-    fn stream_item(&self, st: &Stream, version: u64) -> Result<Item, StoreError> {
+    /// A stream's item at `version`: its authorization header sealed, not in the JSON.
+    async fn stream_item(&self, st: &Stream, version: u64) -> Result<Item, StoreError> {
         let stored = Stream {
             version,
+            authorization_header: None,
             ..st.clone()
         };
-        let mut item = json_item(stream_key(&st.id), Some(STREAM), &stored)?;
+        let key = stream_key(&st.id);
+        let (pk, sk) = (get_s(&key, schema::PK)?, get_s(&key, schema::SK)?);
+        let mut item = json_item(key, Some(STREAM), &stored)?;
         item.insert(attr::VERSION.into(), n(version as i64));
+        if let Some(header) = &st.authorization_header {
+            let keyring = self.keyring().await?;
+            let generation = keyring.seal_generation;
+            let data_key = keyring.key(generation).ok_or_else(|| {
+                StoreError::Unavailable("the sealing data key is not loaded".into())
+            })?;
+            let sealed = data_key.seal(generation, &aad(&pk, &sk), header.as_bytes())?;
+            item.insert(attr::AUTH_SEALED.into(), Av::B(Blob::new(sealed)));
+        }
         Ok(item)
     }
 
-    fn stream_from(&self, item: &Item) -> Result<Stream, StoreError> {
-        json_from(item)
+    /// A stream as stored, its authorization header opened. One sealed under a data key that
+    /// was retired is dropped (logged): the receiver sets it again.
+    async fn stream_from(&self, item: &Item) -> Result<Stream, StoreError> {
+        let mut st: Stream = json_from(item)?;
+        let Some(sealed) = item.get(attr::AUTH_SEALED).and_then(|v| v.as_b().ok()) else {
+            return Ok(st);
+        };
+        let generation =
+            generation_of(sealed.as_ref()).ok_or_else(|| corrupt(attr::AUTH_SEALED))?;
+        let mut keyring = self.keyring().await?;
+        if keyring.key(generation).is_none() {
+            keyring = self.reload_keyring().await?;
+        }
+        let Some(data_key) = keyring.key(generation) else {
+            tracing::warn!(
+                event = "retired_data_key_refused",
+                generation,
+                "a push stream's authorization header sealed under a retired data key was dropped"
+            );
+            st.authorization_header = None;
+            return Ok(st);
+        };
+        let aad = aad(&get_s(item, schema::PK)?, sk_of(item));
+        let plain = data_key.open(&aad, sealed.as_ref())?;
+        st.authorization_header =
+            Some(String::from_utf8(plain).map_err(|_| corrupt(attr::AUTH_SEALED))?);
+        Ok(st)
     }
 
     pub(super) async fn insert_stream(&self, st: &Stream, max: usize) -> Result<bool, StoreError> {
@@ -58,7 +103,7 @@ impl DynamoStore {
             .expression_attribute_values(":max", n(max as i64));
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(self.stream_item(st, st.version)?))
+            .set_item(Some(self.stream_item(st, st.version).await?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", schema::PK);
         let actions = vec![
@@ -91,7 +136,7 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.stream_item(st, st.version + 1)?))
+            .set_item(Some(self.stream_item(st, st.version + 1).await?))
             .condition_expression(condition)
             .expression_attribute_names("#v", attr::VERSION)
             .expression_attribute_values(":v", n(st.version as i64));
@@ -107,14 +152,18 @@ impl DynamoStore {
 
     pub(super) async fn read_stream(&self, id: &str) -> Result<Option<Stream>, StoreError> {
         match self.get("GetItem stream", stream_key(id)).await? {
-            Some(item) => Ok(Some(self.stream_from(&item)?)),
+            Some(item) => Ok(Some(self.stream_from(&item).await?)),
             None => Ok(None),
         }
     }
 
     pub(super) async fn all_streams(&self) -> Result<Vec<Stream>, StoreError> {
         let items = self.kind("Query streams", STREAM).await?;
-        items.iter().map(|i| self.stream_from(i)).collect()
+        let mut streams = Vec::with_capacity(items.len());
+        for item in &items {
+            streams.push(self.stream_from(item).await?);
+        }
+        Ok(streams)
     }
 
     pub(super) async fn remove_stream(&self, st: &Stream) -> Result<bool, StoreError> {
@@ -155,5 +204,32 @@ impl DynamoStore {
             }
             Err(e) => Err(store_error("TransactWriteItems delete stream", &e)),
         }
+    }
+
+    /// Re-seals every push stream's authorization header that another generation than
+    /// `generation` sealed (a rotation, before the old data key is retired); how many.
+    pub(super) async fn reseal_streams(&self, generation: u32) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for item in self.kind("Query streams (rotate)", STREAM).await? {
+            let Some(sealed) = item.get(attr::AUTH_SEALED).and_then(|v| v.as_b().ok()) else {
+                continue;
+            };
+            if generation_of(sealed.as_ref()) == Some(generation) {
+                continue;
+            }
+            let id = self.stream_from(&item).await?.id;
+            // Written again as read (sealed under the keyring's new generation), on condition
+            // of its version: a concurrent write is read again.
+            for _ in 0..3 {
+                let Some(stream) = self.read_stream(&id).await? else {
+                    break;
+                };
+                if self.replace_stream(&stream).await? {
+                    count += 1;
+                    break;
+                }
+            }
+        }
+        Ok(count)
     }
 }
