@@ -184,7 +184,12 @@ where
             .signal_events(stream.position, head, MAX_PER_RUN)
             .await?;
         let signed = sets_of(store, run.signer, run.keys, &receiver, &events, now).await?;
-        sets.extend(events.iter().map(|e| Some(e.seq)).zip(signed.into_iter().map(|(_, s)| s)));
+        sets.extend(
+            events
+                .iter()
+                .map(|e| Some(e.seq))
+                .zip(signed.into_iter().map(|(_, s)| s)),
+        );
     }
     let (mut delivered, mut failed_count) = (0, 0);
     for (event, set) in sets {

@@ -7,9 +7,7 @@ use url::{Host, Url};
 
 use crate::error::CoreError;
 use crate::model::{DeliveryMethod, Receiver, Stream, StreamStatus, UnixTime, Verification};
-use crate::ports::{
-    random_alnum, random_id, ChallengeSigner, Clock, Limiter, Random, SignalStore,
-};
+use crate::ports::{random_alnum, random_id, ChallengeSigner, Clock, Limiter, Random, SignalStore};
 use crate::protocol::ct_eq;
 use crate::secret::{sha256_hex, Secret};
 use crate::signals::{sets_of, sign_verification, DEVICE_COMPLIANCE_CHANGE};
@@ -532,9 +530,7 @@ where
     if !events_delivered(&stream).is_empty() {
         if more_in_store && pending.len() < max + 1 {
             // The read was full but the prefix took most of it: read what follows.
-            pending = store
-                .signal_events(stream.position, head, max + 1)
-                .await?;
+            pending = store.signal_events(stream.position, head, max + 1).await?;
         }
         let room = max.saturating_sub(answer.sets.len());
         answer.more_available = pending.len() > room;

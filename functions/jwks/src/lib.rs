@@ -23,10 +23,14 @@ impl<S: Directory, K: ChallengeSigner> App<S, K> {
     /// The assertion key and the signals key, each as configured (404 without either).
     async fn stack_jwks(&self) -> Result<Jwks, CoreError> {
         let config = &self.base.config;
-        let keys = [config.assertion_key.as_deref(), config.signals_key.as_deref()];
+        let keys = [
+            config.assertion_key.as_deref(),
+            config.signals_key.as_deref(),
+        ];
         let mut jwks = Jwks { keys: Vec::new() };
         for key in keys.into_iter().flatten() {
-            jwks.keys.extend(assertion_jwks(&self.signer, key).await?.keys);
+            jwks.keys
+                .extend(assertion_jwks(&self.signer, key).await?.keys);
         }
         if jwks.keys.is_empty() {
             return Err(CoreError::NotFound("assertion key".into()));

@@ -373,8 +373,7 @@ pub trait SignalStore: Send + Sync {
     fn list_streams(&self) -> impl Future<Output = Result<Vec<Stream>, StoreError>> + Send;
     /// Deletes a stream and frees its place under its receiver's limit. `Ok(false)` if it did
     /// not exist.
-    fn delete_stream(&self, s: &Stream)
-        -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn delete_stream(&self, s: &Stream) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Settles the outbox's events committed since the last settling (each gets the next
     /// `seq`, after every event settled before it) and answers the highest `seq` given so far.
     fn settle_signals(&self, now: UnixTime)

@@ -336,8 +336,14 @@ async fn dynamo_a_push_streams_authorization_header_is_sealed_at_rest() {
     let raw = aws_sdk_dynamodb::Client::new(&config().await)
         .get_item()
         .table_name(store.table())
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("STREAM#sealed".into()))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("STREAM".into()))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STREAM#sealed".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STREAM".into()),
+        )
         .send()
         .await
         .unwrap()

@@ -80,10 +80,7 @@ fn signal(time: i64, tag: &str) -> SignalEvent {
 }
 
 fn settled(e: &SignalEvent, seq: u64) -> SignalEvent {
-    SignalEvent {
-        seq,
-        ..e.clone()
-    }
+    SignalEvent { seq, ..e.clone() }
 }
 
 /// The outbox: signal events are written with their change (evaluations, a lock), settled in
@@ -164,12 +161,30 @@ pub async fn outbox<S: Store>(s: &S) {
     assert_eq!(seqs, (h2 + 1..=h3).collect::<Vec<_>>());
     let mut ids: Vec<&str> = read.iter().map(|e| e.id.as_str()).collect();
     ids.sort_unstable();
-    assert_eq!(ids, ["01800000000-m0", "01800000001-m1", "01800000002-m2", "01800000003-m3", "01800000004-m4"]);
+    assert_eq!(
+        ids,
+        [
+            "01800000000-m0",
+            "01800000001-m1",
+            "01800000002-m2",
+            "01800000003-m3",
+            "01800000004-m4"
+        ]
+    );
     // A receiver's SET of an event: the first kept wins.
     let first = settled(&a, h1 + 1);
-    assert_eq!(s.keep_signed_set("r1", &first, "set-1", now).await.unwrap(), "set-1");
-    assert_eq!(s.keep_signed_set("r1", &first, "set-2", now).await.unwrap(), "set-1");
-    assert_eq!(s.keep_signed_set("r2", &first, "set-3", now).await.unwrap(), "set-3");
+    assert_eq!(
+        s.keep_signed_set("r1", &first, "set-1", now).await.unwrap(),
+        "set-1"
+    );
+    assert_eq!(
+        s.keep_signed_set("r1", &first, "set-2", now).await.unwrap(),
+        "set-1"
+    );
+    assert_eq!(
+        s.keep_signed_set("r2", &first, "set-3", now).await.unwrap(),
+        "set-3"
+    );
     assert_eq!(
         s.signed_sets("r1", h1, h2).await.unwrap(),
         [(h1 + 1, "set-1".to_string())]
@@ -203,13 +218,17 @@ fn stream(id: &str, receiver: &str) -> Stream {
 /// on the version read (a stale copy is refused, a deleted stream does not come back); a
 /// deletion frees a place; a push stream's authorization header reads back as written.
 pub async fn streams<S: Store>(s: &S) {
-    let made = futures::future::join_all(
-        (0..14).map(|i| async move { s.create_stream(&stream(&format!("s{i:02}"), "r1"), 10).await }),
-    )
+    let made = futures::future::join_all((0..14).map(|i| async move {
+        s.create_stream(&stream(&format!("s{i:02}"), "r1"), 10)
+            .await
+    }))
     .await;
     let created = made.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(created, 10, "concurrent creations stop at the limit");
-    assert!(s.create_stream(&stream("other", "r2"), 10).await.unwrap(), "per receiver");
+    assert!(
+        s.create_stream(&stream("other", "r2"), 10).await.unwrap(),
+        "per receiver"
+    );
     let mine: Vec<Stream> = s
         .list_streams()
         .await
@@ -225,9 +244,15 @@ pub async fn streams<S: Store>(s: &S) {
     assert!(s.save_stream(&changed).await.unwrap());
     let mut stale = read.clone();
     stale.position = 7;
-    assert!(!s.save_stream(&stale).await.unwrap(), "a stale copy is refused");
+    assert!(
+        !s.save_stream(&stale).await.unwrap(),
+        "a stale copy is refused"
+    );
     let now = s.get_stream(&read.id).await.unwrap().unwrap();
-    assert_eq!((now.version, now.description.as_deref(), now.position), (read.version + 1, Some("new"), 0));
+    assert_eq!(
+        (now.version, now.description.as_deref(), now.position),
+        (read.version + 1, Some("new"), 0)
+    );
     // A deleted stream does not come back; its place is free again.
     assert!(s.delete_stream(&now).await.unwrap());
     assert!(!s.delete_stream(&now).await.unwrap());
@@ -242,7 +267,10 @@ pub async fn streams<S: Store>(s: &S) {
     push.authorization_header = Some("Bearer secret-of-r3".into());
     assert!(s.create_stream(&push, 10).await.unwrap());
     let back = s.get_stream("push").await.unwrap().unwrap();
-    assert_eq!(back.authorization_header.as_deref(), Some("Bearer secret-of-r3"));
+    assert_eq!(
+        back.authorization_header.as_deref(),
+        Some("Bearer secret-of-r3")
+    );
     let mut moved = back.clone();
     moved.position = 3;
     assert!(s.save_stream(&moved).await.unwrap());

@@ -16,5 +16,5 @@ mod improvements;
 mod port_contract;
 mod redirects;
 mod signals;
-mod ssf_integrity;
 mod signing;
+mod ssf_integrity;

@@ -120,9 +120,7 @@ async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_e
 #[tokio::test]
 async fn a_security_event_token_is_what_rfc_8417_and_caep_say() {
     let mut fx = Fx::new();
-    fx.signer
-        .generate("signals", KeySpec::EccNistP256)
-        .unwrap();
+    fx.signer.generate("signals", KeySpec::EccNistP256).unwrap();
     let (_, _, key) = required_stage_with_policy(&fx).await;
     check_in(&fx, &key, MAC_OK).await;
     check_in(&fx, &key, MAC_BAD).await;
@@ -304,9 +302,11 @@ async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_f
         schedule: Backoff::default(),
         rng: &fx.rng,
     };
-    let killed =
-        tokio::time::timeout(std::time::Duration::from_millis(200), deliver_push(&fx.store, &run))
-            .await;
+    let killed = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        deliver_push(&fx.store, &run),
+    )
+    .await;
     assert!(killed.is_err(), "the run was killed while it waited");
     // The next run starts after the last recorded delivery: the one in flight comes again.
     fx.clock.advance(60);
@@ -333,9 +333,7 @@ pub async fn push_world(
 ) -> (Fx, endpoint_core::model::Stream) {
     use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
     let mut fx = Fx::new();
-    fx.signer
-        .generate("signals", KeySpec::EccNistP256)
-        .unwrap();
+    fx.signer.generate("signals", KeySpec::EccNistP256).unwrap();
     let (_, _, key) = required_stage_with_policy(&fx).await;
     let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
         .await

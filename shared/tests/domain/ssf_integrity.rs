@@ -111,13 +111,14 @@ async fn drain(fx: &Fx, receiver: &Receiver, stream: &Stream) -> Vec<String> {
         .into_iter()
         .map(|(jti, _)| jti)
         .collect();
-    assert!(poll(fx, &fx.signer, receiver, stream, &got).await.is_empty());
+    assert!(poll(fx, &fx.signer, receiver, stream, &got)
+        .await
+        .is_empty());
     got
 }
 
 #[tokio::test]
-async fn a_lock_by_an_operator_whose_clock_is_ten_minutes_slow_reaches_a_stream_already_past_it()
-{
+async fn a_lock_by_an_operator_whose_clock_is_ten_minutes_slow_reaches_a_stream_already_past_it() {
     let (fx, key, receiver, stream) = poll_world().await;
     check_in(&fx, &key, MAC_OK).await;
     fx.clock.advance(60);
@@ -162,13 +163,13 @@ async fn two_writers_committing_out_of_order_are_both_delivered() {
         .set_device_lock(SERIAL, Some(&lock), Some(&second))
         .await
         .unwrap());
-    assert_eq!(drain(&fx, &receiver, &stream).await, [second.id.clone()]);
+    assert_eq!(drain(&fx, &receiver, &stream).await, [second.id]);
     // A commits now, after B was delivered and acknowledged.
     fx.store
         .put_evaluations(SERIAL, &[], &[], std::slice::from_ref(&first))
         .await
         .unwrap();
-    assert_eq!(drain(&fx, &receiver, &stream).await, [first.id.clone()]);
+    assert_eq!(drain(&fx, &receiver, &stream).await, [first.id]);
 }
 
 #[tokio::test]
@@ -179,7 +180,9 @@ async fn a_new_stream_receives_the_events_created_after_it_and_no_older_one() {
     check_in(&fx, &key, MAC_BAD).await;
     fx.clock.advance(60);
     let late = poll_stream(&fx, &receiver).await;
-    assert!(poll(&fx, &fx.signer, &receiver, &late, &[]).await.is_empty());
+    assert!(poll(&fx, &fx.signer, &receiver, &late, &[])
+        .await
+        .is_empty());
     fx.clock.advance(60);
     check_in(&fx, &key, MAC_OK).await;
     let got = poll(&fx, &fx.signer, &receiver, &late, &[]).await;
@@ -203,7 +206,11 @@ async fn a_re_poll_carries_the_same_strings_and_costs_no_signature() {
         fx.clock.advance(1);
         assert_eq!(poll(&fx, &signer, &receiver, &stream, &[]).await, first);
     }
-    assert_eq!(signer.signed.load(Ordering::SeqCst), 3, "re-polls sign nothing");
+    assert_eq!(
+        signer.signed.load(Ordering::SeqCst),
+        3,
+        "re-polls sign nothing"
+    );
     // A second stream of the same receiver carries the same strings too.
     let request = StreamRequest {
         method: Some("urn:ietf:rfc:8936".into()),
@@ -214,7 +221,13 @@ async fn a_re_poll_carries_the_same_strings_and_costs_no_signature() {
         .await
         .unwrap();
     other.position = 0;
-    other.version = fx.store.get_stream(&other.id).await.unwrap().unwrap().version;
+    other.version = fx
+        .store
+        .get_stream(&other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
     assert!(fx.store.save_stream(&other).await.unwrap());
     assert_eq!(poll(&fx, &signer, &receiver, &other, &[]).await, first);
     assert_eq!(signer.signed.load(Ordering::SeqCst), 3);
@@ -242,7 +255,8 @@ async fn at_most_six_verifications_a_minute_per_stream_and_a_refused_one_signs_n
             .await
         }
     };
-    fx.clock.set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 10);
+    fx.clock
+        .set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 10);
     for _ in 0..ssf::VERIFICATIONS_PER_MINUTE {
         verify(stream.id.clone()).await.unwrap();
     }
@@ -306,7 +320,10 @@ async fn a_receiver_answering_202_after_ten_seconds_is_backed_off_and_stalls_no_
         .await
         .unwrap();
     push_stream(&fx, &fast_receiver, "https://fast.example/e").await;
-    for (i, facts) in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK].iter().enumerate() {
+    for (i, facts) in [MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK]
+        .iter()
+        .enumerate()
+    {
         fx.clock.advance(60 + i as i64);
         check_in(&fx, &key, facts).await;
     }
@@ -329,10 +346,17 @@ async fn a_receiver_answering_202_after_ten_seconds_is_backed_off_and_stalls_no_
     assert_eq!(to("fast"), 4, "every event to the fast receiver: {got:?}");
     for s in &slow {
         let after = fx.store.get_stream(&s.id).await.unwrap().unwrap();
-        assert_eq!(after.position, s.position + 1, "its one answer was a delivery");
+        assert_eq!(
+            after.position,
+            s.position + 1,
+            "its one answer was a delivery"
+        );
         assert_eq!(after.failures, 1, "and a failure for backoff");
         assert!(after.next_attempt.is_some_and(|t| t > fx.clock.now()));
-        assert!(after.status_reason.unwrap_or_default().contains("answered after"));
+        assert!(after
+            .status_reason
+            .unwrap_or_default()
+            .contains("answered after"));
     }
     assert_eq!(to("slow"), 3, "one push each, then backed off");
     assert_eq!((report.streams, report.delivered, report.failed), (4, 7, 3));
@@ -374,7 +398,13 @@ async fn one_stream_gets_its_own_time_budget_per_run_and_the_rest_follows_in_the
     assert_eq!((s.failures, s.position), (0, stream.position + 5));
     deliver_push(&fx.store, &run).await.unwrap();
     deliver_push(&fx.store, &run).await.unwrap();
-    let jtis: Vec<String> = receivers.got.lock().unwrap().iter().map(|(_, j)| j.clone()).collect();
+    let jtis: Vec<String> = receivers
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, j)| j.clone())
+        .collect();
     let mut unique = jtis.clone();
     unique.dedup();
     assert_eq!((jtis.len(), unique.len()), (10, 10), "all, in order, once");
@@ -438,7 +468,10 @@ async fn delivery_never_reverts_a_receivers_concurrent_change_nor_brings_a_delet
     let report = deliver_push(&fx.store, &run).await.unwrap();
     assert_eq!((report.streams, report.failed), (2, 2));
     let after = fx.store.get_stream(&changed.id).await.unwrap().unwrap();
-    assert_eq!(after.endpoint_url.as_deref(), Some("https://moved.example/e"));
+    assert_eq!(
+        after.endpoint_url.as_deref(),
+        Some("https://moved.example/e")
+    );
     assert_eq!(after.authorization_header.as_deref(), Some("Bearer new"));
     assert_eq!(after.status_reason.as_deref(), Some("maintenance"));
     assert_eq!(after.failures, 0, "the stale run wrote nothing");
@@ -451,7 +484,9 @@ async fn ssf_inputs_are_bounded() {
     // An oversized stream id is an unknown stream.
     let long = "s".repeat(ssf::MAX_STREAM_ID_CHARS + 1);
     for result in [
-        ssf::own_stream(&fx.store, &receiver, &long).await.map(|_| ()),
+        ssf::own_stream(&fx.store, &receiver, &long)
+            .await
+            .map(|_| ()),
         ssf::delete_stream(&fx.store, &receiver, &long).await,
         ssf::set_status(&fx.store, &receiver, &long, "paused", None)
             .await
@@ -465,7 +500,10 @@ async fn ssf_inputs_are_bounded() {
         .await
         .unwrap();
     let refused = ssf::set_status(&fx.store, &receiver, &stream.id, "paused", reason(257)).await;
-    assert!(matches!(refused, Err(CoreError::BadRequest(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(CoreError::BadRequest(_))),
+        "{refused:?}"
+    );
     // Ten streams a receiver (it holds one), then 409.
     for _ in 1..ssf::MAX_STREAMS_PER_RECEIVER {
         poll_stream(&fx, &receiver).await;
@@ -477,6 +515,8 @@ async fn ssf_inputs_are_bounded() {
     let over = ssf::create_stream(&fx.store, &fx.clock, &fx.rng, &receiver, &request).await;
     assert!(matches!(over, Err(CoreError::Conflict(_))), "{over:?}");
     // A deletion frees a place.
-    ssf::delete_stream(&fx.store, &receiver, &stream.id).await.unwrap();
+    ssf::delete_stream(&fx.store, &receiver, &stream.id)
+        .await
+        .unwrap();
     poll_stream(&fx, &receiver).await;
 }

@@ -541,7 +541,9 @@ async fn seed_event(s: &Stack) {
 
 /// Whether the recorded function settled the outbox (its one transaction).
 fn settled(r: &Recorded) -> bool {
-    accesses(r).iter().any(|a| a == "dynamodb:UpdateItem SIGNAL#*")
+    accesses(r)
+        .iter()
+        .any(|a| a == "dynamodb:UpdateItem SIGNAL#*")
 }
 
 /// The Shared Signals function, then the delivery function; answers their accesses.
@@ -579,7 +581,12 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
     for _ in 0..5 {
         seed_event(s).await;
         let (reply, _) = ssf
-            .handle(request("POST", &format!("/ssf/poll/{stream}"), Some(&bearer), Some(json!({}))))
+            .handle(request(
+                "POST",
+                &format!("/ssf/poll/{stream}"),
+                Some(&bearer),
+                Some(json!({})),
+            ))
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         if settled(&r) {

@@ -9,7 +9,8 @@ use endpoint_e2e::Stack;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
-pub(crate) const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change";
+pub(crate) const CAEP: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change";
 const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 
 pub(crate) struct Receiver<'a> {

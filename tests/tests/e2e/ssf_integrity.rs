@@ -56,7 +56,10 @@ async fn a_lock_stamped_by_an_operator_clock_ten_minutes_slow_reaches_a_stream_p
     let locks = of_device(&got, &device_id);
     assert_eq!(locks.len(), 1, "the lock is delivered: {got:?}");
     assert_eq!(locks[0]["events"][CAEP]["initiating_entity"], "admin");
-    let (lock_jti, _) = got.iter().find(|(_, c)| c["sub_id"]["device"]["id"] == device_id.as_str()).unwrap();
+    let (lock_jti, _) = got
+        .iter()
+        .find(|(_, c)| c["sub_id"]["device"]["id"] == device_id.as_str())
+        .unwrap();
     assert!(
         first.keys().all(|acked| lock_jti < acked),
         "stamped before what the stream had acknowledged"
@@ -71,7 +74,8 @@ async fn two_writers_committing_out_of_order_are_both_delivered_over_dynamodb() 
     let (_, serial, device_id, _) = s.firewall_device("ORDER").await;
     let device = s.store.get_device(&serial, now()).await.unwrap().unwrap();
     let clock = FixedClock::new(now());
-    let first = endpoint_core::signals::lock_change(&SystemRandom, &clock, &device, &[], true, Some("A"));
+    let first =
+        endpoint_core::signals::lock_change(&SystemRandom, &clock, &device, &[], true, Some("A"));
     clock.advance(2);
     let second: SignalEvent =
         endpoint_core::signals::lock_change(&SystemRandom, &clock, &device, &[], true, Some("B"));
@@ -81,10 +85,17 @@ async fn two_writers_committing_out_of_order_are_both_delivered_over_dynamodb() 
         reason: Some("B".into()),
     };
     // B (stamped later) commits first and is delivered and acknowledged.
-    assert!(s.store.set_device_lock(&serial, Some(&lock), Some(&second)).await.unwrap());
+    assert!(s
+        .store
+        .set_device_lock(&serial, Some(&lock), Some(&second))
+        .await
+        .unwrap());
     let got = r.drain(&stream);
     assert_eq!(
-        of_device(&got, &device_id).iter().map(|c| c["jti"].clone()).collect::<Vec<_>>(),
+        of_device(&got, &device_id)
+            .iter()
+            .map(|c| c["jti"].clone())
+            .collect::<Vec<_>>(),
         [json!(second.id)]
     );
     // A commits now.
@@ -94,7 +105,10 @@ async fn two_writers_committing_out_of_order_are_both_delivered_over_dynamodb() 
         .unwrap();
     let got = r.drain(&stream);
     assert_eq!(
-        of_device(&got, &device_id).iter().map(|c| c["jti"].clone()).collect::<Vec<_>>(),
+        of_device(&got, &device_id)
+            .iter()
+            .map(|c| c["jti"].clone())
+            .collect::<Vec<_>>(),
         [json!(first.id)]
     );
 }
@@ -106,7 +120,11 @@ async fn a_re_poll_carries_the_same_strings_signed_by_the_signals_key_not_the_as
     let (_, _, device_id, device) = s.firewall_device("SAMEBYTES").await;
     s.check_in_firewall(&device, true);
     let stream = poll_stream(&r);
-    let (status, _) = r.call("POST", "/ssf/verify", Some(json!({"stream_id": stream, "state": "x"})));
+    let (status, _) = r.call(
+        "POST",
+        "/ssf/verify",
+        Some(json!({"stream_id": stream, "state": "x"})),
+    );
     assert_eq!(status, 204);
     s.check_in_firewall(&device, false);
     let a = peek(&r, &stream);
@@ -135,7 +153,10 @@ async fn a_re_poll_carries_the_same_strings_signed_by_the_signals_key_not_the_as
         .iter()
         .filter_map(|k| k["kid"].as_str())
         .collect();
-    assert!(kids.contains(&kid.as_str()) && kids.contains(&assertion_kid.as_str()), "{jwks}");
+    assert!(
+        kids.contains(&kid.as_str()) && kids.contains(&assertion_kid.as_str()),
+        "{jwks}"
+    );
 }
 
 /// `path` answered with `method` and `body`, with its `Retry-After`.
@@ -168,7 +189,11 @@ fn raw(r: &Receiver<'_>, method: &str, path: &str, body: Value) -> (u16, Option<
         .map(str::to_string);
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
-    (status, retry_after, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        retry_after,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -181,10 +206,22 @@ async fn an_oversized_stream_id_is_404_on_every_route_and_a_long_reason_is_400()
     for id in [&long, &huge] {
         for (method, path, body) in [
             ("GET", format!("/ssf/streams?stream_id={id}"), Value::Null),
-            ("DELETE", format!("/ssf/streams?stream_id={id}"), Value::Null),
-            ("PATCH", "/ssf/streams".to_string(), json!({"stream_id": id, "description": "x"})),
+            (
+                "DELETE",
+                format!("/ssf/streams?stream_id={id}"),
+                Value::Null,
+            ),
+            (
+                "PATCH",
+                "/ssf/streams".to_string(),
+                json!({"stream_id": id, "description": "x"}),
+            ),
             ("GET", format!("/ssf/status?stream_id={id}"), Value::Null),
-            ("POST", "/ssf/status".to_string(), json!({"stream_id": id, "status": "paused"})),
+            (
+                "POST",
+                "/ssf/status".to_string(),
+                json!({"stream_id": id, "status": "paused"}),
+            ),
             ("POST", "/ssf/verify".to_string(), json!({"stream_id": id})),
             ("POST", format!("/ssf/poll/{id}"), json!({})),
         ] {
@@ -197,10 +234,15 @@ async fn an_oversized_stream_id_is_404_on_every_route_and_a_long_reason_is_400()
             );
         }
     }
-    let reason = |n: usize| json!({"stream_id": stream, "status": "paused", "reason": "r".repeat(n)});
+    let reason =
+        |n: usize| json!({"stream_id": stream, "status": "paused", "reason": "r".repeat(n)});
     assert_eq!(raw(&r, "POST", "/ssf/status", reason(256)).0, 200);
     let (status, _, body) = raw(&r, "POST", "/ssf/status", reason(257));
-    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -218,8 +260,16 @@ async fn concurrent_creations_hold_ten_streams_per_receiver() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 4, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        4,
+        "{statuses:?}"
+    );
     let (_, mine) = r.call("GET", "/ssf/streams", None);
     assert_eq!(mine.as_array().map(Vec::len), Some(10));
 }
@@ -240,8 +290,16 @@ async fn a_seventh_verification_in_a_minute_is_429_with_retry_after() {
         }
         assert!(answers[..6].iter().all(|a| a.0 == 204), "{answers:?}");
         let (status, retry_after, body) = &answers[6];
-        assert_eq!((*status, body["error"].as_str()), (429, Some("throttled")), "{body}");
-        let seconds: i64 = retry_after.as_deref().expect("Retry-After").parse().unwrap();
+        assert_eq!(
+            (*status, body["error"].as_str()),
+            (429, Some("throttled")),
+            "{body}"
+        );
+        let seconds: i64 = retry_after
+            .as_deref()
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&seconds), "{seconds}");
         return;
     }

@@ -63,8 +63,8 @@ mod plans;
 mod rotate;
 pub mod schema;
 mod signals;
-mod streams;
 mod store;
+mod streams;
 mod table;
 
 pub use keyring::MigrationReport;

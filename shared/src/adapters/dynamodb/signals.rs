@@ -83,7 +83,8 @@ impl DynamoStore {
         for (i, item) in inbox.iter().enumerate() {
             let mut event: SignalEvent = json_from(item)?;
             event.seq = head + 1 + i as u64;
-            let mut settled = json_item(key(SIGNAL_LOG_PK.into(), seq_sk(event.seq)), None, &event)?;
+            let mut settled =
+                json_item(key(SIGNAL_LOG_PK.into(), seq_sk(event.seq)), None, &event)?;
             settled.insert(schema::TTL_ATTRIBUTE.into(), n(now + self.audit_retention));
             actions.push(
                 TransactWriteItem::builder()

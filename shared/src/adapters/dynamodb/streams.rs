@@ -110,7 +110,9 @@ impl DynamoStore {
             TransactWriteItem::builder()
                 .update(built(count.build())?)
                 .build(),
-            TransactWriteItem::builder().put(built(put.build())?).build(),
+            TransactWriteItem::builder()
+                .put(built(put.build())?)
+                .build(),
         ];
         let r = self
             .client

@@ -19,9 +19,7 @@ use crate::model::{
     Plan, PlanStatus, Stage, TokenRef, UnixTime,
 };
 use crate::model::{Receiver, SignalEvent, Stream};
-use crate::ports::{
-    AuditLog, Clock, Directory, Finish, Limiter, PlanStore, Random, Reserve,
-};
+use crate::ports::{AuditLog, Clock, Directory, Finish, Limiter, PlanStore, Random, Reserve};
 
 /// A settable clock.
 #[derive(Debug, Default)]
