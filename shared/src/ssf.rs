@@ -300,7 +300,7 @@ pub async fn own_streams<S: SignalStore>(
 }
 
 /// Reads `receiver`'s stream `id`, changes it with `change` and writes it back on condition
-/// that nobody wrote it since it was read (a concurrent delivery's cursor, a concurrent change,
+/// that nobody wrote it since it was read (a concurrent delivery's position, a concurrent change,
 /// a deletion are never reverted); read again and retried when somebody did.
 async fn change<S, F>(
     store: &S,
