@@ -47,8 +47,8 @@ def grants(function):
 
 def signing_keys(function):
     """What a function may `kms:Sign` with: "assertion" (only the stack's AssertionKey),
-    "challenge" (only keys tagged as this stack's challenge keys), or "any" (anything else,
-    always an error)."""
+    "signals" (only the stack's SignalsKey), "challenge" (only keys tagged as this stack's
+    challenge keys), or "any" (anything else, always an error)."""
     kinds = set()
     for policy in function.get("Properties", {}).get("Policies", []) or []:
         for st in policy.get("Statement", []):
@@ -58,6 +58,8 @@ def signing_keys(function):
             tags = st.get("Condition", {}).get("StringEquals", {})
             if st.get("Resource") == "AssertionKey.Arn":
                 kinds.add("assertion")
+            elif st.get("Resource") == "SignalsKey.Arn":
+                kinds.add("signals")
             elif tags.get("aws:ResourceTag/endpoint-stage") == "challenge" and tags.get(
                 "aws:ResourceTag/endpoint-stage:stack"
             ):
@@ -97,9 +99,18 @@ def main():
     for name, function in sorted(functions.items()):
         kinds = signing_keys(function)
         if "any" in kinds:
-            errors.append(f"{name}: may kms:Sign with keys that are neither the assertion key nor this stack's challenge keys")
-        if {"assertion", "challenge"} <= kinds:
-            errors.append(f"{name}: signs both challenges and assertions")
+            errors.append(f"{name}: may kms:Sign with keys that are neither the assertion key, the signals key nor this stack's challenge keys")
+        if len(kinds - {"any"}) > 1:
+            errors.append(f"{name}: signs with more than one kind of key: {sorted(kinds)}")
+        # Device assertions are signed by the plans function alone; SETs only with the
+        # signals key (the internet-facing SSF function and the delivery function could
+        # otherwise mint device assertions).
+        if "assertion" in kinds and name != "PlansFunction":
+            errors.append(f"{name}: may sign device assertions (only PlansFunction may)")
+        if name in ("SsfFunction", "DeliverFunction") and kinds != {"signals"}:
+            errors.append(f"{name}: must sign with the signals key and no other, not {sorted(kinds)}")
+        if "signals" in kinds and name not in ("SsfFunction", "DeliverFunction"):
+            errors.append(f"{name}: may sign SETs (only SsfFunction and DeliverFunction may)")
         if name == "ResponseFunction" and kinds:
             errors.append(f"{name}: must sign nothing")
     for name, function in sorted(functions.items()):

@@ -119,6 +119,9 @@ functions_start() {
   "$STACK_ADMIN" init >/dev/null
   # The P-256 key that signs device assertions (deployed: the stack's AssertionKey).
   export ASSERTION_KEY_ID="${ASSERTION_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
+  # The P-256 key that signs security event tokens (deployed: the stack's SignalsKey): its own
+  # key, so that the functions that sign SETs cannot sign device assertions.
+  export SIGNALS_KEY_ID="${SIGNALS_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
   local logdir="$stack_root/target/stack-logs"; mkdir -p "$logdir"
   export STACK_WATCH_LOG="$logdir/watch-$port.log"
   if [ "${STACK_WATCH:-}" = 1 ]; then

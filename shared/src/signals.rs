@@ -1,7 +1,8 @@
 //! Signals out: CAEP `device-compliance-change` events, decided here and recorded by the store
 //! in the same transaction as the change that causes them (an outbox: no change is lost between
 //! the table and a receiver), and the security event tokens (RFC 8417) that carry them, signed
-//! with the stack's assertion key.
+//! with the stack's signals key (never the assertion key), each once per receiver: every
+//! delivery of an event to a receiver, by poll or push, carries the string signed first.
 //!
 //! A status change under a posture policy between compliant and non-compliant is an event
 //! (`initiating_entity: policy`); `unknown` is none (the last known status stands). An
@@ -13,10 +14,10 @@ use serde_json::{json, Value};
 use crate::assertion::sign_es256;
 use crate::error::CoreError;
 use crate::model::{
-    CaepStatus, ComplianceStatus, Device, Evaluation, InitiatingEntity, SignalEvent, UnixTime,
-    Verification,
+    CaepStatus, ComplianceStatus, Device, Evaluation, InitiatingEntity, Receiver, SignalEvent,
+    UnixTime, Verification,
 };
-use crate::ports::{random_alnum, ChallengeSigner, Clock, Random};
+use crate::ports::{random_alnum, ChallengeSigner, Clock, Random, SignalStore};
 
 /// The CAEP event type this transmitter sends.
 pub const DEVICE_COMPLIANCE_CHANGE: &str =
@@ -54,11 +55,12 @@ fn event(
     initiating_entity: InitiatingEntity,
     reason: String,
 ) -> SignalEvent {
-    // Time-ordered to the millisecond, so that one device's changes within a second keep
-    // their order (`<seconds>.<millis>-<random>`, after a stream's `<seconds>` cursor).
+    // Unique, and in the writer's time order (the outbox settles what one writer wrote in this
+    // order); delivery's order is the store's `seq`, never this writer's clock.
     let (now, millis) = (clock.now(), clock.now_millis().rem_euclid(1000));
     SignalEvent {
         id: format!("{now:011}.{millis:03}-{}", random_alnum(rng, 12)),
+        seq: 0,
         time: now,
         device_id: device.id.clone(),
         serial: device.identifier.clone(),
@@ -157,7 +159,7 @@ pub fn set_claims(event: &SignalEvent, issuer: &str, audience: &str, now: UnixTi
     })
 }
 
-/// `event`'s security event token for a receiver, signed with the assertion key `key`.
+/// `event`'s security event token for a receiver, signed with the signals key `key`.
 pub async fn sign_set<K: ChallengeSigner>(
     signer: &K,
     key: &str,
@@ -196,4 +198,40 @@ pub async fn sign_verification<K: ChallengeSigner>(
         "events": {VERIFICATION: event},
     });
     sign_es256(signer, key, SET_TYP, &claims).await
+}
+
+/// The SETs of `events` (consecutive settled events, in order) for `receiver`, by `jti`: each
+/// one signed before is the string kept then; the others are signed now and kept (if two
+/// deliveries sign one at once, the first kept wins and both carry it). So a receiver costs one
+/// signature per event, however often it polls or its pushes are retried.
+pub async fn sets_of<S, K>(
+    store: &S,
+    signer: &K,
+    (key, issuer): (&str, &str),
+    receiver: &Receiver,
+    events: &[SignalEvent],
+    now: UnixTime,
+) -> Result<Vec<(String, String)>, CoreError>
+where
+    S: SignalStore,
+    K: ChallengeSigner,
+{
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(Vec::new());
+    };
+    let kept = store
+        .signed_sets(&receiver.id, first.seq.saturating_sub(1), last.seq)
+        .await?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let set = match kept.iter().find(|(seq, _)| *seq == e.seq) {
+            Some((_, set)) => set.clone(),
+            None => {
+                let set = sign_set(signer, key, e, issuer, &receiver.audience, now).await?;
+                store.keep_signed_set(&receiver.id, e, &set, now).await?
+            }
+        };
+        out.push((e.id.clone(), set));
+    }
+    Ok(out)
 }

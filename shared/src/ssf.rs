@@ -5,13 +5,17 @@
 
 use crate::egress::Egress;
 use crate::error::CoreError;
-use crate::model::{DeliveryMethod, Receiver, Stream, StreamStatus, UnixTime, Verification};
+use crate::model::{DeliveryMethod, Receiver, Stream, StreamStatus, Verification};
 use crate::ports::{
-    random_alnum, random_id, ChallengeSigner, Clock, DeviceStore, Random, Resolve, SignalStore,
+    random_alnum, random_id, ChallengeSigner, Clock, Limiter, Random, Resolve, SignalStore,
 };
 use crate::protocol::ct_eq;
 use crate::secret::{sha256_hex, Secret};
-use crate::signals::{sign_set, sign_verification, DEVICE_COMPLIANCE_CHANGE};
+use crate::signals::{sign_verification, DEVICE_COMPLIANCE_CHANGE};
+
+mod poll;
+
+pub use poll::{poll, poll_endpoint, PollAnswer, PollRequest};
 
 /// The events this transmitter sends.
 pub const EVENTS_SUPPORTED: [&str; 1] = [DEVICE_COMPLIANCE_CHANGE];
@@ -21,6 +25,14 @@ pub const MAX_STREAMS_PER_RECEIVER: usize = 10;
 pub const MAX_POLL_EVENTS: usize = 100;
 /// Longest description, endpoint URL, authorization header.
 pub const MAX_FIELD_CHARS: usize = 2048;
+/// Longest `stream_id`: a longer one is as unknown as a missing stream (404), never read.
+pub const MAX_STREAM_ID_CHARS: usize = 64;
+/// Longest status `reason` (longer: 400).
+pub const MAX_REASON_CHARS: usize = 256;
+/// Most verifications one stream may ask for in a minute (each costs a signature).
+pub const VERIFICATIONS_PER_MINUTE: u32 = 6;
+/// How often a write that lost a race with another writer of the stream is tried again.
+const SAVE_ATTEMPTS: usize = 3;
 
 /// What a receiver asks of a new or changed stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,20 +43,6 @@ pub struct StreamRequest {
     pub authorization_header: Option<String>,
     pub events_requested: Option<Vec<String>>,
     pub description: Option<String>,
-}
-
-/// A poll: the SETs acknowledged, how many to answer at most.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PollRequest {
-    pub ack: Vec<String>,
-    pub max_events: Option<usize>,
-}
-
-/// A poll's answer: SETs by `jti`, and whether more are waiting.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PollAnswer {
-    pub sets: Vec<(String, String)>,
-    pub more_available: bool,
 }
 
 /// Registers a receiver; returns it with its bearer token (`<id>.<secret>`, shown once,
@@ -230,17 +228,6 @@ where
     R: Random + ?Sized,
     D: Resolve,
 {
-    let held = store
-        .list_streams()
-        .await?
-        .iter()
-        .filter(|s| s.receiver == receiver.id)
-        .count();
-    if held >= MAX_STREAMS_PER_RECEIVER {
-        return Err(CoreError::Conflict(format!(
-            "a receiver holds at most {MAX_STREAMS_PER_RECEIVER} streams"
-        )));
-    }
     if request.method.is_none() {
         return Err(CoreError::BadRequest("delivery.method is required".into()));
     }
@@ -255,7 +242,9 @@ where
         description: None,
         status: StreamStatus::Enabled,
         status_reason: None,
-        cursor: format!("{now:011}"),
+        // After every event settled so far: the stream receives those created after it.
+        position: store.settle_signals(now).await?,
+        version: 0,
         verification: None,
         created_at: now,
         failures: 0,
@@ -265,8 +254,25 @@ where
     };
     apply(&mut stream, request)?;
     admit_endpoint(&mut stream, request, egress).await?;
-    store.put_stream(&stream).await?;
+    // The limit is counted in the write itself: concurrent creations cannot pass it.
+    if !store
+        .create_stream(&stream, MAX_STREAMS_PER_RECEIVER)
+        .await?
+    {
+        return Err(CoreError::Conflict(format!(
+            "a receiver holds at most {MAX_STREAMS_PER_RECEIVER} streams"
+        )));
+    }
     Ok(stream)
+}
+
+/// An oversized (or empty) id names no stream: answered like an unknown one (404), without a
+/// read (a key that long would be refused by the table: a 503 for a receiver's typo).
+fn known_id(id: &str) -> Result<(), CoreError> {
+    if id.is_empty() || id.chars().count() > MAX_STREAM_ID_CHARS {
+        return Err(CoreError::NotFound("stream".into()));
+    }
+    Ok(())
 }
 
 /// `receiver`'s stream `id`: another receiver's is as unknown as a missing one (404).
@@ -275,6 +281,7 @@ pub async fn own_stream<S: SignalStore>(
     receiver: &Receiver,
     id: &str,
 ) -> Result<Stream, CoreError> {
+    known_id(id)?;
     match store.get_stream(id).await? {
         Some(s) if s.receiver == receiver.id => Ok(s),
         _ => Err(CoreError::NotFound("stream".into())),
@@ -296,7 +303,34 @@ pub async fn own_streams<S: SignalStore>(
     Ok(streams)
 }
 
-/// Changes `receiver`'s stream `id` as `request` says (a push endpoint checked with `egress`).
+/// Reads `receiver`'s stream `id`, changes it with `change` and writes it back on condition
+/// that nobody wrote it since it was read (a concurrent delivery's position, a concurrent change,
+/// a deletion are never reverted); read again and retried when somebody did.
+async fn change<S, F>(
+    store: &S,
+    receiver: &Receiver,
+    id: &str,
+    mut change: F,
+) -> Result<Stream, CoreError>
+where
+    S: SignalStore,
+    F: FnMut(&mut Stream) -> Result<(), CoreError>,
+{
+    for _ in 0..SAVE_ATTEMPTS {
+        let mut stream = own_stream(store, receiver, id).await?;
+        change(&mut stream)?;
+        if store.save_stream(&stream).await? {
+            stream.version += 1;
+            return Ok(stream);
+        }
+    }
+    Err(CoreError::Conflict(
+        "the stream is being changed concurrently; try again".into(),
+    ))
+}
+
+/// Changes `receiver`'s stream `id` as `request` says.
+/// A push endpoint is checked with `egress` before the write.
 pub async fn update_stream<S: SignalStore, D: Resolve>(
     store: &S,
     egress: &Egress<D>,
@@ -304,14 +338,44 @@ pub async fn update_stream<S: SignalStore, D: Resolve>(
     id: &str,
     request: &StreamRequest,
 ) -> Result<Stream, CoreError> {
-    let mut stream = own_stream(store, receiver, id).await?;
-    apply(&mut stream, request)?;
-    admit_endpoint(&mut stream, request, egress).await?;
-    store.put_stream(&stream).await?;
-    Ok(stream)
+    // The endpoint is checked (its name resolved) before the conditional write, on a copy;
+    // the write then takes the admitted form of the same URL.
+    let mut preview = own_stream(store, receiver, id).await?;
+    apply(&mut preview, request)?;
+    let raw = preview.endpoint_url.clone();
+    admit_endpoint(&mut preview, request, egress).await?;
+    let admitted = preview.endpoint_url;
+    change(store, receiver, id, |stream| {
+        apply(stream, request)?;
+        if stream.method == DeliveryMethod::Push && stream.endpoint_url != admitted {
+            if stream.endpoint_url != raw {
+                // Changed concurrently since the check: checked again on the next try.
+                return Err(CoreError::Conflict(
+                    "the stream is being changed concurrently; try again".into(),
+                ));
+            }
+            stream.endpoint_url.clone_from(&admitted);
+        }
+        Ok(())
+    })
+    .await
 }
 
-/// Sets the stream's status (`enabled`, `paused`, `disabled`) with an optional reason.
+/// Deletes `receiver`'s stream `id`.
+pub async fn delete_stream<S: SignalStore>(
+    store: &S,
+    receiver: &Receiver,
+    id: &str,
+) -> Result<(), CoreError> {
+    let stream = own_stream(store, receiver, id).await?;
+    if !store.delete_stream(&stream).await? {
+        return Err(CoreError::NotFound("stream".into()));
+    }
+    Ok(())
+}
+
+/// Sets the stream's status (`enabled`, `paused`, `disabled`) with an optional reason (at most
+/// [`MAX_REASON_CHARS`]).
 pub async fn set_status<S: SignalStore>(
     store: &S,
     receiver: &Receiver,
@@ -319,8 +383,7 @@ pub async fn set_status<S: SignalStore>(
     status: &str,
     reason: Option<String>,
 ) -> Result<Stream, CoreError> {
-    let mut stream = own_stream(store, receiver, id).await?;
-    stream.status = match status {
+    let status = match status {
         "enabled" => StreamStatus::Enabled,
         "paused" => StreamStatus::Paused,
         "disabled" => StreamStatus::Disabled,
@@ -330,14 +393,30 @@ pub async fn set_status<S: SignalStore>(
             )))
         }
     };
-    stream.status_reason = reason;
-    store.put_stream(&stream).await?;
-    Ok(stream)
+    if reason
+        .as_deref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control))
+    {
+        return Err(CoreError::BadRequest(format!(
+            "reason must be at most {MAX_REASON_CHARS} characters without control characters"
+        )));
+    }
+    change(store, receiver, id, |stream| {
+        stream.status = status;
+        stream.status_reason.clone_from(&reason);
+        Ok(())
+    })
+    .await
 }
 
-/// A verification event for the stream (delivered with its next SETs).
-pub async fn verify<S, C, R>(
+/// A verification event for the stream (delivered with its next SETs), signed now, once: at
+/// most [`VERIFICATIONS_PER_MINUTE`] a minute per stream, then 429 with the seconds until the
+/// minute ends (and no signature).
+#[allow(clippy::too_many_arguments)]
+pub async fn verify<S, K, C, R>(
     store: &S,
+    signer: &K,
+    (key, issuer): (&str, &str),
     clock: &C,
     rng: &R,
     receiver: &Receiver,
@@ -345,102 +424,44 @@ pub async fn verify<S, C, R>(
     state: Option<String>,
 ) -> Result<(), CoreError>
 where
-    S: SignalStore,
+    S: SignalStore + Limiter,
+    K: ChallengeSigner,
     C: Clock + ?Sized,
     R: Random + ?Sized,
 {
     if state.as_ref().is_some_and(|s| s.len() > 256) {
         return Err(CoreError::BadRequest("state is too long".into()));
     }
-    let mut stream = own_stream(store, receiver, id).await?;
+    let stream = own_stream(store, receiver, id).await?;
     let now = clock.now();
-    stream.verification = Some(Verification {
+    let window_end = now - now.rem_euclid(60) + 60;
+    let bucket = format!("ssf_verify#{}#{window_end}", stream.id);
+    if !store
+        .take(&bucket, VERIFICATIONS_PER_MINUTE, window_end)
+        .await?
+    {
+        return Err(CoreError::RateLimited((window_end - now).max(1) as u32));
+    }
+    let mut verification = Verification {
         jti: format!("{now:011}-{}", random_alnum(rng, 12)),
         state,
         time: now,
-    });
-    store.put_stream(&stream).await?;
+        set: String::new(),
+    };
+    verification.set = sign_verification(
+        signer,
+        key,
+        issuer,
+        &receiver.audience,
+        &stream.id,
+        &verification,
+        now,
+    )
+    .await?;
+    change(store, receiver, id, |stream| {
+        stream.verification = Some(verification.clone());
+        Ok(())
+    })
+    .await?;
     Ok(())
-}
-
-/// Where a poll stream is polled.
-pub fn poll_endpoint(issuer: &str, stream: &str) -> String {
-    format!("{issuer}/ssf/poll/{stream}")
-}
-
-/// A poll of `receiver`'s poll stream (RFC 8936): the acknowledged SETs move the stream's
-/// cursor past them (in order: an event not acknowledged is answered again); then up to
-/// `max_events` SETs (the pending verification first), signed with the assertion key. A
-/// paused or disabled stream answers none. Always immediately (no long polling).
-pub async fn poll<S, K>(
-    store: &S,
-    signer: &K,
-    (key, issuer): (&str, &str),
-    now: UnixTime,
-    receiver: &Receiver,
-    id: &str,
-    request: &PollRequest,
-) -> Result<PollAnswer, CoreError>
-where
-    S: SignalStore + DeviceStore,
-    K: ChallengeSigner,
-{
-    let mut stream = own_stream(store, receiver, id).await?;
-    if stream.method != DeliveryMethod::Poll {
-        return Err(CoreError::BadRequest(
-            "this stream is delivered by push".into(),
-        ));
-    }
-    let max = request
-        .max_events
-        .unwrap_or(MAX_POLL_EVENTS)
-        .min(MAX_POLL_EVENTS);
-    let acked = |jti: &str| request.ack.iter().any(|a| a == jti);
-    let delivers = !events_delivered(&stream).is_empty();
-    let mut changed = false;
-    if stream.verification.as_ref().is_some_and(|v| acked(&v.jti)) {
-        stream.verification = None;
-        changed = true;
-    }
-    // Past the acknowledged prefix.
-    let read = request.ack.len() + max + 1;
-    let mut pending = store.signal_events(Some(&stream.cursor), read, now).await?;
-    // A short read is the whole outbox after the cursor: nothing to read again below.
-    let more_in_store = pending.len() == read;
-    let skip = pending
-        .iter()
-        .take_while(|e| acked(&e.id) || !delivers)
-        .count();
-    if let Some(last) = skip.checked_sub(1).map(|i| pending[i].id.clone()) {
-        stream.cursor = last;
-        changed = true;
-    }
-    pending.drain(..skip);
-    if changed {
-        store.put_stream(&stream).await?;
-    }
-    let mut answer = PollAnswer::default();
-    if stream.status != StreamStatus::Enabled {
-        return Ok(answer);
-    }
-    if let Some(v) = &stream.verification {
-        let set =
-            sign_verification(signer, key, issuer, &receiver.audience, &stream.id, v, now).await?;
-        answer.sets.push((v.jti.clone(), set));
-    }
-    if delivers {
-        if more_in_store && pending.len() < max + 1 {
-            // The read was full but the prefix took most of it: read what follows.
-            pending = store
-                .signal_events(Some(&stream.cursor), max + 1, now)
-                .await?;
-        }
-        let room = max.saturating_sub(answer.sets.len());
-        answer.more_available = pending.len() > room;
-        for e in pending.iter().take(room) {
-            let set = sign_set(signer, key, e, issuer, &receiver.audience, now).await?;
-            answer.sets.push((e.id.clone(), set));
-        }
-    }
-    Ok(answer)
 }

@@ -4,10 +4,10 @@
 
 mod push;
 
-use endpoint_core::delivery::{deliver_push, Backoff, DeliveryReport};
+use endpoint_core::delivery::{deliver_push, Backoff, DeliveryReport, Run};
 use endpoint_core::edge::Base;
 use endpoint_core::error::CoreError;
-use endpoint_core::ports::{ChallengeSigner, Clock, Store};
+use endpoint_core::ports::{ChallengeSigner, Store};
 
 pub use push::{CheckedResolver, HttpPusher, PUSH_TIMEOUT};
 
@@ -24,30 +24,27 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
         let key = self
             .base
             .config
-            .assertion_key
+            .signals_key
             .as_deref()
-            .ok_or_else(|| CoreError::Unavailable("no assertion key is configured".into()))?;
+            .ok_or_else(|| CoreError::Unavailable("no signals key is configured".into()))?;
         let issuer = self
             .base
             .config
             .public_base_url
             .as_deref()
             .unwrap_or_default();
-        let now = self.base.clock.now();
-        let keys = (key, issuer);
-        let report = deliver_push(
-            &self.store,
-            &self.signer,
-            &self.pusher,
-            keys,
-            now,
-            Backoff {
+        let run = Run {
+            signer: &self.signer,
+            keys: (key, issuer),
+            pusher: &self.pusher,
+            clock: &self.base.clock,
+            schedule: Backoff {
                 first: self.base.config.push_first_retry,
                 ..Backoff::default()
             },
-            &self.base.rng,
-        )
-        .await?;
+            rng: &self.base.rng,
+        };
+        let report = deliver_push(&self.store, &run).await?;
         tracing::info!(
             event = "push_run",
             streams = report.streams,

@@ -1,6 +1,6 @@
 //! `GET /v1/connectors/{connector}/jwks.json`: the connector's challenge keys as a JWKS; and
-//! `GET /.well-known/jwks.json`: the stack's device assertion key (also the key of its
-//! security event tokens).
+//! `GET /.well-known/jwks.json`: the stack's device assertion key and its signals key (the key
+//! of its security event tokens: the SSF configuration's `jwks_uri`).
 
 use endpoint_core::assertion::assertion_jwks;
 use endpoint_core::edge::routes;
@@ -9,6 +9,7 @@ use endpoint_core::edge::{to_body, Reply};
 use endpoint_core::edge::{Answer, Label};
 use endpoint_core::error::CoreError;
 use endpoint_core::ports::{ChallengeSigner, Directory};
+use endpoint_core::protocol::jwk::Jwks;
 use endpoint_core::stage;
 use lambda_http::Request;
 
@@ -19,16 +20,31 @@ pub struct App<S, K> {
 }
 
 impl<S: Directory, K: ChallengeSigner> App<S, K> {
+    /// The assertion key and the signals key, each as configured (404 without either).
+    async fn stack_jwks(&self) -> Result<Jwks, CoreError> {
+        let config = &self.base.config;
+        let keys = [
+            config.assertion_key.as_deref(),
+            config.signals_key.as_deref(),
+        ];
+        let mut jwks = Jwks { keys: Vec::new() };
+        for key in keys.into_iter().flatten() {
+            jwks.keys
+                .extend(assertion_jwks(&self.signer, key).await?.keys);
+        }
+        if jwks.keys.is_empty() {
+            return Err(CoreError::NotFound("assertion key".into()));
+        }
+        Ok(jwks)
+    }
+
     pub async fn handle(&self, req: Request) -> Answer {
         let (route, v) = match edge::route(&req, &[routes::JWKS, routes::ASSERTION_JWKS]) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
         let jwks = if route == routes::ASSERTION_JWKS {
-            match self.base.config.assertion_key.as_deref() {
-                Some(key) => assertion_jwks(&self.signer, key).await,
-                None => Err(CoreError::NotFound("assertion key".into())),
-            }
+            self.stack_jwks().await
         } else {
             stage::connector_jwks(&self.store, &self.signer, &self.base.clock, v[0]).await
         };

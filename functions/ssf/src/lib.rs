@@ -105,9 +105,7 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
                 Ok(Done::Ok(stream_body(&s)))
             }
             r if r == routes::SSF_STREAM_DELETE => {
-                let id = wanted()?;
-                ssf::own_stream(store, &receiver, &id).await?;
-                store.delete_stream(&id).await?;
+                ssf::delete_stream(store, &receiver, &wanted()?).await?;
                 Ok(Done::NoContent)
             }
             r if r == routes::SSF_STATUS_READ => Ok(Done::Ok(status_body(
@@ -120,7 +118,8 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             }
             r if r == routes::SSF_VERIFY => {
                 let (id, state) = parse_verify_request(edge::body(req)?)?;
-                ssf::verify(store, clock, rng, &receiver, &id, state).await?;
+                let keys = (self.signals_key()?, issuer);
+                ssf::verify(store, &self.signer, keys, clock, rng, &receiver, &id, state).await?;
                 Ok(Done::NoContent)
             }
             _ => {
@@ -135,6 +134,15 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
         }
     }
 
+    /// The key that signs SETs (never the assertion key).
+    fn signals_key(&self) -> Result<&str, CoreError> {
+        self.base
+            .config
+            .signals_key
+            .as_deref()
+            .ok_or_else(|| CoreError::Unavailable("no signals key is configured".into()))
+    }
+
     async fn poll(
         &self,
         receiver: &Receiver,
@@ -142,15 +150,9 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
         req: &Request,
         issuer: &str,
     ) -> Result<Done, CoreError> {
-        let key = self
-            .base
-            .config
-            .assertion_key
-            .as_deref()
-            .ok_or_else(|| CoreError::Unavailable("no assertion key is configured".into()))?;
         let request = parse_poll_request(edge::body(req)?)?;
         let now = self.base.clock.now();
-        let keys = (key, issuer);
+        let keys = (self.signals_key()?, issuer);
         let answer = ssf::poll(
             &self.store,
             &self.signer,

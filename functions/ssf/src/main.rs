@@ -5,7 +5,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
     let aws = edge::aws_config().await;
-    let (store, signer) = (edge::dynamo(&aws, &base), edge::kms(&aws));
+    let (store, signer) = (edge::dynamo_sealing(&aws, &base), edge::kms(&aws));
     let app = fn_ssf::App {
         base,
         store,

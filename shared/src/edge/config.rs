@@ -25,6 +25,9 @@ pub struct FunctionConfig {
     /// `ASSERTION_KEY_ID`: the P-256 KMS key that signs device assertions (without it, plans
     /// carry none).
     pub assertion_key: Option<String>,
+    /// `SIGNALS_KEY_ID`: the P-256 KMS key that signs security event tokens (its own key: the
+    /// functions that sign SETs cannot sign device assertions).
+    pub signals_key: Option<String>,
     /// `AUDIT_RETENTION_DAYS` (90): how long audit records are kept.
     pub audit_retention_days: i64,
     /// `PUSH_FIRST_RETRY_SECONDS` (30): the push delivery's first retry, doubling per failure
@@ -76,6 +79,7 @@ impl FunctionConfig {
             },
             sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
             assertion_key: get("ASSERTION_KEY_ID").filter(|k| !k.is_empty()),
+            signals_key: get("SIGNALS_KEY_ID").filter(|k| !k.is_empty()),
             audit_retention_days: number(
                 "AUDIT_RETENTION_DAYS",
                 crate::audit::DEFAULT_RETENTION_DAYS,

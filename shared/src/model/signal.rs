@@ -36,8 +36,13 @@ pub enum InitiatingEntity {
 /// One event of the outbox: written in the same transaction as the change that caused it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalEvent {
-    /// Time-ordered and unique (`<time>-<random>`): the SET's `jti`.
+    /// Unique (`<writer's time>-<random>`): the SET's `jti`. Never an order: the writer's clock
+    /// may be minutes off and writes commit in any order.
     pub id: String,
+    /// Its place in the order the store assigns when the event is settled (one at a time, after
+    /// every event settled before it); 0 while it is not settled yet.
+    #[serde(default)]
+    pub seq: u64,
     pub time: UnixTime,
     /// The device's stable id (the SET's `sub_id`), and its serial (for operators only).
     pub device_id: String,
@@ -100,6 +105,9 @@ pub struct Verification {
     pub jti: String,
     pub state: Option<String>,
     pub time: UnixTime,
+    /// Its SET, signed once when it was asked for: every delivery carries this string.
+    #[serde(default)]
+    pub set: String,
 }
 
 /// A receiver's stream of events.
@@ -116,9 +124,14 @@ pub struct Stream {
     pub description: Option<String>,
     pub status: StreamStatus,
     pub status_reason: Option<String>,
-    /// The id of the last outbox event delivered (acknowledged), or the stream's creation time:
-    /// only later events are delivered.
-    pub cursor: String,
+    /// The `seq` of the last settled event delivered (acknowledged), at first the last one
+    /// settled when the stream was created: only later events are delivered.
+    #[serde(default)]
+    pub position: u64,
+    /// Bumped by every write: a write is conditioned on the version it read, so that no writer
+    /// reverts another's change or brings a deleted stream back.
+    #[serde(default)]
+    pub version: u64,
     pub verification: Option<Verification>,
     pub created_at: UnixTime,
     /// Push: consecutive failed attempts, since when, the last error, and when to try next.

@@ -256,15 +256,6 @@ pub trait DeviceStore: Send + Sync {
         signals: &[SignalEvent],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The outbox's signal events after the id `after` (all: `None`), oldest first, at most
-    /// `limit`, from at most the retention period back.
-    fn signal_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-        now: UnixTime,
-    ) -> impl Future<Output = Result<Vec<SignalEvent>, StoreError>> + Send;
-
     /// The devices whose last evaluation under a policy (`policy`, or any) was non-compliant,
     /// with that evaluation, by serial.
     fn non_compliant(
@@ -369,7 +360,14 @@ pub trait EnrollmentStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// Shared Signals receivers and their streams.
+/// Shared Signals receivers, their streams, and the outbox's order.
+///
+/// Writers put events in the outbox with their change (`DeviceStore`), unordered: a writer's
+/// clock may be off and writes commit in any order. Readers settle them first: the store gives
+/// each newly committed event the next number of one sequence (a single conditional write, so
+/// that two settlers never give the same number and a number once visible has every smaller one
+/// visible too). Streams keep the number they have delivered up to, so an event that commits
+/// late, or whose writer's clock was slow, is still after every stream's position.
 pub trait SignalStore: Send + Sync {
     /// Creates or replaces a receiver.
     fn put_receiver(&self, r: &Receiver) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -378,16 +376,54 @@ pub trait SignalStore: Send + Sync {
         id: &str,
     ) -> impl Future<Output = Result<Option<Receiver>, StoreError>> + Send;
     fn list_receivers(&self) -> impl Future<Output = Result<Vec<Receiver>, StoreError>> + Send;
-    /// Creates or replaces a stream.
-    fn put_stream(&self, s: &Stream) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Creates a stream if its receiver holds fewer than `max` streams, counted in the same
+    /// write (concurrent creations cannot pass the limit). `Ok(false)` at the limit.
+    fn create_stream(
+        &self,
+        s: &Stream,
+        max: usize,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces a stream if it still exists at `s.version`, storing `s.version + 1`.
+    /// `Ok(false)` if it was changed or deleted since it was read (nothing is written).
+    fn save_stream(&self, s: &Stream) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn get_stream(
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Stream>, StoreError>> + Send;
     /// Every stream, of every receiver.
     fn list_streams(&self) -> impl Future<Output = Result<Vec<Stream>, StoreError>> + Send;
-    /// Deletes a stream. `Ok(false)` if it did not exist.
-    fn delete_stream(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes a stream and frees its place under its receiver's limit. `Ok(false)` if it did
+    /// not exist.
+    fn delete_stream(&self, s: &Stream) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Settles the outbox's events committed since the last settling (each gets the next
+    /// `seq`, after every event settled before it) and answers the highest `seq` given so far.
+    fn settle_signals(&self, now: UnixTime)
+        -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The settled events whose `seq` is after `after` and at most `upto`, in order, at most
+    /// `limit`, from at most the retention period back.
+    fn signal_events(
+        &self,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SignalEvent>, StoreError>> + Send;
+    /// The SETs already signed for `receiver` of the events whose `seq` is after `after` and at
+    /// most `upto`, by `seq`.
+    fn signed_sets(
+        &self,
+        receiver: &str,
+        after: u64,
+        upto: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, String)>, StoreError>> + Send;
+    /// Keeps `set` as `receiver`'s SET of `event` unless one is kept already; answers the one
+    /// kept (the first wins: every delivery carries the same string).
+    fn keep_signed_set(
+        &self,
+        receiver: &str,
+        event: &SignalEvent,
+        set: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
 /// Every store port: what one table (or the in-memory store) provides. The domain's operations

@@ -313,6 +313,75 @@ async fn dynamo_reads_the_token_and_its_device_together() {
 }
 
 #[tokio::test]
+async fn dynamo_streams_keep_the_contract() {
+    crate::contract::streams(&fresh_store().await).await;
+}
+
+/// A push stream's authorization header is sealed at rest (bound to its item), reads back
+/// through the store, and survives a rotation of the data key.
+#[tokio::test]
+async fn dynamo_a_push_streams_authorization_header_is_sealed_at_rest() {
+    use endpoint_core::model::{DeliveryMethod, Stream, StreamStatus};
+    use endpoint_core::ports::SignalStore;
+    let store = fresh_store().await;
+    let stream = Stream {
+        id: "sealed".into(),
+        receiver: "r".into(),
+        method: DeliveryMethod::Push,
+        endpoint_url: Some("https://receiver.example/e".into()),
+        authorization_header: Some("Bearer the-receivers-secret".into()),
+        events_requested: Vec::new(),
+        description: None,
+        status: StreamStatus::Enabled,
+        status_reason: None,
+        position: 0,
+        version: 0,
+        verification: None,
+        created_at: T0,
+        failures: 0,
+        failing_since: None,
+        last_error: None,
+        next_attempt: None,
+    };
+    assert!(store.create_stream(&stream, 10).await.unwrap());
+    let raw = aws_sdk_dynamodb::Client::new(&config().await)
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STREAM#sealed".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STREAM".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let text = format!("{raw:?}");
+    assert!(!text.contains("the-receivers-secret"), "{text}");
+    assert!(raw["auth_sealed"].as_b().is_ok());
+    let read = store.get_stream("sealed").await.unwrap().unwrap();
+    assert_eq!(
+        read.authorization_header.as_deref(),
+        Some("Bearer the-receivers-secret")
+    );
+    let report = store
+        .rotate_data_key(10, None, T0, &mut |_| {})
+        .await
+        .unwrap();
+    assert!(report.finished && report.resealed >= 1, "{report:?}");
+    let read = store.get_stream("sealed").await.unwrap().unwrap();
+    assert_eq!(
+        read.authorization_header.as_deref(),
+        Some("Bearer the-receivers-secret"),
+        "re-sealed under the new data key"
+    );
+}
+
+#[tokio::test]
 async fn dynamo_audit_keeps_the_contract() {
     crate::contract::audit(&fresh_store().await).await;
 }

@@ -22,7 +22,7 @@ mod signals;
 
 pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;
-pub use signals::{device_lock, outbox};
+pub use signals::{device_lock, outbox, streams};
 
 pub const T0: i64 = 1_800_000_000;
 

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use endpoint_core::adapters::memory::StaticResolver;
-use endpoint_core::delivery::{deliver_push, Backoff, Pusher};
+use endpoint_core::delivery::{deliver_push, Backoff, Pusher, Run};
 use endpoint_core::egress::{classify, AddressClass, Egress, EgressPolicy, PushFailure};
 use endpoint_core::error::CoreError;
 use endpoint_core::model::Receiver;
@@ -196,7 +196,7 @@ async fn a_stream_to_a_refused_address_is_refused_with_400_and_not_stored() {
         let url = format!("https://{host}/events");
         assert!(create(&fx, &r, &strict, &url).await.is_ok(), "{url}");
         for s in fx.store.list_streams().await.unwrap() {
-            fx.store.delete_stream(&s.id).await.unwrap();
+            assert!(fx.store.delete_stream(&s).await.unwrap());
         }
     }
 }
@@ -386,10 +386,12 @@ async fn a_failing_receivers_status_says_why_in_generic_terms_only() {
     .unwrap();
     assert_eq!(created, "https://receiver.example/e");
     let stream = fx.store.list_streams().await.unwrap().remove(0);
-    endpoint_core::ssf::verify(&fx.store, &fx.clock, &fx.rng, &r, &stream.id, None)
-        .await
-        .unwrap();
-    let mut t = 0;
+    let keys = (crate::common::KEY, "https://t.example");
+    endpoint_core::ssf::verify(
+        &fx.store, &fx.signer, keys, &fx.clock, &fx.rng, &r, &stream.id, None,
+    )
+    .await
+    .unwrap();
     for (failure, text) in [
         (PushFailure::Timeout, "timeout"),
         (PushFailure::ConnectionRefused, "connection refused"),
@@ -399,18 +401,17 @@ async fn a_failing_receivers_status_says_why_in_generic_terms_only() {
         (PushFailure::ConnectionFailed, "connection failed"),
         (PushFailure::Status(503), "status 503"),
     ] {
-        t += 7200;
-        deliver_push(
-            &fx.store,
-            &fx.signer,
-            &Failing(failure),
-            (crate::common::KEY, "https://t.example"),
-            endpoint_core::ports::Clock::now(&fx.clock) + t,
-            Backoff::default(),
-            &fx.rng,
-        )
-        .await
-        .unwrap();
+        fx.clock.advance(7200);
+        let pusher = Failing(failure);
+        let run = Run {
+            signer: &fx.signer,
+            keys,
+            pusher: &pusher,
+            clock: &fx.clock,
+            schedule: Backoff::default(),
+            rng: &fx.rng,
+        };
+        deliver_push(&fx.store, &run).await.unwrap();
         let s = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
         let reason = s.status_reason.unwrap_or_default();
         assert!(

@@ -19,3 +19,5 @@ mod port_contract;
 mod redirects;
 mod signals;
 mod signing;
+mod ssf_delivery;
+mod ssf_integrity;

@@ -49,6 +49,11 @@ async fn memory_outbox_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn memory_streams_keep_the_contract() {
+    crate::contract::streams(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn memory_audit_keeps_the_contract() {
     crate::contract::audit(&MemoryStore::new()).await;
 }

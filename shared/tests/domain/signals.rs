@@ -4,7 +4,7 @@
 
 use endpoint_core::admin;
 use endpoint_core::model::{CaepStatus, InitiatingEntity, SignalEvent};
-use endpoint_core::ports::{ChallengeSigner, Clock, DeviceStore};
+use endpoint_core::ports::{ChallengeSigner, Clock, DeviceStore, SignalStore};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::signals::{sign_set, DEVICE_COMPLIANCE_CHANGE};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -13,11 +13,10 @@ use serde_json::Value;
 use crate::common::Fx;
 use crate::compliance_rules::{check_in, required_stage_with_policy, MAC_BAD, MAC_OK};
 
-async fn outbox(fx: &Fx) -> Vec<SignalEvent> {
-    fx.store
-        .signal_events(None, 100, fx.clock.now())
-        .await
-        .unwrap()
+/// Every settled event of the outbox, in order.
+pub async fn outbox(fx: &Fx) -> Vec<SignalEvent> {
+    let head = fx.store.settle_signals(fx.clock.now()).await.unwrap();
+    fx.store.signal_events(0, head, 1000).await.unwrap()
 }
 
 /// An operator's lock and unlock of the device (non-compliant under its policy, two events in
@@ -121,9 +120,7 @@ async fn a_change_between_compliant_and_non_compliant_is_one_event_and_nothing_e
 #[tokio::test]
 async fn a_security_event_token_is_what_rfc_8417_and_caep_say() {
     let mut fx = Fx::new();
-    fx.signer
-        .generate("assertion", KeySpec::EccNistP256)
-        .unwrap();
+    fx.signer.generate("signals", KeySpec::EccNistP256).unwrap();
     let (_, _, key) = required_stage_with_policy(&fx).await;
     check_in(&fx, &key, MAC_OK).await;
     check_in(&fx, &key, MAC_BAD).await;
@@ -131,13 +128,13 @@ async fn a_security_event_token_is_what_rfc_8417_and_caep_say() {
     let issuer = "https://signals.example";
     let audience = "https://receiver.example/ssf";
     let now = fx.clock.now();
-    let set = sign_set(&fx.signer, "assertion", &event, issuer, audience, now)
+    let set = sign_set(&fx.signer, "signals", &event, issuer, audience, now)
         .await
         .unwrap();
     let header = decode_header(&set).unwrap();
     assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
     assert_eq!(header.alg, Algorithm::ES256);
-    let jwk = fx.signer.describe("assertion").await.unwrap().jwk;
+    let jwk = fx.signer.describe("signals").await.unwrap().jwk;
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(serde_json::to_value(&jwk).unwrap()).unwrap();
     let mut v = Validation::new(Algorithm::ES256);
@@ -208,7 +205,7 @@ impl endpoint_core::delivery::Pusher for Endpoint {
 
 #[tokio::test]
 async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everything() {
-    use endpoint_core::delivery::{deliver_push, Backoff, MAX_BACKOFF};
+    use endpoint_core::delivery::{deliver_push, Backoff, Run, MAX_BACKOFF};
     let (fx, stream) = push_world(Some("Bearer rcv"), &[MAC_OK, MAC_BAD, MAC_OK, MAC_BAD]).await;
     assert_eq!(outbox(&fx).await.len(), 3);
     // The receiver is down for 25 hours; the worker runs every minute.
@@ -222,19 +219,16 @@ async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everyth
     let mut t = start;
     while t < start + 26 * 3600 {
         endpoint.clock.set(t);
-        deliver_push(
-            &fx.store,
-            &fx.signer,
-            &endpoint,
-            ("assertion", "https://t.example"),
-            t,
-            Backoff::default(),
-            &fx.rng,
-        )
-        .await
-        .unwrap();
+        let run = Run {
+            signer: &fx.signer,
+            keys: ("signals", "https://t.example"),
+            pusher: &endpoint,
+            clock: &*endpoint.clock,
+            schedule: Backoff::default(),
+            rng: &fx.rng,
+        };
+        deliver_push(&fx.store, &run).await.unwrap();
         if t == start + 24 * 3600 {
-            use endpoint_core::ports::SignalStore;
             let failing = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
             let reason = failing.status_reason.unwrap_or_default();
             assert!(
@@ -267,7 +261,6 @@ async fn push_retries_with_backoff_for_more_than_a_day_and_then_delivers_everyth
     let ids: std::collections::BTreeSet<String> =
         outbox(&fx).await.into_iter().map(|e| e.id).collect();
     assert_eq!(*endpoint.accepted.lock().unwrap(), ids);
-    use endpoint_core::ports::SignalStore;
     let healed = fx.store.get_stream(&stream.id).await.unwrap().unwrap();
     assert_eq!((healed.failures, healed.status_reason), (0, None));
 }
@@ -302,7 +295,7 @@ impl endpoint_core::delivery::Pusher for Hanging {
 
 #[tokio::test]
 async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_flight() {
-    use endpoint_core::delivery::{deliver_push, Backoff};
+    use endpoint_core::delivery::{deliver_push, Backoff, Run};
     let (fx, _) = push_world(None, &[MAC_OK, MAC_BAD, MAC_OK, MAC_BAD, MAC_OK]).await;
     let ids: Vec<String> = outbox(&fx).await.into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 4);
@@ -311,34 +304,23 @@ async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_f
         hang_on: 2,
         accepted: Default::default(),
     };
-    let keys = ("assertion", "https://t.example");
-    let now = fx.clock.now();
+    let run = Run {
+        signer: &fx.signer,
+        keys: ("signals", "https://t.example"),
+        pusher: &pusher,
+        clock: &fx.clock,
+        schedule: Backoff::default(),
+        rng: &fx.rng,
+    };
     let killed = tokio::time::timeout(
         std::time::Duration::from_millis(200),
-        deliver_push(
-            &fx.store,
-            &fx.signer,
-            &pusher,
-            keys,
-            now,
-            Backoff::default(),
-            &fx.rng,
-        ),
+        deliver_push(&fx.store, &run),
     )
     .await;
     assert!(killed.is_err(), "the run was killed while it waited");
     // The next run starts after the last recorded delivery: the one in flight comes again.
-    deliver_push(
-        &fx.store,
-        &fx.signer,
-        &pusher,
-        keys,
-        now + 60,
-        Backoff::default(),
-        &fx.rng,
-    )
-    .await
-    .unwrap();
+    fx.clock.advance(60);
+    deliver_push(&fx.store, &run).await.unwrap();
     let got = pusher.accepted.lock().unwrap().clone();
     let unique: std::collections::BTreeSet<&String> = got.iter().collect();
     assert_eq!(
@@ -355,15 +337,13 @@ async fn a_worker_killed_mid_run_loses_nothing_and_resends_at_most_what_was_in_f
 
 /// A device under a policy, a receiver with a push stream of compliance changes (with
 /// `authorization`), and the device's check-ins of `facts`, a second apart.
-async fn push_world(
+pub async fn push_world(
     authorization: Option<&str>,
     facts: &[&str],
 ) -> (Fx, endpoint_core::model::Stream) {
     use endpoint_core::ssf::{create_receiver, create_stream, StreamRequest};
     let mut fx = Fx::new();
-    fx.signer
-        .generate("assertion", KeySpec::EccNistP256)
-        .unwrap();
+    fx.signer.generate("signals", KeySpec::EccNistP256).unwrap();
     let (_, _, key) = required_stage_with_policy(&fx).await;
     let (receiver, _) = create_receiver(&fx.store, &fx.clock, &fx.rng, "r", None)
         .await

@@ -319,9 +319,7 @@ async fn deployed_the_ssf_function_refuses_loopback_and_http_push_endpoints() {
         let (reply, _) = local.handle(create(url)).await;
         assert_eq!(reply.status, 201, "{url}: {}", reply.body);
         let id = reply.body["stream_id"].as_str().unwrap();
-        endpoint_core::ports::SignalStore::delete_stream(&s.store, id)
-            .await
-            .unwrap();
+        delete_stream(&s.store, &id).await;
     }
     // A public address is no problem deployed.
     let (reply, _) = deployed.handle(create("https://192.0.43.10/events")).await;
@@ -333,9 +331,7 @@ async fn deployed_the_ssf_function_refuses_loopback_and_http_push_endpoints() {
         .handle(request("PATCH", "/ssf/streams", &bearer, change))
         .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
-    endpoint_core::ports::SignalStore::delete_stream(&s.store, &id)
-        .await
-        .unwrap();
+    delete_stream(&s.store, &id).await;
 }
 
 struct Receiver<'a> {
@@ -415,8 +411,16 @@ async fn the_local_stack_refuses_internal_push_endpoints_and_says_why_a_receiver
     for leak in ["io:", "os error", "127.0.0.1", &closed.to_string()] {
         assert!(!reason.contains(leak), "{reason}");
     }
-    endpoint_core::ports::SignalStore::delete_stream(&s.store, &id)
-        .await
-        .unwrap();
+    delete_stream(&s.store, &id).await;
     s.admin_json(&["ssf", "receiver", "revoke", created["id"].as_str().unwrap()]);
+}
+
+/// Deletes a stream the test made (it holds one of its receiver's ten).
+async fn delete_stream<S: endpoint_core::ports::SignalStore>(store: &S, id: &str) {
+    let stream = store
+        .get_stream(id)
+        .await
+        .unwrap()
+        .expect("the test's stream");
+    assert!(store.delete_stream(&stream).await.unwrap());
 }

@@ -482,7 +482,7 @@ async fn deliver_function(
     bearer: &str,
 ) -> Vec<String> {
     let push = json!({
-        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none"},
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none", "authorization_header": "Bearer least-privilege"},
         "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
     });
     let (reply, _) = ssf
@@ -502,13 +502,49 @@ async fn deliver_function(
         store: r.store.clone(),
         signer: r.signer.clone(),
     };
-    let report = deliver.run().await.unwrap();
-    assert!(report.failed >= 1, "{report:?}");
-    endpoint_core::ports::SignalStore::delete_stream(&s.store, &stream)
-        .await
-        .unwrap();
+    // A new event for the run to settle and sign (the stack's own delivery runs may settle
+    // one first: then another).
+    for _ in 0..5 {
+        seed_event(s).await;
+        let report = deliver.run().await.unwrap();
+        assert!(report.failed >= 1, "{report:?}");
+        if settled(&r) {
+            break;
+        }
+    }
+    use endpoint_core::ports::SignalStore;
+    let st = s.store.get_stream(&stream).await.unwrap().unwrap();
+    s.store.delete_stream(&st).await.unwrap();
 
     accesses(&r)
+}
+
+/// Puts one signal event in the outbox (not recorded), as a check-in or a lock does.
+async fn seed_event(s: &Stack) {
+    use endpoint_core::model::{CaepStatus, InitiatingEntity, SignalEvent};
+    let suffix = endpoint_core::ports::random_alnum(&endpoint_core::ports::SystemRandom, 8);
+    let event = SignalEvent {
+        id: format!("{:011}.000-lp{suffix}", now()),
+        seq: 0,
+        time: now(),
+        device_id: "least-privilege".into(),
+        serial: "LP-SEED".into(),
+        previous_status: CaepStatus::Compliant,
+        current_status: CaepStatus::NotCompliant,
+        initiating_entity: InitiatingEntity::Admin,
+        reason: "least privilege".into(),
+        txn: suffix,
+    };
+    endpoint_core::ports::DeviceStore::put_evaluations(&s.store, "LP-SEED", &[], &[], &[event])
+        .await
+        .unwrap();
+}
+
+/// Whether the recorded function settled the outbox (its one transaction).
+fn settled(r: &Recorded) -> bool {
+    accesses(r)
+        .iter()
+        .any(|a| a == "dynamodb:UpdateItem SIGNAL#*")
 }
 
 /// The Shared Signals function, then the delivery function; answers their accesses.
@@ -541,8 +577,42 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
+    // A poll settles a new event and signs its SET (the stack's own delivery runs may settle
+    // one first: then another).
+    for _ in 0..5 {
+        seed_event(s).await;
+        let (reply, _) = ssf
+            .handle(request(
+                "POST",
+                &format!("/ssf/poll/{stream}"),
+                Some(&bearer),
+                Some(json!({})),
+            ))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        if settled(&r) {
+            break;
+        }
+    }
+    // A push stream's authorization header is sealed (the keyring read, its data key
+    // unwrapped).
+    let push = json!({
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://127.0.0.1:9/none", "authorization_header": "Bearer least-privilege"},
+        "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
+    });
     for (method, path, body) in [
         ("GET", "/ssf/streams".to_string(), None),
+        ("POST", "/ssf/streams".to_string(), Some(push)),
+        (
+            "PATCH",
+            "/ssf/streams".to_string(),
+            Some(json!({"stream_id": stream, "description": "least privilege"})),
+        ),
+        (
+            "POST",
+            "/ssf/status".to_string(),
+            Some(json!({"stream_id": stream, "status": "enabled"})),
+        ),
         ("GET", format!("/ssf/streams?stream_id={stream}"), None),
         (
             "POST",

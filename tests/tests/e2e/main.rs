@@ -16,5 +16,6 @@ mod real_agent;
 mod secrets_in_logs;
 mod signals;
 mod ssf;
+mod ssf_integrity;
 mod stage_flow;
 mod ways_in;

@@ -159,16 +159,17 @@ async fn without_an_audience_the_assertion_names_the_stage() {
 
 #[tokio::test]
 async fn a_check_in_that_flips_compliance_records_exactly_one_signal_event_with_it() {
-    use endpoint_core::ports::DeviceStore;
+    use endpoint_core::ports::SignalStore;
     let s = Stack::connect().await;
     let (_, serial, device_id, device) = s.firewall_device("FLIP").await;
-    let cursor = format!("{:011}", now() - 1);
+    let before = s.store.settle_signals(now()).await.unwrap();
     for enabled in [false, true, true] {
         s.check_in_firewall(&device, enabled);
     }
+    let head = s.store.settle_signals(now()).await.unwrap();
     let events: Vec<_> = s
         .store
-        .signal_events(Some(&cursor), 10_000, now())
+        .signal_events(before, head, 10_000)
         .await
         .unwrap()
         .into_iter()

@@ -9,17 +9,18 @@ use endpoint_e2e::Stack;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
-const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change";
+pub(crate) const CAEP: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change";
 const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 
-struct Receiver<'a> {
-    s: &'a Stack,
-    token: String,
-    audience: String,
+pub(crate) struct Receiver<'a> {
+    pub(crate) s: &'a Stack,
+    pub(crate) token: String,
+    pub(crate) audience: String,
 }
 
 impl Receiver<'_> {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);
         let headers = [("authorization", auth.as_str())];
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -45,7 +46,7 @@ impl Receiver<'_> {
 
     /// Verifies a SET as a receiver would: signature by a key of `jwks_uri`, `typ`, `iss`,
     /// `aud`; no `sub`, no `exp`; exactly one event.
-    fn verified(&self, set: &str) -> Value {
+    pub(crate) fn verified(&self, set: &str) -> Value {
         let header = decode_header(set).unwrap();
         assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
         assert_eq!(header.alg, Algorithm::ES256);
@@ -71,7 +72,7 @@ impl Receiver<'_> {
     }
 
     /// Polls until nothing is left, acknowledging as it goes: every SET by `jti`, verified.
-    fn drain(&self, stream: &str) -> BTreeMap<String, Value> {
+    pub(crate) fn drain(&self, stream: &str) -> BTreeMap<String, Value> {
         let mut got = BTreeMap::new();
         let mut ack: Vec<String> = Vec::new();
         for _ in 0..50 {
@@ -96,7 +97,7 @@ impl Receiver<'_> {
     }
 }
 
-fn receiver<'a>(s: &'a Stack, audience: &str) -> Receiver<'a> {
+pub(crate) fn receiver<'a>(s: &'a Stack, audience: &str) -> Receiver<'a> {
     let created = s.admin_json(&[
         "ssf",
         "receiver",

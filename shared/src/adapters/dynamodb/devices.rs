@@ -193,15 +193,6 @@ impl DeviceStore for DynamoStore {
         }
     }
 
-    async fn signal_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-        now: UnixTime,
-    ) -> Result<Vec<SignalEvent>, StoreError> {
-        self.outbox(after, limit, now).await
-    }
-
     async fn non_compliant(
         &self,
         policy: Option<&str>,

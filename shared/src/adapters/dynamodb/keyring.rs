@@ -35,7 +35,7 @@ pub struct MigrationReport {
 }
 
 /// What binds a sealed key to its item.
-fn aad(pk: &str, sk: &str) -> Vec<u8> {
+pub(super) fn aad(pk: &str, sk: &str) -> Vec<u8> {
     format!("{pk}\n{sk}").into_bytes()
 }
 

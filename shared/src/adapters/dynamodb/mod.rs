@@ -15,7 +15,13 @@
 //! | evaluation         | `DEVICE#<serial>`     | `COMPLIANCE#<policy>`       |
 //! | posture policy     | `POLICY#<id>`         | `POLICY`                    |
 //! | audit record       | `AUDIT#<yyyy-mm-dd>`  | `<time>-<random>`           |
-//! | signal event       | `SIGNAL#<yyyy-mm-dd>` | `<time>-<random>`           |
+//! | event, unsettled   | `SIGNAL#INBOX`        | `<time>-<random>`           |
+//! | event, settled     | `SIGNAL#LOG`          | `<seq>` (20 digits)         |
+//! | last seq given     | `SIGNAL#HEAD`         | `HEAD`                      |
+//! | receiver's SET     | `SET#<receiver>`      | `<seq>` (20 digits)         |
+//! | receiver           | `RECEIVER#<id>`       | `RECEIVER`                  |
+//! | stream             | `STREAM#<id>`         | `STREAM`                    |
+//! | receiver's streams | `STREAM#COUNT#<id>`   | `COUNT`                     |
 //! | abuse counter      | `LIMIT#<bucket>`      | `LIMIT`                     |
 //! | wrapped data key   | `KEYRING`             | `DATAKEY`                   |
 //!
@@ -60,6 +66,7 @@ mod rotate;
 pub mod schema;
 mod signals;
 mod store;
+mod streams;
 mod table;
 
 pub use keyring::MigrationReport;

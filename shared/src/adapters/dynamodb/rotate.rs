@@ -82,6 +82,8 @@ impl DynamoStore {
                 None => break,
             }
         }
+        // Push streams' authorization headers, sealed like device keys.
+        report.resealed += self.reseal_streams(report.generation).await?;
         report.resealed += self.sweep_old_generations(report.generation).await?;
         self.finish_rotation(report.generation).await?;
         self.reload_keyring().await?;

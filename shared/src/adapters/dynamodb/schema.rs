@@ -120,9 +120,25 @@ pub(crate) fn receiver_key(id: &str) -> Item {
 pub(crate) fn stream_key(id: &str) -> Item {
     key(format!("{STREAM}#{id}"), STREAM)
 }
-/// The outbox's signal events of one UTC day: `SIGNAL#2026-11-29`, sorted by event id.
-pub(crate) fn signal_pk(day: &str) -> String {
-    format!("SIGNAL#{day}")
+/// The outbox's events as their writers commit them, not settled yet (sorted by event id).
+pub(crate) const SIGNAL_INBOX_PK: &str = "SIGNAL#INBOX";
+/// The settled events, sorted by the `seq` the settling gave them.
+pub(crate) const SIGNAL_LOG_PK: &str = "SIGNAL#LOG";
+/// The last `seq` given (`count`): the settling's one conditional write.
+pub(crate) fn signal_head_key() -> Item {
+    key("SIGNAL#HEAD".to_string(), "HEAD")
+}
+/// A `seq` as a sort key (zero-padded: text order is number order).
+pub(crate) fn seq_sk(seq: u64) -> String {
+    format!("{seq:020}")
+}
+/// The SETs signed for one receiver, by `seq`.
+pub(crate) fn signed_set_pk(receiver: &str) -> String {
+    format!("SET#{receiver}")
+}
+/// How many streams a receiver holds (`count`), counted with each creation and deletion.
+pub(crate) fn stream_count_key(receiver: &str) -> Item {
+    key(format!("{STREAM}#COUNT#{receiver}"), "COUNT")
 }
 pub(crate) fn facts_pk(identifier: &str) -> String {
     format!("FACTS#{identifier}")
@@ -195,4 +211,6 @@ pub mod attr {
     pub const TOKEN_ID: &str = "token_id";
     pub const TRUNCATED: &str = "truncated";
     pub const VERSION: &str = "version";
+    /// A push stream's `Authorization` header, sealed like device keys.
+    pub const AUTH_SEALED: &str = "auth_sealed";
 }

@@ -80,24 +80,6 @@ impl DeviceStore for MemoryStore {
         Ok(())
     }
 
-    async fn signal_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-        _now: UnixTime,
-    ) -> Result<Vec<SignalEvent>, StoreError> {
-        let g = self.lock()?;
-        let mut out: Vec<SignalEvent> = g
-            .signals
-            .iter()
-            .filter(|e| after.is_none_or(|a| e.id.as_str() > a))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out.truncate(limit);
-        Ok(out)
-    }
-
     async fn non_compliant(
         &self,
         policy: Option<&str>,

@@ -4,6 +4,7 @@
 
 mod devices;
 mod resolver;
+mod signals;
 
 pub use resolver::StaticResolver;
 
@@ -21,9 +22,7 @@ use crate::model::{
     Plan, PlanStatus, Stage, TokenRef, UnixTime,
 };
 use crate::model::{Receiver, SignalEvent, Stream};
-use crate::ports::{
-    AuditLog, Clock, Directory, Finish, Limiter, PlanStore, Random, Reserve, SignalStore,
-};
+use crate::ports::{AuditLog, Clock, Directory, Finish, Limiter, PlanStore, Random, Reserve};
 
 /// A settable clock.
 #[derive(Debug, Default)]
@@ -81,8 +80,12 @@ struct Inner {
     /// (device, connector) of every enrollment, kept when tokens are revoked
     connections: HashSet<(String, String)>,
     audit: Vec<AuditEvent>,
-    /// The outbox of signal events, oldest first.
+    /// The outbox's events not settled yet, in commit order.
     signals: Vec<SignalEvent>,
+    /// The settled events, by `seq` (the first is 1).
+    settled: Vec<SignalEvent>,
+    /// (receiver, seq) -> its SET, signed once.
+    signed: BTreeMap<(String, u64), String>,
     receivers: BTreeMap<String, Receiver>,
     streams: BTreeMap<String, Stream>,
     /// bucket -> (count, window end)
@@ -369,37 +372,5 @@ impl Limiter for MemoryStore {
                 _ => 0,
             })
             .collect())
-    }
-}
-
-impl SignalStore for MemoryStore {
-    async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
-        self.lock()?.receivers.insert(r.id.clone(), r.clone());
-        Ok(())
-    }
-
-    async fn get_receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
-        Ok(self.lock()?.receivers.get(id).cloned())
-    }
-
-    async fn list_receivers(&self) -> Result<Vec<Receiver>, StoreError> {
-        Ok(self.lock()?.receivers.values().cloned().collect())
-    }
-
-    async fn put_stream(&self, st: &Stream) -> Result<(), StoreError> {
-        self.lock()?.streams.insert(st.id.clone(), st.clone());
-        Ok(())
-    }
-
-    async fn get_stream(&self, id: &str) -> Result<Option<Stream>, StoreError> {
-        Ok(self.lock()?.streams.get(id).cloned())
-    }
-
-    async fn list_streams(&self) -> Result<Vec<Stream>, StoreError> {
-        Ok(self.lock()?.streams.values().cloned().collect())
-    }
-
-    async fn delete_stream(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.lock()?.streams.remove(id).is_some())
     }
 }
