@@ -17,9 +17,11 @@ use endpoint_core::ports::{
 use endpoint_core::secret::Secret;
 
 mod audit;
+mod rollout;
 mod signals;
 
 pub use audit::audit;
+pub use rollout::rollout;
 pub use signals::{device_lock, outbox};
 
 pub const T0: i64 = 1_800_000_000;

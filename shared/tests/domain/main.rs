@@ -13,6 +13,7 @@ mod decision_table;
 mod device_lock;
 mod enrollment;
 mod improvements;
+mod key_rollout;
 mod port_contract;
 mod redirects;
 mod signals;

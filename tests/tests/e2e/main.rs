@@ -9,6 +9,7 @@ mod compliance;
 mod enrollment_trust;
 mod fixtures;
 mod hostile;
+mod key_rollout;
 mod least_privilege;
 mod real_agent;
 mod secrets_in_logs;

@@ -5,7 +5,7 @@ use super::codec::json_item;
 use super::codec::{device_from, token_from};
 use super::failure::{failed_conditions, store_error};
 use super::item::built;
-use super::item::{corrupt, get_n, get_s, n, opt_n, s, Item};
+use super::item::{corrupt, get_n, get_s, n, opt_n, opt_s, s, Item};
 use super::schema;
 use super::schema::compliance_sk;
 use super::schema::ANY_COMPLIANCE;
@@ -305,6 +305,7 @@ impl DeviceStore for DynamoStore {
             device: get_s(&item, attr::DEVICE)?,
             connector: get_s(&item, attr::CONNECTOR)?,
             expires_at: opt_n(&item, schema::TTL_ATTRIBUTE)?,
+            config_next_key: opt_s(&item, attr::CONFIG_NEXT_KEY),
         };
         Ok((!is_expired(t.expires_at, now)).then_some(t))
     }

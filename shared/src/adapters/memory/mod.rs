@@ -3,6 +3,7 @@
 //! updates atomic); `shared/tests/port_contract.rs` runs the same behaviour tests against both.
 
 mod devices;
+mod rollout;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -72,6 +73,8 @@ struct Inner {
     tokens: BTreeMap<(String, String), DeviceToken>,
     /// sha256(key) -> token ref
     token_index: HashMap<String, TokenRef>,
+    /// sha256(key) -> when its device last recorded a configuration fetch (`RolloutStore`)
+    config_fetched_at: HashMap<String, UnixTime>,
     enrollment: HashMap<String, EnrollmentToken>,
     /// enrollment token hash -> serial -> time of its latest enrollment
     enrollment_uses: HashMap<String, BTreeMap<String, UnixTime>>,
@@ -101,6 +104,7 @@ impl Inner {
                 device: token.device.clone(),
                 connector: token.connector.clone(),
                 expires_at: token.expires_at,
+                config_next_key: None,
             },
         );
         self.tokens
