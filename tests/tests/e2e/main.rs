@@ -6,6 +6,7 @@
 mod agent_api;
 mod aws_calls;
 mod compliance;
+mod edge;
 mod enrollment_trust;
 mod fixtures;
 mod hostile;
