@@ -36,11 +36,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # The template and route checks need only the Python tools: cfn-lint, `sam validate --lint`,
-# scripts/check-api.py (about 10 s of one core).
+# scripts/check-api.py, and scripts/check-modes.py: the template translated and linted with
+# each mode's parameters (EdgeProtection none and cloudfront), and each mode's promises.
 template_checks() {
   .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml
   SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
   .venv/bin/python scripts/check-api.py
+  .venv/bin/python scripts/check-modes.py
 }
 
 lint() {

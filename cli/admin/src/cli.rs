@@ -179,12 +179,18 @@ pub enum ConnectorCommand {
         key: String,
     },
     /// Sign with the next key from now on; the old key stays published for the grace period.
+    /// Refused while a device of the connector has not fetched its configuration since the
+    /// next key was published (they are listed; `connector show` counts them).
     Rotate {
         /// The connector's id.
         id: String,
         /// How long the old key stays published (e.g. 24h, 7d).
         #[arg(long, value_parser = parse_duration, default_value = "7d")]
         grace: i64,
+        /// Rotate even though some devices have not fetched the next key: their agents refuse
+        /// the new key's challenges until they fetch their configuration (restart).
+        #[arg(long)]
+        force: bool,
     },
     /// Name the stage that auth_ia/ plans run through.
     SetInteractiveStage {
@@ -203,7 +209,8 @@ pub enum ConnectorCommand {
         /// The connector's id.
         id: String,
     },
-    /// Show a connector with its keys (signing, next, retired) and their dates.
+    /// Show a connector with its keys (signing, next, retired) and their dates, and with a
+    /// next key pending, how many of its devices have fetched it.
     Show {
         /// The connector's id.
         id: String,

@@ -6,6 +6,7 @@
 
 use endpoint_core::adapters::aws::Failure;
 use endpoint_core::adapters::lambda::LambdaInvoker;
+use endpoint_core::edge::origin::INTERNAL_ROUTE_KEY;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{outcome_body, parse_executor_request, parse_outcome, Reply};
@@ -72,12 +73,14 @@ impl InvokeMinter {
     }
 }
 
-/// The API Gateway (HTTP API, payload 2.0) event of a GET of the plan's executor, built from
-/// the same `aws_lambda_events` types the challenge function's runtime parses it with.
+/// The event of an internal GET of the plan's executor: shaped as API Gateway's (HTTP API,
+/// payload 2.0), built from the same `aws_lambda_events` types the challenge function's runtime
+/// parses it with, but with the internal route key and no API id, which no event of API
+/// Gateway has: behind the edge the challenge function serves it without the origin secret
+/// (`edge::origin`), as the internal call it is.
 pub fn executor_get_event(plan_id: &str) -> ApiGatewayV2httpRequest {
     let path = routes::EXECUTOR_GET.path(&[plan_id]);
-    // The route the challenge function serves, as API Gateway names it.
-    let route_key = routes::EXECUTOR_GET.api_gateway_key();
+    let route_key = INTERNAL_ROUTE_KEY.to_string();
     let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
     http.method = Method::GET;
     http.path = Some(path.clone());
@@ -228,5 +231,32 @@ mod tests {
         let req: Request = req.into();
         assert_eq!(req.method(), Method::GET);
         assert_eq!(endpoint_core::edge::path(&req), "/v1/plans/p1/executor");
+    }
+
+    /// Behind CloudFront every function has the origin secret; the internal event carries none
+    /// and is still served (it was refused, and a required stage answered 503 instead of a new
+    /// challenge), and it is served as internal, not as if it came through the edge.
+    #[test]
+    fn behind_the_edge_the_challenge_function_serves_the_internal_event() {
+        use endpoint_core::edge::origin::{is_internal, OriginGuard};
+        let bytes = serde_json::to_vec(&executor_get_event("p1")).unwrap();
+        let req: lambda_http::request::LambdaRequest = serde_json::from_slice(&bytes).unwrap();
+        let mut req: Request = req.into();
+        assert!(is_internal(&req));
+        let guard = OriginGuard::new(Some("the-edge-secret".into()), Some("the-old-one".into()));
+        assert!(guard.admit(&mut req));
+        assert!(req
+            .extensions()
+            .get::<endpoint_core::edge::request::ThroughEdge>()
+            .is_none());
+        // The same GET as API Gateway delivers it (its API id, its route key), without the
+        // secret: refused.
+        let mut from_api = serde_json::to_value(executor_get_event("p1")).unwrap();
+        from_api["routeKey"] = "GET /v1/plans/{plan}/executor".into();
+        from_api["requestContext"]["routeKey"] = "GET /v1/plans/{plan}/executor".into();
+        from_api["requestContext"]["apiId"] = "a1b2c3d4e5".into();
+        let req: lambda_http::request::LambdaRequest = serde_json::from_value(from_api).unwrap();
+        let mut req: Request = req.into();
+        assert!(!guard.admit(&mut req));
     }
 }

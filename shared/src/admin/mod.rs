@@ -2,6 +2,9 @@
 //! connectors, stages, enrollment tokens, enrolling devices. Pure over the ports.
 
 mod devices;
+mod rollout;
+
+pub use rollout::{key_rollout, KeyRollout, NAMED_IN_REFUSAL};
 
 pub use devices::{
     allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
@@ -16,7 +19,7 @@ use crate::model::{
 use crate::ports::{random_alnum, random_id};
 use crate::ports::{
     ChallengeSigner, Clock, DeviceStore, Directory, EnrollGrant, EnrollOutcome, EnrollmentStore,
-    Random,
+    Random, RolloutStore,
 };
 use crate::protocol::challenge::CHALLENGE_LIFETIME;
 use crate::protocol::keys::SigningAlg;
@@ -162,23 +165,30 @@ pub async fn add_next_key<D: Directory, C: Clock + ?Sized>(
 
 /// Signs with the next key from now on; the old signing key stays published for `grace`
 /// seconds, so agents that have not refreshed their configuration keep verifying challenges.
-pub async fn rotate<D: Directory, C: Clock + ?Sized>(
+/// Refused while a live device of the connector has not fetched its configuration since the
+/// next key was published ([`KeyRollout`]: its agent would refuse the new key's challenges),
+/// unless `force`. Answers the connector and the rollout it rotated at.
+pub async fn rotate<D: Directory + RolloutStore, C: Clock + ?Sized>(
     dir: &D,
     clock: &C,
     id: &str,
     grace: i64,
-) -> Result<Connector, CoreError> {
+    force: bool,
+) -> Result<(Connector, KeyRollout), CoreError> {
     let mut c = connector(dir, id).await?;
-    let next = c.next_key.clone().ok_or_else(|| {
+    let now = clock.now();
+    let rollout = key_rollout(dir, &c, now).await?.ok_or_else(|| {
         CoreError::Conflict(format!(
             "connector {id} has no next key: publish one first (connector add-next-key), and rotate once agents have fetched it"
         ))
     })?;
-    let now = clock.now();
+    if !rollout.complete() && !force {
+        return Err(rollout.refusal(id));
+    }
     // Never shorter than a challenge's life plus the agents' leeway.
-    switch_key(&mut c, &next.key, now, now + grace.max(KEY_OVERLAP));
+    switch_key(&mut c, &rollout.next_key, now, now + grace.max(KEY_OVERLAP));
     dir.put_connector(&c).await?;
-    Ok(c)
+    Ok((c, rollout))
 }
 
 /// Reads the connector, applies `change`, stores it.

@@ -300,7 +300,11 @@ pub async fn agent_config<S: Store, K: ChallengeSigner>(
     authorization: Option<&str>,
 ) -> Result<AgentConfig, CoreError> {
     let AuthenticatedDevice {
-        device, connector, ..
+        token,
+        device,
+        connector,
+        key_sha256,
+        ..
     } = authenticate_device(store, clock, authorization).await?;
     // The connector is already read: its JWKS (current, next and retired keys) costs no
     // further DynamoDB call.
@@ -308,6 +312,23 @@ pub async fn agent_config<S: Store, K: ChallengeSigner>(
         Some(_) => Some(stage::jwks_of(&connector, signer, clock.now()).await?),
         None => None,
     };
+    // A next key is pending and this device's token index entry (read above) does not name it
+    // yet: record that the device now has it (`connector rotate` waits for every device). At
+    // most one write per device and next key; none while no rotation is under way.
+    if let Some(next) = connector
+        .next_key
+        .as_ref()
+        .filter(|n| token.config_next_key.as_deref() != Some(n.key.as_str()))
+    {
+        let recorded = store
+            .record_config_fetch(&key_sha256, &connector.id, &next.key, clock.now())
+            .await;
+        if let Err(e) = recorded {
+            // The configuration is still answered: the device counts as not having fetched
+            // the key, which only makes `connector rotate` wait for it (its next fetch retries).
+            tracing::warn!(error = %e, "recording the configuration fetch failed");
+        }
+    }
     Ok(AgentConfig {
         device_id: device.id,
         refresh_interval: connector.refresh_interval,

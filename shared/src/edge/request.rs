@@ -69,14 +69,47 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Marks a request that carried a valid origin secret (`origin::OriginGuard`): it came
+/// through CloudFront, so CloudFront's own headers on it are CloudFront's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThroughEdge;
+
+/// The header in which CloudFront tells the origin the viewer's address: `ip:port`, the port
+/// after the last colon (an IPv6 address has colons of its own, and no brackets).
+pub const VIEWER_ADDRESS_HEADER: &str = "cloudfront-viewer-address";
+
+/// The IP address of a `CloudFront-Viewer-Address` value, in its canonical text form; `None`
+/// unless it is an IP address and a port.
+pub fn viewer_ip(value: &str) -> Option<String> {
+    let (ip, port) = value.trim().rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip);
+    ip.parse::<std::net::IpAddr>().ok().map(|a| a.to_string())
+}
+
+/// The client's address: behind the edge, from CloudFront's viewer-address header, believed
+/// only on a request that proved it came through CloudFront ([`ThroughEdge`]); otherwise the
+/// connection's source address as API Gateway saw it.
+fn client_ip(req: &Request, source_ip: Option<&String>) -> Option<String> {
+    if req.extensions().get::<ThroughEdge>().is_some() {
+        if let Some(ip) = header(req, VIEWER_ADDRESS_HEADER).and_then(viewer_ip) {
+            return Some(ip);
+        }
+    }
+    source_ip.cloned()
+}
+
 /// A header's value if present and valid UTF-8.
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Who made the request, from API Gateway's request context: the IAM principal's ARN (routes
-/// with IAM authorization, deployed), the source IP and the user agent. Locally (no IAM) the
-/// principal is absent.
+/// with IAM authorization, deployed), the client's address ([`client_ip`]) and the user agent.
+/// Locally (no IAM) the principal is absent.
 pub fn caller(req: &Request) -> Caller {
     use lambda_http::request::RequestContext;
     match req.request_context_ref() {
@@ -87,7 +120,7 @@ pub fn caller(req: &Request) -> Caller {
                 .and_then(|a| a.iam.as_ref())
                 .and_then(|iam| iam.user_arn.clone())
                 .filter(|arn| !arn.is_empty()),
-            source_ip: ctx.http.source_ip.clone(),
+            source_ip: client_ip(req, ctx.http.source_ip.as_ref()),
             // The client's header (API Gateway copies it into the context; the local emulator
             // puts its own name there).
             user_agent: header(req, "user-agent")
@@ -96,7 +129,7 @@ pub fn caller(req: &Request) -> Caller {
         },
         _ => Caller {
             principal: None,
-            source_ip: None,
+            source_ip: client_ip(req, None),
             user_agent: header(req, "user-agent").map(str::to_string),
         },
     }
@@ -138,5 +171,67 @@ mod tests {
             .body(Body::Empty)
             .expect("a request builds");
         assert_eq!(caller(&plain).principal, None);
+    }
+
+    #[test]
+    fn the_viewer_address_is_the_part_before_the_last_colon_ipv6_too() {
+        assert_eq!(
+            viewer_ip("198.51.100.7:46532").as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(
+            viewer_ip("2001:0db8:85a3:0000:0000:8a2e:0370:7334:46532").as_deref(),
+            Some("2001:db8:85a3::8a2e:370:7334")
+        );
+        assert_eq!(
+            viewer_ip("[2001:db8::1]:443").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(viewer_ip("::1:8080").as_deref(), Some("::1"));
+        for bad in [
+            "",
+            "198.51.100.7",
+            "198.51.100.7:",
+            "198.51.100.7:99999",
+            "evil:80",
+            "1.2.3.4:80:x",
+            "a b:1",
+        ] {
+            assert_eq!(viewer_ip(bad), None, "{bad:?}");
+        }
+    }
+
+    fn edge_request(viewer: Option<&str>, through_edge: bool) -> Request {
+        let mut ctx = ApiGatewayV2httpRequestContext::default();
+        ctx.http.source_ip = Some("130.176.0.1".into()); // a CloudFront node
+        let mut b = lambda_http::http::Request::builder();
+        if let Some(v) = viewer {
+            b = b.header("CloudFront-Viewer-Address", v);
+        }
+        let mut req = b
+            .body(Body::Empty)
+            .expect("a request builds")
+            .with_request_context(RequestContext::ApiGatewayV2(ctx));
+        if through_edge {
+            req.extensions_mut().insert(ThroughEdge);
+        }
+        req
+    }
+
+    #[test]
+    fn the_viewer_address_is_believed_only_through_the_edge() {
+        // Through the edge: the viewer's address, not CloudFront's.
+        let c = caller(&edge_request(Some("203.0.113.5:51234"), true));
+        assert_eq!(c.source_ip.as_deref(), Some("203.0.113.5"));
+        let c = caller(&edge_request(Some("2001:db8::7:51234"), true));
+        assert_eq!(c.source_ip.as_deref(), Some("2001:db8::7"));
+        // Without proof of the edge, the header is anyone's: the source address stays.
+        let c = caller(&edge_request(Some("203.0.113.5:51234"), false));
+        assert_eq!(c.source_ip.as_deref(), Some("130.176.0.1"));
+        // Through the edge without the header, or with garbage in it: the source address.
+        let c = caller(&edge_request(None, true));
+        assert_eq!(c.source_ip.as_deref(), Some("130.176.0.1"));
+        let c = caller(&edge_request(Some("not an address"), true));
+        assert_eq!(c.source_ip.as_deref(), Some("130.176.0.1"));
     }
 }

@@ -77,37 +77,39 @@ where
         .unwrap_or_else(|| "endpoint-stage".into());
     let namespace = &namespace;
     let guard = &OriginGuard::from_env();
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        let started = Instant::now();
-        let request_id = req
-            .lambda_context_ref()
-            .map(|c| c.request_id.clone())
-            .unwrap_or_default();
-        let method = req.method().as_str().to_string();
-        // The route template, never the path itself (it carries plan and connector ids).
-        let route = routes::template_of(path(&req));
-        let _ = aws_time();
-        let (reply, outcome) = if guard.admits(&req) {
-            handler(req).await
-        } else {
-            not_through_the_edge()
-        };
-        let aws_ms = aws_time().as_secs_f64() * 1000.0;
-        let record = request_record(&RequestLine {
-            request_id: &request_id,
-            function,
-            method: &method,
-            route,
-            status: reply.status,
-            label: outcome,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            aws_ms,
-            namespace,
-            unix_ms: unix_ms(),
-        });
-        write_line(&record);
-        Ok::<_, std::convert::Infallible>(respond(reply))
-    }))
+    lambda_http::run(lambda_http::service_fn(
+        move |mut req: Request| async move {
+            let started = Instant::now();
+            let request_id = req
+                .lambda_context_ref()
+                .map(|c| c.request_id.clone())
+                .unwrap_or_default();
+            let method = req.method().as_str().to_string();
+            // The route template, never the path itself (it carries plan and connector ids).
+            let route = routes::template_of(path(&req));
+            let _ = aws_time();
+            let (reply, outcome) = if guard.admit(&mut req) {
+                handler(req).await
+            } else {
+                not_through_the_edge()
+            };
+            let aws_ms = aws_time().as_secs_f64() * 1000.0;
+            let record = request_record(&RequestLine {
+                request_id: &request_id,
+                function,
+                method: &method,
+                route,
+                status: reply.status,
+                label: outcome,
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                aws_ms,
+                namespace,
+                unix_ms: unix_ms(),
+            });
+            write_line(&record);
+            Ok::<_, std::convert::Infallible>(respond(reply))
+        },
+    ))
     .await
 }
 

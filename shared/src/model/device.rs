@@ -101,6 +101,18 @@ pub struct TokenRef {
     pub device: String,
     pub connector: String,
     pub expires_at: Option<UnixTime>,
+    /// The connector's next challenge key when the device last fetched its configuration
+    /// with one pending (`agent_config/` records it: [`ConfigFetch`]).
+    pub config_next_key: Option<String>,
+}
+
+/// A live device token of a connector as a key rotation sees it: its device, and the next
+/// challenge key that was published in the configuration the device last fetched (and when).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigFetch {
+    pub device: String,
+    pub next_key: Option<String>,
+    pub at: Option<UnixTime>,
 }
 
 /// A device with its unexpired tokens of every connector (one read of its partition; the

@@ -17,8 +17,9 @@ pub use connector::{
     reenrollment, Connector, ExistingSerial, NextKey, ReenrollPolicy, Reenrollment, RetiredKey,
 };
 pub use device::{
-    is_device_identifier, Device, DeviceLock, DeviceRef, DeviceToken, DeviceWithTokens,
-    FactsSnapshot, TokenInfo, TokenRef, MAX_DEVICE_IDENTIFIER_CHARS, MSG_DEVICE_LOCKED,
+    is_device_identifier, ConfigFetch, Device, DeviceLock, DeviceRef, DeviceToken,
+    DeviceWithTokens, FactsSnapshot, TokenInfo, TokenRef, MAX_DEVICE_IDENTIFIER_CHARS,
+    MSG_DEVICE_LOCKED,
 };
 pub use enrollment::{EnrollmentToken, TokenRefusal, TokenUse};
 pub use plan::{

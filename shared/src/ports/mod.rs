@@ -11,9 +11,10 @@ use std::future::Future;
 use crate::audit::{AuditEvent, AuditQuery};
 use crate::error::{CoreError, SignerError, StoreError};
 use crate::model::{
-    ComplianceView, Connector, Device, DeviceLock, DeviceRef, DeviceToken, DeviceWithTokens,
-    EnrollmentToken, Evaluation, ExistingSerial, FactsSnapshot, Outcome, PendingChallenge, Plan,
-    Policy, Receiver, SignalEvent, Stage, Stream, TokenInfo, TokenRef, TokenUse, UnixTime,
+    ComplianceView, ConfigFetch, Connector, Device, DeviceLock, DeviceRef, DeviceToken,
+    DeviceWithTokens, EnrollmentToken, Evaluation, ExistingSerial, FactsSnapshot, Outcome,
+    PendingChallenge, Plan, Policy, Receiver, SignalEvent, Stage, Stream, TokenInfo, TokenRef,
+    TokenUse, UnixTime,
 };
 use crate::protocol::keys::SigningAlg;
 
@@ -426,14 +427,50 @@ pub trait SignalStore: Send + Sync {
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
 
+/// Which devices have fetched their configuration since a connector's next challenge key was
+/// published: `agent_config/` records it (at most once per device and next key), `connector
+/// rotate` reads it before the new key signs.
+pub trait RolloutStore: Send + Sync {
+    /// Records that the device of the token whose key hashes to `key_sha256` (of `connector`)
+    /// fetched a configuration that published `next_key`, at `at`. Nothing if the token is gone.
+    fn record_config_fetch(
+        &self,
+        key_sha256: &str,
+        connector: &str,
+        next_key: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every unexpired device token of the connector, with the configuration fetch it recorded.
+    fn config_fetches(
+        &self,
+        connector: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Vec<ConfigFetch>, StoreError>> + Send;
+}
+
 /// Every store port: what one table (or the in-memory store) provides. The domain's operations
 /// that need more than one port take one `S: Store`.
 pub trait Store:
-    PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter + SignalStore
+    PlanStore
+    + Directory
+    + DeviceStore
+    + EnrollmentStore
+    + AuditLog
+    + Limiter
+    + SignalStore
+    + RolloutStore
 {
 }
 impl<T> Store for T where
-    T: PlanStore + Directory + DeviceStore + EnrollmentStore + AuditLog + Limiter + SignalStore
+    T: PlanStore
+        + Directory
+        + DeviceStore
+        + EnrollmentStore
+        + AuditLog
+        + Limiter
+        + SignalStore
+        + RolloutStore
 {
 }
 

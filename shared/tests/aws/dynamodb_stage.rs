@@ -386,6 +386,11 @@ async fn dynamo_audit_keeps_the_contract() {
     crate::contract::audit(&fresh_store().await).await;
 }
 
+#[tokio::test]
+async fn dynamodb_rollout_keeps_the_rollout_contract() {
+    crate::contract::rollout(&fresh_store().await).await;
+}
+
 /// An operator's enrollment grant at T0.
 pub(crate) fn op() -> EnrollGrant {
     EnrollGrant {

@@ -260,3 +260,44 @@ async fn a_rotation_racing_enrollments_strands_no_key() {
         assert_eq!(keys_of(&fresh, s).await, [format!("key-{s}")], "{s}");
     }
 }
+
+/// Device tokens enrolled before the token index listed them by connector are listed once
+/// `migrate` gave them their `kind`, so `connector rotate` waits for their devices too.
+#[tokio::test]
+async fn migrate_lists_older_device_tokens_by_connector() {
+    use endpoint_core::ports::RolloutStore;
+    use endpoint_core::secret::sha256_hex;
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    let t = token("OLD-T", "c1", "t-old", "key-OLD-T", None);
+    store
+        .enroll(&device("OLD-T", None), &t, &op())
+        .await
+        .unwrap();
+    assert_eq!(store.config_fetches("c1", T0).await.unwrap().len(), 1);
+    // As written before: no kind.
+    aws_sdk_dynamodb::Client::new(&config().await)
+        .update_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            Av::S(format!("TOKENHASH#{}", sha256_hex(b"key-OLD-T"))),
+        )
+        .key("sk", Av::S("TOKENHASH".into()))
+        .update_expression("REMOVE kind")
+        .send()
+        .await
+        .unwrap();
+    assert!(store.config_fetches("c1", T0).await.unwrap().is_empty());
+    assert_eq!(store.migrate().await.unwrap().device_tokens, 1);
+    let listed = store.config_fetches("c1", T0).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| f.device.as_str()).collect::<Vec<_>>(),
+        ["OLD-T"]
+    );
+    assert_eq!(
+        store.migrate().await.unwrap().device_tokens,
+        0,
+        "idempotent"
+    );
+}

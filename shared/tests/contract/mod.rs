@@ -18,10 +18,12 @@ use endpoint_core::secret::Secret;
 
 mod assertion;
 mod audit;
+mod rollout;
 mod signals;
 
 pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;
+pub use rollout::rollout;
 pub use signals::{device_lock, outbox, streams};
 
 pub const T0: i64 = 1_800_000_000;

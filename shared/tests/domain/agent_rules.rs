@@ -52,7 +52,7 @@ async fn rotation_publishes_the_next_key_first_and_keeps_the_old_one_for_the_gra
     // An agent that fetched its configuration after add-next-key verifies both before and
     // after the rotation; the old key stays published for the grace period.
     fx.clock.advance(3600);
-    let c2 = admin::rotate(&fx.store, &fx.clock, &c.id, DEFAULT_ROTATION_GRACE)
+    let (c2, _) = admin::rotate(&fx.store, &fx.clock, &c.id, DEFAULT_ROTATION_GRACE, false)
         .await
         .unwrap();
     assert_eq!(c2.challenge_key.as_deref(), Some("next"));
@@ -88,7 +88,7 @@ async fn rotate_without_a_next_key_is_refused_and_a_short_grace_is_raised_to_the
     let mut fx = Fx::new();
     fx.signer.generate("next", KeySpec::EccNistP256).unwrap();
     let (c, _) = fx.setup(StageMode::Required, Some(KEY), true).await;
-    let refused = admin::rotate(&fx.store, &fx.clock, &c.id, DEFAULT_ROTATION_GRACE).await;
+    let refused = admin::rotate(&fx.store, &fx.clock, &c.id, DEFAULT_ROTATION_GRACE, false).await;
     assert!(
         matches!(&refused, Err(CoreError::Conflict(m)) if m.contains("add-next-key")),
         "{refused:?}"
@@ -100,7 +100,9 @@ async fn rotate_without_a_next_key_is_refused_and_a_short_grace_is_raised_to_the
     admin::add_next_key(&fx.store, &fx.clock, &c.id, "next")
         .await
         .unwrap();
-    let c = admin::rotate(&fx.store, &fx.clock, &c.id, 1).await.unwrap();
+    let (c, _) = admin::rotate(&fx.store, &fx.clock, &c.id, 1, false)
+        .await
+        .unwrap();
     assert_eq!(c.retired_keys[0].until, T0 + KEY_OVERLAP);
 }
 

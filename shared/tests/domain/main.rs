@@ -15,6 +15,7 @@ mod device_lock;
 mod egress;
 mod enrollment;
 mod improvements;
+mod key_rollout;
 mod port_contract;
 mod redirects;
 mod signals;

@@ -366,6 +366,37 @@ async fn agent_routes_stay_within_budget() {
     // evaluations, no key) and the connector together.
     assert_eq!(calls, ["GetItem", "GetItem", "Query"]);
 
+    // During a key rotation (a next key published), the first agent_config/ of each device
+    // also records that the device has the next key: one UpdateItem of its token index entry,
+    // after the reads (the only change to this route's count, and only then); the next fetch
+    // is back to the three reads. (The next key's public key is fetched once, cold.)
+    let next = s.admin_json(&["key", "create"])["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    endpoint_core::admin::add_next_key(
+        &s.store,
+        &endpoint_core::ports::SystemClock,
+        &setup.connector,
+        &next,
+    )
+    .await
+    .unwrap();
+    ddb.reset();
+    let (reply, _) = agent.handle(config()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(calls, ["GetItem", "GetItem", "Query", "UpdateItem"]);
+    ddb.reset();
+    kms.reset();
+    let (reply, _) = agent.handle(config()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(calls, ["GetItem", "GetItem", "Query"]);
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+
     // check_in/: the same three reads, then the snapshot and its audit record written together
     // (two parallel PutItems: the audit record adds no round trip).
     ddb.reset();

@@ -229,6 +229,19 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let device_key = json_of(&reply)["token"].as_str().unwrap().to_string();
     let device_auth = format!("Bearer+agent {device_key}");
+    // A key rotation under way: agent_config/ records that the device has the next key.
+    let next = s.admin_json(&["key", "create"])["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin::add_next_key(
+        &s.store,
+        &endpoint_core::ports::SystemClock,
+        &setup.connector,
+        &next,
+    )
+    .await
+    .unwrap();
     let (reply, _) = agent
         .handle(request(
             "GET",

@@ -2,10 +2,10 @@
 
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::admin::{self, NewConnector};
+use endpoint_core::admin::{self, KeyRollout, NewConnector};
 use endpoint_core::audit::AuditKind;
 use endpoint_core::model::Connector;
-use endpoint_core::ports::{Directory, SystemClock, SystemRandom};
+use endpoint_core::ports::{Clock, Directory, SystemClock, SystemRandom};
 use serde_json::{json, Value};
 
 use crate::cli::ConnectorCommand;
@@ -54,11 +54,15 @@ pub(crate) async fn connector(
                 .get_connector(id)
                 .await?
                 .ok_or_else(|| AdminError::NotFound(format!("connector {id}")))?;
-            Ok(Output {
-                plain: connector_details(&c),
-                json: connector_json(&c),
-                audit: None,
-            })
+            let rollout = admin::key_rollout(store, &c, clock.now()).await?;
+            Ok(with_rollout(
+                Output {
+                    plain: connector_details(&c),
+                    json: connector_json(&c),
+                    audit: None,
+                },
+                rollout.as_ref(),
+            ))
         }
         ConnectorCommand::List => {
             let list = store.list_connectors().await?;
@@ -115,10 +119,16 @@ async fn change(
                     .reason(format!("next key {key}")),
             ))
         }
-        ConnectorCommand::Rotate { id, grace } => {
-            let c = admin::rotate(store, clock, id, *grace).await?;
-            let reason = format!("signing with {}", c.challenge_key.as_deref().unwrap_or("-"));
-            Ok(shown(c).audited(
+        ConnectorCommand::Rotate { id, grace, force } => {
+            let (c, rollout) = admin::rotate(store, clock, id, *grace, *force).await?;
+            let reason = format!(
+                "signing with {}; {} of {} devices had fetched it{}",
+                c.challenge_key.as_deref().unwrap_or("-"),
+                rollout.fetched,
+                rollout.devices,
+                if rollout.complete() { "" } else { " (forced)" }
+            );
+            Ok(with_rollout(shown(c), Some(&rollout)).audited(
                 audit(AuditKind::ChallengeKeyRotated)
                     .connector(id)
                     .reason(reason),
@@ -150,6 +160,32 @@ async fn change(
         )),
         other => Err(AdminError::Usage(format!("{other:?} is not a change"))),
     }
+}
+
+/// The output with how far the next key has reached the connector's devices: `rollout` in the
+/// JSON, lines `fetched N of M` and one `not fetched SERIAL` per device otherwise.
+fn with_rollout(mut out: Output, rollout: Option<&KeyRollout>) -> Output {
+    let Some(r) = rollout else {
+        return out;
+    };
+    out.json["rollout"] = json!({
+        "next_key": r.next_key,
+        "published_since": r.published_since,
+        "devices": r.devices,
+        "fetched": r.fetched,
+        "not_fetched": r.not_fetched,
+    });
+    out.plain.push_str(&format!(
+        "\nrollout\t{}\tfetched {} of {} devices since {}",
+        r.next_key,
+        r.fetched,
+        r.devices,
+        date(Some(r.published_since))
+    ));
+    for serial in &r.not_fetched {
+        out.plain.push_str(&format!("\nnot fetched\t{serial}"));
+    }
+    out
 }
 
 /// Checks that a KMS key can sign challenges every agent verifies before a connector uses it.

@@ -77,8 +77,12 @@ async fn init(args: &Args, store: &DynamoStore) -> Result<Output, AdminError> {
 async fn migrate(store: &DynamoStore) -> Result<Output, AdminError> {
     let report = store.migrate().await?;
     let summary = format!(
-        "data_key_created={} sealed={} enrollment_tokens={} audit_records={}",
-        report.keyring_created, report.sealed, report.enrollment_tokens, report.audit_records
+        "data_key_created={} sealed={} enrollment_tokens={} audit_records={} device_tokens={}",
+        report.keyring_created,
+        report.sealed,
+        report.enrollment_tokens,
+        report.audit_records,
+        report.device_tokens
     );
     Ok(Output {
         plain: summary.clone(),
@@ -87,6 +91,7 @@ async fn migrate(store: &DynamoStore) -> Result<Output, AdminError> {
             "sealed": report.sealed,
             "enrollment_tokens": report.enrollment_tokens,
             "audit_records": report.audit_records,
+            "device_tokens": report.device_tokens,
         }),
         audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
     })

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::codec::device_from;
 use super::failure::store_error;
-use super::item::{get_s, opt_n, Item};
+use super::item::{get_s, opt_n, opt_s, Item};
 use super::schema::{self, attr, device_key, sk_of, token_index_key, DEVICE, TOKEN_INDEX};
 use super::store::DynamoStore;
 use crate::error::StoreError;
@@ -19,6 +19,7 @@ pub(super) fn live_token(item: &Item, now: UnixTime) -> Result<Option<TokenRef>,
         device: get_s(item, attr::DEVICE)?,
         connector: get_s(item, attr::CONNECTOR)?,
         expires_at: opt_n(item, schema::TTL_ATTRIBUTE)?,
+        config_next_key: opt_s(item, attr::CONFIG_NEXT_KEY),
     };
     Ok((!is_expired(t.expires_at, now)).then_some(t))
 }

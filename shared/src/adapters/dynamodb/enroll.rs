@@ -340,6 +340,11 @@ impl DynamoStore {
         idx.insert(attr::TOKEN_ID.into(), s(&token.id));
         idx.insert(attr::DEVICE.into(), s(&token.device));
         idx.insert(attr::CONNECTOR.into(), s(&token.connector));
+        // Listed by connector (the kind index): which devices a key rotation waits for.
+        idx.insert(
+            schema::KIND.into(),
+            s(schema::connector_tokens_kind(&token.connector)),
+        );
         put_opt_n(&mut idx, schema::TTL_ATTRIBUTE, token.expires_at);
         Ok([self.put_action(t)?, self.put_action(idx)?])
     }

@@ -32,6 +32,8 @@ pub struct MigrationReport {
     pub enrollment_tokens: usize,
     /// Audit records of a device given the device's key (`audit list --device`) by this run.
     pub audit_records: usize,
+    /// Device tokens made listable by connector (`connector rotate` counts them) by this run.
+    pub device_tokens: usize,
 }
 
 /// What binds a sealed key to its item.
@@ -304,6 +306,7 @@ impl DynamoStore {
         }
         report.enrollment_tokens = self.give_enrollment_tokens_kind().await?;
         report.audit_records = self.give_audit_records_device_kind().await?;
+        report.device_tokens = self.give_token_index_kind().await?;
         self.client
             .update_item()
             .table_name(&self.table)

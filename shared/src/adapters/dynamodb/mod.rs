@@ -50,6 +50,7 @@
 //! | `keyring.rs` | the data keys that seal device token keys, and `migrate` |
 //! | `signals.rs` | the outbox of signal events |
 //! | `rotate.rs` | `sealing rotate`: a new data key, every device key re-sealed, the old one retired |
+//! | `rollout.rs` | which devices fetched a connector's next challenge key (`RolloutStore`) |
 
 mod audit;
 mod codec;
@@ -62,6 +63,7 @@ mod failure;
 mod item;
 mod keyring;
 mod plans;
+mod rollout;
 mod rotate;
 pub mod schema;
 mod signals;

@@ -72,6 +72,11 @@ pub(crate) fn connection_sk(connector: &str) -> String {
 }
 /// Every connection item's sort key starts with this: the connectors a serial is enrolled on.
 pub(crate) const ANY_CONNECTION: &str = "CONN#";
+/// The `kind` of a connector's token index items: the GSI lists the connector's device tokens
+/// (which devices have fetched a next challenge key: `RolloutStore`).
+pub(crate) fn connector_tokens_kind(connector: &str) -> String {
+    format!("TOKENS#{connector}")
+}
 /// Every token of (device, connector) has a sort key starting with this.
 pub(crate) fn token_prefix(connector: &str) -> String {
     format!("TOKEN#{connector}#")
@@ -213,4 +218,8 @@ pub mod attr {
     pub const VERSION: &str = "version";
     /// A push stream's `Authorization` header, sealed like device keys.
     pub const AUTH_SEALED: &str = "auth_sealed";
+    /// On a token index item: the next challenge key of the configuration its device last
+    /// fetched with one pending, and when (`RolloutStore`).
+    pub const CONFIG_NEXT_KEY: &str = "config_next_key";
+    pub const CONFIG_FETCHED_AT: &str = "config_fetched_at";
 }

@@ -4,6 +4,7 @@
 
 mod devices;
 mod resolver;
+mod rollout;
 mod signals;
 
 pub use resolver::StaticResolver;
@@ -74,6 +75,8 @@ struct Inner {
     tokens: BTreeMap<(String, String), DeviceToken>,
     /// sha256(key) -> token ref
     token_index: HashMap<String, TokenRef>,
+    /// sha256(key) -> when its device last recorded a configuration fetch (`RolloutStore`)
+    config_fetched_at: HashMap<String, UnixTime>,
     enrollment: HashMap<String, EnrollmentToken>,
     /// enrollment token hash -> serial -> time of its latest enrollment
     enrollment_uses: HashMap<String, BTreeMap<String, UnixTime>>,
@@ -107,6 +110,7 @@ impl Inner {
                 device: token.device.clone(),
                 connector: token.connector.clone(),
                 expires_at: token.expires_at,
+                config_next_key: None,
             },
         );
         self.tokens

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""template.yaml in each of its modes, as CloudFormation would deploy it: the SAM template is
+translated (samtranslator, what `sam deploy` does) with each mode's parameter values, the
+translated template is linted with those values (cfn-lint --parameters: cfn-lint ignores
+parameter values on a template that still has its SAM transform), and the mode's promises are
+checked on the resources its conditions keep:
+
+- none: no CloudFront, the execute-api endpoint on, no origin secret in any function;
+- cloudfront: the execute-api endpoint disabled, the API on its custom domain and CloudFront's
+  origin that domain's regional target, CloudFront-Viewer-Address forwarded, both origin
+  secrets in every function;
+- both: the functions that serve no login (agent, ssf, deliver, jwks) have reserved
+  concurrency, the login functions none.
+
+Exits 1 on any failure. Run by `make test` (scripts/test.sh, template_checks)."""
+import json
+import os
+import subprocess
+import sys
+
+# The translation names the region in ARNs; no AWS call is made.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+MODES = {
+    "none": {},
+    "cloudfront": {
+        "EdgeProtection": "cloudfront",
+        "EdgeWebAclArn": "arn:aws:wafv2:us-east-1:111122223333:global/webacl/edge/0123",
+        "EdgeOriginSecret": "0123456789abcdef0123456789abcdef",
+        "EdgeOriginSecretPrevious": "fedcba9876543210fedcba9876543210",
+        "DomainName": "device.example.com",
+        "CertificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0123",
+    },
+}
+LOGINLESS = {"AgentFunction", "SsfFunction", "DeliverFunction", "JwksFunction"}
+
+
+class Loader:
+    """No managed policies to look up: every policy of the template is inline."""
+
+    def load(self):
+        return {}
+
+
+def resolve(value, params, conditions):
+    """The value of a (condition) expression under the given parameter values."""
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return params.get(arg, {"Ref": arg})
+        if fn == "Condition":
+            return conditions[arg]
+        if fn == "Fn::Equals":
+            a, b = (resolve(x, params, conditions) for x in arg)
+            return str(a) == str(b)
+        if fn == "Fn::Not":
+            return not resolve(arg[0], params, conditions)
+        if fn == "Fn::And":
+            return all(resolve(x, params, conditions) for x in arg)
+        if fn == "Fn::Or":
+            return any(resolve(x, params, conditions) for x in arg)
+        if fn == "Fn::If":
+            name, yes, no = arg
+            return resolve(yes if conditions[name] else no, params, conditions)
+    if isinstance(value, dict):
+        return {k: resolve(v, params, conditions) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, params, conditions) for v in value]
+    return value
+
+
+def conditions_of(template, params):
+    out = {}
+    pending = dict(template.get("Conditions", {}))
+    while pending:
+        for name, expr in list(pending.items()):
+            try:
+                out[name] = bool(resolve(expr, params, out))
+                del pending[name]
+            except KeyError:
+                continue
+    return out
+
+
+def main():
+    errors = []
+    source, matches = decode("template.yaml")
+    if matches:
+        sys.exit(f"check-modes: template.yaml does not parse: {matches}")
+    os.makedirs("target/setup", exist_ok=True)
+    # As `sam package` leaves it: the code uploaded (no upload here; the path is a stand-in).
+    source["Globals"]["Function"]["CodeUri"] = "s3://endpoint-stage-build/functions.zip"
+    for mode, given in MODES.items():
+        defaults = {k: v.get("Default", "") for k, v in source["Parameters"].items()}
+        params = {**defaults, **given, "AWS::Region": "us-east-1", "AWS::StackName": "es"}
+        translated = transform(json.loads(json.dumps(source)), params, Loader())
+        path = f"target/setup/template-{mode}.json"
+        with open(path, "w") as f:
+            json.dump(translated, f, indent=1, default=str)
+        # .cfnlintrc's own ignores (WS1000, WS1004: it says why), and W2001: the translation
+        # has used AllowedOrigins (the API's CORS), unused in its output.
+        lint = [".venv/bin/cfn-lint", "--ignore-checks", "W2001", "WS1000", "WS1004", "--", path]
+        if given:
+            lint[1:1] = ["--parameters", *(f"{k}={v}" for k, v in given.items())]
+        run = subprocess.run(lint, capture_output=True, text=True)
+        if run.returncode != 0:
+            errors.append(f"{mode}: cfn-lint {path}:\n{run.stdout}{run.stderr}")
+        cond = conditions_of(translated, params)
+        kept = {
+            name: resolve(r, params, cond)
+            for name, r in translated["Resources"].items()
+            if cond.get(r.get("Condition"), True)
+        }
+        edge = mode == "cloudfront"
+
+        def check(ok, what):
+            if not ok:
+                errors.append(f"{mode}: {what}")
+
+        apis = [r for r in kept.values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+        check(len(apis) == 1, "one HTTP API")
+        # SAM writes it into the API's OpenAPI body.
+        servers = apis[0]["Properties"].get("Body", {}).get("servers", [{}])
+        disabled = servers[0].get("x-amazon-apigateway-endpoint-configuration", {})
+        check(
+            disabled.get("disableExecuteApiEndpoint") is edge,
+            f"the execute-api endpoint disabled: {edge}",
+        )
+        dist = kept.get("EdgeDistribution")
+        check((dist is not None) == edge, "a CloudFront distribution exactly behind the edge")
+        if edge and dist:
+            config = dist["Properties"]["DistributionConfig"]
+            origin = config["Origins"][0]
+            check(
+                origin["DomainName"] == {"Fn::GetAtt": ["CustomDomain", "RegionalDomainName"]},
+                "CloudFront's origin is the custom domain's regional target",
+            )
+            check(config["Aliases"] == [given["DomainName"]], "CloudFront serves DomainName")
+            check("CustomDomainMapping" in kept, "the API is mapped on its custom domain")
+            policy = kept["EdgeOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
+            headers = policy["HeadersConfig"]
+            check(
+                headers["HeaderBehavior"] == "allViewerAndWhitelistCloudFront"
+                and "CloudFront-Viewer-Address" in headers["Headers"],
+                "every viewer header and CloudFront-Viewer-Address reach the API",
+            )
+            check(
+                config["DefaultCacheBehavior"]["OriginRequestPolicyId"]
+                == {"Ref": "EdgeOriginRequestPolicy"},
+                "the distribution uses that origin request policy",
+            )
+        functions = {n: r for n, r in kept.items() if r["Type"] == "AWS::Lambda::Function"}
+        check(len(functions) == 9, f"nine functions, not {sorted(functions)}")
+        for name, f in functions.items():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            present = {k for k, v in env.items() if v != {"Ref": "AWS::NoValue"}}
+            check(
+                ({"ORIGIN_SECRET", "ORIGIN_SECRET_PREVIOUS"} <= present) == edge
+                and (edge or not present & {"ORIGIN_SECRET", "ORIGIN_SECRET_PREVIOUS"}),
+                f"{name}: both origin secrets exactly behind the edge",
+            )
+            if edge:
+                check(
+                    env.get("ORIGIN_SECRET") == given["EdgeOriginSecret"]
+                    and env.get("ORIGIN_SECRET_PREVIOUS") == given["EdgeOriginSecretPrevious"],
+                    f"{name}: the origin secrets are the parameters'",
+                )
+            reserved = f["Properties"].get("ReservedConcurrentExecutions")
+            capped = reserved not in (None, {"Ref": "AWS::NoValue"})
+            check(capped == (name in LOGINLESS), f"{name}: reserved concurrency only if it serves no login")
+            if capped:
+                check(int(reserved) > 0, f"{name}: a positive reserved concurrency")
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        sys.exit(1)
+    print(f"check-modes: {', '.join(MODES)}: translated, linted and as promised")
+
+
+if __name__ == "__main__":
+    main()
