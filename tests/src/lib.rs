@@ -88,6 +88,7 @@ impl Stack {
         self.store.put_connector(&c).await.unwrap();
         let stage = endpoint_core::model::Stage {
             redirect_origins: None,
+            help: None,
             policy: None,
             id: endpoint_core::ports::random_id(&SystemRandom, 12),
             connector: c.id.clone(),

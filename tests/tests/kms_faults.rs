@@ -77,6 +77,7 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
     store.put_connector(&c).await.unwrap();
     let stage = Stage {
         redirect_origins: None,
+        help: None,
         policy: None,
         id: "s1".into(),
         connector: "c1".into(),

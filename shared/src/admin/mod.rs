@@ -2,7 +2,9 @@
 //! connectors, stages, enrollment tokens, enrolling devices. Pure over the ports.
 
 mod devices;
+mod help;
 
+pub use help::{set_stage_help, stage_help};
 pub use devices::{
     allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
 };
@@ -242,6 +244,7 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
         mode,
         policy: None,
         redirect_origins: Some(redirect_origins),
+        help: None,
     };
     dir.put_stage(&stage).await?;
     Ok(stage)

@@ -60,6 +60,7 @@ impl Fx {
         self.store.put_connector(&c).await.unwrap();
         let s = Stage {
             redirect_origins: None,
+            help: None,
             policy: None,
             id: format!("stage-{}", rand_suffix()),
             connector: c.id.clone(),
@@ -138,6 +139,7 @@ pub fn denied(message: &str) -> Outcome {
     Outcome::Denied {
         compliance: None,
         message: message.into(),
+        reason: endpoint_core::stage::denial_reason(message),
     }
 }
 

@@ -10,6 +10,7 @@ mod contract;
 mod agent_rules;
 mod compliance_rules;
 mod decision_table;
+mod denial_reasons;
 mod device_lock;
 mod enrollment;
 mod improvements;
