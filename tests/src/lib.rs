@@ -249,8 +249,13 @@ pub fn redirect() -> Value {
     json!({"component": "xak-flow-redirect", "to": "/next"})
 }
 
+/// A denial as the executor answers it: authentik's fields, and our `reason` for the page.
 pub fn denied(message: &str) -> Value {
-    json!({"component": "ak-stage-access-denied", "error_message": message})
+    let mut body = json!({"component": "ak-stage-access-denied", "error_message": message});
+    if let Some(reason) = endpoint_core::stage::denial_reason(message) {
+        body["reason"] = Value::String(reason.as_str().into());
+    }
+    body
 }
 
 pub fn is_retry(body: &Value) -> bool {

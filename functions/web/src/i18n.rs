@@ -115,7 +115,9 @@ mod tests {
         let mut out = BTreeSet::new();
         let mut rest = text;
         while let Some(start) = rest.find('{') {
-            let Some(end) = rest[start..].find('}') else { break };
+            let Some(end) = rest[start..].find('}') else {
+                break;
+            };
             out.insert(rest[start..start + end + 1].to_string());
             rest = &rest[start + end + 1..];
         }
@@ -171,7 +173,10 @@ mod tests {
         }
         assert!(used.len() > 30, "{used:?}");
         for key in &used {
-            assert!(CATALOGUES[0].contains_key(key), "{key} is used but not in en.json");
+            assert!(
+                CATALOGUES[0].contains_key(key),
+                "{key} is used but not in en.json"
+            );
         }
         // And nothing in the catalogues is unused.
         for key in CATALOGUES[0].keys() {

@@ -190,7 +190,10 @@ impl<S: PlanStore> App<S> {
         // The plan must exist and be unexpired; whatever its status, the page runs the stage
         // (a finished plan answers its final outcome again).
         match stage::read_plan(&self.store, &self.base.clock, plan).await {
-            Ok(plan) => (self.page_reply(200, lang, stage_page(&plan, lang)), Label::Page),
+            Ok(plan) => (
+                self.page_reply(200, lang, stage_page(&plan, lang)),
+                Label::Page,
+            ),
             Err(CoreError::NotFound(_)) => (
                 self.page_reply(
                     404,
@@ -259,7 +262,9 @@ mod tests {
         let page = stage_page(&plan("/next?a=1&b=\"2\"", None), "en");
         assert!(page.contains("data-plan=\"abc&quot;&lt;x&gt;\""));
         assert!(!page.contains("abc\"<x>"));
-        assert!(page.contains("data-back=\"/next?a=1&amp;b=&quot;2&quot;\" data-back-kind=\"plan\""));
+        assert!(
+            page.contains("data-back=\"/next?a=1&amp;b=&quot;2&quot;\" data-back-kind=\"plan\"")
+        );
         assert_eq!(page.matches("<script").count(), 1);
         assert!(page.contains("<script type=\"module\" src=\"/v1/stage.js\"></script>"));
         assert!(page.contains("role=\"status\" aria-live=\"polite\" aria-atomic=\"true\""));
@@ -269,7 +274,8 @@ mod tests {
         let error = error_page("en", "T", "<b>", false);
         assert!(!error.contains("<script") && error.contains("&lt;b&gt;"));
         assert!(!error.contains("data-stage-retry"));
-        assert!(error_page("en", "T", "x", true).contains("<a href=\"\" data-stage-retry>Try again</a>"));
+        assert!(error_page("en", "T", "x", true)
+            .contains("<a href=\"\" data-stage-retry>Try again</a>"));
     }
 
     #[test]

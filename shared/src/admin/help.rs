@@ -77,9 +77,12 @@ mod tests {
 
     #[test]
     fn help_links_are_https_without_userinfo() {
-        let ok = stage_help(Some("  Call the desk.\nExt 12 "), Some("https://help.example.com/a?b=1"))
-            .unwrap()
-            .unwrap();
+        let ok = stage_help(
+            Some("  Call the desk.\nExt 12 "),
+            Some("https://help.example.com/a?b=1"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(ok.text.as_deref(), Some("Call the desk.\nExt 12"));
         assert_eq!(ok.url.as_deref(), Some("https://help.example.com/a?b=1"));
         for bad in [
@@ -89,7 +92,10 @@ mod tests {
             "data:text/html,x",
             "help.example.com",
         ] {
-            assert!(matches!(stage_help(None, Some(bad)), Err(CoreError::BadRequest(_))), "{bad}");
+            assert!(
+                matches!(stage_help(None, Some(bad)), Err(CoreError::BadRequest(_))),
+                "{bad}"
+            );
         }
         let long = format!("https://h.example/{}", "a".repeat(MAX_HELP_URL_LEN));
         assert!(stage_help(None, Some(&long)).is_err());

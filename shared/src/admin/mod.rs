@@ -4,10 +4,10 @@
 mod devices;
 mod help;
 
-pub use help::{set_stage_help, stage_help};
 pub use devices::{
     allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
 };
+pub use help::{set_stage_help, stage_help};
 
 use crate::error::CoreError;
 use crate::model::{

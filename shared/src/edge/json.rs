@@ -299,7 +299,9 @@ mod tests {
         }
         // A reason this version does not know is left out, the outcome still read.
         assert_eq!(
-            parse_outcome(&json!({"component": "ak-stage-access-denied", "error_message": "m", "reason": "new"})),
+            parse_outcome(
+                &json!({"component": "ak-stage-access-denied", "error_message": "m", "reason": "new"})
+            ),
             Some(Outcome::Denied {
                 message: "m".into(),
                 compliance: None,

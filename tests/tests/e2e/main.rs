@@ -10,6 +10,7 @@ mod enrollment_trust;
 mod fixtures;
 mod hostile;
 mod least_privilege;
+mod page_for_people;
 mod real_agent;
 mod secrets_in_logs;
 mod signals;

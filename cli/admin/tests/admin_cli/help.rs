@@ -29,7 +29,11 @@ async fn stage_help_is_set_shown_checked_and_snapshotted_onto_new_plans() {
     assert_eq!(cli.json(&["stage", "show", &stage_id])["help"], want);
 
     // Refused, and nothing changed: a link that is not https:, one with user information.
-    for url in ["http://help.example.com", "javascript:alert(1)", "https://u:p@help.example.com"] {
+    for url in [
+        "http://help.example.com",
+        "javascript:alert(1)",
+        "https://u:p@help.example.com",
+    ] {
         let err = cli.fails(&["stage", "set-help", &stage_id, "--url", url]);
         assert!(err.contains("https:"), "{err}");
     }
@@ -57,8 +61,14 @@ async fn stage_help_is_set_shown_checked_and_snapshotted_onto_new_plans() {
         .await
         .unwrap()
         .unwrap();
-    let help = stored.config.help.expect("the plan carries the stage's help");
-    assert_eq!(help.text.as_deref(), Some("Call the IT desk on 1234 <any time>."));
+    let help = stored
+        .config
+        .help
+        .expect("the plan carries the stage's help");
+    assert_eq!(
+        help.text.as_deref(),
+        Some("Call the IT desk on 1234 <any time>.")
+    );
     assert_eq!(help.url.as_deref(), Some("https://help.example.com/device"));
 
     // Neither text nor link: no help, and new plans carry none.

@@ -1,0 +1,460 @@
+"""The hosted page as a person meets it, in Chromium: each state it can end in (and its waiting
+state) in two languages, with a screenshot of each (target/browser-screenshots/people/) and an
+accessibility audit by axe-core (installed by scripts/browser.sh; results in
+target/browser-screenshots/people/axe-results.json) with no serious or critical violation;
+the whole flow by keyboard alone; the live region announcing each state change; the module's
+statuses in the language of navigator.languages.
+
+The agent side is the real agent binary (`endpoint-agent respond`, what the native host runs)
+behind a page-level stand-in for the extension that speaks the extension's window messages:
+so one device can be locked, another enrolled elsewhere, and one answer malformed, without
+touching the real extension's profile (tests/browser/test_stage_page.py drives that one).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from test_stage_page import API, CHROMIUM, FLAGS, ROOT, admin, agent, create_plan, http
+
+AXE = ROOT / "target" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "target" / "browser-screenshots" / "people"
+FACTS = ROOT / "examples" / "facts"
+# Each language with the browser locale that asks for it (Accept-Language, navigator.languages).
+LOCALES = {"en": "en-US", "de": "de-DE"}
+HELP_TEXT = "Call the IT desk on 1234 (8:00-18:00).\nMention \"device check\"."
+HELP_URL = "https://help.example.com/device-check"
+
+# The extension's window messages, answered by the agent binary through an exposed function.
+STAND_IN_EXTENSION = """
+window.addEventListener("message", async (event) => {
+  const data = event.data;
+  if (event.source !== window || !data || data._ak_ext !== "authentik-platform-sso" || !data.challenge) return;
+  const response = await window.__agentRespond(data.challenge);
+  if (response) window.postMessage({ _ak_ext: "authentik-platform-sso", response }, window.location.origin);
+});
+"""
+# Records every text the live region shows, in order (installed before the page's module runs).
+LIVE_RECORDER = """
+window.__announced = [];
+new MutationObserver(() => {
+  const region = document.querySelector("[data-stage-status]");
+  if (!region) return;
+  const text = region.textContent.replace(/\\s+/g, " ").trim();
+  if (text && window.__announced[window.__announced.length - 1] !== text) window.__announced.push(text);
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+pytestmark = pytest.mark.skipif(not API, reason="run through make test (scripts/stack-lib.sh exports ENDPOINT_API)")
+
+AXE_RESULTS = {}
+
+
+def catalogue(lang):
+    return json.loads((ROOT / "functions" / "web" / "assets" / "i18n" / f"{lang}.json").read_text())
+
+
+TEXT = {lang: catalogue(lang) for lang in LOCALES}
+
+
+def enroll(home, connector, serial, name):
+    """A device enrolled on `connector`, its agent state in `home`."""
+    token = admin("enrollment-token", "create", "--connector", connector)["key"]
+    state = home / f"{name}.json"
+    agent(state, "enroll", "--server", API, "--token", token, "--serial", serial, "--name", name)
+    return state
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One challenge key behind two connectors (so a device enrolled on the second can answer
+    the first's challenges, as a device not enrolled for this sign-in), a required stage with
+    the operator's help, one with a posture policy, one on a disabled connector, and one with a
+    long idle timeout (to look at the waiting state)."""
+    assert AXE.is_file(), f"{AXE} is missing: scripts/browser.sh installs it"
+    key = admin("key", "create")["key_id"]
+    main = admin("connector", "create", "--name", "people", "--challenge-key", key, "--idle-timeout", "2s")["id"]
+    other = admin("connector", "create", "--name", "people-other", "--challenge-key", key, "--idle-timeout", "2s")["id"]
+    slow = admin("connector", "create", "--name", "people-slow", "--challenge-key", key, "--idle-timeout", "30s")["id"]
+    broken = admin("connector", "create", "--name", "people-broken", "--challenge-key", key)["id"]
+    required = admin("stage", "create", "--connector", main, "--mode", "required")["id"]
+    shown = admin("stage", "set-help", required, "--text", HELP_TEXT, "--url", HELP_URL)
+    assert shown["help"] == {"text": HELP_TEXT, "url": HELP_URL}
+    waiting = admin("stage", "create", "--connector", slow, "--mode", "required")["id"]
+    unavailable = admin("stage", "create", "--connector", broken, "--mode", "required")["id"]
+    admin("connector", "disable", broken)
+    policy = admin("policy", "create", "--name", "people baseline")["id"]
+    admin("policy", "add-rule", policy, "disk-encryption", "--title", "FileVault turned on",
+          "--remediation", "Open System Settings > Privacy & Security > FileVault and turn it on.")
+    compliance = admin("stage", "create", "--connector", main, "--mode", "required", "--policy", policy)["id"]
+    admin("stage", "set-help", compliance, "--text", HELP_TEXT, "--url", HELP_URL)
+
+    home = tmp_path_factory.mktemp("people")
+    device = enroll(home, main, "PEOPLE-1", "people-laptop")
+    agent(device, "check-in", "--server", API, "--facts", str(FACTS / "macos-non-compliant.json"))
+    elsewhere = enroll(home, other, "PEOPLE-2", "people-elsewhere")
+    locked = enroll(home, main, "PEOPLE-3", "people-locked")
+    admin("device", "lock", "PEOPLE-3", "--reason", "stolen, ticket 4711")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield {
+        "required": required, "waiting": waiting, "unavailable": unavailable, "compliance": compliance,
+        "device": device, "elsewhere": elsewhere, "locked": locked,
+    }
+    (SHOTS / "axe-results.json").write_text(json.dumps(AXE_RESULTS, indent=2, sort_keys=True))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, lang, answer=None):
+    """A page in a fresh context whose browser asks for `lang`; `answer(challenge)` is the
+    stand-in extension's answer (None: no extension at all). The context bypasses the page's CSP
+    only so that axe-core can be injected (test_stage_page.py checks the CSP in force)."""
+    context = browser.new_context(locale=LOCALES[lang], viewport={"width": 480, "height": 760}, bypass_csp=True)
+    page = context.new_page()
+    if answer is not None:
+        page.expose_function("__agentRespond", answer)
+        page.add_init_script(STAND_IN_EXTENSION)
+    page.add_init_script(LIVE_RECORDER)
+    return page
+
+
+def responder(state):
+    """The agent binary's answer to a challenge (what the native host sends), or None."""
+    def answer(challenge):
+        try:
+            return agent(state, "respond", "--challenge", challenge)
+        except AssertionError:
+            return None
+    return answer
+
+
+def run_axe(page):
+    """axe-core's violations on the page as it is, and how many rules it checked and passed."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """async () => {
+             const r = await axe.run(document);
+             return { violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length })),
+                      passed: r.passes.map((p) => p.id) };
+           }"""
+    )
+
+
+def audit(page, name):
+    """axe-core over the page as it is: no serious or critical violation; results kept."""
+    result = run_axe(page)
+    AXE_RESULTS[name] = {"violations": result["violations"], "rules_passed": len(result["passed"])}
+    # The audit looked at the page: the language, the landmarks, the live region's names.
+    assert {"html-has-lang", "html-lang-valid", "document-title"} <= set(result["passed"]), result["passed"]
+    bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{name}: {bad}"
+
+
+def capture(page, name):
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    audit(page, name)
+
+
+def title(page):
+    return page.locator("[data-stage-title]").inner_text()
+
+
+def explanation(page):
+    return page.locator("[data-stage-explain]").inner_text()
+
+
+def final(page, state, reason):
+    page.wait_for_selector(f'main[data-state="{state}"][data-reason="{reason}"]', timeout=20000)
+
+
+def check_help(page, lang):
+    help_box = page.locator("[data-stage-help]")
+    assert help_box.is_visible()
+    assert help_box.locator("h2").inner_text() == TEXT[lang]["help_heading"]
+    # As the operator wrote it, line break included.
+    assert help_box.locator(".help-text").inner_text() == HELP_TEXT
+    link = help_box.get_by_role("link", name=TEXT[lang]["help_link"])
+    assert link.get_attribute("href") == HELP_URL
+
+
+def check_back(page, lang, reason, redirect):
+    back = page.get_by_role("link", name=TEXT[lang]["back"])
+    assert back.is_visible()
+    assert back.get_attribute("href") == f"{API}{redirect}?device_check={reason}"
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_waiting_for_the_agent_says_so_and_for_how_long(world, browser, lang):
+    plan = create_plan(world["waiting"], "/after-waiting")
+    page = open_page(browser, lang)
+    response = page.goto(plan["page"])
+    assert response.headers["content-language"] == lang
+    assert page.get_attribute("html", "lang") == lang
+    page.wait_for_selector('main[data-state="waiting"]', timeout=15000)
+    assert title(page) == TEXT[lang]["status_waiting"].replace("{seconds}", "30")
+    assert page.locator("h1").inner_text() == TEXT[lang]["title"]
+    # Nothing to act on yet, and no help until something went wrong.
+    assert not page.locator("[data-stage-retry]").is_visible()
+    assert not page.locator("[data-stage-back]").is_visible()
+    assert not page.locator("[data-stage-help]").is_visible()
+    capture(page, f"waiting-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_no_agent_answered_says_start_the_agent_and_leads_back(world, browser, lang):
+    plan = create_plan(world["required"], "/after-no-agent")
+    page = open_page(browser, lang)
+    page.goto(plan["page"])
+    final(page, "denied", "no_response")
+    assert title(page) == TEXT[lang]["reason_no_response"]
+    assert explanation(page) == TEXT[lang]["explain_no_response"]
+    # Not the words of a forged answer.
+    assert "Invalid challenge response" not in page.inner_text("main")
+    check_help(page, lang)
+    check_back(page, lang, "no_response", "/after-no-agent")
+    # A denied plan is final: no "Try again", the way forward is a new sign-in.
+    assert not page.locator("[data-stage-retry]").is_visible()
+    capture(page, f"no-agent-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_an_answer_that_does_not_verify_can_be_tried_again(world, browser, lang):
+    plan = create_plan(world["required"], "/after-invalid")
+    page = open_page(browser, lang, answer=lambda challenge: "not.a.response")
+    page.goto(plan["page"])
+    final(page, "failed", "invalid_response")
+    assert title(page) == TEXT[lang]["reason_invalid_response"]
+    assert explanation(page) == TEXT[lang]["explain_invalid_response"]
+    retry = page.get_by_role("button", name=TEXT[lang]["try_again"])
+    assert retry.is_visible()
+    assert page.evaluate("document.activeElement.matches('[data-stage-retry]')")
+    check_help(page, lang)
+    check_back(page, lang, "invalid_response", "/after-invalid")
+    capture(page, f"invalid-response-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_a_device_enrolled_elsewhere_is_told_it_is_not_enrolled_for_this_sign_in(world, browser, lang):
+    plan = create_plan(world["required"], "/after-elsewhere")
+    page = open_page(browser, lang, answer=responder(world["elsewhere"]))
+    page.goto(plan["page"])
+    final(page, "failed", "not_enrolled")
+    assert title(page) == TEXT[lang]["reason_not_enrolled"]
+    assert explanation(page) == TEXT[lang]["explain_not_enrolled"]
+    assert page.get_by_role("button", name=TEXT[lang]["try_again"]).is_visible()
+    check_help(page, lang)
+    capture(page, f"not-enrolled-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_a_locked_device_is_told_so_without_the_administrators_reason(world, browser, lang):
+    plan = create_plan(world["required"], "/after-locked")
+    page = open_page(browser, lang, answer=responder(world["locked"]))
+    page.goto(plan["page"])
+    final(page, "denied", "device_locked")
+    assert title(page) == TEXT[lang]["reason_device_locked"]
+    assert explanation(page) == TEXT[lang]["explain_device_locked"]
+    check_help(page, lang)
+    check_back(page, lang, "device_locked", "/after-locked")
+    assert "4711" not in page.inner_text("body")
+    capture(page, f"device-locked-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_a_non_compliant_device_reads_the_rules_as_the_operator_wrote_them(world, browser, lang):
+    plan = create_plan(world["compliance"], "/after-compliance")
+    page = open_page(browser, lang, answer=responder(world["device"]))
+    page.goto(plan["page"])
+    final(page, "denied", "non_compliant")
+    assert title(page) == TEXT[lang]["reason_non_compliant"]
+    assert explanation(page) == TEXT[lang]["explain_non_compliant"]
+    items = page.locator("[data-stage-errors] li").all_inner_texts()
+    # The operator's title and remediation as written (English here), the page's own words in
+    # the person's language.
+    assert items[0] == "FileVault turned on\nOpen System Settings > Privacy & Security > FileVault and turn it on.", items
+    assert items[-1] == TEXT[lang]["compliance_next"]
+    check_help(page, lang)
+    check_back(page, lang, "non_compliant", "/after-compliance")
+    capture(page, f"non-compliant-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_a_sign_in_out_of_attempts_is_expired_and_leads_back(world, browser, lang):
+    plan = create_plan(world["required"], "/after-expired")
+    for _ in range(10):
+        status, _, _ = http("GET", f"/v1/plans/{plan['plan']}/executor")
+        assert status == 200
+    page = open_page(browser, lang)
+    page.goto(plan["page"])
+    final(page, "denied", "expired")
+    assert title(page) == TEXT[lang]["reason_expired"]
+    assert explanation(page) == TEXT[lang]["explain_expired"]
+    check_back(page, lang, "expired", "/after-expired")
+    capture(page, f"expired-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_an_unknown_or_expired_link_is_a_readable_page_in_the_persons_language(world, browser, lang):
+    page = open_page(browser, lang)
+    response = page.goto(API + "/v1/plans/NoSuchPlanForPeople/page")
+    assert response.status == 404
+    assert page.get_attribute("html", "lang") == lang
+    assert page.locator("h1").inner_text() == TEXT[lang]["expired_title"]
+    assert page.locator("[role=alert]").inner_text() == TEXT[lang]["expired_text"]
+    capture(page, f"unknown-link-{lang}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_a_misconfigured_stage_is_unavailable_and_leads_back(world, browser, lang):
+    plan = create_plan(world["unavailable"], "/after-unavailable")
+    page = open_page(browser, lang)
+    page.goto(plan["page"])
+    final(page, "denied", "unavailable")
+    assert title(page) == TEXT[lang]["reason_unavailable"]
+    assert explanation(page) == TEXT[lang]["explain_unavailable"]
+    check_back(page, lang, "unavailable", "/after-unavailable")
+    capture(page, f"unavailable-{lang}")
+    page.context.close()
+
+
+def test_the_audit_finds_what_it_must(world, browser):
+    """The audit can fail: the same page with a button without a name and a link without text
+    gets critical and serious violations."""
+    page = open_page(browser, "en")
+    page.goto(API + "/v1/plans/NoSuchPlanForTheAudit/page")
+    page.evaluate("document.querySelector('main').insertAdjacentHTML('beforeend', '<button></button><a href=\"/x\"></a>')")
+    found = {v["id"]: v["impact"] for v in run_axe(page)["violations"]}
+    assert found.get("button-name") == "critical", found
+    assert found.get("link-name") == "serious", found
+    page.context.close()
+
+
+def test_a_page_whose_plan_expired_while_open_says_so(world, browser):
+    """The plan disappears between the page and its executor (here: an unknown plan id in a
+    page built by hand from the real one): the module reads 404 as an expired sign-in."""
+    plan = create_plan(world["required"], "/after-gone")
+    page = open_page(browser, "de")
+    page.goto(plan["page"])
+    page.evaluate(
+        """async () => {
+             const m = await import("/v1/stage.js");
+             const root = document.querySelector("[data-endpoint-stage]").cloneNode(true);
+             root.dataset.plan = "GoneAway123";
+             root.removeAttribute("data-state");
+             document.body.replaceChildren(root);
+             await m.mountStage(root);
+           }"""
+    )
+    final(page, "error", "expired")
+    assert title(page) == TEXT["de"]["reason_expired"]
+    assert not page.locator("[data-stage-retry]").is_visible()
+    assert page.get_by_role("link", name=TEXT["de"]["back"]).get_attribute("href").endswith("/after-gone?device_check=expired")
+    page.context.close()
+
+
+def test_the_whole_flow_by_keyboard_alone(world, browser):
+    """No mouse: the final state takes the focus to its way forward, Tab reaches the operator's
+    help, and Enter follows "Back to sign-in" with the outcome for the relying party."""
+    plan = create_plan(world["required"], "/v1/plans/after-keyboard/page")
+    page = open_page(browser, "en")
+    page.goto(plan["page"])
+    final(page, "denied", "no_response")
+    focused = lambda: page.evaluate("document.activeElement.textContent")  # noqa: E731
+    assert page.evaluate("document.activeElement.matches('[data-stage-back]')")
+    page.keyboard.press("Shift+Tab")
+    assert focused() == TEXT["en"]["help_link"]
+    page.keyboard.press("Tab")
+    assert focused() == TEXT["en"]["back"]
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: url.endswith("/v1/plans/after-keyboard/page?device_check=no_response"), timeout=15000)
+    page.context.close()
+
+    # A refused answer: Enter on "Try again" answers the new challenge, now with the enrolled
+    # device, and the sign-in continues: keyboard only.
+    plan = create_plan(world["required"], "/v1/plans/after-keyboard-retry/page")
+    answers = iter(["not.a.response"])
+    good = responder(world["device"])
+    page = open_page(browser, "de", answer=lambda c: next(answers, None) or good(c))
+    page.goto(plan["page"])
+    final(page, "failed", "invalid_response")
+    assert page.evaluate("document.activeElement.matches('[data-stage-retry]')")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/v1/plans/after-keyboard-retry/page", timeout=15000)
+    status, _, body = http("GET", f"/v1/plans/{plan['plan']}")
+    assert json.loads(body)["status"] == "passed"
+    page.context.close()
+
+
+def test_the_live_region_announces_each_state_change(world, browser):
+    plan = create_plan(world["required"], "/after-live")
+    page = open_page(browser, "de")
+    page.goto(plan["page"])
+    final(page, "denied", "no_response")
+    region = page.locator("[data-stage-status]")
+    assert (region.get_attribute("role"), region.get_attribute("aria-live"), region.get_attribute("aria-atomic")) == ("status", "polite", "true")
+    t = TEXT["de"]
+    announced = page.evaluate("window.__announced")
+    # Each state, in order, once: what happened and, at the end, what to do.
+    assert announced == [
+        t["status_loading"],
+        t["status_waiting"].replace("{seconds}", "2"),
+        t["status_no_agent"],
+        f'{t["reason_no_response"]} {t["explain_no_response"]}',
+    ], announced
+    page.context.close()
+
+
+def test_the_module_speaks_the_language_of_navigator_languages(world, browser):
+    """A relying party's own page importing stage.js: runStage's statuses and outcome text in
+    the browser's language (French here), with the reason for the relying party's code."""
+    plan = create_plan(world["required"], "/after-module")
+    context = browser.new_context(locale="fr-FR")
+    page = context.new_page()
+    page.goto(API + "/v1/plans/NoSuchPlanForTheModule/page")
+    started = time.monotonic()
+    result = page.evaluate(
+        """async (plan) => {
+             const m = await import("/v1/stage.js");
+             const texts = [];
+             const r = await m.runStage({ plan, onStatus: (s) => texts.push([s.state, s.text]) });
+             return { texts, status: r.status, reason: r.reason, text: r.text, langs: navigator.languages,
+                      picked: [m.pickLanguage(["zh-CN"]), m.pickLanguage(["zh-TW", "pt-BR"]), m.pickLanguage(["nl"])] };
+           }""",
+        plan["plan"],
+    )
+    fr = catalogue("fr")
+    assert result["langs"][0] == "fr-FR"
+    assert result["texts"][0] == ["loading", fr["status_loading"]]
+    assert result["texts"][1] == ["waiting", fr["status_waiting"].replace("{seconds}", "2")]
+    assert (result["status"], result["reason"], result["text"]) == ("denied", "no_response", fr["reason_no_response"])
+    assert result["picked"] == ["zh-Hans", "pt", "en"]
+    assert time.monotonic() - started >= 2
+    context.close()
+
+
+def test_the_screenshots_and_audits_cover_every_state_in_two_languages(world):
+    """Runs last in this module: every state above left its screenshot and its audit."""
+    states = ["waiting", "no-agent", "invalid-response", "not-enrolled", "device-locked", "non-compliant", "expired", "unknown-link", "unavailable"]
+    for state in states:
+        for lang in LOCALES:
+            name = f"{state}-{lang}"
+            assert (SHOTS / f"{name}.png").stat().st_size > 1000, name
+            assert name in AXE_RESULTS, name
