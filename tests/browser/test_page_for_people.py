@@ -12,13 +12,16 @@ touching the real extension's profile (tests/browser/test_stage_page.py drives t
 """
 
 import json
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from test_stage_page import API, CHROMIUM, FLAGS, ROOT, admin, agent, create_plan, http
+from test_stage_page import API, CHROMIUM, FLAGS, ROOT, admin, agent, create_plan, free_port, http
 
 AXE = ROOT / "target" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ROOT / "target" / "browser-screenshots" / "people"
@@ -401,6 +404,36 @@ def test_the_whole_flow_by_keyboard_alone(world, browser):
     status, _, body = http("GET", f"/v1/plans/{plan['plan']}")
     assert json.loads(body)["status"] == "passed"
     page.context.close()
+
+
+def test_back_to_sign_in_tells_the_relying_party_why(world, browser):
+    """The example relying party: no agent, a denial, "Back to sign-in" (keyboard), and the
+    site reads the plan (denied) and the page's device_check=no_response."""
+    port = free_port()
+    app = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "relying-party" / "app.py"), "--api", API, "--stage", world["required"], "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        page = open_page(browser, "en")
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_role("button", name="Sign in with this device").click()
+        final(page, "denied", "no_response")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"http://127.0.0.1:{port}/done?device_check=no_response", timeout=15000)
+        assert page.locator("[data-result]").get_attribute("data-result") == "denied"
+        assert page.locator("[data-device-check]").get_attribute("data-device-check") == "no_response"
+        page.context.close()
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
 
 
 def test_the_live_region_announces_each_state_change(world, browser):
