@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from people import visit
+
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "tests" / "browser" / "extension"
 EXTENSION_ID = "cpiflbgjplcglpcioajoollfokliibgn"  # from the manifest's "key"
@@ -202,7 +204,7 @@ def test_a_required_stage_without_the_extension_is_denied_after_the_idle_timeout
     plan = create_plan(world["required"], "/after-required")
     page = without_extension.new_page()
     started = time.monotonic()
-    response = page.goto(plan["page"])
+    response = visit(page, plan["page"])
     assert response.status == 200
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["cache-control"] == "no-store"
@@ -222,7 +224,7 @@ def test_a_required_stage_without_the_extension_is_denied_after_the_idle_timeout
 def test_an_optional_stage_without_the_extension_passes_with_no_device(world, without_extension):
     plan = create_plan(world["optional"], "/v1/plans/after-optional/page")
     page = without_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_url("**/v1/plans/after-optional/page", timeout=15000)
     shown = read_plan(plan["plan"])
     assert (shown["status"], shown["device"]) == ("passed", None)
@@ -234,7 +236,7 @@ def test_a_device_whose_token_was_revoked_fails_to_validate_and_can_try_again(wo
     try:
         plan = create_plan(world["required"], "/after-revoked")
         page = with_extension.new_page()
-        page.goto(plan["page"])
+        visit(page, plan["page"])
         page.wait_for_selector('main[data-state="failed"]', timeout=15000)
         # Its tokens revoked, the device is no longer enrolled for this sign-in.
         assert page.locator("main").get_attribute("data-reason") == "not_enrolled"
@@ -269,7 +271,7 @@ def test_an_unknown_plan_gets_the_readable_html_error_page(without_extension):
 def test_the_content_security_policy_is_in_force(world, without_extension):
     plan = create_plan(world["optional"], "/v1/plans/after-csp/page")
     page = without_extension.new_page()
-    response = page.goto(plan["page"])
+    response = visit(page, plan["page"])
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe" not in csp
     # An inline script injected into the page does not run, and is reported as a violation:
@@ -288,7 +290,7 @@ def test_the_stage_page_is_readable_on_a_phone_and_says_what_it_does(world, with
     plan = create_plan(world["required"], "/after-phone")
     page = without_extension.new_page()
     page.set_viewport_size({"width": 360, "height": 640})
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     status = page.locator("[data-stage-status]")
     assert status.get_attribute("role") == "status" and status.get_attribute("aria-live") == "polite"
     assert status_text(page) in ("Checking this device…", "Asking this device's authentik agent (up to 2 s)…")
@@ -321,7 +323,7 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
 
     plan = create_plan(stage, "/after-compliance")
     page = with_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_selector('main[data-state="denied"]', timeout=15000)
     assert status_text(page) == "✗ This device does not meet the requirements to sign in."
     assert page.locator("main").get_attribute("data-reason") == "non_compliant"
@@ -348,7 +350,7 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
     agent(world["state"], "check-in", "--server", API, "--facts", str(almost))
     plan = create_plan(stage, "/v1/plans/after-warning/page")
     page = with_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_selector('main[data-state="passed-with-warnings"]', timeout=15000)
     warning = page.locator("[data-stage-errors] li[data-warning]")
     assert warning.locator("strong").inner_text() == "Firewall turned on"
@@ -366,7 +368,7 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
     agent(world["state"], "check-in", "--server", API, "--facts", str(FACTS / "macos-compliant.json"))
     plan = create_plan(stage, "/v1/plans/after-fixed/page")
     page = with_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_url("**/after-fixed/page", timeout=20000)
     assert read_plan(plan["plan"])["compliance"]["status"] == "compliant"
     page.close()

@@ -13,8 +13,10 @@
 // window.postMessage({_ak_ext: "authentik-platform-sso", challenge}); POST the extension's
 // response, or null when nothing answered within challenge_idle_timeout seconds.
 //
-// Its texts come from the catalogues (functions/web/assets/i18n/<lang>.json), inlined below
-// when the module is served, in the language the browser asks for (navigator.languages).
+// Its texts come from the catalogues (functions/web/assets/i18n/<lang>.json): the module is
+// served with the catalogue of the language its request asks for (Accept-Language, which the
+// browser derives from the same preferences as navigator.languages) and English, inlined below;
+// it speaks the first of navigator.languages it has, else English.
 
 const EXTENSION = "authentik-platform-sso";
 const COMPONENT = "ak-stage-endpoint-agent";
@@ -25,7 +27,7 @@ const MAX_ROUNDS = 12;
 /** The reasons the service gives for a denial or a refused response (its `reason` field). */
 const REASONS = ["no_response", "invalid_response", "not_enrolled", "device_locked", "non_compliant", "expired", "unavailable"];
 
-/** Every catalogue, by language: `{"en": {key: text}, ...}` (filled in when served). */
+/** The catalogues served, by language: `{"en": {key: text}, "de": {...}}` (filled in when served). */
 const CATALOGUES = /* endpoint-stage:catalogues */ {};
 /** The languages, English (the fallback) first. */
 export const LANGUAGES = ["en", "de", "fr", "es", "pt", "ja", "zh-Hans"];
@@ -39,11 +41,11 @@ function supported(tag) {
   return LANGUAGES.find((l) => l === parts[0]) || null;
 }
 
-/** The first supported language of `tags` (the browser's `navigator.languages`), else English. */
+/** The first language of `tags` (the browser's `navigator.languages`) this module speaks, else English. */
 export function pickLanguage(tags) {
   for (const tag of tags || []) {
     const lang = supported(tag);
-    if (lang) return lang;
+    if (lang && CATALOGUES[lang]) return lang;
   }
   return "en";
 }

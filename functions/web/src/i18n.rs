@@ -1,7 +1,7 @@
 //! The page's languages: one catalogue per language (`assets/i18n/<lang>.json`, a flat map of
 //! keys to texts with `{name}` placeholders), shared by the page (rendered here) and
-//! `stage.js` (which gets them all, inlined when the module is served). No text lives in the
-//! code paths; English is the fallback.
+//! `stage.js` (served with the catalogue of the language the request asks for, and English,
+//! inlined). No text lives in the code paths; English is the fallback.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -96,14 +96,16 @@ fn quality(q: &str) -> Option<u16> {
         .then(|| (v * 1000.0).round() as u16)
 }
 
-/// Every catalogue as one JSON object (`{"en": {...}, "de": {...}, ...}`), for `stage.js`.
-pub fn all_as_json() -> String {
-    let all: BTreeMap<&str, &Catalogue> = LANGUAGES
+/// The catalogues of `lang` and English as one JSON object (`{"en": {...}, "de": {...}}`),
+/// for `stage.js`. One language, not all seven: the module stays small (about 25 KiB).
+pub fn as_json(lang: &str) -> String {
+    let chosen: BTreeMap<&str, &Catalogue> = LANGUAGES
         .iter()
         .zip(CATALOGUES.iter())
+        .filter(|(l, _)| **l == LANGUAGES[0] || **l == lang)
         .map(|(l, c)| (*l, c))
         .collect();
-    serde_json::to_string(&all).expect("maps of strings serialize")
+    serde_json::to_string(&chosen).expect("maps of strings serialize")
 }
 
 #[cfg(test)]
@@ -214,8 +216,11 @@ mod tests {
         assert_eq!(text("de", "try_again"), "Erneut versuchen");
         assert_eq!(text("xx", "try_again"), "Try again");
         assert_eq!(text("en", "no_such_key"), "no_such_key");
-        let all: serde_json::Value = serde_json::from_str(&all_as_json()).unwrap();
-        assert_eq!(all.as_object().unwrap().len(), LANGUAGES.len());
-        assert_eq!(all["zh-Hans"]["back"], "返回登录");
+        let zh: serde_json::Value = serde_json::from_str(&as_json("zh-Hans")).unwrap();
+        let langs: Vec<&String> = zh.as_object().unwrap().keys().collect();
+        assert_eq!(langs, ["en", "zh-Hans"]);
+        assert_eq!(zh["zh-Hans"]["back"], "返回登录");
+        let en: serde_json::Value = serde_json::from_str(&as_json("en")).unwrap();
+        assert_eq!(en.as_object().unwrap().len(), 1);
     }
 }

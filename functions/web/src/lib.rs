@@ -34,9 +34,20 @@ pub const PAGE_CSS: &str = include_str!("../assets/page.css");
 /// Where the page loads the module from.
 pub const MODULE_PATH: &str = routes::STAGE_MODULE.template;
 
-/// The module as served: its source with every catalogue inlined (built once per cold start).
-pub static STAGE_MODULE: LazyLock<String> =
-    LazyLock::new(|| STAGE_JS.replacen(CATALOGUES_SLOT, &i18n::all_as_json(), 1));
+/// The module as served in each language of [`i18n::LANGUAGES`]: its source with that
+/// language's catalogue and English inlined (built once per cold start).
+static STAGE_MODULES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    i18n::LANGUAGES
+        .iter()
+        .map(|lang| STAGE_JS.replacen(CATALOGUES_SLOT, &i18n::as_json(lang), 1))
+        .collect()
+});
+
+/// The module for a request that asks for `lang`.
+pub fn stage_module(lang: &str) -> &'static str {
+    let i = i18n::LANGUAGES.iter().position(|l| *l == lang).unwrap_or(0);
+    &STAGE_MODULES[i]
+}
 
 pub struct App<S> {
     pub base: Base,
@@ -158,7 +169,10 @@ impl<S: PlanStore> App<S> {
 
     pub async fn handle(&self, req: Request) -> Answer {
         match edge::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
-            Ok((route, _)) if route == routes::STAGE_MODULE => (module_reply(), Label::Module),
+            Ok((route, _)) if route == routes::STAGE_MODULE => {
+                let lang = i18n::negotiate(edge::header(&req, "accept-language"));
+                (module_reply(lang), Label::Module)
+            }
             Ok((_, v)) => {
                 let lang = i18n::negotiate(edge::header(&req, "accept-language"));
                 self.page(v[0], lang).await
@@ -225,15 +239,17 @@ impl<S: PlanStore> App<S> {
     }
 }
 
-fn module_reply() -> Reply {
+fn module_reply(lang: &str) -> Reply {
     Reply::document(
         200,
         Document {
             content_type: "text/javascript; charset=utf-8",
-            text: STAGE_MODULE.clone(),
+            text: stage_module(lang).to_string(),
             headers: vec![
                 ("x-content-type-options", "nosniff".into()),
                 ("cache-control", "public, max-age=300".into()),
+                ("content-language", lang.into()),
+                ("vary", "Accept-Language".into()),
             ],
         },
     )
@@ -270,7 +286,7 @@ mod tests {
         assert!(page.contains("role=\"status\" aria-live=\"polite\" aria-atomic=\"true\""));
         assert!(page.contains("<html lang=\"en\">"));
         // No help set: no help section.
-        assert!(!page.contains("data-stage-help"));
+        assert!(!page.contains("<section data-stage-help"));
         let error = error_page("en", "T", "<b>", false);
         assert!(!error.contains("<script") && error.contains("&lt;b&gt;"));
         assert!(!error.contains("data-stage-retry"));
@@ -298,13 +314,18 @@ mod tests {
     }
 
     #[test]
-    fn the_served_module_carries_every_catalogue() {
+    fn the_served_module_carries_its_language_and_english() {
         assert_eq!(STAGE_JS.matches(CATALOGUES_SLOT).count(), 1);
-        assert!(!STAGE_MODULE.contains(CATALOGUES_SLOT));
         for lang in i18n::LANGUAGES {
-            assert!(STAGE_MODULE.contains(&format!("\"{lang}\":{{")), "{lang}");
+            let module = stage_module(lang);
+            assert!(!module.contains(CATALOGUES_SLOT));
+            assert!(module.contains(&format!("\"{lang}\":{{")), "{lang}");
+            assert!(module.contains("\"en\":{"), "{lang}");
+            assert!(module.len() < 32 * 1024, "{lang}: {} bytes", module.len());
         }
-        assert!(STAGE_MODULE.contains("\"try_again\":\"再試行\""));
+        assert!(stage_module("ja").contains("\"try_again\":\"再試行\""));
+        assert!(!stage_module("ja").contains("\"de\":{"));
+        assert_eq!(stage_module("xx"), stage_module("en"));
     }
 
     #[test]

@@ -86,13 +86,30 @@ async fn the_page_speaks_the_browsers_language_and_carries_the_stage_help() {
 }
 
 #[tokio::test]
-async fn the_module_is_served_with_every_catalogue() {
+async fn the_module_is_served_with_the_catalogue_of_the_language_asked_for() {
     let s = Stack::connect().await;
-    let (status, head, body) = get_text(&format!("{}/v1/stage.js", s.api), None);
-    assert_eq!(status, 200);
-    assert!(head.contains("content-type: text/javascript"), "{head}");
-    assert!(!body.contains("/* endpoint-stage:catalogues */"));
-    for lang in ["en", "de", "fr", "es", "pt", "ja", "zh-Hans"] {
-        assert!(body.contains(&format!("\"{lang}\":{{")), "{lang}");
+    let module = format!("{}/v1/stage.js", s.api);
+    for (header, lang) in [
+        (None, "en"),
+        (Some("ja-JP,ja;q=0.9"), "ja"),
+        (Some("pt-BR"), "pt"),
+    ] {
+        let (status, head, body) = get_text(&module, header);
+        assert_eq!(status, 200);
+        assert!(head.contains("content-type: text/javascript"), "{head}");
+        assert!(
+            head.contains(&format!("content-language: {lang}")),
+            "{head}"
+        );
+        assert!(head.contains("vary: accept-language"), "{head}");
+        assert!(!body.contains("/* endpoint-stage:catalogues */"));
+        assert!(
+            body.contains(&format!("\"{lang}\":{{")) && body.contains("\"en\":{"),
+            "{lang}"
+        );
+        assert!(
+            !body.contains("\"de\":{"),
+            "{lang}: only its own catalogue and English"
+        );
     }
 }
