@@ -13,7 +13,6 @@ import threading
 import pytest
 from playwright.sync_api import sync_playwright
 
-from people import visit
 from test_stage_page import API, CHROMIUM, FLAGS, SHOTS, admin, create_plan, free_port
 from test_stage_page import http as api
 
@@ -60,7 +59,7 @@ def browser():
 def test_a_path_lands_on_the_registered_origin(site, stage, browser):
     plan = create_plan(stage, "/welcome?from=stage")
     page = browser.new_page()
-    visit(page, plan["page"])
+    page.goto(plan["page"])
     page.wait_for_url(f"{site}/welcome?from=stage", timeout=15000)
     assert page.locator("h1").inner_text() == "Welcome back"
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -99,7 +98,7 @@ def test_the_page_does_not_follow_a_tampered_redirect(site, stage, browser, tamp
         route.fulfill(status=200, content_type="application/json", body=json.dumps({"component": "xak-flow-redirect", "to": tampered}))
 
     page.route("**/executor", tamper)
-    visit(page, plan["page"])
+    page.goto(plan["page"])
     page.wait_for_selector('main[data-state="error"]', timeout=15000)
     assert "not a web address" in page.locator("[data-stage-status]").inner_text()
     assert page.url == plan["page"] and dialogs == []
