@@ -29,6 +29,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
@@ -180,7 +181,11 @@ def handler_for(app):
                 self.send(403, page("Sign-in failed", '<p>The device check has expired. <a href="/">Start again</a>.</p>'))
                 return
             if plan["status"] != "passed":
-                self.send(403, page("Sign-in failed", f'<p data-result="{html.escape(plan["status"])}">The device check did not pass ({html.escape(plan["status"])}). <a href="/">Start again</a>.</p>'))
+                # "Back to sign-in" on the stage page adds why (device_check=no_response, ...): a
+                # hint for what to say, never a decision (the plan read above is the authority).
+                check = parse_qs(urlsplit(self.path).query).get("device_check", [""])[0][:40]
+                hint = f' <span data-device-check="{html.escape(check)}">(device check: {html.escape(check)})</span>' if check else ""
+                self.send(403, page("Sign-in failed", f'<p data-result="{html.escape(plan["status"])}">The device check did not pass ({html.escape(plan["status"])}).{hint} <a href="/">Start again</a>.</p>'))
                 return
             if plan.get("device") is None:
                 text = '<span data-device="">Signed in without an enrolled device (the stage is optional).</span>'

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from people import visit
+
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "tests" / "browser" / "extension"
 EXTENSION_ID = "cpiflbgjplcglpcioajoollfokliibgn"  # from the manifest's "key"
@@ -150,7 +152,8 @@ def without_extension(playwright):
 
 
 def status_text(page):
-    return page.locator("[data-stage-status]").inner_text()
+    """What happened, as the live region's first line says it."""
+    return page.locator("[data-stage-title]").inner_text()
 
 
 def violations(page):
@@ -203,13 +206,16 @@ def test_a_required_stage_without_the_extension_is_denied_after_the_idle_timeout
     plan = create_plan(world["required"], "/after-required")
     page = without_extension.new_page()
     started = time.monotonic()
-    response = page.goto(plan["page"])
+    response = visit(page, plan["page"])
     assert response.status == 200
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["cache-control"] == "no-store"
     page.wait_for_selector('main[data-state="denied"]', timeout=15000)
     waited = time.monotonic() - started
-    assert status_text(page) == "✗ Access denied: Invalid challenge response"
+    # Not the words of a forged answer: no agent answered, and what to do about it.
+    assert status_text(page) == "✗ No authentik agent answered on this device."
+    assert "start it" in page.locator("[data-stage-explain]").inner_text()
+    assert page.get_by_role("link", name="Back to sign-in").get_attribute("href").endswith("/after-required?device_check=no_response")
     assert waited >= 2, f"the page waited {waited:.1f} s for an agent (idle timeout 2 s)"
     assert read_plan(plan["plan"])["status"] == "denied"
     page.screenshot(path=str(SHOTS / "3-required-denied-without-extension.png"))
@@ -220,7 +226,7 @@ def test_a_required_stage_without_the_extension_is_denied_after_the_idle_timeout
 def test_an_optional_stage_without_the_extension_passes_with_no_device(world, without_extension):
     plan = create_plan(world["optional"], "/v1/plans/after-optional/page")
     page = without_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_url("**/v1/plans/after-optional/page", timeout=15000)
     shown = read_plan(plan["plan"])
     assert (shown["status"], shown["device"]) == ("passed", None)
@@ -232,10 +238,11 @@ def test_a_device_whose_token_was_revoked_fails_to_validate_and_can_try_again(wo
     try:
         plan = create_plan(world["required"], "/after-revoked")
         page = with_extension.new_page()
-        page.goto(plan["page"])
+        visit(page, plan["page"])
         page.wait_for_selector('main[data-state="failed"]', timeout=15000)
-        assert status_text(page) == "✗ Failed to validate device."
-        assert page.locator("[data-stage-errors] li").all_inner_texts() == ["Invalid challenge response"]
+        # Its tokens revoked, the device is no longer enrolled for this sign-in.
+        assert page.locator("main").get_attribute("data-reason") == "not_enrolled"
+        assert status_text(page) == "✗ This device is not enrolled for this sign-in."
         retry = page.get_by_role("button", name="Try again")
         assert retry.is_visible()
         # Keyboard users land on the button.
@@ -266,7 +273,7 @@ def test_an_unknown_plan_gets_the_readable_html_error_page(without_extension):
 def test_the_content_security_policy_is_in_force(world, without_extension):
     plan = create_plan(world["optional"], "/v1/plans/after-csp/page")
     page = without_extension.new_page()
-    response = page.goto(plan["page"])
+    response = visit(page, plan["page"])
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe" not in csp
     # An inline script injected into the page does not run, and is reported as a violation:
@@ -285,10 +292,10 @@ def test_the_stage_page_is_readable_on_a_phone_and_says_what_it_does(world, with
     plan = create_plan(world["required"], "/after-phone")
     page = without_extension.new_page()
     page.set_viewport_size({"width": 360, "height": 640})
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     status = page.locator("[data-stage-status]")
     assert status.get_attribute("role") == "status" and status.get_attribute("aria-live") == "polite"
-    assert status_text(page) in ("Checking this device…", "Asking this device's authentik agent…")
+    assert status_text(page) in ("Checking this device…", "Asking this device's authentik agent (up to 2 s)…")
     page.screenshot(path=str(SHOTS / "0-stage-page-waiting.png"))
     # Nothing wider than the screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
@@ -318,9 +325,10 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
 
     plan = create_plan(stage, "/after-compliance")
     page = with_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_selector('main[data-state="denied"]', timeout=15000)
-    assert status_text(page) == "✗ Access denied: This device does not meet the requirements to sign in."
+    assert status_text(page) == "✗ This device does not meet the requirements to sign in."
+    assert page.locator("main").get_attribute("data-reason") == "non_compliant"
     items = page.locator("[data-stage-errors] li").all_inner_texts()
     assert items[0].startswith("macOS 14.4 or later\n") and "Update macOS to version 14.4" in items[0], items
     assert items[1] == "FileVault turned on\nOpen System Settings > Privacy & Security > FileVault and turn it on.", items
@@ -344,7 +352,7 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
     agent(world["state"], "check-in", "--server", API, "--facts", str(almost))
     plan = create_plan(stage, "/v1/plans/after-warning/page")
     page = with_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_selector('main[data-state="passed-with-warnings"]', timeout=15000)
     warning = page.locator("[data-stage-errors] li[data-warning]")
     assert warning.locator("strong").inner_text() == "Firewall turned on"
@@ -362,7 +370,7 @@ def test_a_non_compliant_device_reads_what_to_fix_and_passes_once_fixed(world, w
     agent(world["state"], "check-in", "--server", API, "--facts", str(FACTS / "macos-compliant.json"))
     plan = create_plan(stage, "/v1/plans/after-fixed/page")
     page = with_extension.new_page()
-    page.goto(plan["page"])
+    visit(page, plan["page"])
     page.wait_for_url("**/after-fixed/page", timeout=20000)
     assert read_plan(plan["plan"])["compliance"]["status"] == "compliant"
     page.close()

@@ -89,6 +89,7 @@ impl Stack {
         let stage = endpoint_core::model::Stage {
             redirect_origins: None,
             audiences: Vec::new(),
+            help: None,
             policy: None,
             id: endpoint_core::ports::random_id(&SystemRandom, 12),
             connector: c.id.clone(),
@@ -249,8 +250,13 @@ pub fn redirect() -> Value {
     json!({"component": "xak-flow-redirect", "to": "/next"})
 }
 
+/// A denial as the executor answers it: authentik's fields, and our `reason` for the page.
 pub fn denied(message: &str) -> Value {
-    json!({"component": "ak-stage-access-denied", "error_message": message})
+    let mut body = json!({"component": "ak-stage-access-denied", "error_message": message});
+    if let Some(reason) = endpoint_core::stage::denial_reason(message) {
+        body["reason"] = Value::String(reason.as_str().into());
+    }
+    body
 }
 
 pub fn is_retry(body: &Value) -> bool {

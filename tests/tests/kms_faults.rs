@@ -78,6 +78,7 @@ async fn challenge_get(kms_url: &str) -> (lambda_http::Response<Body>, serde_jso
     let stage = Stage {
         redirect_origins: None,
         audiences: Vec::new(),
+        help: None,
         policy: None,
         id: "s1".into(),
         connector: "c1".into(),

@@ -263,6 +263,18 @@ pub enum StageCommand {
         /// A policy id, or none.
         policy: String,
     },
+    /// Set the help shown to people on every denial of the stage: a text and an https: link
+    /// (neither given: no help). Plans created from then on show it.
+    SetHelp {
+        /// The stage.
+        stage: String,
+        /// What to tell people (as written, at most 500 characters).
+        #[arg(long)]
+        text: Option<String>,
+        /// Where to get help (an https: URL).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Show a stage.
     Show {
         /// The stage.

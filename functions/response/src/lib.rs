@@ -183,7 +183,8 @@ mod tests {
             Ok(Outcome::Challenge {
                 jws: "a.b.c".into(),
                 idle_timeout: 5,
-                invalid_response: false
+                invalid_response: false,
+                reason: None,
             })
         );
         let nf = json!({"statusCode": 404, "body": "{\"error\":\"not_found\",\"message\":\"x\"}"});

@@ -7,23 +7,47 @@
 //! allowed by hash, no framing, no base or form targets. No referrer (the plan id in the URL
 //! is a capability) and no caching. An unknown or expired plan gets a readable HTML page.
 
+use std::sync::LazyLock;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use endpoint_core::edge::routes;
 use endpoint_core::edge::{self, Base};
 use endpoint_core::edge::{Answer, Label};
 use endpoint_core::edge::{Document, Reply};
+use endpoint_core::model::{Plan, StageHelp};
 use endpoint_core::ports::PlanStore;
 use endpoint_core::{stage, CoreError};
 use lambda_http::Request;
 use sha2::{Digest, Sha256};
 
-/// The stage module, served as-is.
+pub mod i18n;
+
+use i18n::text;
+
+/// The stage module's source (its catalogues not yet filled in).
 pub const STAGE_JS: &str = include_str!("../assets/stage.js");
+/// Where the module's source takes the catalogues.
+pub const CATALOGUES_SLOT: &str = "/* endpoint-stage:catalogues */ {}";
 /// The page's only style, inline and allowed by its hash.
 pub const PAGE_CSS: &str = include_str!("../assets/page.css");
 /// Where the page loads the module from.
 pub const MODULE_PATH: &str = routes::STAGE_MODULE.template;
+
+/// The module as served in each language of [`i18n::LANGUAGES`]: its source with that
+/// language's catalogue and English inlined (built once per cold start).
+static STAGE_MODULES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    i18n::LANGUAGES
+        .iter()
+        .map(|lang| STAGE_JS.replacen(CATALOGUES_SLOT, &i18n::as_json(lang), 1))
+        .collect()
+});
+
+/// The module for a request that asks for `lang`.
+pub fn stage_module(lang: &str) -> &'static str {
+    let i = i18n::LANGUAGES.iter().position(|l| *l == lang).unwrap_or(0);
+    &STAGE_MODULES[i]
+}
 
 pub struct App<S> {
     pub base: Base,
@@ -55,35 +79,83 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn html(title: &str, main: &str, script: bool) -> String {
+fn html(lang: &str, title: &str, main: &str, script: bool) -> String {
     let module = if script {
         format!("<script type=\"module\" src=\"{MODULE_PATH}\"></script>\n")
     } else {
         String::new()
     };
     format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"referrer\" content=\"no-referrer\">\n<title>{}</title>\n<style>{PAGE_CSS}</style>\n{module}</head>\n<body>\n{main}</body>\n</html>\n",
+        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"referrer\" content=\"no-referrer\">\n<title>{}</title>\n<style>{PAGE_CSS}</style>\n{module}</head>\n<body>\n{main}</body>\n</html>\n",
         escape(title)
     )
 }
 
-/// The hosted stage page of `plan`.
-pub fn stage_page(plan: &str) -> String {
-    let main = format!(
-        "<main data-endpoint-stage data-plan=\"{}\" data-api=\"\">\n<h1>Device check</h1>\n<p data-stage-status role=\"status\" aria-live=\"polite\">Checking this device…</p>\n<ul data-stage-errors hidden></ul>\n<button type=\"button\" data-stage-retry hidden>Try again</button>\n<p class=\"hint\">This sign-in checks that you are on an enrolled device, through the authentik browser extension and agent.</p>\n<noscript><p>This check needs JavaScript. Turn it on and reload the page.</p></noscript>\n</main>\n",
-        escape(plan)
-    );
-    html("Device check", &main, true)
+/// The operator's help, hidden until a denial shows it (their words, as written).
+fn help_section(lang: &str, help: Option<&StageHelp>) -> String {
+    let Some(help) = help.filter(|h| !h.is_empty()) else {
+        return String::new();
+    };
+    let mut inner = String::new();
+    if let Some(t) = &help.text {
+        inner.push_str(&format!("<p class=\"help-text\">{}</p>\n", escape(t)));
+    }
+    if let Some(u) = &help.url {
+        inner.push_str(&format!(
+            "<p><a href=\"{}\" rel=\"noreferrer\">{}</a></p>\n",
+            escape(u),
+            escape(text(lang, "help_link"))
+        ));
+    }
+    format!(
+        "<section data-stage-help hidden aria-labelledby=\"stage-help\">\n<h2 id=\"stage-help\">{}</h2>\n{inner}</section>\n",
+        escape(text(lang, "help_heading"))
+    )
 }
 
-/// A readable HTML error page (no script).
-pub fn error_page(heading: &str, text: &str) -> String {
+/// Where "Back to sign-in" leads for `plan` (`data-back`, `data-back-kind`): a relying party's
+/// plan goes back to its redirect with `device_check=<reason>` (added by `stage.js`). Hook for
+/// the OpenID provider: its plans will name kind `oidc` and their `redirect_uri` here.
+fn back_attributes(plan: &Plan) -> String {
+    format!(
+        "data-back=\"{}\" data-back-kind=\"plan\"",
+        escape(&plan.redirect)
+    )
+}
+
+/// The hosted stage page of `plan`, in `lang` (one of [`i18n::LANGUAGES`]).
+pub fn stage_page(plan: &Plan, lang: &str) -> String {
     let main = format!(
-        "<main data-state=\"error\">\n<h1>{}</h1>\n<p role=\"alert\">{}</p>\n</main>\n",
-        escape(heading),
-        escape(text)
+        "<main data-endpoint-stage data-plan=\"{plan_id}\" data-api=\"\" {back}>\n<h1>{title}</h1>\n<div data-stage-status role=\"status\" aria-live=\"polite\" aria-atomic=\"true\">\n<p data-stage-title>{checking}</p>\n<p data-stage-explain hidden></p>\n</div>\n<ul data-stage-errors hidden></ul>\n{help}<div class=\"actions\">\n<button type=\"button\" data-stage-retry hidden>{retry}</button>\n<a data-stage-back hidden>{back_label}</a>\n</div>\n<p class=\"hint\">{intro}</p>\n<noscript><p>{noscript}</p></noscript>\n</main>\n",
+        plan_id = escape(&plan.id),
+        back = back_attributes(plan),
+        title = escape(text(lang, "title")),
+        checking = escape(text(lang, "status_loading")),
+        help = help_section(lang, plan.config.help.as_ref()),
+        retry = escape(text(lang, "try_again")),
+        back_label = escape(text(lang, "back")),
+        intro = escape(text(lang, "intro")),
+        noscript = escape(text(lang, "noscript")),
     );
-    html(heading, &main, false)
+    html(lang, text(lang, "title"), &main, true)
+}
+
+/// A readable HTML error page (no script); `retry`: with a "Try again" link that reloads it.
+pub fn error_page(lang: &str, heading: &str, body: &str, retry: bool) -> String {
+    let again = if retry {
+        format!(
+            "<div class=\"actions\">\n<a href=\"\" data-stage-retry>{}</a>\n</div>\n",
+            escape(text(lang, "try_again"))
+        )
+    } else {
+        String::new()
+    };
+    let main = format!(
+        "<main data-state=\"error\">\n<h1>{}</h1>\n<p role=\"alert\">{}</p>\n{again}</main>\n",
+        escape(heading),
+        escape(body)
+    );
+    html(lang, heading, &main, false)
 }
 
 impl<S: PlanStore> App<S> {
@@ -97,13 +169,19 @@ impl<S: PlanStore> App<S> {
 
     pub async fn handle(&self, req: Request) -> Answer {
         match edge::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
-            Ok((route, _)) if route == routes::STAGE_MODULE => (module_reply(), Label::Module),
-            Ok((_, v)) => self.page(v[0]).await,
+            Ok((route, _)) if route == routes::STAGE_MODULE => {
+                let lang = i18n::negotiate(edge::header(&req, "accept-language"));
+                (module_reply(lang), Label::Module)
+            }
+            Ok((_, v)) => {
+                let lang = i18n::negotiate(edge::header(&req, "accept-language"));
+                self.page(v[0], lang).await
+            }
             Err(reply) => *reply,
         }
     }
 
-    fn page_reply(&self, status: u16, text: String) -> Reply {
+    fn page_reply(&self, status: u16, lang: &str, text: String) -> Reply {
         Reply::document(
             status,
             Document {
@@ -115,22 +193,30 @@ impl<S: PlanStore> App<S> {
                     ("referrer-policy", "no-referrer".into()),
                     ("x-content-type-options", "nosniff".into()),
                     ("cache-control", "no-store".into()),
+                    ("content-language", lang.into()),
+                    ("vary", "Accept-Language".into()),
                 ],
             },
         )
     }
 
-    async fn page(&self, plan: &str) -> Answer {
+    async fn page(&self, plan: &str, lang: &str) -> Answer {
         // The plan must exist and be unexpired; whatever its status, the page runs the stage
         // (a finished plan answers its final outcome again).
         match stage::read_plan(&self.store, &self.base.clock, plan).await {
-            Ok(plan) => (self.page_reply(200, stage_page(&plan.id)), Label::Page),
+            Ok(plan) => (
+                self.page_reply(200, lang, stage_page(&plan, lang)),
+                Label::Page,
+            ),
             Err(CoreError::NotFound(_)) => (
                 self.page_reply(
                     404,
+                    lang,
                     error_page(
-                        "This sign-in link has expired",
-                        "The device check for this sign-in does not exist or has expired. Go back to the site you came from and sign in again.",
+                        lang,
+                        text(lang, "expired_title"),
+                        text(lang, "expired_text"),
+                        false,
                     ),
                 ),
                 Label::NotFound,
@@ -139,9 +225,12 @@ impl<S: PlanStore> App<S> {
                 let (reply, label) = edge::failed(&e);
                 let page = self.page_reply(
                     reply.status,
+                    lang,
                     error_page(
-                        "The device check is unavailable",
-                        "The sign-in service could not be reached just now. Wait a moment, then reload this page.",
+                        lang,
+                        text(lang, "unavailable_title"),
+                        text(lang, "unavailable_text"),
+                        true,
                     ),
                 );
                 (page, label)
@@ -150,15 +239,17 @@ impl<S: PlanStore> App<S> {
     }
 }
 
-fn module_reply() -> Reply {
+fn module_reply(lang: &str) -> Reply {
     Reply::document(
         200,
         Document {
             content_type: "text/javascript; charset=utf-8",
-            text: STAGE_JS.to_string(),
+            text: stage_module(lang).to_string(),
             headers: vec![
                 ("x-content-type-options", "nosniff".into()),
                 ("cache-control", "public, max-age=300".into()),
+                ("content-language", lang.into()),
+                ("vary", "Accept-Language".into()),
             ],
         },
     )
@@ -168,16 +259,73 @@ fn module_reply() -> Reply {
 mod tests {
     use super::*;
 
+    fn plan(redirect: &str, help: Option<StageHelp>) -> Plan {
+        let config = endpoint_core::model::StageSnapshot {
+            mode: endpoint_core::model::StageMode::Required,
+            connector: "c".into(),
+            enabled: true,
+            challenge_key: Some("k".into()),
+            challenge_idle_timeout: 3,
+            challenge_trigger_check_in: false,
+            policy: None,
+            help,
+        };
+        Plan::pending("abc\"<x>", "s", config, redirect, 0, 100)
+    }
+
     #[test]
     fn the_page_has_no_inline_script_and_escapes_its_data() {
-        let page = stage_page("abc\"<x>");
+        let page = stage_page(&plan("/next?a=1&b=\"2\"", None), "en");
         assert!(page.contains("data-plan=\"abc&quot;&lt;x&gt;\""));
         assert!(!page.contains("abc\"<x>"));
+        assert!(
+            page.contains("data-back=\"/next?a=1&amp;b=&quot;2&quot;\" data-back-kind=\"plan\"")
+        );
         assert_eq!(page.matches("<script").count(), 1);
         assert!(page.contains("<script type=\"module\" src=\"/v1/stage.js\"></script>"));
-        assert!(page.contains("role=\"status\" aria-live=\"polite\""));
-        let error = error_page("T", "<b>");
+        assert!(page.contains("role=\"status\" aria-live=\"polite\" aria-atomic=\"true\""));
+        assert!(page.contains("<html lang=\"en\">"));
+        // No help set: no help section.
+        assert!(!page.contains("<section data-stage-help"));
+        let error = error_page("en", "T", "<b>", false);
         assert!(!error.contains("<script") && error.contains("&lt;b&gt;"));
+        assert!(!error.contains("data-stage-retry"));
+        assert!(error_page("en", "T", "x", true)
+            .contains("<a href=\"\" data-stage-retry>Try again</a>"));
+    }
+
+    #[test]
+    fn the_page_speaks_the_negotiated_language_and_shows_the_help_as_written() {
+        let help = StageHelp {
+            text: Some("Call <IT> & ask".into()),
+            url: Some("https://help.example.com/?a=1&b=2".into()),
+        };
+        let page = stage_page(&plan("/", Some(help)), "de");
+        assert!(page.contains("<html lang=\"de\">"));
+        assert!(page.contains("<title>Geräteprüfung</title>"));
+        assert!(page.contains(">Zurück zur Anmeldung</a>"));
+        assert!(page.contains(">Erneut versuchen</button>"));
+        assert!(page.contains("<section data-stage-help hidden aria-labelledby=\"stage-help\">"));
+        assert!(page.contains("<p class=\"help-text\">Call &lt;IT&gt; &amp; ask</p>"));
+        assert!(page.contains("href=\"https://help.example.com/?a=1&amp;b=2\""));
+        assert!(page.contains(">Hilfe erhalten</a>"));
+        let page = stage_page(&plan("/", None), "zh-Hans");
+        assert!(page.contains("<html lang=\"zh-Hans\">") && page.contains("设备检查"));
+    }
+
+    #[test]
+    fn the_served_module_carries_its_language_and_english() {
+        assert_eq!(STAGE_JS.matches(CATALOGUES_SLOT).count(), 1);
+        for lang in i18n::LANGUAGES {
+            let module = stage_module(lang);
+            assert!(!module.contains(CATALOGUES_SLOT));
+            assert!(module.contains(&format!("\"{lang}\":{{")), "{lang}");
+            assert!(module.contains("\"en\":{"), "{lang}");
+            assert!(module.len() < 32 * 1024, "{lang}: {} bytes", module.len());
+        }
+        assert!(stage_module("ja").contains("\"try_again\":\"再試行\""));
+        assert!(!stage_module("ja").contains("\"de\":{"));
+        assert_eq!(stage_module("xx"), stage_module("en"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! connectors, stages, enrollment tokens, enrolling devices. Pure over the ports.
 
 mod devices;
+mod help;
 mod rollout;
 
 pub use rollout::{key_rollout, KeyRollout, NAMED_IN_REFUSAL};
@@ -9,6 +10,7 @@ pub use rollout::{key_rollout, KeyRollout, NAMED_IN_REFUSAL};
 pub use devices::{
     allow_reenroll, lock_device, lock_until_label, unlock_device, MAX_LOCK, MAX_REENROLL_WINDOW,
 };
+pub use help::{set_stage_help, stage_help};
 
 use crate::assertion::parse_audiences;
 use crate::error::CoreError;
@@ -254,6 +256,7 @@ pub async fn create_stage<D: Directory, R: Random + ?Sized>(
         policy: None,
         redirect_origins: Some(redirect_origins),
         audiences: Vec::new(),
+        help: None,
     };
     dir.put_stage(&stage).await?;
     Ok(stage)

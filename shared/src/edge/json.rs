@@ -8,7 +8,7 @@ use super::reply::MAX_BODY;
 use super::routes::{EXECUTOR_POST, STAGE_PAGE};
 use crate::assertion::AssertionView;
 use crate::error::CoreError;
-use crate::model::Plan;
+use crate::model::{DenialReason, Plan};
 use crate::stage::{Outcome, PlanCreated, PlanOptions, MSG_INVALID_RESPONSE};
 
 /// The flow outcome's JSON (always status 200).
@@ -18,6 +18,7 @@ pub fn outcome_body(outcome: &Outcome) -> Value {
             jws,
             idle_timeout,
             invalid_response,
+            reason,
         } => {
             let mut body = json!({
                 "component": "ak-stage-endpoint-agent",
@@ -27,6 +28,10 @@ pub fn outcome_body(outcome: &Outcome) -> Value {
             if *invalid_response {
                 body["response_errors"] =
                     json!({"response": [{"string": MSG_INVALID_RESPONSE, "code": "invalid"}]});
+                // Our extension: why, for the hosted page to explain.
+                if let Some(r) = reason {
+                    body["reason"] = Value::String(r.as_str().into());
+                }
             }
             body
         }
@@ -41,10 +46,16 @@ pub fn outcome_body(outcome: &Outcome) -> Value {
         Outcome::Denied {
             message,
             compliance,
+            reason,
         } => {
             let mut body = json!({"component": "ak-stage-access-denied", "error_message": message});
             if let Some(view) = compliance {
                 body["compliance"] = to_body(view);
+            }
+            // Our extension (authentik's component reads `error_message` only): why, for the
+            // hosted page to explain in the person's language.
+            if let Some(r) = reason {
+                body["reason"] = Value::String(r.as_str().into());
             }
             body
         }
@@ -59,6 +70,7 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
             jws: body.get("challenge")?.as_str()?.to_string(),
             idle_timeout: u32::try_from(body.get("challenge_idle_timeout")?.as_u64()?).ok()?,
             invalid_response: body.get("response_errors").is_some(),
+            reason: reason_of(body).filter(|_| body.get("response_errors").is_some()),
         }),
         "xak-flow-redirect" => Some(Outcome::Redirect {
             to: body.get("to")?.as_str()?.to_string(),
@@ -71,9 +83,15 @@ pub fn parse_outcome(body: &Value) -> Option<Outcome> {
             compliance: body
                 .get("compliance")
                 .and_then(|c| serde_json::from_value(c.clone()).ok()),
+            reason: reason_of(body),
         }),
         _ => None,
     }
+}
+
+/// An outcome's `reason` extension field; an unknown one is left out.
+fn reason_of(body: &Value) -> Option<DenialReason> {
+    DenialReason::parse(body.get("reason")?.as_str()?)
 }
 
 /// A JSON object body into `T`: 413 over 64 KiB, 400 for invalid JSON, a non-object or the
@@ -229,11 +247,19 @@ mod tests {
                 jws: "a.b.c".into(),
                 idle_timeout: 7,
                 invalid_response: false,
+                reason: None,
             },
             Outcome::Challenge {
                 jws: "a.b.c".into(),
                 idle_timeout: 7,
                 invalid_response: true,
+                reason: None,
+            },
+            Outcome::Challenge {
+                jws: "a.b.c".into(),
+                idle_timeout: 7,
+                invalid_response: true,
+                reason: Some(DenialReason::NotEnrolled),
             },
             Outcome::Redirect {
                 to: "/x".into(),
@@ -263,10 +289,28 @@ mod tests {
             Outcome::Denied {
                 message: "no".into(),
                 compliance: None,
+                reason: None,
             },
-        ] {
+        ]
+        .into_iter()
+        .chain(DenialReason::ALL.map(|r| Outcome::Denied {
+            message: "no".into(),
+            compliance: None,
+            reason: Some(r),
+        })) {
             assert_eq!(parse_outcome(&outcome_body(&o)), Some(o));
         }
+        // A reason this version does not know is left out, the outcome still read.
+        assert_eq!(
+            parse_outcome(
+                &json!({"component": "ak-stage-access-denied", "error_message": "m", "reason": "new"})
+            ),
+            Some(Outcome::Denied {
+                message: "m".into(),
+                compliance: None,
+                reason: None
+            })
+        );
         assert_eq!(parse_outcome(&json!({"error": "not_found"})), None);
     }
 
@@ -276,11 +320,33 @@ mod tests {
             jws: "h.c.s".into(),
             idle_timeout: 5,
             invalid_response: true,
+            reason: None,
         });
         assert_eq!(
             c,
             json!({"component": "ak-stage-endpoint-agent", "challenge": "h.c.s", "challenge_idle_timeout": 5,
                    "response_errors": {"response": [{"string": "Invalid challenge response", "code": "invalid"}]}})
+        );
+        // The reason is one extra field beside authentik's, which are unchanged.
+        let c = outcome_body(&Outcome::Challenge {
+            jws: "h.c.s".into(),
+            idle_timeout: 5,
+            invalid_response: true,
+            reason: Some(DenialReason::NotEnrolled),
+        });
+        assert_eq!(
+            c,
+            json!({"component": "ak-stage-endpoint-agent", "challenge": "h.c.s", "challenge_idle_timeout": 5,
+                   "response_errors": {"response": [{"string": "Invalid challenge response", "code": "invalid"}]},
+                   "reason": "not_enrolled"})
+        );
+        assert_eq!(
+            outcome_body(&Outcome::Denied {
+                message: "Invalid challenge response".into(),
+                compliance: None,
+                reason: Some(DenialReason::NoResponse),
+            }),
+            json!({"component": "ak-stage-access-denied", "error_message": "Invalid challenge response", "reason": "no_response"})
         );
         assert_eq!(
             outcome_body(&Outcome::Redirect {
@@ -293,6 +359,7 @@ mod tests {
             outcome_body(&Outcome::Denied {
                 message: "m".into(),
                 compliance: None,
+                reason: None,
             }),
             json!({"component": "ak-stage-access-denied", "error_message": "m"})
         );

@@ -6,6 +6,7 @@ mod compliance;
 mod connector;
 mod device;
 mod enrollment;
+mod help;
 mod plan;
 mod signal;
 
@@ -22,6 +23,7 @@ pub use device::{
     MSG_DEVICE_LOCKED,
 };
 pub use enrollment::{EnrollmentToken, TokenRefusal, TokenUse};
+pub use help::{DenialReason, StageHelp, MAX_HELP_TEXT_CHARS, MAX_HELP_URL_LEN};
 pub use plan::{
     DeviceAuthToken, Outcome, PendingChallenge, Plan, PlanStatus, Stage, StageMode, StageSnapshot,
     INTERACTIVE_PLAN_PREFIX,

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ComplianceView, Connector, DeviceRef, Evaluation, PolicyRef, UnixTime};
+use super::{
+    ComplianceView, Connector, DenialReason, DeviceRef, Evaluation, PolicyRef, StageHelp, UnixTime,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +52,9 @@ pub struct Stage {
     /// The audiences its plans' device assertions may name besides the stage id (the default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audiences: Vec<String>,
+    /// The operator's help for people denied by this stage (`stage set-help`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<StageHelp>,
 }
 
 /// Links a device, its device token and a connector for the interactive-auth (DTH) path.
@@ -82,6 +87,9 @@ pub struct StageSnapshot {
     /// The stage's posture policy, if any (absent on plans stored before policies existed).
     #[serde(default)]
     pub policy: Option<PolicyRef>,
+    /// The stage's help for denied people, for the hosted page (which reads only the plan).
+    #[serde(default)]
+    pub help: Option<StageHelp>,
 }
 
 impl StageSnapshot {
@@ -94,6 +102,7 @@ impl StageSnapshot {
             challenge_idle_timeout: connector.challenge_idle_timeout,
             challenge_trigger_check_in: connector.challenge_trigger_check_in,
             policy: stage.policy.clone(),
+            help: stage.help.clone(),
         }
     }
 }
@@ -210,6 +219,8 @@ pub enum Outcome {
         jws: String,
         idle_timeout: u32,
         invalid_response: bool,
+        /// With `invalid_response`: why the response was refused (an extension field).
+        reason: Option<DenialReason>,
     },
     Redirect {
         to: String,
@@ -221,5 +232,7 @@ pub enum Outcome {
         message: String,
         /// Why a device does not meet the stage's policy (the page shows each failing rule).
         compliance: Option<ComplianceView>,
+        /// Why, for the person (an extension field; `None` from an answer without one).
+        reason: Option<DenialReason>,
     },
 }

@@ -6,8 +6,8 @@ use crate::audit::{caller_actor, device_actor, AuditEvent, AuditKind};
 use crate::compliance::assess::{admits, assess, MSG_NON_COMPLIANT};
 use crate::error::CoreError;
 use crate::model::{
-    ComplianceView, DeviceRef, Evaluation, Outcome, Plan, PlanStatus, StageMode, UnixTime,
-    MSG_DEVICE_LOCKED,
+    ComplianceView, DenialReason, DeviceRef, Evaluation, Outcome, Plan, PlanStatus, StageMode,
+    UnixTime, MSG_DEVICE_LOCKED,
 };
 use crate::ports::{Finish, PlanStore};
 use crate::protocol::response::Invalid;
@@ -157,6 +157,37 @@ fn denial_class(message: &str) -> &'static str {
     }
 }
 
+/// Why a plan denied with `message` was denied, for the person: decided from the same reason
+/// class its audit record carries. `None` for a message this version does not know.
+pub fn denial_reason(message: &str) -> Option<DenialReason> {
+    reason_of_class(denial_class(message))
+}
+
+/// The person's reason of an audit reason class. A plan that used all its attempts must be
+/// started again, as an expired one; a device token that matches no live token of the
+/// stage's connector is a device not enrolled for it.
+fn reason_of_class(class: &str) -> Option<DenialReason> {
+    match class {
+        "invalid_configuration" => Some(DenialReason::Unavailable),
+        "invalid_device_token" => Some(DenialReason::NotEnrolled),
+        "no_response" => Some(DenialReason::NoResponse),
+        "too_many_attempts" => Some(DenialReason::Expired),
+        "non_compliant" => Some(DenialReason::NonCompliant),
+        "device_locked" => Some(DenialReason::DeviceLocked),
+        _ => None,
+    }
+}
+
+/// Why a response was refused, for the person (with the new challenge of a required stage):
+/// a device unknown to the stage's connector is not enrolled for it; anything else is an
+/// answer that could not be verified.
+pub(super) fn refusal_reason(why: &Invalid) -> DenialReason {
+    match why {
+        Invalid::UnknownDevice => DenialReason::NotEnrolled,
+        _ => DenialReason::InvalidResponse,
+    }
+}
+
 /// A pass shows the device's compliance only when it has warnings to show.
 fn with_warnings(view: Option<ComplianceView>) -> Option<ComplianceView> {
     view.filter(|v| !v.warnings.is_empty())
@@ -170,13 +201,17 @@ pub(super) fn final_outcome(plan: &Plan) -> Option<Outcome> {
             to: plan.redirect.clone(),
             compliance: with_warnings(plan.compliance.clone()),
         }),
-        PlanStatus::Denied => Some(Outcome::Denied {
-            message: plan
+        PlanStatus::Denied => {
+            let message = plan
                 .denial
                 .clone()
-                .unwrap_or_else(|| MSG_INVALID_CONFIGURATION.into()),
-            compliance: plan.compliance.clone(),
-        }),
+                .unwrap_or_else(|| MSG_INVALID_CONFIGURATION.into());
+            Some(Outcome::Denied {
+                reason: denial_reason(&message),
+                message,
+                compliance: plan.compliance.clone(),
+            })
+        }
     }
 }
 
@@ -188,6 +223,7 @@ fn ended(plan: &Plan, ending: Ending) -> Outcome {
             compliance: with_warnings(ending.compliance),
         },
         Finish::Denied(message) => Outcome::Denied {
+            reason: reason_of_class(ending.reason),
             message,
             // Shown with a denial for non-compliance; other denials carry none.
             compliance: ending

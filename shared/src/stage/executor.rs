@@ -15,7 +15,7 @@ use crate::protocol::{ct_eq, ATC_LEN};
 use crate::settings::Env;
 
 use super::decision::{
-    conclude, conclude_consuming, final_outcome, invalid_event, settled, Ending,
+    conclude, conclude_consuming, final_outcome, invalid_event, refusal_reason, settled, Ending,
 };
 use super::{
     read_plan, retry_lost_races, valid_id, MAX_DTH_LEN, MSG_INVALID_CONFIGURATION,
@@ -61,6 +61,7 @@ async fn mint<P: PlanStore, K: ChallengeSigner>(
         jws: pending.jws,
         idle_timeout: plan.config.challenge_idle_timeout,
         invalid_response,
+        reason: None,
     })
 }
 
@@ -267,6 +268,7 @@ async fn invalid_response<P: PlanStore + AuditLog, M: ChallengeMinter>(
                     jws,
                     idle_timeout,
                     invalid_response: true,
+                    reason: Some(refusal_reason(&reason)),
                 },
                 other => other,
             },

@@ -37,6 +37,7 @@ use crate::protocol::jwk::Jwks;
 use crate::redirect::{plan_redirect, RedirectRule};
 use crate::settings::Env;
 
+pub use decision::denial_reason;
 pub use executor::{executor_get, executor_post};
 
 pub const MSG_INVALID_CONFIGURATION: &str = "Invalid stage configuration";

@@ -160,6 +160,7 @@ async fn a_missing_table_and_a_dead_emulator_are_typed_errors_in_bounded_time() 
         .put_stage(&Stage {
             redirect_origins: None,
             audiences: Vec::new(),
+            help: None,
             policy: None,
             id: "s".into(),
             connector: "c".into(),

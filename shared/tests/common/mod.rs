@@ -61,6 +61,7 @@ impl Fx {
         let s = Stage {
             redirect_origins: None,
             audiences: Vec::new(),
+            help: None,
             policy: None,
             id: format!("stage-{}", rand_suffix()),
             connector: c.id.clone(),
@@ -139,6 +140,7 @@ pub fn denied(message: &str) -> Outcome {
     Outcome::Denied {
         compliance: None,
         message: message.into(),
+        reason: endpoint_core::stage::denial_reason(message),
     }
 }
 

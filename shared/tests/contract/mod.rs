@@ -41,6 +41,11 @@ pub fn plan(id: &str, expires_at: i64) -> Plan {
             challenge_key: Some("key".into()),
             challenge_idle_timeout: 5,
             challenge_trigger_check_in: false,
+            // The operator's help travels with the plan (the stores keep it as written).
+            help: Some(endpoint_core::model::StageHelp {
+                text: Some("Ask the help desk <x> & co.".into()),
+                url: Some("https://help.example.com/device?a=1&b=2".into()),
+            }),
         },
         "/next",
         T0,
@@ -225,6 +230,7 @@ pub async fn directory<S: Directory>(s: &S) {
     let stage = Stage {
         redirect_origins: None,
         audiences: Vec::new(),
+        help: None,
         policy: None,
         id: "s1".into(),
         connector: "c1".into(),

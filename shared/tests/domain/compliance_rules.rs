@@ -417,6 +417,7 @@ async fn a_required_stage_denies_a_non_compliant_device_and_passes_it_once_fixed
     let Outcome::Denied {
         message,
         compliance: Some(view),
+        reason: Some(endpoint_core::model::DenialReason::NonCompliant),
     } = outcome
     else {
         panic!("expected a denial with compliance, got {outcome:?}");

@@ -2,7 +2,9 @@
 //! responses, over the in-memory store with deterministic time.
 
 use crate::common::{denied, is_retry, passed, Fx, KEY, T0};
-use endpoint_core::model::{DeviceAuthToken, DeviceRef, DeviceToken, PlanStatus, StageMode};
+use endpoint_core::model::{
+    DenialReason, DeviceAuthToken, DeviceRef, DeviceToken, PlanStatus, StageMode,
+};
 use endpoint_core::protocol::device_token_hash;
 use endpoint_core::secret::Secret;
 use endpoint_core::stage::{self, Outcome};
@@ -88,6 +90,7 @@ async fn required_with_invalid_response_answers_a_new_challenge_with_errors() {
         jws,
         invalid_response: true,
         idle_timeout: 5,
+        reason: Some(DenialReason::InvalidResponse),
     } = out
     else {
         panic!("expected a retry challenge, got {out:?}");
@@ -147,7 +150,7 @@ async fn second_token_on_the_device_validates() {
     );
 }
 
-async fn dth_fixture(fx: &Fx, mode: StageMode) -> (String, Secret) {
+pub(crate) async fn dth_fixture(fx: &Fx, mode: StageMode) -> (String, Secret) {
     let (c, s) = fx.setup(mode, Some(KEY), true).await;
     let key = fx.enroll(&c.id, "SERIAL1").await;
     use endpoint_core::ports::DeviceStore;

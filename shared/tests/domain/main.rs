@@ -11,6 +11,7 @@ mod agent_rules;
 mod assertion_once;
 mod compliance_rules;
 mod decision_table;
+mod denial_reasons;
 mod device_lock;
 mod egress;
 mod enrollment;

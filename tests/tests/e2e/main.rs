@@ -14,6 +14,7 @@ mod fixtures;
 mod hostile;
 mod key_rollout;
 mod least_privilege;
+mod page_for_people;
 mod real_agent;
 mod secrets_in_logs;
 mod signals;

@@ -205,6 +205,7 @@ async fn an_expired_plan_whose_item_still_exists_is_not_found() {
             challenge_key: setup.key.clone(),
             challenge_idle_timeout: 5,
             challenge_trigger_check_in: false,
+            help: None,
         },
         "/next",
         now() - 1000,

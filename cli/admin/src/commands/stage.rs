@@ -23,6 +23,8 @@ fn stage_json(s: &Stage) -> Value {
         "redirect_origins": s.redirect_origins,
         // Besides the stage id, which a plan may always ask for.
         "audiences": s.audiences,
+        // What people denied by the stage are told (null: nothing).
+        "help": s.help.as_ref().map(|h| json!({"text": h.text, "url": h.url})),
     })
 }
 
@@ -102,6 +104,22 @@ pub(crate) async fn stage(
                 audit(AuditKind::StageChanged)
                     .connector(&s.connector)
                     .reason(reason),
+            ))
+        }
+        StageCommand::SetHelp { stage, text, url } => {
+            let s = admin::set_stage_help(store, stage, text.as_deref(), url.as_deref()).await?;
+            let what = match &s.help {
+                None => "none".to_string(),
+                Some(h) => format!(
+                    "text {} url {}",
+                    if h.text.is_some() { "set" } else { "none" },
+                    h.url.as_deref().unwrap_or("none")
+                ),
+            };
+            Ok(shown(&s).audited(
+                audit(AuditKind::StageChanged)
+                    .connector(&s.connector)
+                    .reason(format!("stage {} help {what}", s.id)),
             ))
         }
         StageCommand::Show { stage } => {

@@ -2,6 +2,7 @@
 //! binary: its basics and usage, devices and keys, and the operator lifecycles.
 
 mod basics;
+mod help;
 mod lifecycle;
 mod policies;
 

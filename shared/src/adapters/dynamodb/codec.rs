@@ -69,6 +69,9 @@ pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     if let Some(policy) = &p.config.policy {
         item.insert(attr::POLICY.into(), s(to_json(policy)?));
     }
+    if let Some(help) = &p.config.help {
+        item.insert(attr::HELP.into(), s(to_json(help)?));
+    }
     if let Some(view) = &p.compliance {
         item.insert(attr::COMPLIANCE.into(), s(to_json(view)?));
     }
@@ -119,6 +122,9 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
             challenge_idle_timeout: u32_of(attr::IDLE_TIMEOUT)?,
             challenge_trigger_check_in: get_bool(item, attr::CHECK_IN)?,
             policy: json_of(attr::POLICY)?,
+            help: opt_s(item, attr::HELP)
+                .map(|json| serde_json::from_str(&json).map_err(|_| corrupt(attr::HELP)))
+                .transpose()?,
         },
         redirect: get_s(item, attr::REDIRECT)?,
         status,

@@ -183,6 +183,7 @@ pub mod attr {
     pub const FACTS_DEFLATE: &str = "facts_deflate";
     pub const ID: &str = "id";
     pub const IDENTIFIER: &str = "identifier";
+    pub const HELP: &str = "help";
     pub const IDLE_TIMEOUT: &str = "idle_timeout";
     pub const ISSUED: &str = "issued";
     /// A device token key in plain text: only on records written before sealing (migrate
