@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-from people import AXE, LIVE_RECORDER, STAND_IN_EXTENSION, run_axe, visit
+from people import AXE, LIVE_RECORDER, STAND_IN_EXTENSION, run_axe, settle, visit
 from test_stage_page import API, CHROMIUM, FLAGS, ROOT, admin, agent, create_plan, free_port, http
 
 SHOTS = ROOT / "target" / "browser-screenshots" / "people"
@@ -394,6 +394,8 @@ def test_back_to_sign_in_tells_the_relying_party_why(world, browser):
         page = open_page(browser, "en")
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_role("button", name="Sign in with this device").click()
+        page.wait_for_url("**/page", timeout=15000)
+        settle(page)
         final(page, "denied", "no_response")
         page.keyboard.press("Enter")
         page.wait_for_url(f"http://127.0.0.1:{port}/done?device_check=no_response", timeout=15000)

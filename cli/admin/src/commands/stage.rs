@@ -40,9 +40,18 @@ fn stage_line(s: &Stage) -> String {
     )
 }
 
+/// One stage: its line, then its help (text, link) when it has one.
 fn shown(s: &Stage) -> Output {
+    let mut plain = stage_line(s);
+    if let Some(h) = &s.help {
+        for (name, value) in [("help-text", &h.text), ("help-url", &h.url)] {
+            if let Some(v) = value {
+                plain.push_str(&format!("\n{name}\t{}", v.replace('\n', "\\n")));
+            }
+        }
+    }
     Output {
-        plain: stage_line(s),
+        plain,
         json: stage_json(s),
         audit: None,
     }

@@ -27,6 +27,11 @@ async fn stage_help_is_set_shown_checked_and_snapshotted_onto_new_plans() {
     let want = json!({"text": "Call the IT desk on 1234 <any time>.", "url": "https://help.example.com/device"});
     assert_eq!(set["help"], want);
     assert_eq!(cli.json(&["stage", "show", &stage_id])["help"], want);
+    let plain = cli.ok(&["stage", "show", &stage_id]);
+    assert!(
+        plain.ends_with("\nhelp-text\tCall the IT desk on 1234 <any time>.\nhelp-url\thttps://help.example.com/device"),
+        "{plain}"
+    );
 
     // Refused, and nothing changed: a link that is not https:, one with user information.
     for url in [
