@@ -319,7 +319,7 @@ async fn deployed_the_ssf_function_refuses_loopback_and_http_push_endpoints() {
         let (reply, _) = local.handle(create(url)).await;
         assert_eq!(reply.status, 201, "{url}: {}", reply.body);
         let id = reply.body["stream_id"].as_str().unwrap();
-        delete_stream(&s.store, &id).await;
+        delete_stream(&s.store, id).await;
     }
     // A public address is no problem deployed.
     let (reply, _) = deployed.handle(create("https://192.0.43.10/events")).await;
