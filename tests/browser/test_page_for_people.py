@@ -379,6 +379,8 @@ def test_back_to_sign_in_tells_the_relying_party_why(world, browser):
     """The example relying party: no agent, a denial, "Back to sign-in" (keyboard), and the
     site reads the plan (denied) and the page's device_check=no_response."""
     port = free_port()
+    # The app asks for its own URL as the assertion's audience: registered on the stage.
+    admin("stage", "set-audiences", world["required"], f"http://127.0.0.1:{port}")
     app = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "relying-party" / "app.py"), "--api", API, "--stage", world["required"], "--port", str(port)],
         stdout=subprocess.DEVNULL,
