@@ -31,6 +31,11 @@ pub const MAX_STREAM_ID_CHARS: usize = 64;
 pub const MAX_REASON_CHARS: usize = 256;
 /// Most verifications one stream may ask for in a minute (each costs a signature).
 pub const VERIFICATIONS_PER_MINUTE: u32 = 6;
+/// Most verifications one receiver may ask for a minute over all its streams (as many as its
+/// most streams may each ask for): streams created and deleted to escape the per-stream limit
+/// cannot buy more signatures.
+pub const RECEIVER_VERIFICATIONS_PER_MINUTE: u32 =
+    VERIFICATIONS_PER_MINUTE * MAX_STREAMS_PER_RECEIVER as u32;
 /// How often a write that lost a race with another writer of the stream is tried again.
 const SAVE_ATTEMPTS: usize = 3;
 
@@ -410,7 +415,8 @@ pub async fn set_status<S: SignalStore>(
 }
 
 /// A verification event for the stream (delivered with its next SETs), signed now, once: at
-/// most [`VERIFICATIONS_PER_MINUTE`] a minute per stream, then 429 with the seconds until the
+/// most [`VERIFICATIONS_PER_MINUTE`] a minute per stream and
+/// [`RECEIVER_VERIFICATIONS_PER_MINUTE`] per receiver, then 429 with the seconds until the
 /// minute ends (and no signature).
 #[allow(clippy::too_many_arguments)]
 pub async fn verify<S, K, C, R>(
@@ -436,10 +442,13 @@ where
     let now = clock.now();
     let window_end = now - now.rem_euclid(60) + 60;
     let bucket = format!("ssf_verify#{}#{window_end}", stream.id);
-    if !store
-        .take(&bucket, VERIFICATIONS_PER_MINUTE, window_end)
-        .await?
-    {
+    let all = format!("ssf_verify_receiver#{}#{window_end}", receiver.id);
+    // Both counters in one round: the stream's and the receiver's.
+    let (one, every) = futures::join!(
+        store.take(&bucket, VERIFICATIONS_PER_MINUTE, window_end),
+        store.take(&all, RECEIVER_VERIFICATIONS_PER_MINUTE, window_end)
+    );
+    if !(one? && every?) {
         return Err(CoreError::RateLimited((window_end - now).max(1) as u32));
     }
     let mut verification = Verification {

@@ -301,6 +301,47 @@ async fn at_most_six_verifications_a_minute_per_stream_and_a_refused_one_signs_n
     assert_eq!(signer.signed.load(Ordering::SeqCst), before);
 }
 
+/// Streams created and deleted to escape the per-stream limit buy no more signatures: a
+/// receiver's verifications are bounded a minute over all its streams.
+#[tokio::test]
+async fn new_streams_do_not_escape_the_receivers_verification_limit() {
+    let (fx, _, receiver, stream) = poll_world().await;
+    let signer = counting(&fx);
+    fx.clock
+        .set(fx.clock.now() - fx.clock.now().rem_euclid(60) + 10);
+    ssf::delete_stream(&fx.store, &receiver, &stream.id)
+        .await
+        .unwrap();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let s = poll_stream(&fx, &receiver).await;
+        for _ in 0..ssf::VERIFICATIONS_PER_MINUTE {
+            match ssf::verify(
+                &fx.store,
+                &signer,
+                ("signals", ISSUER),
+                &fx.clock,
+                &fx.rng,
+                &receiver,
+                &s.id,
+                None,
+            )
+            .await
+            {
+                Ok(()) => {}
+                Err(CoreError::RateLimited(_)) => refused += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        ssf::delete_stream(&fx.store, &receiver, &s.id)
+            .await
+            .unwrap();
+    }
+    let signed = signer.signed.load(Ordering::SeqCst);
+    assert_eq!(signed, ssf::RECEIVER_VERIFICATIONS_PER_MINUTE as usize);
+    assert_eq!(refused, 20 * 6 - signed);
+}
+
 #[tokio::test]
 async fn ssf_inputs_are_bounded() {
     let (fx, _, receiver, stream) = poll_world().await;
