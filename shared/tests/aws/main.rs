@@ -15,3 +15,4 @@ mod emulator;
 mod kms;
 mod lambda;
 mod sealing;
+mod stream_sealing;

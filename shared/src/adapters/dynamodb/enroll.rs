@@ -228,7 +228,10 @@ impl DynamoStore {
     }
 
     /// A check that the keyring still seals with `generation` (its next one during a rotation).
-    fn sealing_generation_check(&self, generation: u32) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn sealing_generation_check(
+        &self,
+        generation: u32,
+    ) -> Result<TransactWriteItem, StoreError> {
         let condition = if generation == 0 {
             "attribute_not_exists(#next) AND (attribute_not_exists(#gen) OR #gen = :g)"
         } else {

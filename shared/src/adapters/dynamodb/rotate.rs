@@ -187,7 +187,7 @@ impl DynamoStore {
         for _ in 0..MAX_SWEEPS {
             let keyring = self.reload_keyring().await?;
             let stale: Vec<Item> = self
-                .sealed_token_items()
+                .sealed_items()
                 .await?
                 .into_iter()
                 .filter(|item| {
@@ -200,7 +200,12 @@ impl DynamoStore {
                 return Ok(resealed);
             }
             for item in &stale {
-                resealed += usize::from(self.reseal_item(item, generation).await?);
+                resealed += usize::from(match item.get(attr::AUTH_SEALED) {
+                    // A push stream's header: written again as read (its writes seal under the
+                    // keyring's current generation, checked in the same transaction).
+                    Some(_) => self.reseal_stream_item(item).await?,
+                    None => self.reseal_item(item, generation).await?,
+                });
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -208,8 +213,9 @@ impl DynamoStore {
         )))
     }
 
-    /// Every device token item with a sealed key, read consistently (a scan of the table).
-    async fn sealed_token_items(&self) -> Result<Vec<Item>, StoreError> {
+    /// Every device token item with a sealed key and every push stream with a sealed
+    /// authorization header, read consistently (a scan of the table).
+    async fn sealed_items(&self) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -218,14 +224,17 @@ impl DynamoStore {
                 .scan()
                 .table_name(&self.table)
                 .consistent_read(true)
-                .filter_expression("begins_with(#sk, :token) AND attribute_exists(#sealed)")
+                .filter_expression(
+                    "(begins_with(#sk, :token) AND attribute_exists(#sealed)) OR attribute_exists(#auth)",
+                )
                 .expression_attribute_names("#sk", schema::SK)
                 .expression_attribute_names("#sealed", attr::KEY_SEALED)
+                .expression_attribute_names("#auth", attr::AUTH_SEALED)
                 .expression_attribute_values(":token", Av::S(ANY_TOKEN.to_string()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| store_error("Scan sealed device keys (rotate)", &e))?;
+                .map_err(|e| store_error("Scan sealed items (rotate)", &e))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -271,6 +280,7 @@ impl DynamoStore {
 /// The `key_sealed` bytes of an item, if it has them.
 fn sealed_of(item: &Item) -> Option<Vec<u8>> {
     item.get(attr::KEY_SEALED)
+        .or_else(|| item.get(attr::AUTH_SEALED))
         .and_then(|v| v.as_b().ok())
         .map(|b| b.as_ref().to_vec())
 }

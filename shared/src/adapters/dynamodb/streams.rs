@@ -3,7 +3,10 @@
 //! receiver's streams are counted (`STREAM#COUNT#<receiver>`) in the transaction that creates
 //! or deletes one, so that concurrent creations cannot pass the limit. A push stream's
 //! `Authorization` header is sealed like device keys (`auth_sealed`, under the keyring's data
-//! key, bound to the item's key), never stored in the clear.
+//! key, bound to the item's key), never stored in the clear; a write that seals one checks in
+//! the same transaction that the keyring still seals with that generation (as enrollment does),
+//! so that a function holding a keyring from before a rotation cannot seal under the key the
+//! rotation retires.
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
@@ -20,6 +23,13 @@ use super::store::DynamoStore;
 use crate::adapters::sealing::generation_of;
 use crate::error::StoreError;
 use crate::model::{Receiver, Stream};
+
+/// How often a stream write seals again after the keyring changed under it.
+const KEYRING_ATTEMPTS: usize = 3;
+
+fn keyring_moving() -> StoreError {
+    StoreError::Unavailable("the sealing keyring kept changing during the write".into())
+}
 
 impl DynamoStore {
     pub(super) async fn store_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
@@ -39,8 +49,13 @@ impl DynamoStore {
         items.iter().map(json_from).collect()
     }
 
-    /// A stream's item at `version`: its authorization header sealed, not in the JSON.
-    async fn stream_item(&self, st: &Stream, version: u64) -> Result<Item, StoreError> {
+    /// A stream's item at `version`: its authorization header sealed, not in the JSON; with the
+    /// data key generation that sealed it.
+    async fn stream_item(
+        &self,
+        st: &Stream,
+        version: u64,
+    ) -> Result<(Item, Option<u32>), StoreError> {
         let stored = Stream {
             version,
             authorization_header: None,
@@ -50,6 +65,7 @@ impl DynamoStore {
         let (pk, sk) = (get_s(&key, schema::PK)?, get_s(&key, schema::SK)?);
         let mut item = json_item(key, Some(STREAM), &stored)?;
         item.insert(attr::VERSION.into(), n(version as i64));
+        let mut sealed_by = None;
         if let Some(header) = &st.authorization_header {
             let keyring = self.keyring().await?;
             let generation = keyring.seal_generation;
@@ -58,8 +74,9 @@ impl DynamoStore {
             })?;
             let sealed = data_key.seal(generation, &aad(&pk, &sk), header.as_bytes())?;
             item.insert(attr::AUTH_SEALED.into(), Av::B(Blob::new(sealed)));
+            sealed_by = Some(generation);
         }
-        Ok(item)
+        Ok((item, sealed_by))
     }
 
     /// A stream as stored, its authorization header opened. One sealed under a data key that
@@ -92,39 +109,50 @@ impl DynamoStore {
     }
 
     pub(super) async fn insert_stream(&self, st: &Stream, max: usize) -> Result<bool, StoreError> {
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(stream_count_key(&st.receiver)))
-            .update_expression("SET #c = if_not_exists(#c, :zero) + :one")
-            .condition_expression("attribute_not_exists(#c) OR #c < :max")
-            .expression_attribute_names("#c", attr::COUNT)
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(max as i64));
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.stream_item(st, st.version).await?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK);
-        let actions = vec![
-            TransactWriteItem::builder()
-                .update(built(count.build())?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(built(put.build())?)
-                .build(),
-        ];
-        let r = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if !failed_conditions(&e).is_empty() => Ok(false),
-            Err(e) => Err(store_error("TransactWriteItems create stream", &e)),
+        for _ in 0..KEYRING_ATTEMPTS {
+            let count = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(stream_count_key(&st.receiver)))
+                .update_expression("SET #c = if_not_exists(#c, :zero) + :one")
+                .condition_expression("attribute_not_exists(#c) OR #c < :max")
+                .expression_attribute_names("#c", attr::COUNT)
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max as i64));
+            let (item, sealed_by) = self.stream_item(st, st.version).await?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", schema::PK);
+            let mut actions = vec![
+                TransactWriteItem::builder()
+                    .update(built(count.build())?)
+                    .build(),
+                TransactWriteItem::builder()
+                    .put(built(put.build())?)
+                    .build(),
+            ];
+            if let Some(g) = sealed_by {
+                actions.push(self.sealing_generation_check(g)?);
+            }
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(true),
+                Err(e) if failed_conditions(&e) == [2] => {
+                    // A rotation began or ended since the keyring was read: seal again.
+                    self.reload_keyring().await?;
+                }
+                Err(e) if !failed_conditions(&e).is_empty() => return Ok(false),
+                Err(e) => return Err(store_error("TransactWriteItems create stream", &e)),
+            }
         }
+        Err(keyring_moving())
     }
 
     pub(super) async fn replace_stream(&self, st: &Stream) -> Result<bool, StoreError> {
@@ -134,22 +162,57 @@ impl DynamoStore {
         } else {
             "#v = :v"
         };
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.stream_item(st, st.version + 1).await?))
-            .condition_expression(condition)
-            .expression_attribute_names("#v", attr::VERSION)
-            .expression_attribute_values(":v", n(st.version as i64));
-        if st.version == 0 {
-            put = put.expression_attribute_names("#pk", schema::PK);
+        for _ in 0..KEYRING_ATTEMPTS {
+            let (item, sealed_by) = self.stream_item(st, st.version + 1).await?;
+            let mut put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .expression_attribute_names("#v", attr::VERSION)
+                .expression_attribute_values(":v", n(st.version as i64));
+            if st.version == 0 {
+                put = put.expression_attribute_names("#pk", schema::PK);
+            }
+            let Some(g) = sealed_by else {
+                // Nothing sealed: one conditional put.
+                let put = built(put.build())?;
+                let r = self
+                    .client
+                    .put_item()
+                    .table_name(put.table_name)
+                    .set_item(Some(put.item))
+                    .set_condition_expression(put.condition_expression)
+                    .set_expression_attribute_names(put.expression_attribute_names)
+                    .set_expression_attribute_values(put.expression_attribute_values)
+                    .send()
+                    .await;
+                return match r {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_condition_failed(&e) => Ok(false),
+                    Err(e) => Err(store_error("PutItem stream", &e)),
+                };
+            };
+            let r = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(vec![
+                    TransactWriteItem::builder()
+                        .put(built(put.build())?)
+                        .build(),
+                    self.sealing_generation_check(g)?,
+                ]))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(true),
+                Err(e) if failed_conditions(&e) == [1] => {
+                    self.reload_keyring().await?;
+                }
+                Err(e) if !failed_conditions(&e).is_empty() => return Ok(false),
+                Err(e) => return Err(store_error("TransactWriteItems stream", &e)),
+            }
         }
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("PutItem stream", &e)),
-        }
+        Err(keyring_moving())
     }
 
     pub(super) async fn read_stream(&self, id: &str) -> Result<Option<Stream>, StoreError> {
@@ -206,6 +269,21 @@ impl DynamoStore {
             }
             Err(e) => Err(store_error("TransactWriteItems delete stream", &e)),
         }
+    }
+
+    /// Writes the stream of `item` again as read (its header sealed under the keyring's current
+    /// generation), on condition of its version; `Ok(true)` if it did.
+    pub(super) async fn reseal_stream_item(&self, item: &Item) -> Result<bool, StoreError> {
+        let id = json_from::<Stream>(item)?.id;
+        for _ in 0..3 {
+            let Some(stream) = self.read_stream(&id).await? else {
+                return Ok(false);
+            };
+            if self.replace_stream(&stream).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Re-seals every push stream's authorization header that another generation than
