@@ -7,7 +7,9 @@ mod common;
 #[path = "../contract/mod.rs"]
 mod contract;
 
+mod abuse_limits;
 mod agent_rules;
+mod cel_bounds;
 mod compliance_rules;
 mod decision_table;
 mod device_lock;

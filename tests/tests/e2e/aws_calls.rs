@@ -334,14 +334,18 @@ async fn agent_routes_stay_within_budget() {
     // evaluations, no key) and the connector together.
     assert_eq!(calls, ["GetItem", "GetItem", "Query"]);
 
-    // check_in/: the same three reads, then the snapshot and its audit record written together
-    // (two parallel PutItems: the audit record adds no round trip).
+    // check_in/: the same three reads with the device's check-in counter beside the device and
+    // connector (the limit adds no round trip), then the snapshot and its audit record written
+    // together (two parallel PutItems: the audit record adds no round trip).
     ddb.reset();
     let (reply, _) = agent.handle(check_in(&device.token)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     let mut calls = ddb.calls();
     calls.sort();
-    assert_eq!(calls, ["GetItem", "GetItem", "PutItem", "PutItem", "Query"]);
+    assert_eq!(
+        calls,
+        ["GetItem", "GetItem", "PutItem", "PutItem", "Query", "UpdateItem"]
+    );
 
     // auth_ia/: the token index, then device, connector and the rate counter together, then
     // the stage and connector of the plan and the plan itself: the limit adds no round trip.
@@ -407,7 +411,8 @@ async fn a_posture_policy_adds_one_round_to_check_in_only() {
             "PutItem",
             "PutItem",
             "Query",
-            "TransactWriteItems"
+            "TransactWriteItems",
+            "UpdateItem"
         ]
     );
 }
