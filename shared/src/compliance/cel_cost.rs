@@ -263,7 +263,14 @@ impl Walk {
         let arg = |i: usize| operands.get(i).copied().unwrap_or_default();
         let name = call.func_name.as_str();
         match name {
-            "_&&_" | "_||_" | "!_" | "@not_strictly_false" | "_-_" | "_*_" | "_/_" | "_%_"
+            "_&&_"
+            | "_||_"
+            | "!_"
+            | "@not_strictly_false"
+            | "_-_"
+            | "_*_"
+            | "_/_"
+            | "_%_"
             | "-_" => Est::scalar(base),
             "_?_:_" => {
                 let (a, b) = (arg(1), arg(2));
@@ -338,10 +345,7 @@ impl Walk {
             }
             "dyn" => {
                 let a = arg(0);
-                Est {
-                    cost: base,
-                    ..a
-                }
+                Est { cost: base, ..a }
             }
             _ => {
                 // Anything else (`type`, the optional functions): as costly as touching every

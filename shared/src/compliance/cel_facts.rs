@@ -87,11 +87,16 @@ fn cut_str(s: &str, max: usize, cut: &mut bool) -> String {
 
 impl<'a> CelFacts<'a> {
     pub fn new(facts: &'a Arc<Facts>) -> Self {
+        Self::with_budget(facts, CHECK_IN_BUDGET)
+    }
+
+    /// With a budget other than the check-in's (tests of the budget's accounting).
+    pub fn with_budget(facts: &'a Arc<Facts>, budget: u64) -> Self {
         CelFacts {
             facts,
             fields: HashMap::new(),
             values_left: MAX_VALUES,
-            budget_left: CHECK_IN_BUDGET,
+            budget_left: budget,
             scan: None,
         }
     }
@@ -228,7 +233,10 @@ impl<'a> CelFacts<'a> {
             None => {
                 let all = self.facts.names();
                 cut |= all.len() > MAX_ITEMS;
-                all.into_iter().take(MAX_ITEMS).map(str::to_string).collect()
+                all.into_iter()
+                    .take(MAX_ITEMS)
+                    .map(str::to_string)
+                    .collect()
             }
         };
         let mut map = HashMap::with_capacity(names.len());

@@ -157,8 +157,9 @@ mod tests {
             .map(|i| json!([[noise(i, 60)], [noise(i + 1, 60)], {"k": [noise(i + 2, 40)]}]))
             .collect();
         let incompressible: Vec<Value> = (0..14_000).map(|i| json!(noise(i, 140))).collect();
-        let wide: serde_json::Map<String, Value> =
-            (0..30_000).map(|i| (noise(i, 16), json!(noise(i + 7, 40)))).collect();
+        let wide: serde_json::Map<String, Value> = (0..30_000)
+            .map(|i| (noise(i, 16), json!(noise(i + 7, 40))))
+            .collect();
         let mut deep = String::new();
         for _ in 0..100 {
             deep.push('[');
@@ -170,8 +171,10 @@ mod tests {
         let processes: Vec<Value> = (0..3000)
             .map(|i| json!({"id": i, "name": format!("/usr/bin/p{i} {}", noise(i, 500))}))
             .collect();
-        let pretty = serde_json::to_string_pretty(&json!({"hardware": {"serial": "S"}, "processes": processes}))
-            .unwrap();
+        let pretty = serde_json::to_string_pretty(
+            &json!({"hardware": {"serial": "S"}, "processes": processes}),
+        )
+        .unwrap();
         let documents = [
             many_lists,
             json!({"nested": nested}).to_string(),
@@ -191,7 +194,10 @@ mod tests {
                 "{compressed} bytes compressed for a document of {}",
                 text.len()
             );
-            assert!(load(&stored.deflate).is_some(), "the reduced document loads");
+            assert!(
+                load(&stored.deflate).is_some(),
+                "the reduced document loads"
+            );
         }
     }
 

@@ -54,7 +54,11 @@ async fn check_ins_are_limited_per_device_and_minute_and_a_refusal_reads_nothing
     );
     let stored = fx.store.latest_facts("CI-1", fx.clock.now()).await.unwrap();
     let facts = endpoint_core::facts::load(&stored.unwrap().facts_deflate).unwrap();
-    assert_eq!(facts.get("os").unwrap()["family"], "linux", "the refused facts were not stored");
+    assert_eq!(
+        facts.get("os").unwrap()["family"],
+        "linux",
+        "the refused facts were not stored"
+    );
 
     // Another device is not affected; the next minute is a new window.
     let other = fx.enroll(&c.id, "CI-2").await;
