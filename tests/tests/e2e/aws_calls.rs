@@ -344,7 +344,14 @@ async fn agent_routes_stay_within_budget() {
     calls.sort();
     assert_eq!(
         calls,
-        ["GetItem", "GetItem", "PutItem", "PutItem", "Query", "UpdateItem"]
+        [
+            "GetItem",
+            "GetItem",
+            "PutItem",
+            "PutItem",
+            "Query",
+            "UpdateItem"
+        ]
     );
 
     // auth_ia/: the token index, then device, connector and the rate counter together, then
