@@ -30,7 +30,8 @@
 //! The costliest check-in these bounds admit is measured by `make bench-abuse`
 //! (`docs/PERFORMANCE.md`).
 
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use cel::common::ast::Expr;
 use cel::objects::Value as CelValue;
@@ -100,6 +101,29 @@ fn refused(message: impl Into<String>) -> Refusal {
         message: message.into(),
         position: None,
     }
+}
+
+/// Most compiled expressions kept by a process (a warm function compiles each rule once).
+const CACHED: usize = 512;
+
+/// Compiled, admitted expressions by their text.
+static COMPILED: LazyLock<Mutex<HashMap<String, Arc<CelRule>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// [`compile`], once per process for each expression (a check-in evaluates every rule of its
+/// policies; compiling a 4,096-character expression costs more than running most).
+pub fn compiled(expr: &str) -> Result<Arc<CelRule>, Refusal> {
+    if let Some(rule) = COMPILED.lock().ok().and_then(|c| c.get(expr).cloned()) {
+        return Ok(rule);
+    }
+    let rule = Arc::new(compile(expr)?);
+    if let Ok(mut cache) = COMPILED.lock() {
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(expr.to_string(), rule.clone());
+    }
+    Ok(rule)
 }
 
 /// Compiles `expr` and checks its bounds.

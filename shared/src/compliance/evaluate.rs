@@ -40,7 +40,7 @@ fn check_rule(rule: &Rule, facts: &Arc<Facts>, converted: &mut cel::CelFacts<'_>
             check::software(facts, name, min_version.as_deref())
         }
         RuleKind::Process { name } => check::process(facts, name),
-        RuleKind::Cel { expr } => match cel::compile(expr) {
+        RuleKind::Cel { expr } => match cel::compiled(expr) {
             Ok(program) => cel::evaluate_with(&program, converted),
             // Admitted at add-rule; refused now only if the bounds changed since.
             Err(refusal) => Found {
