@@ -183,8 +183,8 @@ fn costly_policies() -> Vec<Policy> {
         }),
         grow(&|n| {
             format!(
-                "facts.l.map(x, [x, x]).exists(y, {})",
-                or_chain(n, &|i| format!("y == ['w{i}']"))
+                "facts.l.map(x, x).exists(y, {})",
+                or_chain(n, &|i| format!("y == 'w{i}'"))
             )
         }),
         grow(&|n| {

@@ -6,7 +6,8 @@
 //! - binding `facts`: every value of the fields read is converted for the run (the document's
 //!   [`Sizes::weight`]); a comprehension copies each element it visits (its range's weight);
 //! - `==`, `<`, ...: the smaller operand's weight; `x in l`: every element of `l` (its length,
-//!   and the weight of what is compared); `+`: both operands' weights (a copy);
+//!   and the weight of what is compared); `+`, a list or map literal, a `map` step: the weight
+//!   of what they copy;
 //! - string functions (`contains`, `size`, `startsWith`, conversions): the string's length in
 //!   [`CHUNK`]s; the typed functions (`software_installed`, ...): their scan of the document;
 //! - a comprehension: its body once per element of its range. An operand taken from the
@@ -244,10 +245,16 @@ impl Walk {
         }
     }
 
-    /// A list or map built of `items`.
-    fn collection(&self, items: &[Est]) -> Est {
+    /// A list or map built of `items` (each copied into it).
+    fn collection(&mut self, items: &[Est]) -> Est {
+        let mut copies = 0u64;
+        for i in items {
+            copies = copies.saturating_add(self.touch(i));
+        }
         Est {
-            cost: add(items.iter().map(|i| i.cost)).saturating_add(1 + items.len() as u64),
+            cost: add(items.iter().map(|i| i.cost))
+                .saturating_add(1 + items.len() as u64)
+                .saturating_add(copies),
             len: items.len() as u64,
             weight: add(items.iter().map(|i| i.weight)).saturating_add(1),
             amort: add(items.iter().map(|i| i.amort)),
@@ -457,7 +464,9 @@ impl Walk {
             Some((guard, item)) => {
                 let guard = guard.map_or(0, |g| self.visit(&g).cost);
                 let item = self.visit(&item);
-                (Est::scalar(add([guard, item.cost, 2])), Some(item))
+                // The item is copied onto the result.
+                let copy = self.touch(&item);
+                (Est::scalar(add([guard, item.cost, 2, copy])), Some(item))
             }
             None => (self.visit(&c.loop_step), None),
         }

@@ -151,8 +151,8 @@ fn costliest() -> Vec<String> {
         }),
         grow(&|n| {
             format!(
-                "facts.l.map(x, [x, x]).exists(y, {})",
-                or_chain(n, &|i| format!("y == ['w{i}']"))
+                "facts.l.map(x, x).exists(y, {})",
+                or_chain(n, &|i| format!("y == 'w{i}'"))
             )
         }),
         grow(&|n| {

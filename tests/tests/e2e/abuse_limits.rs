@@ -59,7 +59,10 @@ async fn check_in_answers_429_past_twenty_a_minute_and_audits_its_refusals_once_
         statuses[..statuses.len() - 1].iter().all(|s| *s == 204),
         "{statuses:?}"
     );
-    assert!(statuses.len() > 20, "at least twenty accepted first: {statuses:?}");
+    assert!(
+        statuses.len() > 20,
+        "at least twenty accepted first: {statuses:?}"
+    );
 
     // The refusal: throttled with Retry-After, before the body is read (not JSON: still 429).
     let mut r = agent()
@@ -88,7 +91,10 @@ async fn check_in_answers_429_past_twenty_a_minute_and_audits_its_refusals_once_
     }
     let refused = audited(&s, &serial, "ES011W");
     assert!((1..=2).contains(&refused), "{refused} refusal records");
-    assert!(audited(&s, &serial, "ES004I") >= 20, "each accepted check-in is recorded");
+    assert!(
+        audited(&s, &serial, "ES004I") >= 20,
+        "each accepted check-in is recorded"
+    );
 }
 
 #[tokio::test]
