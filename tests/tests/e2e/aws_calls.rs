@@ -424,6 +424,42 @@ async fn a_posture_policy_adds_one_round_to_check_in_only() {
     );
 }
 
+#[tokio::test]
+async fn a_refused_check_in_spends_nothing_but_its_counter() {
+    let w = world("CHECK-IN-LIMIT").await;
+    let (device, ddb, kms) = (&w.device, &w.ddb, &w.kms);
+    let agent = agent_app(&w);
+    // Up to the limit (a minute may turn once: then up to twice as many are accepted).
+    let mut refused = false;
+    for _ in 0..41 {
+        let (reply, _) = agent.handle(check_in(&device.token)).await;
+        if reply.status == 429 {
+            refused = true;
+            break;
+        }
+        assert_eq!(reply.status, 204, "{}", reply.body);
+    }
+    assert!(refused, "the limit refused a check-in");
+    // Past the limit: the token, the device and connector beside the counter, and (at most
+    // once a minute, already spent by the refusal above) the refusal's counter and record.
+    // Nothing is evaluated, stored or signed.
+    ddb.reset();
+    kms.reset();
+    let (reply, _) = agent.handle(check_in(&device.token)).await;
+    if reply.status == 204 {
+        return; // The minute turned just now: the window is new.
+    }
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["GetItem", "GetItem", "Query", "UpdateItem", "UpdateItem"],
+        "no PutItem: no snapshot, no evaluation, no second audit record this minute"
+    );
+}
+
 /// A `check_in/` of a small facts document, authenticated with the device's token.
 fn check_in(token: &str) -> Request {
     let req = request(
