@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test test-long run watch lint fmt unit bench bench-reference bench-coldstart bench-load sizes venv clean-venv deploy build-stack admin
+.PHONY: test test-long run watch lint fmt unit bench bench-reference bench-coldstart bench-load bench-abuse sizes venv clean-venv deploy build-stack admin
 
 ## Every check and test (scripts/test.sh is their one list): formatting, lints, the import
 ## graph, the SAM template and routes, unit and property tests, the AWS adapters and CLIs against
@@ -73,6 +73,16 @@ bench-coldstart:
 ## A bounded load run through the local stack (release builds): p50/p99 per route, zero errors.
 bench-load:
 	STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/load.py
+
+## What one client can make the stack spend (docs/PERFORMANCE.md, "Abuse"): (a) the CPU time of
+## the costliest check-in an attacker can craft within the limits, against the typical 1.5 MiB
+## one (release build, in process); (b) logins beside a device flooding check-ins at its limit
+## and a receiver polling without acknowledging, p99 against the same logins alone; (c) the KMS
+## signatures they cause, counted in moto. (b) and (c) through the local stack, release builds.
+bench-abuse:
+	$(CARGO) build -q --release --locked -p endpoint-bench --bin abuse-bench
+	target/release/abuse-bench $${RUNS:-5}
+	MOTO_COUNT_SIGNS=1 STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/abuse.py
 
 ## The stack's Lambda bootstraps and the packaged template (sam build, rust-cargolambda: needs
 ## cargo-lambda and zig on the PATH, which the venv provides). About 15 minutes on 2 cores.

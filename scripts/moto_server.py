@@ -25,9 +25,11 @@ Started by scripts/stack-lib.sh with moto_server's own arguments."""
 import copy
 import inspect
 import logging
+import os
 import queue
 import sys
 import threading
+import time
 
 from moto import server
 from moto.dynamodb.models import DynamoDBBackend
@@ -247,6 +249,19 @@ def _private_key(key_spec):
 
 
 kms_models.generate_private_key = _private_key
+
+# --- KMS signatures, counted for `make bench-abuse` ----------------------------------------------
+# With MOTO_COUNT_SIGNS=1, each KMS Sign writes one line `kms-sign <unix time> <key id>` to the
+# log (stderr): the benchmark counts the signatures its clients caused. Off by default.
+
+if os.environ.get("MOTO_COUNT_SIGNS") == "1":
+    _sign = kms_models.KmsBackend.sign
+
+    def _counted_sign(self, key_id, *args, **kwargs):
+        print(f"kms-sign {time.time():.3f} {key_id}", file=sys.stderr, flush=True)
+        return _sign(self, key_id, *args, **kwargs)
+
+    kms_models.KmsBackend.sign = _counted_sign
 
 # Request lines off (errors are still logged).
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -157,7 +157,7 @@ fn bench_cel_worst_case(c: &mut Criterion) {
         expr = candidate;
     }
     let program = cel::compile(&expr).expect("admitted");
-    let processes: Vec<Value> = (0..cel::MAX_LIST)
+    let processes: Vec<Value> = (0..cel::MAX_ITEMS)
         .map(|i| json!({"id": i, "name": format!("/usr/bin/p{i} --flag")}))
         .collect();
     let facts = Arc::new(Facts::from(json!({"processes": processes})));

@@ -18,6 +18,7 @@ pub enum AuditKind {
     EnrollmentRefused,
     ReenrollmentAllowed,
     CheckIn,
+    CheckInRefused,
     DeviceEnrolledByOperator,
     DeviceTokensRevoked,
     DeviceDeleted,
@@ -44,11 +45,12 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 26] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
         AuditKind::CheckIn,
+        AuditKind::CheckInRefused,
         AuditKind::DeviceEnrolledByOperator,
         AuditKind::DeviceTokensRevoked,
         AuditKind::DeviceDeleted,
@@ -80,6 +82,7 @@ impl AuditKind {
             AuditKind::EnrollmentRefused => "ES002W",
             AuditKind::ReenrollmentAllowed => "ES003I",
             AuditKind::CheckIn => "ES004I",
+            AuditKind::CheckInRefused => "ES011W",
             AuditKind::DeviceEnrolledByOperator => "ES005I",
             AuditKind::DeviceTokensRevoked => "ES006I",
             AuditKind::DeviceDeleted => "ES007I",
@@ -112,6 +115,7 @@ impl AuditKind {
             AuditKind::EnrollmentRefused => "enrollment_refused",
             AuditKind::ReenrollmentAllowed => "reenrollment_allowed",
             AuditKind::CheckIn => "check_in",
+            AuditKind::CheckInRefused => "check_in_refused",
             AuditKind::DeviceEnrolledByOperator => "device_enrolled_by_operator",
             AuditKind::DeviceTokensRevoked => "device_tokens_revoked",
             AuditKind::DeviceDeleted => "device_deleted",

@@ -16,6 +16,9 @@ pub struct Settings {
     pub max_challenges_per_plan: u32,
     /// How many `auth_ia/` plans one device may create per minute.
     pub auth_ia_per_minute: u32,
+    /// How many `check_in/`s one device may make per minute (each parses, evaluates and stores
+    /// up to 2 MiB).
+    pub check_ins_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -25,6 +28,7 @@ impl Default for Settings {
             plan_lifetime: 15 * 60,
             max_challenges_per_plan: 10,
             auth_ia_per_minute: 10,
+            check_ins_per_minute: 20,
         }
     }
 }

@@ -2,15 +2,24 @@
 //! policy a stage of its connector uses; the evaluations are stored with the device, so the
 //! login decides from the read it already makes.
 //!
-//! Rounds: the token (1), the device with its previous evaluations and the connector together
-//! (2), the connector's policies when it has any (3), then the writes together (4): the facts,
-//! the check-in's audit record, and the evaluations with the audit records of what changed.
+//! Rounds: the token (1), the device with its previous evaluations, the connector and the
+//! device's check-in counter together (2), the connector's policies when it has any (3), then
+//! the writes together (4): the facts, the check-in's audit record, and the evaluations with the
+//! audit records of what changed.
+//!
+//! At most `check_ins_per_minute` (20) per device and minute: the counter is the first thing
+//! decided after authentication, so a refused check-in (429 `throttled`, `Retry-After`) parses,
+//! evaluates and stores nothing, and writes at most one audit record a minute.
 
 use std::sync::Arc;
 
-use super::{authenticate_device, AuthenticatedDevice};
+use super::{
+    authenticated, device_token, first_refusal_in_minute, minute_end, retry_after,
+    AuthenticatedDevice,
+};
 use crate::audit::{device_actor, AuditEvent, AuditKind};
-use crate::compliance::evaluate::{change_reason, evaluate};
+use crate::compliance::cel::CelFacts;
+use crate::compliance::evaluate::{change_reason, evaluate_in};
 use crate::error::CoreError;
 use crate::facts::{self, Facts};
 use crate::model::{ComplianceStatus, Evaluation, FactsSnapshot, SignalEvent};
@@ -42,10 +51,12 @@ async fn evaluations<S: Store>(
     let now = env.clock.now();
     let mut evaluations = Vec::with_capacity(policies.len());
     let mut changes = Changes::default();
+    // One conversion of the document for CEL, and one budget of work, for every policy.
+    let mut converted = CelFacts::new(facts);
     for policy in &policies {
         let previous = auth.evaluations.iter().find(|e| e.policy == policy.id);
         // The whole document is at hand here: nothing is truncated.
-        let evaluation = evaluate(policy, facts, false, facts_at, now, previous);
+        let evaluation = evaluate_in(policy, &mut converted, false, facts_at, now, previous);
         let before = previous.map_or(ComplianceStatus::Unknown, |p| p.status);
         if before != evaluation.status {
             changes
@@ -99,9 +110,30 @@ pub async fn check_in<S: Store>(
     authorization: Option<&str>,
     body: &[u8],
 ) -> Result<(), CoreError> {
-    let auth = authenticate_device(store, env.clock, authorization).await?;
-    let facts = Arc::new(facts::parse(body)?);
+    let (token, hash) = device_token(store, env.clock, authorization).await?;
     let now = env.clock.now();
+    let window_end = minute_end(now);
+    let bucket = format!("check_in#{}#{window_end}", token.device);
+    let limit = env.settings.check_ins_per_minute;
+    // The counter is taken beside the device and connector reads: no extra round trip.
+    let (auth, allowed) = futures::join!(
+        authenticated(store, env.clock, token, hash),
+        store.take(&bucket, limit, window_end)
+    );
+    let auth = auth?;
+    if !allowed? {
+        if first_refusal_in_minute(store, "check_in", &auth.device.id, window_end).await {
+            let serial = &auth.device.identifier;
+            let event = env
+                .audit(AuditKind::CheckInRefused, device_actor(serial))
+                .device(serial)
+                .connector(&auth.connector.id)
+                .reason("rate_limited");
+            record_audit(store, &event).await;
+        }
+        return Err(retry_after(window_end, now));
+    }
+    let facts = Arc::new(facts::parse(body)?);
     let (evaluations, changes) = evaluations(store, env, &auth, &facts, now).await?;
     let stored = facts::store(&facts);
     if stored.truncated {

@@ -23,7 +23,7 @@ use crate::model::{
     Connector, Device, DeviceAuthToken, DeviceRef, Evaluation, TokenRef, MSG_DEVICE_LOCKED,
 };
 use crate::ports::random_id;
-use crate::ports::{record_audit, ChallengeSigner, Clock, Directory, Store};
+use crate::ports::{record_audit, ChallengeSigner, Clock, Directory, Limiter, Store};
 use crate::protocol::jwk::Jwks;
 use crate::secret::sha256_hex;
 use crate::settings::Env;
@@ -343,10 +343,42 @@ pub async fn agent_config<S: Store, K: ChallengeSigner>(
     })
 }
 
+/// The end of the one-minute window `now` falls in (the per-device limits count in such
+/// windows).
+pub(crate) fn minute_end(now: i64) -> i64 {
+    now - now.rem_euclid(60) + 60
+}
+
+/// The `Retry-After` of a refusal in the window ending at `window_end`: the seconds until it ends.
+pub(crate) fn retry_after(window_end: i64, now: i64) -> CoreError {
+    CoreError::RateLimited((window_end - now).clamp(1, 60) as u32)
+}
+
+/// Whether this refusal of `route` for `device` is the first in its minute: a client refused
+/// over and over writes at most one audit record a minute (`<route>_refused#<device>#<window>`,
+/// one conditional write, made only when a request is refused). A failed write counts as not
+/// first: a flood must not reach the audit trail because the counter is unavailable.
+pub(crate) async fn first_refusal_in_minute<L: Limiter>(
+    limiter: &L,
+    route: &str,
+    device: &str,
+    window_end: i64,
+) -> bool {
+    let bucket = format!("{route}_refused#{device}#{window_end}");
+    match limiter.take(&bucket, 1, window_end).await {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::error!(event = "limit_write_failed", error = %e, "refusal not counted");
+            false
+        }
+    }
+}
+
 /// `POST auth_ia/`: a device authentication token and a plan of the connector's interactive
 /// stage, whose executor GET (with the DTH header) passes the stage with this device. At most
 /// `auth_ia_per_minute` per device and minute (each plan allows several KMS signatures), then
-/// 429 with the seconds until the minute ends.
+/// 429 with the seconds until the minute ends. Refusals (a locked device, the limit) write at
+/// most one audit record per device and minute.
 pub async fn auth_ia<S: Store>(
     store: &S,
     env: &Env<'_>,
@@ -354,7 +386,7 @@ pub async fn auth_ia<S: Store>(
 ) -> Result<InteractiveAuth, CoreError> {
     let (token, hash) = device_token(store, env.clock, authorization).await?;
     let now = env.clock.now();
-    let window_end = now - now.rem_euclid(60) + 60;
+    let window_end = minute_end(now);
     let bucket = format!("auth_ia#{}#{window_end}", token.device);
     let limit = env.settings.auth_ia_per_minute;
     // The counter is taken beside the device and connector reads: no extra round trip.
@@ -378,7 +410,12 @@ pub async fn auth_ia<S: Store>(
             .device(&device.identifier)
             .connector(&connector.id)
             .reason(reason);
-        async move { record_audit(store, &event).await }
+        let device_id = device.id.clone();
+        async move {
+            if first_refusal_in_minute(store, "auth_ia", &device_id, window_end).await {
+                record_audit(store, &event).await;
+            }
+        }
     };
     // A locked device is refused right after its authentication, before anything else.
     if device.lock_at(now).is_some() {
@@ -387,9 +424,7 @@ pub async fn auth_ia<S: Store>(
     }
     if !allowed? {
         refused("rate_limited").await;
-        return Err(CoreError::RateLimited(
-            (window_end - now).clamp(1, 60) as u32
-        ));
+        return Err(retry_after(window_end, now));
     }
     let stage_id = connector
         .interactive_stage

@@ -20,22 +20,27 @@
 //! - no comprehension (`all`, `exists`, `exists_one`, `map`, `filter`) inside another one: the
 //!   contract's example of a too costly expression is exactly that, a list of the document
 //!   walked once per element of another;
-//! - an estimated cost of at most [`MAX_COST`]: every node costs 1, and the body of a
-//!   comprehension costs [`MAX_LIST`] times its nodes (each list the document holds is cut to
-//!   [`MAX_LIST`] elements before CEL sees it, and a failing result over a cut list is
-//!   `unknown`); no regular expressions (the crate's `regex` feature is off).
+//! - an estimated cost (`cel_cost.rs`) of at most [`MAX_COST`] on the largest document CEL can
+//!   see (`cel_facts.rs`: lists and maps cut at every depth, strings, nesting and the values
+//!   converted bounded); no regular expressions (the crate's `regex` feature is off);
+//! - at a check-in, the estimate on the document at hand is charged to the check-in's budget
+//!   ([`CHECK_IN_BUDGET`], shared by every rule of every policy) before the expression runs; a
+//!   rule it would overrun is `unknown`.
 //!
-//! The worst expression these bounds admit, over lists of the largest size, evaluates in the
-//! time `docs/PERFORMANCE.md` gives (benchmark `cel_worst_case`).
+//! The costliest check-in these bounds admit is measured by `make bench-abuse`
+//! (`docs/PERFORMANCE.md`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use cel::common::ast::Expr;
 use cel::objects::Value as CelValue;
 use cel::{Context, Env, ExecutionError, IdedExpr, Program};
-use serde_json::Value;
 
+use super::cel_cost::{estimate, Sizes};
+pub use super::cel_facts::{
+    worst_sizes, CelFacts, CHECK_IN_BUDGET, MAX_DEPTH, MAX_ITEMS, MAX_STRING, MAX_VALUES,
+};
 use super::check::{self, Found};
 use super::version;
 use crate::facts::Facts;
@@ -45,10 +50,11 @@ use crate::model::DiskScope;
 pub const MAX_EXPR_CHARS: usize = 4096;
 /// Most nodes of an expression once its macros expand.
 pub const MAX_NODES: usize = 2000;
-/// Most elements of any list of the document that an expression sees.
-pub const MAX_LIST: usize = 10_000;
-/// Largest estimated cost.
-pub const MAX_COST: u64 = 300_000;
+/// Largest estimated cost on the largest document ([`worst_sizes`]). Above the check-in's
+/// budget: an expression that fits the budget on the documents devices send is admitted (on a
+/// larger document it is `unknown`), what no document could make affordable (an inner loop over
+/// the document's lists, a scan per element) is refused.
+pub const MAX_COST: u64 = 1_000_000;
 
 /// Why an expression was refused at `add-rule`, with its position when it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +82,15 @@ pub struct CelRule {
     program: Program,
     /// The top-level fields of `facts` it reads (`None`: the whole document).
     fields: Option<Vec<String>>,
+    /// Whether it calls the typed functions (which scan the document's lists).
+    typed: bool,
+}
+
+impl CelRule {
+    /// Its estimated cost with `sizes`.
+    pub fn cost(&self, sizes: &Sizes) -> u64 {
+        estimate(self.program.expression(), sizes)
+    }
 }
 
 /// The standard environment, built once per process.
@@ -86,6 +101,29 @@ fn refused(message: impl Into<String>) -> Refusal {
         message: message.into(),
         position: None,
     }
+}
+
+/// Most compiled expressions kept by a process (a warm function compiles each rule once).
+const CACHED: usize = 512;
+
+/// Compiled, admitted expressions by their text.
+static COMPILED: LazyLock<Mutex<HashMap<String, Arc<CelRule>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// [`compile`], once per process for each expression (a check-in evaluates every rule of its
+/// policies; compiling a 4,096-character expression costs more than running most).
+pub fn compiled(expr: &str) -> Result<Arc<CelRule>, Refusal> {
+    if let Some(rule) = COMPILED.lock().ok().and_then(|c| c.get(expr).cloned()) {
+        return Ok(rule);
+    }
+    let rule = Arc::new(compile(expr)?);
+    if let Ok(mut cache) = COMPILED.lock() {
+        if cache.len() >= CACHED {
+            cache.clear();
+        }
+        cache.insert(expr.to_string(), rule.clone());
+    }
+    Ok(rule)
 }
 
 /// Compiles `expr` and checks its bounds.
@@ -122,10 +160,10 @@ pub fn compile(expr: &str) -> Result<CelRule, Refusal> {
             "a comprehension (all, exists, exists_one, map, filter) inside another one walks a list of the document once per element of another: too costly",
         ));
     }
-    if walk.cost > MAX_COST {
+    let cost = estimate(program.expression(), &worst_sizes());
+    if cost > MAX_COST {
         return Err(refused(format!(
-            "its estimated cost ({}) is over {MAX_COST}: a comprehension's body costs {MAX_LIST} times its size",
-            walk.cost
+            "its estimated cost ({cost}) is over {MAX_COST} on the largest document: a comprehension's body runs for each of up to {MAX_ITEMS} elements, and a membership test (in) or comparison inside it walks its operands each time"
         )));
     }
     if let Some(other) = walk
@@ -140,14 +178,15 @@ pub fn compile(expr: &str) -> Result<CelRule, Refusal> {
     Ok(CelRule {
         program,
         fields: (!walk.whole_facts).then_some(walk.fields),
+        typed: walk.typed,
     })
 }
 
-/// Counts an expression's nodes, comprehension depth and cost, and what of `facts` it reads.
+/// Counts an expression's nodes and comprehension depth, and what of `facts` it reads.
 #[derive(Default)]
 struct Walk {
     nodes: usize,
-    cost: u64,
+    typed: bool,
     max_depth: usize,
     variables: Vec<String>,
     bound: Vec<String>,
@@ -162,6 +201,9 @@ impl Walk {
         let mut size = 1;
         match &e.expr {
             Expr::Call(call) => {
+                self.typed |= super::cel_cost::TYPED
+                    .iter()
+                    .any(|t| *t == call.func_name && *t != "version_at_least");
                 if let Some(target) = &call.target {
                     size += self.visit(target, depth);
                 }
@@ -181,9 +223,6 @@ impl Walk {
                 size += self.visit(&c.accu_init, depth - 1);
                 let body = self.visit(&c.loop_cond, depth) + self.visit(&c.loop_step, depth);
                 size += self.visit(&c.result, depth - 1);
-                self.cost = self
-                    .cost
-                    .saturating_add(body.saturating_mul(MAX_LIST as u64));
                 size += body;
             }
             Expr::Ident(name) => {
@@ -227,65 +266,7 @@ impl Walk {
             }
             Expr::Literal(_) | Expr::Unspecified => {}
         }
-        self.cost = self.cost.saturating_add(1);
         size
-    }
-}
-
-/// The document as CEL sees it, converted once per check-in however many rules read it: each
-/// top-level field the expressions name becomes a CEL value the first time one asks for it
-/// (each list cut to [`MAX_LIST`] elements), and is shared by the rules after.
-pub struct CelFacts<'a> {
-    facts: &'a Arc<Facts>,
-    fields: HashMap<String, (CelValue, bool)>,
-}
-
-impl<'a> CelFacts<'a> {
-    pub fn new(facts: &'a Arc<Facts>) -> Self {
-        CelFacts {
-            facts,
-            fields: HashMap::new(),
-        }
-    }
-
-    /// A top-level field as a CEL value, and whether a list was cut.
-    fn field(&mut self, name: &str) -> Result<(CelValue, bool), String> {
-        if let Some(known) = self.fields.get(name) {
-            return Ok(known.clone());
-        }
-        let converted = match self.facts.get(name) {
-            None => return Ok((CelValue::Null, false)),
-            Some(Value::Array(items)) if items.len() > MAX_LIST => {
-                (cel::to_value(&items[..MAX_LIST]), true)
-            }
-            Some(v) => (cel::to_value(v), false),
-        };
-        let value = converted
-            .0
-            .map_err(|e| format!("the facts could not be given to CEL: {e}"))?;
-        self.fields
-            .insert(name.to_string(), (value.clone(), converted.1));
-        Ok((value, converted.1))
-    }
-
-    /// The `facts` variable of an expression that reads `fields` (`None`: all of them), and
-    /// whether a list was cut.
-    fn document(&mut self, fields: Option<&[String]>) -> Result<(CelValue, bool), String> {
-        let names: Vec<String> = match fields {
-            Some(f) => f.to_vec(),
-            None => self.facts.names().into_iter().map(str::to_string).collect(),
-        };
-        let mut map = HashMap::with_capacity(names.len());
-        let mut cut = false;
-        for name in names {
-            if self.facts.get(&name).is_none() {
-                continue;
-            }
-            let (value, was_cut) = self.field(&name)?;
-            cut |= was_cut;
-            map.insert(name, value);
-        }
-        Ok((CelValue::from(map), cut))
     }
 }
 
@@ -364,17 +345,35 @@ pub fn evaluate(rule: &CelRule, facts: &Arc<Facts>) -> Found {
     evaluate_with(rule, &mut CelFacts::new(facts))
 }
 
-/// [`evaluate`] with the document's conversion shared by the rules of one evaluation.
+/// The estimated cost of `rule` on the document `converted` holds (the fields it reads are
+/// converted first, as [`evaluate_with`] would): what a check-in charges for it.
+pub fn cost_on(rule: &CelRule, converted: &mut CelFacts<'_>) -> u64 {
+    let (_, _, sizes) = converted.document(rule.fields.as_deref(), rule.typed);
+    rule.cost(&sizes)
+}
+
+/// [`evaluate`] with the document's conversion, and the check-in's budget, shared by the
+/// rules of one check-in: the expression's cost on this document is charged before it runs,
+/// and a rule the budget cannot pay for is unknown.
 pub fn evaluate_with(rule: &CelRule, converted: &mut CelFacts<'_>) -> Found {
     let unknown = |why: String| Found {
         pass: None,
         seen: why,
         over_list: true,
     };
-    let (value, cut) = match converted.document(rule.fields.as_deref()) {
-        Ok(v) => v,
-        Err(e) => return unknown(e),
-    };
+    let (value, cut, sizes) = converted.document(rule.fields.as_deref(), rule.typed);
+    let cost = rule.cost(&sizes);
+    if !converted.charge(cost) {
+        tracing::warn!(
+            event = "cel_budget_spent",
+            cost,
+            left = converted.budget_left(),
+            "a CEL rule was not run: the check-in's budget is spent"
+        );
+        return unknown(format!(
+            "not evaluated: its cost on this document ({cost}) is over what is left of the check-in's budget"
+        ));
+    }
     let mut ctx = Context::with_env(ENV.clone());
     if let Err(e) = add_functions(&mut ctx, converted.facts) {
         return unknown(e);
@@ -382,7 +381,7 @@ pub fn evaluate_with(rule: &CelRule, converted: &mut CelFacts<'_>) -> Found {
     ctx.add_variable_from_value("facts", value);
     match rule.program.execute(&ctx) {
         Ok(CelValue::Bool(pass)) => Found {
-            // A false over a list that was cut may be true of the whole list: unknown.
+            // A false over a document that was cut may be true of the whole: unknown.
             pass: if !pass && cut { None } else { Some(pass) },
             seen: if pass { "true" } else { "false" }.into(),
             over_list: true,

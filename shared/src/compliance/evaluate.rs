@@ -14,8 +14,23 @@ use crate::model::{
     UnknownAs, Verdict,
 };
 
-/// One rule on the document (`converted`: the document as CEL rules see it, shared by them).
+/// One rule on the document (`converted`: the document as CEL rules see it, and the
+/// check-in's budget, shared by them). The rules that scan the document's lists (software,
+/// process, disks) charge their scan to the budget as CEL rules do.
 fn check_rule(rule: &Rule, facts: &Arc<Facts>, converted: &mut cel::CelFacts<'_>) -> Found {
+    if matches!(
+        rule.kind,
+        RuleKind::Software { .. } | RuleKind::Process { .. } | RuleKind::DiskEncryption { .. }
+    ) {
+        let cost = converted.scan();
+        if !converted.charge(cost) {
+            return Found {
+                pass: None,
+                seen: "not evaluated: the check-in's budget is spent".into(),
+                over_list: true,
+            };
+        }
+    }
     match &rule.kind {
         RuleKind::OsFamily { allow } => check::os_family(facts, allow),
         RuleKind::OsVersion { family, min } => check::os_version(facts, family, min),
@@ -25,7 +40,7 @@ fn check_rule(rule: &Rule, facts: &Arc<Facts>, converted: &mut cel::CelFacts<'_>
             check::software(facts, name, min_version.as_deref())
         }
         RuleKind::Process { name } => check::process(facts, name),
-        RuleKind::Cel { expr } => match cel::compile(expr) {
+        RuleKind::Cel { expr } => match cel::compiled(expr) {
             Ok(program) => cel::evaluate_with(&program, converted),
             // Admitted at add-rule; refused now only if the bounds changed since.
             Err(refusal) => Found {
@@ -67,12 +82,32 @@ pub fn evaluate(
     now: UnixTime,
     previous: Option<&Evaluation>,
 ) -> Evaluation {
-    let mut converted = cel::CelFacts::new(facts);
+    evaluate_in(
+        policy,
+        &mut cel::CelFacts::new(facts),
+        truncated,
+        facts_at,
+        now,
+        previous,
+    )
+}
+
+/// [`evaluate`] with the document as CEL sees it, and the budget, shared with the other
+/// policies of one check-in.
+pub fn evaluate_in(
+    policy: &Policy,
+    converted: &mut cel::CelFacts<'_>,
+    truncated: bool,
+    facts_at: UnixTime,
+    now: UnixTime,
+    previous: Option<&Evaluation>,
+) -> Evaluation {
+    let facts = converted.facts;
     let rules: Vec<RuleResult> = policy
         .rules
         .iter()
         .map(|rule| {
-            let found = check_rule(rule, facts, &mut converted);
+            let found = check_rule(rule, facts, converted);
             let verdict = verdict(&found, truncated);
             let failing_since = failing(verdict, rule.unknown).then(|| {
                 previous

@@ -6,6 +6,8 @@
 //! | `version.rs` | the contract's version comparison | all |
 //! | `check.rs` | the typed evaluator: each built-in rule kind over a facts document | feature `policy` |
 //! | `cel.rs` | `cel` rules: compiled with bounded cost, their functions the typed checks | feature `policy` |
+//! | `cel_cost.rs` | the bound on a CEL expression's work, from its syntax and the document's sizes | feature `policy` |
+//! | `cel_facts.rs` | the document as CEL sees it (cut at every depth), and the check-in's budget | feature `policy` |
 //! | `evaluate.rs` | a policy on a document, with grace clocks carried over | feature `policy` |
 //! | `rules.rs` | rules as operators write them: validation and default titles | feature `policy` |
 //! | `admin.rs` | operator operations: versions, stages, the dry run, re-evaluation | feature `policy` |
@@ -21,6 +23,10 @@ pub mod version;
 
 #[cfg(feature = "policy")]
 pub mod cel;
+#[cfg(feature = "policy")]
+pub mod cel_cost;
+#[cfg(feature = "policy")]
+mod cel_facts;
 #[cfg(feature = "policy")]
 pub mod check;
 #[cfg(feature = "policy")]

@@ -76,6 +76,12 @@ impl FunctionConfig {
                     1,
                     1000,
                 )? as u32,
+                check_ins_per_minute: number(
+                    "CHECK_INS_PER_MINUTE",
+                    defaults.check_ins_per_minute.into(),
+                    1,
+                    1000,
+                )? as u32,
             },
             sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
             assertion_key: get("ASSERTION_KEY_ID").filter(|k| !k.is_empty()),

@@ -139,6 +139,13 @@ impl Facts {
         self.fields.iter().map(|f| f.name.as_str()).collect()
     }
 
+    /// Each top-level field's name and raw text (of duplicates, the last), in name order.
+    pub(super) fn fields_raw(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields
+            .iter()
+            .map(|f| (f.name.as_str(), &self.text[f.span.clone()]))
+    }
+
     /// The whole document as JSON (fields serde_json cannot represent left out).
     pub fn to_value(&self) -> Value {
         let map: Map<String, Value> = self

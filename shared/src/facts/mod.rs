@@ -6,11 +6,17 @@
 //! `serial`. Bodies up to [`MAX_FACTS_BODY`] (2 MiB) are accepted and never refused for size.
 //!
 //! A DynamoDB item holds at most 400 KB, so the snapshot is stored deflate-compressed. If it
-//! still exceeds [`MAX_STORED_FACTS`], a bounded subset is stored and marked truncated: first
-//! every process is named by its program alone (its command line dropped), then the longest
-//! list loses entries from its end until the document fits.
+//! still exceeds [`MAX_STORED_FACTS`], a bounded subset is stored and marked truncated
+//! (`reduce.rs`): first every process is named by its program alone (its command line
+//! dropped), then the longest lists lose entries from their end until the document fits. The
+//! reduction works on the text by bytes, in one pass, to a size the start of the document
+//! predicts will fit; at most three compressions in all, each stopped as soon as its output
+//! passes the limit, whatever the document.
 
-use miniz_oxide::deflate::compress_to_vec;
+use miniz_oxide::deflate::core::{
+    compress as deflate, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush,
+    TDEFLStatus,
+};
 use miniz_oxide::inflate::decompress_to_vec_with_limit;
 use serde_json::Value;
 
@@ -19,6 +25,7 @@ use crate::error::CoreError;
 mod document;
 mod lenient;
 mod program;
+mod reduce;
 
 pub use document::{Facts, NotFacts, Package};
 pub use program::program;
@@ -28,11 +35,15 @@ pub const MAX_FACTS_BODY: usize = 2 * 1024 * 1024;
 /// Largest compressed snapshot stored: a DynamoDB item is at most 400 KB, and the snapshot's
 /// other attributes and names take well under the remaining margin.
 pub const MAX_STORED_FACTS: usize = 350 * 1024;
-/// Deflate level: 6 is zlib's default balance of speed and size.
-const LEVEL: u8 = 6;
-/// Most rounds of list trimming before giving up on the lists (each round drops a quarter of
-/// the longest list, so 64 rounds empty any list a 2 MiB body can hold many times over).
-const MAX_TRIM_ROUNDS: usize = 64;
+/// Deflate level: 1, the fastest (a desktop's 1.5 MiB compresses to well under the limit at
+/// any level; level 6 took several times as long on crafted documents).
+const LEVEL: i32 = 1;
+/// What a reduced document aims at, of [`MAX_STORED_FACTS`]: a margin for a subset that
+/// compresses a little worse than the whole.
+const AIM_PERCENT: usize = 90;
+/// A text of at most this many bytes fits compressed whatever it holds: deflate adds 5 bytes
+/// per stored block of up to 64 KiB to an incompressible input.
+const FITS_ANYWAY: usize = MAX_STORED_FACTS - 1024;
 
 /// A facts document ready to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,56 +87,67 @@ pub fn parse(body: &[u8]) -> Result<Facts, CoreError> {
     Ok(facts)
 }
 
-fn compress(text: &str) -> Vec<u8> {
-    compress_to_vec(text.as_bytes(), LEVEL)
+/// `text` deflated, if that fits in [`MAX_STORED_FACTS`] bytes; otherwise how many bytes of
+/// `text` had been taken when the output passed the limit (the compression stops there: a
+/// document that does not fit costs the compression of what does, not of all of it).
+fn compress(text: &str) -> Result<Vec<u8>, usize> {
+    let mut compressor = CompressorOxide::new(create_comp_flags_from_zip_params(LEVEL, 0, 0));
+    let mut out = vec![0u8; MAX_STORED_FACTS + 1];
+    let (mut taken, mut written) = (0, 0);
+    let input = text.as_bytes();
+    let result = loop {
+        let (status, bytes_in, bytes_out) = deflate(
+            &mut compressor,
+            &input[taken..],
+            &mut out[written..],
+            TDEFLFlush::Finish,
+        );
+        taken += bytes_in;
+        written += bytes_out;
+        match status {
+            TDEFLStatus::Done if written <= MAX_STORED_FACTS => {
+                out.truncate(written);
+                break Ok(out);
+            }
+            TDEFLStatus::Okay if written < out.len() && bytes_in + bytes_out > 0 => continue,
+            // The output is full (over the limit), or the compressor stopped: does not fit.
+            _ => break Err(taken.max(1)),
+        }
+    };
+    #[cfg(test)]
+    tests::COMPRESSED.with(|c| c.set(c.get() + taken));
+    result
 }
 
 /// Compresses `facts` for storage (its text as the device sent it), reducing it to a bounded
-/// subset if it does not fit.
+/// subset if it does not fit: at most three compressions, each stopped as soon as its output
+/// passes the limit (the whole; a subset of the size the whole's start predicts; if that subset
+/// compressed worse, one small enough to fit anyway).
 pub fn store(facts: &Facts) -> StoredFacts {
-    let deflate = compress(facts.text());
-    if deflate.len() <= MAX_STORED_FACTS {
-        return StoredFacts {
-            deflate,
-            truncated: false,
-        };
-    }
-    // Compact, it may fit whole.
-    let mut facts = facts.to_value();
-    let deflate = compress(&facts.to_string());
-    if deflate.len() <= MAX_STORED_FACTS {
-        return StoredFacts {
-            deflate,
-            truncated: false,
-        };
-    }
-    drop_command_lines(&mut facts);
-    let mut deflate = compress(&facts.to_string());
-    let mut rounds = 0;
-    while deflate.len() > MAX_STORED_FACTS && rounds < MAX_TRIM_ROUNDS {
-        if !trim_longest_list(&mut facts) {
-            break;
+    let text = facts.text();
+    let taken = match compress(text) {
+        Ok(deflate) => {
+            return StoredFacts {
+                deflate,
+                truncated: false,
+            }
         }
-        deflate = compress(&facts.to_string());
-        rounds += 1;
+        Err(taken) => taken,
+    };
+    // `taken` bytes of the text made MAX_STORED_FACTS compressed: a subset of about that many
+    // (a margin below) fits, if it compresses as the start of the document did.
+    let predicted = taken / 100 * AIM_PERCENT;
+    let (reduced, truncated) = reduce::reduce(facts, predicted.max(FITS_ANYWAY));
+    if let Ok(deflate) = compress(&reduced) {
+        return StoredFacts { deflate, truncated };
     }
-    if deflate.len() > MAX_STORED_FACTS {
-        // No list left to trim (one huge scalar, say): keep what identifies the device.
-        let kept: serde_json::Map<String, Value> = facts
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| matches!(k.as_str(), "hardware" | "os"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        facts = Value::Object(kept);
-        deflate = compress(&facts.to_string());
-        if deflate.len() > MAX_STORED_FACTS {
-            deflate = compress("{}");
-        }
-    }
+    let (reduced, _) = reduce::reduce(facts, FITS_ANYWAY);
     StoredFacts {
-        deflate,
+        // Incompressible, this many bytes still fit (deflate's stored blocks add 5 bytes in
+        // 64 KiB); `{}` if even that failed.
+        deflate: compress(&reduced)
+            .or_else(|_| compress("{}"))
+            .unwrap_or_default(),
         truncated: true,
     }
 }
@@ -138,59 +160,84 @@ pub fn load(deflate: &[u8]) -> Option<Facts> {
     Facts::index(String::from_utf8(json).ok()?).ok()
 }
 
-/// Names every process by its program only (the first word of its command line).
-fn drop_command_lines(facts: &mut Value) {
-    let Some(processes) = facts.get_mut("processes").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for p in processes {
-        if let Some(name) = p.get_mut("name") {
-            if let Some(program) = name
-                .as_str()
-                .and_then(|n| n.split_whitespace().next())
-                .map(str::to_string)
-            {
-                *name = Value::String(program);
-            }
-        }
-    }
-}
-
-/// Drops the last quarter (at least one entry) of the longest top-level list, or of the
-/// network's interfaces. `false` if every list is empty.
-fn trim_longest_list(facts: &mut Value) -> bool {
-    let Some(map) = facts.as_object_mut() else {
-        return false;
-    };
-    let mut longest: Option<&mut Vec<Value>> = None;
-    for (key, value) in map.iter_mut() {
-        let list = match value {
-            Value::Array(list) => Some(list),
-            Value::Object(inner) if key == "network" => {
-                inner.get_mut("interfaces").and_then(Value::as_array_mut)
-            }
-            _ => None,
-        };
-        if let Some(list) = list {
-            if !list.is_empty() && longest.as_ref().is_none_or(|l| list.len() > l.len()) {
-                longest = Some(list);
-            }
-        }
-    }
-    match longest {
-        Some(list) => {
-            let keep = list.len() - (list.len() / 4).max(1);
-            list.truncate(keep);
-            true
-        }
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Bytes given to deflate on this thread.
+        pub(super) static COMPRESSED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// `store` of `facts`, and how many bytes it compressed in all.
+    fn store_counted(facts: &Facts) -> (StoredFacts, usize) {
+        COMPRESSED.with(|c| c.set(0));
+        let stored = store(facts);
+        (stored, COMPRESSED.with(Cell::get))
+    }
+
+    #[test]
+    fn any_document_is_reduced_with_at_most_about_three_times_its_size_compressed() {
+        // The documents that made the old reduction re-serialise and deflate 2 MiB up to 64
+        // times: many short lists, lists of lists, one long list of incompressible entries, a
+        // wide map, deep nesting, a pretty-printed desktop.
+        let near = MAX_FACTS_BODY - 64;
+        let mut many_lists = String::from("{");
+        let mut i = 0;
+        while many_lists.len() < near - 400 {
+            many_lists.push_str(&format!("\"l{i}\":[\"{}\"],", noise(i, 24)));
+            i += 1;
+        }
+        many_lists.push_str("\"end\":0}");
+        let nested: Vec<Value> = (0..9000)
+            .map(|i| json!([[noise(i, 60)], [noise(i + 1, 60)], {"k": [noise(i + 2, 40)]}]))
+            .collect();
+        let incompressible: Vec<Value> = (0..14_000).map(|i| json!(noise(i, 140))).collect();
+        let wide: serde_json::Map<String, Value> = (0..30_000)
+            .map(|i| (noise(i, 16), json!(noise(i + 7, 40))))
+            .collect();
+        let mut deep = String::new();
+        for _ in 0..100 {
+            deep.push('[');
+        }
+        deep.push_str(&format!("\"{}\"", noise(3, 1_000_000)));
+        for _ in 0..100 {
+            deep.push(']');
+        }
+        let processes: Vec<Value> = (0..3000)
+            .map(|i| json!({"id": i, "name": format!("/usr/bin/p{i} {}", noise(i, 500))}))
+            .collect();
+        let pretty = serde_json::to_string_pretty(
+            &json!({"hardware": {"serial": "S"}, "processes": processes}),
+        )
+        .unwrap();
+        let documents = [
+            many_lists,
+            json!({"nested": nested}).to_string(),
+            json!({"software": incompressible, "os": {"family": "linux"}}).to_string(),
+            json!({"wide": wide}).to_string(),
+            format!("{{\"deep\":{deep}}}"),
+            pretty,
+        ];
+        for text in documents {
+            assert!(text.len() <= MAX_FACTS_BODY, "{}", text.len());
+            let facts = parse(text.as_bytes()).expect("a facts document");
+            let (stored, compressed) = store_counted(&facts);
+            assert!(stored.deflate.len() <= MAX_STORED_FACTS);
+            assert!(stored.truncated, "{} bytes stored whole", text.len());
+            assert!(
+                compressed <= 2 * text.len() + MAX_STORED_FACTS,
+                "{compressed} bytes compressed for a document of {}",
+                text.len()
+            );
+            assert!(
+                load(&stored.deflate).is_some(),
+                "the reduced document loads"
+            );
+        }
+    }
 
     #[test]
     fn every_top_level_field_is_optional_and_hardware_may_be_null() {

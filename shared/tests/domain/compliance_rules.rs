@@ -306,7 +306,7 @@ fn cel_refuses_syntax_errors_with_their_position_and_costly_expressions() {
 
 #[test]
 fn a_list_longer_than_cel_sees_makes_false_unknown() {
-    let mut processes: Vec<Value> = (0..cel::MAX_LIST + 5)
+    let mut processes: Vec<Value> = (0..cel::MAX_ITEMS + 5)
         .map(|i| json!({"id": i, "name": format!("/bin/p{i}")}))
         .collect();
     processes.push(json!({"id": 1, "name": "/usr/bin/late"}));

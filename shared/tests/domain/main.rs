@@ -7,8 +7,10 @@ mod common;
 #[path = "../contract/mod.rs"]
 mod contract;
 
+mod abuse_limits;
 mod agent_rules;
 mod assertion_once;
+mod cel_bounds;
 mod compliance_rules;
 mod decision_table;
 mod denial_reasons;

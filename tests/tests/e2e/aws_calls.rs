@@ -397,14 +397,25 @@ async fn agent_routes_stay_within_budget() {
     assert_eq!(calls, ["GetItem", "GetItem", "Query"]);
     assert!(kms.calls().is_empty(), "{:?}", kms.calls());
 
-    // check_in/: the same three reads, then the snapshot and its audit record written together
-    // (two parallel PutItems: the audit record adds no round trip).
+    // check_in/: the same three reads with the device's check-in counter beside the device and
+    // connector (the limit adds no round trip), then the snapshot and its audit record written
+    // together (two parallel PutItems: the audit record adds no round trip).
     ddb.reset();
     let (reply, _) = agent.handle(check_in(&device.token)).await;
     assert_eq!(reply.status, 204, "{}", reply.body);
     let mut calls = ddb.calls();
     calls.sort();
-    assert_eq!(calls, ["GetItem", "GetItem", "PutItem", "PutItem", "Query"]);
+    assert_eq!(
+        calls,
+        [
+            "GetItem",
+            "GetItem",
+            "PutItem",
+            "PutItem",
+            "Query",
+            "UpdateItem"
+        ]
+    );
 
     // auth_ia/: the token index, then device, connector and the rate counter together, then
     // the stage and connector of the plan and the plan itself: the limit adds no round trip.
@@ -470,8 +481,45 @@ async fn a_posture_policy_adds_one_round_to_check_in_only() {
             "PutItem",
             "PutItem",
             "Query",
-            "TransactWriteItems"
+            "TransactWriteItems",
+            "UpdateItem"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_check_in_spends_nothing_but_its_counter() {
+    let w = world("CHECK-IN-LIMIT").await;
+    let (device, ddb, kms) = (&w.device, &w.ddb, &w.kms);
+    let agent = agent_app(&w);
+    // Up to the limit (a minute may turn once: then up to twice as many are accepted).
+    let mut refused = false;
+    for _ in 0..41 {
+        let (reply, _) = agent.handle(check_in(&device.token)).await;
+        if reply.status == 429 {
+            refused = true;
+            break;
+        }
+        assert_eq!(reply.status, 204, "{}", reply.body);
+    }
+    assert!(refused, "the limit refused a check-in");
+    // Past the limit: the token, the device and connector beside the counter, and (at most
+    // once a minute, already spent by the refusal above) the refusal's counter and record.
+    // Nothing is evaluated, stored or signed.
+    ddb.reset();
+    kms.reset();
+    let (reply, _) = agent.handle(check_in(&device.token)).await;
+    if reply.status == 204 {
+        return; // The minute turned just now: the window is new.
+    }
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(kms.calls().is_empty(), "{:?}", kms.calls());
+    let mut calls = ddb.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["GetItem", "GetItem", "Query", "UpdateItem", "UpdateItem"],
+        "no PutItem: no snapshot, no evaluation, no second audit record this minute"
     );
 }
 

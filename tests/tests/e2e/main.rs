@@ -3,6 +3,7 @@
 //! `faults.rs` and `kms_faults.rs` stay binaries of their own: they count the functions' shared
 //! log or stop the emulator, so nothing else may run beside them.
 
+mod abuse_limits;
 mod agent_api;
 mod assertions;
 mod aws_calls;
