@@ -63,6 +63,8 @@ lint() {
   step "the core's layers and import graph, as docs/ARCHITECTURE.md shows it (scripts/layers.py); test targets (scripts/check-test-targets.py)"
   python3 scripts/layers.py --doc >/dev/null
   python3 scripts/check-test-targets.py
+  step "every test and path the docs cite exists (scripts/check-doc-refs.py)"
+  python3 scripts/check-doc-refs.py
   step "the Python tools and the template and route checks (started in the background)"
   # The compile is done: the background jobs get a full share of the CPU again, so that other
   # load on the machine cannot starve them (needs root, as CI and the dev machines are).

@@ -1,5 +1,6 @@
-//! Our improvements over the reference (each numbered as in PROTOCOL.md) and hostile responses,
-//! over the in-memory store with deterministic time.
+//! Our improvements over the reference, numbered as in the protocol notes beside the repository
+//! (`../shared/reference/PROTOCOL.md`, "Known weaknesses of the reference that we improve"), and
+//! hostile responses, over the in-memory store with deterministic time.
 
 use crate::common::{denied, forge, is_retry, passed, Fx, KEY, T0};
 use endpoint_core::model::{Device, DeviceToken, PlanStatus, StageMode};
