@@ -97,7 +97,13 @@ tests() {
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
   step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, the suites that stop the emulator (on the second stack), authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
   # Four at once: most of their time is waiting on HTTP, the emulators and the browser.
-  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser >target/setup/pytest.log 2>&1 & pytest_pid=$!
+  # The page-for-people suite (every state in two languages, screenshots, axe-core) in a pytest
+  # of its own beside the others: most of either is waiting on the browser and the stack.
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser \
+    --ignore tests/browser/test_page_for_people.py \
+    >target/setup/pytest.log 2>&1 & pytest_pid=$!
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=4 tests/browser/test_page_for_people.py \
+    >target/setup/pytest-people.log 2>&1 & people_pid=$!
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
   cargo test --workspace --all-features --locked --test e2e >target/setup/e2e.log 2>&1 & e2e_pid=$!
@@ -109,6 +115,8 @@ tests() {
   grep -E "^test result|^running" target/setup/own-stack.log
   wait_for "$pytest_pid" "the Python suites (pytest)" target/setup/pytest.log
   tail -n 3 target/setup/pytest.log
+  wait_for "$people_pid" "the page-for-people browser suite (pytest)" target/setup/pytest-people.log
+  tail -n 3 target/setup/pytest-people.log
 }
 
 long() {

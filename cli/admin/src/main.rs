@@ -4,6 +4,7 @@
 //! Secrets (device token keys, enrollment token keys) are printed once on stdout, never logged.
 
 mod cli;
+mod clock;
 mod commands;
 mod device_args;
 mod error;

@@ -1,8 +1,9 @@
 //! What a command prints (one value per line, or one JSON object with `--json`), the audit
 //! record of what it changed, and who the operator is.
 
+use crate::clock::OperatorClock;
 use endpoint_core::audit::{AuditEvent, AuditKind, Caller};
-use endpoint_core::ports::{random_alnum, Clock, SystemClock, SystemRandom};
+use endpoint_core::ports::{random_alnum, Clock, SystemRandom};
 use serde_json::{json, Value};
 
 /// What a command prints, and the audit record of what it changed.
@@ -34,7 +35,7 @@ impl Output {
 pub fn audit(kind: AuditKind) -> AuditEvent {
     AuditEvent::new(
         kind,
-        SystemClock.now(),
+        OperatorClock::from_env().unwrap_or_default().now(),
         &random_alnum(&SystemRandom, 8),
         String::new(),
         &Caller::UNKNOWN,

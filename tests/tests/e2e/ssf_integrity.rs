@@ -66,6 +66,61 @@ async fn a_lock_stamped_by_an_operator_clock_ten_minutes_slow_reaches_a_stream_p
     );
 }
 
+/// The same through the operator's CLI itself: `endpoint-admin device lock` and `unlock` on a
+/// workstation whose clock is ten minutes slow (`ENDPOINT_ADMIN_CLOCK_SKEW=-600`) reach a
+/// stream that already delivered and acknowledged later-stamped events of the device.
+#[tokio::test]
+async fn the_cli_on_a_workstation_ten_minutes_slow_locks_and_unlocks_and_both_reach_the_stream() {
+    let s = Stack::connect().await;
+    let r = receiver(&s, "https://slow-cli.example");
+    let stream = poll_stream(&r);
+    let (_, serial, device_id, device) = s.firewall_device("SLOWCLI").await;
+    for enabled in [true, false] {
+        s.check_in_firewall(&device, enabled);
+    }
+    assert_eq!(of_device(&r.drain(&stream), &device_id).len(), 1);
+    let admin = std::env::var("STACK_ADMIN").expect("run through make test (STACK_ADMIN)");
+    for args in [
+        ["device", "lock", serial.as_str()],
+        ["device", "unlock", serial.as_str()],
+    ] {
+        let out = std::process::Command::new(&admin)
+            .args(args)
+            .env("ENDPOINT_ADMIN_CLOCK_SKEW", "-600")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = r.drain(&stream);
+    let changes = of_device(&got, &device_id);
+    assert_eq!(
+        changes.len(),
+        2,
+        "the lock and the unlock are delivered: {got:?}"
+    );
+    for c in &changes {
+        assert_eq!(c["events"][CAEP]["initiating_entity"], "admin");
+        // Stamped by the slow workstation: ten minutes before the events already delivered.
+        assert!(
+            c["events"][CAEP]["event_timestamp"].as_i64().unwrap() <= now() - 590,
+            "{c}"
+        );
+    }
+    // An unreadable skew is refused (exit 1, one line naming the variable), nothing written.
+    let out = std::process::Command::new(&admin)
+        .args(["device", "lock", serial.as_str()])
+        .env("ENDPOINT_ADMIN_CLOCK_SKEW", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ENDPOINT_ADMIN_CLOCK_SKEW"));
+    assert!(of_device(&r.drain(&stream), &device_id).is_empty());
+}
+
 #[tokio::test]
 async fn two_writers_committing_out_of_order_are_both_delivered_over_dynamodb() {
     let s = Stack::connect().await;

@@ -1,11 +1,12 @@
 //! `endpoint-admin connector ...`: connectors, their challenge keys and settings.
 
+use crate::clock::OperatorClock;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::admin::{self, KeyRollout, NewConnector};
 use endpoint_core::audit::AuditKind;
 use endpoint_core::model::Connector;
-use endpoint_core::ports::{Clock, Directory, SystemClock, SystemRandom};
+use endpoint_core::ports::{Clock, Directory, SystemRandom};
 use serde_json::{json, Value};
 
 use crate::cli::ConnectorCommand;
@@ -16,7 +17,7 @@ pub(crate) async fn connector(
     cmd: &ConnectorCommand,
     store: &DynamoStore,
     signer: &KmsSigner,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     rng: &SystemRandom,
     sealing_configured: bool,
 ) -> Result<Output, AdminError> {
@@ -85,7 +86,7 @@ async fn change(
     cmd: &ConnectorCommand,
     store: &DynamoStore,
     signer: &KmsSigner,
-    clock: &SystemClock,
+    clock: &OperatorClock,
 ) -> Result<Output, AdminError> {
     let shown = |c: Connector| Output {
         plain: connector_line(&c),

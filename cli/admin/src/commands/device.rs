@@ -1,13 +1,14 @@
 //! `endpoint-admin device ...`: devices, their tokens and facts.
 
+use crate::clock::OperatorClock;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::admin;
 use endpoint_core::audit::AuditKind;
 use endpoint_core::compliance::assess::assess;
 use endpoint_core::facts;
 use endpoint_core::model::{Device, DeviceLock, Evaluation, PolicyRef, Verdict, WhenUnknown};
+use endpoint_core::ports::SystemRandom;
 use endpoint_core::ports::{Clock, DeviceStore, Directory};
-use endpoint_core::ports::{SystemClock, SystemRandom};
 use serde_json::{json, Value};
 
 use crate::device_args::DeviceCommand;
@@ -17,7 +18,7 @@ use crate::output::{audit, Output};
 pub(crate) async fn device(
     cmd: &DeviceCommand,
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     rng: &SystemRandom,
 ) -> Result<Output, AdminError> {
     let now = clock.now();
@@ -71,7 +72,7 @@ pub(crate) async fn device(
 async fn change(
     cmd: &DeviceCommand,
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     rng: &SystemRandom,
 ) -> Result<Output, AdminError> {
     let now = clock.now();
@@ -161,7 +162,7 @@ fn lock_json(lock: Option<&DeviceLock>) -> Value {
             "since": l.since,
             "until": l.until,
             "reason": l.reason,
-            "held": l.holds_at(SystemClock.now()),
+            "held": l.holds_at(OperatorClock::from_env().unwrap_or_default().now()),
         }),
         None => Value::Null,
     }

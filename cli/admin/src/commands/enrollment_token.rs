@@ -1,11 +1,12 @@
 //! `endpoint-admin enrollment-token ...`: the tokens agents enroll with.
 
+use crate::clock::OperatorClock;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::admin;
 use endpoint_core::audit::AuditKind;
 use endpoint_core::model::{is_expired, EnrollmentToken};
 use endpoint_core::ports::Clock;
-use endpoint_core::ports::{SystemClock, SystemRandom};
+use endpoint_core::ports::SystemRandom;
 use serde_json::{json, Value};
 
 use crate::cli::{EnrollmentTokenCommand, Expiry};
@@ -15,7 +16,7 @@ use crate::output::{audit, date, Output};
 pub(crate) async fn enrollment_token(
     cmd: &EnrollmentTokenCommand,
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     rng: &SystemRandom,
 ) -> Result<Output, AdminError> {
     let now = clock.now();

@@ -7,12 +7,13 @@ mod enrollment_token;
 mod policy;
 mod stage;
 
+use crate::clock::OperatorClock;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::{DynamoStore, RotationReport};
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::audit::{AuditKind, AuditQuery};
-use endpoint_core::ports::{record_audit, AuditLog, Clock, SignalStore, SystemClock, SystemRandom};
+use endpoint_core::ports::{record_audit, AuditLog, Clock, SignalStore, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::ssf;
 use serde_json::json;
@@ -130,7 +131,7 @@ async fn execute(
     signer: &KmsSigner,
 ) -> Result<Output, AdminError> {
     let rng = SystemRandom;
-    let clock = SystemClock;
+    let clock = OperatorClock::from_env().map_err(AdminError::Usage)?;
     match &args.command {
         Command::Init => init(args, store).await,
         Command::Migrate => migrate(store).await,
@@ -156,7 +157,7 @@ async fn execute(
 async fn receiver(
     cmd: &ReceiverCommand,
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     rng: &SystemRandom,
 ) -> Result<Output, AdminError> {
     match cmd {
@@ -245,7 +246,7 @@ async fn audit_list(cmd: &Command, store: &DynamoStore) -> Result<Output, AdminE
     else {
         return Err(AdminError::Usage("not an audit command".into()));
     };
-    let clock = SystemClock;
+    let clock = OperatorClock::from_env().map_err(AdminError::Usage)?;
     let now = clock.now();
     let query = AuditQuery {
         since: now - since,

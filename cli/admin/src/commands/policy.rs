@@ -2,13 +2,14 @@
 
 use std::io::Read;
 
+use crate::clock::OperatorClock;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::audit::AuditKind;
 use endpoint_core::compliance::admin;
 use endpoint_core::compliance::assess::{duration_label, enforcement_label};
 use endpoint_core::compliance::rules::NewRule;
 use endpoint_core::model::{Evaluation, Policy, Rule};
-use endpoint_core::ports::{Clock, Directory, SystemClock, SystemRandom};
+use endpoint_core::ports::{Clock, Directory, SystemRandom};
 use serde_json::{json, Value};
 
 use crate::error::AdminError;
@@ -109,7 +110,7 @@ fn read_facts(path: &std::path::Path) -> Result<Vec<u8>, AdminError> {
 pub(crate) async fn policy(
     cmd: PolicyCommand,
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     rng: &SystemRandom,
 ) -> Result<Output, AdminError> {
     match cmd {
@@ -181,7 +182,7 @@ pub(crate) async fn policy(
 /// `policy test`: the dry run on a device's stored facts or on a document.
 async fn test(
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     policy: &str,
     device: Option<String>,
     facts: Option<std::path::PathBuf>,
@@ -203,7 +204,7 @@ async fn test(
 /// `policy reevaluate`: every device's stored facts, paged, progress on stderr.
 async fn reevaluate(
     store: &DynamoStore,
-    clock: &SystemClock,
+    clock: &OperatorClock,
     policy: &str,
     page_size: u32,
     after: Option<String>,
