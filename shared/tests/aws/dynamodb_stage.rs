@@ -322,27 +322,14 @@ async fn dynamo_streams_keep_the_contract() {
 /// through the store, and survives a rotation of the data key.
 #[tokio::test]
 async fn dynamo_a_push_streams_authorization_header_is_sealed_at_rest() {
-    use endpoint_core::model::{DeliveryMethod, Stream, StreamStatus};
+    use endpoint_core::model::{DeliveryMethod, Stream};
     use endpoint_core::ports::SignalStore;
     let store = fresh_store().await;
     let stream = Stream {
-        id: "sealed".into(),
-        receiver: "r".into(),
         method: DeliveryMethod::Push,
         endpoint_url: Some("https://receiver.example/e".into()),
         authorization_header: Some("Bearer the-receivers-secret".into()),
-        events_requested: Vec::new(),
-        description: None,
-        status: StreamStatus::Enabled,
-        status_reason: None,
-        position: 0,
-        version: 0,
-        verification: None,
-        created_at: T0,
-        failures: 0,
-        failing_since: None,
-        last_error: None,
-        next_attempt: None,
+        ..crate::contract::signals::stream("sealed", "r")
     };
     assert!(store.create_stream(&stream, 10).await.unwrap());
     let raw = aws_sdk_dynamodb::Client::new(&config().await)

@@ -12,30 +12,17 @@ use crate::aws_env::{config, fresh_store};
 use crate::common::T0;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::vault::KmsVault;
-use endpoint_core::model::{DeliveryMethod, Stream, StreamStatus};
+use endpoint_core::model::{DeliveryMethod, Stream};
 use endpoint_core::ports::SignalStore;
 
 const HEADER: &str = "Bearer the-receivers-secret";
 
 fn push_stream(id: &str) -> Stream {
     Stream {
-        id: id.into(),
-        receiver: format!("r-{id}"),
         method: DeliveryMethod::Push,
         endpoint_url: Some("https://receiver.example/e".into()),
         authorization_header: Some(HEADER.into()),
-        events_requested: Vec::new(),
-        description: None,
-        status: StreamStatus::Enabled,
-        status_reason: None,
-        position: 0,
-        version: 0,
-        verification: None,
-        created_at: T0,
-        failures: 0,
-        failing_since: None,
-        last_error: None,
-        next_attempt: None,
+        ..crate::contract::signals::stream(id, &format!("r-{id}"))
     }
 }
 

@@ -19,7 +19,7 @@ use endpoint_core::secret::Secret;
 mod assertion;
 mod audit;
 mod rollout;
-mod signals;
+pub mod signals;
 
 pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;

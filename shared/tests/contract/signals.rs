@@ -192,7 +192,8 @@ pub async fn outbox<S: Store>(s: &S) {
     assert!(s.signed_sets("r1", h1 + 1, h2).await.unwrap().is_empty());
 }
 
-fn stream(id: &str, receiver: &str) -> Stream {
+/// A poll stream of `receiver`, enabled, at the start of the log (tests build others from it).
+pub fn stream(id: &str, receiver: &str) -> Stream {
     Stream {
         id: id.into(),
         receiver: receiver.into(),
