@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use crate::cli::parse_duration;
+use crate::parsers::parse_duration;
 
 #[derive(Subcommand, Debug)]
 pub enum DeviceCommand {

@@ -9,6 +9,7 @@ mod commands;
 mod device_args;
 mod error;
 mod output;
+mod parsers;
 mod policy_args;
 
 use clap::Parser;

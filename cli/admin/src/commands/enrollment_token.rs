@@ -9,9 +9,10 @@ use endpoint_core::ports::Clock;
 use endpoint_core::ports::SystemRandom;
 use serde_json::{json, Value};
 
-use crate::cli::{EnrollmentTokenCommand, Expiry};
+use crate::cli::EnrollmentTokenCommand;
 use crate::error::AdminError;
 use crate::output::{audit, date, Output};
+use crate::parsers::Expiry;
 
 pub(crate) async fn enrollment_token(
     cmd: &EnrollmentTokenCommand,

@@ -18,10 +18,11 @@ use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::ssf;
 use serde_json::json;
 
-use crate::cli::{parse_challenge_spec, Args, AuditCommand, Command, KeyCommand, SealingCommand};
+use crate::cli::{Args, AuditCommand, Command, KeyCommand, SealingCommand};
 use crate::device_args::{ReceiverCommand, SsfCommand};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
+use crate::parsers::parse_challenge_spec;
 
 /// Runs the command; the output to print, or the error for the one line on stderr.
 pub async fn run(args: Args) -> Result<String, AdminError> {
