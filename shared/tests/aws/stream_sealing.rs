@@ -102,3 +102,34 @@ async fn a_stale_writer_and_a_lagging_index_strand_no_stream_header_in_a_rotatio
         assert_eq!(s.authorization_header.as_deref(), Some(HEADER), "{id}");
     }
 }
+
+/// Streams created before a receiver's streams were counted count after `migrate`: a receiver
+/// that held ten then cannot create an eleventh.
+#[tokio::test]
+async fn migrate_counts_the_streams_held_before_they_were_counted() {
+    let store = fresh_store().await;
+    let table = store.table().to_string();
+    for i in 0..10 {
+        let s = crate::contract::signals::stream(&format!("old{i}"), "r-old");
+        assert!(store.create_stream(&s, 10).await.unwrap());
+    }
+    // As before streams were counted: no count item.
+    aws_sdk_dynamodb::Client::new(&config().await)
+        .delete_item()
+        .table_name(&table)
+        .key("pk", Av::S("STREAM#COUNT#r-old".into()))
+        .key("sk", Av::S("COUNT".into()))
+        .send()
+        .await
+        .unwrap();
+    let extra = crate::contract::signals::stream("new", "r-old");
+    assert!(store.create_stream(&extra, 10).await.unwrap(), "uncounted");
+    store.delete_stream(&extra).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap().stream_counts, 1);
+    assert!(!store.create_stream(&extra, 10).await.unwrap(), "ten held");
+    assert_eq!(
+        store.migrate().await.unwrap().stream_counts,
+        0,
+        "idempotent"
+    );
+}

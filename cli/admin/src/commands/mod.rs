@@ -79,12 +79,13 @@ async fn init(args: &Args, store: &DynamoStore) -> Result<Output, AdminError> {
 async fn migrate(store: &DynamoStore) -> Result<Output, AdminError> {
     let report = store.migrate().await?;
     let summary = format!(
-        "data_key_created={} sealed={} enrollment_tokens={} audit_records={} device_tokens={}",
+        "data_key_created={} sealed={} enrollment_tokens={} audit_records={} device_tokens={} stream_counts={}",
         report.keyring_created,
         report.sealed,
         report.enrollment_tokens,
         report.audit_records,
-        report.device_tokens
+        report.device_tokens,
+        report.stream_counts
     );
     Ok(Output {
         plain: summary.clone(),
@@ -94,6 +95,7 @@ async fn migrate(store: &DynamoStore) -> Result<Output, AdminError> {
             "enrollment_tokens": report.enrollment_tokens,
             "audit_records": report.audit_records,
             "device_tokens": report.device_tokens,
+            "stream_counts": report.stream_counts,
         }),
         audit: Some(audit(AuditKind::DataMigrated).reason(summary)),
     })

@@ -34,6 +34,9 @@ pub struct MigrationReport {
     pub audit_records: usize,
     /// Device tokens made listable by connector (`connector rotate` counts them) by this run.
     pub device_tokens: usize,
+    /// Receivers whose stream count this run raised to the streams they hold (streams created
+    /// before they were counted).
+    pub stream_counts: usize,
 }
 
 /// What binds a sealed key to its item.
@@ -307,6 +310,7 @@ impl DynamoStore {
         report.enrollment_tokens = self.give_enrollment_tokens_kind().await?;
         report.audit_records = self.give_audit_records_device_kind().await?;
         report.device_tokens = self.give_token_index_kind().await?;
+        report.stream_counts = self.count_streams().await?;
         self.client
             .update_item()
             .table_name(&self.table)

@@ -271,6 +271,37 @@ impl DynamoStore {
         }
     }
 
+    /// Raises each receiver's stream count to the streams it holds (streams created before
+    /// they were counted: the limit counts them too from then on); never lowers one, so a
+    /// creation racing this is not undone. How many counts were raised.
+    pub(super) async fn count_streams(&self) -> Result<usize, StoreError> {
+        let mut held: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for item in self.kind("Query streams (migrate)", STREAM).await? {
+            let st: Stream = json_from(&item)?;
+            *held.entry(st.receiver).or_default() += 1;
+        }
+        let mut raised = 0;
+        for (receiver, count) in held {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(stream_count_key(&receiver)))
+                .update_expression("SET #c = :n")
+                .condition_expression("attribute_not_exists(#c) OR #c < :n")
+                .expression_attribute_names("#c", attr::COUNT)
+                .expression_attribute_values(":n", n(count))
+                .send()
+                .await;
+            match r {
+                Ok(_) => raised += 1,
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(store_error("UpdateItem stream count (migrate)", &e)),
+            }
+        }
+        Ok(raised)
+    }
+
     /// Writes the stream of `item` again as read (its header sealed under the keyring's current
     /// generation), on condition of its version; `Ok(true)` if it did.
     pub(super) async fn reseal_stream_item(&self, item: &Item) -> Result<bool, StoreError> {
