@@ -201,20 +201,22 @@ impl SignalStore for DynamoStore {
     }
 
     async fn settle_signals(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let mut head = self.head().await?;
+        let mut head = 0;
         for _ in 0..SETTLE_ROUNDS {
+            // The inbox first, then the head: a head read after the inbox was seen empty holds
+            // every event committed before this call, even one another reader settled between
+            // the two reads (reading the head first could answer a head older than that).
             let inbox = self.inbox().await?;
+            head = self.head().await?;
             if inbox.is_empty() {
-                break;
+                return Ok(head);
             }
+            // Another reader settled first (or some of this batch): the next round reads again.
             if self.settle_batch(head, &inbox, now).await? {
                 head += inbox.len() as u64;
                 if inbox.len() < SETTLE_BATCH {
-                    break;
+                    return Ok(head);
                 }
-            } else {
-                // Another reader settled first: continue after what it gave.
-                head = self.head().await?;
             }
         }
         Ok(head)
