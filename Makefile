@@ -24,7 +24,7 @@ test-long:
 run:
 	scripts/stack.sh run
 
-## `make run`, and a function is rebuilt and reloaded when its code changes (README, "Watch mode").
+## `make run`, and a function is rebuilt and reloaded when its code changes (docs/DEVELOPING.md, "Watch mode").
 watch:
 	scripts/stack.sh watch
 
@@ -42,11 +42,11 @@ unit:
 	$(CARGO) test --locked -p endpoint-core --features policy --test domain --test no_panic
 	$(CARGO) test --locked -p endpoint-agent --test native_host
 
-## Criterion benchmarks of the core (medians go in the README's performance table).
+## Criterion benchmarks of the core (medians go in docs/DEVELOPING.md, "Benchmarks").
 bench:
 	$(CARGO) bench -p endpoint-core --features policy --bench core --bench compliance --locked
 
-## The release bootstraps for Lambda (arm64), and their sizes (the README's size table). Each
+## The release bootstraps for Lambda (arm64), and their sizes (docs/DEVELOPING.md, "Bootstrap sizes"). Each
 ## function is built on its own, as `sam build` does, so each links only its own features.
 sizes: venv
 	@for f in plans challenge response jwks agent web ssf deliver fallback; do \
@@ -90,7 +90,7 @@ build-stack: venv
 	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv/bin/sam build
 
 ## Build, then deploy to the AWS account of the current credentials, asking for the parameters
-## the first time (saved in samconfig.toml). See README "Deploying".
+## the first time (saved in samconfig.toml). See docs/OPERATING.md, "Deploying".
 deploy: build-stack
 	PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 .venv/bin/sam deploy --guided
 

@@ -8,6 +8,8 @@ Reads README.md and docs/*.md. In each `code span`:
   `test_*`), a prefix of test names with `*`, or a module, and every part before it the file,
   folder, inline module, test target or crate where that test lives. `stage_rules::x` fails
   when no file, folder or module `stage_rules` holds a test `x`.
+And anywhere (docs, code comments, scripts, the Makefile, the template), a section named in
+another document, `docs/OPERATING.md`, "Edge protection", must be one of its headings.
 Exits 1 listing every stale citation."""
 import os
 import re
@@ -121,6 +123,26 @@ for doc in docs:
                     stale.append(f"{doc}:{n}: path `{s}` does not exist")
             elif CITE.match(s) and not citation_ok(s):
                 stale.append(f"{doc}:{n}: `{s}` names no test of this repository")
+# Sections named across files: `docs/OPERATING.md`, "Edge protection" (in the docs, and in the
+# comments of code, scripts, the Makefile and the template) must be a heading of that file.
+SECTION = re.compile(r'(?<![\w/.])`?((?:docs/)?[A-Z][A-Z_]*\.md)`?,? "([^"\n]+)"')
+headings = {}
+for f in files:
+    if not f.endswith((".md", ".rs", ".py", ".sh", ".yaml", ".toml")) and os.path.basename(f) != "Makefile":
+        continue
+    if f.startswith(("target/", ".venv/")) or f == "CHANGELOG.md":
+        continue  # the changelog records history: a section may have moved since
+    for n, line in enumerate(open(f, encoding="utf-8", errors="replace"), 1):
+        for doc, title in SECTION.findall(line):
+            if doc not in headings:
+                if not os.path.exists(doc):
+                    stale.append(f"{f}:{n}: `{doc}` does not exist")
+                    continue
+                headings[doc] = [re.sub(r"^\d+\w?\.\s+", "", h.strip())  # "7. Abuse: ..." is "Abuse"
+                                for h in re.findall(r"^#+\s+(.*)$", open(doc, encoding="utf-8").read(), re.M)]
+            if not any(h.startswith(title) for h in headings[doc]):
+                stale.append(f'{f}:{n}: `{doc}` has no section "{title}"')
+
 if stale:
     print("\n".join(stale))
     print(f"check-doc-refs: {len(stale)} stale citation(s) in the docs (fix the doc, or the name)")

@@ -8,7 +8,7 @@
 #   functions_start PORT   the table, then `cargo lambda watch` and every function (0: a free port)
 #   stack_stop             stops whatever was started, by its own pid (call it from an EXIT trap)
 #
-# Defaults (README, "Set-up"): table $TABLE_NAME (endpoint-stage), region us-east-1,
+# Defaults (docs/DEVELOPING.md, "The local stack"): table $TABLE_NAME (endpoint-stage), region us-east-1,
 # credentials test/test. Logs go to target/stack-logs/.
 
 stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -7,7 +7,7 @@
 #                                 when its code changes (cargo lambda watch builds the functions)
 #   scripts/stack.sh test -- CMD  runs CMD against a stack on free ports (benchmarks, by hand)
 #
-# Defaults (README, "Set-up"): moto on $MOTO_PORT (5000 for run and watch, a free port for test),
+# Defaults (docs/DEVELOPING.md, "The local stack"): moto on $MOTO_PORT (5000 for run and watch, a free port for test),
 # functions on $API_PORT (9000, or a free port), table $TABLE_NAME (endpoint-stage), region
 # us-east-1, credentials test/test. Everything started is stopped by its own pid.
 set -euo pipefail

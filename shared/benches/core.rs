@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the two hot paths: response validation (a device with one token and
 //! with three) and challenge building with the local signer.
 //!
-//! `cargo bench -p endpoint-core --bench core`; medians go in the README's performance table.
+//! `cargo bench -p endpoint-core --bench core`; medians go in docs/DEVELOPING.md, "Benchmarks".
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use endpoint_core::adapters::local_signer::LocalSigner;

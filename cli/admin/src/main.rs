@@ -1,4 +1,4 @@
-//! `endpoint-admin`: the operator's CLI (`endpoint-admin --help`; README, "Deploying").
+//! `endpoint-admin`: the operator's CLI (`endpoint-admin --help`; docs/OPERATING.md, "The operator CLI").
 //!
 //! Exit codes: 0 success, 2 bad usage (clap), 1 any other error with one line on stderr.
 //! Secrets (device token keys, enrollment token keys) are printed once on stdout, never logged.
