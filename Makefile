@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test test-long run watch lint fmt unit bench bench-reference bench-coldstart bench-load bench-abuse sizes venv clean-venv deploy build-stack admin
+.PHONY: test test-long run watch lint routes fmt unit bench bench-reference bench-coldstart bench-load bench-abuse sizes venv clean-venv deploy build-stack admin
 
 ## Every check and test (scripts/test.sh is their one list): formatting, lints, the import
 ## graph, the SAM template and routes, unit and property tests, the AWS adapters and CLIs against
@@ -31,6 +31,11 @@ watch:
 ## Only the static checks of `make test` (its first steps).
 lint:
 	scripts/test.sh lint
+
+## Rewrites the lists of routes generated from the route table (shared/src/edge/routes.rs):
+## template.yaml's events and throttling budgets, the local router in Cargo.toml.
+routes:
+	ROUTES_WRITE=1 $(CARGO) test --locked -p endpoint-core --all-features --lib route_artefacts
 
 fmt:
 	$(CARGO) fmt --all

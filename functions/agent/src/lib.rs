@@ -4,7 +4,7 @@
 //! headers, JSON and status codes. One small handler per route.
 
 use endpoint_core::agent;
-use endpoint_core::edge::routes;
+use endpoint_core::edge::routes::AgentRoute;
 use endpoint_core::edge::Reply;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{Answer, Label};
@@ -39,28 +39,17 @@ where
     K: ChallengeSigner,
 {
     pub async fn handle(&self, req: Request) -> Answer {
-        let served = [
-            routes::ENROLL,
-            routes::AGENT_CONFIG,
-            routes::CHECK_IN,
-            routes::AUTH_IA,
-            routes::CURRENT_BRAND,
-            routes::DIRECTORY_USERS,
-            routes::DIRECTORY_GROUPS,
-        ];
-        let route = match edge::route(&req, &served) {
+        let route = match edge::route::<AgentRoute>(&req) {
             Ok((route, _)) => route,
             Err(reply) => return *reply,
         };
         let result = match route {
-            r if r == routes::CURRENT_BRAND => Ok(self.brand(&req)),
-            r if r == routes::DIRECTORY_USERS || r == routes::DIRECTORY_GROUPS => {
-                self.directory(&req).await
-            }
-            r if r == routes::ENROLL => self.enroll(&req).await,
-            r if r == routes::AGENT_CONFIG => self.agent_config(&req).await,
-            r if r == routes::CHECK_IN => self.check_in(&req).await,
-            _ => self.auth_ia(&req).await,
+            AgentRoute::CurrentBrand => Ok(self.brand(&req)),
+            AgentRoute::DirectoryUsers | AgentRoute::DirectoryGroups => self.directory(&req).await,
+            AgentRoute::Enroll => self.enroll(&req).await,
+            AgentRoute::AgentConfig => self.agent_config(&req).await,
+            AgentRoute::CheckIn => self.check_in(&req).await,
+            AgentRoute::AuthIa => self.auth_ia(&req).await,
         };
         result.unwrap_or_else(|e| failed(&e))
     }

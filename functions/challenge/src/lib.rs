@@ -1,6 +1,6 @@
 //! `GET /v1/plans/{plan}/executor`: challenge issuance, the DTH path, skips and final outcomes.
 
-use endpoint_core::edge::routes;
+use endpoint_core::edge::routes::ChallengeRoute;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{outcome_body, Reply};
 use endpoint_core::edge::{Answer, Label};
@@ -17,7 +17,8 @@ pub struct App<S, K> {
 
 impl<S: Store, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> Answer {
-        let (_, v) = match edge::route(&req, &[routes::EXECUTOR_GET]) {
+        // The one route of the function: a second one would make this pattern refutable.
+        let (ChallengeRoute::GetExecutor, v) = match edge::route::<ChallengeRoute>(&req) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };

@@ -3,7 +3,7 @@
 //! of its security event tokens: the SSF configuration's `jwks_uri`).
 
 use endpoint_core::assertion::assertion_jwks;
-use endpoint_core::edge::routes;
+use endpoint_core::edge::routes::JwksRoute;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{to_body, Reply};
 use endpoint_core::edge::{Answer, Label};
@@ -39,14 +39,15 @@ impl<S: Directory, K: ChallengeSigner> App<S, K> {
     }
 
     pub async fn handle(&self, req: Request) -> Answer {
-        let (route, v) = match edge::route(&req, &[routes::JWKS, routes::ASSERTION_JWKS]) {
+        let (route, v) = match edge::route::<JwksRoute>(&req) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
-        let jwks = if route == routes::ASSERTION_JWKS {
-            self.stack_jwks().await
-        } else {
-            stage::connector_jwks(&self.store, &self.signer, &self.base.clock, v[0]).await
+        let jwks = match route {
+            JwksRoute::AssertionJwks => self.stack_jwks().await,
+            JwksRoute::Jwks => {
+                stage::connector_jwks(&self.store, &self.signer, &self.base.clock, v[0]).await
+            }
         };
         match jwks {
             Ok(jwks) => (Reply::ok(to_body(&jwks)), Label::Jwks),

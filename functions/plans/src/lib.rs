@@ -2,7 +2,7 @@
 //! plan's read carries its device assertion, signed once with the stack's assertion key.
 
 use endpoint_core::assertion::{plan_assertion, AssertionView};
-use endpoint_core::edge::routes;
+use endpoint_core::edge::routes::PlansRoute;
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{parse_plan_request, plan_body, plan_created_body, Reply};
 use endpoint_core::edge::{Answer, Label};
@@ -20,30 +20,35 @@ pub struct App<S, K> {
 
 impl<S: Store, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> Answer {
-        let (route, v) = match edge::route(&req, &[routes::CREATE_PLAN, routes::READ_PLAN]) {
+        let (route, v) = match edge::route::<PlansRoute>(&req) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
         let base = edge::public_base_url(&self.base.config, &req);
-        if route == routes::CREATE_PLAN {
-            let created = async {
-                let (stage, options) = parse_plan_request(edge::body(&req)?)?;
-                let caller = edge::caller(&req);
-                let env = self.base.env(&caller);
-                stage::create_plan_with(&self.store, &env, &stage, &options, None).await
-            };
-            return match created.await {
-                Ok(c) => (
-                    Reply::created(plan_created_body(&c, base.as_deref())),
-                    Label::Created,
-                ),
-                Err(e) => failed(&e),
-            };
+        match route {
+            PlansRoute::CreatePlan => self.create(&req, base.as_deref()).await,
+            PlansRoute::ReadPlan => self.read(&req, v[0], base.as_deref()).await,
         }
-        let caller = edge::caller(&req);
+    }
+
+    async fn create(&self, req: &Request, base: Option<&str>) -> Answer {
+        let created = async {
+            let (stage, options) = parse_plan_request(edge::body(req)?)?;
+            let caller = edge::caller(req);
+            let env = self.base.env(&caller);
+            stage::create_plan_with(&self.store, &env, &stage, &options, None).await
+        };
+        match created.await {
+            Ok(c) => (Reply::created(plan_created_body(&c, base)), Label::Created),
+            Err(e) => failed(&e),
+        }
+    }
+
+    async fn read(&self, req: &Request, plan: &str, base: Option<&str>) -> Answer {
+        let caller = edge::caller(req);
         let read = async {
-            let plan = stage::read_own_plan(&self.store, &self.base.env(&caller), v[0]).await?;
-            let assertion = self.assertion(&plan, base.as_deref().unwrap_or("")).await?;
+            let plan = stage::read_own_plan(&self.store, &self.base.env(&caller), plan).await?;
+            let assertion = self.assertion(&plan, base.unwrap_or("")).await?;
             Ok::<_, CoreError>((plan, assertion))
         };
         match read.await {

@@ -7,7 +7,7 @@
 use endpoint_core::adapters::aws::Failure;
 use endpoint_core::adapters::lambda::LambdaInvoker;
 use endpoint_core::edge::origin::INTERNAL_ROUTE_KEY;
-use endpoint_core::edge::routes;
+use endpoint_core::edge::routes::{self, ResponseRoute};
 use endpoint_core::edge::{self, failed, Base};
 use endpoint_core::edge::{outcome_body, parse_executor_request, parse_outcome, Reply};
 use endpoint_core::edge::{Answer, Label};
@@ -33,7 +33,8 @@ pub struct App<S, M> {
 
 impl<S: Store, M: ChallengeMinter> App<S, M> {
     pub async fn handle(&self, req: Request) -> Answer {
-        let (_, v) = match edge::route(&req, &[routes::EXECUTOR_POST]) {
+        // The one route of the function: a second one would make this pattern refutable.
+        let (ResponseRoute::PostExecutor, v) = match edge::route::<ResponseRoute>(&req) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };

@@ -1,7 +1,7 @@
 //! The Shared Signals transmitter's routes: `/.well-known/ssf-configuration` (public), streams,
 //! status and verification (bearer-authenticated receivers), and poll delivery.
 
-use endpoint_core::edge::routes::{self, Route};
+use endpoint_core::edge::routes::SsfRoute;
 use endpoint_core::edge::ssf::{
     configuration_body, parse_poll_request, parse_status_request, parse_stream_request,
     parse_verify_request, poll_body, status_body, stream_body,
@@ -15,18 +15,6 @@ use endpoint_core::ports::{ChallengeSigner, Clock, Store};
 use endpoint_core::ssf;
 use lambda_http::Request;
 use serde_json::Value;
-
-const SERVED: [Route; 9] = [
-    routes::SSF_CONFIGURATION,
-    routes::SSF_STREAM_CREATE,
-    routes::SSF_STREAM_READ,
-    routes::SSF_STREAM_UPDATE,
-    routes::SSF_STREAM_DELETE,
-    routes::SSF_STATUS_READ,
-    routes::SSF_STATUS_UPDATE,
-    routes::SSF_VERIFY,
-    routes::SSF_POLL,
-];
 
 pub struct App<S, K> {
     pub base: Base,
@@ -43,15 +31,21 @@ enum Done {
 
 impl<S: Store, K: ChallengeSigner> App<S, K> {
     pub async fn handle(&self, req: Request) -> Answer {
-        let (route, params) = match edge::route(&req, &SERVED) {
+        let (route, params) = match edge::route::<SsfRoute>(&req) {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
         let issuer = edge::public_base_url(&self.base.config, &req).unwrap_or_default();
-        let done = if route == routes::SSF_CONFIGURATION {
-            Ok(Done::Ok(configuration_body(&issuer)))
-        } else {
-            self.receiver_route(route, &params, &req, &issuer).await
+        let done = match route {
+            SsfRoute::SsfConfiguration => Ok(Done::Ok(configuration_body(&issuer))),
+            SsfRoute::StreamCreate
+            | SsfRoute::StreamRead
+            | SsfRoute::StreamUpdate
+            | SsfRoute::StreamDelete
+            | SsfRoute::StatusRead
+            | SsfRoute::StatusUpdate
+            | SsfRoute::Verify
+            | SsfRoute::Poll => self.receiver_route(route, &params, &req, &issuer).await,
         };
         match done {
             Ok(Done::Ok(body)) => (Reply::ok(body), Label::Signals),
@@ -64,7 +58,7 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
     /// The routes of an authenticated receiver.
     async fn receiver_route(
         &self,
-        route: Route,
+        route: SsfRoute,
         params: &[&str],
         req: &Request,
         issuer: &str,
@@ -82,12 +76,12 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
                 .ok_or_else(|| CoreError::BadRequest("stream_id is required".into()))
         };
         match route {
-            r if r == routes::SSF_STREAM_CREATE => {
+            SsfRoute::StreamCreate => {
                 let (_, request) = parse_stream_request(edge::body(req)?)?;
                 let s = ssf::create_stream(store, clock, rng, &egress, &receiver, &request).await?;
                 Ok(Done::Created(stream_body(&s)))
             }
-            r if r == routes::SSF_STREAM_READ => match edge::query(req, "stream_id") {
+            SsfRoute::StreamRead => match edge::query(req, "stream_id") {
                 Some(id) => Ok(Done::Ok(stream_body(
                     &ssf::own_stream(store, &receiver, &id).await?,
                 ))),
@@ -98,31 +92,31 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
                     )))
                 }
             },
-            r if r == routes::SSF_STREAM_UPDATE => {
+            SsfRoute::StreamUpdate => {
                 let (id, request) = parse_stream_request(edge::body(req)?)?;
                 let id = id.ok_or_else(|| CoreError::BadRequest("stream_id is required".into()))?;
                 let s = ssf::update_stream(store, &egress, &receiver, &id, &request).await?;
                 Ok(Done::Ok(stream_body(&s)))
             }
-            r if r == routes::SSF_STREAM_DELETE => {
+            SsfRoute::StreamDelete => {
                 ssf::delete_stream(store, &receiver, &wanted()?).await?;
                 Ok(Done::NoContent)
             }
-            r if r == routes::SSF_STATUS_READ => Ok(Done::Ok(status_body(
+            SsfRoute::StatusRead => Ok(Done::Ok(status_body(
                 &ssf::own_stream(store, &receiver, &wanted()?).await?,
             ))),
-            r if r == routes::SSF_STATUS_UPDATE => {
+            SsfRoute::StatusUpdate => {
                 let (id, status, reason) = parse_status_request(edge::body(req)?)?;
                 let s = ssf::set_status(store, &receiver, &id, &status, reason).await?;
                 Ok(Done::Ok(status_body(&s)))
             }
-            r if r == routes::SSF_VERIFY => {
+            SsfRoute::Verify => {
                 let (id, state) = parse_verify_request(edge::body(req)?)?;
                 let keys = (self.signals_key()?, issuer);
                 ssf::verify(store, &self.signer, keys, clock, rng, &receiver, &id, state).await?;
                 Ok(Done::NoContent)
             }
-            _ => {
+            SsfRoute::Poll => {
                 self.poll(
                     &receiver,
                     params.first().copied().unwrap_or(""),
@@ -131,6 +125,8 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
                 )
                 .await
             }
+            // Public: `handle` answers it without authenticating; a receiver gets the same.
+            SsfRoute::SsfConfiguration => Ok(Done::Ok(configuration_body(issuer))),
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use endpoint_core::edge::routes;
+use endpoint_core::edge::routes::{self, WebRoute};
 use endpoint_core::edge::{self, Base};
 use endpoint_core::edge::{Answer, Label};
 use endpoint_core::edge::{Document, Reply};
@@ -168,16 +168,14 @@ impl<S: PlanStore> App<S> {
     }
 
     pub async fn handle(&self, req: Request) -> Answer {
-        match edge::route(&req, &[routes::STAGE_MODULE, routes::STAGE_PAGE]) {
-            Ok((route, _)) if route == routes::STAGE_MODULE => {
-                let lang = i18n::negotiate(edge::header(&req, "accept-language"));
-                (module_reply(lang), Label::Module)
-            }
-            Ok((_, v)) => {
-                let lang = i18n::negotiate(edge::header(&req, "accept-language"));
-                self.page(v[0], lang).await
-            }
-            Err(reply) => *reply,
+        let (route, v) = match edge::route::<WebRoute>(&req) {
+            Ok(route) => route,
+            Err(reply) => return *reply,
+        };
+        let lang = i18n::negotiate(edge::header(&req, "accept-language"));
+        match route {
+            WebRoute::StageModule => (module_reply(lang), Label::Module),
+            WebRoute::StagePage => self.page(v[0], lang).await,
         }
     }
 

@@ -7,28 +7,21 @@ use super::errors::{error_class, error_reply, simple_error};
 use super::labels::Label;
 use super::reply::Reply;
 use super::request::path;
-use super::routes::{self, Route};
+use super::routes::{self, FunctionRoute};
 use crate::error::CoreError;
 
 /// A reply and its log label: what a handler answers.
 pub type Answer = (Reply, Label);
 
-/// The route among `served` (the function's own entries of [`routes::ROUTES`]) that this
-/// request asks for, with the path's parameters; otherwise the contract's 405 (this path, another
-/// method) or, by the whole table, 404 or 405.
-pub fn route<'a>(req: &'a Request, served: &[Route]) -> Result<(Route, Vec<&'a str>), Box<Answer>> {
+/// The function's route (`R`: its enum of [`routes`]) that this request asks for, with the
+/// path's parameters; otherwise the contract's 405 (a path of the function's, another method)
+/// or, by the whole table, 404 or 405.
+pub fn route<R: FunctionRoute>(req: &Request) -> Result<(R, Vec<&str>), Box<Answer>> {
     let path = path(req);
-    let method = req.method().as_str();
-    let mut path_served = false;
-    for r in served {
-        if let Some(params) = r.matches(path) {
-            if r.method == method {
-                return Ok((*r, params));
-            }
-            path_served = true;
-        }
+    if let Some(matched) = R::matching(req.method().as_str(), path) {
+        return Ok(matched);
     }
-    Err(Box::new(if path_served {
+    Err(Box::new(if R::serves_path(path) {
         method_not_allowed()
     } else {
         unrouted(path)

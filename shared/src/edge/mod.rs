@@ -4,7 +4,8 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | `routes.rs` | the route table (every route once; `scripts/check-api.py` checks it) |
+//! | `routes.rs` | the route table: every route once, each function's exhaustive enum of its routes |
+//! | `route_artefacts.rs` | tests: `template.yaml`'s and `Cargo.toml`'s lists of routes, generated from the table (`make routes`) |
 //! | `reply.rs` | what a handler answers: JSON or a document, the body bound |
 //! | `errors.rs` | the one error table: status, contract code, log label |
 //! | `json.rs` | the contract's JSON bodies in and out |
@@ -25,6 +26,9 @@ pub mod labels;
 pub mod reply;
 pub mod routes;
 pub mod ssf;
+
+#[cfg(test)]
+mod route_artefacts;
 
 #[cfg(feature = "lambda")]
 pub mod clients;
