@@ -616,7 +616,7 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
             ))
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        if settled(&r) {
+        if delivered_all(&r) {
             break;
         }
     }
