@@ -1,10 +1,9 @@
 //! `cel` rules: an expression in CEL (the crate `cel`, cel-rust) over the variable `facts`, the
 //! checked-in document. Its functions are `version_at_least(version, minimum)` (the contract's
-//! version comparison) and each rule kind's own checks, declared by the kind's file (`kinds/`,
-//! whose table lists them: `os_version_at_least(family, minimum)` is the `os-version` rule,
-//! `disk_encrypted("system" | "all")`, `firewall_enabled()`, `software_installed(name)`,
-//! `software_at_least(name, minimum)`, `process_running(name)`), so a CEL rule and a built-in
-//! rule asking the same question get the same answer.
+//! version comparison) and each rule kind's own checks, declared by the kind's file (`kinds/`;
+//! `os_version_at_least(family, minimum)` is the `os-version` rule, `disk_encrypted("system" |
+//! "all")` the `disk-encryption` rule, and so on: `endpoint-admin policy add-rule --help` lists
+//! them all), so a CEL rule and a built-in rule asking the same question get the same answer.
 //!
 //! A function that cannot decide (the device did not report what it needs) is an evaluation
 //! error, and so the rule is `unknown`, as a built-in rule would be.

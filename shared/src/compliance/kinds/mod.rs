@@ -3,18 +3,10 @@
 //! validation of what it was given, its default title and remediation (what the person signing
 //! in reads), whether it scans the document's lists, and the CEL functions it offers.
 //!
-//! A new kind is its variant of the model's [`RuleKind`], one file here implementing [`Kind`],
-//! and one row of the table below (`kinds!`), which a variant without a row fails to compile.
-//!
-//! | file | kind | CEL functions |
-//! |---|---|---|
-//! | `os_family.rs` | `os-family` | |
-//! | `os_version.rs` | `os-version` | `os_version_at_least` |
-//! | `disk_encryption.rs` | `disk-encryption` | `disk_encrypted` |
-//! | `firewall.rs` | `firewall` | `firewall_enabled` |
-//! | `software.rs` | `software` | `software_installed`, `software_at_least` |
-//! | `process.rs` | `process` | `process_running` |
-//! | `cel.rs` | `cel` | (the expression itself) |
+//! A new kind is its variant of the model's [`RuleKind`], one file here implementing [`Kind`]
+//! (with its tests), and one row of the table below (`kinds!`), which a variant without a row
+//! fails to compile. `endpoint-admin policy add-rule --help` lists the kinds and the CEL
+//! functions they offer.
 
 use std::sync::Arc;
 
