@@ -69,6 +69,7 @@ pub enum RuleKind {
     Process {
         name: String,
     },
+    ScreenLock,
     Cel {
         expr: String,
     },

@@ -151,6 +151,7 @@ kinds! {
     firewall: Firewall,
     software: Software,
     process: Process,
+    screen_lock: ScreenLock,
     cel: Cel,
 }
 
