@@ -41,7 +41,7 @@ case "$mode" in
       # shellcheck disable=SC1090
       api="$(source "$dir/$name.env"; echo "$ENDPOINT_API")"
       for _ in $(seq 1 600); do
-        [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$api/v1/plans/ready")" = 404 ] && { echo "region $name started on $api" >&2; exit 0; }
+        [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$api/v1/stage.js")" = 200 ] && { echo "region $name started on $api" >&2; exit 0; }
         sleep 0.1
       done
       echo "region $name did not answer; its log: $dir/$name.log" >&2; exit 1
@@ -93,7 +93,7 @@ SIGNALS_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to 
 # A's table with its data key; B's table empty (a replica is filled by replication, never given
 # a data key of its own).
 "$STACK_ADMIN" init >/dev/null
-AWS_REGION="$region_b" SEALING_KEY_ID="" "$STACK_ADMIN" init >/dev/null
+AWS_REGION="$region_b" env -u SEALING_KEY_ID "$STACK_ADMIN" init >/dev/null
 "$root/.venv/bin/python" "$root/scripts/replicator.py" --endpoint "$AWS_ENDPOINT_URL" \
   --table "$TABLE_NAME" --a "$region_a" --b "$region_b" --lag-ms "$REPLICATION_LAG_MS" \
   >"$dir/replicator.log" 2>&1 &

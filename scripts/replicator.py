@@ -13,8 +13,8 @@ What it keeps of global tables (docs/ARCHITECTURE.md, "Regions"):
 
 How: the tables' streams (NEW_AND_OLD_IMAGES, turned on here), read every 50 ms; a copy of each
 table's items when it starts (the items written before its streams existed). The replicator's
-own writes come back on the other table's stream: they are recognised (the image it wrote) and
-not sent back.
+own writes come back on the other table's stream: they are recognised (the images it wrote, in
+order) and not sent back.
 
     python scripts/replicator.py --endpoint URL --table NAME --a us-east-1 --b eu-west-1 [--lag-ms 1000]
 """
@@ -29,6 +29,7 @@ import time
 import boto3
 
 POLL = 0.05
+VERBOSE = os.environ.get("REPLICATOR_VERBOSE") == "1"
 
 
 def client(service, endpoint, region):
@@ -59,7 +60,7 @@ class Side:
         self.stream_arn = desc["LatestStreamArn"]
         self.iterators = {}
         # key -> the time of the latest write of it to this table (ms), and the images this
-        # replicator wrote that its stream will echo.
+        # replicator wrote that its stream will echo (in order).
         self.written_at = {}
         self.echoes = {}
 
@@ -115,10 +116,14 @@ def main():
                 d = rec["dynamodb"]
                 image = d.get("NewImage") if rec["eventName"] != "REMOVE" else None
                 key = side.key_of(d["Keys"])
-                echo = side.echoes.get(key, "none")
-                if echo != "none" and echo == image:
-                    del side.echoes[key]
+                # The replicator's own writes of this key, in order: this record is one of them
+                # (and the ones before it were superseded in the stream), or a write of its own.
+                echoes = side.echoes.get(key, [])
+                if image in echoes:
+                    del echoes[: echoes.index(image) + 1]
                     continue
+                if VERBOSE:
+                    print(f"written in {side.region}: {dict(key)} {rec['eventName']}", flush=True)
                 t = now()
                 side.written_at[key] = t
                 heapq.heappush(due, (t + args.lag_ms, next(order), id(other[id(side)]), key, image, t))
@@ -128,7 +133,9 @@ def main():
             if target.written_at.get(key, -1) > t:
                 continue  # last writer wins: the target's own write is later
             target.written_at[key] = t
-            target.echoes[key] = image
+            target.echoes.setdefault(key, []).append(image)
+            if VERBOSE:
+                print(f"replicated to {target.region}: {dict(key)} {'delete' if image is None else 'put'}", flush=True)
             if image is None:
                 keys = {k: v for k, v in dict(key).items()}
                 target.db.delete_item(TableName=target.table, Key={k: dict(v) for k, v in keys.items()})

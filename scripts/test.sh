@@ -130,7 +130,7 @@ long() {
   scripts/fuzz-api.sh
   stack_stop
   step "two local regions (scripts/regions.sh): sign-in across regions, a replayed response, a region stopped, the negative control (tests/regions)"
-  MOTO_PORT= REGIONS_NEGATIVE_CONTROL=1 scripts/regions.sh test -- \
+  env -u MOTO_PORT REGIONS_NEGATIVE_CONTROL=1 scripts/regions.sh test -- \
     .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/regions
 }
 

@@ -100,7 +100,7 @@ def passes_recorded(plan):
     records replicate there)."""
     out = json.loads(admin("--json", "audit", "list", "--plan", plan, "--since", "1h"))
     events = out["events"] if isinstance(out, dict) else out
-    return [e for e in events if e.get("kind") == "stage_passed"]
+    return [e for e in events if e.get("code") == "ES101I" or e.get("event") == "stage_passed"]
 
 
 @pytest.fixture(scope="module")
