@@ -174,6 +174,14 @@ impl Regions {
             .map(|(_, u)| u.as_str())
     }
 
+    /// The primary region's base URL, when this region is not the primary and knows it.
+    pub fn primary_base_url(&self) -> Option<&str> {
+        if self.is_primary() {
+            return None;
+        }
+        self.base_url(self.primary.as_deref()?)
+    }
+
     /// Whether this region is the primary (one region: always).
     pub fn is_primary(&self) -> bool {
         match (&self.own, &self.primary) {
@@ -330,5 +338,7 @@ mod tests {
         assert!(!two("euw1").is_primary());
         assert!(Regions::default().is_primary());
         assert_eq!(two("euw1").own_base_url(), Some("https://b.example"));
+        assert_eq!(two("euw1").primary_base_url(), Some("https://a.example"));
+        assert_eq!(two("use1").primary_base_url(), None);
     }
 }

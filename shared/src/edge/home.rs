@@ -28,22 +28,8 @@ pub fn at_home(config: &FunctionConfig, req: &Request, plan_id: &str) -> Result<
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default();
             let location = format!("{base}{}{query}", path(req));
-            let body = json!({
-                "error": "other_region",
-                "message": format!("This sign-in is served by region {code}."),
-                "location": location,
-            });
-            Err(Box::new((
-                Reply::document(
-                    307,
-                    Document {
-                        content_type: "application/json",
-                        text: body.to_string(),
-                        headers: vec![("location", location)],
-                    },
-                ),
-                Label::OtherRegion,
-            )))
+            let message = format!("This sign-in is served by region {code}.");
+            Err(Box::new(redirect(location, &message)))
         }
         Home::Elsewhere { base_url: None, .. } => Err(Box::new((
             super::errors::simple_error(
@@ -54,6 +40,40 @@ pub fn at_home(config: &FunctionConfig, req: &Request, plan_id: &str) -> Result<
             Label::NotFound,
         ))),
     }
+}
+
+/// `Ok` in the primary region (or one region); elsewhere a 307 to the same path at the
+/// primary's base URL: the Shared Signals outbox is settled and delivered by the primary only
+/// (docs/ARCHITECTURE.md, "Regions").
+pub fn at_primary(config: &FunctionConfig, req: &Request) -> Result<(), Box<Answer>> {
+    let Some(base) = config.settings.regions.primary_base_url() else {
+        return Ok(());
+    };
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let location = format!("{base}{}{query}", path(req));
+    Err(Box::new(redirect(
+        location,
+        "This is served by the primary region.",
+    )))
+}
+
+fn redirect(location: String, message: &str) -> Answer {
+    let body = json!({"error": "other_region", "message": message, "location": location});
+    (
+        Reply::document(
+            307,
+            Document {
+                content_type: "application/json",
+                text: body.to_string(),
+                headers: vec![("location", location)],
+            },
+        ),
+        Label::OtherRegion,
+    )
 }
 
 #[cfg(test)]
@@ -99,5 +119,19 @@ mod tests {
             panic!("an unknown region's plan is not served");
         };
         assert_eq!(unknown.0.status, 404);
+    }
+
+    #[test]
+    fn signals_routes_outside_the_primary_go_to_the_primary() {
+        let req = request("http://b.test/ssf/poll/s1");
+        assert!(at_primary(&config("use1"), &req).is_ok());
+        let Err(answer) = at_primary(&config("euw1"), &req) else {
+            panic!("euw1 is not the primary");
+        };
+        let doc = answer.0.document.unwrap_or_else(|| panic!("a document"));
+        assert_eq!(
+            doc.headers,
+            vec![("location", "http://a.test/ssf/poll/s1".to_string())]
+        );
     }
 }
