@@ -6,7 +6,7 @@
 #
 #   scripts/test.sh          make test: lint, then every test against the local stack
 #   scripts/test.sh lint     make lint: fmt, clippy, the import graph, the template, the routes
-#   scripts/test.sh long     make test-long: 20,000-case property tests, schema fuzzing
+#   scripts/test.sh long     make test-long: 20,000-case property tests, schema fuzzing, regions
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -151,6 +151,10 @@ long() {
   stack_build
   functions_start 0
   scripts/fuzz-api.sh
+  stack_stop
+  step "two local regions (scripts/regions.sh): sign-in across regions, a replayed response, a region stopped, the negative control (tests/regions)"
+  env -u MOTO_PORT REGIONS_NEGATIVE_CONTROL=1 scripts/regions.sh test -- \
+    .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/regions
 }
 
 case "$what" in

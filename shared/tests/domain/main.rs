@@ -21,6 +21,7 @@ mod improvements;
 mod key_rollout;
 mod port_contract;
 mod redirects;
+mod regions;
 mod signals;
 mod signing;
 mod ssf_delivery;
