@@ -14,15 +14,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
-};
+use cel::common::types::{CelMap, CelMapKey, CelString};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use serde_json::Value;
 
 use super::cel_cost::{Sizes, CHUNK, SCAN_PER_UNIT};
-use super::cel_shared::Shared;
+use super::cel_text::{chunks, cut_str, read, Cel, Stats};
 use crate::facts::Facts;
 
 /// Most entries of any list or map an expression sees.
@@ -51,15 +49,6 @@ pub fn worst_sizes() -> Sizes {
     }
 }
 
-/// What conversion found of a field: the most entries of one of its lists or maps, the most
-/// chunks of one of its strings, its weight.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stats {
-    items: u64,
-    chunks: u64,
-    weight: u64,
-}
-
 /// A measured field: whether something in it is cut, its sizes, and how many of
 /// [`MAX_VALUES`] were left when it was measured (its value, once converted, is in the map).
 #[derive(Clone, Copy)]
@@ -70,9 +59,6 @@ struct Converted {
     /// Converted already.
     done: bool,
 }
-
-/// A CEL value whose strings borrow the document.
-type Cel<'a> = Box<dyn Val + 'a>;
 
 /// The document as CEL sees it, with the check-in's budget.
 pub struct CelFacts<'a> {
@@ -91,98 +77,6 @@ pub struct CelFacts<'a> {
     values_left: usize,
     budget_left: u64,
     scan: Option<u64>,
-}
-
-fn chunks(bytes: usize) -> u64 {
-    (bytes as u64).div_ceil(CHUNK)
-}
-
-/// `s` cut to at most `max` bytes, at a character boundary.
-fn cut_str<'s>(s: &'s str, max: usize, cut: &mut bool) -> &'s str {
-    if s.len() <= max {
-        return s;
-    }
-    *cut = true;
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// Walks `v` as CEL sees it (within the limits, taking from `left` of [`MAX_VALUES`]),
-/// recording its sizes and whether anything is cut; builds the CEL value if `build`.
-fn walk<'a>(
-    v: &'a Value,
-    depth: usize,
-    stats: &mut Stats,
-    cut: &mut bool,
-    left: &mut usize,
-    build: bool,
-) -> Option<Cel<'a>> {
-    let value = |v: Cel<'a>| build.then_some(v);
-    if *left == 0 {
-        *cut = true;
-        return value(Box::new(CelNull));
-    }
-    *left -= 1;
-    stats.weight += 1;
-    match v {
-        Value::Null => value(Box::new(CelNull)),
-        Value::Bool(b) => value(Box::new(CelBool::from(*b))),
-        // As serde gives numbers to CEL: unsigned, signed, else a double.
-        Value::Number(n) => value(match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => Box::new(CelUInt::from(u)),
-            (None, Some(i)) => Box::new(CelInt::from(i)),
-            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
-        }),
-        Value::String(s) => {
-            let s = cut_str(s, MAX_STRING, cut);
-            let c = chunks(s.len());
-            stats.chunks = stats.chunks.max(c);
-            stats.weight += c;
-            value(Box::new(CelString::from(s)))
-        }
-        Value::Array(items) => {
-            if depth >= MAX_DEPTH {
-                *cut = true;
-                return value(Box::new(CelNull));
-            }
-            if items.len() > MAX_ITEMS {
-                *cut = true;
-            }
-            let kept = &items[..items.len().min(MAX_ITEMS)];
-            stats.items = stats.items.max(kept.len() as u64);
-            let mut list: Vec<Cel<'a>> = Vec::with_capacity(if build { kept.len() } else { 0 });
-            for item in kept {
-                if let Some(v) = walk(item, depth + 1, stats, cut, left, build) {
-                    list.push(v);
-                }
-            }
-            value(Box::new(Shared::new(CelList::from(list))))
-        }
-        Value::Object(map) => {
-            if depth >= MAX_DEPTH {
-                *cut = true;
-                return value(Box::new(CelNull));
-            }
-            if map.len() > MAX_ITEMS {
-                *cut = true;
-            }
-            stats.items = stats.items.max(map.len().min(MAX_ITEMS) as u64);
-            let mut out = HashMap::with_capacity(if build { map.len().min(MAX_ITEMS) } else { 0 });
-            for (k, item) in map.iter().take(MAX_ITEMS) {
-                let k = cut_str(k, MAX_STRING, cut);
-                let c = chunks(k.len());
-                stats.chunks = stats.chunks.max(c);
-                stats.weight += c;
-                if let Some(v) = walk(item, depth + 1, stats, cut, left, build) {
-                    out.insert(CelMapKey::String(CelString::from(k)), v);
-                }
-            }
-            value(Box::new(Shared::new(CelMap::from(out))))
-        }
-    }
 }
 
 /// `facts` for one rule's run: the converted fields, borrowed.
@@ -261,13 +155,15 @@ impl<'a> CelFacts<'a> {
             return *known;
         }
         let facts: &'a Facts = self.facts;
-        let Some(value) = facts.get(name) else {
+        let allowance = self.values_left;
+        // A field serde_json cannot represent is absent, as for the typed checks.
+        let Some(Ok((_, stats, cut))) = facts
+            .raw(name)
+            .map(|text| read(text, &mut self.values_left, false))
+        else {
             self.fields.insert(name.to_string(), None);
             return None;
         };
-        let allowance = self.values_left;
-        let (mut stats, mut cut) = (Stats::default(), false);
-        walk(value, 0, &mut stats, &mut cut, &mut self.values_left, false);
         let field = Converted {
             cut,
             stats,
@@ -290,13 +186,11 @@ impl<'a> CelFacts<'a> {
         field.done = true;
         let allowance = field.allowance;
         let facts: &'a Facts = self.facts;
-        let Some(value) = facts.get(name) else {
-            return;
-        };
         // With the allowance it had when measured: the same values as measured.
         let mut left = allowance;
-        let (mut stats, mut cut) = (Stats::default(), false);
-        let Some(converted) = walk(value, 0, &mut stats, &mut cut, &mut left, true) else {
+        let Some(Ok((Some(converted), _, _))) =
+            facts.raw(name).map(|text| read(text, &mut left, true))
+        else {
             return;
         };
         self.seen();
