@@ -31,9 +31,9 @@ pub const MAX_STRING: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
 /// Most values converted for CEL per check-in.
 pub const MAX_VALUES: usize = 100_000;
-/// The work every rule of one check-in may do together, in the estimate's units (45 to 60 ms
-/// of this machine's release build, `docs/PERFORMANCE.md` section 7). A rule that would go over
-/// it is `unknown`.
+/// The work every rule of one check-in may do together, in the estimate's units (at most about
+/// 30 ms of CPU on this machine's release build, the fields' one-pass reading included,
+/// `docs/PERFORMANCE.md` section 7). A rule that would go over it is `unknown`.
 pub const CHECK_IN_BUDGET: u64 = 300_000;
 
 /// The sizes the estimate assumes at `add-rule`: the most the document can hold as CEL sees it.
