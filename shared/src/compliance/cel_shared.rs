@@ -31,7 +31,7 @@ impl<T> Shared<T> {
 
 impl<T: Val + Clone> Shared<T> {
     /// The value itself, copied only if another copy still refers to it.
-    fn take(self: Box<Self>) -> Box<T> {
+    fn take(self) -> Box<T> {
         Box::new(Arc::unwrap_or_clone(self.0))
     }
 }
@@ -81,7 +81,7 @@ impl<T: Val + Clone> Val for Shared<T> {
     where
         Self: 'v,
     {
-        self.take().into_indexer()
+        (*self).take().into_indexer()
     }
 
     fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
@@ -151,6 +151,6 @@ impl<T: Val + Clone> Val for Shared<T> {
     where
         Self: 'v,
     {
-        self.take().into_builtin()
+        (*self).take().into_builtin()
     }
 }

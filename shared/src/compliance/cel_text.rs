@@ -136,7 +136,7 @@ impl<'s> Walk<'s> {
     }
 
     /// A list or map nested too deep, or past the allowance: `null`, its content only checked.
-    fn over<'a>(&mut self) -> bool {
+    fn over(&mut self) -> bool {
         if !self.take() {
             return true;
         }
