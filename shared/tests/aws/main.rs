@@ -9,6 +9,7 @@ mod common;
 #[path = "../contract/mod.rs"]
 mod contract;
 
+mod data_keys;
 mod dynamodb_stage;
 mod dynamodb_store;
 mod emulator;
