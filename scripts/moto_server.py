@@ -353,14 +353,15 @@ def _decrypt_multi_region(master_keys, ciphertext_blob, encryption_context):
 
 kms_models.decrypt = _decrypt_multi_region
 
-# With MOTO_COUNT_SIGNS=1 Decrypt is counted too (`kms-decrypt <unix time>`): the signing
+# With MOTO_COUNT_SIGNS=1 Decrypt is counted too (`kms-decrypt <unix time> <key arn>`): the signing
 # benchmark counts each mode's KMS calls per challenge (make bench-signing).
 if os.environ.get("MOTO_COUNT_SIGNS") == "1":
     _decrypt = kms_models.KmsBackend.decrypt
 
     def _counted_decrypt(self, *args, **kwargs):
-        print(f"kms-decrypt {time.time():.3f}", file=sys.stderr, flush=True)
-        return _decrypt(self, *args, **kwargs)
+        plaintext, arn = _decrypt(self, *args, **kwargs)
+        print(f"kms-decrypt {time.time():.3f} {arn}", file=sys.stderr, flush=True)
+        return plaintext, arn
 
     kms_models.KmsBackend.decrypt = _counted_decrypt
 
