@@ -135,7 +135,8 @@ functions_start() {
   # CHALLENGE_SIGNING=data-key runs the stack as ChallengeSigning=data-key deploys it (issue 31.4):
   # the challenge function may unwrap challenge data keys, wrapped under their own key (deployed:
   # the stack's ChallengeWrappingKey), and the end-to-end suites' connectors sign with data keys
-  # (tests/src/lib.rs). Default kms: every challenge one KMS Sign.
+  # (tests/src/lib.rs). Default kms: every challenge one KMS Sign. `aws_calls` counts the kms
+  # mode's calls and runs in that mode only (its handlers sign through KMS).
   export CHALLENGE_SIGNING="${CHALLENGE_SIGNING:-kms}"
   if [ "$CHALLENGE_SIGNING" = data-key ]; then
     export CHALLENGE_WRAPPING_KEY_ID="${CHALLENGE_WRAPPING_KEY_ID:-$("$STACK_ADMIN" key create-wrapping)}"

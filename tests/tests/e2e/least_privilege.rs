@@ -709,7 +709,13 @@ fn compare_with_the_template(observed: &BTreeMap<&str, Vec<String>>, mode: &str)
 #[tokio::test]
 async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     let s = Stack::connect().await;
-    let setup = s.setup(StageMode::Required, true, true).await;
+    // A KMS key whatever the stack's mode (the kms comparison; data keys are driven below).
+    let key = s
+        .signer
+        .create_key(endpoint_core::protocol::keys::KeySpec::EccNistP256, "lp")
+        .await
+        .unwrap();
+    let setup = s.setup_with_key(StageMode::Required, &key).await;
     s.set_interactive_stage(&setup.connector, &setup.stage)
         .await;
     // Policy approve for this connector: re-enrollment takes an allowance.
