@@ -22,9 +22,7 @@ What that line costs, measured with py-spy over `make test` (docs/PERFORMANCE.md
 - A Query read and sorted every item of the table to keep one partition (or, on an index, the
   items with one key value): it is given only those items now.
 One KMS operation moto 5.2 lacks is added: GenerateDataKeyPairWithoutPlaintext (ECC_NIST_P256
-only), which the `data-key` challenge signing mode uses (issue 31.4; see the end of this file);
-and one moto bug worked around: its ciphertexts keep 36 characters of the key id, so nothing
-encrypted under a multi-Region key (`mrk-` + 36) could be decrypted (AccessDeniedException).
+only), which the `data-key` challenge signing mode uses (issue 31.4; see the end of this file).
 Request lines are not logged (werkzeug's log was 5% of the emulator's time); errors still are.
 Started by scripts/stack-lib.sh with moto_server's own arguments."""
 import copy
@@ -296,7 +294,6 @@ if os.environ.get("MOTO_COUNT_SIGNS") == "1":
 
 from cryptography.hazmat.primitives import serialization as _serialization
 from cryptography.hazmat.primitives.asymmetric import ec as _ec
-from moto.kms.exceptions import AccessDeniedException as _KmsAccessDenied
 from moto.kms.exceptions import ValidationException as _KmsValidation
 from moto.kms.responses import KmsResponse as _KmsResponse
 
@@ -335,26 +332,6 @@ def _generate_data_key_pair_without_plaintext(self):
 
 _KmsResponse.generate_data_key_pair_without_plaintext = _generate_data_key_pair_without_plaintext
 
-# moto's ciphertext header holds 36 bytes of key id: a multi-Region key's id (40 characters) is
-# cut, and Decrypt finds no key. When Decrypt finds none, the cut id names the one multi-Region
-# key it begins. (Only a fallback: a fix of the header's size, as the regions branch makes, leaves
-# it unused.)
-_decrypt_of_utils = kms_models.decrypt
-
-
-def _decrypt_multi_region(master_keys, ciphertext_blob, encryption_context):
-    try:
-        return _decrypt_of_utils(master_keys, ciphertext_blob, encryption_context)
-    except _KmsAccessDenied:
-        cut = bytes(ciphertext_blob[:36]).decode("ascii", errors="replace")
-        full = [k for k in master_keys if k.startswith(cut)] if cut.startswith("mrk-") else []
-        if len(full) != 1:
-            raise
-        plaintext, _ = _decrypt_of_utils({cut: master_keys[full[0]]}, ciphertext_blob, encryption_context)
-        return plaintext, full[0]
-
-
-kms_models.decrypt = _decrypt_multi_region
 
 # With MOTO_COUNT_SIGNS=1 Decrypt is counted too (`kms-decrypt <unix time> <key arn>`): the signing
 # benchmark counts each mode's KMS calls per challenge (make bench-signing).
