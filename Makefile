@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test test-long run run-regions watch lint routes fmt unit bench bench-reference bench-coldstart bench-load bench-abuse sizes venv clean-venv deploy build-stack admin
+.PHONY: test test-long run run-regions watch lint routes fmt unit bench bench-reference bench-coldstart bench-load bench-abuse bench-signing sizes venv clean-venv deploy build-stack admin
 
 ## Every check and test (scripts/test.sh is their one list): formatting, lints, the import
 ## graph, the SAM template and routes, unit and property tests, the AWS adapters and CLIs against
@@ -95,6 +95,13 @@ bench-abuse:
 	$(CARGO) build -q --release --locked -p endpoint-bench --bin abuse-bench
 	target/release/abuse-bench $${RUNS:-5}
 	MOTO_COUNT_SIGNS=1 STACK_RELEASE=1 scripts/stack.sh test -- .venv/bin/python bench/abuse.py
+
+## The two challenge signing modes in one run (docs/PERFORMANCE.md, "Challenge signing modes"):
+## KMS calls per 1,000 challenges, counted in moto, and the executor GET's p50/p90/p99 of a KMS
+## key and of a data key, interleaved, through the local stack in data-key mode (debug builds;
+## STACK_RELEASE=1 for release builds). CHALLENGES per mode (default 1000).
+bench-signing:
+	CHALLENGE_SIGNING=data-key MOTO_COUNT_SIGNS=1 scripts/stack.sh test -- .venv/bin/python bench/signing.py
 
 ## The stack's Lambda bootstraps and the packaged template (sam build, rust-cargolambda: needs
 ## cargo-lambda and zig on the PATH, which the venv provides). About 15 minutes on 2 cores.

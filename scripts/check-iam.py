@@ -3,7 +3,11 @@
 tests/tests/e2e/least_privilege.rs (a JSON map function -> ["dynamodb:GetItem PLAN#*", "kms:Sign",
 ...]) with that function's IAM statements in template.yaml. A recorded access that no statement
 grants, and a granted (action, key prefix) that no recorded access used, are both errors.
-Usage: check-iam.py target/least-privilege.json. Exits 1 on any mismatch."""
+Usage: check-iam.py target/least-privilege.json [--mode kms|data-key]: the template's statements
+as deployed with ChallengeSigning=MODE (default kms; `!If [DataKeySigning, ...]` resolved).
+Also, in every mode: no function may kms:Decrypt with the challenge data-key encryption context
+but the challenge function (the only grant on ChallengeWrappingKey, and only with that context),
+and the wrapping key's own policy refuses any other context. Exits 1 on any mismatch."""
 import fnmatch
 import json
 import sys
@@ -12,6 +16,72 @@ from pathlib import Path
 import cfn_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA_KEY_PURPOSE = "endpoint-stage challenge signing key"
+
+
+class IamLoader(cfn_yaml.CfnLoader):
+    """cfn_yaml's loader, keeping `!If` (the statements of ChallengeSigning=data-key)."""
+
+
+IamLoader.add_constructor(
+    "!If", lambda loader, node: {"Fn::If": loader.construct_sequence(node, deep=True)}
+)
+
+
+def resolve(value, conditions):
+    """`value` with each `!If` replaced by its branch and `!Ref AWS::NoValue` dropped."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, yes, no = value["Fn::If"]
+            return resolve(yes if conditions.get(name, False) else no, conditions)
+        out = {k: resolve(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v != "AWS::NoValue"}
+    if isinstance(value, list):
+        return [r for r in (resolve(v, conditions) for v in value) if r != "AWS::NoValue"]
+    return value
+
+
+def decrypt_errors(name, function):
+    """Who may unwrap challenge data keys: the challenge function alone, with their context."""
+    errors = []
+    for policy in function.get("Properties", {}).get("Policies", []) or []:
+        for st in policy.get("Statement", []):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if st.get("Effect") != "Allow" or not any(
+                a in ("kms:Decrypt", "kms:*", "*") for a in actions
+            ):
+                continue
+            resource = st.get("Resource")
+            context = st.get("Condition", {}).get("StringEquals", {})
+            if resource == "SealingKey.Arn":
+                if context.get("kms:EncryptionContext:purpose", "") == DATA_KEY_PURPOSE:
+                    errors.append(f"{name}: may Decrypt with the challenge data-key context")
+            elif resource == "ChallengeWrappingKey.Arn":
+                if name != "ChallengeFunction":
+                    errors.append(f"{name}: may unwrap challenge data keys (only ChallengeFunction may)")
+                if context.get("kms:EncryptionContext:purpose") != DATA_KEY_PURPOSE or not context.get(
+                    "kms:EncryptionContext:table"
+                ):
+                    errors.append(f"{name}: unwraps challenge data keys without their encryption context")
+            else:
+                errors.append(f"{name}: may kms:Decrypt with keys other than SealingKey and ChallengeWrappingKey ({resource})")
+    return errors
+
+
+def wrapping_key_errors(template):
+    """The wrapping key's policy refuses every use without the data-key context."""
+    key = template["Resources"].get("ChallengeWrappingKey")
+    if key is None:
+        return ["ChallengeWrappingKey: missing"]
+    for st in key["Properties"]["KeyPolicy"]["Statement"]:
+        denied = st.get("Condition", {}).get("StringNotEquals", {})
+        if (
+            st.get("Effect") == "Deny"
+            and "kms:Decrypt" in st.get("Action", [])
+            and denied.get("kms:EncryptionContext:purpose") == DATA_KEY_PURPOSE
+        ):
+            return []
+    return ["ChallengeWrappingKey: its policy does not refuse other encryption contexts"]
 
 
 
@@ -87,13 +157,22 @@ def covers(grant, access):
 
 def main():
     observed = json.loads(Path(sys.argv[1]).read_text())
-    template = cfn_yaml.load(ROOT / "template.yaml")
+    mode = sys.argv[sys.argv.index("--mode") + 1] if "--mode" in sys.argv else "kms"
+    if mode not in ("kms", "data-key"):
+        print(f"check-iam: unknown mode {mode}", file=sys.stderr)
+        return 2
+    with open(ROOT / "template.yaml") as f:
+        template = __import__("yaml").load(f, Loader=IamLoader)
+    conditions = {"DataKeySigning": mode == "data-key"}
     functions = {
-        name: r
+        name: resolve(r, conditions)
         for name, r in template["Resources"].items()
         if r.get("Type") == "AWS::Serverless::Function"
     }
-    errors = []
+    print(f"check-iam: ChallengeSigning={mode}")
+    errors = wrapping_key_errors(template)
+    for name, function in sorted(functions.items()):
+        errors.extend(decrypt_errors(name, function))
     # Signing: each function signs with one kind of key at most, never with any key; the
     # response function signs nothing (it asks the challenge function).
     for name, function in sorted(functions.items()):

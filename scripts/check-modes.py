@@ -9,7 +9,10 @@ checked on the resources its conditions keep:
 - cloudfront: the execute-api endpoint disabled, the API on its custom domain and CloudFront's
   origin that domain's regional target, CloudFront-Viewer-Address forwarded, both origin
   secrets in every function;
-- both: the functions that serve no login (agent, ssf, deliver, jwks) have reserved
+- data-key (ChallengeSigning=data-key, issue 31.4): the wrapping key of challenge data keys
+  exists, and the challenge function, told its mode, may unwrap with it; in the other modes
+  (ChallengeSigning=kms) neither;
+- all: the functions that serve no login (agent, ssf, deliver, jwks) have reserved
   concurrency, the login functions none.
 
 Exits 1 on any failure. Run by `make test` (scripts/test.sh, template_checks)."""
@@ -34,6 +37,7 @@ MODES = {
         "DomainName": "device.example.com",
         "CertificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0123",
     },
+    "data-key": {"ChallengeSigning": "data-key"},
 }
 LOGINLESS = {"AgentFunction", "SsfFunction", "DeliverFunction", "JwksFunction"}
 
@@ -152,7 +156,37 @@ def main():
                 == {"Ref": "EdgeOriginRequestPolicy"},
                 "the distribution uses that origin request policy",
             )
+        data_key = mode == "data-key"
+        check(("ChallengeWrappingKey" in kept) == data_key, "the wrapping key exactly in data-key mode")
+        if data_key:
+            key = kept["ChallengeWrappingKey"]["Properties"]
+            check(key.get("MultiRegion") is True, "the wrapping key is multi-Region")
+        role = kept.get("ChallengeFunctionRole", {}).get("Properties", {})
+        statements = [
+            st
+            for policy in role.get("Policies", [])
+            for st in policy["PolicyDocument"]["Statement"]
+            if isinstance(st, dict) and st.get("Effect") == "Allow"
+        ]
+        unwraps = [st for st in statements if st.get("Action") == "kms:Decrypt"]
+        check(len(unwraps) == (1 if data_key else 0), "the challenge function unwraps exactly in data-key mode")
+        for st in unwraps:
+            context = st.get("Condition", {}).get("StringEquals", {})
+            check(
+                st.get("Resource") == {"Fn::GetAtt": ["ChallengeWrappingKey", "Arn"]}
+                and context.get("kms:EncryptionContext:purpose") == "endpoint-stage challenge signing key"
+                and "kms:EncryptionContext:table" in context,
+                "the challenge function unwraps with the wrapping key and the data-key context only",
+            )
         functions = {n: r for n, r in kept.items() if r["Type"] == "AWS::Lambda::Function"}
+        signing = (
+            functions.get("ChallengeFunction", {})
+            .get("Properties", {})
+            .get("Environment", {})
+            .get("Variables", {})
+            .get("CHALLENGE_SIGNING")
+        )
+        check(signing == ("data-key" if data_key else "kms"), f"the challenge function's CHALLENGE_SIGNING is its mode, not {signing}")
         check(len(functions) == 9, f"nine functions, not {sorted(functions)}")
         for name, f in functions.items():
             env = f["Properties"].get("Environment", {}).get("Variables", {})

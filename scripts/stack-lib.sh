@@ -10,7 +10,7 @@
 #   stack_stop             stops whatever was started, by its own pid (call it from an EXIT trap)
 #
 # Defaults (docs/DEVELOPING.md, "The local stack"): table $TABLE_NAME (endpoint-stage), region us-east-1,
-# credentials test/test. Logs go to target/stack-logs/.
+# credentials test/test, CHALLENGE_SIGNING=kms (data-key: the data-key signing mode). Logs go to target/stack-logs/.
 
 stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack_pids=()
@@ -132,6 +132,15 @@ functions_start() {
   # The P-256 key that signs security event tokens (deployed: the stack's SignalsKey): its own
   # key, so that the functions that sign SETs cannot sign device assertions.
   export SIGNALS_KEY_ID="${SIGNALS_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
+  # CHALLENGE_SIGNING=data-key runs the stack as ChallengeSigning=data-key deploys it (issue 31.4):
+  # the challenge function may unwrap challenge data keys, wrapped under their own key (deployed:
+  # the stack's ChallengeWrappingKey), and the end-to-end suites' connectors sign with data keys
+  # (tests/src/lib.rs). Default kms: every challenge one KMS Sign. `aws_calls` counts the kms
+  # mode's calls and runs in that mode only (its handlers sign through KMS).
+  export CHALLENGE_SIGNING="${CHALLENGE_SIGNING:-kms}"
+  if [ "$CHALLENGE_SIGNING" = data-key ]; then
+    export CHALLENGE_WRAPPING_KEY_ID="${CHALLENGE_WRAPPING_KEY_ID:-$("$STACK_ADMIN" key create-wrapping)}"
+  fi
   local logdir="$stack_root/target/stack-logs"; mkdir -p "$logdir"
   export STACK_WATCH_LOG="$logdir/watch-$port.log"
   if [ "${STACK_WATCH:-}" = 1 ]; then

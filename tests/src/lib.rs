@@ -16,6 +16,11 @@ use serde_json::{json, Value};
 
 pub use endpoint_agent::{now, State};
 
+/// Whether the local stack runs with `CHALLENGE_SIGNING=data-key` (scripts/stack-lib.sh).
+pub fn data_key_mode() -> bool {
+    std::env::var("CHALLENGE_SIGNING").is_ok_and(|m| m == "data-key")
+}
+
 pub struct Stack {
     pub api: String,
     pub http: Http,
@@ -49,20 +54,50 @@ impl Stack {
         }
     }
 
-    /// A KMS key, a connector (with or without that key; enabled or not), a stage of `mode`.
-    /// Written through the store so that configurations `endpoint-admin` refuses can be tested.
+    /// A challenge key, a connector (with or without that key; enabled or not), a stage of
+    /// `mode`. Written through the store so that configurations `endpoint-admin` refuses can be
+    /// tested.
     pub async fn setup(&self, mode: StageMode, with_key: bool, enabled: bool) -> Setup {
         let key = if with_key {
-            Some(
-                self.signer
-                    .create_key(KeySpec::EccNistP256, "e2e")
-                    .await
-                    .unwrap(),
-            )
+            Some(self.new_challenge_key().await)
         } else {
             None
         };
         self.setup_of(mode, key, enabled).await
+    }
+
+    /// A new challenge key of the stack's signing mode: a P-256 KMS key, or with
+    /// `CHALLENGE_SIGNING=data-key` (scripts/stack-lib.sh) a data key (`datakey:<kid>`) wrapped
+    /// under the stack's `CHALLENGE_WRAPPING_KEY_ID`, as `endpoint-admin key create-data-key`
+    /// makes it.
+    pub async fn new_challenge_key(&self) -> String {
+        if !data_key_mode() {
+            return self
+                .signer
+                .create_key(KeySpec::EccNistP256, "e2e")
+                .await
+                .unwrap();
+        }
+        let wrapping = std::env::var("CHALLENGE_WRAPPING_KEY_ID")
+            .expect("scripts/stack-lib.sh exports CHALLENGE_WRAPPING_KEY_ID in data-key mode");
+        let vault = endpoint_core::adapters::kms_data_keys::KmsDataKeyVault::new(
+            self.signer.client().clone(),
+            self.store.table(),
+        );
+        admin::create_data_key(&self.store, &vault, &wrapping, now())
+            .await
+            .unwrap()
+            .reference
+    }
+
+    /// `endpoint-admin` arguments that make a new challenge key of the stack's signing mode
+    /// (its JSON names it `key_id`).
+    pub fn key_create_args(&self) -> &'static [&'static str] {
+        if data_key_mode() {
+            &["key", "create-data-key"]
+        } else {
+            &["key", "create"]
+        }
     }
 
     /// An enabled connector signing with `key` (a KMS key id), and a stage of `mode` on it.

@@ -142,6 +142,27 @@ pub enum KeyCommand {
         #[arg(long = "replicate-to", env = "REPLICA_REGIONS", value_delimiter = ',', value_parser = parse_region)]
         replicate_to: Vec<String>,
     },
+    /// Create a challenge data key (ChallengeSigning=data-key): a P-256 key pair made by KMS,
+    /// its private half stored wrapped under the wrapping key in the table; prints the
+    /// reference connectors name it by (`datakey:<kid>`), as set-key, add-next-key and
+    /// connector create take it.
+    CreateDataKey {
+        /// The symmetric KMS key that wraps it: the stack's ChallengeWrappingKeyArn output.
+        #[arg(long = "wrapping-key", env = "CHALLENGE_WRAPPING_KEY_ID")]
+        wrapping_key: String,
+        /// Also publish it as this connector's next key (then `connector rotate` once its
+        /// devices have fetched it), or make it the signing key of a connector without one.
+        #[arg(long = "for-connector")]
+        for_connector: Option<String>,
+    },
+    /// Create a symmetric multi-Region KMS key to wrap challenge data keys; prints its key id
+    /// (local stacks: deployed, the stack creates it with ChallengeSigning=data-key).
+    CreateWrapping {
+        /// Also replicate the key into these regions (repeat, or separate with commas; env
+        /// REPLICA_REGIONS): a record wrapped in one region unwraps in each.
+        #[arg(long = "replicate-to", env = "REPLICA_REGIONS", value_delimiter = ',', value_parser = parse_region)]
+        replicate_to: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,7 +5,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     init_tracing();
     let base = Base::from_env()?;
     let aws = edge::aws_config().await;
-    let (store, signer) = (edge::dynamo(&aws, &base), edge::kms(&aws));
+    let store = edge::dynamo(&aws, &base);
+    let signer = edge::challenge_keys(&aws, &base, &store, true);
     let app = fn_challenge::App {
         base,
         store,

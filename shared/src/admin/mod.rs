@@ -1,12 +1,14 @@
 //! Operator operations (the `endpoint-admin` CLI and the agent API build on these): creating
 //! connectors, stages, enrollment tokens, enrolling devices. Pure over the ports.
 
+mod data_keys;
 mod devices;
 mod enrollment_tokens;
 mod help;
 mod owners;
 mod rollout;
 
+pub use data_keys::{create_data_key, NewDataKey};
 pub use rollout::{key_rollout, KeyRollout, NAMED_IN_REFUSAL};
 
 pub use devices::{

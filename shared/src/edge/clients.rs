@@ -47,3 +47,36 @@ pub fn dynamo_sealing(
 pub fn kms(aws: &aws_config::SdkConfig) -> crate::adapters::kms::KmsSigner {
     crate::adapters::kms::KmsSigner::from_config(aws)
 }
+
+/// The challenge keys of a function that publishes or signs them: KMS keys, and challenge data
+/// keys (`datakey:<kid>`) read from the table. Only the challenge function passes `unwrap`, and
+/// only with `CHALLENGE_SIGNING=data-key` is a vault given (its IAM statement is the only one
+/// that may `kms:Decrypt` with the data-key encryption context): elsewhere data keys are only
+/// described (their public half, for the JWKS and `agent_config/`).
+#[cfg(all(feature = "kms", feature = "dynamodb"))]
+pub fn challenge_keys(
+    aws: &aws_config::SdkConfig,
+    base: &Base,
+    store: &crate::adapters::dynamodb::DynamoStore,
+    unwrap: bool,
+) -> FunctionKeys {
+    let vault = (unwrap
+        && base.config.challenge_signing == crate::model::ChallengeSigning::DataKey)
+        .then(|| {
+            crate::adapters::kms_data_keys::KmsDataKeyVault::from_config(aws, &base.config.table)
+        });
+    crate::adapters::data_key_signer::ChallengeKeys {
+        kms: kms(aws),
+        data_keys: crate::adapters::data_key_signer::DataKeySigner::new(store.clone(), vault),
+    }
+}
+
+/// The challenge keys a function holds ([`challenge_keys`]).
+#[cfg(all(feature = "kms", feature = "dynamodb"))]
+pub type FunctionKeys = crate::adapters::data_key_signer::ChallengeKeys<
+    crate::adapters::kms::KmsSigner,
+    crate::adapters::data_key_signer::DataKeySigner<
+        crate::adapters::dynamodb::DynamoStore,
+        crate::adapters::kms_data_keys::KmsDataKeyVault,
+    >,
+>;

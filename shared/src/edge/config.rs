@@ -3,6 +3,7 @@
 
 use crate::audit::Caller;
 use crate::egress::EgressPolicy;
+use crate::model::ChallengeSigning;
 use crate::ports::{SystemClock, SystemRandom};
 use crate::region::Regions;
 use crate::settings::{Env, Settings};
@@ -40,6 +41,9 @@ pub struct FunctionConfig {
     /// addresses, and `http:` to them. Set only by the local stack (`make run`, the tests),
     /// never by `template.yaml`: deployed, push goes to public addresses over `https:` only.
     pub push_egress: EgressPolicy,
+    /// `CHALLENGE_SIGNING` (`kms`, the default, or `data-key`): whether the challenge function
+    /// may unwrap challenge data keys (issue 31.4; the template's `ChallengeSigning`).
+    pub challenge_signing: ChallengeSigning,
 }
 
 impl FunctionConfig {
@@ -112,6 +116,10 @@ impl FunctionConfig {
                 Some("1" | "true") => EgressPolicy::AllowLoopback,
                 Some(_) => return Err("PUSH_ALLOW_LOOPBACK must be 1, true, 0 or false".into()),
             },
+            challenge_signing: ChallengeSigning::parse(
+                get("CHALLENGE_SIGNING").as_deref().unwrap_or_default(),
+            )
+            .ok_or("CHALLENGE_SIGNING must be kms or data-key")?,
             public_base_url: get("PUBLIC_BASE_URL")
                 .filter(|u| !u.is_empty())
                 .map(|u| u.trim_end_matches('/').to_string()),

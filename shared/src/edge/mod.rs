@@ -69,6 +69,8 @@ pub use clients::dynamo;
 pub use clients::dynamo_sealing;
 #[cfg(all(feature = "lambda", feature = "kms"))]
 pub use clients::kms;
+#[cfg(all(feature = "lambda", feature = "kms", feature = "dynamodb"))]
+pub use clients::{challenge_keys, FunctionKeys};
 #[cfg(feature = "lambda")]
 pub use config::{Base, FunctionConfig};
 #[cfg(feature = "lambda")]

@@ -4,6 +4,7 @@
 
 mod compliance;
 mod connector;
+mod data_key;
 mod device;
 mod enrollment;
 mod help;
@@ -16,6 +17,10 @@ pub use compliance::{
 };
 pub use connector::{
     reenrollment, Connector, ExistingSerial, NextKey, ReenrollPolicy, Reenrollment, RetiredKey,
+};
+pub use data_key::{
+    data_key_kid, data_key_reference, is_kid, ChallengeSigning, DataKeyRecord, Plaintext,
+    DATA_KEY_PREFIX, DATA_KEY_PURPOSE, DATA_KEY_TABLE, MAX_KID_LEN,
 };
 pub use device::{
     is_device_identifier, is_owner_name, ConfigFetch, Device, DeviceLock, DeviceRef, DeviceToken,

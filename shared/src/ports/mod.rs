@@ -3,6 +3,7 @@
 //! Each trait is narrow: the operations one group of functions needs, nothing more. Futures
 //! are `Send` so the core's operations can run on a multi-threaded runtime (Lambda, tokio).
 
+mod data_keys;
 mod fetch;
 mod random;
 mod resolve;
@@ -19,6 +20,7 @@ use crate::model::{
 };
 use crate::protocol::keys::SigningAlg;
 
+pub use data_keys::{DataKeyRecords, DataKeyVault, WrappedKeyPair};
 pub use fetch::{FetchFailure, FetchKeys};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};

@@ -11,6 +11,7 @@ mod contract;
 #[path = "../common/emulator_env.rs"]
 mod emulator_env;
 
+mod data_keys;
 mod dynamodb_stage;
 mod dynamodb_store;
 mod emulator;

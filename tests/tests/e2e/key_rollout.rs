@@ -45,7 +45,7 @@ async fn rotate_waits_for_every_device_to_fetch_the_next_key_and_force_locks_out
         Value::Null
     );
 
-    let next = s.admin_json(&["key", "create"])["key_id"]
+    let next = s.admin_json(s.key_create_args())["key_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -99,7 +99,7 @@ async fn rotate_waits_for_every_device_to_fetch_the_next_key_and_force_locks_out
 
     // A forced rotation before anyone fetched: the agents refuse the new key's challenge
     // (what the refusal protects against) until they fetch their configuration again.
-    let third = s.admin_json(&["key", "create"])["key_id"]
+    let third = s.admin_json(s.key_create_args())["key_id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -21,7 +21,12 @@ use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-fn request(method: &str, path: &str, auth: Option<&str>, body: Option<Value>) -> Request {
+pub(super) fn request(
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Value>,
+) -> Request {
     let body = body.map_or(Body::Empty, |b| Body::Text(b.to_string()));
     let mut builder = lambda_http::http::Request::builder()
         .method(method)
@@ -34,14 +39,14 @@ fn request(method: &str, path: &str, auth: Option<&str>, body: Option<Value>) ->
 }
 
 /// The clients of one function, all recording into one recorder.
-struct Recorded {
-    recorder: AccessRecorder,
-    store: DynamoStore,
-    signer: KmsSigner,
+pub(super) struct Recorded {
+    pub(super) recorder: AccessRecorder,
+    pub(super) store: DynamoStore,
+    pub(super) signer: KmsSigner,
     lambda: LambdaInvoker,
 }
 
-async fn recorded() -> Recorded {
+pub(super) async fn recorded() -> Recorded {
     let config = load_config().await;
     let recorder = AccessRecorder::default();
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
@@ -234,6 +239,18 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let device_key = json_of(&reply)["token"].as_str().unwrap().to_string();
     let device_auth = format!("Bearer+agent {device_key}");
+    // Enrollment on an `open` connector reads which connectors are open (the kind index).
+    let open = s.setup(StageMode::Optional, false, true).await;
+    let open_token = s.enrollment_token(&open.connector, None).await;
+    let (reply, _) = agent
+        .handle(request(
+            "POST",
+            enroll_path,
+            Some(&format!("Bearer {open_token}")),
+            Some(json!({"device_serial": format!("{serial}-OPEN"), "device_name": "lp"})),
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     // A key rotation under way: agent_config/ records that the device has the next key.
     let next = s.admin_json(&["key", "create"])["key_id"]
         .as_str()
@@ -694,15 +711,17 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
     (ssf_accesses, deliver_accesses)
 }
 
-/// Compares what the functions were seen doing with template.yaml, both ways.
-fn compare_with_the_template(observed: &BTreeMap<&str, Vec<String>>) {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/least-privilege.json");
+/// Compares what the functions were seen doing with template.yaml as deployed with
+/// `ChallengeSigning=mode`, both ways.
+fn compare_with_the_template(observed: &BTreeMap<&str, Vec<String>>, mode: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/least-privilege-{mode}.json"));
     std::fs::write(&path, serde_json::to_string_pretty(observed).unwrap()).unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = std::process::Command::new(root.join(".venv/bin/python"))
         .arg(root.join("scripts/check-iam.py"))
         .arg(&path)
+        .args(["--mode", mode])
         .output()
         .expect("the venv's python (scripts/venv.sh) runs scripts/check-iam.py");
     let report = format!(
@@ -720,7 +739,13 @@ fn compare_with_the_template(observed: &BTreeMap<&str, Vec<String>>) {
 #[tokio::test]
 async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     let s = Stack::connect().await;
-    let setup = s.setup(StageMode::Required, true, true).await;
+    // A KMS key whatever the stack's mode (the kms comparison; data keys are driven below).
+    let key = s
+        .signer
+        .create_key(endpoint_core::protocol::keys::KeySpec::EccNistP256, "lp")
+        .await
+        .unwrap();
+    let setup = s.setup_with_key(StageMode::Required, &key).await;
     s.set_interactive_stage(&setup.connector, &setup.stage)
         .await;
     // Policy approve for this connector: re-enrollment takes an allowance.
@@ -750,5 +775,14 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         ("SsfFunction", ssf),
         ("DeliverFunction", deliver),
     ]);
-    compare_with_the_template(&observed);
+    compare_with_the_template(&observed, "kms");
+    // ChallengeSigning=data-key: the same, plus what data keys need (issue 31.4).
+    let mut with_data_keys = observed.clone();
+    for (function, accesses) in super::least_privilege_data_key::data_key_functions(&s).await {
+        let all = with_data_keys.entry(function).or_default();
+        all.extend(accesses);
+        all.sort();
+        all.dedup();
+    }
+    compare_with_the_template(&with_data_keys, "data-key");
 }

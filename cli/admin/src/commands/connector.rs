@@ -2,13 +2,13 @@
 
 use crate::clock::OperatorClock;
 use endpoint_core::adapters::dynamodb::DynamoStore;
-use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::admin::{self, KeyRollout, NewConnector};
 use endpoint_core::audit::AuditKind;
 use endpoint_core::model::Connector;
 use endpoint_core::ports::{Clock, Directory, SystemRandom};
 use serde_json::{json, Value};
 
+use super::key::Keys;
 use crate::cli::ConnectorCommand;
 use crate::error::AdminError;
 use crate::output::{audit, date, Output};
@@ -16,7 +16,7 @@ use crate::output::{audit, date, Output};
 pub(crate) async fn connector(
     cmd: &ConnectorCommand,
     store: &DynamoStore,
-    signer: &KmsSigner,
+    signer: &Keys,
     clock: &OperatorClock,
     rng: &SystemRandom,
     sealing_configured: bool,
@@ -85,7 +85,7 @@ pub(crate) async fn connector(
 async fn change(
     cmd: &ConnectorCommand,
     store: &DynamoStore,
-    signer: &KmsSigner,
+    signer: &Keys,
     clock: &OperatorClock,
 ) -> Result<Output, AdminError> {
     let shown = |c: Connector| Output {
@@ -189,8 +189,8 @@ fn with_rollout(mut out: Output, rollout: Option<&KeyRollout>) -> Output {
     out
 }
 
-/// Checks that a KMS key can sign challenges every agent verifies before a connector uses it.
-pub(crate) async fn check_key(signer: &KmsSigner, key: &str) -> Result<(), AdminError> {
+/// Checks that a KMS key or data key can sign challenges every agent verifies before a connector uses it.
+pub(crate) async fn check_key(signer: &Keys, key: &str) -> Result<(), AdminError> {
     admin::check_challenge_key(signer, key)
         .await
         .map_err(AdminError::from)

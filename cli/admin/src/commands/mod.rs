@@ -4,6 +4,7 @@
 mod connector;
 mod device;
 mod enrollment_token;
+mod key;
 mod policy;
 mod stage;
 
@@ -11,10 +12,8 @@ use crate::clock::OperatorClock;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::{DynamoStore, RotationReport};
 use endpoint_core::adapters::kms::KmsSigner;
-use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::audit::{AuditKind, AuditQuery};
 use endpoint_core::ports::{record_audit, AuditLog, Clock, SignalStore, SystemRandom};
-use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::ssf;
 use serde_json::json;
 
@@ -22,7 +21,6 @@ use crate::cli::{Args, AuditCommand, Command, KeyCommand, SealingCommand};
 use crate::device_args::{ReceiverCommand, SsfCommand};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
-use crate::parsers::{parse_challenge_spec, MAX_REPLICA_REGIONS};
 
 /// Runs the command; the output to print, or the error for the one line on stderr.
 pub async fn run(args: Args) -> Result<String, AdminError> {
@@ -34,8 +32,16 @@ pub async fn run(args: Args) -> Result<String, AdminError> {
         args.audit_retention_days,
     );
     let signer = KmsSigner::from_config(&config);
-    // Making KMS keys needs no table.
-    let needs_table = !matches!(args.command, Command::Init | Command::Key(_));
+    // Making KMS keys needs no table (a data key's record is stored in it).
+    let needs_table = !matches!(
+        args.command,
+        Command::Init
+            | Command::Key(
+                KeyCommand::Create { .. }
+                    | KeyCommand::CreateSealing { .. }
+                    | KeyCommand::CreateWrapping { .. }
+            )
+    );
     if needs_table && !store.table_exists().await? {
         return Err(AdminError::NoTable {
             table: args.table.clone(),
@@ -143,9 +149,10 @@ async fn execute(
         }
         Command::Ssf(SsfCommand::Receiver(r)) => receiver(r, store, &clock, &rng).await,
         Command::Audit(AuditCommand::List { .. }) => audit_list(&args.command, store).await,
-        Command::Key(k) => key(k, signer).await,
+        Command::Key(k) => key::key(k, args, store, signer, &clock).await,
         Command::Connector(c) => {
-            connector::connector(c, store, signer, &clock, &rng, args.sealing_key.is_some()).await
+            let keys = key::keys(store, signer);
+            connector::connector(c, store, &keys, &clock, &rng, args.sealing_key.is_some()).await
         }
         Command::Stage(s) => stage::stage(s, store, &rng).await,
         Command::Policy(p) => policy::policy(p.clone(), store, &clock, &rng).await,
@@ -210,62 +217,6 @@ async fn receiver(
             ))
         }
     }
-}
-
-/// `endpoint-admin key ...`: KMS keys for challenges and for sealing device keys.
-async fn key(cmd: &KeyCommand, signer: &KmsSigner) -> Result<Output, AdminError> {
-    match cmd {
-        KeyCommand::Create {
-            spec,
-            alias,
-            stack,
-            replicate_to,
-        } => {
-            let spec: KeySpec = parse_challenge_spec(spec)
-                .and_then(|s| s.parse())
-                .map_err(AdminError::Usage)?;
-            check_replicas(replicate_to)?;
-            let id = signer
-                .create_stack_key(spec, "endpoint-stage challenge key", stack.as_deref())
-                .await?;
-            for region in replicate_to {
-                signer.replicate(&id, region, stack.as_deref()).await?;
-            }
-            if let Some(alias) = alias {
-                signer.set_alias(alias, &id).await?;
-            }
-            Ok(Output::value("key_id", &id))
-        }
-        KeyCommand::CreateSealing { replicate_to } => {
-            check_replicas(replicate_to)?;
-            let config = load_config().await;
-            let id =
-                KmsVault::create_key(&config, "endpoint-stage device token sealing key").await?;
-            for region in replicate_to {
-                KmsVault::replicate_key(&config, &id, region).await?;
-            }
-            Ok(Output::value("key_id", &id))
-        }
-    }
-}
-
-/// At most [`MAX_REPLICA_REGIONS`] replica regions, each named once.
-fn check_replicas(regions: &[String]) -> Result<(), AdminError> {
-    if regions.len() > MAX_REPLICA_REGIONS {
-        return Err(AdminError::Usage(format!(
-            "--replicate-to names more than {MAX_REPLICA_REGIONS} regions"
-        )));
-    }
-    if regions
-        .iter()
-        .enumerate()
-        .any(|(i, r)| regions[..i].contains(r))
-    {
-        return Err(AdminError::Usage(
-            "--replicate-to names a region twice".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// `endpoint-admin audit list`: newest first, paged by `--before`.

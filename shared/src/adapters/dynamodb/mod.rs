@@ -24,6 +24,7 @@
 //! | receiver's streams | `STREAM#COUNT#<id>`   | `COUNT`                     |
 //! | abuse counter      | `LIMIT#<bucket>`      | `LIMIT`                     |
 //! | wrapped data key   | `KEYRING`             | `DATAKEY`                   |
+//! | challenge data key | `DATAKEY#<kid>`       | `DATAKEY`                   |
 //!
 //! Device token keys are stored sealed (`key_sealed`, AES-256-GCM under the KEYRING's data key,
 //! see `adapters::sealing`) beside their SHA-256 (`key_sha256`); enrollment and revocation find
@@ -54,6 +55,7 @@
 
 mod audit;
 mod codec;
+mod data_keys;
 mod devices;
 mod directory;
 mod dth;

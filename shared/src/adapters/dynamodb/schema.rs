@@ -106,6 +106,11 @@ pub(crate) const ANY_ENROLLMENT_USE: &str = "USE#";
 pub(crate) fn keyring_key() -> Item {
     key(KEYRING.to_string(), "DATAKEY")
 }
+/// A challenge data key's record (the `data-key` signing mode).
+pub const DATA_KEY: &str = "DATAKEY";
+pub(crate) fn data_key_key(kid: &str) -> Item {
+    key(format!("{DATA_KEY}#{kid}"), DATA_KEY)
+}
 /// A fixed-window counter of an abuse limit.
 pub(crate) fn limit_key(bucket: &str) -> Item {
     key(format!("LIMIT#{bucket}"), LIMIT)

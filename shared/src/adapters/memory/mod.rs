@@ -2,11 +2,13 @@
 //! They honour the same contracts as the DynamoDB adapter (expiry filtered on read, conditional
 //! updates atomic); `shared/tests/port_contract.rs` runs the same behaviour tests against both.
 
+mod data_keys;
 mod devices;
 mod resolver;
 mod rollout;
 mod signals;
 
+pub use data_keys::MemoryDataKeys;
 pub use resolver::StaticResolver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
