@@ -153,7 +153,7 @@ def main():
                 "the distribution uses that origin request policy",
             )
         functions = {n: r for n, r in kept.items() if r["Type"] == "AWS::Lambda::Function"}
-        check(len(functions) == 9, f"nine functions, not {sorted(functions)}")
+        check(len(functions) == 10, f"ten functions, not {sorted(functions)}")
         for name, f in functions.items():
             env = f["Properties"].get("Environment", {}).get("Variables", {})
             present = {k for k, v in env.items() if v != {"Ref": "AWS::NoValue"}}

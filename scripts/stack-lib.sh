@@ -14,7 +14,7 @@
 stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack_pids=()
 stack_watch_pid=""
-stack_functions=(plans challenge response jwks agent web ssf deliver fallback)
+stack_functions=(plans challenge response jwks agent web ssf deliver oidc fallback)
 # cargo-lambda (and moto_server) come from the repo-local venv (scripts/venv.sh).
 export PATH="$stack_root/.venv/bin:$PATH"
 
@@ -122,6 +122,10 @@ functions_start() {
   # The P-256 key that signs security event tokens (deployed: the stack's SignalsKey): its own
   # key, so that the functions that sign SETs cannot sign device assertions.
   export SIGNALS_KEY_ID="${SIGNALS_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
+  # The OpenID provider's ID token keys (deployed: the stack's OidcRsaKey and OidcEcKey): keys
+  # of their own, RS256 and ES256.
+  export OIDC_RSA_KEY_ID="${OIDC_RSA_KEY_ID:-$("$STACK_ADMIN" key create --spec RSA_2048)}"
+  export OIDC_EC_KEY_ID="${OIDC_EC_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
   local logdir="$stack_root/target/stack-logs"; mkdir -p "$logdir"
   export STACK_WATCH_LOG="$logdir/watch-$port.log"
   if [ "${STACK_WATCH:-}" = 1 ]; then

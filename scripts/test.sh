@@ -78,7 +78,7 @@ own_stack_suites() {
   trap 'stack_stop' EXIT
   stack_pids=()
   stack_watch_pid=""
-  unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID
+  unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID OIDC_RSA_KEY_ID OIDC_EC_KEY_ID
   moto_start 0
   functions_start 0
   cargo test --workspace --all-features --locked --test concurrency --test faults
@@ -95,11 +95,11 @@ tests() {
   (own_stack_suites) >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
   functions_start 0
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, the suites that stop the emulator (on the second stack), authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser)"
+  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, the suites that stop the emulator (on the second stack), authentik's generated client (tests/agent), the browser tests (Chromium + Playwright, tests/browser) and the OpenID provider with real clients (Authlib, tests/oidc)"
   # Four at once: most of their time is waiting on HTTP, the emulators and the browser.
   # The page-for-people suite (every state in two languages, screenshots, axe-core) in a pytest
   # of its own beside the others: most of either is waiting on the browser and the stack.
-  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser \
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser tests/oidc \
     --ignore tests/browser/test_page_for_people.py \
     >target/setup/pytest.log 2>&1 & pytest_pid=$!
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=4 tests/browser/test_page_for_people.py \

@@ -41,11 +41,12 @@ pub enum AuditKind {
     ReceiverChanged,
     PolicyChanged,
     StageChanged,
+    OidcClientChanged,
 }
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 27] = [
+    pub const ALL: [AuditKind; 28] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
@@ -73,6 +74,7 @@ impl AuditKind {
         AuditKind::ReceiverChanged,
         AuditKind::PolicyChanged,
         AuditKind::StageChanged,
+        AuditKind::OidcClientChanged,
     ];
 
     /// The stable code.
@@ -105,6 +107,7 @@ impl AuditKind {
             AuditKind::StageChanged => "ES210I",
             AuditKind::DataKeyRotated => "ES211I",
             AuditKind::ReceiverChanged => "ES212I",
+            AuditKind::OidcClientChanged => "ES213I",
         }
     }
 
@@ -138,6 +141,7 @@ impl AuditKind {
             AuditKind::StageChanged => "stage_changed",
             AuditKind::DataKeyRotated => "data_key_rotated",
             AuditKind::ReceiverChanged => "receiver_changed",
+            AuditKind::OidcClientChanged => "oidc_client_changed",
         }
     }
 

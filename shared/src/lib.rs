@@ -32,6 +32,7 @@ pub mod error;
 pub mod facts;
 pub mod minter;
 pub mod model;
+pub mod oidc;
 pub mod ports;
 pub mod protocol;
 pub mod redirect;

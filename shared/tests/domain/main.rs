@@ -19,6 +19,7 @@ mod egress;
 mod enrollment;
 mod improvements;
 mod key_rollout;
+mod oidc_rules;
 mod port_contract;
 mod redirects;
 mod signals;

@@ -62,3 +62,8 @@ async fn memory_audit_keeps_the_contract() {
 async fn memory_store_keeps_the_rollout_contract() {
     crate::contract::rollout(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn memory_oidc_store_keeps_the_contract() {
+    crate::contract::oidc_store(&MemoryStore::new()).await;
+}

@@ -15,6 +15,7 @@ mod fixtures;
 mod hostile;
 mod key_rollout;
 mod least_privilege;
+mod least_privilege_oidc;
 mod page_for_people;
 mod real_agent;
 mod secrets_in_logs;

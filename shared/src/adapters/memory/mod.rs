@@ -3,6 +3,7 @@
 //! updates atomic); `shared/tests/port_contract.rs` runs the same behaviour tests against both.
 
 mod devices;
+mod oidc;
 mod resolver;
 mod rollout;
 mod signals;
@@ -98,6 +99,8 @@ struct Inner {
     policies: BTreeMap<String, Policy>,
     /// (device, policy) -> its latest evaluation
     evaluations: BTreeMap<(String, String), Evaluation>,
+    /// The OpenID provider's clients, grants and single-use marks.
+    oidc: oidc::OidcItems,
 }
 
 impl Inner {
