@@ -1,4 +1,4 @@
-//! The OpenID provider whose one job is the device step (API-CONTRACT.md, "OpenID provider").
+//! The OpenID provider whose one job is the device step (the API contract, "OpenID provider (the device step)").
 //! The person was authenticated by the identity provider that calls it; this runs the client's
 //! stage on the hosted page and answers what the device did, as an ID token.
 //!
