@@ -284,11 +284,12 @@ pub trait DeviceStore: Send + Sync {
         now: UnixTime,
     ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
 
-    /// Enrolls atomically under `grant`: creates or updates the device, deletes every older
-    /// token of the connection (device, connector) with its index entry (found by the stored
-    /// hashes, never by reading keys), stores `token` with its index, counts the enrollment
-    /// token's use, on condition that the serial's existence and connections still give the
-    /// grant's rule the answer it gave when the store read them.
+    /// Enrolls atomically under `grant`: creates or updates the device (`device.owners`, when
+    /// not empty, replace an existing device's: an enrollment token's `--owner`; empty keeps
+    /// them), deletes every older token of the connection (device, connector) with its index
+    /// entry (found by the stored hashes, never by reading keys), stores `token` with its
+    /// index, counts the enrollment token's use, on condition that the serial's existence and
+    /// connections still give the grant's rule the answer it gave when the store read them.
     fn enroll(
         &self,
         device: &Device,
@@ -303,6 +304,13 @@ pub trait DeviceStore: Send + Sync {
         identifier: &str,
         lock: Option<&DeviceLock>,
         signal: Option<&SignalEvent>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces the device's owners (empty: none). `Ok(false)` if the device is unknown.
+    fn set_device_owners(
+        &self,
+        identifier: &str,
+        owners: &[String],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes every token of (device, connector); returns how many were deleted.

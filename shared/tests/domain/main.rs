@@ -15,6 +15,7 @@ mod compliance_rules;
 mod decision_table;
 mod denial_reasons;
 mod device_lock;
+mod device_owners;
 mod egress;
 mod enrollment;
 mod improvements;

@@ -62,3 +62,8 @@ async fn memory_audit_keeps_the_contract() {
 async fn memory_store_keeps_the_rollout_contract() {
     crate::contract::rollout(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn memory_device_owners_keep_the_contract() {
+    crate::contract::device_owners(&MemoryStore::new()).await;
+}
