@@ -3,6 +3,7 @@
 //! Each trait is narrow: the operations one group of functions needs, nothing more. Futures
 //! are `Send` so the core's operations can run on a multi-threaded runtime (Lambda, tokio).
 
+mod fetch;
 mod random;
 mod resolve;
 mod signals;
@@ -18,6 +19,7 @@ use crate::model::{
 };
 use crate::protocol::keys::SigningAlg;
 
+pub use fetch::{FetchFailure, FetchKeys};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
 pub use signals::{RolloutStore, SignalStore};

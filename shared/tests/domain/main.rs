@@ -18,6 +18,7 @@ mod device_lock;
 mod device_owners;
 mod egress;
 mod enrollment;
+mod entra_hint;
 mod improvements;
 mod key_rollout;
 mod port_contract;
