@@ -20,6 +20,8 @@ mod egress;
 mod enrollment;
 mod entra_hint;
 mod improvements;
+#[cfg(feature = "fetch")]
+mod jwks_fetch;
 mod key_rollout;
 mod port_contract;
 mod redirects;
