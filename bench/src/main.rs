@@ -49,6 +49,7 @@ fn device(serial: &str, token: &str, now: i64) -> DeviceWithTokens {
         compliance: Vec::new(),
         device: Device {
             lock: Default::default(),
+            owners: Vec::new(),
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: serial.into(),
             name: "bench".into(),

@@ -31,6 +31,7 @@ fn device(tokens: usize) -> (DeviceWithTokens, Secret) {
         compliance: Vec::new(),
         device: Device {
             lock: None,
+            owners: Vec::new(),
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "SERIAL-1".into(),
             name: "host".into(),

@@ -25,6 +25,7 @@ pub enum AuditKind {
     DeviceComplianceChanged,
     DeviceLocked,
     DeviceUnlocked,
+    DeviceOwnersSet,
     StagePassed,
     StageDenied,
     InvalidResponse,
@@ -46,7 +47,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 28] = [
+    pub const ALL: [AuditKind; 29] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
@@ -58,6 +59,7 @@ impl AuditKind {
         AuditKind::DeviceComplianceChanged,
         AuditKind::DeviceLocked,
         AuditKind::DeviceUnlocked,
+        AuditKind::DeviceOwnersSet,
         AuditKind::StagePassed,
         AuditKind::StageDenied,
         AuditKind::InvalidResponse,
@@ -91,6 +93,7 @@ impl AuditKind {
             AuditKind::DeviceComplianceChanged => "ES008I",
             AuditKind::DeviceLocked => "ES009I",
             AuditKind::DeviceUnlocked => "ES010I",
+            AuditKind::DeviceOwnersSet => "ES012I",
             AuditKind::StagePassed => "ES101I",
             AuditKind::StageDenied => "ES102W",
             AuditKind::InvalidResponse => "ES103W",
@@ -125,6 +128,7 @@ impl AuditKind {
             AuditKind::DeviceComplianceChanged => "device_compliance_changed",
             AuditKind::DeviceLocked => "device_locked",
             AuditKind::DeviceUnlocked => "device_unlocked",
+            AuditKind::DeviceOwnersSet => "device_owners_set",
             AuditKind::StagePassed => "stage_passed",
             AuditKind::StageDenied => "stage_denied",
             AuditKind::InvalidResponse => "invalid_response",

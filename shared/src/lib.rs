@@ -9,8 +9,9 @@
 //! 3. `ports`: what the domain needs from the outside, and the ids made from randomness;
 //! 4. the domain: `settings` (clock, randomness, tunables, caller), `redirect`, `stage` (the
 //!    decision table and plan state machine), `agent` (the agent API), `admin` (operator
-//!    operations), `facts` (check-in documents), `minter` (in-process challenges) and `egress`
-//!    (where push delivery may connect);
+//!    operations), `facts` (check-in documents), `minter` (in-process challenges), `egress`
+//!    (where push delivery may connect) and `idp` (device owners, an identity provider's
+//!    hints);
 //! 5. the adapters, beside the domain and never using it: `memory` and `local_signer` for
 //!    tests; behind cargo features `dynamodb`, `kms` and `sealing` the only code that touches
 //!    AWS crates, so a function links only the clients it calls; `instrument` (tests only);
@@ -30,6 +31,7 @@ pub mod edge;
 pub mod egress;
 pub mod error;
 pub mod facts;
+pub mod idp;
 pub mod minter;
 pub mod model;
 pub mod oidc;

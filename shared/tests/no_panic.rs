@@ -12,6 +12,7 @@ fn device() -> DeviceWithTokens {
         compliance: Vec::new(),
         device: Device {
             lock: None,
+            owners: Vec::new(),
             id: "00000000-0000-4000-8000-000000000000".into(),
             identifier: "S".into(),
             name: "n".into(),

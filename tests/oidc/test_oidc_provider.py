@@ -357,3 +357,36 @@ def test_entra_hints_that_fail_are_access_denied_with_the_state(world, case):
     fields = posted_fields(r.text)
     assert fields["error"] == "access_denied" and fields["state"] == f"st-{case}"
     assert "id_token" not in fields
+
+
+def test_a_client_that_matches_owners_passes_the_owners_device_and_denies_anyone_elses(world):
+    """`--match-owner preferred_username`: the device's owners (device set-owners) must include
+    the user the login_hint names; the ID token then carries the owner's names."""
+    client = admin(
+        "oidc", "client", "create", "--name", "okta-owners", "--profile", "code", "--stage", world["stage"],
+        "--redirect-uri", CALLBACK, "--auth", "client_secret_basic", "--match-owner", "preferred_username",
+    )
+    admin("device", "set-owners", world["serial"], "ada@example.com")
+    try:
+        outcomes = {}
+        for user in ("Ada@example.com", "bob@example.com"):
+            verifier = secrets.token_urlsafe(48)
+            url = authorize_url(client["client_id"], verifier, f"st-{user}", "n") + "&login_hint=" + urllib.parse.quote(user)
+            r = requests.get(url, allow_redirects=False, timeout=30)
+            plan, outcome = run_device_step(world, r.headers["location"])
+            assert outcome["component"] == "xak-flow-redirect", outcome
+            q = urllib.parse.parse_qs(urllib.parse.urlparse(resume(plan).headers["location"]).query)
+            outcomes[user] = (q, verifier)
+        denied, _ = outcomes["bob@example.com"]
+        assert denied["error"] == ["access_denied"] and denied["state"] == ["st-bob@example.com"]
+        assert denied["error_description"] == ["This device belongs to someone else."]
+        passed, verifier = outcomes["Ada@example.com"]
+        r = requests.post(API + "/oidc/token", auth=(client["client_id"], client["client_secret"]), timeout=30, data={
+            "grant_type": "authorization_code", "code": passed["code"][0], "redirect_uri": CALLBACK, "code_verifier": verifier,
+        })
+        assert r.status_code == 200, r.text
+        claims = verify_id_token(r.json()["id_token"], client["client_id"], "n")
+        assert claims["sub"] == "ada@example.com"
+        assert claims["preferred_username"] == "Ada@example.com" and claims["email"] == "Ada@example.com"
+    finally:
+        admin("device", "set-owners", world["serial"])

@@ -122,6 +122,7 @@ impl Stack {
                 lifetime: Some(lifetime.unwrap_or(admin::DEFAULT_ENROLLMENT_TOKEN_LIFETIME)),
                 max_uses: None,
                 serial: None,
+                owner: None,
             },
         )
         .await

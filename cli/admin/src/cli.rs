@@ -310,6 +310,10 @@ pub enum EnrollmentTokenCommand {
         /// Bind the token to this one device serial.
         #[arg(long)]
         serial: Option<String>,
+        /// The person the devices it enrolls belong to (a username or email address): each
+        /// becomes that device's only owner, also a device enrolled again.
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
     },
     /// List enrollment tokens with their use count and state (never their key).
     List {

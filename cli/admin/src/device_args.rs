@@ -70,6 +70,15 @@ pub enum DeviceCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Set the people a device belongs to (usernames or email addresses; none: nobody), which
+    /// an OpenID client with --match-owner checks. Replaces the device's owners.
+    SetOwners {
+        /// The device's serial.
+        serial: String,
+        /// Its owners (at most 16, each at most 256 characters, no spaces).
+        #[arg(value_name = "USER")]
+        owners: Vec<String>,
+    },
     /// Lift a device's lock.
     Unlock {
         /// The device's serial.

@@ -64,6 +64,7 @@ async fn world() -> (String, endpoint_core::secret::Secret) {
             lifetime: Some(3600),
             max_uses: None,
             serial: None,
+            owner: None,
         },
     )
     .await

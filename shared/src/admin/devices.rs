@@ -44,6 +44,7 @@ where
         lifetime: Some(window),
         max_uses: Some(1),
         serial: Some(serial.to_string()),
+        owner: None,
     };
     create_enrollment_token(store, clock, rng, new).await
 }

@@ -1,7 +1,7 @@
 //! Enrollment tokens, the operator's side: create (the key shown once, stored as a hash),
 //! list, show and revoke.
 
-use super::{check_name, connector, ENROLLMENT_TOKEN_LEN};
+use super::{check_name, check_owner, connector, ENROLLMENT_TOKEN_LEN};
 use crate::error::CoreError;
 use crate::model::{EnrollmentToken, TokenUse};
 use crate::ports::{random_alnum, random_id, Clock, Directory, EnrollmentStore, Random};
@@ -16,6 +16,8 @@ pub struct NewEnrollmentToken {
     pub max_uses: Option<u32>,
     /// The one serial it may enroll.
     pub serial: Option<String>,
+    /// The person the devices it enrolls belong to (`--owner`).
+    pub owner: Option<String>,
 }
 
 /// Creates an enrollment token; returns it with its key, which is stored only as a hash.
@@ -33,6 +35,9 @@ where
     check_name("name", &new.name)?;
     if let Some(serial) = &new.serial {
         check_name("serial", serial)?;
+    }
+    if let Some(owner) = &new.owner {
+        check_owner(owner)?;
     }
     if new.max_uses == Some(0) {
         return Err(CoreError::BadRequest("max uses must be at least 1".into()));
@@ -54,6 +59,7 @@ where
         created_at: Some(now),
         max_uses: new.max_uses,
         serial: new.serial,
+        owner: new.owner,
         uses: 0,
         last_used_at: None,
         revoked_at: None,

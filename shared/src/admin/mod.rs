@@ -4,6 +4,7 @@
 mod devices;
 mod enrollment_tokens;
 mod help;
+mod owners;
 mod rollout;
 
 pub use rollout::{key_rollout, KeyRollout, NAMED_IN_REFUSAL};
@@ -16,6 +17,7 @@ pub use enrollment_tokens::{
     show_enrollment_token, EnrollmentTokenDetails, NewEnrollmentToken,
 };
 pub use help::{set_stage_help, stage_help};
+pub use owners::{check_owner, check_owners, set_device_owners};
 
 use crate::assertion::parse_audiences;
 use crate::error::CoreError;
@@ -335,6 +337,7 @@ pub fn new_enrollment<R: Random + ?Sized>(
         created_at: now,
         expires_at: None,
         lock: None,
+        owners: Vec::new(),
     };
     let token = DeviceToken {
         id: random_id(rng, 12),

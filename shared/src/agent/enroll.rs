@@ -214,8 +214,11 @@ pub async fn enroll<S: Store>(
         }
     };
     let existing = existing_serial_rule(store, &token, &connector).await?;
-    let (device, device_token, device_key) =
+    let (mut device, device_token, device_key) =
         admin::new_enrollment(env.rng, now, &connector.id, serial, &request.device_name)?;
+    // A token with an owner makes that person the device's only owner (a device handed over
+    // and re-enrolled belongs to its new person); without, the device keeps its owners.
+    device.owners = token.owner.iter().cloned().collect();
     let accepted = env
         .audit(AuditKind::EnrollmentAccepted, device_actor(serial))
         .connector(&connector.id)

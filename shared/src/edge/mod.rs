@@ -19,6 +19,7 @@
 //! | `logging.rs` | JSON logs, and the per-request line that is also the metrics (feature `lambda`) |
 //! | `serve.rs` | the serve loop and the HTTP response of a reply (feature `lambda`) |
 //! | `resolver.rs` | the system's name resolver, for the push endpoint check (feature `lambda`) |
+//! | `fetch.rs` | GETs a tenant's JWKS, only where the egress policy admits (feature `fetch`) |
 
 pub mod errors;
 pub mod json;
@@ -36,6 +37,8 @@ pub mod clients;
 pub mod config;
 #[cfg(feature = "lambda")]
 pub mod dispatch;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 #[cfg(feature = "lambda")]
 pub mod logging;
 #[cfg(feature = "lambda")]

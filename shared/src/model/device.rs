@@ -23,6 +23,25 @@ pub fn is_device_identifier(value: &str) -> bool {
             .any(|c| c.is_control() || is_deceptive_format_char(c))
 }
 
+/// Most owners one device may have (`device set-owners`): a device is someone's, or a few
+/// people's (a shared workstation); a longer list is a group, which is the identity
+/// provider's business.
+pub const MAX_DEVICE_OWNERS: usize = 16;
+/// Longest owner name, in characters (an email address has at most 254).
+pub const MAX_OWNER_CHARS: usize = 256;
+
+/// The rule for an owner name (a username or an email address): 1 to
+/// [`MAX_OWNER_CHARS`] characters, no white space, no control characters and none of the
+/// invisible ones [`is_device_identifier`] refuses (an owner name is compared with what an
+/// identity provider says of the signing-in person: it must read as what it is).
+pub fn is_owner_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.chars().count() <= MAX_OWNER_CHARS
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || is_deceptive_format_char(c))
+}
+
 /// An enrolled device. `identifier` is the hardware serial reported at enrollment; `id` is the
 /// stable opaque id (a UUID) assigned at its first enrollment, which agents see as `device_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +54,12 @@ pub struct Device {
     /// An operator's lock (`device lock`), if one was set and not lifted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<DeviceLock>,
+    /// The people the device belongs to (usernames or email addresses, as the operator wrote
+    /// them; `device set-owners`, or an enrollment token's `--owner`), at most
+    /// [`MAX_DEVICE_OWNERS`]. An OpenID client with `--match-owner` passes the device only
+    /// for one of them (the domain's `idp::owners`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
 }
 
 impl Device {

@@ -19,6 +19,10 @@ pub struct EnrollmentToken {
     pub max_uses: Option<u32>,
     /// The one serial it may enroll, if bound.
     pub serial: Option<String>,
+    /// The person the devices it enrolls belong to (`--owner`): an enrollment with it makes
+    /// that person the device's only owner; without, a device keeps the owners it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// How many enrollments it made, and the last one's time.
     pub uses: u32,
     pub last_used_at: Option<UnixTime>,

@@ -19,9 +19,9 @@ pub use connector::{
     reenrollment, Connector, ExistingSerial, NextKey, ReenrollPolicy, Reenrollment, RetiredKey,
 };
 pub use device::{
-    is_device_identifier, ConfigFetch, Device, DeviceLock, DeviceRef, DeviceToken,
+    is_device_identifier, is_owner_name, ConfigFetch, Device, DeviceLock, DeviceRef, DeviceToken,
     DeviceWithTokens, FactsSnapshot, TokenInfo, TokenRef, MAX_DEVICE_IDENTIFIER_CHARS,
-    MSG_DEVICE_LOCKED,
+    MAX_DEVICE_OWNERS, MAX_OWNER_CHARS, MSG_DEVICE_LOCKED,
 };
 pub use enrollment::{EnrollmentToken, TokenRefusal, TokenUse};
 pub use help::{DenialReason, StageHelp, MAX_HELP_TEXT_CHARS, MAX_HELP_URL_LEN};

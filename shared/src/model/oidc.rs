@@ -186,13 +186,18 @@ pub struct AuthRequest {
     /// The PKCE S256 challenge (profile `code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
-    /// The user the device must belong to (from the verified hint or `login_hint`), in the
-    /// client's `--match-owner` claim.
+    /// The request's `login_hint` (a selection, not a proof: owner matching reads it only
+    /// without a verified hint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Profile `entra-eam`: the verified hint's `sub`, and the `acr` the `claims` asked for.
+    pub login_hint: Option<String>,
+    /// Profile `entra-eam`: the verified hint's `sub`, `preferred_username` and `email`, and the
+    /// `acr` the `claims` asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint_sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
     /// Why the request cannot pass whatever the device does (a hint that failed verification):

@@ -5,7 +5,7 @@
 //! knows no routes).
 
 use crate::error::CoreError;
-use crate::model::{AuthRequest, OidcClient, OwnerClaim, Plan, Profile, StageSnapshot, UnixTime};
+use crate::model::{AuthRequest, OidcClient, Plan, Profile, StageSnapshot, UnixTime};
 use crate::ports::{random_id, Directory, JwksFetcher, OidcStore, PlanStore};
 use crate::settings::Env;
 
@@ -94,8 +94,10 @@ where
         state: state.clone(),
         nonce: params.get("nonce").map(str::to_string),
         code_challenge: None,
-        user: None,
+        login_hint: params.get("login_hint").map(str::to_string),
         hint_sub: None,
+        hint_username: None,
+        hint_email: None,
         acr: None,
         refused: None,
     };
@@ -123,18 +125,6 @@ where
                 ));
             }
             request.code_challenge = challenge.map(str::to_string);
-            if let Some(claim) = client.match_owner {
-                request.user = params.get("login_hint").map(str::to_string);
-                if request.user.is_none() {
-                    return Ok(back(
-                        "login_required",
-                        &format!(
-                            "This client needs the user's {} (login_hint).",
-                            claim.as_str()
-                        ),
-                    ));
-                }
-            }
         }
         Profile::EntraEam => {
             if params.get("response_type") != Some("id_token")
@@ -154,13 +144,10 @@ where
                 ));
             };
             match verify_hint(&client, hint, now, fetcher).await {
-                Ok(claims) => {
-                    request.user = match client.match_owner {
-                        Some(OwnerClaim::Sub) => Some(claims.sub.clone()),
-                        Some(_) => claims.preferred_username.clone(),
-                        None => None,
-                    };
-                    request.hint_sub = Some(claims.sub);
+                Ok(hint) => {
+                    request.hint_sub = Some(hint.sub);
+                    request.hint_username = hint.preferred_username;
+                    request.hint_email = hint.email;
                 }
                 Err(why) => return Ok(back("access_denied", &why)),
             }

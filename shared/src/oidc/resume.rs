@@ -5,6 +5,10 @@
 
 use serde_json::{json, Value};
 
+use crate::idp::owners::{
+    match_owner, match_owner_or_sole, HintNames, MatchedOwner, NamedBy, OwnerClaim as Claim,
+    OwnerMismatch,
+};
 use crate::model::{AuthRequest, Grant, OidcClient, OwnerClaim, Plan, PlanStatus, Profile};
 use crate::ports::{random_alnum, ChallengeSigner, DeviceStore, GrantKind, OidcStore, PlanStore};
 use crate::settings::Env;
@@ -13,8 +17,6 @@ use crate::stage::read_plan;
 use super::id_token::{sign_id_token, IdKeys};
 use super::{secret_hash, Answer, Failure, CODE_LIFETIME, ID_TOKEN_LIFETIME};
 
-/// The sentence of a denial for a device of someone else.
-pub const MSG_NOT_OWNER: &str = "This device does not belong to the user signing in.";
 /// The sentence of a pass without a device (an optional stage): the provider's one job is the
 /// device, so nothing passes without one.
 pub const MSG_NO_DEVICE: &str = "No device was identified.";
@@ -91,16 +93,14 @@ where
     let owner = match client.match_owner {
         None => None,
         Some(claim) => {
-            let Some(user) = request.user.as_deref() else {
-                return deny(MSG_NOT_OWNER);
-            };
             let stored = store
                 .device_token_info(&device.identifier, now)
                 .await
                 .map_err(|e| Failure::Core(e.into()))?;
-            match stored.and_then(|(d, _)| owner_match(&d, claim, user)) {
-                Some(owner) => Some(owner),
-                None => return deny(MSG_NOT_OWNER),
+            let owners = stored.map(|(d, _)| d.owners).unwrap_or_default();
+            match owner_of(&request, claim, &owners) {
+                Ok(matched) => Some(matched),
+                Err(mismatch) => return deny(mismatch.description()),
             }
         }
     };
@@ -140,13 +140,33 @@ where
     )))
 }
 
-/// The owner of `device` that `user` names in `claim`, if any (exact match; emails and
-/// usernames compare without case).
-pub fn owner_match(device: &crate::model::Device, claim: OwnerClaim, user: &str) -> Option<String> {
-    let _ = (device, claim, user);
-    // Device owners arrive with the `device set-owners` work (branch `idp`); until they are
-    // merged no device has an owner, so a client that matches owners denies (fails closed).
-    None
+/// The device's owner the request names (the verified hint's claims, else the `login_hint`),
+/// by the domain's owner rules (`idp::owners`). Profile `code` passes a device of one owner
+/// when nobody was named (Okta compares the ID token's `preferred_username` with the person it
+/// authenticated); a verified Entra hint must name an owner.
+fn owner_of(
+    request: &AuthRequest,
+    claim: OwnerClaim,
+    owners: &[String],
+) -> Result<MatchedOwner, OwnerMismatch> {
+    let hint = request.hint_sub.as_deref().map(|sub| HintNames {
+        preferred_username: request.hint_username.as_deref(),
+        email: request.hint_email.as_deref(),
+        sub: Some(sub),
+    });
+    let named = NamedBy {
+        hint,
+        login_hint: request.login_hint.as_deref(),
+    };
+    let claim = match claim {
+        OwnerClaim::PreferredUsername => Claim::PreferredUsername,
+        OwnerClaim::Email => Claim::Email,
+        OwnerClaim::Sub => Claim::Sub,
+    };
+    match request.profile {
+        Profile::Code => match_owner_or_sole(claim, &named, owners),
+        Profile::EntraEam => match_owner(claim, &named, owners),
+    }
 }
 
 /// What the plan's pass stands for: the ID token's claims.
@@ -154,7 +174,7 @@ fn grant_of(
     plan: &Plan,
     request: &AuthRequest,
     client: &OidcClient,
-    owner: Option<String>,
+    owner: Option<MatchedOwner>,
     now: i64,
 ) -> Grant {
     let device = plan.device.as_ref();
@@ -174,10 +194,13 @@ fn grant_of(
         .unwrap_or_default();
     let sub = match (&request.hint_sub, &owner) {
         (Some(hint), _) => hint.clone(),
-        (None, Some(o)) => o.clone(),
+        (None, Some(o)) => o.owner.clone(),
         (None, None) => device_id,
     };
-    let email = owner.as_ref().filter(|o| o.contains('@')).cloned();
+    let (preferred_username, email) = match owner {
+        Some(o) => (Some(o.preferred_username), o.email),
+        None => (None, None),
+    };
     Grant {
         client: client.id.clone(),
         redirect_uri: request.redirect_uri.clone(),
@@ -185,7 +208,7 @@ fn grant_of(
         nonce: request.nonce.clone(),
         sub,
         auth_time: plan.ended_at.unwrap_or(now),
-        preferred_username: owner,
+        preferred_username,
         email,
         device: match request.profile {
             Profile::Code => device_claim,

@@ -3,6 +3,7 @@
 //! Each trait is narrow: the operations one group of functions needs, nothing more. Futures
 //! are `Send` so the core's operations can run on a multi-threaded runtime (Lambda, tokio).
 
+mod fetch;
 mod oidc;
 mod random;
 mod resolve;
@@ -19,6 +20,7 @@ use crate::model::{
 };
 use crate::protocol::keys::SigningAlg;
 
+pub use fetch::{FetchFailure, FetchKeys};
 pub use oidc::{GrantKind, JwksFetcher, OidcStore};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
@@ -286,11 +288,12 @@ pub trait DeviceStore: Send + Sync {
         now: UnixTime,
     ) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
 
-    /// Enrolls atomically under `grant`: creates or updates the device, deletes every older
-    /// token of the connection (device, connector) with its index entry (found by the stored
-    /// hashes, never by reading keys), stores `token` with its index, counts the enrollment
-    /// token's use, on condition that the serial's existence and connections still give the
-    /// grant's rule the answer it gave when the store read them.
+    /// Enrolls atomically under `grant`: creates or updates the device (`device.owners`, when
+    /// not empty, replace an existing device's: an enrollment token's `--owner`; empty keeps
+    /// them), deletes every older token of the connection (device, connector) with its index
+    /// entry (found by the stored hashes, never by reading keys), stores `token` with its
+    /// index, counts the enrollment token's use, on condition that the serial's existence and
+    /// connections still give the grant's rule the answer it gave when the store read them.
     fn enroll(
         &self,
         device: &Device,
@@ -305,6 +308,13 @@ pub trait DeviceStore: Send + Sync {
         identifier: &str,
         lock: Option<&DeviceLock>,
         signal: Option<&SignalEvent>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Replaces the device's owners (empty: none). `Ok(false)` if the device is unknown.
+    fn set_device_owners(
+        &self,
+        identifier: &str,
+        owners: &[String],
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes every token of (device, connector); returns how many were deleted.

@@ -299,6 +299,11 @@ async fn dynamo_device_lock_keeps_the_contract() {
 }
 
 #[tokio::test]
+async fn dynamo_device_owners_keep_the_contract() {
+    crate::contract::device_owners(&fresh_store().await).await;
+}
+
+#[tokio::test]
 async fn dynamo_outbox_keeps_the_contract() {
     crate::contract::outbox(&fresh_store().await).await;
 }

@@ -18,6 +18,7 @@ use endpoint_core::{CoreError, StoreError};
 pub(crate) fn device(serial: &str, expires_at: Option<i64>) -> Device {
     Device {
         lock: None,
+        owners: Vec::new(),
         id: "00000000-0000-4000-8000-000000000000".into(),
         identifier: serial.into(),
         name: format!("host-{serial}"),
@@ -471,6 +472,7 @@ async fn an_enrollment_sent_again_is_done_once() {
         lifetime: Some(3600),
         max_uses: None,
         serial: None,
+        owner: None,
     };
     let (_, key) = admin::create_enrollment_token(&store, &clock, &SystemRandom, new(&c.id))
         .await
@@ -567,6 +569,7 @@ async fn enrollment_tokens_by_hash_with_expiry() {
         lifetime: Some(3600),
         max_uses: None,
         serial: None,
+        owner: None,
     };
     let (t, key) = admin::create_enrollment_token(&store, &clock, &SystemRandom, new(&c.id))
         .await

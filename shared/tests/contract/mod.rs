@@ -19,12 +19,14 @@ use endpoint_core::secret::Secret;
 mod assertion;
 mod audit;
 mod oidc;
+mod owners;
 mod rollout;
 pub mod signals;
 
 pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;
 pub use oidc::oidc_store;
+pub use owners::device_owners;
 pub use rollout::rollout;
 pub use signals::{device_lock, outbox, streams};
 
@@ -58,6 +60,7 @@ pub fn plan(id: &str, expires_at: i64) -> Plan {
 fn device(serial: &str, name: &str, expires_at: Option<i64>) -> Device {
     Device {
         lock: None,
+        owners: Vec::new(),
         id: format!("id-of-{serial}"),
         identifier: serial.into(),
         name: name.into(),
@@ -406,6 +409,7 @@ fn enrollment_token(id: &str, key: &str) -> EnrollmentToken {
         created_at: Some(T0),
         max_uses: None,
         serial: None,
+        owner: None,
         uses: 0,
         last_used_at: None,
         revoked_at: None,

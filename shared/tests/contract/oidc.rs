@@ -120,8 +120,10 @@ pub async fn oidc_store<S: OidcStore + PlanStore>(s: &S) {
         state: Some("st".into()),
         nonce: Some("n".into()),
         code_challenge: None,
-        user: Some("ada@example.com".into()),
+        login_hint: Some("ada@example.com".into()),
         hint_sub: Some("sub-1".into()),
+        hint_username: Some("ada@example.com".into()),
+        hint_email: None,
         acr: Some("possessionorinherence".into()),
         refused: None,
     });

@@ -26,6 +26,7 @@ pub(crate) async fn token_for(
             lifetime: Some(86_400),
             max_uses,
             serial: serial.map(str::to_string),
+            owner: None,
         },
     )
     .await
@@ -337,6 +338,7 @@ async fn expired_token_refuses(fx: &Fx, connector: &str) {
             lifetime: Some(admin::DEFAULT_ENROLLMENT_TOKEN_LIFETIME),
             max_uses: None,
             serial: None,
+            owner: None,
         },
     )
     .await
@@ -419,6 +421,7 @@ async fn enrollment_token_settings_are_bounded() {
                 lifetime,
                 max_uses,
                 serial: None,
+                owner: None,
             },
         )
         .await;

@@ -246,6 +246,7 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
         .enroll(
             &Device {
                 lock: None,
+                owners: Vec::new(),
                 id: "00000000-0000-4000-8000-000000000000".into(),
                 identifier: "S".into(),
                 name: "h".into(),

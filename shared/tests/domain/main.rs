@@ -15,9 +15,13 @@ mod compliance_rules;
 mod decision_table;
 mod denial_reasons;
 mod device_lock;
+mod device_owners;
 mod egress;
 mod enrollment;
+mod entra_hint;
 mod improvements;
+#[cfg(feature = "fetch")]
+mod jwks_fetch;
 mod key_rollout;
 mod oidc_rules;
 mod port_contract;

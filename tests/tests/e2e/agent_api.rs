@@ -139,6 +139,7 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
             created_at: Some(now() - 100),
             max_uses: None,
             serial: None,
+            owner: None,
             uses: 0,
             last_used_at: None,
             revoked_at: None,
@@ -251,6 +252,7 @@ async fn config_and_check_in_are_refused_for_expired_tokens_and_devices() {
     // A device of its own for each case: re-enrollment keeps a device's expiry (reference).
     let dev = |sn: &str, expires_at| Device {
         lock: None,
+        owners: Vec::new(),
         id: "00000000-0000-4000-8000-000000000000".into(),
         identifier: sn.into(),
         name: "h".into(),

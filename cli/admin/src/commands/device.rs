@@ -54,11 +54,7 @@ pub(crate) async fn device(
         DeviceCommand::List { .. } => {
             let list = store.list_devices(now).await?;
             Ok(Output {
-                plain: list
-                    .iter()
-                    .map(|d| format!("{}\t{}", d.identifier, d.name))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                plain: list.iter().map(device_line).collect::<Vec<_>>().join("\n"),
                 json: json!({"devices": list.iter().map(device_json).collect::<Vec<_>>()}),
                 audit: None,
             })
@@ -138,6 +134,18 @@ async fn change(
                 audit: Some(audit(AuditKind::DeviceLocked).device(serial).reason(why)),
             })
         }
+        DeviceCommand::SetOwners { serial, owners } => {
+            let owners = admin::set_device_owners(store, serial, owners).await?;
+            Ok(Output {
+                plain: owners.join("\n"),
+                json: json!({"identifier": serial, "owners": owners}),
+                audit: Some(
+                    audit(AuditKind::DeviceOwnersSet)
+                        .device(serial)
+                        .reason(owners_reason(&owners)),
+                ),
+            })
+        }
         DeviceCommand::Unlock { serial } => {
             admin::unlock_device(store, clock, rng, serial).await?;
             Ok(Output {
@@ -151,7 +159,26 @@ async fn change(
 }
 
 fn device_json(d: &Device) -> Value {
-    json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at, "lock": lock_json(d.lock.as_ref())})
+    json!({"identifier": d.identifier, "id": d.id, "name": d.name, "created_at": d.created_at, "expires_at": d.expires_at, "lock": lock_json(d.lock.as_ref()), "owners": d.owners})
+}
+
+/// The audit record's reason of `set-owners`: the owners it set (names an operator gave, no
+/// secret), or that it cleared them.
+fn owners_reason(owners: &[String]) -> String {
+    if owners.is_empty() {
+        "owners cleared".into()
+    } else {
+        format!("owners: {}", owners.join(", "))
+    }
+}
+
+/// A device as `device list` prints it: serial, name and, if it has any, its owners.
+fn device_line(d: &Device) -> String {
+    if d.owners.is_empty() {
+        format!("{}\t{}", d.identifier, d.name)
+    } else {
+        format!("{}\t{}\t{}", d.identifier, d.name, d.owners.join(","))
+    }
 }
 
 /// A device's lock as `device show` and `device list` print it (`until` null: until unlocked;

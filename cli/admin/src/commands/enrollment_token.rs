@@ -28,6 +28,7 @@ pub(crate) async fn enrollment_token(
             expires,
             max_uses,
             serial,
+            owner,
         } => {
             let new = admin::NewEnrollmentToken {
                 connector: connector.clone(),
@@ -38,11 +39,12 @@ pub(crate) async fn enrollment_token(
                 },
                 max_uses: *max_uses,
                 serial: serial.clone(),
+                owner: owner.clone(),
             };
             let (token, key) = admin::create_enrollment_token(store, clock, rng, new).await?;
             Ok(Output {
                 plain: key.expose().to_string(),
-                json: json!({"id": token.id, "key": key.expose(), "expires_at": token.expires_at, "max_uses": token.max_uses, "serial": token.serial}),
+                json: json!({"id": token.id, "key": key.expose(), "expires_at": token.expires_at, "max_uses": token.max_uses, "serial": token.serial, "owner": token.owner}),
                 audit: Some(
                     audit(AuditKind::EnrollmentTokenCreated)
                         .connector(connector)
@@ -98,6 +100,7 @@ fn enrollment_token_json(t: &EnrollmentToken, now: i64) -> Value {
         "expires_at": t.expires_at,
         "max_uses": t.max_uses,
         "serial": t.serial,
+        "owner": t.owner,
         "uses": t.uses,
         "last_used_at": t.last_used_at,
         "revoked_at": t.revoked_at,

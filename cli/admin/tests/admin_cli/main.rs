@@ -4,6 +4,7 @@
 mod basics;
 mod help;
 mod lifecycle;
+mod owners;
 mod policies;
 
 use std::process::Output;

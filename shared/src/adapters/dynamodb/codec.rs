@@ -170,7 +170,25 @@ pub(super) fn device_from(item: &Item) -> Result<Device, StoreError> {
             }),
             None => None,
         },
+        owners: owners_of(item)?,
     })
+}
+
+/// A device's owners: a list of strings (absent: none).
+pub(super) fn owners_of(item: &Item) -> Result<Vec<String>, StoreError> {
+    match item.get(attr::OWNERS) {
+        None | Some(Av::Null(_)) => Ok(Vec::new()),
+        Some(Av::L(list)) => list
+            .iter()
+            .map(|v| v.as_s().cloned().map_err(|_| corrupt(attr::OWNERS)))
+            .collect(),
+        Some(_) => Err(corrupt(attr::OWNERS)),
+    }
+}
+
+/// Owners as a list attribute.
+pub(super) fn owners_value(owners: &[String]) -> Av {
+    Av::L(owners.iter().map(|o| Av::S(o.clone())).collect())
 }
 
 /// A stable UUID-shaped id for a device item written before device ids existed: the first

@@ -2,9 +2,9 @@
 
 use super::codec::json_from;
 use super::codec::json_item;
-use super::codec::{device_from, token_from};
+use super::codec::{device_from, owners_value, token_from};
 use super::dth::live_token;
-use super::failure::{failed_conditions, store_error};
+use super::failure::{failed_conditions, is_condition_failed, store_error};
 use super::item::built;
 use super::item::{corrupt, get_n, get_s, n, opt_n, s, Item};
 use super::schema;
@@ -51,6 +51,7 @@ impl DynamoStore {
             attr::LOCKED_SINCE,
             attr::LOCKED_UNTIL,
             attr::LOCK_REASON,
+            attr::OWNERS,
             attr::TOKEN_ID,
             attr::CONNECTOR,
             attr::DATA,
@@ -380,6 +381,33 @@ impl DeviceStore for DynamoStore {
             Ok(_) => Ok(true),
             Err(e) if failed_conditions(&e).contains(&0) => Ok(false),
             Err(e) => Err(store_error("TransactWriteItems device lock", &e)),
+        }
+    }
+
+    async fn set_device_owners(
+        &self,
+        identifier: &str,
+        owners: &[String],
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(device_key(identifier)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_names("#owners", attr::OWNERS);
+        let update = if owners.is_empty() {
+            update.update_expression("REMOVE #owners")
+        } else {
+            update
+                .update_expression("SET #owners = :owners")
+                .expression_attribute_values(":owners", owners_value(owners))
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("UpdateItem device owners", &e)),
         }
     }
 

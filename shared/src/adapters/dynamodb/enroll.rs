@@ -6,6 +6,7 @@
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 
+use super::codec::owners_value;
 use super::failure::{failed_conditions, is_transaction_conflict, store_error};
 use super::item::{built, get_n, n, opt_n, put_opt_n, s, Item};
 use super::schema::{
@@ -274,7 +275,8 @@ impl DynamoStore {
     }
 
     /// The device item: an existing device keeps its id, name, creation time, lock and any
-    /// expiry the operator set (as on the reference); a new one gets the given values. Its
+    /// expiry the operator set (as on the reference), and its owners unless `device` has some
+    /// (an enrollment token's owner); a new one gets the given values. Its
     /// version goes one up, on condition that it is still what the attempt read (`found`).
     fn device_update(
         &self,
@@ -296,6 +298,13 @@ impl DynamoStore {
             .expression_attribute_values(":name", s(&device.name))
             .expression_attribute_values(":kind", s(DEVICE))
             .expression_attribute_values(":created", n(device.created_at));
+        // An enrollment token's owner: the device's only owner from now on (new or not).
+        if !device.owners.is_empty() {
+            set.push_str(", #owners = :owners");
+            update = update
+                .expression_attribute_names("#owners", attr::OWNERS)
+                .expression_attribute_values(":owners", owners_value(&device.owners));
+        }
         if let (false, Some(e)) = (exists, device.expires_at) {
             set.push_str(", #exp = :exp");
             update = update

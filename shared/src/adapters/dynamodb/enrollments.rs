@@ -31,6 +31,7 @@ fn enrollment_token_from(item: &Item) -> Result<EnrollmentToken, StoreError> {
         created_at: opt_n(item, attr::CREATED_AT)?,
         max_uses: u32_of(attr::MAX_USES)?,
         serial: opt_s(item, attr::SERIAL),
+        owner: opt_s(item, attr::OWNER),
         uses: u32_of(attr::USES)?.unwrap_or(0),
         last_used_at: opt_n(item, attr::LAST_USED_AT)?,
         revoked_at: opt_n(item, attr::REVOKED_AT)?,
@@ -51,6 +52,9 @@ impl EnrollmentStore for DynamoStore {
         put_opt_n(&mut item, attr::REVOKED_AT, t.revoked_at);
         if let Some(serial) = &t.serial {
             item.insert(attr::SERIAL.into(), s(serial));
+        }
+        if let Some(owner) = &t.owner {
+            item.insert(attr::OWNER.into(), s(owner));
         }
         put_opt_n(&mut item, schema::TTL_ATTRIBUTE, t.expires_at);
         self.put("PutItem enrollment token", item).await

@@ -214,7 +214,10 @@ pub mod attr {
     pub const LOCKED_UNTIL: &str = "locked_until";
     pub const LOCK_REASON: &str = "lock_reason";
     pub const MAX_USES: &str = "max_uses";
+    /// A plan's owner; an enrollment token's `--owner`.
     pub const OWNER: &str = "owner";
+    /// A device's owners (a list of strings; absent: none).
+    pub const OWNERS: &str = "owners";
     pub const PLAIN_KEYS_REFUSED: &str = "plain_keys_refused";
     /// A plan's snapshot of its stage's policy (JSON).
     pub const POLICY: &str = "policy";

@@ -234,8 +234,15 @@ impl DeviceStore for MemoryStore {
             }
         }
         // An existing device keeps its id, name, creation time and expiry (as on the reference).
-        if !g.devices.contains_key(&device.identifier) {
-            g.devices.insert(device.identifier.clone(), device.clone());
+        match g.devices.get_mut(&device.identifier) {
+            None => {
+                g.devices.insert(device.identifier.clone(), device.clone());
+            }
+            // An enrollment token's owner replaces the existing device's owners.
+            Some(existing) if !device.owners.is_empty() => {
+                existing.owners = device.owners.clone();
+            }
+            Some(_) => {}
         }
         g.insert_token(token.clone());
         if let Some(event) = &grant.audit {
@@ -256,6 +263,19 @@ impl DeviceStore for MemoryStore {
             None => return Ok(false),
         }
         g.signals.extend(signal.cloned());
+        Ok(true)
+    }
+
+    async fn set_device_owners(
+        &self,
+        identifier: &str,
+        owners: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        match g.devices.get_mut(identifier) {
+            Some(d) => d.owners = owners.to_vec(),
+            None => return Ok(false),
+        }
         Ok(true)
     }
 
