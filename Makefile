@@ -5,7 +5,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test test-long run watch lint routes fmt unit bench bench-reference bench-coldstart bench-load bench-abuse sizes venv clean-venv deploy build-stack admin
+.PHONY: test test-long run run-regions watch lint routes fmt unit bench bench-reference bench-coldstart bench-load bench-abuse sizes venv clean-venv deploy build-stack admin
 
 ## Every check and test (scripts/test.sh is their one list): formatting, lints, the import
 ## graph, the SAM template and routes, unit and property tests, the AWS adapters and CLIs against
@@ -15,14 +15,21 @@ SHELL := /bin/bash
 test:
 	scripts/test.sh
 
-## The long suites (CI runs them too): property tests with 20,000 cases each, and schema
-## fuzzing of openapi.yaml (schemathesis) against the local stack.
+## The long suites (CI runs them too): property tests with 20,000 cases each, schema fuzzing of
+## openapi.yaml (schemathesis) against the local stack, and the regions suite (tests/regions:
+## two local regions, replay, failover and the negative control).
 test-long:
 	scripts/test.sh long
 
 ## The whole stack locally, with a demo key, connector, stage and enrollment token printed.
 run:
 	scripts/stack.sh run
+
+## Two local regions on one machine (A us-east-1 on API_PORT 9000, B eu-west-1 on API_PORT_B
+## 9001), each its own table in one emulator, replicated with REPLICATION_LAG_MS (default 1000)
+## and last-writer-wins (docs/OPERATING.md, "Regions").
+run-regions:
+	scripts/regions.sh run
 
 ## `make run`, and a function is rebuilt and reloaded when its code changes (docs/DEVELOPING.md, "Watch mode").
 watch:

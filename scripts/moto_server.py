@@ -18,6 +18,7 @@ What that line costs, measured with py-spy over `make test` (docs/PERFORMANCE.md
   waited, which made unrelated requests time out. One key of each RSA size is now made ahead in
   the background (and again when taken); when none is ready, the lock is let go while one is
   made (the new key is not yet visible to anyone).
+- A multi-Region key's ciphertexts could not be decrypted (its id did not fit moto's blob).
 - A Query read and sorted every item of the table to keep one partition (or, on an index, the
   items with one key value): it is given only those items now.
 Request lines are not logged (werkzeug's log was 5% of the emulator's time); errors still are.
@@ -35,6 +36,7 @@ from moto import server
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.kms import models as kms_models
+from moto.kms import utils as kms_utils
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 _lock = threading.Lock()
@@ -249,6 +251,25 @@ def _private_key(key_spec):
 
 
 kms_models.generate_private_key = _private_key
+
+# --- KMS ciphertexts of multi-Region keys ------------------------------------------------------
+# moto writes the key id into a fixed 36-byte field of its ciphertext blobs: a multi-Region key's
+# id (`mrk-` and 36 more) is cut to 36, and Decrypt then answers AccessDeniedException for its
+# own ciphertexts. The field is 40 bytes here (shorter ids padded, the padding stripped on read).
+
+_KEY_ID_LEN = 40
+kms_utils.KEY_ID_LEN = _KEY_ID_LEN
+kms_utils.HEADER_LEN = _KEY_ID_LEN + kms_utils.IV_LEN + kms_utils.TAG_LEN
+kms_utils.CIPHERTEXT_HEADER_FORMAT = f">{_KEY_ID_LEN}s{kms_utils.IV_LEN}s{kms_utils.TAG_LEN}s"
+_deserialize = kms_utils._deserialize_ciphertext_blob
+
+
+def _deserialize_padded(ciphertext_blob):
+    c = _deserialize(ciphertext_blob)
+    return c._replace(key_id=c.key_id.rstrip("\x00"))
+
+
+kms_utils._deserialize_ciphertext_blob = _deserialize_padded
 
 # --- KMS signatures, counted for `make bench-abuse` ----------------------------------------------
 # With MOTO_COUNT_SIGNS=1, each KMS Sign writes one line `kms-sign <unix time> <key id>` to the

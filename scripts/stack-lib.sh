@@ -4,7 +4,8 @@
 # test.sh -> cargo -> the binary.
 #
 #   moto_start PORT        moto_server on 127.0.0.1:PORT (0: a free port); exports the AWS_* variables
-#   stack_build            builds the workspace once for the stack and the tests (STACK_RELEASE=1: release)
+#   stack_build [bins]     builds the workspace once for the stack and the tests (bins: without the
+#                          test targets; STACK_RELEASE=1: release)
 #   functions_start PORT   the table, then `cargo lambda watch` and every function (0: a free port)
 #   stack_stop             stops whatever was started, by its own pid (call it from an EXIT trap)
 #
@@ -15,6 +16,11 @@ stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack_pids=()
 stack_watch_pid=""
 stack_functions=(plans challenge response jwks agent web ssf deliver oidc fallback)
+# The libraries and binaries, and one small test target: with any test target the feature
+# resolver adds the dev-dependencies' features (digest's, getrandom's, ...) as a build of every
+# target does; without one, dependencies such as the AWS SDK resolve other features and
+# compile twice (once here, once for the tests).
+stack_bins_args=(--workspace --all-features --lib --bins --test login --locked)
 # cargo-lambda (and moto_server) come from the repo-local venv (scripts/venv.sh).
 export PATH="$stack_root/.venv/bin:$PATH"
 
@@ -72,6 +78,10 @@ stack_build() {
     cargo build -q --release --locked --bin endpoint-admin --bin endpoint-agent
     for f in "${stack_functions[@]}"; do cargo build -q --release --locked --bin "$f"; done
     stack_bin="$CARGO_TARGET_DIR/release"
+  elif [ "${1:-}" = bins ]; then
+    # What the stack and the CLIs run, without the test targets (make test builds them later).
+    cargo build -q "${stack_bins_args[@]}"
+    stack_bin="$CARGO_TARGET_DIR/debug"
   else
     cargo build -q --workspace --all-features --lib --bins --tests --locked
     stack_bin="$CARGO_TARGET_DIR/debug"

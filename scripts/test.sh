@@ -6,7 +6,7 @@
 #
 #   scripts/test.sh          make test: lint, then every test against the local stack
 #   scripts/test.sh lint     make lint: fmt, clippy, the import graph, the template, the routes
-#   scripts/test.sh long     make test-long: 20,000-case property tests, schema fuzzing
+#   scripts/test.sh long     make test-long: 20,000-case property tests, schema fuzzing, regions
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -45,31 +45,26 @@ template_checks() {
   .venv/bin/python scripts/check-modes.py
 }
 
-lint() {
-  step "installing the Python tools (.venv) and Chromium, then checking the SAM template and the routes (cfn-lint, sam validate --lint, scripts/check-api.py), in the background"
-  # At the lowest CPU priority: the compile below needs both cores, and these fill its gaps.
-  (renice -n 19 "$BASHPID" >/dev/null; scripts/venv.sh && template_checks) >target/setup/venv.log 2>&1 &
-  venv_pid=$!
-  if [ "$what" = all ]; then nice -n 19 scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!; fi
-  step "cargo fmt --check"
-  cargo fmt --all -- --check
-  if [ "$what" = all ] && [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
-    step "clippy on every target, warnings as errors, in the build of every target (first run: about 4 minutes of compiling)"
-    cargo build --workspace --all-targets --all-features --locked
-  else
-    step "clippy on every target, warnings as errors"
-    cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-  fi
+static_checks() {
   step "the core's layers and import graph, as docs/ARCHITECTURE.md shows it (scripts/layers.py); test targets (scripts/check-test-targets.py)"
   python3 scripts/layers.py --doc >/dev/null
   python3 scripts/check-test-targets.py
   step "every test and path the docs cite exists (scripts/check-doc-refs.py)"
   python3 scripts/check-doc-refs.py
-  step "the Python tools and the template and route checks (started in the background)"
-  # The compile is done: the background jobs get a full share of the CPU again, so that other
-  # load on the machine cannot starve them (needs root, as CI and the dev machines are).
-  renice -n 0 -g "$(ps -o pgid= -p $$ | tr -d ' ')" >/dev/null 2>&1 || true
-  wait_for "$venv_pid" "scripts/venv.sh or the template checks" target/setup/venv.log
+}
+
+# make lint: the static checks alone, one after the other.
+lint() {
+  step "installing the Python tools (.venv) in the background"
+  (scripts/venv.sh) >target/setup/venv.log 2>&1 & venv_pid=$!
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "clippy on every target, warnings as errors"
+  cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+  static_checks
+  wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
+  step "the SAM template and the routes (cfn-lint, sam validate --lint, scripts/check-api.py, scripts/check-modes.py)"
+  template_checks
 }
 
 # The suites that stop the emulator (faults) or count every line of the functions' log
@@ -84,19 +79,40 @@ own_stack_suites() {
   cargo test --workspace --all-features --locked --test concurrency --test faults
 }
 
-tests() {
-  step "moto_server, the workspace's build (first run: about 3 minutes of compiling), two local stacks"
+# make test. The build comes in two parts so that the tests start early: the libraries and
+# binaries first (what the local stack and the Python suites run), then, while the Python
+# suites already run against the stack, every test target (the Rust suites then start). Both
+# parts compile through clippy-driver (RUSTC_WORKSPACE_WRAPPER, above), so the lints cover
+# every target without a compile of their own.
+all() {
+  step "installing the Python tools (.venv) and Chromium in the background"
+  # At the lowest CPU priority: the compile below needs both cores, and these fill its gaps.
+  nice -n 19 scripts/venv.sh >target/setup/venv.log 2>&1 & venv_pid=$!
+  nice -n 19 scripts/browser.sh >target/setup/browser.log 2>&1 & browser_pid=$!
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  if [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
+    step "clippy on the libraries and binaries, warnings as errors, in their build (first run: about 3 minutes of compiling)"
+  else
+    step "clippy on every target, warnings as errors; then the libraries' and binaries' build"
+    cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+  fi
+  cargo build "${stack_bins_args[@]}"
+  static_checks
+  wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
+  step "the SAM template and the routes (cfn-lint, sam validate --lint, scripts/check-api.py, scripts/check-modes.py), in the background"
+  (renice -n 19 "$BASHPID" >/dev/null; template_checks) >target/setup/template.log 2>&1 & template_pid=$!
+
+  step "moto_server and the local stack"
   moto_start 0
-  stack_build
+  stack_build bins
   # Tests run the functions at trace: the secrets-in-logs suite then proves that no level
   # prints a token, key, challenge, response, raw event or SDK body.
   export LOG_LEVEL="${LOG_LEVEL:-trace}"
   unset CARGO_TARGET_DIR
-  (own_stack_suites) >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
   functions_start 0
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite, the suites that stop the emulator (on the second stack), authentik's generated client (tests/agent), the browser tests (Chromium + Playwright, tests/browser) and the OpenID provider with real clients (Authlib, tests/oidc)"
-  # Four at once: most of their time is waiting on HTTP, the emulators and the browser.
+  step "authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser) and the OpenID provider with real clients (Authlib, tests/oidc) against the stack, in the background"
   # The page-for-people suite (every state in two languages, screenshots, axe-core) in a pytest
   # of its own beside the others: most of either is waiting on the browser and the stack.
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser tests/oidc \
@@ -104,6 +120,12 @@ tests() {
     >target/setup/pytest.log 2>&1 & pytest_pid=$!
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=4 tests/browser/test_page_for_people.py \
     >target/setup/pytest-people.log 2>&1 & people_pid=$!
+  step "every test target's build (clippy on them too), beside the Python suites (first run: about 1.5 minutes of compiling)"
+  # Below the suites' priority: they wait on the stack and the browser, the compile fills the gaps.
+  nice -n 10 cargo build --workspace --all-targets --all-features --locked
+
+  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite and the suites that stop the emulator (on the second stack)"
+  (own_stack_suites) >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
   cargo test --workspace --all-features --locked --test e2e >target/setup/e2e.log 2>&1 & e2e_pid=$!
@@ -117,6 +139,7 @@ tests() {
   tail -n 3 target/setup/pytest.log
   wait_for "$people_pid" "the page-for-people browser suite (pytest)" target/setup/pytest-people.log
   tail -n 3 target/setup/pytest-people.log
+  wait_for "$template_pid" "the template and route checks" target/setup/template.log
 }
 
 long() {
@@ -128,10 +151,14 @@ long() {
   stack_build
   functions_start 0
   scripts/fuzz-api.sh
+  stack_stop
+  step "two local regions (scripts/regions.sh): sign-in across regions, a replayed response, a region stopped, the negative control (tests/regions)"
+  env -u MOTO_PORT REGIONS_NEGATIVE_CONTROL=1 scripts/regions.sh test -- \
+    .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/regions
 }
 
 case "$what" in
-  all) lint; tests ;;
+  all) all ;;
   lint) lint ;;
   long) long ;;
   *) echo "usage: $0 [lint|long]" >&2; exit 2 ;;

@@ -7,7 +7,7 @@
 //!    audit trail's records);
 //! 2. `protocol`: the wire formats (challenge, response, JWK, key vocabulary);
 //! 3. `ports`: what the domain needs from the outside, and the ids made from randomness;
-//! 4. the domain: `settings` (clock, randomness, tunables, caller), `redirect`, `stage` (the
+//! 4. the domain: `settings` (clock, randomness, tunables, caller), `redirect`, `region` (which region a plan belongs to), `stage` (the
 //!    decision table and plan state machine), `agent` (the agent API), `admin` (operator
 //!    operations), `facts` (check-in documents), `minter` (in-process challenges), `egress`
 //!    (where push delivery may connect) and `idp` (device owners, an identity provider's
@@ -38,6 +38,7 @@ pub mod oidc;
 pub mod ports;
 pub mod protocol;
 pub mod redirect;
+pub mod region;
 pub mod secret;
 pub mod settings;
 pub mod signals;

@@ -4,6 +4,7 @@
 use crate::audit::{AuditEvent, AuditKind, Caller};
 use crate::ports::{random_alnum, Clock, Random};
 use crate::protocol::response::DEFAULT_LEEWAY;
+use crate::region::Regions;
 
 /// Tunables, from the functions' environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct Settings {
     /// How many `check_in/`s one device may make per minute (each parses, evaluates and stores
     /// up to 2 MiB).
     pub check_ins_per_minute: u32,
+    /// The deployment's regions: which plans this region serves, and which is the primary.
+    pub regions: Regions,
 }
 
 impl Default for Settings {
@@ -29,6 +32,7 @@ impl Default for Settings {
             max_challenges_per_plan: 10,
             auth_ia_per_minute: 10,
             check_ins_per_minute: 20,
+            regions: Regions::default(),
         }
     }
 }

@@ -266,3 +266,30 @@ def test_every_shipped_fixture_is_a_device_facts_request_and_is_evaluated_at_che
             agent.endpoints_agents_connectors_check_in_create(document)
             shown = admin("device", "show", serial)["compliance"]
             assert [c["status"] for c in shown if c["policy"] == policy] == [want], (family, state, shown)
+
+
+def test_a_screen_lock_reported_in_a_vendor_namespace_is_checked_at_check_in():
+    """authentik's DeviceFactsRequest has no screen-lock field: the `screen-lock` rule reads
+    `screen_lock_enabled` from the `vendor` namespaces, which the generated model carries."""
+    serial = f"PY-SCREEN-LOCK-{int(time.time() * 1000)}"
+    token = enrolled(serial)
+    connector = admin("device", "show", serial)["tokens"][0]["connector"]
+    stage = [s for s in admin("stage", "list")["stages"] if s["connector"] == connector][0]
+    policy = admin("policy", "create", "--name", "screen lock")["id"]
+    admin("policy", "add-rule", policy, "screen-lock")
+    admin("stage", "set-policy", stage["id"], policy)
+    agent = EndpointsApi(client(token))
+
+    def status(vendor):
+        document = fixture("macos-compliant.json")
+        document.vendor = vendor
+        agent.endpoints_agents_connectors_check_in_create(document)
+        shown = admin("device", "show", serial)["compliance"]
+        return [c["status"] for c in shown if c["policy"] == policy]
+
+    platform = {"agent_version": "0.8.0"}
+    assert status({"goauthentik.io/platform": platform}) == ["non_compliant"]  # not reported
+    locked = {"goauthentik.io/platform": platform, "fleetdm.com": {"screen_lock_enabled": True}}
+    assert status(locked) == ["compliant"]
+    locked["fleetdm.com"]["screen_lock_enabled"] = False
+    assert status(locked) == ["non_compliant"]

@@ -6,7 +6,7 @@ use endpoint_core::audit::DEFAULT_RETENTION_DAYS;
 use crate::device_args::{DeviceCommand, SsfCommand};
 use crate::oidc_args::OidcCommand;
 use crate::parsers::{
-    mode_parser, parse_duration, parse_expiry, reenroll_parser, spec_parser, Expiry,
+    mode_parser, parse_duration, parse_expiry, parse_region, reenroll_parser, spec_parser, Expiry,
 };
 use crate::policy_args::PolicyCommand;
 use endpoint_core::model::{ReenrollPolicy, StageMode};
@@ -133,10 +133,19 @@ pub enum KeyCommand {
         /// tagged with their own stack's name).
         #[arg(long, env = "STACK_NAME")]
         stack: Option<String>,
+        /// Also replicate the key (a multi-Region key) into these regions, with the same key id
+        /// and tags (repeat, or separate with commas; env REPLICA_REGIONS).
+        #[arg(long = "replicate-to", env = "REPLICA_REGIONS", value_delimiter = ',', value_parser = parse_region)]
+        replicate_to: Vec<String>,
     },
     /// Create a symmetric KMS key for sealing device token keys; prints its key id (local
-    /// stacks: deployed, the stack creates it and outputs SealingKeyId).
-    CreateSealing,
+    /// stacks: deployed, the stack creates it and outputs SealingKeyId). A multi-Region key.
+    CreateSealing {
+        /// Also replicate the key into these regions (repeat, or separate with commas; env
+        /// REPLICA_REGIONS).
+        #[arg(long = "replicate-to", env = "REPLICA_REGIONS", value_delimiter = ',', value_parser = parse_region)]
+        replicate_to: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -66,6 +66,22 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     }
 }
 
+/// Most regions a key is replicated into (a deployment names at most 16 regions).
+pub const MAX_REPLICA_REGIONS: usize = 16;
+
+/// An AWS region name (`eu-west-1`): 1 to 32 lowercase letters, digits and hyphens.
+pub fn parse_region(s: &str) -> Result<String, String> {
+    let ok = (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not an AWS region name like eu-west-1"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

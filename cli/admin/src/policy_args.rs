@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, Subcommand};
+use endpoint_core::compliance::kinds::{self, Opt, Takes, Values};
 use endpoint_core::compliance::rules::parse_enforcement;
-use endpoint_core::model::{DiskScope, Enforcement, RuleKind, UnknownAs, WhenUnknown};
+use endpoint_core::model::{Enforcement, RuleKind, UnknownAs, WhenUnknown};
 
 /// Any duration, zero included (`--max-facts-age 0s` makes every device unknown).
 fn any_duration(s: &str) -> Result<i64, String> {
@@ -89,14 +91,6 @@ fn parse_unknown(s: &str) -> Result<UnknownAs, String> {
     }
 }
 
-fn parse_scope(s: &str) -> Result<DiskScope, String> {
-    match s {
-        "system" => Ok(DiskScope::System),
-        "all" => Ok(DiskScope::All),
-        other => Err(format!("unknown scope {other:?} (system or all)")),
-    }
-}
-
 /// What every rule takes besides its kind's own options.
 #[derive(Args, Debug, Clone)]
 pub struct RuleOptions {
@@ -114,92 +108,94 @@ pub struct RuleOptions {
     pub unknown: UnknownAs,
 }
 
-#[derive(Subcommand, Debug, Clone)]
-pub enum RuleKindArgs {
-    /// os.family is one of the list.
-    OsFamily {
-        /// Families: linux, unix, bsd, windows, mac_os, android, i_os, other.
-        #[arg(long, value_delimiter = ',', required = true)]
-        allow: Vec<String>,
-        #[command(flatten)]
-        options: RuleOptions,
-    },
-    /// The device is not of the family, or its os.version is at least the minimum.
-    OsVersion {
-        /// The family the rule applies to (devices of other families pass).
-        #[arg(long)]
-        family: String,
-        /// The lowest version accepted (e.g. 14.4, 10.0.22631, 24.04).
-        #[arg(long)]
-        min: String,
-        #[command(flatten)]
-        options: RuleOptions,
-    },
-    /// The system disk (or every disk) is encrypted.
-    DiskEncryption {
-        /// system: the disk mounted at / or C:; all: every disk.
-        #[arg(long, default_value = "system", value_parser = parse_scope)]
-        scope: DiskScope,
-        #[command(flatten)]
-        options: RuleOptions,
-    },
-    /// The firewall is on.
-    Firewall {
-        #[command(flatten)]
-        options: RuleOptions,
-    },
-    /// A package is installed (at a minimum version when given).
-    Software {
-        /// The package's name (any letter case).
-        #[arg(long)]
-        name: String,
-        /// The lowest version accepted.
-        #[arg(long = "min-version")]
-        min_version: Option<String>,
-        #[command(flatten)]
-        options: RuleOptions,
-    },
-    /// A process is running.
-    Process {
-        /// The program's name, without its path or arguments (any letter case).
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        options: RuleOptions,
-    },
-    /// A CEL expression over `facts` is true.
-    Cel {
-        /// The expression over `facts` (at most 4,096 characters); also version_at_least(),
-        /// os_version_at_least(), disk_encrypted(), firewall_enabled(), software_installed(),
-        /// software_at_least(), process_running().
-        #[arg(long)]
-        expr: String,
-        #[command(flatten)]
-        options: RuleOptions,
-    },
+/// A rule kind and its options, as `add-rule KIND --option ...` gives them. The subcommands are
+/// built from the kinds' own definitions (`endpoint_core::compliance::kinds`: each kind's name,
+/// help and options are written once, in its file), so a new kind needs nothing here.
+#[derive(Debug, Clone)]
+pub struct RuleKindArgs {
+    pub kind: RuleKind,
+    pub options: RuleOptions,
 }
 
-impl RuleKindArgs {
-    /// The rule kind and the common options.
-    pub fn into_parts(self) -> (RuleKind, RuleOptions) {
-        match self {
-            RuleKindArgs::OsFamily { allow, options } => (RuleKind::OsFamily { allow }, options),
-            RuleKindArgs::OsVersion {
-                family,
-                min,
-                options,
-            } => (RuleKind::OsVersion { family, min }, options),
-            RuleKindArgs::DiskEncryption { scope, options } => {
-                (RuleKind::DiskEncryption { scope }, options)
+/// A kind's option as a clap argument.
+fn arg_of(opt: &Opt) -> Arg {
+    let arg = Arg::new(opt.long)
+        .long(opt.long)
+        .value_name(opt.value)
+        .help(opt.help);
+    match opt.takes {
+        Takes::One => arg.required(true),
+        Takes::Optional => arg,
+        Takes::List => arg
+            .required(true)
+            .action(ArgAction::Append)
+            .value_delimiter(','),
+        Takes::Default(value) => arg.default_value(value),
+    }
+}
+
+/// The CEL functions an expression may call, for `add-rule --help`.
+fn cel_functions() -> String {
+    let mut names = vec!["version_at_least"];
+    names.extend(kinds::KINDS.iter().flat_map(|k| k.cel_functions()));
+    format!("CEL functions: {}.", names.join("(), ") + "()")
+}
+
+impl Subcommand for RuleKindArgs {
+    fn augment_subcommands(cmd: Command) -> Command {
+        kinds::KINDS
+            .iter()
+            .fold(cmd.after_help(cel_functions()), |cmd, kind| {
+                let sub = kind
+                    .options()
+                    .iter()
+                    .fold(Command::new(kind.name()), |sub, opt| sub.arg(arg_of(opt)));
+                // After the common options, whose own doc would otherwise be the about.
+                cmd.subcommand(RuleOptions::augment_args(sub).about(kind.about()))
+            })
+            .subcommand_required(true)
+    }
+
+    fn augment_subcommands_for_update(cmd: Command) -> Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        kinds::by_name(name).is_some()
+    }
+}
+
+impl FromArgMatches for RuleKindArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, sub)) = matches.subcommand() else {
+            return Err(clap::Error::raw(
+                ErrorKind::MissingSubcommand,
+                "a rule kind is required",
+            ));
+        };
+        let Some(kind) = kinds::by_name(name) else {
+            return Err(clap::Error::raw(
+                ErrorKind::InvalidSubcommand,
+                format!("unknown rule kind {name:?}"),
+            ));
+        };
+        let mut values = Values::default();
+        for opt in kind.options() {
+            if let Some(given) = sub.get_many::<String>(opt.long) {
+                values.set(opt.long, given.cloned().collect());
             }
-            RuleKindArgs::Firewall { options } => (RuleKind::Firewall, options),
-            RuleKindArgs::Software {
-                name,
-                min_version,
-                options,
-            } => (RuleKind::Software { name, min_version }, options),
-            RuleKindArgs::Process { name, options } => (RuleKind::Process { name }, options),
-            RuleKindArgs::Cel { expr, options } => (RuleKind::Cel { expr }, options),
         }
+        let rule_kind = kind
+            .build(&values)
+            .map_err(|e| clap::Error::raw(ErrorKind::ValueValidation, e))?;
+        Ok(Self {
+            kind: rule_kind,
+            options: RuleOptions::from_arg_matches(sub)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }

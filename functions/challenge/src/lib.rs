@@ -22,6 +22,9 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
+        if let Err(answer) = edge::at_home(&self.base.config, &req, v[0]) {
+            return *answer;
+        }
         let dth = edge::header(&req, DTH_HEADER);
         match stage::executor_get(
             &self.store,

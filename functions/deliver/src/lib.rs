@@ -21,6 +21,15 @@ pub struct App<S, K> {
 impl<S: Store, K: ChallengeSigner> App<S, K> {
     /// One run; the issuer is the stack's public base URL.
     pub async fn run(&self) -> Result<DeliveryReport, CoreError> {
+        // Deployed in several regions, only the primary settles the outbox and delivers, so
+        // that no two regions send every event (docs/ARCHITECTURE.md, "Regions").
+        if !self.base.config.settings.regions.is_primary() {
+            tracing::debug!(
+                event = "push_run",
+                "not the primary region: delivery is the primary's"
+            );
+            return Ok(DeliveryReport::default());
+        }
         let key = self
             .base
             .config

@@ -38,13 +38,21 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             let env = self.base.env(&caller);
             stage::create_plan_with(&self.store, &env, &stage, &options, None).await
         };
+        // The page is at this region's own base URL: the plan's home.
+        let page_base = self.base.config.settings.regions.own_base_url().or(base);
         match created.await {
-            Ok(c) => (Reply::created(plan_created_body(&c, base)), Label::Created),
+            Ok(c) => (
+                Reply::created(plan_created_body(&c, page_base)),
+                Label::Created,
+            ),
             Err(e) => failed(&e),
         }
     }
 
     async fn read(&self, req: &Request, plan: &str, base: Option<&str>) -> Answer {
+        if let Err(answer) = edge::at_home(&self.base.config, req, plan) {
+            return *answer;
+        }
         let caller = edge::caller(req);
         let read = async {
             let plan = stage::read_own_plan(&self.store, &self.base.env(&caller), plan).await?;

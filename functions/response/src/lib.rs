@@ -38,6 +38,9 @@ impl<S: Store, M: ChallengeMinter> App<S, M> {
             Ok(route) => route,
             Err(reply) => return *reply,
         };
+        if let Err(answer) = edge::at_home(&self.base.config, &req, v[0]) {
+            return *answer;
+        }
         let outcome = async {
             let response = parse_executor_request(edge::body(&req)?)?;
             stage::executor_post(

@@ -45,7 +45,13 @@ impl<S: Store, K: ChallengeSigner> App<S, K> {
             | SsfRoute::StatusRead
             | SsfRoute::StatusUpdate
             | SsfRoute::Verify
-            | SsfRoute::Poll => self.receiver_route(route, &params, &req, &issuer).await,
+            | SsfRoute::Poll => {
+                // The outbox is settled and delivered by the primary region only.
+                if let Err(answer) = edge::at_primary(&self.base.config, &req) {
+                    return *answer;
+                }
+                self.receiver_route(route, &params, &req, &issuer).await
+            }
         };
         match done {
             Ok(Done::Ok(body)) => (Reply::ok(body), Label::Signals),

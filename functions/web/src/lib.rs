@@ -177,7 +177,13 @@ impl<S: PlanStore> App<S> {
         let lang = i18n::negotiate(edge::header(&req, "accept-language"));
         match route {
             WebRoute::StageModule => (module_reply(lang), Label::Module),
-            WebRoute::StagePage => self.page(v[0], lang).await,
+            WebRoute::StagePage => {
+                // Another region's plan: its page is at its home region.
+                if let Err(answer) = edge::at_home(&self.base.config, &req, v[0]) {
+                    return *answer;
+                }
+                self.page(v[0], lang).await
+            }
         }
     }
 

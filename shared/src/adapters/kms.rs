@@ -200,14 +200,9 @@ impl KmsSigner {
         self.create_stack_key(spec, description, None).await
     }
 
-    /// Creates a challenge key for the stack `stack`: the functions' IAM policies only allow
-    /// keys tagged as challenge keys of their own stack (template.yaml).
-    pub async fn create_stack_key(
-        &self,
-        spec: KeySpec,
-        description: &str,
-        stack: Option<&str>,
-    ) -> Result<String, SignerError> {
+    /// The tags of a challenge key of `stack` (a replica gets them again: KMS does not share tags
+    /// between a multi-Region key's replicas).
+    fn stack_tags(stack: Option<&str>) -> Result<Vec<aws_sdk_kms::types::Tag>, SignerError> {
         let tag = |k: &str, v: &str| {
             aws_sdk_kms::types::Tag::builder()
                 .tag_key(k)
@@ -219,6 +214,20 @@ impl KmsSigner {
         if let Some(stack) = stack {
             tags.push(tag(STACK_TAG, stack)?);
         }
+        Ok(tags)
+    }
+
+    /// Creates a challenge key for the stack `stack`: the functions' IAM policies only allow
+    /// keys tagged as challenge keys of their own stack (template.yaml). It is a multi-Region
+    /// primary key (`mrk-...`), so that [`KmsSigner::replicate`] can give every region the same
+    /// key: one key id, one key material, one `kid` that agents already hold.
+    pub async fn create_stack_key(
+        &self,
+        spec: KeySpec,
+        description: &str,
+        stack: Option<&str>,
+    ) -> Result<String, SignerError> {
+        let tags = Self::stack_tags(stack)?;
         let kms_spec = KmsKeySpec::from(spec.kms_name());
         let out = self
             .client
@@ -226,6 +235,7 @@ impl KmsSigner {
             .key_spec(kms_spec)
             .key_usage(KeyUsageType::SignVerify)
             .description(description)
+            .multi_region(true)
             .set_tags(Some(tags))
             .send()
             .await
@@ -233,6 +243,32 @@ impl KmsSigner {
         out.key_metadata()
             .map(|m| m.key_id().to_string())
             .ok_or_else(|| SignerError::Unavailable("KMS returned no key metadata".into()))
+    }
+
+    /// Replicates the multi-Region key `key_id` (made here) into `region`, with the same tags
+    /// (`ReplicateKey`, called in the primary key's region). A replica that exists already is
+    /// left as it is.
+    pub async fn replicate(
+        &self,
+        key_id: &str,
+        region: &str,
+        stack: Option<&str>,
+    ) -> Result<(), SignerError> {
+        let r = self
+            .client
+            .replicate_key()
+            .key_id(key_id)
+            .replica_region(region)
+            .set_tags(Some(Self::stack_tags(stack)?))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(classify(&e), Failure::Service(c) if c == "AlreadyExistsException") => {
+                Ok(())
+            }
+            Err(e) => Err(signer_error("ReplicateKey", key_id, &e)),
+        }
     }
 
     /// Points `alias` (with or without the `alias/` prefix) at `key_id`, creating it if missing.

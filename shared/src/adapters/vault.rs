@@ -48,7 +48,9 @@ impl KmsVault {
     }
 
     /// Creates a symmetric (ENCRYPT_DECRYPT) KMS key for sealing; returns its key id. Deployed,
-    /// the stack creates it (`SealingKey`); this is for local stacks and tests.
+    /// the stack creates it (`SealingKey`); this is for local stacks and tests. A multi-Region
+    /// primary key: the data key it wraps unwraps in any region that has a replica
+    /// ([`KmsVault::replicate_key`]).
     pub async fn create_key(
         config: &aws_config::SdkConfig,
         description: &str,
@@ -58,6 +60,7 @@ impl KmsVault {
             .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
             .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
             .description(description)
+            .multi_region(true)
             .send()
             .await
             .map_err(|e| vault_error("CreateKey", &e))?;
@@ -66,6 +69,31 @@ impl KmsVault {
             .ok_or_else(|| {
                 crate::error::StoreError::Unavailable("KMS returned no key metadata".into())
             })
+    }
+
+    /// Replicates the multi-Region sealing key `key_id` into `region` (`ReplicateKey`, called
+    /// in the primary key's region); an existing replica is left as it is.
+    pub async fn replicate_key(
+        config: &aws_config::SdkConfig,
+        key_id: &str,
+        region: &str,
+    ) -> Result<(), crate::error::StoreError> {
+        let r = Client::new(config)
+            .replicate_key()
+            .key_id(key_id)
+            .replica_region(region)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code())
+                    == Some("AlreadyExistsException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(vault_error("ReplicateKey", &e)),
+        }
     }
 
     const PURPOSE: (&'static str, &'static str) = ("purpose", "endpoint-stage device token keys");

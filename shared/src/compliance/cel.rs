@@ -1,15 +1,9 @@
 //! `cel` rules: an expression in CEL (the crate `cel`, cel-rust) over the variable `facts`, the
-//! checked-in document. Its functions are the typed evaluator's own checks, so a CEL rule and a
-//! built-in rule asking the same question get the same answer:
-//!
-//! | function | is |
-//! |---|---|
-//! | `version_at_least(version, minimum)` | the contract's version comparison |
-//! | `os_version_at_least(family, minimum)` | the `os-version` rule |
-//! | `disk_encrypted("system" \| "all")` | the `disk-encryption` rule |
-//! | `firewall_enabled()` | the `firewall` rule |
-//! | `software_installed(name)`, `software_at_least(name, minimum)` | the `software` rule |
-//! | `process_running(name)` | the `process` rule |
+//! checked-in document. Its functions are `version_at_least(version, minimum)` (the contract's
+//! version comparison) and each rule kind's own checks, declared by the kind's file (`kinds/`;
+//! `os_version_at_least(family, minimum)` is the `os-version` rule, `disk_encrypted("system" |
+//! "all")` the `disk-encryption` rule, and so on: `endpoint-admin policy add-rule --help` lists
+//! them all), so a CEL rule and a built-in rule asking the same question get the same answer.
 //!
 //! A function that cannot decide (the device did not report what it needs) is an evaluation
 //! error, and so the rule is `unknown`, as a built-in rule would be.
@@ -41,10 +35,10 @@ use super::cel_cost::{estimate, Sizes};
 pub use super::cel_facts::{
     worst_sizes, CelFacts, CHECK_IN_BUDGET, MAX_DEPTH, MAX_ITEMS, MAX_STRING, MAX_VALUES,
 };
-use super::check::{self, Found};
+use super::check::Found;
+use super::kinds;
 use super::version;
 use crate::facts::Facts;
-use crate::model::DiskScope;
 
 /// Longest expression, in characters.
 pub const MAX_EXPR_CHARS: usize = 4096;
@@ -201,9 +195,7 @@ impl Walk {
         let mut size = 1;
         match &e.expr {
             Expr::Call(call) => {
-                self.typed |= super::cel_cost::TYPED
-                    .iter()
-                    .any(|t| *t == call.func_name && *t != "version_at_least");
+                self.typed |= super::kinds::is_cel_function(&call.func_name);
                 if let Some(target) = &call.target {
                     size += self.visit(target, depth);
                 }
@@ -271,14 +263,18 @@ impl Walk {
 }
 
 /// A typed check's answer as CEL sees it: its verdict, or an error when it is unknown.
-fn decided(f: Found, function: &str) -> Result<bool, ExecutionError> {
+pub(super) fn decided(f: Found, function: &str) -> Result<bool, ExecutionError> {
     f.pass
         .ok_or_else(|| ExecutionError::function_error(function, format!("unknown: {}", f.seen)))
 }
 
-/// The typed checks as CEL functions over this document.
+/// A function's declaration, its error as text.
+pub(super) fn declared(r: Result<(), cel::DeclarationError>) -> Result<(), String> {
+    r.map_err(|e| e.to_string())
+}
+
+/// `version_at_least`, and each kind's checks, as CEL functions over this document.
 fn add_functions(ctx: &mut Context, facts: &Arc<Facts>) -> Result<(), String> {
-    let declared = |r: Result<(), cel::DeclarationError>| r.map_err(|e| e.to_string());
     declared(ctx.add_function(
         "version_at_least",
         |v: Arc<String>, min: Arc<String>| -> Result<bool, ExecutionError> {
@@ -290,52 +286,9 @@ fn add_functions(ctx: &mut Context, facts: &Arc<Facts>) -> Result<(), String> {
             })
         },
     ))?;
-    let f = facts.clone();
-    declared(ctx.add_function(
-        "os_version_at_least",
-        move |family: Arc<String>, min: Arc<String>| {
-            decided(check::os_version(&f, &family, &min), "os_version_at_least")
-        },
-    ))?;
-    let f = facts.clone();
-    declared(
-        ctx.add_function("disk_encrypted", move |scope: Arc<String>| {
-            let scope = match scope.as_str() {
-                "all" => DiskScope::All,
-                "system" => DiskScope::System,
-                other => {
-                    return Err(ExecutionError::function_error(
-                        "disk_encrypted",
-                        format!("scope {other:?} is neither \"system\" nor \"all\""),
-                    ))
-                }
-            };
-            decided(check::disk_encryption(&f, scope), "disk_encrypted")
-        }),
-    )?;
-    let f = facts.clone();
-    declared(ctx.add_function("firewall_enabled", move || {
-        decided(check::firewall(&f), "firewall_enabled")
-    }))?;
-    let f = facts.clone();
-    declared(
-        ctx.add_function("software_installed", move |name: Arc<String>| {
-            decided(check::software(&f, &name, None), "software_installed")
-        }),
-    )?;
-    let f = facts.clone();
-    declared(ctx.add_function(
-        "software_at_least",
-        move |name: Arc<String>, min: Arc<String>| {
-            decided(check::software(&f, &name, Some(&min)), "software_at_least")
-        },
-    ))?;
-    let f = facts.clone();
-    declared(
-        ctx.add_function("process_running", move |name: Arc<String>| {
-            decided(check::process(&f, &name), "process_running")
-        }),
-    )?;
+    for kind in kinds::KINDS {
+        kind.add_cel_functions(ctx, facts)?;
+    }
     Ok(())
 }
 

@@ -114,15 +114,10 @@ fn string_chunks(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(CHUNK)
 }
 
-pub(super) const TYPED: [&str; 7] = [
-    "os_version_at_least",
-    "disk_encrypted",
-    "firewall_enabled",
-    "software_installed",
-    "software_at_least",
-    "process_running",
-    "version_at_least",
-];
+/// The typed functions: `version_at_least` and each kind's checks (which scan the document).
+pub(super) fn typed(name: &str) -> bool {
+    name == "version_at_least" || super::kinds::is_cel_function(name)
+}
 
 impl Walk {
     fn document(&self) -> Est {
@@ -341,7 +336,7 @@ impl Walk {
                 }
                 est
             }
-            _ if TYPED.contains(&name) => {
+            _ if typed(name) => {
                 let scanned = add(operands.iter().map(|o| o.chunks(&self.sizes)));
                 let scan = if name == "version_at_least" {
                     0

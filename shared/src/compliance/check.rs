@@ -1,13 +1,10 @@
-//! The typed evaluator: each built-in rule kind over a checked-in facts document (authentik's
-//! `DeviceFactsRequest`), and the functions CEL expressions call, which are these same checks.
-//! One way to decide: a built-in rule and a CEL expression asking the same question get the
-//! same answer, with the same notion of `unknown` (the device did not report what is needed).
+//! What a check found, and what the checks share. Each rule kind's check lives in its own file
+//! (`kinds/`), over a checked-in facts document (authentik's `DeviceFactsRequest`); the functions
+//! CEL expressions call are these same checks. One way to decide: a built-in rule and a CEL
+//! expression asking the same question get the same answer, with the same notion of `unknown`
+//! (the device did not report what is needed).
 
-use serde_json::Value;
-
-use super::version;
-use crate::facts::{program, Facts, Package};
-use crate::model::DiskScope;
+use crate::facts::Facts;
 
 /// What a check found: its verdict, and the value it saw (or why it could not decide).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +17,7 @@ pub struct Found {
     pub over_list: bool,
 }
 
-fn found(pass: Option<bool>, seen: impl Into<String>) -> Found {
+pub(super) fn found(pass: Option<bool>, seen: impl Into<String>) -> Found {
     Found {
         pass,
         seen: seen.into(),
@@ -28,7 +25,7 @@ fn found(pass: Option<bool>, seen: impl Into<String>) -> Found {
     }
 }
 
-fn over_list(pass: Option<bool>, seen: impl Into<String>) -> Found {
+pub(super) fn over_list(pass: Option<bool>, seen: impl Into<String>) -> Found {
     Found {
         over_list: true,
         ..found(pass, seen)
@@ -36,9 +33,9 @@ fn over_list(pass: Option<bool>, seen: impl Into<String>) -> Found {
 }
 
 /// Longest value shown as seen.
-const MAX_SEEN: usize = 120;
+pub(super) const MAX_SEEN: usize = 120;
 
-fn shorten(s: &str) -> String {
+pub(super) fn shorten(s: &str) -> String {
     if s.chars().count() <= MAX_SEEN {
         s.to_string()
     } else {
@@ -49,146 +46,25 @@ fn shorten(s: &str) -> String {
 }
 
 /// `os.<key>` as a string, if reported.
-fn os_str<'a>(facts: &'a Facts, key: &str) -> Option<&'a str> {
+pub(super) fn os_str<'a>(facts: &'a Facts, key: &str) -> Option<&'a str> {
     facts.get("os")?.get(key)?.as_str()
 }
 
 /// The device's OS family, if reported.
-fn family(facts: &Facts) -> Option<&str> {
+pub(super) fn family(facts: &Facts) -> Option<&str> {
     os_str(facts, "family")
-}
-
-/// `os-family`: `os.family` is one of `allow`.
-pub fn os_family(facts: &Facts, allow: &[String]) -> Found {
-    match family(facts) {
-        None => found(None, "os.family not reported"),
-        Some(f) => found(Some(allow.iter().any(|a| a == f)), f),
-    }
-}
-
-/// `os-version`: the device is not of `family`, or its `os.version` is at least `min`.
-pub fn os_version(facts: &Facts, family_wanted: &str, min: &str) -> Found {
-    match family(facts) {
-        None => found(None, "os.family not reported"),
-        Some(f) if f != family_wanted => found(Some(true), format!("{f} (rule does not apply)")),
-        Some(_) => match os_str(facts, "version") {
-            None => found(None, "os.version not reported"),
-            Some(v) => found(version::at_least(v, min), shorten(v)),
-        },
-    }
-}
-
-/// Whether a mountpoint is the system disk's: `/`, `C:\` or `C:`, in any letter case.
-fn is_system_mount(mountpoint: &str) -> bool {
-    matches!(
-        mountpoint.to_ascii_lowercase().as_str(),
-        "/" | "c:\\" | "c:"
-    )
-}
-
-/// `disk-encryption`: every disk (`all`), or the system disk, has `encryption_enabled: true`.
-/// A disk without the field counts as not encrypted (the model's default is `false`).
-pub fn disk_encryption(facts: &Facts, scope: DiskScope) -> Found {
-    let Some(disks) = facts.get("disks").and_then(Value::as_array) else {
-        return over_list(None, "disks not reported");
-    };
-    let encrypted = |d: &Value| d.get("encryption_enabled").and_then(Value::as_bool) == Some(true);
-    let mount = |d: &Value| {
-        d.get("mountpoint")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let chosen: Vec<&Value> = match scope {
-        DiskScope::All => disks.iter().collect(),
-        DiskScope::System => disks
-            .iter()
-            .filter(|d| is_system_mount(&mount(d)))
-            .collect(),
-    };
-    if chosen.is_empty() {
-        let why = match scope {
-            DiskScope::All => "no disks reported",
-            DiskScope::System => "no system disk (/ or C:) reported",
-        };
-        return over_list(None, why);
-    }
-    let clear: Vec<String> = chosen
-        .iter()
-        .filter(|d| !encrypted(d))
-        .map(|d| mount(d))
-        .collect();
-    if clear.is_empty() {
-        over_list(Some(true), "encrypted")
-    } else {
-        over_list(
-            Some(false),
-            shorten(&format!("not encrypted: {}", clear.join(", "))),
-        )
-    }
-}
-
-/// `firewall`: `network.firewall_enabled` is true.
-pub fn firewall(facts: &Facts) -> Found {
-    match facts
-        .get("network")
-        .and_then(|n| n.get("firewall_enabled"))
-        .and_then(Value::as_bool)
-    {
-        None => found(None, "network.firewall_enabled not reported"),
-        Some(on) => found(Some(on), if on { "on" } else { "off" }),
-    }
-}
-
-/// `software`: an installed package named `name` (any letter case), at `min_version` or later
-/// when given. A matching package without a comparable version is unknown.
-pub fn software(facts: &Facts, name: &str, min_version: Option<&str>) -> Found {
-    let Some(packages) = facts.packages() else {
-        return over_list(None, "software not reported");
-    };
-    let named: Vec<Package<'_>> = packages
-        .filter(|p| p.name.is_some_and(|n| n.eq_ignore_ascii_case(name)))
-        .collect();
-    if named.is_empty() {
-        return over_list(Some(false), "not installed");
-    }
-    let Some(min) = min_version else {
-        return over_list(Some(true), "installed");
-    };
-    let versions: Vec<&str> = named.iter().filter_map(|p| p.version).collect();
-    let seen = shorten(&versions.join(", "));
-    if versions
-        .iter()
-        .any(|v| version::at_least(v, min) == Some(true))
-    {
-        return over_list(Some(true), seen);
-    }
-    if versions
-        .iter()
-        .any(|v| version::at_least(v, min) == Some(false))
-    {
-        return over_list(Some(false), seen);
-    }
-    over_list(None, "installed, version not comparable")
-}
-
-/// `process`: a running process whose program name (path and arguments stripped, any letter
-/// case, `.exe` optional) is `name`.
-pub fn process(facts: &Facts, name: &str) -> Found {
-    let Some(programs) = facts.programs() else {
-        return over_list(None, "processes not reported");
-    };
-    let wanted = program(name);
-    let running = programs.into_iter().any(|p| p == wanted);
-    over_list(
-        Some(running),
-        if running { "running" } else { "not running" },
-    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Facts, Found, MAX_SEEN};
+    use crate::compliance::kinds::disk_encryption::check as disk_encryption;
+    use crate::compliance::kinds::firewall::check as firewall;
+    use crate::compliance::kinds::os_family::check as os_family;
+    use crate::compliance::kinds::os_version::check as os_version;
+    use crate::compliance::kinds::process::check as process;
+    use crate::compliance::kinds::software::check as software;
+    use crate::model::DiskScope;
     use serde_json::json;
 
     fn mac() -> Facts {

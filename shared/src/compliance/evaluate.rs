@@ -1,5 +1,5 @@
-//! Evaluating a policy on a facts document: each rule through the typed evaluator (CEL rules
-//! through `cel`, whose functions are the same checks), each result with the rule's title,
+//! Evaluating a policy on a facts document: each rule through its kind's check (`kinds/`; CEL
+//! rules through `cel`, whose functions are the same checks), each result with the rule's title,
 //! remediation and enforcement, and each grace clock carried over from the previous
 //! evaluation (a rule that keeps failing keeps its start; a pass resets it).
 
@@ -7,21 +7,19 @@ use std::sync::Arc;
 
 use super::assess::assess;
 use super::cel;
-use super::check::{self, Found};
+use super::check::Found;
+use super::kinds;
 use crate::facts::Facts;
 use crate::model::{
-    ComplianceStatus, Evaluation, Policy, PolicyRef, Rule, RuleKind, RuleResult, UnixTime,
-    UnknownAs, Verdict,
+    ComplianceStatus, Evaluation, Policy, PolicyRef, Rule, RuleResult, UnixTime, UnknownAs, Verdict,
 };
 
-/// One rule on the document (`converted`: the document as CEL rules see it, and the
-/// check-in's budget, shared by them). The rules that scan the document's lists (software,
+/// One rule on the document, by its kind (`converted`: the document as CEL rules see it, and
+/// the check-in's budget, shared by them). The kinds that scan the document's lists (software,
 /// process, disks) charge their scan to the budget as CEL rules do.
 fn check_rule(rule: &Rule, facts: &Arc<Facts>, converted: &mut cel::CelFacts<'_>) -> Found {
-    if matches!(
-        rule.kind,
-        RuleKind::Software { .. } | RuleKind::Process { .. } | RuleKind::DiskEncryption { .. }
-    ) {
+    let kind = kinds::of(&rule.kind);
+    if kind.scans_lists() {
         let cost = converted.scan();
         if !converted.charge(cost) {
             return Found {
@@ -31,25 +29,7 @@ fn check_rule(rule: &Rule, facts: &Arc<Facts>, converted: &mut cel::CelFacts<'_>
             };
         }
     }
-    match &rule.kind {
-        RuleKind::OsFamily { allow } => check::os_family(facts, allow),
-        RuleKind::OsVersion { family, min } => check::os_version(facts, family, min),
-        RuleKind::DiskEncryption { scope } => check::disk_encryption(facts, *scope),
-        RuleKind::Firewall => check::firewall(facts),
-        RuleKind::Software { name, min_version } => {
-            check::software(facts, name, min_version.as_deref())
-        }
-        RuleKind::Process { name } => check::process(facts, name),
-        RuleKind::Cel { expr } => match cel::compiled(expr) {
-            Ok(program) => cel::evaluate_with(&program, converted),
-            // Admitted at add-rule; refused now only if the bounds changed since.
-            Err(refusal) => Found {
-                pass: None,
-                seen: refusal.to_string(),
-                over_list: false,
-            },
-        },
-    }
+    kind.check(&rule.kind, facts, converted)
 }
 
 /// The verdict of a check, given whether the stored document is a bounded subset of what the

@@ -4,6 +4,7 @@
 use crate::audit::Caller;
 use crate::egress::EgressPolicy;
 use crate::ports::{SystemClock, SystemRandom};
+use crate::region::Regions;
 use crate::settings::{Env, Settings};
 
 /// The functions' configuration, from environment variables with defaults.
@@ -11,7 +12,9 @@ use crate::settings::{Env, Settings};
 pub struct FunctionConfig {
     /// `TABLE_NAME` (default `endpoint-stage`).
     pub table: String,
-    /// `PLAN_LIFETIME_SECONDS` (900), `CLOCK_LEEWAY_SECONDS` (30), `MAX_CHALLENGES_PER_PLAN` (10).
+    /// `PLAN_LIFETIME_SECONDS` (900), `CLOCK_LEEWAY_SECONDS` (30), `MAX_CHALLENGES_PER_PLAN` (10);
+    /// the regions: `REGION_CODE`, `REGION_BASE_URLS`, `PRIMARY_REGION`, `REGION_AFFINITY`
+    /// (`region::Regions::parse`).
     pub settings: Settings,
     /// `PUBLIC_BASE_URL`: where browsers reach the API (for URLs handed to agents); without
     /// it, `https://` and the request's `Host`.
@@ -87,6 +90,12 @@ impl FunctionConfig {
                     1,
                     1000,
                 )? as u32,
+                regions: Regions::parse(
+                    get("REGION_CODE").as_deref(),
+                    get("REGION_BASE_URLS").as_deref(),
+                    get("PRIMARY_REGION").as_deref(),
+                    get("REGION_AFFINITY").as_deref(),
+                )?,
             },
             sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
             assertion_key: get("ASSERTION_KEY_ID").filter(|k| !k.is_empty()),

@@ -41,6 +41,8 @@ pub enum Label {
     LostRace,
     MethodNotAllowed,
     NoRoute,
+    /// Another region's plan: redirected to its home region (`edge/home.rs`).
+    OtherRegion,
 }
 
 impl Label {
@@ -89,6 +91,7 @@ impl Label {
             Label::LostRace => "lost_race",
             Label::MethodNotAllowed => "method_not_allowed",
             Label::NoRoute => "no_route",
+            Label::OtherRegion => "other_region",
         }
     }
 

@@ -15,6 +15,7 @@
 //! | `clients.rs` | the AWS clients, built once per cold start (features `lambda` + AWS) |
 //! | `request.rs` | path, headers and bounded bodies of a request (feature `lambda`) |
 //! | `dispatch.rs` | the route a request asks for, or the contract's 404/405 (feature `lambda`) |
+//! | `home.rs` | another region's plan: a redirect to its home region (feature `lambda`) |
 //! | `origin.rs` | behind the optional edge, public routes only through CloudFront (feature `lambda`) |
 //! | `logging.rs` | JSON logs, and the per-request line that is also the metrics (feature `lambda`) |
 //! | `serve.rs` | the serve loop and the HTTP response of a reply (feature `lambda`) |
@@ -39,6 +40,8 @@ pub mod config;
 pub mod dispatch;
 #[cfg(feature = "fetch")]
 pub mod fetch;
+#[cfg(feature = "lambda")]
+pub mod home;
 #[cfg(feature = "lambda")]
 pub mod logging;
 #[cfg(feature = "lambda")]
@@ -70,6 +73,8 @@ pub use clients::kms;
 pub use config::{Base, FunctionConfig};
 #[cfg(feature = "lambda")]
 pub use dispatch::{failed, method_not_allowed, no_route, route, unrouted, Answer};
+#[cfg(feature = "lambda")]
+pub use home::{at_home, at_primary};
 #[cfg(feature = "lambda")]
 pub use logging::init_tracing;
 #[cfg(feature = "lambda")]

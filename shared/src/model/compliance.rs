@@ -45,7 +45,9 @@ pub enum DiskScope {
     All,
 }
 
-/// What a rule checks.
+/// What a rule checks. Everything about each kind (options, check, validation, default title
+/// and remediation, CEL functions) is in its own file, `compliance/kinds/`; the variant is the
+/// stored shape (`{"kind": "os-version", ...}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RuleKind {
@@ -67,24 +69,10 @@ pub enum RuleKind {
     Process {
         name: String,
     },
+    ScreenLock,
     Cel {
         expr: String,
     },
-}
-
-impl RuleKind {
-    /// The kind's name, as `add-rule` takes it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RuleKind::OsFamily { .. } => "os-family",
-            RuleKind::OsVersion { .. } => "os-version",
-            RuleKind::DiskEncryption { .. } => "disk-encryption",
-            RuleKind::Firewall => "firewall",
-            RuleKind::Software { .. } => "software",
-            RuleKind::Process { .. } => "process",
-            RuleKind::Cel { .. } => "cel",
-        }
-    }
 }
 
 /// What a failing rule does.

@@ -90,6 +90,8 @@ async fn executor_get_once<P: PlanStore, Dv: DeviceStore, K: ChallengeSigner>(
     if !valid_id(plan_id) {
         return Err(CoreError::NotFound("plan".into()));
     }
+    // Another region's plan is never written here (`region.rs`).
+    env.settings.regions.check_home(plan_id)?;
     let now = env.clock.now();
     // The attempt is reserved before anything else, so that no number of concurrent GETs can
     // make more than `max_challenges_per_plan` KMS signatures for one plan.
@@ -174,6 +176,7 @@ async fn executor_post_once<P: PlanStore + AuditLog, Dv: DeviceStore, M: Challen
     plan_id: &str,
     response: Option<&str>,
 ) -> Result<Outcome, CoreError> {
+    env.settings.regions.check_home(plan_id)?;
     let response = response.filter(|r| !r.is_empty());
     let parsed = response.map(ParsedResponse::parse);
     let now = env.clock.now();

@@ -32,7 +32,7 @@ use crate::error::CoreError;
 use crate::model::Connector;
 pub use crate::model::Outcome;
 use crate::model::{DeviceAuthToken, Plan, StageSnapshot, UnixTime, INTERACTIVE_PLAN_PREFIX};
-use crate::ports::{random_id, ChallengeSigner, Clock, Directory, PlanStore};
+use crate::ports::{ChallengeSigner, Clock, Directory, PlanStore};
 use crate::protocol::jwk::Jwks;
 use crate::redirect::{plan_redirect, RedirectRule};
 use crate::settings::Env;
@@ -114,12 +114,14 @@ pub async fn create_plan_with<S: PlanStore + Directory>(
     let now = env.clock.now();
     // Interactive-auth plans are created by a device, not a relying party: their own id prefix
     // (the agent function's only PutItem grant) and no owner.
-    let (id, owner) = match device_auth {
-        None => (random_id(env.rng, 24), env.caller.owner()),
-        Some(_) => (
-            format!("{INTERACTIVE_PLAN_PREFIX}{}", random_id(env.rng, 24)),
-            None,
-        ),
+    // Its id names this region: only this region ever writes it (`region.rs`).
+    let id = env
+        .settings
+        .regions
+        .new_plan_id(env.rng, device_auth.is_some());
+    let owner = match device_auth {
+        None => env.caller.owner(),
+        Some(_) => None,
     };
     let plan = Plan {
         owner,
@@ -154,6 +156,7 @@ pub async fn read_own_plan<P: PlanStore>(
     if id.starts_with(INTERACTIVE_PLAN_PREFIX) {
         return Err(CoreError::NotFound("plan".into()));
     }
+    env.settings.regions.check_home(id)?;
     let plan = read_plan(plans, env.clock, id).await?;
     match &plan.owner {
         Some(owner) if env.caller.owner().as_ref() != Some(owner) => {

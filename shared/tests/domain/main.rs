@@ -26,6 +26,7 @@ mod key_rollout;
 mod oidc_rules;
 mod port_contract;
 mod redirects;
+mod regions;
 mod signals;
 mod signing;
 mod ssf_delivery;

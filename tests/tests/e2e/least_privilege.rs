@@ -519,16 +519,20 @@ async fn deliver_function(
         store: r.store.clone(),
         signer: r.signer.clone(),
     };
-    // A new event for the run to settle and sign (the stack's own delivery runs may settle
-    // one first: then another).
-    for _ in 0..5 {
+    // A new event for the run to settle, sign and keep. The stack's own delivery runs may
+    // settle an event first, or sign and keep its SET first (then this run reads the kept one
+    // and signs nothing), and a failed push backs the stream off for 2 s: so new events until
+    // the recorded runs have done all three, waiting out the back-off in between.
+    let mut failed = 0;
+    for _ in 0..10 {
         seed_event(s).await;
-        let report = deliver.run().await.unwrap();
-        assert!(report.failed >= 1, "{report:?}");
-        if settled(&r) {
+        failed += deliver.run().await.unwrap().failed;
+        if delivered_all(&r) {
             break;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     }
+    assert!(failed >= 1, "the push to a closed port fails");
     use endpoint_core::ports::SignalStore;
     let st = s.store.get_stream(&stream).await.unwrap().unwrap();
     s.store.delete_stream(&st).await.unwrap();
@@ -557,11 +561,16 @@ async fn seed_event(s: &Stack) {
         .unwrap();
 }
 
-/// Whether the recorded function settled the outbox (its one transaction).
-fn settled(r: &Recorded) -> bool {
-    accesses(r)
-        .iter()
-        .any(|a| a == "dynamodb:UpdateItem SIGNAL#*")
+/// Whether the recorded runs settled the outbox (its one transaction), signed a SET and kept it.
+fn delivered_all(r: &Recorded) -> bool {
+    let seen = accesses(r);
+    [
+        "dynamodb:UpdateItem SIGNAL#*",
+        "kms:Sign",
+        "dynamodb:PutItem SET#*",
+    ]
+    .iter()
+    .all(|want| seen.iter().any(|a| a.starts_with(want)))
 }
 
 /// The Shared Signals function, then the delivery function; answers their accesses.
@@ -607,7 +616,7 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
             ))
             .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        if settled(&r) {
+        if delivered_all(&r) {
             break;
         }
     }

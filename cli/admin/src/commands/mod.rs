@@ -23,7 +23,7 @@ use crate::cli::{Args, AuditCommand, Command, KeyCommand, SealingCommand};
 use crate::device_args::{ReceiverCommand, SsfCommand};
 use crate::error::AdminError;
 use crate::output::{audit, operator, Output};
-use crate::parsers::parse_challenge_spec;
+use crate::parsers::{parse_challenge_spec, MAX_REPLICA_REGIONS};
 
 /// Runs the command; the output to print, or the error for the one line on stderr.
 pub async fn run(args: Args) -> Result<String, AdminError> {
@@ -217,25 +217,57 @@ async fn receiver(
 /// `endpoint-admin key ...`: KMS keys for challenges and for sealing device keys.
 async fn key(cmd: &KeyCommand, signer: &KmsSigner) -> Result<Output, AdminError> {
     match cmd {
-        KeyCommand::Create { spec, alias, stack } => {
+        KeyCommand::Create {
+            spec,
+            alias,
+            stack,
+            replicate_to,
+        } => {
             let spec: KeySpec = parse_challenge_spec(spec)
                 .and_then(|s| s.parse())
                 .map_err(AdminError::Usage)?;
+            check_replicas(replicate_to)?;
             let id = signer
                 .create_stack_key(spec, "endpoint-stage challenge key", stack.as_deref())
                 .await?;
+            for region in replicate_to {
+                signer.replicate(&id, region, stack.as_deref()).await?;
+            }
             if let Some(alias) = alias {
                 signer.set_alias(alias, &id).await?;
             }
             Ok(Output::value("key_id", &id))
         }
-        KeyCommand::CreateSealing => {
+        KeyCommand::CreateSealing { replicate_to } => {
+            check_replicas(replicate_to)?;
             let config = load_config().await;
             let id =
                 KmsVault::create_key(&config, "endpoint-stage device token sealing key").await?;
+            for region in replicate_to {
+                KmsVault::replicate_key(&config, &id, region).await?;
+            }
             Ok(Output::value("key_id", &id))
         }
     }
+}
+
+/// At most [`MAX_REPLICA_REGIONS`] replica regions, each named once.
+fn check_replicas(regions: &[String]) -> Result<(), AdminError> {
+    if regions.len() > MAX_REPLICA_REGIONS {
+        return Err(AdminError::Usage(format!(
+            "--replicate-to names more than {MAX_REPLICA_REGIONS} regions"
+        )));
+    }
+    if regions
+        .iter()
+        .enumerate()
+        .any(|(i, r)| regions[..i].contains(r))
+    {
+        return Err(AdminError::Usage(
+            "--replicate-to names a region twice".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `endpoint-admin audit list`: newest first, paged by `--before`.

@@ -7,6 +7,7 @@ use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::audit::AuditKind;
 use endpoint_core::compliance::admin;
 use endpoint_core::compliance::assess::{duration_label, enforcement_label};
+use endpoint_core::compliance::kinds;
 use endpoint_core::compliance::rules::NewRule;
 use endpoint_core::model::{Evaluation, Policy, Rule};
 use endpoint_core::ports::{Clock, Directory, SystemRandom};
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::error::AdminError;
 use crate::output::{audit, Output};
-use crate::policy_args::PolicyCommand;
+use crate::policy_args::{PolicyCommand, RuleKindArgs};
 
 /// A rule as `show` prints it: its kind's fields, title, remediation and enforcement.
 fn rule_json(r: &Rule) -> Value {
@@ -51,7 +52,7 @@ fn rule_line(r: &Rule) -> String {
     format!(
         "rule\t{}\t{}\t{}\t{}",
         r.id,
-        r.kind.name(),
+        kinds::name(&r.kind),
         enforcement_label(r.enforce),
         r.title
     )
@@ -133,7 +134,7 @@ pub(crate) async fn policy(
             ))
         }
         PolicyCommand::AddRule { policy, kind } => {
-            let (kind, o) = kind.into_parts();
+            let RuleKindArgs { kind, options: o } = kind;
             let new = NewRule {
                 kind,
                 title: o.title,

@@ -141,6 +141,7 @@ fn bad_usage_exits_2() {
         &["connector", "create"],
         &["stage", "create", "--connector", "c", "--mode", "sometimes"],
         &["key", "create", "--spec", "DSA"],
+        &["key", "create", "--replicate-to", "EU_WEST_1"],
         &["bogus"],
     ] {
         let out = Command::cargo_bin("endpoint-admin")
@@ -240,4 +241,63 @@ fn stage_audiences_are_registered_shown_replaced_and_checked() {
         .unwrap()
         .len();
     assert_eq!(before, after);
+}
+
+/// Keys are multi-Region keys, and `--replicate-to` gives other regions the same key: one key
+/// id, one key material, so one `kid` (issue 31.3). Against moto's KMS, which keeps keys per
+/// region and implements `ReplicateKey`.
+#[test]
+fn keys_are_multi_region_and_replicate_to_other_regions() {
+    use endpoint_core::adapters::aws::load_config;
+    use endpoint_core::adapters::kms::KmsSigner;
+    use endpoint_core::ports::ChallengeSigner;
+    let cli = Cli::new();
+    let key = cli.ok(&[
+        "key",
+        "create",
+        "--replicate-to",
+        "eu-west-1,ap-southeast-2",
+    ]);
+    assert!(key.starts_with("mrk-"), "a multi-Region key id: {key}");
+    let lonely = cli.ok(&["key", "create"]);
+    assert!(
+        lonely.starts_with("mrk-"),
+        "every key is multi-Region: {lonely}"
+    );
+    let sealing = cli.ok(&["key", "create-sealing", "--replicate-to", "eu-west-1"]);
+    assert!(sealing.starts_with("mrk-"), "{sealing}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let here = load_config().await;
+        let in_region = |r: &'static str| {
+            here.clone()
+                .into_builder()
+                .region(aws_config::Region::new(r))
+                .build()
+        };
+        let home = KmsSigner::from_config(&here).describe(&key).await.unwrap();
+        for region in ["eu-west-1", "ap-southeast-2"] {
+            let replica = KmsSigner::from_config(&in_region(region))
+                .describe(&key)
+                .await
+                .unwrap();
+            assert_eq!(replica.kid, home.kid, "{region}: the same key material");
+        }
+        assert!(
+            KmsSigner::from_config(&in_region("eu-west-1"))
+                .describe(&lonely)
+                .await
+                .is_err(),
+            "a key not replicated is not in the other region"
+        );
+    });
+    // One region named twice is refused before anything is made (exit 1, one line).
+    for cmd in ["create", "create-sealing"] {
+        let out = cli.run(&["key", cmd, "--replicate-to", "eu-west-1,eu-west-1"]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("twice"),
+            "{cmd}"
+        );
+    }
 }

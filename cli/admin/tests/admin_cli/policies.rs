@@ -208,3 +208,79 @@ fn policies_rules_versions_stages_and_the_dry_run() {
     cli.ok(&["policy", "delete", &policy]);
     cli.fails(&["policy", "show", &policy]);
 }
+
+/// `policy test --facts -` with `doc` on stdin.
+fn test_on_stdin(cli: &Cli, policy: &str, doc: &serde_json::Value) -> serde_json::Value {
+    let out = Command::cargo_bin("endpoint-admin")
+        .unwrap()
+        .args([
+            "--table", &cli.table, "policy", "test", policy, "--facts", "-", "--json",
+        ])
+        .write_stdin(doc.to_string())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn screen_lock_rules_come_from_the_kind_alone_and_read_the_vendor_namespaces() {
+    let cli = Cli::new();
+    // The subcommand exists because the kind does (nothing in the CLI names it).
+    let help = cli.ok(&["policy", "add-rule", "--help"]);
+    assert!(help.contains("screen-lock"), "{help}");
+    assert!(help.contains("screen_lock_enabled()"), "{help}");
+    let policy = cli.ok(&["policy", "create", "--name", "phones"]);
+    cli.ok(&[
+        "policy",
+        "add-rule",
+        &policy,
+        "screen-lock",
+        "--enforce",
+        "warn",
+    ]);
+    cli.ok(&[
+        "policy",
+        "add-rule",
+        &policy,
+        "cel",
+        "--expr",
+        "screen_lock_enabled()",
+    ]);
+    let bad = [
+        "policy",
+        "add-rule",
+        &policy,
+        "screen-lock",
+        "--scope",
+        "all",
+    ];
+    assert_eq!(cli.run(&bad).status.code(), Some(2));
+    let p = cli.json(&["policy", "show", &policy]);
+    assert_eq!(p["rules"][0]["kind"], "screen-lock");
+    assert_eq!(p["rules"][0]["title"], "Screen lock turned on");
+    assert_eq!(p["rules"][0]["enforcement"], "warn");
+
+    let off = serde_json::json!({
+        "os": {"family": "mac_os", "version": "14.4"},
+        "vendor": {
+            "goauthentik.io/platform": {"agent_version": "0.8.0"},
+            "fleetdm.com": {"screen_lock_enabled": false}
+        }
+    });
+    let tested = test_on_stdin(&cli, &policy, &off);
+    assert_eq!(tested["rules"][0]["result"], "fail");
+    assert_eq!(tested["rules"][0]["seen"], "off (fleetdm.com)");
+    assert_eq!(tested["rules"][1]["result"], "fail");
+    let mut on = off.clone();
+    on["vendor"]["fleetdm.com"]["screen_lock_enabled"] = true.into();
+    let tested = test_on_stdin(&cli, &policy, &on);
+    assert_eq!(tested["rules"][0]["result"], "pass");
+    assert_eq!(tested["rules"][1]["result"], "pass");
+    assert_eq!(tested["status"], "compliant");
+}
