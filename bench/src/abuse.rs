@@ -9,10 +9,12 @@
 //! checked in under each of the costliest policies `policy add-rule` admits (50 rules of the
 //! costliest admitted expression of one shape, several shapes, three such policies on the
 //! connector), and under the typical policy. Prints one line per case (median and max of RUNS
-//! runs) and the worst.
+//! runs, and the median of each part) and the worst.
+//!
+//! Times are the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not the wall clock: the machine
+//! is shared, and time spent waiting for a core is not the check-in's cost.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use endpoint_core::compliance::cel::{self, CelFacts};
 use endpoint_core::compliance::evaluate::evaluate_in;
@@ -269,21 +271,93 @@ fn typical_policy() -> Policy {
     )
 }
 
+/// This thread's CPU time so far, in milliseconds.
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        eprintln!("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed: no CPU time to measure with");
+        std::process::exit(1);
+    }
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
+/// One check-in's CPU time: its parts (parse, every policy with one conversion and budget, the
+/// snapshot), in milliseconds, and whether the snapshot was reduced.
+struct Timed {
+    parse: f64,
+    policies: f64,
+    store: f64,
+    truncated: bool,
+}
+
+impl Timed {
+    fn total(&self) -> f64 {
+        self.parse + self.policies + self.store
+    }
+}
+
 /// One check-in's CPU work: parse, every policy with one conversion and budget, the snapshot.
-fn check_in(body: &[u8], policies: &[Policy]) -> (f64, bool) {
-    let started = Instant::now();
+fn check_in(body: &[u8], policies: &[Policy]) -> Timed {
+    let started = cpu_ms();
     let Ok(facts) = facts::parse(body) else {
         eprintln!("a corpus document was refused");
         std::process::exit(1);
     };
     let facts = Arc::new(facts);
+    let parsed = cpu_ms();
     let mut converted = CelFacts::new(&facts);
     for p in policies {
         std::hint::black_box(evaluate_in(p, &mut converted, false, 0, 0, None));
     }
-    let stored = facts::store(&facts);
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    (ms, std::hint::black_box(stored).truncated)
+    drop(converted);
+    let evaluated = cpu_ms();
+    let stored = std::hint::black_box(facts::store(&facts));
+    let done = cpu_ms();
+    Timed {
+        parse: parsed - started,
+        policies: evaluated - parsed,
+        store: done - evaluated,
+        truncated: stored.truncated,
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// `ABUSE_DETAIL=1`: each costliest policy alone on each document (CPU time of its evaluation,
+/// the conversion included), to see where the time goes.
+fn detail(costly: &[Policy]) {
+    println!();
+    println!("| document | policy | CPU (ms) | budget spent |");
+    println!("|---|---|---|---|");
+    for (name, doc) in corpus() {
+        let body = doc.to_string().into_bytes();
+        for p in costly {
+            let Ok(facts) = facts::parse(&body) else {
+                continue;
+            };
+            let facts = Arc::new(facts);
+            let mut converted = CelFacts::new(&facts);
+            let started = cpu_ms();
+            std::hint::black_box(evaluate_in(p, &mut converted, false, 0, 0, None));
+            let ms = cpu_ms() - started;
+            let spent = cel::CHECK_IN_BUDGET - converted.budget_left();
+            println!("| {name} | {} | {ms:.1} | {spent} |", p.id);
+        }
+    }
 }
 
 fn main() {
@@ -295,8 +369,11 @@ fn main() {
     let typical = vec![typical_policy()];
     let mut worst = (0.0_f64, String::new());
     let mut typical_ms = 0.0;
-    println!("| document | bytes | policies | median | max | snapshot |");
-    println!("|---|---|---|---|---|---|");
+    println!("load average at the start: {}", load());
+    println!("CPU time of the benchmark's thread, medians of {runs} runs (max: the slowest run)");
+    println!();
+    println!("| document | bytes | policies | median | max | parse | policies (CEL) | snapshot | snapshot is |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (name, doc) in corpus() {
         let body = doc.to_string().into_bytes();
         assert!(body.len() <= MAX_FACTS_BODY, "{name}: {} bytes", body.len());
@@ -304,18 +381,17 @@ fn main() {
             ("typical policy", &typical),
             ("costliest policies", &costly),
         ] {
-            let mut times = Vec::with_capacity(runs);
-            let mut truncated = false;
-            for _ in 0..runs {
-                let (ms, t) = check_in(&body, policies);
-                times.push(ms);
-                truncated = t;
-            }
-            times.sort_by(f64::total_cmp);
-            let (median, max) = (times[runs / 2], times[runs - 1]);
+            let timed: Vec<Timed> = (0..runs).map(|_| check_in(&body, policies)).collect();
+            let truncated = timed.iter().any(|t| t.truncated);
+            let part = |f: fn(&Timed) -> f64| median(timed.iter().map(f).collect());
+            let median = part(Timed::total);
+            let max = timed.iter().map(Timed::total).fold(0.0, f64::max);
             println!(
-                "| {name} | {} | {label} | {median:.1} ms | {max:.1} ms | {} |",
+                "| {name} | {} | {label} | {median:.1} ms | {max:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
                 body.len(),
+                part(|t| t.parse),
+                part(|t| t.policies),
+                part(|t| t.store),
                 if truncated { "reduced" } else { "whole" }
             );
             if name == "typical desktop" && label == "typical policy" {
@@ -326,7 +402,11 @@ fn main() {
             }
         }
     }
+    if std::env::var_os("ABUSE_DETAIL").is_some() {
+        detail(&costly);
+    }
     println!();
     println!("typical_ms={typical_ms:.1}");
     println!("worst_ms={:.1} ({})", worst.0, worst.1);
+    println!("load average at the end: {}", load());
 }

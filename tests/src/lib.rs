@@ -8,6 +8,7 @@ use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::admin::{self, NewConnector};
+use endpoint_core::edge::routes;
 use endpoint_core::model::{Connector, StageMode};
 use endpoint_core::ports::{Directory, SystemClock, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
@@ -140,7 +141,7 @@ impl Stack {
         let (status, body) = self
             .http
             .post(
-                "/v1/plans",
+                routes::CREATE_PLAN.template,
                 &[],
                 &json!({"stage": stage, "redirect": "/next"}),
             )
@@ -151,14 +152,14 @@ impl Stack {
 
     pub fn get_executor(&self, plan: &str) -> (u16, Value) {
         self.http
-            .get(&format!("/v1/plans/{plan}/executor"), &[])
+            .get(&routes::EXECUTOR_GET.path(&[plan]), &[])
             .unwrap()
     }
 
     pub fn post_executor(&self, plan: &str, response: Option<&str>) -> (u16, Value) {
         let body = json!({"component": "ak-stage-endpoint-agent", "response": response});
         self.http
-            .post(&format!("/v1/plans/{plan}/executor"), &[], &body)
+            .post(&routes::EXECUTOR_POST.path(&[plan]), &[], &body)
             .unwrap()
     }
 
@@ -168,6 +169,50 @@ impl Stack {
         assert_eq!(status, 200);
         assert_eq!(body["component"], "ak-stage-endpoint-agent", "{body}");
         body["challenge"].as_str().unwrap().to_string()
+    }
+
+    /// A login of `device` on a new plan of `stage`: the plan and the executor's 200 answer to
+    /// the device's response.
+    pub fn login(&self, stage: &str, device: &State) -> (String, Value) {
+        let plan = self.create_plan(stage);
+        let challenge = self.challenge(&plan);
+        let response = endpoint_agent::respond(device, &challenge, now()).unwrap();
+        let (status, body) = self.post_executor(&plan, Some(&response));
+        assert_eq!(status, 200, "{body}");
+        (plan, body)
+    }
+
+    /// `enroll/` with the enrollment token `key` for `serial` (named `host-<serial>`): the
+    /// status and body as answered.
+    pub fn enroll(&self, key: &str, serial: &str) -> (u16, Value) {
+        self.http
+            .post(
+                routes::ENROLL.template,
+                &[("authorization", &format!("Bearer {key}"))],
+                &json!({"device_serial": serial, "device_name": format!("host-{serial}")}),
+            )
+            .unwrap()
+    }
+
+    /// `agent_config/` with the device token `token`: the status and body as answered.
+    pub fn agent_config(&self, token: &str) -> (u16, Value) {
+        self.http
+            .get(
+                routes::AGENT_CONFIG.template,
+                &[("authorization", &format!("Bearer+agent {token}"))],
+            )
+            .unwrap()
+    }
+
+    /// `check_in/` of `facts` with the device token `token`: the status and body as answered.
+    pub fn check_in(&self, token: &str, facts: &Value) -> (u16, Value) {
+        self.http
+            .post(
+                routes::CHECK_IN.template,
+                &[("authorization", &format!("Bearer+agent {token}"))],
+                facts,
+            )
+            .unwrap()
     }
 
     /// Runs the stack's `endpoint-admin` with `args` and `--json`; returns its JSON answer.
@@ -232,7 +277,7 @@ impl Stack {
         let (status, body) = self
             .http
             .post(
-                "/api/v3/endpoints/agents/connectors/check_in/",
+                routes::CHECK_IN.template,
                 &[("authorization", &format!("Bearer+agent {}", device.token))],
                 &json!({"network": {"firewall_enabled": enabled}}),
             )
@@ -241,7 +286,10 @@ impl Stack {
     }
 
     pub fn plan(&self, plan: &str) -> Value {
-        let (status, body) = self.http.get(&format!("/v1/plans/{plan}"), &[]).unwrap();
+        let (status, body) = self
+            .http
+            .get(&routes::READ_PLAN.path(&[plan]), &[])
+            .unwrap();
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -252,6 +300,9 @@ pub fn redirect() -> Value {
 }
 
 /// A denial as the executor answers it: authentik's fields, and our `reason` for the page.
+/// Written out as the wire format, not made by our serializer (`edge::outcome_body`): the core's
+/// suites have their own `denied` over `Outcome` (`shared/tests/common`), and this one checks
+/// the JSON that reaches authentik.
 pub fn denied(message: &str) -> Value {
     let mut body = json!({"component": "ak-stage-access-denied", "error_message": message});
     if let Some(reason) = endpoint_core::stage::denial_reason(message) {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::DeviceStore;
 use endpoint_e2e::{is_retry, now, redirect, Stack};
@@ -63,7 +64,7 @@ async fn parallel_reenrollments(s: &Arc<Stack>, connector: &str) {
                 let body = serde_json::json!({"device_serial": serial, "device_name": "host"});
                 let (status, answer) = endpoint_agent::Http::new(&api)
                     .post(
-                        "/api/v3/endpoints/agents/connectors/enroll/",
+                        routes::ENROLL.template,
                         &[("authorization", &format!("Bearer {key}"))],
                         &body,
                     )
@@ -82,7 +83,7 @@ async fn parallel_reenrollments(s: &Arc<Stack>, connector: &str) {
             let (status, _): (u16, Value) = s
                 .http
                 .get(
-                    "/api/v3/endpoints/agents/connectors/agent_config/",
+                    routes::AGENT_CONFIG.template,
                     &[("authorization", &format!("Bearer+agent {t}"))],
                 )
                 .unwrap();

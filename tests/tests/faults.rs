@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_e2e::{now, Stack};
 use serde_json::{json, Value};
@@ -40,12 +41,12 @@ fn per_function(
     agent_auth: &str,
     enroll_auth: &str,
 ) -> Vec<Vec<Req>> {
-    let p = format!("/v1/plans/{plan}");
+    let p = routes::READ_PLAN.path(&[plan]);
     vec![
         vec![
             (
                 "POST",
-                "/v1/plans".into(),
+                routes::CREATE_PLAN.template.into(),
                 Some(json!({"stage": stage})),
                 vec![],
             ),
@@ -58,34 +59,29 @@ fn per_function(
             Some(json!({"response": null})),
             vec![],
         )],
-        vec![(
-            "GET",
-            format!("/v1/connectors/{connector}/jwks.json"),
-            None,
-            vec![],
-        )],
+        vec![("GET", routes::JWKS.path(&[connector]), None, vec![])],
         vec![
             (
                 "GET",
-                "/api/v3/endpoints/agents/connectors/agent_config/".into(),
+                routes::AGENT_CONFIG.template.into(),
                 None,
                 vec![("authorization".into(), agent_auth.to_string())],
             ),
             (
                 "POST",
-                "/api/v3/endpoints/agents/connectors/check_in/".into(),
+                routes::CHECK_IN.template.into(),
                 Some(json!({"hardware": {"serial": serial}})),
                 vec![("authorization".into(), agent_auth.to_string())],
             ),
             (
                 "POST",
-                "/api/v3/endpoints/agents/connectors/auth_ia/".into(),
+                routes::AUTH_IA.template.into(),
                 Some(json!({})),
                 vec![("authorization".into(), agent_auth.to_string())],
             ),
             (
                 "POST",
-                "/api/v3/endpoints/agents/connectors/enroll/".into(),
+                routes::ENROLL.template.into(),
                 Some(json!({"device_serial": "X", "device_name": "Y"})),
                 vec![("authorization".into(), enroll_auth.to_string())],
             ),
@@ -170,16 +166,13 @@ async fn a_stopped_emulator_means_503_then_recovery() {
     assert_eq!(s.plan(&plan)["status"], "pending");
     let (status, _) = s
         .http
-        .get(
-            &format!("/v1/connectors/{}/jwks.json", setup.connector),
-            &[],
-        )
+        .get(&routes::JWKS.path(&[&setup.connector]), &[])
         .unwrap();
     assert_eq!(status, 200);
     let (status, _) = s
         .http
         .get(
-            "/api/v3/endpoints/agents/connectors/agent_config/",
+            routes::AGENT_CONFIG.template,
             &[("authorization", &agent_auth)],
         )
         .unwrap();

@@ -301,7 +301,7 @@ pub fn evaluate(rule: &CelRule, facts: &Arc<Facts>) -> Found {
 /// The estimated cost of `rule` on the document `converted` holds (the fields it reads are
 /// converted first, as [`evaluate_with`] would): what a check-in charges for it.
 pub fn cost_on(rule: &CelRule, converted: &mut CelFacts<'_>) -> u64 {
-    let (_, _, sizes) = converted.document(rule.fields.as_deref(), rule.typed);
+    let (_, sizes) = converted.document(rule.fields.as_deref(), rule.typed);
     rule.cost(&sizes)
 }
 
@@ -314,7 +314,7 @@ pub fn evaluate_with(rule: &CelRule, converted: &mut CelFacts<'_>) -> Found {
         seen: why,
         over_list: true,
     };
-    let (value, cut, sizes) = converted.document(rule.fields.as_deref(), rule.typed);
+    let (cut, sizes) = converted.document(rule.fields.as_deref(), rule.typed);
     let cost = rule.cost(&sizes);
     if !converted.charge(cost) {
         tracing::warn!(
@@ -327,12 +327,18 @@ pub fn evaluate_with(rule: &CelRule, converted: &mut CelFacts<'_>) -> Found {
             "not evaluated: its cost on this document ({cost}) is over what is left of the check-in's budget"
         ));
     }
-    let mut ctx = Context::with_env(ENV.clone());
-    if let Err(e) = add_functions(&mut ctx, converted.facts) {
-        return unknown(e);
-    }
-    ctx.add_variable_from_value("facts", value);
-    match rule.program.execute(&ctx) {
+    // `facts` borrows the check-in's converted document: nothing is copied for the run.
+    let result = converted.with_bound(rule.fields.as_deref(), |facts| {
+        let mut ctx = Context::with_env(ENV.clone());
+        add_functions(&mut ctx, converted.facts)?;
+        ctx.set_variable_resolver(facts);
+        Ok(rule.program.execute(&ctx))
+    });
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => return unknown(e),
+    };
+    match result {
         Ok(CelValue::Bool(pass)) => Found {
             // A false over a document that was cut may be true of the whole: unknown.
             pass: if !pass && cut { None } else { Some(pass) },

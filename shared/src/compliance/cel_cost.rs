@@ -3,8 +3,11 @@
 //!
 //! A unit is about one step of the interpreter. Every node costs one unit, plus the work its
 //! operands cause, bounded from their sizes:
-//! - binding `facts`: every value of the fields read is converted for the run (the document's
-//!   [`Sizes::weight`]); a comprehension copies each element it visits (its range's weight);
+//! - binding `facts`: every value of the fields read is converted (the document's
+//!   [`Sizes::weight`]); a comprehension binds each element it visits (its range's weight). Both
+//!   are over-estimates since the fields are converted once per check-in and bound by reference
+//!   (`cel_facts.rs`, `cel_shared.rs`): every rule is still charged them, which keeps the
+//!   budget's bound on CPU time conservative and admission unchanged;
 //! - `==`, `<`, ...: the smaller operand's weight; `x in l`: every element of `l` (its length,
 //!   and the weight of what is compared); `+`, a list or map literal, a `map` step: the weight
 //!   of what they copy;
@@ -96,7 +99,7 @@ pub fn estimate(expr: &IdedExpr, sizes: &Sizes) -> u64 {
         current: None,
     };
     let body = walk.visit(expr).cost;
-    // `facts` is converted for the run once.
+    // `facts` is converted (once per check-in; charged to every rule that reads it).
     body.saturating_add(sizes.weight)
 }
 

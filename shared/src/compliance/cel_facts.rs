@@ -1,7 +1,9 @@
 //! The document as CEL sees it: each top-level field an expression names is converted once per
 //! check-in, however many rules read it, within limits at every depth, and with the sizes the
-//! cost estimate needs. The check-in's budget of work is kept here too, shared by every rule of
-//! every policy evaluated on the document.
+//! cost estimate needs. The converted fields are one CEL map, which every rule's `facts` borrows
+//! (no copy per rule), and its strings borrow the document's text (no copy at all). The
+//! check-in's budget of work is kept here too, shared by every rule of every policy evaluated on
+//! the document.
 //!
 //! Limits (what is over them is cut, and a `false` over something cut is `unknown`):
 //! - [`MAX_ITEMS`] entries of any list or map, at any depth;
@@ -9,13 +11,16 @@
 //! - [`MAX_DEPTH`] levels of nesting (deeper values are `null`);
 //! - [`MAX_VALUES`] values converted in all, per check-in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use cel::objects::{Key, Value as CelValue};
+use cel::common::types::{CelMap, CelMapKey, CelString};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use serde_json::Value;
 
 use super::cel_cost::{Sizes, CHUNK, SCAN_PER_UNIT};
+use super::cel_text::{chunks, cut_str, read, Cel, Stats};
 use crate::facts::Facts;
 
 /// Most entries of any list or map an expression sees.
@@ -26,9 +31,9 @@ pub const MAX_STRING: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
 /// Most values converted for CEL per check-in.
 pub const MAX_VALUES: usize = 100_000;
-/// The work every rule of one check-in may do together, in the estimate's units (45 to 60 ms
-/// of this machine's release build, `docs/PERFORMANCE.md` section 7). A rule that would go over
-/// it is `unknown`.
+/// The work every rule of one check-in may do together, in the estimate's units (at most about
+/// 30 ms of CPU on this machine's release build, the fields' one-pass reading included,
+/// `docs/PERFORMANCE.md` section 7). A rule that would go over it is `unknown`.
 pub const CHECK_IN_BUDGET: u64 = 300_000;
 
 /// The sizes the estimate assumes at `add-rule`: the most the document can hold as CEL sees it.
@@ -44,46 +49,43 @@ pub fn worst_sizes() -> Sizes {
     }
 }
 
-/// What conversion found of a field: the most entries of one of its lists or maps, the most
-/// chunks of one of its strings, its weight.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stats {
-    items: u64,
-    chunks: u64,
-    weight: u64,
-}
-
-#[derive(Clone)]
+/// A measured field: whether something in it is cut, its sizes, and how many of
+/// [`MAX_VALUES`] were left when it was measured (its value, once converted, is in the map).
+#[derive(Clone, Copy)]
 struct Converted {
-    value: CelValue,
     cut: bool,
     stats: Stats,
+    allowance: usize,
+    /// Converted already.
+    done: bool,
 }
 
 /// The document as CEL sees it, with the check-in's budget.
 pub struct CelFacts<'a> {
     pub(super) facts: &'a Arc<Facts>,
-    fields: HashMap<String, Converted>,
+    /// What was found measuring each field asked for (`None`: not in the document).
+    fields: HashMap<String, Option<Converted>>,
+    /// The converted fields among the document's first [`MAX_ITEMS`] names (those a rule that
+    /// reads the whole document sees), by their names cut to [`MAX_STRING`].
+    map: CelMap<'a>,
+    /// The converted fields beyond them (only a rule that names them reads them).
+    beyond: HashMap<String, Cel<'a>>,
+    /// The document's first [`MAX_ITEMS`] names, on the first call.
+    seen: Option<Vec<&'a str>>,
+    /// The same, to look names up.
+    seen_set: HashSet<&'a str>,
     values_left: usize,
     budget_left: u64,
     scan: Option<u64>,
 }
 
-fn chunks(bytes: usize) -> u64 {
-    (bytes as u64).div_ceil(CHUNK)
-}
+/// `facts` for one rule's run: the converted fields, borrowed.
+struct Bound<'r, 'a>(&'r CelMap<'a>);
 
-/// `s` cut to at most `max` bytes, at a character boundary.
-fn cut_str(s: &str, max: usize, cut: &mut bool) -> String {
-    if s.len() <= max {
-        return s.to_string();
+impl VariableResolver for Bound<'_, '_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        (variable == "facts").then(|| CowVal::Borrowed(self.0 as &(dyn Val + 'b)))
     }
-    *cut = true;
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 impl<'a> CelFacts<'a> {
@@ -96,6 +98,10 @@ impl<'a> CelFacts<'a> {
         CelFacts {
             facts,
             fields: HashMap::new(),
+            map: CelMap::default(),
+            beyond: HashMap::new(),
+            seen: None,
+            seen_set: HashSet::new(),
             values_left: MAX_VALUES,
             budget_left: budget,
             scan: None,
@@ -141,106 +147,86 @@ impl<'a> CelFacts<'a> {
         scan
     }
 
-    fn convert(&mut self, v: &Value, depth: usize, stats: &mut Stats, cut: &mut bool) -> CelValue {
-        if self.values_left == 0 {
-            *cut = true;
-            return CelValue::Null;
-        }
-        self.values_left -= 1;
-        stats.weight += 1;
-        match v {
-            Value::Null => CelValue::Null,
-            Value::Bool(b) => CelValue::Bool(*b),
-            // As serde gives numbers to CEL: unsigned, signed, else a double.
-            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => CelValue::UInt(u),
-                (None, Some(i)) => CelValue::Int(i),
-                _ => CelValue::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-            Value::String(s) => {
-                let s = cut_str(s, MAX_STRING, cut);
-                let c = chunks(s.len());
-                stats.chunks = stats.chunks.max(c);
-                stats.weight += c;
-                CelValue::String(Arc::new(s))
-            }
-            Value::Array(items) => {
-                if depth >= MAX_DEPTH {
-                    *cut = true;
-                    return CelValue::Null;
-                }
-                if items.len() > MAX_ITEMS {
-                    *cut = true;
-                }
-                let kept = &items[..items.len().min(MAX_ITEMS)];
-                stats.items = stats.items.max(kept.len() as u64);
-                let list = kept
-                    .iter()
-                    .map(|item| self.convert(item, depth + 1, stats, cut))
-                    .collect();
-                CelValue::List(Arc::new(list))
-            }
-            Value::Object(map) => {
-                if depth >= MAX_DEPTH {
-                    *cut = true;
-                    return CelValue::Null;
-                }
-                if map.len() > MAX_ITEMS {
-                    *cut = true;
-                }
-                stats.items = stats.items.max(map.len().min(MAX_ITEMS) as u64);
-                let mut out = HashMap::with_capacity(map.len().min(MAX_ITEMS));
-                for (k, item) in map.iter().take(MAX_ITEMS) {
-                    let k = cut_str(k, MAX_STRING, cut);
-                    let c = chunks(k.len());
-                    stats.chunks = stats.chunks.max(c);
-                    stats.weight += c;
-                    let value = self.convert(item, depth + 1, stats, cut);
-                    out.insert(Key::String(Arc::new(k)), value);
-                }
-                CelValue::from(out)
-            }
-        }
-    }
-
-    /// A top-level field as CEL sees it, converted on the first call.
+    /// The field `name`, measured on the first call (its sizes, whether it is cut, the values
+    /// it takes of [`MAX_VALUES`]), without converting it: a rule the budget cannot pay for
+    /// never causes the conversion.
     fn field(&mut self, name: &str) -> Option<Converted> {
         if let Some(known) = self.fields.get(name) {
-            return Some(known.clone());
+            return *known;
         }
-        let facts = self.facts;
-        let value = facts.get(name)?;
-        let (mut stats, mut cut) = (Stats::default(), false);
-        let converted = self.convert(value, 0, &mut stats, &mut cut);
+        let facts: &'a Facts = self.facts;
+        let allowance = self.values_left;
+        // A field serde_json cannot represent is absent, as for the typed checks.
+        let Some(Ok((_, stats, cut))) = facts
+            .raw(name)
+            .map(|text| read(text, &mut self.values_left, false))
+        else {
+            self.fields.insert(name.to_string(), None);
+            return None;
+        };
         let field = Converted {
-            value: converted,
             cut,
             stats,
+            allowance,
+            done: false,
         };
-        self.fields.insert(name.to_string(), field.clone());
+        self.fields.insert(name.to_string(), Some(field));
         Some(field)
     }
 
-    /// The `facts` variable of an expression that reads `fields` (`None`: all of them), whether
+    /// Converts the field `name` (measured first by [`Self::field`]) if it is not yet: into the
+    /// shared map, or beside it if it is not among the names a whole-document rule sees.
+    fn convert(&mut self, name: &str) {
+        let Some(Some(field)) = self.fields.get_mut(name) else {
+            return;
+        };
+        if field.done {
+            return;
+        }
+        field.done = true;
+        let allowance = field.allowance;
+        let facts: &'a Facts = self.facts;
+        // With the allowance it had when measured: the same values as measured.
+        let mut left = allowance;
+        let Some(Ok((Some(converted), _, _))) =
+            facts.raw(name).map(|text| read(text, &mut left, true))
+        else {
+            return;
+        };
+        self.seen();
+        if let Some(own) = self.seen_set.get(name).copied() {
+            let key = cut_str(own, MAX_STRING, &mut false);
+            // Moved out and back: no entry is copied.
+            let mut map = std::mem::take(&mut self.map).into_inner();
+            map.insert(CelMapKey::String(CelString::from(key)), converted);
+            self.map = CelMap::from(map);
+        } else {
+            self.beyond.insert(name.to_string(), converted);
+        }
+    }
+
+    /// The document's first [`MAX_ITEMS`] names (what a rule reading all of it sees).
+    fn seen(&mut self) -> &[&'a str] {
+        let facts: &'a Facts = self.facts;
+        if self.seen.is_none() {
+            let names: Vec<&'a str> = facts.names().into_iter().take(MAX_ITEMS).collect();
+            self.seen_set = names.iter().copied().collect();
+            self.seen = Some(names);
+        }
+        self.seen.as_deref().unwrap_or_default()
+    }
+
+    /// Measures what an expression that reads `fields` (`None`: all of them) needs; whether
     /// anything in it was cut, and its sizes (`scan` when the expression calls typed functions).
-    pub(super) fn document(
-        &mut self,
-        fields: Option<&[String]>,
-        typed: bool,
-    ) -> (CelValue, bool, Sizes) {
+    pub(super) fn document(&mut self, fields: Option<&[String]>, typed: bool) -> (bool, Sizes) {
         let mut cut = false;
         let names: Vec<String> = match fields {
             Some(f) => f.to_vec(),
             None => {
-                let all = self.facts.names();
-                cut |= all.len() > MAX_ITEMS;
-                all.into_iter()
-                    .take(MAX_ITEMS)
-                    .map(str::to_string)
-                    .collect()
+                cut |= self.facts.names().len() > MAX_ITEMS;
+                self.seen().iter().map(|n| n.to_string()).collect()
             }
         };
-        let mut map = HashMap::with_capacity(names.len());
         let mut sizes = Sizes {
             items: names.len() as u64,
             chunks: 0,
@@ -252,14 +238,54 @@ impl<'a> CelFacts<'a> {
                 continue;
             };
             cut |= field.cut;
+            cut |= name.len() > MAX_STRING;
             sizes.items = sizes.items.max(field.stats.items);
             sizes.chunks = sizes.chunks.max(field.stats.chunks.max(chunks(name.len())));
             sizes.weight = sizes.weight.saturating_add(field.stats.weight);
-            map.insert(cut_str(&name, MAX_STRING, &mut cut), field.value);
         }
         if typed {
             sizes.scan = self.scan();
         }
-        (CelValue::from(map), cut, sizes)
+        (cut, sizes)
+    }
+
+    /// Runs `run` with the `facts` variable of an expression that reads `fields` (`None`: all
+    /// of them), measured first by [`Self::document`] and converted now if they are not yet:
+    /// the shared map, borrowed; a copy only for an expression naming a field beyond the names
+    /// a whole-document rule sees (a document of more than [`MAX_ITEMS`] fields).
+    pub(super) fn with_bound<T>(
+        &mut self,
+        fields: Option<&[String]>,
+        run: impl FnOnce(&dyn VariableResolver) -> T,
+    ) -> T {
+        let names: Vec<String> = match fields {
+            Some(f) => f.to_vec(),
+            None => self.seen().iter().map(|n| n.to_string()).collect(),
+        };
+        for name in &names {
+            self.convert(name);
+        }
+        let beyond: Vec<&String> = fields
+            .unwrap_or_default()
+            .iter()
+            .filter(|f| self.beyond.contains_key(f.as_str()))
+            .collect();
+        if beyond.is_empty() {
+            return run(&Bound(&self.map));
+        }
+        let mut own: HashMap<CelMapKey<'a>, Cel<'a>> = HashMap::new();
+        for name in fields.unwrap_or_default() {
+            let key = cut_str(name, MAX_STRING, &mut false).to_string();
+            let key: CelMapKey<'a> = CelMapKey::String(CelString::from(key));
+            let value = self
+                .beyond
+                .get(name.as_str())
+                .or_else(|| self.map.get(&key));
+            if let Some(value) = value {
+                own.insert(key.clone(), value.clone());
+            }
+        }
+        let map = CelMap::from(own);
+        run(&Bound(&map))
     }
 }

@@ -9,6 +9,8 @@
 //! | `cel.rs` | `cel` rules: compiled with bounded cost, their functions the typed checks | feature `policy` |
 //! | `cel_cost.rs` | the bound on a CEL expression's work, from its syntax and the document's sizes | feature `policy` |
 //! | `cel_facts.rs` | the document as CEL sees it (cut at every depth), and the check-in's budget | feature `policy` |
+//! | `cel_shared.rs` | its lists and maps, copied by reference when CEL binds them | feature `policy` |
+//! | `cel_text.rs` | a field read for CEL from the JSON text in one pass: measured, converted | feature `policy` |
 //! | `evaluate.rs` | a policy on a document, with grace clocks carried over | feature `policy` |
 //! | `rules.rs` | rules as operators write them: building a rule, through its kind | feature `policy` |
 //! | `admin.rs` | operator operations: versions, stages, the dry run, re-evaluation | feature `policy` |
@@ -28,6 +30,10 @@ pub mod cel;
 pub mod cel_cost;
 #[cfg(feature = "policy")]
 mod cel_facts;
+#[cfg(feature = "policy")]
+mod cel_shared;
+#[cfg(feature = "policy")]
+mod cel_text;
 #[cfg(feature = "policy")]
 pub mod check;
 #[cfg(feature = "policy")]

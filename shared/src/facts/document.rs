@@ -156,8 +156,8 @@ impl Facts {
         Value::Object(map)
     }
 
-    /// The raw text of the top-level field `name`.
-    fn raw(&self, name: &str) -> Option<&str> {
+    /// The raw text of the top-level field `name` (checked JSON).
+    pub fn raw(&self, name: &str) -> Option<&str> {
         self.field(name).map(|f| &self.text[f.span.clone()])
     }
 

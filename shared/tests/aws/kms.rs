@@ -12,6 +12,7 @@ use endpoint_core::admin;
 use endpoint_core::model::{Connector, StageMode};
 use endpoint_core::ports::SystemRandom;
 use endpoint_core::ports::{ChallengeSigner, Directory};
+use endpoint_core::protocol::challenge::CHALLENGE_LIFETIME;
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::settings::{Env, Settings};
 use endpoint_core::stage::{self, Outcome};
@@ -107,7 +108,11 @@ async fn every_key_spec_signs_challenges_an_independent_verifier_accepts() {
             .unwrap();
         assert_eq!(jwks.keys.len(), 1);
         let claims = verify_independently(&jws, &jwks.keys[0]);
-        assert_eq!(claims["exp"].as_i64(), Some(T0 + 300), "{spec:?}");
+        assert_eq!(
+            claims["exp"].as_i64(),
+            Some(T0 + CHALLENGE_LIFETIME),
+            "{spec:?}"
+        );
     }
 }
 

@@ -8,6 +8,8 @@ mod aws_env;
 mod common;
 #[path = "../contract/mod.rs"]
 mod contract;
+#[path = "../common/emulator_env.rs"]
+mod emulator_env;
 
 mod dynamodb_stage;
 mod dynamodb_store;

@@ -7,13 +7,7 @@ use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::kms::KmsSigner;
 
-pub fn require_emulator() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| u.starts_with("http://127.0.0.1")),
-        "AWS_ENDPOINT_URL must point at a local moto_server: run these tests through `make test` \
-         (scripts/with-moto.sh -- cargo test ...)"
-    );
-}
+pub use crate::emulator_env::require_emulator;
 
 pub async fn config() -> aws_config::SdkConfig {
     require_emulator();

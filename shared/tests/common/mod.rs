@@ -120,6 +120,16 @@ impl Fx {
         sign_response(serial, key.expose(), challenge, self.clock.now())
     }
 
+    /// A login of device `serial` with `key` on a new plan of `stage`: the plan and the outcome
+    /// of the device's answer to its challenge.
+    pub async fn login(&self, stage: &str, serial: &str, key: &Secret) -> (String, Outcome) {
+        let plan = self.plan(stage).await;
+        let challenge = self.challenge(&plan).await;
+        let response = self.respond(serial, key, &challenge);
+        let outcome = self.post(&plan, Some(&response)).await.unwrap();
+        (plan, outcome)
+    }
+
     pub fn plan_state(&self, plan: &str) -> Plan {
         self.store.raw_plan(plan).unwrap()
     }

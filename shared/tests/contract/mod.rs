@@ -30,7 +30,8 @@ pub use owners::device_owners;
 pub use rollout::rollout;
 pub use signals::{device_lock, outbox, streams};
 
-pub const T0: i64 = 1_800_000_000;
+/// The suites' one fixed time, from the shared test support.
+pub use crate::common::T0;
 
 /// A pending plan of a required stage (the contract suites and the DynamoDB suite share it).
 pub fn plan(id: &str, expires_at: i64) -> Plan {

@@ -401,19 +401,12 @@ pub(crate) async fn check_in(fx: &Fx, key: &endpoint_core::secret::Secret, facts
         .unwrap();
 }
 
-async fn login(fx: &Fx, stage: &str, key: &endpoint_core::secret::Secret) -> (String, Outcome) {
-    let plan = fx.plan(stage).await;
-    let challenge = fx.challenge(&plan).await;
-    let response = fx.respond("C02XK1JHJGH5", key, &challenge);
-    (plan.clone(), fx.post(&plan, Some(&response)).await.unwrap())
-}
-
 #[tokio::test]
 async fn a_required_stage_denies_a_non_compliant_device_and_passes_it_once_fixed() {
     let fx = Fx::new();
     let (stage, policy, key) = required_stage_with_policy(&fx).await;
     // Never checked in: unknown, and a required stage denies unknown by default.
-    let (_, outcome) = login(&fx, &stage, &key).await;
+    let (_, outcome) = fx.login(&stage, "C02XK1JHJGH5", &key).await;
     let Outcome::Denied {
         message,
         compliance: Some(view),
@@ -426,7 +419,7 @@ async fn a_required_stage_denies_a_non_compliant_device_and_passes_it_once_fixed
     assert_eq!(view.status, ComplianceStatus::Unknown);
 
     check_in(&fx, &key, MAC_BAD).await;
-    let (plan, outcome) = login(&fx, &stage, &key).await;
+    let (plan, outcome) = fx.login(&stage, "C02XK1JHJGH5", &key).await;
     let Outcome::Denied {
         compliance: Some(view),
         ..
@@ -484,7 +477,7 @@ async fn a_required_stage_denies_a_non_compliant_device_and_passes_it_once_fixed
     );
 
     check_in(&fx, &key, MAC_OK).await;
-    let (plan, outcome) = login(&fx, &stage, &key).await;
+    let (plan, outcome) = fx.login(&stage, "C02XK1JHJGH5", &key).await;
     assert_eq!(outcome, crate::common::passed());
     let kept = fx.plan_state(&plan).compliance.unwrap();
     assert_eq!(kept.status, ComplianceStatus::Compliant);
@@ -499,7 +492,7 @@ async fn an_optional_stage_never_denies_for_compliance_and_unknown_may_be_allowe
     let mut s = fx.store.get_stage(&stage).await.unwrap().unwrap();
     s.mode = StageMode::Optional;
     fx.store.put_stage(&s).await.unwrap();
-    let (plan, outcome) = login(&fx, &stage, &key).await;
+    let (plan, outcome) = fx.login(&stage, "C02XK1JHJGH5", &key).await;
     assert_eq!(outcome, crate::common::passed());
     let view = fx.plan_state(&plan).compliance.unwrap();
     assert_eq!(view.status, ComplianceStatus::NonCompliant);
@@ -517,7 +510,7 @@ async fn an_optional_stage_never_denies_for_compliance_and_unknown_may_be_allowe
         .find(|r| r.kind == RuleKind::Firewall)
         .unwrap();
     remove_rule(&fx.store, &policy, &firewall.id).await.unwrap();
-    let (_, outcome) = login(&fx, &stage, &key).await;
+    let (_, outcome) = fx.login(&stage, "C02XK1JHJGH5", &key).await;
     assert!(
         matches!(outcome, Outcome::Denied { compliance: Some(ref v), .. } if v.status == ComplianceStatus::Unknown),
         "{outcome:?}"
@@ -529,7 +522,7 @@ async fn an_optional_stage_never_denies_for_compliance_and_unknown_may_be_allowe
     set_stage_policy(&fx.store, &stage, Some(&policy))
         .await
         .unwrap();
-    let (_, outcome) = login(&fx, &stage, &key).await;
+    let (_, outcome) = fx.login(&stage, "C02XK1JHJGH5", &key).await;
     assert_eq!(outcome, crate::common::passed());
 }
 

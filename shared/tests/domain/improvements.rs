@@ -1,10 +1,11 @@
-//! Our improvements over the reference, numbered as in the protocol notes beside the repository
-//! (`../shared/reference/PROTOCOL.md`, "Known weaknesses of the reference that we improve"), and
-//! hostile responses, over the in-memory store with deterministic time.
+//! The weaknesses of the reference's protocol that we close (its late, replayed, malformed and
+//! skewed responses, unknown devices, expired tokens), and hostile responses, over the in-memory
+//! store with deterministic time. Each test is named after what it asserts.
 
 use crate::common::{denied, forge, is_retry, passed, Fx, KEY, T0};
 use endpoint_core::model::{Device, DeviceToken, PlanStatus, StageMode};
 use endpoint_core::ports::{Clock, PlanStore};
+use endpoint_core::protocol::challenge::CHALLENGE_LIFETIME;
 use endpoint_core::secret::Secret;
 use endpoint_core::stage::{self, Outcome};
 use endpoint_core::CoreError;
@@ -13,14 +14,15 @@ use serde_json::json;
 use super::decision_table::AUD;
 
 #[tokio::test]
-async fn improvement_1_challenge_exp_is_enforced() {
+async fn a_response_after_its_challenges_own_exp_is_refused() {
     let fx = Fx::new();
     let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let key = fx.enroll(&c.id, "SERIAL1").await;
-    // One second before the challenge's own exp (iat + 300): a fresh response passes.
+    // One second before the challenge's own exp (iat + CHALLENGE_LIFETIME): a fresh response
+    // passes.
     let plan = fx.plan(&s.id).await;
     let ch = fx.challenge(&plan).await;
-    fx.clock.advance(299);
+    fx.clock.advance(CHALLENGE_LIFETIME - 1);
     assert_eq!(
         fx.post(&plan, Some(&fx.respond("SERIAL1", &key, &ch)))
             .await
@@ -30,7 +32,7 @@ async fn improvement_1_challenge_exp_is_enforced() {
     // One second after it: a response made just now (valid in itself) is refused.
     let plan = fx.plan(&s.id).await;
     let ch = fx.challenge(&plan).await;
-    fx.clock.advance(301);
+    fx.clock.advance(CHALLENGE_LIFETIME + 1);
     assert!(is_retry(
         &fx.post(&plan, Some(&fx.respond("SERIAL1", &key, &ch)))
             .await
@@ -40,7 +42,7 @@ async fn improvement_1_challenge_exp_is_enforced() {
 }
 
 #[tokio::test]
-async fn improvement_2_a_response_succeeds_once() {
+async fn a_response_passes_once_and_its_replay_answers_the_final_outcome() {
     let fx = Fx::new();
     let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let key = fx.enroll(&c.id, "SERIAL1").await;
@@ -94,7 +96,7 @@ async fn two_concurrent_consumers_of_one_challenge_one_wins() {
 }
 
 #[tokio::test]
-async fn improvement_3_missing_or_mistyped_claims_are_invalid_not_a_crash() {
+async fn missing_or_mistyped_claims_are_an_invalid_response_not_a_crash() {
     use endpoint_core::protocol::response::{Invalid, ParsedResponse};
     let fx = Fx::new();
     let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
@@ -170,7 +172,7 @@ fn duplicated_claims_are_invalid() {
 }
 
 #[tokio::test]
-async fn improvement_4_unknown_device_is_an_ordinary_invalid_response() {
+async fn an_unknown_device_is_an_ordinary_invalid_response() {
     use endpoint_core::protocol::response::{validate, Expected, Invalid};
     let fx = Fx::new();
     let (_, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
@@ -178,7 +180,7 @@ async fn improvement_4_unknown_device_is_an_ordinary_invalid_response() {
     let ch = fx.challenge(&plan).await;
     let r = fx.respond("NOBODY", &Secret::new("k"), &ch);
     let expected = Expected {
-        challenge: Some((&ch, T0 + 300)),
+        challenge: Some((&ch, T0 + CHALLENGE_LIFETIME)),
         connector: "c",
         now: T0,
         leeway: 30,
@@ -188,7 +190,7 @@ async fn improvement_4_unknown_device_is_an_ordinary_invalid_response() {
 }
 
 #[tokio::test]
-async fn improvement_5_leeway_on_device_clock_skew() {
+async fn device_clock_skew_passes_within_the_30_s_leeway_and_not_beyond() {
     let fx = Fx::new();
     let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let key = fx.enroll(&c.id, "SERIAL1").await;
@@ -226,17 +228,8 @@ async fn improvement_5_leeway_on_device_clock_skew() {
     ));
 }
 
-/// A login of device `S` with `key` on a new plan of `stage`.
-async fn login(fx: &Fx, stage: &str, key: &Secret) -> Outcome {
-    let plan = fx.plan(stage).await;
-    let ch = fx.challenge(&plan).await;
-    fx.post(&plan, Some(&fx.respond("S", key, &ch)))
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
-async fn improvement_6_expired_tokens_and_devices_never_validate() {
+async fn expired_device_tokens_and_devices_never_validate() {
     let fx = Fx::new();
     let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
     // A token that expires at T0 + 100.
@@ -272,13 +265,13 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
         .unwrap();
     fx.clock.set(T0 + 99);
     assert_eq!(
-        login(&fx, &s.id, &key).await,
+        fx.login(&s.id, "S", &key).await.1,
         passed(),
         "1 s before token expiry"
     );
     fx.clock.set(T0 + 101);
     assert!(
-        is_retry(&login(&fx, &s.id, &key).await),
+        is_retry(&fx.login(&s.id, "S", &key).await.1),
         "1 s after token expiry"
     );
 
@@ -293,13 +286,13 @@ async fn improvement_6_expired_tokens_and_devices_never_validate() {
     });
     fx.clock.set(T0 + 199);
     assert_eq!(
-        login(&fx, &s.id, &key).await,
+        fx.login(&s.id, "S", &key).await.1,
         passed(),
         "1 s before device expiry"
     );
     fx.clock.set(T0 + 201);
     assert!(
-        is_retry(&login(&fx, &s.id, &key).await),
+        is_retry(&fx.login(&s.id, "S", &key).await.1),
         "1 s after device expiry"
     );
 }

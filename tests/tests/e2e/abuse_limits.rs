@@ -2,6 +2,7 @@
 //! (20 a minute, then 429 `throttled` with `Retry-After`), and the refusals of `check_in/` and
 //! `auth_ia/` write at most one audit record a minute (read back with `endpoint-admin audit`).
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_e2e::{now, Stack};
 use serde_json::Value;
@@ -50,7 +51,7 @@ async fn check_in_answers_429_past_twenty_a_minute_and_audits_its_refusals_once_
     let setup = s.setup(StageMode::Required, true, true).await;
     let serial = format!("CI-RATE-{}", now());
     let device = s.enrolled(&setup.connector, &serial).await;
-    let url = format!("{}/api/v3/endpoints/agents/connectors/check_in/", s.api);
+    let url = format!("{}{}", s.api, routes::CHECK_IN.template);
     let facts = r#"{"os": {"family": "linux"}}"#;
     // Twenty a minute: within 41 calls a refusal must come, even if a minute turns once.
     let statuses = until_refused(&url, &device.token, Some(facts), 41);
@@ -105,7 +106,7 @@ async fn auth_ia_refusals_write_at_most_one_audit_record_a_minute() {
         .await;
     let serial = format!("IA-AUDIT-{}", now());
     let device = s.enrolled(&setup.connector, &serial).await;
-    let url = format!("{}/api/v3/endpoints/agents/connectors/auth_ia/", s.api);
+    let url = format!("{}{}", s.api, routes::AUTH_IA.template);
     let statuses = until_refused(&url, &device.token, None, 21);
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     for _ in 0..15 {

@@ -1,41 +1,11 @@
 //! The agent API over real HTTP, case by case as the reference suite, plus our improvements.
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::{Device, DeviceToken, EnrollmentToken, StageMode};
 use endpoint_core::ports::{DeviceStore, EnrollmentStore, PlanStore};
 use endpoint_core::protocol::device_token_hash;
 use endpoint_e2e::{denied, now, Stack};
 use serde_json::{json, Value};
-
-const P: &str = "/api/v3/endpoints/agents/connectors/";
-
-fn enroll(s: &Stack, key: &str, serial: &str) -> (u16, Value) {
-    s.http
-        .post(
-            &format!("{P}enroll/"),
-            &[("authorization", &format!("Bearer {key}"))],
-            &json!({"device_serial": serial, "device_name": format!("host-{serial}")}),
-        )
-        .unwrap()
-}
-
-fn config(s: &Stack, token: &str) -> (u16, Value) {
-    s.http
-        .get(
-            &format!("{P}agent_config/"),
-            &[("authorization", &format!("Bearer+agent {token}"))],
-        )
-        .unwrap()
-}
-
-fn check_in(s: &Stack, token: &str, facts: &Value) -> (u16, Value) {
-    s.http
-        .post(
-            &format!("{P}check_in/"),
-            &[("authorization", &format!("Bearer+agent {token}"))],
-            facts,
-        )
-        .unwrap()
-}
 
 fn serial(tag: &str) -> String {
     format!(
@@ -50,14 +20,14 @@ async fn enroll_config_and_re_enroll() {
     let setup = s.setup(StageMode::Required, true, true).await;
     let key = s.enrollment_token(&setup.connector, Some(3600)).await;
     let sn = serial("ENROLL");
-    let (status, body) = enroll(&s, &key, &sn);
+    let (status, body) = s.enroll(&key, &sn);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expires_in"], 0);
     let first = body["token"].as_str().unwrap().to_string();
     assert_eq!(first.len(), 128);
     assert!(first.bytes().all(|b| b.is_ascii_graphic()));
 
-    let (status, cfg) = config(&s, &first);
+    let (status, cfg) = s.agent_config(&first);
     assert_eq!(status, 200, "{cfg}");
     // device_id: the device's opaque UUID, not its serial.
     let device_id = cfg["device_id"].as_str().unwrap_or_default().to_string();
@@ -72,10 +42,7 @@ async fn enroll_config_and_re_enroll() {
     assert_eq!(cfg["refresh_interval"], 1800);
     let (_, jwks) = s
         .http
-        .get(
-            &format!("/v1/connectors/{}/jwks.json", setup.connector),
-            &[],
-        )
+        .get(&routes::JWKS.path(&[&setup.connector]), &[])
         .unwrap();
     assert_eq!(
         cfg["jwks_challenge"], jwks,
@@ -95,15 +62,15 @@ async fn enroll_config_and_re_enroll() {
     let (_, body) = s
         .http
         .post(
-            &format!("{P}enroll/"),
+            routes::ENROLL.template,
             &[("authorization", &format!("Bearer {key}"))],
             &json!({"device_serial": sn, "device_name": "renamed-host"}),
         )
         .unwrap();
     let second = body["token"].as_str().unwrap().to_string();
     assert_ne!(first, second);
-    assert_eq!(config(&s, &first).0, 403);
-    assert_eq!(config(&s, &second).0, 200);
+    assert_eq!(s.agent_config(&first).0, 403);
+    assert_eq!(s.agent_config(&second).0, 200);
     let d = s
         .store
         .device_with_tokens(&sn, now())
@@ -112,7 +79,7 @@ async fn enroll_config_and_re_enroll() {
         .unwrap();
     assert_eq!(d.tokens.len(), 1);
     assert_eq!(d.device.name, format!("host-{sn}"));
-    assert_eq!(config(&s, &second).1["device_id"], device_id.as_str());
+    assert_eq!(s.agent_config(&second).1["device_id"], device_id.as_str());
 }
 
 #[tokio::test]
@@ -121,7 +88,7 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
     let off = s.setup(StageMode::Optional, true, false).await;
     let key = s.enrollment_token(&off.connector, None).await;
     let sn = serial("OFF");
-    assert_eq!(enroll(&s, &key, &sn).0, 403);
+    assert_eq!(s.enroll(&key, &sn).0, 403);
     assert!(
         s.store.get_device(&sn, now()).await.unwrap().is_none(),
         "nothing written"
@@ -147,12 +114,12 @@ async fn enroll_is_refused_for_disabled_connectors_and_expired_or_unknown_tokens
         .await
         .unwrap();
     let sn = serial("EXPIRED");
-    assert_eq!(enroll(&s, &expired_key, &sn).0, 403);
+    assert_eq!(s.enroll(&expired_key, &sn).0, 403);
     assert!(
         s.store.get_device(&sn, now()).await.unwrap().is_none(),
         "no device created"
     );
-    assert_eq!(enroll(&s, "no-such-token", &sn).0, 403);
+    assert_eq!(s.enroll("no-such-token", &sn).0, 403);
 }
 
 /// Auth scheme and header problems are 403 (as on the reference); the scheme word matches in
@@ -170,7 +137,7 @@ async fn enroll_headers_schemes_and_bodies() {
         vec![("authorization", "Bearer".to_string())],
     ] {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (status, out) = s.http.post(&format!("{P}enroll/"), &h, &body).unwrap();
+        let (status, out) = s.http.post(routes::ENROLL.template, &h, &body).unwrap();
         assert_eq!(
             (status, out["error"].as_str()),
             (403, Some("forbidden")),
@@ -188,7 +155,7 @@ async fn enroll_headers_schemes_and_bodies() {
         let (status, out) = s
             .http
             .post(
-                &format!("{P}enroll/"),
+                routes::ENROLL.template,
                 &[("authorization", &format!("{scheme} {key}"))],
                 &body,
             )
@@ -198,7 +165,7 @@ async fn enroll_headers_schemes_and_bodies() {
         let (status, _) = s
             .http
             .get(
-                &format!("{P}agent_config/"),
+                routes::AGENT_CONFIG.template,
                 &[("authorization", &format!("{agent_scheme} {token}"))],
             )
             .unwrap();
@@ -207,7 +174,7 @@ async fn enroll_headers_schemes_and_bodies() {
     let (status, out) = s
         .http
         .post(
-            &format!("{P}enroll/"),
+            routes::ENROLL.template,
             &[("authorization", &format!("Bearer {key}"))],
             &json!({"device_serial": 5}),
         )
@@ -230,10 +197,9 @@ async fn config_and_check_in_are_refused_for_a_disabled_connector() {
     endpoint_core::ports::Directory::put_connector(&s.store, &c)
         .await
         .unwrap();
-    assert_eq!(config(&s, &device.token).0, 403);
+    assert_eq!(s.agent_config(&device.token).0, 403);
     assert_eq!(
-        check_in(
-            &s,
+        s.check_in(
             &device.token,
             &json!({"hardware": {"serial": device.serial}})
         )
@@ -276,14 +242,10 @@ async fn config_and_check_in_are_refused_for_expired_tokens_and_devices() {
         )
         .await
         .unwrap();
-    assert_eq!(config(&s, "expired-token-key").0, 403);
+    assert_eq!(s.agent_config("expired-token-key").0, 403);
     assert_eq!(
-        check_in(
-            &s,
-            "expired-token-key",
-            &json!({"hardware": {"serial": sn}})
-        )
-        .0,
+        s.check_in("expired-token-key", &json!({"hardware": {"serial": sn}}))
+            .0,
         403
     );
     let sn = serial("EXPDEV");
@@ -295,14 +257,15 @@ async fn config_and_check_in_are_refused_for_expired_tokens_and_devices() {
         )
         .await
         .unwrap();
-    assert_eq!(config(&s, "live-token-key").0, 403, "expired device");
+    assert_eq!(s.agent_config("live-token-key").0, 403, "expired device");
     assert_eq!(
-        check_in(&s, "live-token-key", &json!({"hardware": {"serial": sn}})).0,
+        s.check_in("live-token-key", &json!({"hardware": {"serial": sn}}))
+            .0,
         403
     );
-    assert_eq!(config(&s, "unknown").0, 403);
+    assert_eq!(s.agent_config("unknown").0, 403);
     // No Authorization header at all: 403, as on the reference.
-    let (status, body) = s.http.get(&format!("{P}agent_config/"), &[]).unwrap();
+    let (status, body) = s.http.get(routes::AGENT_CONFIG.template, &[]).unwrap();
     assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
 }
 
@@ -313,7 +276,7 @@ async fn check_in_stores_a_snapshot_visible_through_the_admin_cli() {
     let device = s.enrolled(&setup.connector, &serial("FACTS")).await;
     let facts =
         json!({"hardware": {"serial": device.serial, "model": "e2e"}, "os": {"name": "linux"}});
-    assert_eq!(check_in(&s, &device.token, &facts), (204, Value::Null));
+    assert_eq!(s.check_in(&device.token, &facts), (204, Value::Null));
 
     let shown = s.admin_json(&["device", "show", &device.serial]);
     assert_eq!(shown["facts"]["facts"], facts);
@@ -326,15 +289,15 @@ async fn check_in_stores_a_snapshot_visible_through_the_admin_cli() {
     assert!(!shown.to_string().contains(&device.token));
 
     // Bad facts.
-    let (status, body) = check_in(&s, &device.token, &json!({"hardware": {}}));
+    let (status, body) = s.check_in(&device.token, &json!({"hardware": {}}));
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
-    let (status, _) = check_in(&s, &device.token, &json!([1, 2]));
+    let (status, _) = s.check_in(&device.token, &json!([1, 2]));
     assert_eq!(status, 400);
     // Over 64 KiB is fine for facts (desktops send hundreds of KiB); over 2 MiB is not.
     let big = json!({"hardware": {"serial": "x"}, "software": "a".repeat(70 * 1024)});
-    assert_eq!(check_in(&s, &device.token, &big).0, 204);
+    assert_eq!(s.check_in(&device.token, &big).0, 204);
     let huge = json!({"hardware": {"serial": "x"}, "software": "a".repeat(2 * 1024 * 1024)});
-    let (status, body) = check_in(&s, &device.token, &huge);
+    let (status, body) = s.check_in(&device.token, &huge);
     assert_eq!(
         (status, body["error"].as_str()),
         (413, Some("payload_too_large"))
@@ -357,7 +320,7 @@ async fn interactive_auth_and_the_dth_path() {
     let ia = || {
         let (status, body) = s
             .http
-            .post(&format!("{P}auth_ia/"), &auth, &json!({}))
+            .post(routes::AUTH_IA.template, &auth, &json!({}))
             .unwrap();
         assert_eq!(status, 200, "{body}");
         let url = body["url"].as_str().unwrap().to_string();

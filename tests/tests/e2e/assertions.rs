@@ -5,6 +5,7 @@
 
 use endpoint_core::compliance::admin::{add_rule, create_policy, set_stage_policy};
 use endpoint_core::compliance::rules::NewRule;
+use endpoint_core::edge::routes;
 use endpoint_core::model::{
     Enforcement, RuleKind, StageMode, UnknownAs, WhenUnknown, MSG_DEVICE_LOCKED,
 };
@@ -22,7 +23,9 @@ fn plan_for(s: &Stack, stage: &str, audience: Option<&str>) -> (u16, Value) {
     if let Some(a) = audience {
         body["audience"] = json!(a);
     }
-    s.http.post("/v1/plans", &[], &body).unwrap()
+    s.http
+        .post(routes::CREATE_PLAN.template, &[], &body)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -124,7 +127,7 @@ async fn interactive_auth_plans_are_not_readable_through_the_plans_routes() {
     let path = interactive_plan(&s, &device.token);
     let plan = path.split('/').nth(3).unwrap();
     assert!(plan.starts_with("ia_"), "{plan}");
-    let (status, body) = s.http.get(&format!("/v1/plans/{plan}"), &[]).unwrap();
+    let (status, body) = s.http.get(&routes::READ_PLAN.path(&[plan]), &[]).unwrap();
     assert_eq!(
         (status, body["error"].as_str()),
         (404, Some("not_found")),

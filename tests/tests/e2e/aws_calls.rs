@@ -11,6 +11,7 @@ use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::adapters::instrument::CallCounter;
 use endpoint_core::adapters::kms::KmsSigner;
+use endpoint_core::edge::routes;
 use endpoint_core::edge::Base;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::ChallengeMinter;
@@ -126,7 +127,7 @@ fn agent_app(w: &World) -> fn_agent::App<DynamoStore, KmsSigner> {
 async fn passed_plan(w: &World) -> String {
     let plan = w.s.create_plan(&w.setup.stage);
     let (reply, _) = challenge_app(w)
-        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .handle(request("GET", &routes::EXECUTOR_GET.path(&[&plan]), None))
         .await;
     let jws = reply.body["challenge"].as_str().unwrap().to_string();
     let answer = endpoint_agent::respond(&w.device, &jws, now()).unwrap();
@@ -134,7 +135,7 @@ async fn passed_plan(w: &World) -> String {
     let (_, outcome) = response_app(w)
         .handle(request(
             "POST",
-            &format!("/v1/plans/{plan}/executor"),
+            &routes::EXECUTOR_POST.path(&[&plan]),
             Some(body),
         ))
         .await;
@@ -161,7 +162,7 @@ async fn challenge_gets(
     // Cold: the first challenge also fetches the public key once.
     let plan = s.create_plan(&setup.stage);
     let (reply, _) = challenge
-        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .handle(request("GET", &routes::EXECUTOR_GET.path(&[&plan]), None))
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(kms.calls(), ["GetPublicKey", "Sign"]);
@@ -176,7 +177,7 @@ async fn challenge_gets(
     kms.reset();
     ddb.reset();
     let (reply, _) = challenge
-        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .handle(request("GET", &routes::EXECUTOR_GET.path(&[&plan]), None))
         .await;
     assert_eq!(kms.calls(), ["Sign"]);
     assert_eq!(ddb.calls(), ["UpdateItem", "UpdateItem"]);
@@ -200,7 +201,7 @@ async fn calls_per_route_stay_within_budget() {
     ddb.reset();
     let post = |plan: &str, answer: &str| {
         let body = serde_json::json!({"component": "ak-stage-endpoint-agent", "response": answer});
-        request("POST", &format!("/v1/plans/{plan}/executor"), Some(body))
+        request("POST", &routes::EXECUTOR_POST.path(&[plan]), Some(body))
     };
     let (reply, outcome) = response.handle(post(&plan, &answer)).await;
     assert_eq!(
@@ -230,7 +231,7 @@ async fn calls_per_route_stay_within_budget() {
     // Warm: the reads, then the consumption with its audit record. No KMS call.
     let plan = s.create_plan(&setup.stage);
     let (reply, _) = challenge
-        .handle(request("GET", &format!("/v1/plans/{plan}/executor"), None))
+        .handle(request("GET", &routes::EXECUTOR_GET.path(&[&plan]), None))
         .await;
     let jws = reply.body["challenge"].as_str().unwrap().to_string();
     let answer = endpoint_agent::respond(device, &jws, now()).unwrap();
@@ -273,7 +274,7 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
         store: store.clone(),
         signer: signer.clone(),
     };
-    let read = |p: &str| request("GET", &format!("/v1/plans/{p}"), None);
+    let read = |p: &str| request("GET", &routes::READ_PLAN.path(&[p]), None);
     let mut assertions = Vec::new();
     for (kms_expected, ddb_expected) in [
         (
@@ -307,7 +308,7 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
     let (reply, _) = jwks
         .handle(request(
             "GET",
-            &format!("/v1/connectors/{}/jwks.json", setup.connector),
+            &routes::JWKS.path(&[&setup.connector]),
             None,
         ))
         .await;
@@ -321,7 +322,10 @@ async fn the_directory_sync_reads_only_the_token_index() {
     let w = world("DIRECTORY-CALLS").await;
     let (device, ddb, kms) = (&w.device, &w.ddb, &w.kms);
     let agent = agent_app(&w);
-    for path in ["/api/v3/core/users/", "/api/v3/core/groups/"] {
+    for path in [
+        routes::DIRECTORY_USERS.template,
+        routes::DIRECTORY_GROUPS.template,
+    ] {
         ddb.reset();
         kms.reset();
         let req = with_device_token(request("GET", path, None), &device.token);
@@ -339,11 +343,7 @@ async fn agent_routes_stay_within_budget() {
     let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
     let agent = agent_app(&w);
     let config = || {
-        let req = request(
-            "GET",
-            "/api/v3/endpoints/agents/connectors/agent_config/",
-            None,
-        );
+        let req = request("GET", routes::AGENT_CONFIG.template, None);
         with_device_token(req, &device.token)
     };
     // Warm: the first agent_config/ of a process fetches the connector's public key once.
@@ -353,7 +353,7 @@ async fn agent_routes_stay_within_budget() {
     kms.reset();
     ddb.reset();
     let (reply, _) = agent
-        .handle(request("GET", "/api/v3/core/brands/current/", None))
+        .handle(request("GET", routes::CURRENT_BRAND.template, None))
         .await;
     assert_eq!(reply.status, 200);
     assert!(ddb.calls().is_empty() && kms.calls().is_empty());
@@ -422,7 +422,7 @@ async fn agent_routes_stay_within_budget() {
     s.set_interactive_stage(&setup.connector, &setup.stage)
         .await;
     ddb.reset();
-    let req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
+    let req = request("POST", routes::AUTH_IA.template, None);
     let mut req = with_device_token(req, &device.token);
     req.headers_mut()
         .insert("host", "127.0.0.1".parse().unwrap());
@@ -527,7 +527,7 @@ async fn a_refused_check_in_spends_nothing_but_its_counter() {
 fn check_in(token: &str) -> Request {
     let req = request(
         "POST",
-        "/api/v3/endpoints/agents/connectors/check_in/",
+        routes::CHECK_IN.template,
         Some(serde_json::json!({"hardware": {"serial": "x"}})),
     );
     with_device_token(req, token)
@@ -539,7 +539,7 @@ async fn the_dth_path_reads_the_lock_with_the_token_in_one_call() {
     let (s, setup, device, ddb, kms) = (&w.s, &w.setup, &w.device, &w.ddb, &w.kms);
     s.set_interactive_stage(&setup.connector, &setup.stage)
         .await;
-    let req = request("POST", "/api/v3/endpoints/agents/connectors/auth_ia/", None);
+    let req = request("POST", routes::AUTH_IA.template, None);
     let mut req = with_device_token(req, &device.token);
     req.headers_mut()
         .insert("host", "127.0.0.1".parse().unwrap());

@@ -26,15 +26,6 @@ fn admin_raw(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn login(s: &Stack, stage: &str, device: &State) -> (String, Value) {
-    let plan = s.create_plan(stage);
-    let challenge = s.challenge(&plan);
-    let response = endpoint_agent::respond(device, &challenge, now()).unwrap();
-    let (status, body) = s.post_executor(&plan, Some(&response));
-    assert_eq!(status, 200, "{body}");
-    (plan, body)
-}
-
 /// A policy of five rules (a CEL syntax error refused, with its position); answers its id.
 fn five_rule_policy(s: &Stack) -> String {
     let policy = s.admin_json(&["policy", "create", "--name", "e2e desktops"]);
@@ -73,7 +64,7 @@ fn five_rule_policy(s: &Stack) -> String {
 /// same object from the plan.
 fn denied_with_remediation(s: &Stack, stage: &str, device: &State, policy: &str) {
     endpoint_agent::check_in(device, &s.api, MAC_BAD.as_bytes()).unwrap();
-    let (plan, body) = login(s, stage, device);
+    let (plan, body) = s.login(stage, device);
     assert_eq!(body["component"], "ak-stage-access-denied", "{body}");
     assert_eq!(body["error_message"], MSG_NON_COMPLIANT);
     let compliance = &body["compliance"];
@@ -130,7 +121,7 @@ fn policy_change_and_reevaluation(s: &Stack, stage: &str, device: &State, policy
         "policy", "add-rule", policy, "process", "--name", "ak-agent",
     ]);
     assert!(bumped["id"].is_string());
-    let (_, body) = login(s, stage, device);
+    let (_, body) = s.login(stage, device);
     assert_eq!(body["compliance"]["status"], "unknown", "{body}");
     let (code, stdout, stderr) =
         admin_raw(&["policy", "reevaluate", policy, "--page-size", "1", "--json"]);
@@ -147,7 +138,7 @@ fn policy_change_and_reevaluation(s: &Stack, stage: &str, device: &State, policy
         "{stderr}"
     );
     assert!(pages >= 2, "paged: {stderr}");
-    let (_, body) = login(s, stage, device);
+    let (_, body) = s.login(stage, device);
     assert_eq!(body["component"], "xak-flow-redirect", "{body}");
 }
 
@@ -167,7 +158,7 @@ async fn check_in_deny_with_remediation_fix_pass_then_policy_change_and_reevalua
 
     // Fixed: the next check-in lets the same login pass.
     endpoint_agent::check_in(&device, &s.api, MAC_OK.as_bytes()).unwrap();
-    let (plan, body) = login(&s, &setup.stage, &device);
+    let (plan, body) = s.login(&setup.stage, &device);
     assert_eq!(body["component"], "xak-flow-redirect", "{body}");
     assert_eq!(s.plan(&plan)["compliance"]["status"], "compliant");
 

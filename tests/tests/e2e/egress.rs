@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use endpoint_core::delivery::Pusher;
+use endpoint_core::edge::routes;
 use endpoint_core::edge::{Base, FunctionConfig};
 use endpoint_core::egress::{EgressPolicy, PushFailure};
 use endpoint_core::ports::{SystemClock, SystemRandom};
@@ -294,7 +295,7 @@ async fn deployed_the_ssf_function_refuses_loopback_and_http_push_endpoints() {
     let create = |url: &str| {
         request(
             "POST",
-            "/ssf/streams",
+            routes::SSF_STREAM_CREATE.template,
             &bearer,
             json!({"delivery": {"method": PUSH, "endpoint_url": url}}),
         )
@@ -328,7 +329,12 @@ async fn deployed_the_ssf_function_refuses_loopback_and_http_push_endpoints() {
     // Nor changed to an internal one.
     let change = json!({"stream_id": id, "delivery": {"method": PUSH, "endpoint_url": "https://localhost/"}});
     let (reply, _) = deployed
-        .handle(request("PATCH", "/ssf/streams", &bearer, change))
+        .handle(request(
+            "PATCH",
+            routes::SSF_STREAM_UPDATE.template,
+            &bearer,
+            change,
+        ))
         .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     delete_stream(&s.store, &id).await;
@@ -369,7 +375,7 @@ async fn the_local_stack_refuses_internal_push_endpoints_and_says_why_a_receiver
             format!("http://{host}:8080/events"),
         ] {
             let (status, body) = r.post(
-                "/ssf/streams",
+                routes::SSF_STREAM_CREATE.template,
                 json!({"delivery": {"method": PUSH, "endpoint_url": url}}),
             );
             assert_eq!(
@@ -388,12 +394,12 @@ async fn the_local_stack_refuses_internal_push_endpoints_and_says_why_a_receiver
         .port();
     let url = format!("http://127.0.0.1:{closed}/events");
     let (status, stream) = r.post(
-        "/ssf/streams",
+        routes::SSF_STREAM_CREATE.template,
         json!({"delivery": {"method": PUSH, "endpoint_url": url}}),
     );
     assert_eq!(status, 201, "{stream}");
     let id = stream["stream_id"].as_str().unwrap().to_string();
-    let (status, _) = r.post("/ssf/verify", json!({"stream_id": id}));
+    let (status, _) = r.post(routes::SSF_VERIFY.template, json!({"stream_id": id}));
     assert_eq!(status, 204);
     let mut reason = String::new();
     for _ in 0..60 {

@@ -7,6 +7,7 @@
 use std::process::Command;
 
 use endpoint_core::adapters::lambda::LambdaInvoker;
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_e2e::{now, Stack};
 use serde_json::{json, Value};
@@ -23,16 +24,6 @@ fn admin(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn enroll(s: &Stack, key: &str, serial: &str) -> (u16, Value) {
-    s.http
-        .post(
-            "/api/v3/endpoints/agents/connectors/enroll/",
-            &[("authorization", &format!("Bearer {key}"))],
-            &json!({"device_serial": serial, "device_name": format!("host-{serial}")}),
-        )
-        .unwrap()
-}
-
 fn codes(events: &Value) -> Vec<String> {
     let mut codes: Vec<String> = events["events"]
         .as_array()
@@ -42,17 +33,6 @@ fn codes(events: &Value) -> Vec<String> {
         .collect();
     codes.reverse();
     codes
-}
-
-/// The status of `agent_config/` with a device key.
-fn config_status(s: &Stack, key: &str) -> u16 {
-    s.http
-        .get(
-            "/api/v3/endpoints/agents/connectors/agent_config/",
-            &[("authorization", &format!("Bearer+agent {key}"))],
-        )
-        .unwrap()
-        .0
 }
 
 /// The takeover race on `victim` (enrolled with `victim_key`); answers the attacker's token id.
@@ -72,7 +52,7 @@ fn takeover_race(s: &Stack, c: &str, victim: &str, victim_key: &str) -> String {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 200 {
                 let (status, _) = http
                     .post(
-                        "/api/v3/endpoints/agents/connectors/enroll/",
+                        routes::ENROLL.template,
                         &[("authorization", &format!("Bearer {key}"))],
                         &json!({"device_serial": victim, "device_name": "attacker"}),
                     )
@@ -93,7 +73,7 @@ fn takeover_race(s: &Stack, c: &str, victim: &str, victim_key: &str) -> String {
     ]);
     let approval_key = approval["key"].as_str().unwrap().to_string();
     assert!((approval["expires_at"].as_i64().unwrap() - now() - 600).abs() < 60);
-    let (status, body) = enroll(s, &approval_key, victim);
+    let (status, body) = s.enroll(&approval_key, victim);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let statuses = attacker.join().unwrap();
     assert_eq!(status, 200, "the reinstalled device enrolls: {body}");
@@ -103,12 +83,12 @@ fn takeover_race(s: &Stack, c: &str, victim: &str, victim_key: &str) -> String {
         "the attacker never enrolls: {statuses:?}"
     );
     assert_eq!(
-        config_status(s, victim_key),
+        s.agent_config(victim_key).0,
         403,
         "the old token is replaced"
     );
-    assert_eq!(config_status(s, &reinstalled), 200);
-    assert_eq!(enroll(s, &approval_key, victim).0, 403, "single use");
+    assert_eq!(s.agent_config(&reinstalled).0, 200);
+    assert_eq!(s.enroll(&approval_key, victim).0, 403, "single use");
 
     attacker_id
 }
@@ -128,9 +108,9 @@ fn bound_tokens(s: &Stack, c: &str) {
     ]);
     assert_eq!(bound["expires_at"], Value::Null);
     let bound_key = bound["key"].as_str().unwrap();
-    assert_eq!(enroll(s, bound_key, "NOT-BOUND").0, 403);
+    assert_eq!(s.enroll(bound_key, "NOT-BOUND").0, 403);
     admin(&["enrollment-token", "revoke", bound["id"].as_str().unwrap()]);
-    assert_eq!(enroll(s, bound_key, "BOUND-1").0, 403, "revoked");
+    assert_eq!(s.enroll(bound_key, "BOUND-1").0, 403, "revoked");
 }
 
 /// The audit trail of the victim's serial, newest first, through the CLI (from the device's own
@@ -236,13 +216,13 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
         (expires - now() - 7 * 86_400).abs() < 60,
         "7 days by default"
     );
-    let (status, body) = enroll(&s, &key, &victim);
+    let (status, body) = s.enroll(&key, &victim);
     assert_eq!(status, 200, "{body}");
     let victim_key = body["token"].as_str().unwrap().to_string();
 
     // The attacker, holding the same token, enrolls the victim's serial: refused, with a
     // sentence that does not say whether the serial exists.
-    let (status, body) = enroll(&s, &key, &victim);
+    let (status, body) = s.enroll(&key, &victim);
     assert_eq!(status, 403, "{body}");
     let message = body["message"].as_str().unwrap();
     assert!(
@@ -250,15 +230,15 @@ async fn no_takeover_token_lifecycle_audit_and_sealed_keys() {
         "{body}"
     );
     assert_eq!(
-        config_status(&s, &victim_key),
+        s.agent_config(&victim_key).0,
         200,
         "the victim's token still works"
     );
 
     // The general token was used once; it enrolls one new serial, then it is used up.
-    let (status, body) = enroll(&s, &key, &format!("{victim}-other"));
+    let (status, body) = s.enroll(&key, &format!("{victim}-other"));
     assert_eq!(status, 200, "{body}");
-    let (status, body) = enroll(&s, &key, &format!("{victim}-third"));
+    let (status, body) = s.enroll(&key, &format!("{victim}-third"));
     assert_eq!(status, 403);
     assert!(
         body["message"]
@@ -297,7 +277,7 @@ async fn auth_ia_answers_429_with_retry_after_past_its_limit() {
         .http_status_as_error(false)
         .build()
         .into();
-    let url = format!("{}/api/v3/endpoints/agents/connectors/auth_ia/", s.api);
+    let url = format!("{}{}", s.api, routes::AUTH_IA.template);
     let auth = format!("Bearer+agent {}", device.token);
     // Ten a minute: within 21 calls a refusal must come, even if a minute turns once.
     let mut refused = None;
@@ -335,9 +315,9 @@ async fn as_principal(
     body: Option<Value>,
 ) -> (u64, Value) {
     let route = if method == "POST" {
-        "POST /v1/plans"
+        routes::CREATE_PLAN.api_gateway_key()
     } else {
-        "GET /v1/plans/{plan}"
+        routes::READ_PLAN.api_gateway_key()
     };
     let mut context = json!({
         "routeKey": route,
@@ -383,12 +363,12 @@ async fn a_plan_is_readable_only_by_the_principal_that_created_it() {
         &lambda,
         Some(alice),
         "POST",
-        "/v1/plans",
+        routes::CREATE_PLAN.template,
         Some(json!({"stage": setup.stage})),
     )
     .await;
     assert_eq!(status, 201, "{created}");
-    let path = format!("/v1/plans/{}", created["plan"].as_str().unwrap());
+    let path = routes::READ_PLAN.path(&[created["plan"].as_str().unwrap()]);
     let (status, plan) = as_principal(&lambda, Some(alice), "GET", &path, None).await;
     assert_eq!((status, plan["status"].as_str()), (200, Some("pending")));
     // The same role under another session name (another instance of the relying party).
@@ -406,7 +386,7 @@ async fn a_plan_is_readable_only_by_the_principal_that_created_it() {
         &lambda,
         Some(bob),
         "GET",
-        &format!("/v1/plans/{local}"),
+        &routes::READ_PLAN.path(&[&local]),
         None,
     )
     .await;

@@ -13,6 +13,7 @@ use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::adapters::lambda::LambdaInvoker;
 use endpoint_core::adapters::vault::KmsVault;
 use endpoint_core::admin;
+use endpoint_core::edge::routes;
 use endpoint_core::edge::Base;
 use endpoint_core::model::StageMode;
 use endpoint_e2e::{now, Setup, Stack};
@@ -144,7 +145,7 @@ async fn posture_check_ins(
         let (reply, _) = agent
             .handle(request(
                 "POST",
-                "/api/v3/endpoints/agents/connectors/check_in/",
+                routes::CHECK_IN.template,
                 Some(device_auth),
                 Some(facts),
             ))
@@ -165,7 +166,7 @@ async fn auth_ia_to_its_limit(
         let (reply, _) = agent
             .handle(request(
                 "POST",
-                "/api/v3/endpoints/agents/connectors/auth_ia/",
+                routes::AUTH_IA.template,
                 Some(device_auth),
                 None,
             ))
@@ -194,7 +195,7 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
         store: r.store.clone(),
         signer: r.signer.clone(),
     };
-    let enroll_path = "/api/v3/endpoints/agents/connectors/enroll/";
+    let enroll_path = routes::ENROLL.template;
     let token = s.enrollment_token(&setup.connector, None).await;
     let bearer = format!("Bearer {token}");
     let body = json!({"device_serial": serial, "device_name": "lp"});
@@ -249,7 +250,7 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
     let (reply, _) = agent
         .handle(request(
             "GET",
-            "/api/v3/endpoints/agents/connectors/agent_config/",
+            routes::AGENT_CONFIG.template,
             Some(&device_auth),
             None,
         ))
@@ -258,7 +259,7 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
     let (reply, _) = agent
         .handle(request(
             "POST",
-            "/api/v3/endpoints/agents/connectors/check_in/",
+            routes::CHECK_IN.template,
             Some(&device_auth),
             Some(json!({"hardware": {"serial": serial}})),
         ))
@@ -267,7 +268,7 @@ async fn agent_function(s: &Stack, setup: &Setup, serial: &str) -> AgentDone {
     posture_check_ins(s, setup, &agent, (serial, &device_auth)).await;
     let ia_url = auth_ia_to_its_limit(&agent, &device_auth).await;
     let (reply, _) = agent
-        .handle(request("GET", "/api/v3/core/brands/current/", None, None))
+        .handle(request("GET", routes::CURRENT_BRAND.template, None, None))
         .await;
     assert_eq!(reply.status, 200);
 
@@ -290,7 +291,7 @@ async fn plans_function(s: &Stack, setup: &Setup, serial: &str) -> (Vec<String>,
     let (reply, _) = plans
         .handle(request(
             "POST",
-            "/v1/plans",
+            routes::CREATE_PLAN.template,
             None,
             Some(json!({"stage": setup.stage})),
         ))
@@ -298,7 +299,12 @@ async fn plans_function(s: &Stack, setup: &Setup, serial: &str) -> (Vec<String>,
     assert_eq!(reply.status, 201, "{}", reply.body);
     let plan = json_of(&reply)["plan"].as_str().unwrap().to_string();
     let (reply, _) = plans
-        .handle(request("GET", &format!("/v1/plans/{plan}"), None, None))
+        .handle(request(
+            "GET",
+            &routes::READ_PLAN.path(&[&plan]),
+            None,
+            None,
+        ))
         .await;
     assert_eq!(reply.status, 200);
     // Another plan passes (ended here, outside the function's record): its read mints a
@@ -319,7 +325,7 @@ async fn plans_function(s: &Stack, setup: &Setup, serial: &str) -> (Vec<String>,
     let (reply, _) = plans
         .handle(request(
             "GET",
-            &format!("/v1/plans/{passed_plan}"),
+            &routes::READ_PLAN.path(&[&passed_plan]),
             None,
             None,
         ))
@@ -337,7 +343,7 @@ async fn web_function(plan: &str) -> Vec<String> {
     let (reply, _) = web
         .handle(request(
             "GET",
-            &format!("/v1/plans/{plan}/page"),
+            &routes::STAGE_PAGE.path(&[plan]),
             None,
             None,
         ))
@@ -477,14 +483,14 @@ async fn jwks_function(setup: &Setup) -> Vec<String> {
     let (reply, _) = jwks
         .handle(request(
             "GET",
-            &format!("/v1/connectors/{}/jwks.json", setup.connector),
+            &routes::JWKS.path(&[&setup.connector]),
             None,
             None,
         ))
         .await;
     assert_eq!(reply.status, 200);
     let (reply, _) = jwks
-        .handle(request("GET", "/.well-known/jwks.json", None, None))
+        .handle(request("GET", routes::ASSERTION_JWKS.template, None, None))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 
@@ -503,12 +509,22 @@ async fn deliver_function(
         "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
     });
     let (reply, _) = ssf
-        .handle(request("POST", "/ssf/streams", Some(bearer), Some(push)))
+        .handle(request(
+            "POST",
+            routes::SSF_STREAM_CREATE.template,
+            Some(bearer),
+            Some(push),
+        ))
         .await;
     let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
     let verify = json!({"stream_id": stream});
     let (reply, _) = ssf
-        .handle(request("POST", "/ssf/verify", Some(bearer), Some(verify)))
+        .handle(request(
+            "POST",
+            routes::SSF_VERIFY.template,
+            Some(bearer),
+            Some(verify),
+        ))
         .await;
     assert_eq!(reply.status, 204);
     let r = recorded().await;
@@ -594,12 +610,22 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
     };
     let bearer = format!("Bearer {}", token.expose());
     let (reply, _) = ssf
-        .handle(request("GET", "/.well-known/ssf-configuration", None, None))
+        .handle(request(
+            "GET",
+            routes::SSF_CONFIGURATION.template,
+            None,
+            None,
+        ))
         .await;
     assert_eq!(reply.status, 200);
     let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE]});
     let (reply, _) = ssf
-        .handle(request("POST", "/ssf/streams", Some(&bearer), Some(poll)))
+        .handle(request(
+            "POST",
+            routes::SSF_STREAM_CREATE.template,
+            Some(&bearer),
+            Some(poll),
+        ))
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     let stream = json_of(&reply)["stream_id"].as_str().unwrap().to_string();
@@ -610,7 +636,7 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
         let (reply, _) = ssf
             .handle(request(
                 "POST",
-                &format!("/ssf/poll/{stream}"),
+                &routes::SSF_POLL.path(&[&stream]),
                 Some(&bearer),
                 Some(json!({})),
             ))
@@ -627,25 +653,29 @@ async fn ssf_and_deliver_functions(s: &Stack) -> (Vec<String>, Vec<String>) {
         "events_requested": [endpoint_core::signals::DEVICE_COMPLIANCE_CHANGE],
     });
     for (method, path, body) in [
-        ("GET", "/ssf/streams".to_string(), None),
-        ("POST", "/ssf/streams".to_string(), Some(push)),
+        ("GET", routes::SSF_STREAM_READ.template.to_string(), None),
+        (
+            "POST",
+            routes::SSF_STREAM_CREATE.template.to_string(),
+            Some(push),
+        ),
         (
             "PATCH",
-            "/ssf/streams".to_string(),
+            routes::SSF_STREAM_UPDATE.template.to_string(),
             Some(json!({"stream_id": stream, "description": "least privilege"})),
         ),
         (
             "POST",
-            "/ssf/status".to_string(),
+            routes::SSF_STATUS_UPDATE.template.to_string(),
             Some(json!({"stream_id": stream, "status": "enabled"})),
         ),
         ("GET", format!("/ssf/streams?stream_id={stream}"), None),
         (
             "POST",
-            "/ssf/verify".to_string(),
+            routes::SSF_VERIFY.template.to_string(),
             Some(json!({"stream_id": stream})),
         ),
-        ("POST", format!("/ssf/poll/{stream}"), Some(json!({}))),
+        ("POST", routes::SSF_POLL.path(&[&stream]), Some(json!({}))),
         ("DELETE", format!("/ssf/streams?stream_id={stream}"), None),
     ] {
         let (reply, _) = ssf

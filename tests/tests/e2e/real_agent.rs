@@ -5,6 +5,7 @@
 //! every object of the agent API (its models, nothing extra) is tested with authentik's own
 //! generated client in tests/agent/test_authentik_client.py.
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_core::ports::DeviceStore;
 use endpoint_core::protocol::keys::KeySpec;
@@ -86,7 +87,7 @@ async fn a_real_agent_passes_the_stage_with_every_key_kind() {
         let (status, config) = s
             .http
             .get(
-                "/api/v3/endpoints/agents/connectors/agent_config/",
+                routes::AGENT_CONFIG.template,
                 &[("authorization", &format!("Bearer+agent {}", device.token))],
             )
             .unwrap();

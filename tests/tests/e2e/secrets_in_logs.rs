@@ -2,6 +2,7 @@
 //! the functions' log (every JSON line `cargo lambda watch` captured) contains no enrollment
 //! token key, device token key, DTH value, challenge or response JWT of that run.
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_core::protocol::device_token_hash;
 use endpoint_e2e::{now, redirect, Stack};
@@ -12,7 +13,7 @@ fn interactive_auth(s: &Stack, auth: &str, device_token: &str) -> String {
     let (_, ia) = s
         .http
         .post(
-            "/api/v3/endpoints/agents/connectors/auth_ia/",
+            routes::AUTH_IA.template,
             &[("authorization", auth)],
             &json!({}),
         )
@@ -169,7 +170,7 @@ async fn no_secret_in_any_log_line() {
     let (status, _) = s
         .http
         .post(
-            "/api/v3/endpoints/agents/connectors/check_in/",
+            routes::CHECK_IN.template,
             &[("authorization", &auth)],
             &json!({"hardware": {"serial": serial}}),
         )

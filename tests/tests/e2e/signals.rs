@@ -1,6 +1,7 @@
 //! Signals out, over HTTP against moto: the device assertion of a passed plan, verified with a
 //! standard JWT library (`jsonwebtoken`), not our code, against `/.well-known/jwks.json`.
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::StageMode;
 use endpoint_e2e::{now, Setup, Stack};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 
 /// The stack's assertion keys, and the key of `kid` among them.
 fn key_of(s: &Stack, kid: &str) -> DecodingKey {
-    let (status, jwks) = s.http.get("/.well-known/jwks.json", &[]).unwrap();
+    let (status, jwks) = s.http.get(routes::ASSERTION_JWKS.template, &[]).unwrap();
     assert_eq!(status, 200, "{jwks}");
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
     let jwk = jwks.find(kid).expect("the assertion's kid is published");
@@ -71,7 +72,7 @@ async fn a_passed_plan_carries_a_device_assertion_a_standard_library_verifies() 
     let (status, created) = s
         .http
         .post(
-            "/v1/plans",
+            routes::CREATE_PLAN.template,
             &[],
             &json!({"stage": setup.stage, "redirect": "/next", "nonce": nonce, "audience": audience}),
         )
@@ -124,7 +125,10 @@ async fn a_denied_plan_has_no_assertion_and_bad_nonces_are_refused() {
         json!({"stage": setup.stage, "nonce": "tab\there"}),
         json!({"stage": setup.stage, "audience": "a".repeat(257)}),
     ] {
-        let (status, out) = s.http.post("/v1/plans", &[], &body).unwrap();
+        let (status, out) = s
+            .http
+            .post(routes::CREATE_PLAN.template, &[], &body)
+            .unwrap();
         assert_eq!(
             (status, out["error"].as_str()),
             (400, Some("bad_request")),

@@ -3,6 +3,7 @@
 //! configuration, receivers (the real `endpoint-admin`), streams, status, verification, and
 //! poll delivery of the CAEP `device-compliance-change` a check-in causes.
 
+use endpoint_core::edge::routes;
 use std::collections::BTreeMap;
 
 use endpoint_e2e::Stack;
@@ -50,7 +51,11 @@ impl Receiver<'_> {
         let header = decode_header(set).unwrap();
         assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
         assert_eq!(header.alg, Algorithm::ES256);
-        let (_, jwks) = self.s.http.get("/.well-known/jwks.json", &[]).unwrap();
+        let (_, jwks) = self
+            .s
+            .http
+            .get(routes::ASSERTION_JWKS.template, &[])
+            .unwrap();
         let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
         let key = DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
         let mut v = Validation::new(Algorithm::ES256);
@@ -78,7 +83,7 @@ impl Receiver<'_> {
         for _ in 0..50 {
             let (status, body) = self.call(
                 "POST",
-                &format!("/ssf/poll/{stream}"),
+                &routes::SSF_POLL.path(&[stream]),
                 Some(json!({"ack": ack, "maxEvents": 20, "returnImmediately": true})),
             );
             assert_eq!(status, 200, "{body}");
@@ -124,7 +129,7 @@ fn of_device(sets: &BTreeMap<String, Value>, device_id: &str) -> Vec<Value> {
 
 /// The transmitter's configuration.
 fn configuration(s: &Stack) {
-    let (status, config) = s.http.get("/.well-known/ssf-configuration", &[]).unwrap();
+    let (status, config) = s.http.get(routes::SSF_CONFIGURATION.template, &[]).unwrap();
     assert_eq!(status, 200);
     assert_eq!(config["issuer"], s.api.as_str());
     assert_eq!(
@@ -141,7 +146,11 @@ fn configuration(s: &Stack) {
 /// Two poll streams of `r`, which `other` cannot see; answers their ids.
 fn poll_streams(s: &Stack, r: &Receiver<'_>, other: &Receiver<'_>) -> (String, String) {
     let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [CAEP], "description": "test"});
-    let (status, stream) = r.call("POST", "/ssf/streams", Some(poll.clone()));
+    let (status, stream) = r.call(
+        "POST",
+        routes::SSF_STREAM_CREATE.template,
+        Some(poll.clone()),
+    );
     assert_eq!(status, 201, "{stream}");
     let id = stream["stream_id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -150,28 +159,29 @@ fn poll_streams(s: &Stack, r: &Receiver<'_>, other: &Receiver<'_>) -> (String, S
     );
     assert_eq!(stream["events_delivered"], json!([CAEP]));
     assert_eq!(stream["aud"], r.audience.as_str());
-    let (_, second) = r.call("POST", "/ssf/streams", Some(poll));
+    let (_, second) = r.call("POST", routes::SSF_STREAM_CREATE.template, Some(poll));
     let second = second["stream_id"].as_str().unwrap().to_string();
     // Bad requests: SSF's codes in our shape.
     let (status, body) = r.call(
         "POST",
-        "/ssf/streams",
+        routes::SSF_STREAM_CREATE.template,
         Some(json!({"delivery": {"method": "urn:x"}})),
     );
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
     let push = json!({"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://evil.example/x"}});
     assert_eq!(
-        r.call("POST", "/ssf/streams", Some(push)).0,
+        r.call("POST", routes::SSF_STREAM_CREATE.template, Some(push))
+            .0,
         400,
         "http: only on loopback"
     );
     // Another receiver sees none of them.
     let (status, _) = other.call("GET", &format!("/ssf/streams?stream_id={id}"), None);
     assert_eq!(status, 404);
-    let (_, mine) = r.call("GET", "/ssf/streams", None);
+    let (_, mine) = r.call("GET", routes::SSF_STREAM_READ.template, None);
     assert_eq!(mine.as_array().map(Vec::len), Some(2));
     let patched = json!({"stream_id": second, "description": "renamed"});
-    let (status, changed) = r.call("PATCH", "/ssf/streams", Some(patched));
+    let (status, changed) = r.call("PATCH", routes::SSF_STREAM_UPDATE.template, Some(patched));
     assert_eq!(
         (status, &changed["description"]),
         (200, &json!("renamed")),
@@ -187,7 +197,7 @@ async fn changes_and_verification(s: &Stack, r: &Receiver<'_>, (id, second): (&s
     // Verification: a SET with the state, on that stream only.
     let (status, _) = r.call(
         "POST",
-        "/ssf/verify",
+        routes::SSF_VERIFY.template,
         Some(json!({"stream_id": id, "state": "st-1"})),
     );
     assert_eq!(status, 204);
@@ -245,13 +255,13 @@ fn status_deletion_revocation(s: &Stack, r: &Receiver<'_>, (id, second): (&str, 
     assert_eq!(st["status"], "enabled");
     let (status, st) = r.call(
         "POST",
-        "/ssf/status",
+        routes::SSF_STATUS_UPDATE.template,
         Some(json!({"stream_id": id, "status": "paused", "reason": "maintenance"})),
     );
     assert_eq!((status, &st["status"]), (200, &json!("paused")));
     let (status, body) = r.call(
         "POST",
-        "/ssf/status",
+        routes::SSF_STATUS_UPDATE.template,
         Some(json!({"stream_id": id, "status": "asleep"})),
     );
     assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
@@ -264,7 +274,7 @@ fn status_deletion_revocation(s: &Stack, r: &Receiver<'_>, (id, second): (&str, 
     );
     let receiver_id = r.token.split('.').next().unwrap();
     s.admin_json(&["ssf", "receiver", "revoke", receiver_id]);
-    assert_eq!(r.call("GET", "/ssf/streams", None).0, 401);
+    assert_eq!(r.call("GET", routes::SSF_STREAM_READ.template, None).0, 401);
 }
 
 #[tokio::test]
@@ -274,7 +284,10 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
     let r = receiver(&s, "https://receiver.example/a");
     let other = receiver(&s, "https://receiver.example/b");
     // No token, a wrong one: 401 in the contract's shape.
-    let (status, body) = s.http.post("/ssf/streams", &[], &json!({})).unwrap();
+    let (status, body) = s
+        .http
+        .post(routes::SSF_STREAM_CREATE.template, &[], &json!({}))
+        .unwrap();
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("unauthorized"))
@@ -283,7 +296,10 @@ async fn a_receiver_polls_verified_device_compliance_changes_and_verifications()
         token: format!("{}x", r.token),
         ..receiver(&s, "x")
     };
-    assert_eq!(forged.call("GET", "/ssf/streams", None).0, 401);
+    assert_eq!(
+        forged.call("GET", routes::SSF_STREAM_READ.template, None).0,
+        401
+    );
 
     let (id, second) = poll_streams(&s, &r, &other);
     changes_and_verification(&s, &r, (&id, &second)).await;
@@ -368,7 +384,7 @@ async fn push_delivers_every_event_to_a_receiver_that_failed_first() {
         "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": endpoint.url, "authorization_header": "Bearer push-secret"},
         "events_requested": [CAEP],
     });
-    let (status, stream) = r.call("POST", "/ssf/streams", Some(push));
+    let (status, stream) = r.call("POST", routes::SSF_STREAM_CREATE.template, Some(push));
     assert_eq!(status, 201, "{stream}");
     assert_eq!(stream["delivery"]["endpoint_url"], endpoint.url.as_str());
     assert!(

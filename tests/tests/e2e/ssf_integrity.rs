@@ -5,6 +5,7 @@
 //! signals key, not the assertion key; the SSF input bounds and the verification limit.
 
 use endpoint_core::adapters::memory::FixedClock;
+use endpoint_core::edge::routes;
 use endpoint_core::model::{DeviceLock, SignalEvent};
 use endpoint_core::ports::{ChallengeSigner, DeviceStore, SystemRandom};
 use endpoint_e2e::{now, Stack};
@@ -15,14 +16,14 @@ use crate::ssf::{receiver, Receiver, CAEP};
 /// A poll stream of compliance changes: its id.
 fn poll_stream(r: &Receiver<'_>) -> String {
     let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [CAEP]});
-    let (status, stream) = r.call("POST", "/ssf/streams", Some(poll));
+    let (status, stream) = r.call("POST", routes::SSF_STREAM_CREATE.template, Some(poll));
     assert_eq!(status, 201, "{stream}");
     stream["stream_id"].as_str().unwrap().to_string()
 }
 
 /// One poll without acknowledgement: the SETs by `jti`.
 fn peek(r: &Receiver<'_>, stream: &str) -> serde_json::Map<String, Value> {
-    let (status, body) = r.call("POST", &format!("/ssf/poll/{stream}"), Some(json!({})));
+    let (status, body) = r.call("POST", &routes::SSF_POLL.path(&[stream]), Some(json!({})));
     assert_eq!(status, 200, "{body}");
     body["sets"].as_object().unwrap().clone()
 }
@@ -177,7 +178,7 @@ async fn a_re_poll_carries_the_same_strings_signed_by_the_signals_key_not_the_as
     let stream = poll_stream(&r);
     let (status, _) = r.call(
         "POST",
-        "/ssf/verify",
+        routes::SSF_VERIFY.template,
         Some(json!({"stream_id": stream, "state": "x"})),
     );
     assert_eq!(status, 204);
@@ -201,7 +202,7 @@ async fn a_re_poll_carries_the_same_strings_signed_by_the_signals_key_not_the_as
     let signals_kid = s.signer.describe(&signals).await.unwrap().kid;
     assert_eq!(kid, signals_kid);
     assert_ne!(kid, assertion_kid);
-    let (_, jwks) = s.http.get("/.well-known/jwks.json", &[]).unwrap();
+    let (_, jwks) = s.http.get(routes::ASSERTION_JWKS.template, &[]).unwrap();
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -268,17 +269,21 @@ async fn an_oversized_stream_id_is_404_on_every_route_and_a_long_reason_is_400()
             ),
             (
                 "PATCH",
-                "/ssf/streams".to_string(),
+                routes::SSF_STREAM_UPDATE.template.to_string(),
                 json!({"stream_id": id, "description": "x"}),
             ),
             ("GET", format!("/ssf/status?stream_id={id}"), Value::Null),
             (
                 "POST",
-                "/ssf/status".to_string(),
+                routes::SSF_STATUS_UPDATE.template.to_string(),
                 json!({"stream_id": id, "status": "paused"}),
             ),
-            ("POST", "/ssf/verify".to_string(), json!({"stream_id": id})),
-            ("POST", format!("/ssf/poll/{id}"), json!({})),
+            (
+                "POST",
+                routes::SSF_VERIFY.template.to_string(),
+                json!({"stream_id": id}),
+            ),
+            ("POST", routes::SSF_POLL.path(&[id]), json!({})),
         ] {
             let (status, _, body) = raw(&r, method, &path, body);
             assert_eq!(
@@ -291,8 +296,11 @@ async fn an_oversized_stream_id_is_404_on_every_route_and_a_long_reason_is_400()
     }
     let reason =
         |n: usize| json!({"stream_id": stream, "status": "paused", "reason": "r".repeat(n)});
-    assert_eq!(raw(&r, "POST", "/ssf/status", reason(256)).0, 200);
-    let (status, _, body) = raw(&r, "POST", "/ssf/status", reason(257));
+    assert_eq!(
+        raw(&r, "POST", routes::SSF_STATUS_UPDATE.template, reason(256)).0,
+        200
+    );
+    let (status, _, body) = raw(&r, "POST", routes::SSF_STATUS_UPDATE.template, reason(257));
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("bad_request")),
@@ -309,7 +317,7 @@ async fn concurrent_creations_hold_ten_streams_per_receiver() {
             .map(|_| {
                 scope.spawn(|| {
                     let poll = json!({"delivery": {"method": "urn:ietf:rfc:8936"}});
-                    raw(&r, "POST", "/ssf/streams", poll).0
+                    raw(&r, "POST", routes::SSF_STREAM_CREATE.template, poll).0
                 })
             })
             .collect();
@@ -325,7 +333,7 @@ async fn concurrent_creations_hold_ten_streams_per_receiver() {
         4,
         "{statuses:?}"
     );
-    let (_, mine) = r.call("GET", "/ssf/streams", None);
+    let (_, mine) = r.call("GET", routes::SSF_STREAM_READ.template, None);
     assert_eq!(mine.as_array().map(Vec::len), Some(10));
 }
 
@@ -337,7 +345,14 @@ async fn a_seventh_verification_in_a_minute_is_429_with_retry_after() {
     // is new: again, on a new stream).
     for _ in 0..3 {
         let stream = poll_stream(&r);
-        let verify = || raw(&r, "POST", "/ssf/verify", json!({"stream_id": stream}));
+        let verify = || {
+            raw(
+                &r,
+                "POST",
+                routes::SSF_VERIFY.template,
+                json!({"stream_id": stream}),
+            )
+        };
         let minute = now().div_euclid(60);
         let answers: Vec<(u16, Option<String>, Value)> = (0..7).map(|_| verify()).collect();
         if now().div_euclid(60) != minute {

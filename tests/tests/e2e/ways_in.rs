@@ -2,6 +2,7 @@
 //! device lock (every stage denies, `auth_ia/` is 403, check-ins flow) and stages' registered
 //! redirect origins (a path lands on the relying party's site; other hosts are refused).
 
+use endpoint_core::edge::routes;
 use endpoint_core::model::{StageMode, MSG_DEVICE_LOCKED};
 use endpoint_e2e::{denied, now, redirect, Stack};
 use serde_json::json;
@@ -90,7 +91,7 @@ async fn registered_origins_decide_where_a_plan_may_redirect() {
     let plan = |redirect: &str| {
         s.http
             .post(
-                "/v1/plans",
+                routes::CREATE_PLAN.template,
                 &[],
                 &json!({"stage": stage, "redirect": redirect}),
             )
@@ -131,7 +132,7 @@ async fn registered_origins_decide_where_a_plan_may_redirect() {
     let (status, _) = s
         .http
         .post(
-            "/v1/plans",
+            routes::CREATE_PLAN.template,
             &[],
             &json!({"stage": bare, "redirect": "https://rp.example/"}),
         )

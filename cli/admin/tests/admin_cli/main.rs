@@ -16,12 +16,10 @@ use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::ports::SystemRandom;
 use serde_json::Value;
 
-pub(crate) fn require_emulator() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| u.starts_with("http://127.0.0.1")),
-        "run through `make test`: AWS_ENDPOINT_URL must point at a local moto_server"
-    );
-}
+// The emulator check of every suite against AWS, from the core's test support.
+#[path = "../../../../shared/tests/common/emulator_env.rs"]
+mod emulator_env;
+pub(crate) use emulator_env::require_emulator;
 
 pub(crate) struct Cli {
     pub(crate) table: String,
