@@ -130,6 +130,8 @@ def signing_keys(function):
                 kinds.add("assertion")
             elif st.get("Resource") == "SignalsKey.Arn":
                 kinds.add("signals")
+            elif st.get("Resource") == ["OidcRsaKey.Arn", "OidcEcKey.Arn"]:
+                kinds.add("oidc")
             elif tags.get("aws:ResourceTag/endpoint-stage") == "challenge" and tags.get(
                 "aws:ResourceTag/endpoint-stage:stack"
             ):
@@ -190,6 +192,11 @@ def main():
             errors.append(f"{name}: must sign with the signals key and no other, not {sorted(kinds)}")
         if "signals" in kinds and name not in ("SsfFunction", "DeliverFunction"):
             errors.append(f"{name}: may sign SETs (only SsfFunction and DeliverFunction may)")
+        # ID tokens: the oidc function alone, with its own keys and no other.
+        if name == "OidcFunction" and kinds != {"oidc"}:
+            errors.append(f"{name}: must sign with the ID token keys and no other, not {sorted(kinds)}")
+        if "oidc" in kinds and name != "OidcFunction":
+            errors.append(f"{name}: may sign ID tokens (only OidcFunction may)")
         if name == "ResponseFunction" and kinds:
             errors.append(f"{name}: must sign nothing")
     for name, function in sorted(functions.items()):

@@ -187,7 +187,7 @@ def main():
             .get("CHALLENGE_SIGNING")
         )
         check(signing == ("data-key" if data_key else "kms"), f"the challenge function's CHALLENGE_SIGNING is its mode, not {signing}")
-        check(len(functions) == 9, f"nine functions, not {sorted(functions)}")
+        check(len(functions) == 10, f"ten functions, not {sorted(functions)}")
         for name, f in functions.items():
             env = f["Properties"].get("Environment", {}).get("Variables", {})
             present = {k for k, v in env.items() if v != {"Ref": "AWS::NoValue"}}

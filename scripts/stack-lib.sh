@@ -15,7 +15,7 @@
 stack_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack_pids=()
 stack_watch_pid=""
-stack_functions=(plans challenge response jwks agent web ssf deliver fallback)
+stack_functions=(plans challenge response jwks agent web ssf deliver oidc fallback)
 # The libraries and binaries, and one small test target: with any test target the feature
 # resolver adds the dev-dependencies' features (digest's, getrandom's, ...) as a build of every
 # target does; without one, dependencies such as the AWS SDK resolve other features and
@@ -141,6 +141,10 @@ functions_start() {
   if [ "$CHALLENGE_SIGNING" = data-key ]; then
     export CHALLENGE_WRAPPING_KEY_ID="${CHALLENGE_WRAPPING_KEY_ID:-$("$STACK_ADMIN" key create-wrapping)}"
   fi
+  # The OpenID provider's ID token keys (deployed: the stack's OidcRsaKey and OidcEcKey): keys
+  # of their own, RS256 and ES256.
+  export OIDC_RSA_KEY_ID="${OIDC_RSA_KEY_ID:-$("$STACK_ADMIN" key create --spec RSA_2048)}"
+  export OIDC_EC_KEY_ID="${OIDC_EC_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
   local logdir="$stack_root/target/stack-logs"; mkdir -p "$logdir"
   export STACK_WATCH_LOG="$logdir/watch-$port.log"
   if [ "${STACK_WATCH:-}" = 1 ]; then

@@ -73,7 +73,7 @@ own_stack_suites() {
   trap 'stack_stop' EXIT
   stack_pids=()
   stack_watch_pid=""
-  unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID
+  unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID OIDC_RSA_KEY_ID OIDC_EC_KEY_ID
   moto_start 0
   functions_start 0
   cargo test --workspace --all-features --locked --test concurrency --test faults
@@ -112,10 +112,10 @@ all() {
   unset CARGO_TARGET_DIR
   functions_start 0
   wait_for "$browser_pid" "scripts/browser.sh" target/setup/browser.log
-  step "authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser) against the stack, in the background"
+  step "authentik's generated client (tests/agent) and the browser tests (Chromium + Playwright, tests/browser) and the OpenID provider with real clients (Authlib, tests/oidc) against the stack, in the background"
   # The page-for-people suite (every state in two languages, screenshots, axe-core) in a pytest
   # of its own beside the others: most of either is waiting on the browser and the stack.
-  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser \
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=8 tests/agent tests/browser tests/oidc \
     --ignore tests/browser/test_page_for_people.py \
     >target/setup/pytest.log 2>&1 & pytest_pid=$!
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=4 tests/browser/test_page_for_people.py \

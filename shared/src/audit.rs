@@ -42,11 +42,12 @@ pub enum AuditKind {
     ReceiverChanged,
     PolicyChanged,
     StageChanged,
+    OidcClientChanged,
 }
 
 impl AuditKind {
     /// Every kind, for the code table test and the docs.
-    pub const ALL: [AuditKind; 28] = [
+    pub const ALL: [AuditKind; 29] = [
         AuditKind::EnrollmentAccepted,
         AuditKind::EnrollmentRefused,
         AuditKind::ReenrollmentAllowed,
@@ -75,6 +76,7 @@ impl AuditKind {
         AuditKind::ReceiverChanged,
         AuditKind::PolicyChanged,
         AuditKind::StageChanged,
+        AuditKind::OidcClientChanged,
     ];
 
     /// The stable code.
@@ -108,6 +110,7 @@ impl AuditKind {
             AuditKind::StageChanged => "ES210I",
             AuditKind::DataKeyRotated => "ES211I",
             AuditKind::ReceiverChanged => "ES212I",
+            AuditKind::OidcClientChanged => "ES213I",
         }
     }
 
@@ -142,6 +145,7 @@ impl AuditKind {
             AuditKind::StageChanged => "stage_changed",
             AuditKind::DataKeyRotated => "data_key_rotated",
             AuditKind::ReceiverChanged => "receiver_changed",
+            AuditKind::OidcClientChanged => "oidc_client_changed",
         }
     }
 

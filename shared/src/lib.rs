@@ -34,6 +34,7 @@ pub mod facts;
 pub mod idp;
 pub mod minter;
 pub mod model;
+pub mod oidc;
 pub mod ports;
 pub mod protocol;
 pub mod redirect;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use endpoint_core::audit::DEFAULT_RETENTION_DAYS;
 
 use crate::device_args::{DeviceCommand, SsfCommand};
+use crate::oidc_args::OidcCommand;
 use crate::parsers::{
     mode_parser, parse_duration, parse_expiry, parse_region, reenroll_parser, spec_parser, Expiry,
 };
@@ -77,6 +78,9 @@ pub enum Command {
     /// The Shared Signals transmitter.
     #[command(subcommand)]
     Ssf(SsfCommand),
+    /// The OpenID provider (the device step for Entra ID, Okta and other identity providers).
+    #[command(subcommand)]
+    Oidc(OidcCommand),
 }
 
 #[derive(Subcommand, Debug)]

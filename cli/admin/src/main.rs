@@ -8,6 +8,7 @@ mod clock;
 mod commands;
 mod device_args;
 mod error;
+mod oidc_args;
 mod output;
 mod parsers;
 mod policy_args;

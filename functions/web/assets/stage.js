@@ -272,8 +272,9 @@ function safeTarget(to) {
 /**
  * Where "Back to sign-in" goes after an outcome with `reason`: for a relying party's plan
  * (`kind` "plan"), its redirect with `device_check=<reason>` added to the query, for the
- * relying party to read. Hook: a plan of the OpenID provider (kind "oidc") goes back to its
- * redirect_uri with `error=access_denied` and its `state` (not built yet: no link).
+ * relying party to read. A plan of the OpenID provider (kind "oidc") goes back to its resume
+ * route as it is: that route answers the client's redirect_uri with `error=access_denied`, the
+ * denial's sentence and the request's `state`.
  */
 export function backTarget(back, kind, reason) {
   const target = safeTarget(back);
@@ -282,6 +283,8 @@ export function backTarget(back, kind, reason) {
   switch (kind || "plan") {
     case "plan":
       url.searchParams.set("device_check", reason);
+      return url.href;
+    case "oidc":
       return url.href;
     default:
       return null;

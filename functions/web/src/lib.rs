@@ -114,11 +114,13 @@ fn help_section(lang: &str, help: Option<&StageHelp>) -> String {
 }
 
 /// Where "Back to sign-in" leads for `plan` (`data-back`, `data-back-kind`): a relying party's
-/// plan goes back to its redirect with `device_check=<reason>` (added by `stage.js`). Hook for
-/// the OpenID provider: its plans will name kind `oidc` and their `redirect_uri` here.
+/// plan goes back to its redirect with `device_check=<reason>` (added by `stage.js`); a plan of
+/// the OpenID provider (kind `oidc`) to its resume route as it is, which answers the client's
+/// `redirect_uri` with `error=access_denied` and the `state` (which the page never sees).
 fn back_attributes(plan: &Plan) -> String {
+    let kind = if plan.oidc.is_some() { "oidc" } else { "plan" };
     format!(
-        "data-back=\"{}\" data-back-kind=\"plan\"",
+        "data-back=\"{}\" data-back-kind=\"{kind}\"",
         escape(&plan.redirect)
     )
 }

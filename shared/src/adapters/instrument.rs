@@ -3,7 +3,7 @@
 //! IAM accesses they need, for `e2e::aws_calls` and `e2e::least_privilege`. No function links it.
 
 use super::dynamodb::schema::PLAN;
-use crate::model::INTERACTIVE_PLAN_PREFIX;
+use crate::model::{INTERACTIVE_PLAN_PREFIX, OIDC_PLAN_PREFIX};
 
 /// An SDK interceptor that records the name of every operation a client starts (one entry per
 /// call, retries not counted). Tests and the performance harness attach it to count AWS calls
@@ -79,11 +79,14 @@ impl AccessRecorder {
 }
 
 /// `PLAN#abc` -> `PLAN#*`, `PLAN#ia_abc` -> `PLAN#ia_*` (interactive-auth plans, their own
-/// grant); a key without `#` (`KEYRING`) stays as it is.
+/// grant), `PLAN#oidc_abc` -> `PLAN#oidc_*` (the OpenID provider's); a key without `#` (`KEYRING`) stays as it is.
 pub fn key_prefix(pk: &str) -> String {
     match pk.split_once('#') {
         Some((PLAN, id)) if id.starts_with(INTERACTIVE_PLAN_PREFIX) => {
             format!("{PLAN}#{INTERACTIVE_PLAN_PREFIX}*")
+        }
+        Some((PLAN, id)) if id.starts_with(OIDC_PLAN_PREFIX) => {
+            format!("{PLAN}#{OIDC_PLAN_PREFIX}*")
         }
         Some((kind, _)) => format!("{kind}#*"),
         None => pk.to_string(),
@@ -192,6 +195,7 @@ mod tests {
     fn accesses_name_the_key_prefix_of_each_item() {
         assert_eq!(key_prefix("PLAN#abc"), "PLAN#*");
         assert_eq!(key_prefix("PLAN#ia_abc"), "PLAN#ia_*");
+        assert_eq!(key_prefix("PLAN#oidc_abc"), "PLAN#oidc_*");
         assert_eq!(key_prefix("DEVICE#ia_serial"), "DEVICE#*");
         assert_eq!(key_prefix("KEYRING"), "KEYRING");
         let body = serde_json::json!({"TransactItems": [

@@ -32,6 +32,11 @@ pub struct FunctionConfig {
     /// `SIGNALS_KEY_ID`: the P-256 KMS key that signs security event tokens (its own key: the
     /// functions that sign SETs cannot sign device assertions).
     pub signals_key: Option<String>,
+    /// `OIDC_RSA_KEY_ID` / `OIDC_EC_KEY_ID`: the KMS keys that sign the OpenID provider's ID
+    /// tokens (RSA_2048 for RS256, ECC_NIST_P256 for ES256): keys of their own, neither the
+    /// assertion nor the signals key.
+    pub oidc_rsa_key: Option<String>,
+    pub oidc_ec_key: Option<String>,
     /// `AUDIT_RETENTION_DAYS` (90): how long audit records are kept.
     pub audit_retention_days: i64,
     /// `PUSH_FIRST_RETRY_SECONDS` (30): the push delivery's first retry, doubling per failure
@@ -99,6 +104,8 @@ impl FunctionConfig {
             sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
             assertion_key: get("ASSERTION_KEY_ID").filter(|k| !k.is_empty()),
             signals_key: get("SIGNALS_KEY_ID").filter(|k| !k.is_empty()),
+            oidc_rsa_key: get("OIDC_RSA_KEY_ID").filter(|k| !k.is_empty()),
+            oidc_ec_key: get("OIDC_EC_KEY_ID").filter(|k| !k.is_empty()),
             audit_retention_days: number(
                 "AUDIT_RETENTION_DAYS",
                 crate::audit::DEFAULT_RETENTION_DAYS,

@@ -20,6 +20,8 @@ pub enum Label {
     /// A Shared Signals answer (configuration, stream, status, poll).
     Signals,
     Brand,
+    /// An OpenID provider answer (discovery, keys, redirect, token, userinfo).
+    Oidc,
     /// The agent's directory sync (`core/users/`, `core/groups/`): an empty page.
     Directory,
     Enrolled,
@@ -72,6 +74,7 @@ impl Label {
             Label::Signals => "signals",
             Label::Brand => "brand",
             Label::Directory => "directory",
+            Label::Oidc => "oidc",
             Label::Enrolled => "enrolled",
             Label::Config => "config",
             Label::CheckedIn => "checked_in",

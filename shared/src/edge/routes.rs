@@ -196,6 +196,19 @@ route_table! {
         Verify = SSF_VERIFY: POST "/ssf/verify", Signals, Public;
         Poll = SSF_POLL: POST "/ssf/poll/{}" [stream], Signals, Public;
     }
+    /// The OpenID provider (the device step for Entra ID, Okta, Keycloak).
+    "oidc" => OidcRoute {
+        OidcDiscovery = OIDC_DISCOVERY: GET "/.well-known/openid-configuration", Keys, Public;
+        OidcJwks = OIDC_JWKS: GET "/oidc/jwks", Keys, Public;
+        AuthorizeGet = OIDC_AUTHORIZE_GET: GET "/oidc/authorize", Stage, Public;
+        AuthorizePost = OIDC_AUTHORIZE_POST: POST "/oidc/authorize", Stage, Public;
+        /// Where the hosted page sends the browser when a provider plan ends (a pass, or
+        /// "Back to sign-in").
+        Resume = OIDC_RESUME: GET "/oidc/plans/{}/resume" [plan], Stage, Public;
+        Token = OIDC_TOKEN: POST "/oidc/token", Stage, Public;
+        UserinfoGet = OIDC_USERINFO_GET: GET "/oidc/userinfo", Stage, Public;
+        UserinfoPost = OIDC_USERINFO_POST: POST "/oidc/userinfo", Stage, Public;
+    }
 }
 
 /// Matches `path` against a template with `{}` placeholders; returns the placeholders' values.

@@ -8,6 +8,7 @@ mod data_key;
 mod device;
 mod enrollment;
 mod help;
+mod oidc;
 mod plan;
 mod signal;
 
@@ -29,9 +30,13 @@ pub use device::{
 };
 pub use enrollment::{EnrollmentToken, TokenRefusal, TokenUse};
 pub use help::{DenialReason, StageHelp, MAX_HELP_TEXT_CHARS, MAX_HELP_URL_LEN};
+pub use oidc::{
+    AuthRequest, ClientAuth, EntraTenant, Grant, IdTokenAlg, KeySource, OidcClient, OwnerClaim,
+    Profile,
+};
 pub use plan::{
     DeviceAuthToken, Outcome, PendingChallenge, Plan, PlanStatus, Stage, StageMode, StageSnapshot,
-    INTERACTIVE_PLAN_PREFIX,
+    INTERACTIVE_PLAN_PREFIX, OIDC_PLAN_PREFIX,
 };
 pub use signal::{
     CaepStatus, DeliveryMethod, InitiatingEntity, Receiver, SignalEvent, Stream, StreamStatus,

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ComplianceView, Connector, DenialReason, DeviceRef, Evaluation, PolicyRef, StageHelp, UnixTime,
+    AuthRequest, ComplianceView, Connector, DenialReason, DeviceRef, Evaluation, PolicyRef,
+    StageHelp, UnixTime,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -137,6 +138,10 @@ pub struct PendingChallenge {
 /// else: it can never overwrite a relying party's plan.
 pub const INTERACTIVE_PLAN_PREFIX: &str = "ia_";
 
+/// The id prefix of the OpenID provider's plans: IAM lets the oidc function create these
+/// (`PLAN#oidc_*`) and no other plan.
+pub const OIDC_PLAN_PREFIX: &str = "oidc_";
+
 /// One run of the stage for one login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -175,6 +180,10 @@ pub struct Plan {
     /// again by every later read until it expires.
     #[serde(default)]
     pub assertion: Option<String>,
+    /// The OpenID provider's authorization request this plan runs the stage for (`None`: a
+    /// relying party's or an interactive-auth plan).
+    #[serde(default)]
+    pub oidc: Option<AuthRequest>,
 }
 
 impl Plan {
@@ -207,6 +216,7 @@ impl Plan {
             audience: None,
             ended_at: None,
             assertion: None,
+            oidc: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod data_keys;
 mod fetch;
+mod oidc;
 mod random;
 mod resolve;
 mod signals;
@@ -22,6 +23,7 @@ use crate::protocol::keys::SigningAlg;
 
 pub use data_keys::{DataKeyRecords, DataKeyVault, WrappedKeyPair};
 pub use fetch::{FetchFailure, FetchKeys};
+pub use oidc::{GrantKind, JwksFetcher, OidcStore};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
 pub use signals::{RolloutStore, SignalStore};

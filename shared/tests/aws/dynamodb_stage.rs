@@ -319,6 +319,11 @@ async fn dynamo_reads_the_token_and_its_device_together() {
 }
 
 #[tokio::test]
+async fn dynamo_oidc_store_keeps_the_contract() {
+    crate::contract::oidc_store(&fresh_store().await).await;
+}
+
+#[tokio::test]
 async fn dynamo_streams_keep_the_contract() {
     crate::contract::streams(&fresh_store().await).await;
 }

@@ -18,12 +18,14 @@ use endpoint_core::secret::Secret;
 
 mod assertion;
 mod audit;
+mod oidc;
 mod owners;
 mod rollout;
 pub mod signals;
 
 pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;
+pub use oidc::oidc_store;
 pub use owners::device_owners;
 pub use rollout::rollout;
 pub use signals::{device_lock, outbox, streams};

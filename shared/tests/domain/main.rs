@@ -23,6 +23,7 @@ mod improvements;
 #[cfg(feature = "fetch")]
 mod jwks_fetch;
 mod key_rollout;
+mod oidc_rules;
 mod port_contract;
 mod redirects;
 mod regions;

@@ -64,6 +64,11 @@ async fn memory_store_keeps_the_rollout_contract() {
 }
 
 #[tokio::test]
+async fn memory_oidc_store_keeps_the_contract() {
+    crate::contract::oidc_store(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn memory_device_owners_keep_the_contract() {
     crate::contract::device_owners(&MemoryStore::new()).await;
 }

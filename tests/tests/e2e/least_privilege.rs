@@ -39,14 +39,14 @@ pub(super) fn request(
 }
 
 /// The clients of one function, all recording into one recorder.
-pub(super) struct Recorded {
-    pub(super) recorder: AccessRecorder,
-    pub(super) store: DynamoStore,
-    pub(super) signer: KmsSigner,
+pub(crate) struct Recorded {
+    pub(crate) recorder: AccessRecorder,
+    pub(crate) store: DynamoStore,
+    pub(crate) signer: KmsSigner,
     lambda: LambdaInvoker,
 }
 
-pub(super) async fn recorded() -> Recorded {
+pub(crate) async fn recorded() -> Recorded {
     let config = load_config().await;
     let recorder = AccessRecorder::default();
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
@@ -83,7 +83,7 @@ fn json_of(reply: &endpoint_core::edge::Reply) -> &Value {
 }
 
 /// What a function's clients were asked, as `service:Action resource` lines.
-fn accesses(r: &Recorded) -> Vec<String> {
+pub(crate) fn accesses(r: &Recorded) -> Vec<String> {
     r.recorder.accesses().into_iter().collect()
 }
 
@@ -764,6 +764,8 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
     let (challenge, jws) = challenge_function(&s, &setup, &plan, &agent).await;
     let response = response_function(&s, &setup, (&serial, &agent.device_key), (&plan, &jws)).await;
     let jwks = jwks_function(&setup).await;
+    let oidc =
+        crate::least_privilege_oidc::oidc_function(&s, &setup, (&serial, &agent.device_key)).await;
     let (ssf, deliver) = ssf_and_deliver_functions(&s).await;
     let observed: BTreeMap<&str, Vec<String>> = BTreeMap::from([
         ("AgentFunction", agent.accesses),
@@ -774,6 +776,7 @@ async fn every_function_uses_exactly_the_grants_of_its_template_statements() {
         ("JwksFunction", jwks),
         ("SsfFunction", ssf),
         ("DeliverFunction", deliver),
+        ("OidcFunction", oidc),
     ]);
     compare_with_the_template(&observed, "kms");
     // ChallengeSigning=data-key: the same, plus what data keys need (issue 31.4).

@@ -17,6 +17,7 @@ mod hostile;
 mod key_rollout;
 mod least_privilege;
 mod least_privilege_data_key;
+mod least_privilege_oidc;
 mod page_for_people;
 mod real_agent;
 mod secrets_in_logs;

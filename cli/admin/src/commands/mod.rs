@@ -5,6 +5,7 @@ mod connector;
 mod device;
 mod enrollment_token;
 mod key;
+mod oidc;
 mod policy;
 mod stage;
 
@@ -160,6 +161,7 @@ async fn execute(
             enrollment_token::enrollment_token(t, store, &clock, &rng).await
         }
         Command::Device(d) => device::device(d, store, &clock, &rng).await,
+        Command::Oidc(o) => oidc::oidc(o, store, &clock, &rng).await,
     }
 }
 

@@ -75,6 +75,9 @@ pub(super) fn plan_item(p: &Plan) -> Result<Item, StoreError> {
     if let Some(view) = &p.compliance {
         item.insert(attr::COMPLIANCE.into(), s(to_json(view)?));
     }
+    if let Some(request) = &p.oidc {
+        item.insert(attr::OIDC.into(), s(to_json(request)?));
+    }
     item.insert(attr::CREATED_AT.into(), n(p.created_at));
     item.insert(schema::TTL_ATTRIBUTE.into(), n(p.expires_at));
     Ok(item)
@@ -143,6 +146,9 @@ pub(super) fn plan_from(item: &Item) -> Result<Plan, StoreError> {
         audience: opt_s(item, attr::AUDIENCE),
         ended_at: opt_n(item, attr::ENDED_AT)?,
         assertion: opt_s(item, attr::ASSERTION),
+        oidc: opt_s(item, attr::OIDC)
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt(attr::OIDC)))
+            .transpose()?,
     })
 }
 

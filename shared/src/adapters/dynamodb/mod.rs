@@ -23,6 +23,9 @@
 //! | stream             | `STREAM#<id>`         | `STREAM`                    |
 //! | receiver's streams | `STREAM#COUNT#<id>`   | `COUNT`                     |
 //! | abuse counter      | `LIMIT#<bucket>`      | `LIMIT`                     |
+//! | OpenID client      | `OIDCCLIENT#<id>`     | `OIDCCLIENT`                |
+//! | code, access token | `OIDCGRANT#<kind>#<sha256>` | `OIDCGRANT`           |
+//! | single-use mark    | `OIDCMARK#<marker>`   | `OIDCMARK`                  |
 //! | wrapped data key   | `KEYRING`             | `DATAKEY`                   |
 //! | challenge data key | `DATAKEY#<kid>`       | `DATAKEY`                   |
 //!
@@ -51,6 +54,7 @@
 //! | `keyring.rs` | the data keys that seal device token keys, and `migrate` |
 //! | `signals.rs` | the outbox of signal events |
 //! | `rotate.rs` | `sealing rotate`: a new data key, every device key re-sealed, the old one retired |
+//! | `oidc.rs` | the OpenID provider's clients, codes, access tokens and single-use marks |
 //! | `rollout.rs` | which devices fetched a connector's next challenge key (`RolloutStore`) |
 
 mod audit;
@@ -64,6 +68,7 @@ mod enrollments;
 mod failure;
 mod item;
 mod keyring;
+mod oidc;
 mod plans;
 mod rollout;
 mod rotate;

@@ -26,6 +26,10 @@ pub const LIMIT: &str = "LIMIT";
 pub const POLICY: &str = "POLICY";
 pub const RECEIVER: &str = "RECEIVER";
 pub const STREAM: &str = "STREAM";
+/// The OpenID provider's clients (the `kind` index lists them), grants and single-use marks.
+pub const OIDC_CLIENT: &str = "OIDCCLIENT";
+pub const OIDC_GRANT: &str = "OIDCGRANT";
+pub const OIDC_MARK: &str = "OIDCMARK";
 /// The `kind` of a non-compliant evaluation (a sparse index lists them).
 pub const NON_COMPLIANT: &str = "NONCOMPLIANT";
 
@@ -150,6 +154,17 @@ pub(crate) fn signed_set_pk(receiver: &str) -> String {
 pub(crate) fn stream_count_key(receiver: &str) -> Item {
     key(format!("{STREAM}#COUNT#{receiver}"), "COUNT")
 }
+pub(crate) fn oidc_client_key(id: &str) -> Item {
+    key(format!("{OIDC_CLIENT}#{id}"), OIDC_CLIENT)
+}
+/// A code or access token by its SHA-256 (`kind`: `CODE` or `ACCESS`).
+pub(crate) fn oidc_grant_key(kind: &str, sha256: &str) -> Item {
+    key(format!("{OIDC_GRANT}#{kind}#{sha256}"), OIDC_GRANT)
+}
+/// A single-use mark (a client assertion's `jti`, a plan's one return).
+pub(crate) fn oidc_mark_key(marker: &str) -> Item {
+    key(format!("{OIDC_MARK}#{marker}"), OIDC_MARK)
+}
 pub(crate) fn facts_pk(identifier: &str) -> String {
     format!("FACTS#{identifier}")
 }
@@ -180,6 +195,8 @@ pub mod attr {
     /// A plan's end, and what its device assertion carries.
     pub const ENDED_AT: &str = "ended_at";
     pub const NONCE: &str = "nonce";
+    /// A plan's OpenID authorization request (JSON).
+    pub const OIDC: &str = "oidc";
     pub const AUDIENCE: &str = "audience";
     /// A passed plan's device assertion (signed once); a stage's registered audiences.
     pub const ASSERTION: &str = "assertion";

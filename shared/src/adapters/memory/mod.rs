@@ -4,6 +4,7 @@
 
 mod data_keys;
 mod devices;
+mod oidc;
 mod resolver;
 mod rollout;
 mod signals;
@@ -100,6 +101,8 @@ struct Inner {
     policies: BTreeMap<String, Policy>,
     /// (device, policy) -> its latest evaluation
     evaluations: BTreeMap<(String, String), Evaluation>,
+    /// The OpenID provider's clients, grants and single-use marks.
+    oidc: oidc::OidcItems,
 }
 
 impl Inner {
