@@ -17,12 +17,21 @@ pub enum ClientCommand {
     /// List clients (never a secret).
     List,
     /// Show one client (never a secret).
-    Show { id: String },
+    Show {
+        /// The client's id (`client_id`).
+        id: String,
+    },
     /// A new secret (shown once); the old one stops working at once.
     #[command(name = "rotate-secret")]
-    RotateSecret { id: String },
+    RotateSecret {
+        /// The client's id (`client_id`).
+        id: String,
+    },
     /// Delete a client.
-    Delete { id: String },
+    Delete {
+        /// The client's id (`client_id`).
+        id: String,
+    },
 }
 
 /// `oidc client create`'s options.
