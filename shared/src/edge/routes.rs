@@ -359,6 +359,7 @@ mod tests {
             entries::<JwksRoute>(),
             entries::<AgentRoute>(),
             entries::<SsfRoute>(),
+            entries::<OidcRoute>(),
         ]
         .concat();
         assert_eq!(by_enum, ROUTES);
