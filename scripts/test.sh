@@ -92,7 +92,7 @@ all() {
   step "cargo fmt --check"
   cargo fmt --all -- --check
   if [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
-    step "clippy on the libraries and binaries, warnings as errors, in their build (first run: about 3 minutes of compiling)"
+    step "clippy on the libraries and binaries, warnings as errors, in their build (first run: about 3.5 minutes of compiling)"
   else
     step "clippy on every target, warnings as errors; then the libraries' and binaries' build"
     cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -120,7 +120,7 @@ all() {
     >target/setup/pytest.log 2>&1 & pytest_pid=$!
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=4 tests/browser/test_page_for_people.py \
     >target/setup/pytest-people.log 2>&1 & people_pid=$!
-  step "every test target's build (clippy on them too), beside the Python suites (first run: about 1.5 minutes of compiling)"
+  step "every test target's build (clippy on them too), beside the Python suites (first run: about 2.5 minutes of compiling)"
   # Below the suites' priority: they wait on the stack and the browser, the compile fills the gaps.
   nice -n 10 cargo build --workspace --all-targets --all-features --locked
 
