@@ -9,7 +9,7 @@ use endpoint_core::edge::Base;
 use endpoint_core::error::CoreError;
 use endpoint_core::ports::{ChallengeSigner, Store};
 
-pub use push::{CheckedResolver, HttpPusher, PUSH_TIMEOUT};
+pub use push::{HttpPusher, PUSH_TIMEOUT};
 
 pub struct App<S, K> {
     pub base: Base,

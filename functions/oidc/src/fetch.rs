@@ -6,17 +6,15 @@
 //! few minutes.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use endpoint_core::edge::fetch::checked_agent;
 use endpoint_core::egress::EgressPolicy;
 use endpoint_core::ports::JwksFetcher;
 use endpoint_core::CoreError;
 use jsonwebtoken::jwk::JwkSet;
-use ureq::http::Uri;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::resolver::DefaultResolver;
 
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_JWKS_BYTES: u64 = 64 * 1024;
@@ -24,39 +22,6 @@ pub const CACHE_FOR: Duration = Duration::from_secs(300);
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// The most URLs cached at once (operators register few).
 pub const MAX_CACHED: usize = 256;
-
-#[derive(Debug)]
-struct RefusedAddress;
-
-impl fmt::Display for RefusedAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("refused address")
-    }
-}
-
-impl std::error::Error for RefusedAddress {}
-
-/// Answers a name's addresses only if the policy admits every one of them.
-#[derive(Debug)]
-struct CheckedResolver<R> {
-    policy: EgressPolicy,
-    inner: R,
-}
-
-impl<R: Resolver> Resolver for CheckedResolver<R> {
-    fn resolve(
-        &self,
-        uri: &Uri,
-        config: &ureq::config::Config,
-        timeout: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        match self.policy.admits_all(addrs.iter().map(|a| a.ip())) {
-            Ok(()) => Ok(addrs),
-            Err(_) => Err(ureq::Error::Other(Box::new(RefusedAddress))),
-        }
-    }
-}
 
 type Cached = (Instant, Option<Arc<JwkSet>>);
 
@@ -69,18 +34,8 @@ pub struct HttpJwks {
 
 impl HttpJwks {
     pub fn new(policy: EgressPolicy) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(FETCH_TIMEOUT))
-            .max_redirects(0)
-            .proxy(None)
-            .build();
-        let resolver = CheckedResolver {
-            policy,
-            inner: DefaultResolver::default(),
-        };
         HttpJwks {
-            agent: ureq::Agent::with_parts(config, DefaultConnector::default(), resolver),
+            agent: checked_agent(policy, DefaultResolver::default(), FETCH_TIMEOUT),
             policy,
             cache: Mutex::new(HashMap::new()),
         }

@@ -52,6 +52,28 @@ impl<R: Resolver> Resolver for CheckedResolver<R> {
     }
 }
 
+/// A blocking client under `policy` whose names `inner` resolves (only to addresses the policy
+/// admits), each request bounded by `timeout`; no redirect, no proxy. Every outbound request of
+/// the stack to an address a client or an operator named goes through one of these (push
+/// delivery, JWKS fetches). Build once per cold start.
+pub fn checked_agent(policy: EgressPolicy, inner: impl Resolver, timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        // A proxy would resolve the name itself, past the check: none, whatever the
+        // environment says.
+        .proxy(None)
+        .build();
+    let resolver = CheckedResolver { policy, inner };
+    ureq::Agent::with_parts(config, DefaultConnector::default(), resolver)
+}
+
+/// Whether a client error is the policy's refusal of the name's addresses.
+pub fn is_refused(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Other(inner) if inner.is::<RefusedAddress>())
+}
+
 /// GETs documents with a blocking client on the blocking pool. Build once per cold start.
 pub struct HttpFetcher {
     agent: ureq::Agent,
@@ -65,17 +87,8 @@ impl HttpFetcher {
 
     /// A fetcher under `policy` whose names `inner` resolves, each GET bounded by `timeout`.
     pub fn with_resolver(policy: EgressPolicy, inner: impl Resolver, timeout: Duration) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .max_redirects(0)
-            // A proxy would resolve the name itself, past the check: none, whatever the
-            // environment says.
-            .proxy(None)
-            .build();
-        let resolver = CheckedResolver { policy, inner };
         HttpFetcher {
-            agent: ureq::Agent::with_parts(config, DefaultConnector::default(), resolver),
+            agent: checked_agent(policy, inner, timeout),
         }
     }
 }
@@ -85,8 +98,7 @@ impl FetchKeys for HttpFetcher {
         let (agent, url) = (self.agent.clone(), url.to_string());
         tokio::task::spawn_blocking(move || {
             let failed = |e: &ureq::Error| {
-                let refused =
-                    matches!(e, ureq::Error::Other(inner) if inner.is::<RefusedAddress>());
+                let refused = is_refused(e);
                 // The detail for the operator's log only.
                 tracing::warn!(event = "fetch_error", error = %e, "fetch failed");
                 if refused {

@@ -13,42 +13,11 @@
 //! - Nothing is trimmed or normalised otherwise; a named value longer than an owner name can
 //!   be matches nothing.
 
-use serde::{Deserialize, Serialize};
-
 use crate::model::MAX_OWNER_CHARS;
 
-/// Which claim of the signing-in person names a device owner (a client's `--match-owner`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OwnerClaim {
-    PreferredUsername,
-    Email,
-    Sub,
-}
-
-impl OwnerClaim {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OwnerClaim::PreferredUsername => "preferred_username",
-            OwnerClaim::Email => "email",
-            OwnerClaim::Sub => "sub",
-        }
-    }
-}
-
-impl std::str::FromStr for OwnerClaim {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "preferred_username" => Ok(OwnerClaim::PreferredUsername),
-            "email" => Ok(OwnerClaim::Email),
-            "sub" => Ok(OwnerClaim::Sub),
-            other => Err(format!(
-                "unknown claim {other:?} (preferred_username, email or sub)"
-            )),
-        }
-    }
-}
+/// Which claim of the signing-in person names a device owner (a client's `--match-owner`):
+/// the model's, stored with the client.
+pub use crate::model::OwnerClaim;
 
 /// What the identity provider said of the signing-in person: the claims of a verified
 /// `id_token_hint` (`None` when the request had none) and the request's `login_hint`.

@@ -108,7 +108,7 @@ impl std::str::FromStr for IdTokenAlg {
 }
 
 /// Which claim of the signing-in user names a device owner (`--match-owner`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerClaim {
     PreferredUsername,

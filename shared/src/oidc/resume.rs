@@ -6,8 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::idp::owners::{
-    match_owner, match_owner_or_sole, HintNames, MatchedOwner, NamedBy, OwnerClaim as Claim,
-    OwnerMismatch,
+    match_owner, match_owner_or_sole, HintNames, MatchedOwner, NamedBy, OwnerMismatch,
 };
 use crate::model::{AuthRequest, Grant, OidcClient, OwnerClaim, Plan, PlanStatus, Profile};
 use crate::ports::{random_alnum, ChallengeSigner, DeviceStore, GrantKind, OidcStore, PlanStore};
@@ -157,11 +156,6 @@ fn owner_of(
     let named = NamedBy {
         hint,
         login_hint: request.login_hint.as_deref(),
-    };
-    let claim = match claim {
-        OwnerClaim::PreferredUsername => Claim::PreferredUsername,
-        OwnerClaim::Email => Claim::Email,
-        OwnerClaim::Sub => Claim::Sub,
     };
     match request.profile {
         Profile::Code => match_owner_or_sole(claim, &named, owners),
