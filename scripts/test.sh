@@ -97,7 +97,16 @@ all() {
     step "clippy on every target, warnings as errors; then the libraries' and binaries' build"
     cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
   fi
-  cargo build "${stack_bins_args[@]}"
+  # The end-to-end suite's binary too: it runs against the stack beside the Python suites, while
+  # the other test targets compile (it waits on the stack, the compile fills its gaps).
+  cargo build "${stack_bins_args[@]}" --test e2e
+  e2e_bin="$(cargo test --workspace --all-features --locked --test e2e --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "e2e" and m.get("executable"):
+        print(m["executable"])')"
+  [ -x "$e2e_bin" ] || { echo "make test: the end-to-end suite's binary was not found" >&2; exit 1; }
   static_checks
   wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
   step "the SAM template and the routes (cfn-lint, sam validate --lint, scripts/check-api.py, scripts/check-modes.py), in the background"
@@ -120,18 +129,20 @@ all() {
     >target/setup/pytest.log 2>&1 & pytest_pid=$!
   .venv/bin/python -m pytest -q -p no:cacheprovider --durations=4 tests/browser/test_page_for_people.py \
     >target/setup/pytest-people.log 2>&1 & people_pid=$!
-  step "every test target's build (clippy on them too), beside the Python suites (first run: about 2.5 minutes of compiling)"
+  # The binary itself, as `cargo test` runs it (from its package's directory): cargo would wait
+  # for the build below to let go of the target directory.
+  (cd tests && exec "$e2e_bin") >target/setup/e2e.log 2>&1 & e2e_pid=$!
+  step "every test target's build (clippy on them too), beside the Python suites and the end-to-end suite (first run: about 2.5 minutes of compiling)"
   # Below the suites' priority: they wait on the stack and the browser, the compile fills the gaps.
   nice -n 10 cargo build --workspace --all-targets --all-features --locked
 
-  step "every Rust test (unit, property, adapters and CLIs against moto, end to end over HTTP) and, beside them, the end-to-end suite and the suites that stop the emulator (on the second stack)"
+  step "every other Rust test (unit, property, adapters and CLIs against moto) and, beside them, the suites that stop the emulator (on the second stack)"
   (own_stack_suites) >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
-  cargo test --workspace --all-features --locked --test e2e >target/setup/e2e.log 2>&1 & e2e_pid=$!
   cargo test --workspace --all-features --locked --lib --bins --test domain --test aws \
     --test no_panic --test admin_cli --test login --test native_host --test kms_faults
-  wait_for "$e2e_pid" "the end-to-end suite (cargo test --test e2e)" target/setup/e2e.log
+  wait_for "$e2e_pid" "the end-to-end suite (tests/tests/e2e)" target/setup/e2e.log
   grep -E "^test result|^running" target/setup/e2e.log
   wait_for "$own_stack_pid" "the suites on the second stack (concurrency, faults)" target/setup/own-stack.log
   grep -E "^test result|^running" target/setup/own-stack.log

@@ -2,6 +2,7 @@
 //! request, the HTTP response of the reply.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
 
 use lambda_http::http::{HeaderValue, StatusCode};
@@ -65,12 +66,26 @@ fn aws_time() -> std::time::Duration {
 /// ([`request_record`], also the request's metrics) records the request id, function, method,
 /// route template, status, outcome and latency. No path parameter, header, body or response is
 /// logged (they carry plan ids, tokens, challenges and responses).
+///
+/// Generic only at this door: the handler's future is boxed (one allocation per request) and
+/// the loop below, with the Lambda runtime it instantiates, is compiled once in this crate
+/// rather than once in every function's binary (docs/PERFORMANCE.md, "Build").
 pub async fn serve<F, Fut>(function: &'static str, handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(Request) -> Fut + Send + Sync,
     Fut: Future<Output = Answer> + Send,
 {
-    let handler = &handler;
+    let boxed = |req: Request| -> Handled<'_> { Box::pin(handler(req)) };
+    serve_boxed(function, &boxed).await
+}
+
+/// A handler's answer, boxed: what [`serve_boxed`] awaits.
+type Handled<'h> = Pin<Box<dyn Future<Output = Answer> + Send + 'h>>;
+
+async fn serve_boxed<'h>(
+    function: &'static str,
+    handler: &'h (dyn Fn(Request) -> Handled<'h> + Send + Sync),
+) -> Result<(), lambda_http::Error> {
     let namespace = std::env::var("METRICS_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())
