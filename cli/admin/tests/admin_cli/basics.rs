@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
-
-use crate::{require_emulator, Cli};
+use crate::{admin, require_emulator, Cli};
 
 #[test]
 fn init_is_idempotent() {
@@ -144,11 +142,7 @@ fn bad_usage_exits_2() {
         &["key", "create", "--replicate-to", "EU_WEST_1"],
         &["bogus"],
     ] {
-        let out = Command::cargo_bin("endpoint-admin")
-            .unwrap()
-            .args(args)
-            .output()
-            .unwrap();
+        let out = admin().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -167,8 +161,7 @@ fn an_unreachable_emulator_exits_1_quickly() {
         .unwrap()
         .port();
     let started = Instant::now();
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
+    let out = admin()
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
         .args(["connector", "list"])
         .output()
@@ -182,8 +175,7 @@ fn an_unreachable_emulator_exits_1_quickly() {
 #[test]
 fn missing_credentials_exit_1_with_a_clear_line() {
     require_emulator();
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
+    let out = admin()
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env("HOME", "/nonexistent")

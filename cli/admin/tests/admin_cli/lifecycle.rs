@@ -1,6 +1,5 @@
 //! Devices and their tokens, the table, P-521, rotation, migration and re-enrollment.
 
-use assert_cmd::Command;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::kms::KmsSigner;
 use endpoint_core::ports::{Clock, SystemClock, SystemRandom};
@@ -9,7 +8,7 @@ use endpoint_core::settings::{Env, Settings};
 use endpoint_core::stage::{self, Outcome};
 use serde_json::{json, Value};
 
-use crate::{require_emulator, Cli};
+use crate::{admin, require_emulator, Cli};
 
 /// Enrollment tokens print their 60-character key (JSON: with the id).
 fn enrollment_tokens(cli: &Cli, conn: &str) {
@@ -247,8 +246,7 @@ async fn init_creates_the_table_template_yaml_declares() {
 async fn p521_keys_are_refused_for_challenges_with_the_reason() {
     let cli = Cli::new();
     // `key create` refuses the spec at parse time (exit 2) and says why.
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
+    let out = admin()
         .args(["key", "create", "--spec", "ECC_NIST_P521"])
         .output()
         .unwrap();
@@ -354,8 +352,7 @@ fn rotation_publishes_the_next_key_then_signs_with_it_and_show_lists_the_roles()
 #[test]
 fn a_missing_table_names_the_table_the_region_and_the_fix() {
     require_emulator();
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
+    let out = admin()
         .args(["--table", "no-such-table", "connector", "list"])
         .env("AWS_REGION", "us-east-1")
         .output()
@@ -442,8 +439,7 @@ async fn migrate_seals_plain_device_keys_and_then_refuses_them() {
         ),
     };
     // A table from before sealing: no data key.
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
+    let out = admin()
         .env_remove("SEALING_KEY_ID")
         .args(["--table", &cli.table, "init"])
         .output()
@@ -608,8 +604,7 @@ fn reenroll_policy_and_token_commands() {
         "--name",
         "n",
     ]);
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
+    let out = admin()
         .env_remove("SEALING_KEY_ID")
         .args(["--table", &cli.table, "device", "show", "SHOW-1", "--json"])
         .output()
@@ -653,8 +648,7 @@ fn the_table_name_alone_enrolls_and_rotates_the_data_key() {
     let cli = Cli::new();
     let c = cli.ok(&["connector", "create", "--name", "keyless"]);
     let keyless = |args: &[&str]| {
-        Command::cargo_bin("endpoint-admin")
-            .unwrap()
+        admin()
             .env_remove("SEALING_KEY_ID")
             .args(["--table", &cli.table])
             .args(args)

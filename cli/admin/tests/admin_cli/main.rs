@@ -7,10 +7,11 @@ mod lifecycle;
 mod owners;
 mod policies;
 
-use std::process::Output;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use endpoint_core::adapters::aws::load_config;
 use endpoint_core::adapters::dynamodb::DynamoStore;
 use endpoint_core::ports::SystemRandom;
@@ -20,6 +21,61 @@ use serde_json::Value;
 #[path = "../../../../shared/tests/common/emulator_env.rs"]
 mod emulator_env;
 pub(crate) use emulator_env::require_emulator;
+
+/// The CLI under test: the binary cargo built beside this suite.
+pub(crate) fn admin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_endpoint-admin"))
+}
+
+/// Runs `cmd` to its end with `stdin` (if any) as its input; one that runs over a minute is
+/// killed and fails the test, rather than stalling the suite.
+pub(crate) fn output_of(cmd: &mut Command, stdin: Option<Vec<u8>>) -> Output {
+    let limit = Duration::from_secs(60);
+    let input = if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut child = cmd
+        .stdin(input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("endpoint-admin starts");
+    // Input and output through threads of their own: neither pipe can fill and stall the other.
+    let writer = child.stdin.take().zip(stdin).map(|(mut pipe, bytes)| {
+        thread::spawn(move || pipe.write_all(&bytes).expect("stdin written"))
+    });
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_end(&mut bytes).expect("output read");
+            }
+            bytes
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("endpoint-admin waited for") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("endpoint-admin ran over {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    if let Some(writer) = writer {
+        writer.join().expect("stdin writer");
+    }
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
 
 pub(crate) struct Cli {
     pub(crate) table: String,
@@ -41,14 +97,7 @@ impl Cli {
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> Output {
-        Command::cargo_bin("endpoint-admin")
-            .unwrap()
-            .arg("--table")
-            .arg(&self.table)
-            .args(args)
-            .timeout(Duration::from_secs(60))
-            .output()
-            .unwrap()
+        output_of(admin().arg("--table").arg(&self.table).args(args), None)
     }
 
     /// Runs a command that must succeed; returns its stdout, trimmed.

@@ -2,11 +2,7 @@
 //! refusals (exit 1, one line, a CEL error with its position), versions that stages follow,
 //! the dry run on a file and on stdin, and deletion refused while a stage uses a policy.
 
-use std::time::Duration;
-
-use assert_cmd::Command;
-
-use crate::Cli;
+use crate::{admin, output_of, Cli};
 
 const MAC_BAD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -116,15 +112,12 @@ fn dry_runs(cli: &Cli, policy: &str) {
     );
     assert_eq!(tested["rules"][1]["seen"], "13.6.9");
     assert_eq!(tested["status"], "non_compliant");
-    let piped = Command::cargo_bin("endpoint-admin")
-        .unwrap()
-        .args([
+    let piped = output_of(
+        admin().args([
             "--table", &cli.table, "policy", "test", policy, "--facts", "-", "--json",
-        ])
-        .write_stdin(std::fs::read(MAC_BAD).unwrap())
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+        ]),
+        Some(std::fs::read(MAC_BAD).unwrap()),
+    );
     assert!(
         piped.status.success(),
         "{}",
@@ -211,15 +204,12 @@ fn policies_rules_versions_stages_and_the_dry_run() {
 
 /// `policy test --facts -` with `doc` on stdin.
 fn test_on_stdin(cli: &Cli, policy: &str, doc: &serde_json::Value) -> serde_json::Value {
-    let out = Command::cargo_bin("endpoint-admin")
-        .unwrap()
-        .args([
+    let out = output_of(
+        admin().args([
             "--table", &cli.table, "policy", "test", policy, "--facts", "-", "--json",
-        ])
-        .write_stdin(doc.to_string())
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+        ]),
+        Some(doc.to_string().into_bytes()),
+    );
     assert!(
         out.status.success(),
         "{}",
