@@ -365,3 +365,23 @@ mod tests {
         );
     }
 }
+
+/// `/health`'s answer (`crate::health`): 200 `{"status":"ok","region","checks":{...}}` when
+/// every check is ok, else 503 `{"status":"unavailable",...}`; each check by name with its state
+/// (`ok`, `unavailable`, `missing`, `unusable`), never a service's text or a key's id.
+pub fn health_reply(report: &crate::health::Report, region: &str) -> super::reply::Reply {
+    let checks: serde_json::Map<String, Value> = report
+        .checks
+        .iter()
+        .map(|(check, state)| (check.as_str().to_string(), state.as_str().into()))
+        .collect();
+    let (status, word) = if report.healthy() {
+        (200, "ok")
+    } else {
+        (503, "unavailable")
+    };
+    super::reply::Reply::json(
+        status,
+        json!({"status": word, "region": region, "checks": checks}),
+    )
+}

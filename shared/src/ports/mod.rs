@@ -5,6 +5,7 @@
 
 mod data_keys;
 mod fetch;
+mod health;
 mod oidc;
 mod random;
 mod resolve;
@@ -23,6 +24,7 @@ use crate::protocol::keys::SigningAlg;
 
 pub use data_keys::{DataKeyRecords, DataKeyVault, WrappedKeyPair};
 pub use fetch::{FetchFailure, FetchKeys};
+pub use health::{KeyStatus, KeyUse, TableProbe};
 pub use oidc::{GrantKind, JwksFetcher, OidcStore};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};

@@ -66,6 +66,7 @@ mod dth;
 mod enroll;
 mod enrollments;
 mod failure;
+mod health;
 mod item;
 mod keyring;
 mod oidc;
