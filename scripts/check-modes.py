@@ -229,6 +229,24 @@ def key_errors(kept, params, source, cond):
     return errors
 
 
+def global_table_errors(source):
+    """deploy/global.yaml's table has template.yaml's schema: keys, attributes, the kind index
+    and the TTL attribute (a region's stack uses it through ExistingTableName), and the stream
+    global tables need."""
+    errors = []
+    glob, matches = decode("deploy/global.yaml")
+    if matches:
+        return [f"deploy/global.yaml does not parse: {matches}"]
+    table = source["Resources"]["Table"]["Properties"]
+    replica = glob["Resources"]["GlobalTable"]["Properties"]
+    for field in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "TimeToLiveSpecification", "BillingMode"):
+        if json.loads(json.dumps(table[field])) != json.loads(json.dumps(replica[field])):
+            errors.append(f"global-table: deploy/global.yaml's {field} differs from template.yaml's")
+    if replica.get("StreamSpecification", {}).get("StreamViewType") != "NEW_AND_OLD_IMAGES":
+        errors.append("global-table: deploy/global.yaml's table has no NEW_AND_OLD_IMAGES stream")
+    return errors
+
+
 def main():
     errors = []
     source, matches = decode("template.yaml")
@@ -354,10 +372,11 @@ def main():
             check(capped == (name in LOGINLESS), f"{name}: reserved concurrency only if it serves no login")
             if capped:
                 check(int(reserved) > 0, f"{name}: a positive reserved concurrency")
+    errors.extend(global_table_errors(source))
     if errors:
         print("\n".join(errors), file=sys.stderr)
         sys.exit(1)
-    print(f"check-modes: {', '.join(MODES)}: translated, linted and as promised")
+    print(f"check-modes: {', '.join(MODES)}: translated, linted and as promised; deploy/global.yaml's table has template.yaml's schema")
 
 
 if __name__ == "__main__":
