@@ -98,7 +98,10 @@ impl Report {
 
     /// The state of one check, if it was made.
     pub fn state(&self, check: Check) -> Option<CheckState> {
-        self.checks.iter().find(|(c, _)| *c == check).map(|(_, s)| *s)
+        self.checks
+            .iter()
+            .find(|(c, _)| *c == check)
+            .map(|(_, s)| *s)
     }
 }
 

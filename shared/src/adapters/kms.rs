@@ -338,7 +338,7 @@ impl ChallengeSigner for KmsSigner {
     }
 }
 
-/// `/health`'s look at a key (`crate::health`): `DescribeKey`, a management call outside the
+/// `/health`'s look at a key: `DescribeKey`, a management call outside the
 /// cryptographic request quota; the key is usable when KMS says it is enabled and made for its
 /// use (SIGN_VERIFY to sign challenges, ENCRYPT_DECRYPT to unwrap data keys).
 impl crate::ports::KeyStatus for KmsSigner {

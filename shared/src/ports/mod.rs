@@ -5,8 +5,8 @@
 
 mod data_keys;
 mod fetch;
-mod health;
 mod oidc;
+mod probes;
 mod random;
 mod resolve;
 mod signals;
@@ -24,8 +24,8 @@ use crate::protocol::keys::SigningAlg;
 
 pub use data_keys::{DataKeyRecords, DataKeyVault, WrappedKeyPair};
 pub use fetch::{FetchFailure, FetchKeys};
-pub use health::{KeyStatus, KeyUse, TableProbe};
 pub use oidc::{GrantKind, JwksFetcher, OidcStore};
+pub use probes::{KeyStatus, KeyUse, TableProbe};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
 pub use signals::{RolloutStore, SignalStore};

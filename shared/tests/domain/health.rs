@@ -80,7 +80,11 @@ async fn a_data_key_needs_its_record_and_an_enabled_wrapping_key() {
     let health = Health::new(Some("datakey:kid1".into()));
     let report = health.report(&aws, &aws, &data_keys, &clock).await;
     assert_eq!(report.state(Check::ChallengeKey), Some(CheckState::Missing));
-    assert_eq!(aws.calls(), (1, 0), "no record: its wrapping key is not asked");
+    assert_eq!(
+        aws.calls(),
+        (1, 0),
+        "no record: its wrapping key is not asked"
+    );
 
     data_keys
         .put_data_key(&DataKeyRecord {
@@ -169,7 +173,11 @@ async fn a_clock_set_back_does_not_keep_a_report_forever() {
     health.report(&aws, &aws, &data_keys, &clock).await;
     clock.advance(-3600);
     health.report(&aws, &aws, &data_keys, &clock).await;
-    assert_eq!(aws.calls(), (2, 2), "a report from the future is not reused");
+    assert_eq!(
+        aws.calls(),
+        (2, 2),
+        "a report from the future is not reused"
+    );
 }
 
 #[tokio::test]

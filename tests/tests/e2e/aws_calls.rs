@@ -326,17 +326,28 @@ async fn health_makes_one_round_of_calls_per_window_whatever_the_callers() {
     let w = world("HEALTH").await;
     let (store, signer, ddb, kms) = (&w.store, &w.signer, &w.ddb, &w.kms);
     let key = signer
-        .create_key(endpoint_core::protocol::keys::KeySpec::EccNistP256, "health")
+        .create_key(
+            endpoint_core::protocol::keys::KeySpec::EccNistP256,
+            "health",
+        )
         .await
         .unwrap();
     let mut base = Base::from_env().unwrap();
     base.config.challenge_key = Some(key);
-    let jwks = fn_jwks::App::new(base, store.clone(), signer.clone(), signer.clone(), "us-east-1");
+    let jwks = fn_jwks::App::new(
+        base,
+        store.clone(),
+        signer.clone(),
+        signer.clone(),
+        "us-east-1",
+    );
     kms.reset();
     ddb.reset();
     let callers = 20;
     for _ in 0..callers {
-        let (reply, _) = jwks.handle(request("GET", routes::HEALTH.template, None)).await;
+        let (reply, _) = jwks
+            .handle(request("GET", routes::HEALTH.template, None))
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(reply.body["checks"]["table"], "ok");
         assert_eq!(reply.body["checks"]["challenge_key"], "ok");

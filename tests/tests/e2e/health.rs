@@ -20,11 +20,14 @@ async fn health_answers_ok_with_each_check_and_no_key_id() {
     );
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
     assert_eq!(body["region"], region.as_str());
-    let key = std::env::var("CHALLENGE_KEY_ID")
-        .expect("scripts/stack-lib.sh exports CHALLENGE_KEY_ID");
+    let key =
+        std::env::var("CHALLENGE_KEY_ID").expect("scripts/stack-lib.sh exports CHALLENGE_KEY_ID");
     assert!(!body.to_string().contains(&key), "{body}");
 
     // GET only (the route table's 405 for another method).
-    let (status, body) = s.http.post(routes::HEALTH.template, &[], &json!({})).unwrap();
+    let (status, body) = s
+        .http
+        .post(routes::HEALTH.template, &[], &json!({}))
+        .unwrap();
     assert_eq!(status, 405, "{body}");
 }

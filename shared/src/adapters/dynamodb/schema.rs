@@ -110,7 +110,7 @@ pub(crate) const ANY_ENROLLMENT_USE: &str = "USE#";
 pub(crate) fn keyring_key() -> Item {
     key(KEYRING.to_string(), "DATAKEY")
 }
-/// The key `/health` reads to see that the table answers (`crate::health`): no item is ever
+/// The key `/health` reads to see that the table answers: no item is ever
 /// written there.
 pub const HEALTH: &str = "HEALTH";
 pub(crate) fn health_key() -> Item {

@@ -4,14 +4,14 @@
 
 mod data_keys;
 mod devices;
-mod health;
 mod oidc;
+mod probes;
 mod resolver;
 mod rollout;
 mod signals;
 
 pub use data_keys::MemoryDataKeys;
-pub use health::MemoryHealth;
+pub use probes::MemoryHealth;
 pub use resolver::StaticResolver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,4 +1,4 @@
-//! `/health`'s read of the table (`crate::health`): one consistent `GetItem` of the `HEALTH`
+//! `/health`'s read of the table: one consistent `GetItem` of the `HEALTH`
 //! key, where no item is ever written (half a read unit; the functions' IAM grant names that
 //! key alone).
 

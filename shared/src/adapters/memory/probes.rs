@@ -1,4 +1,4 @@
-//! `/health`'s ports in memory, for fast tests of `crate::health`: a table that answers or
+//! `/health`'s ports in memory, for fast tests of the health decision: a table that answers or
 //! fails on demand and keys that are enabled or not, each counting the calls it was asked.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! What `/health` asks of the outside (`crate::health`): that the table answers a read, and
+//! What `/health` asks of the outside: that the table answers a read, and
 //! what the key service says of a key's state, without any cryptographic call.
 
 use std::future::Future;
