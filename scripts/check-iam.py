@@ -165,7 +165,8 @@ def main():
         return 2
     with open(ROOT / "template.yaml") as f:
         template = __import__("yaml").load(f, Loader=IamLoader)
-    conditions = {"DataKeySigning": mode == "data-key"}
+    # As one region deploys it: its own table and keys (check-modes.py checks the other modes).
+    conditions = {"DataKeySigning": mode == "data-key", "CreateTable": True, "ReplicaKeys": False}
     functions = {
         name: resolve(r, conditions)
         for name, r in template["Resources"].items()

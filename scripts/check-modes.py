@@ -12,6 +12,16 @@ checked on the resources its conditions keep:
 - data-key (ChallengeSigning=data-key, issue 31.4): the wrapping key of challenge data keys
   exists, and the challenge function, told its mode, may unwrap with it; in the other modes
   (ChallengeSigning=kms) neither;
+- global-table (ExistingTableName, deploy/global.yaml): no AWS::DynamoDB::Table resource, every
+  function's TABLE_NAME the global table's name, and every DynamoDB statement scoped to that table
+  (or its kind index) in this region; the other modes create the table and scope to it;
+- multi-region keys (StackKeys=multi-region): each of the stack's KMS keys is a multi-Region
+  primary; single-region (the default) leaves MultiRegion unset on all but the wrapping key (an
+  update never replaces an existing stack's keys);
+- replica keys (StackKeys=replica, with data-key and the global table): no AWS::KMS::Key at all,
+  an AWS::KMS::ReplicaKey of each primary named by its parameter, with the original's key policy
+  (its encryption-context conditions) and tags; every KMS statement, alias and key variable of
+  the functions names the replicas;
 - all: the functions that serve no login (agent, ssf, deliver, jwks) have reserved
   concurrency, the login functions none.
 
@@ -38,7 +48,30 @@ MODES = {
         "CertificateArn": "arn:aws:acm:us-east-1:111122223333:certificate/0123",
     },
     "data-key": {"ChallengeSigning": "data-key"},
+    "global-table": {"ExistingTableName": "endpoint-stage-global"},
+    "multi-region-keys": {"StackKeys": "multi-region", "ChallengeSigning": "data-key"},
+    "replica-keys": {
+        "StackKeys": "replica",
+        "ChallengeSigning": "data-key",
+        "ExistingTableName": "endpoint-stage-global",
+        **{
+            f"Primary{k}Arn": f"arn:aws:kms:us-east-1:111122223333:key/mrk-{i:032x}"
+            for i, k in enumerate(
+                [
+                    "ChallengeKey",
+                    "AssertionKey",
+                    "SignalsKey",
+                    "OidcRsaKey",
+                    "OidcEcKey",
+                    "SealingKey",
+                    "ChallengeWrappingKey",
+                ],
+                1,
+            )
+        },
+    },
 }
+KEYS = ["ChallengeKey", "AssertionKey", "SignalsKey", "OidcRsaKey", "OidcEcKey", "SealingKey", "ChallengeWrappingKey"]
 LOGINLESS = {"AgentFunction", "SsfFunction", "DeliverFunction", "JwksFunction"}
 
 
@@ -87,6 +120,131 @@ def conditions_of(template, params):
             except KeyError:
                 continue
     return out
+
+
+def walk(value):
+    """Every dict and list inside `value`, itself included."""
+    yield value
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v)
+
+
+def function_statements(kept):
+    """(role, statement) of every Allow statement of the functions' roles."""
+    for name, r in kept.items():
+        if r["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in r["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                if isinstance(st, dict) and st.get("Effect") == "Allow":
+                    yield name, st
+
+
+def table_errors(kept, params):
+    """The table: created, or the global table's replica named by ExistingTableName, and every
+    DynamoDB grant and TABLE_NAME scoped to it."""
+    errors = []
+    existing = params.get("ExistingTableName", "")
+    tables = [n for n, r in kept.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    if existing:
+        if tables:
+            errors.append(f"ExistingTableName set, yet the stack creates {tables}")
+        arn = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ExistingTableName}"
+        allowed = [{"Fn::Sub": arn}, {"Fn::Sub": arn + "/index/kind-index"}]
+        name = existing
+    else:
+        if tables != ["Table"]:
+            errors.append(f"the stack creates its table, not {tables}")
+        allowed = [{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/kind-index"}]
+        name = {"Ref": "Table"}
+    seen = 0
+    for role, st in function_statements(kept):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if any(a.startswith("dynamodb:") for a in actions):
+            seen += 1
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            for res in resources:
+                if res not in allowed:
+                    errors.append(f"{role}: a DynamoDB grant on {res}, not the stack's table")
+    if not seen:
+        errors.append("no DynamoDB grant found")
+    for n, r in kept.items():
+        if r["Type"] == "AWS::Lambda::Function":
+            env = r["Properties"].get("Environment", {}).get("Variables", {})
+            if env.get("TABLE_NAME") != name:
+                errors.append(f"{n}: TABLE_NAME is {env.get('TABLE_NAME')}, not {name}")
+    return errors
+
+
+def key_errors(kept, params, source, cond):
+    """The stack's keys: single-region, multi-Region primaries, or replicas of the primary's,
+    with the originals' policies and tags; the functions name the keys of their mode."""
+    errors = []
+    mode = params.get("StackKeys", "single-region")
+    data_key = params.get("ChallengeSigning") == "data-key"
+    expected = [k for k in KEYS if data_key or k != "ChallengeWrappingKey"]
+    keys = {n: r for n, r in kept.items() if r["Type"] == "AWS::KMS::Key"}
+    replicas = {n: r for n, r in kept.items() if r["Type"] == "AWS::KMS::ReplicaKey"}
+    if mode == "replica":
+        if keys:
+            errors.append(f"StackKeys=replica, yet the stack creates keys {sorted(keys)}")
+        for k in expected:
+            rep = replicas.get(f"{k}Replica")
+            if rep is None:
+                errors.append(f"no replica of {k}")
+                continue
+            props = rep["Properties"]
+            if props.get("PrimaryKeyArn") != params[f"Primary{k}Arn"]:
+                errors.append(f"{k}Replica: PrimaryKeyArn is not Primary{k}Arn")
+            original = resolve(source["Resources"][k]["Properties"], params, cond)
+            if props.get("KeyPolicy") != original["KeyPolicy"]:
+                errors.append(f"{k}Replica: its key policy differs from {k}'s")
+            if props.get("Tags") != original.get("Tags"):
+                errors.append(f"{k}Replica: its tags differ from {k}'s")
+        names = {f"{k}" for k in KEYS}
+        for n, r in kept.items():
+            if r["Type"] in ("AWS::IAM::Role", "AWS::Lambda::Function", "AWS::KMS::Alias"):
+                for v in walk(r):
+                    if isinstance(v, dict) and "Fn::GetAtt" in v and v["Fn::GetAtt"][0] in names:
+                        errors.append(f"{n}: names {v['Fn::GetAtt'][0]}, not its replica")
+                    if isinstance(v, dict) and v.get("Ref") in names:
+                        errors.append(f"{n}: names {v['Ref']}, not its replica")
+    else:
+        if replicas:
+            errors.append(f"replicas {sorted(replicas)} outside StackKeys=replica")
+        for k in expected:
+            if k not in keys:
+                errors.append(f"{k} is not created")
+                continue
+            multi = keys[k]["Properties"].get("MultiRegion") is True
+            want = mode == "multi-region" or k == "ChallengeWrappingKey"
+            if multi != want:
+                errors.append(f"{k}: MultiRegion {multi}, expected {want}")
+            if not want and "MultiRegion" in keys[k]["Properties"] and keys[k]["Properties"]["MultiRegion"] != {"Ref": "AWS::NoValue"}:
+                errors.append(f"{k}: MultiRegion set (an existing stack's key would be replaced)")
+    return errors
+
+
+def global_table_errors(source):
+    """deploy/global.yaml's table has template.yaml's schema: keys, attributes, the kind index
+    and the TTL attribute (a region's stack uses it through ExistingTableName), and the stream
+    global tables need."""
+    errors = []
+    glob, matches = decode("deploy/global.yaml")
+    if matches:
+        return [f"deploy/global.yaml does not parse: {matches}"]
+    table = source["Resources"]["Table"]["Properties"]
+    replica = glob["Resources"]["GlobalTable"]["Properties"]
+    for field in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "TimeToLiveSpecification", "BillingMode"):
+        if json.loads(json.dumps(table[field])) != json.loads(json.dumps(replica[field])):
+            errors.append(f"global-table: deploy/global.yaml's {field} differs from template.yaml's")
+    if replica.get("StreamSpecification", {}).get("StreamViewType") != "NEW_AND_OLD_IMAGES":
+        errors.append("global-table: deploy/global.yaml's table has no NEW_AND_OLD_IMAGES stream")
+    return errors
 
 
 def main():
@@ -156,11 +314,18 @@ def main():
                 == {"Ref": "EdgeOriginRequestPolicy"},
                 "the distribution uses that origin request policy",
             )
-        data_key = mode == "data-key"
-        check(("ChallengeWrappingKey" in kept) == data_key, "the wrapping key exactly in data-key mode")
-        if data_key:
+        data_key = params.get("ChallengeSigning") == "data-key"
+        replica = params.get("StackKeys") == "replica"
+        wrapping = "ChallengeWrappingKeyReplica" if replica else "ChallengeWrappingKey"
+        check(
+            ("ChallengeWrappingKey" in kept or "ChallengeWrappingKeyReplica" in kept) == data_key,
+            "the wrapping key exactly in data-key mode",
+        )
+        if data_key and not replica:
             key = kept["ChallengeWrappingKey"]["Properties"]
             check(key.get("MultiRegion") is True, "the wrapping key is multi-Region")
+        errors.extend(f"{mode}: {e}" for e in table_errors(kept, params))
+        errors.extend(f"{mode}: {e}" for e in key_errors(kept, params, source, cond))
         role = kept.get("ChallengeFunctionRole", {}).get("Properties", {})
         statements = [
             st
@@ -173,7 +338,7 @@ def main():
         for st in unwraps:
             context = st.get("Condition", {}).get("StringEquals", {})
             check(
-                st.get("Resource") == {"Fn::GetAtt": ["ChallengeWrappingKey", "Arn"]}
+                st.get("Resource") == {"Fn::GetAtt": [wrapping, "Arn"]}
                 and context.get("kms:EncryptionContext:purpose") == "endpoint-stage challenge signing key"
                 and "kms:EncryptionContext:table" in context,
                 "the challenge function unwraps with the wrapping key and the data-key context only",
@@ -207,10 +372,11 @@ def main():
             check(capped == (name in LOGINLESS), f"{name}: reserved concurrency only if it serves no login")
             if capped:
                 check(int(reserved) > 0, f"{name}: a positive reserved concurrency")
+    errors.extend(global_table_errors(source))
     if errors:
         print("\n".join(errors), file=sys.stderr)
         sys.exit(1)
-    print(f"check-modes: {', '.join(MODES)}: translated, linted and as promised")
+    print(f"check-modes: {', '.join(MODES)}: translated, linted and as promised; deploy/global.yaml's table has template.yaml's schema")
 
 
 if __name__ == "__main__":

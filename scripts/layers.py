@@ -32,7 +32,7 @@ LAYERS = [
     ("base", {"secret", "error", "model", "audit"}),
     ("protocol", {"protocol"}),
     ("ports", {"ports"}),
-    ("domain", {"settings", "redirect", "region", "stage", "agent", "admin", "facts", "minter", "compliance", "assertion", "signals", "ssf", "delivery", "egress", "idp", "oidc"}),
+    ("domain", {"settings", "redirect", "region", "stage", "agent", "admin", "facts", "minter", "compliance", "assertion", "signals", "ssf", "delivery", "egress", "idp", "oidc", "health"}),
     ("adapters", {"adapters"}),
     ("edge", {"edge"}),
 ]

@@ -86,10 +86,12 @@ export REPLICATION_LAG_MS="${REPLICATION_LAG_MS:-1000}"
 region_a=us-east-1; region_b=eu-west-1
 export AWS_REGION="$region_a" AWS_DEFAULT_REGION="$region_a"
 # Multi-Region keys made in A, replicated to B: one key id and one kid in both.
-export SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID
+export SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID CHALLENGE_KEY_ID
 SEALING_KEY_ID="$("$STACK_ADMIN" key create-sealing --replicate-to "$region_b")"
 ASSERTION_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
 SIGNALS_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
+# The challenge key each region's /health checks (deployed: the stack's ChallengeKey, a replica in B).
+CHALLENGE_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
 # A's table with its data key; B's table empty (a replica is filled by replication, never given
 # a data key of its own).
 "$STACK_ADMIN" init >/dev/null
@@ -109,7 +111,7 @@ region_start() {
 export STACK_ROOT='$root' STACK_BIN='$stack_bin' LOG_LEVEL='$LOG_LEVEL'
 export AWS_ENDPOINT_URL='$AWS_ENDPOINT_URL' AWS_ACCESS_KEY_ID='$AWS_ACCESS_KEY_ID' AWS_SECRET_ACCESS_KEY='$AWS_SECRET_ACCESS_KEY'
 export AWS_REGION='$region' AWS_DEFAULT_REGION='$region' AWS_EC2_METADATA_DISABLED=true AWS_ATTEMPT_TIMEOUT_MS='$AWS_ATTEMPT_TIMEOUT_MS'
-export TABLE_NAME='$TABLE_NAME' SEALING_KEY_ID='$SEALING_KEY_ID' ASSERTION_KEY_ID='$ASSERTION_KEY_ID' SIGNALS_KEY_ID='$SIGNALS_KEY_ID'
+export TABLE_NAME='$TABLE_NAME' SEALING_KEY_ID='$SEALING_KEY_ID' ASSERTION_KEY_ID='$ASSERTION_KEY_ID' SIGNALS_KEY_ID='$SIGNALS_KEY_ID' CHALLENGE_KEY_ID='$CHALLENGE_KEY_ID'
 export API_PORT='$port' ENDPOINT_API='http://127.0.0.1:$port' PUBLIC_BASE_URL='http://127.0.0.1:$port'
 export AWS_ENDPOINT_URL_LAMBDA='http://127.0.0.1:$port' CHALLENGE_FUNCTION_NAME=challenge
 export PUSH_FIRST_RETRY_SECONDS=2 PUSH_ALLOW_LOOPBACK=1

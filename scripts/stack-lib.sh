@@ -132,6 +132,8 @@ functions_start() {
   # The P-256 key that signs security event tokens (deployed: the stack's SignalsKey): its own
   # key, so that the functions that sign SETs cannot sign device assertions.
   export SIGNALS_KEY_ID="${SIGNALS_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
+  # The challenge key /health checks (deployed: the stack's ChallengeKey, or HealthChallengeKey).
+  export CHALLENGE_KEY_ID="${CHALLENGE_KEY_ID:-$("$STACK_ADMIN" key create --spec ECC_NIST_P256)}"
   # CHALLENGE_SIGNING=data-key runs the stack as ChallengeSigning=data-key deploys it (issue 31.4):
   # the challenge function may unwrap challenge data keys, wrapped under their own key (deployed:
   # the stack's ChallengeWrappingKey), and the end-to-end suites' connectors sign with data keys

@@ -39,7 +39,7 @@ trap 'exit 143' TERM
 # scripts/check-api.py, and scripts/check-modes.py: the template translated and linted with
 # each mode's parameters (EdgeProtection none and cloudfront), and each mode's promises.
 template_checks() {
-  .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml
+  .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml deploy/global.yaml
   SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --region us-east-1 >/dev/null
   .venv/bin/python scripts/check-api.py
   .venv/bin/python scripts/check-modes.py

@@ -31,6 +31,7 @@ pub mod edge;
 pub mod egress;
 pub mod error;
 pub mod facts;
+pub mod health;
 pub mod idp;
 pub mod minter;
 pub mod model;

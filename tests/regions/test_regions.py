@@ -121,6 +121,18 @@ def respond(setup, jws):
     return out.stdout.strip()
 
 
+def test_each_region_reports_its_own_health():
+    """GET /health in each region: its own table and its replica of the challenge key."""
+    for api, region in ((A, "us-east-1"), (B, "eu-west-1")):
+        answer = requests.get(f"{api}/health", timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "status": "ok",
+            "region": region,
+            "checks": {"table": "ok", "challenge_key": "ok"},
+        }
+
+
 def test_a_device_enrolled_in_a_signs_in_through_b(setup):
     def login_in_b():
         plan = new_plan(B, setup["stage"])
@@ -184,6 +196,11 @@ def test_a_plan_in_flight_when_its_region_stops_fails_cleanly_and_a_new_plan_pas
         page_b = requests.get(f"{B}/v1/plans/{plan}/page", timeout=10, allow_redirects=False)
         assert in_a == (None, "connection refused"), in_a
         assert in_b == (307, "other_region"), in_b  # to A, which is down: never a pass
+        # What Route 53's checks see: A does not answer /health, B does, healthy.
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{A}/health", timeout=10)
+        health_b = requests.get(f"{B}/health", timeout=10)
+        assert health_b.status_code == 200 and health_b.json()["status"] == "ok", health_b.text
         assert page_b.status_code == 307 and page_b.headers["location"].startswith(A)
         # The relying party's retry: a new plan, in B.
         retry = new_plan(B, setup["stage"])

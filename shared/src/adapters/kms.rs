@@ -337,3 +337,34 @@ impl ChallengeSigner for KmsSigner {
         })
     }
 }
+
+/// `/health`'s look at a key: `DescribeKey`, a management call outside the
+/// cryptographic request quota; the key is usable when KMS says it is enabled and made for its
+/// use (SIGN_VERIFY to sign challenges, ENCRYPT_DECRYPT to unwrap data keys).
+impl crate::ports::KeyStatus for KmsSigner {
+    async fn key_usable(
+        &self,
+        key: &str,
+        usage: crate::ports::KeyUse,
+    ) -> Result<bool, SignerError> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(key)
+            .send()
+            .await
+            .map_err(|e| signer_error("DescribeKey", key, &e))?;
+        let Some(meta) = out.key_metadata() else {
+            return Err(SignerError::Unavailable(
+                "KMS returned no key metadata".into(),
+            ));
+        };
+        let wanted = match usage {
+            crate::ports::KeyUse::Sign => KeyUsageType::SignVerify,
+            crate::ports::KeyUse::Wrap => KeyUsageType::EncryptDecrypt,
+        };
+        Ok(meta.enabled()
+            && meta.key_state() == Some(&aws_sdk_kms::types::KeyState::Enabled)
+            && meta.key_usage() == Some(&wanted))
+    }
+}

@@ -24,6 +24,10 @@ pub struct FunctionConfig {
     pub challenge_function: String,
     /// `BRAND_TITLE`: the title `core/brands/current/` answers (default `endpoint-stage`).
     pub brand_title: String,
+    /// `CHALLENGE_KEY_ID`: the challenge key `/health` checks (`crate::health`): the stack's
+    /// challenge key (a KMS key id, ARN or alias), or with `ChallengeSigning=data-key` the data
+    /// key its connectors sign with (`datakey:<kid>`). Unset: `/health` checks the table only.
+    pub challenge_key: Option<String>,
     /// `SEALING_KEY_ID`: the symmetric KMS key whose data key seals device token keys.
     pub sealing_key: Option<String>,
     /// `ASSERTION_KEY_ID`: the P-256 KMS key that signs device assertions (without it, plans
@@ -101,6 +105,7 @@ impl FunctionConfig {
                     get("REGION_AFFINITY").as_deref(),
                 )?,
             },
+            challenge_key: get("CHALLENGE_KEY_ID").filter(|k| !k.is_empty()),
             sealing_key: get("SEALING_KEY_ID").filter(|k| !k.is_empty()),
             assertion_key: get("ASSERTION_KEY_ID").filter(|k| !k.is_empty()),
             signals_key: get("SIGNALS_KEY_ID").filter(|k| !k.is_empty()),

@@ -198,6 +198,26 @@ pub fn to_body<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("answers of strings, numbers, lists and maps serialize")
 }
 
+/// `/health`'s answer (`crate::health`): 200 `{"status":"ok","region","checks":{...}}` when
+/// every check is ok, else 503 `{"status":"unavailable",...}`; each check by name with its state
+/// (`ok`, `unavailable`, `missing`, `unusable`), never a service's text or a key's id.
+pub fn health_reply(report: &crate::health::Report, region: &str) -> super::reply::Reply {
+    let checks: serde_json::Map<String, Value> = report
+        .checks
+        .iter()
+        .map(|(check, state)| (check.as_str().to_string(), state.as_str().into()))
+        .collect();
+    let (status, word) = if report.healthy() {
+        (200, "ok")
+    } else {
+        (503, "unavailable")
+    };
+    super::reply::Reply::json(
+        status,
+        json!({"status": word, "region": region, "checks": checks}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +383,35 @@ mod tests {
             }),
             json!({"component": "ak-stage-access-denied", "error_message": "m"})
         );
+    }
+
+    #[test]
+    fn health_answers_200_or_503_with_check_states_only() {
+        use crate::health::{Check, CheckState, Report};
+        let ok = Report {
+            checks: vec![
+                (Check::Table, CheckState::Ok),
+                (Check::ChallengeKey, CheckState::Ok),
+            ],
+            checked_at: 0,
+        };
+        let reply = health_reply(&ok, "eu-west-1");
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.body,
+            json!({"status": "ok", "region": "eu-west-1",
+                   "checks": {"table": "ok", "challenge_key": "ok"}})
+        );
+        let failed = Report {
+            checks: vec![
+                (Check::Table, CheckState::Ok),
+                (Check::ChallengeKey, CheckState::Unusable),
+            ],
+            checked_at: 0,
+        };
+        let reply = health_reply(&failed, "eu-west-1");
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.body["status"], "unavailable");
+        assert_eq!(reply.body["checks"]["challenge_key"], "unusable");
     }
 }

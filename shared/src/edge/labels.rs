@@ -17,6 +17,8 @@ pub enum Label {
     Page,
     Module,
     Jwks,
+    /// `/health` answered 200 (a 503 is `Unavailable`).
+    Healthy,
     /// A Shared Signals answer (configuration, stream, status, poll).
     Signals,
     Brand,
@@ -71,6 +73,7 @@ impl Label {
             Label::Page => "page",
             Label::Module => "module",
             Label::Jwks => "jwks",
+            Label::Healthy => "healthy",
             Label::Signals => "signals",
             Label::Brand => "brand",
             Label::Directory => "directory",

@@ -55,8 +55,8 @@ pub mod serve;
 
 pub use errors::{error_class, error_reply, simple_error, ErrorClass, UNAVAILABLE_MESSAGE};
 pub use json::{
-    enrolled_body, interactive_auth_body, outcome_body, parse_executor_request, parse_object,
-    parse_outcome, parse_plan_request, plan_body, plan_created_body, to_body,
+    enrolled_body, health_reply, interactive_auth_body, outcome_body, parse_executor_request,
+    parse_object, parse_outcome, parse_plan_request, plan_body, plan_created_body, to_body,
 };
 pub use labels::Label;
 pub use reply::{Document, Reply, MAX_BODY, RETRY_AFTER_SECS};

@@ -44,6 +44,8 @@ pub enum Throttle {
     Keys,
     /// The Shared Signals receivers' routes.
     Signals,
+    /// `/health`: Route 53's checkers (about 15 places, each every 10 or 30 seconds).
+    Health,
 }
 
 impl Throttle {
@@ -56,6 +58,7 @@ impl Throttle {
             Throttle::Agent => ("AgentRoutesRateLimit", "AgentRoutesBurstLimit"),
             Throttle::Keys => ("KeysRateLimit", "KeysRateLimit"),
             Throttle::Signals => ("SignalsRateLimit", "SignalsRateLimit"),
+            Throttle::Health => ("HealthRateLimit", "HealthBurstLimit"),
         }
     }
 }
@@ -167,10 +170,13 @@ route_table! {
         StagePage = STAGE_PAGE: GET "/v1/plans/{}/page" [plan], Stage, Public;
         StageModule = STAGE_MODULE: GET "/v1/stage.js", Stage, Public;
     }
-    /// Public keys: a connector's challenge keys, the stack's assertion and signals keys.
+    /// Public keys: a connector's challenge keys, the stack's assertion and signals keys; and
+    /// `/health` (the region's table and challenge key, for Route 53: `crate::health`).
     "jwks" => JwksRoute {
         Jwks = JWKS: GET "/v1/connectors/{}/jwks.json" [connector], Keys, Public;
         AssertionJwks = ASSERTION_JWKS: GET "/.well-known/jwks.json", Keys, Public;
+        /// Unauthenticated; at most one round of checks per instance per 10 seconds.
+        Health = HEALTH: GET "/health", Health, Public;
     }
     /// The agent API (authentik's paths).
     "agent" => AgentRoute {

@@ -6,6 +6,7 @@
 mod data_keys;
 mod fetch;
 mod oidc;
+mod probes;
 mod random;
 mod resolve;
 mod signals;
@@ -24,6 +25,7 @@ use crate::protocol::keys::SigningAlg;
 pub use data_keys::{DataKeyRecords, DataKeyVault, WrappedKeyPair};
 pub use fetch::{FetchFailure, FetchKeys};
 pub use oidc::{GrantKind, JwksFetcher, OidcStore};
+pub use probes::{KeyStatus, KeyUse, TableProbe};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
 pub use signals::{RolloutStore, SignalStore};

@@ -15,6 +15,7 @@ mod data_keys;
 mod dynamodb_stage;
 mod dynamodb_store;
 mod emulator;
+mod health;
 mod kms;
 mod lambda;
 mod sealing;

@@ -19,6 +19,7 @@ mod device_owners;
 mod egress;
 mod enrollment;
 mod entra_hint;
+mod health;
 mod improvements;
 #[cfg(feature = "fetch")]
 mod jwks_fetch;

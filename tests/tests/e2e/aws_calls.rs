@@ -259,11 +259,13 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
     let w = world("READS").await;
     let (s, setup, store, signer, ddb, kms) = (&w.s, &w.setup, &w.store, &w.signer, &w.ddb, &w.kms);
     let plan = passed_plan(&w).await;
-    let jwks = fn_jwks::App {
-        base: Base::from_env().unwrap(),
-        store: store.clone(),
-        signer: signer.clone(),
-    };
+    let jwks = fn_jwks::App::new(
+        Base::from_env().unwrap(),
+        store.clone(),
+        signer.clone(),
+        signer.clone(),
+        "us-east-1",
+    );
 
     // The relying party's first read of the passed plan: one GetItem, the device assertion's
     // one KMS Sign (cold, the assertion key's public key first) and the conditional write that
@@ -315,6 +317,52 @@ async fn relying_party_reads_and_jwks_stay_within_budget() {
     assert_eq!(reply.status, 200);
     assert!(kms.calls().is_empty(), "{:?}", kms.calls());
     assert_eq!(ddb.calls(), ["GetItem"]);
+}
+
+/// `/health`: one round of checks (the table's `GetItem`, the challenge key's `DescribeKey`, no
+/// KMS `Sign`) answers every caller of the instance for `HEALTH_CACHE_SECONDS`.
+#[tokio::test]
+async fn health_makes_one_round_of_calls_per_window_whatever_the_callers() {
+    let w = world("HEALTH").await;
+    let (store, signer, ddb, kms) = (&w.store, &w.signer, &w.ddb, &w.kms);
+    let key = signer
+        .create_key(
+            endpoint_core::protocol::keys::KeySpec::EccNistP256,
+            "health",
+        )
+        .await
+        .unwrap();
+    let mut base = Base::from_env().unwrap();
+    base.config.challenge_key = Some(key);
+    let jwks = fn_jwks::App::new(
+        base,
+        store.clone(),
+        signer.clone(),
+        signer.clone(),
+        "us-east-1",
+    );
+    kms.reset();
+    ddb.reset();
+    let callers = 20;
+    for _ in 0..callers {
+        let (reply, _) = jwks
+            .handle(request("GET", routes::HEALTH.template, None))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["checks"]["table"], "ok");
+        assert_eq!(reply.body["checks"]["challenge_key"], "ok");
+    }
+    // Each round is one GetItem and one DescribeKey. The first call makes one; the others answer
+    // its report (they take milliseconds: at most one window can end among them, one more round).
+    let rounds = ddb.calls().len();
+    assert!((1..=2).contains(&rounds), "{:?}", ddb.calls());
+    assert_eq!(ddb.calls(), vec!["GetItem"; rounds]);
+    assert_eq!(kms.calls(), vec!["DescribeKey"; rounds]);
+    println!(
+        "health: {callers} calls, {rounds} round(s) of AWS calls: {:?} {:?}",
+        ddb.calls(),
+        kms.calls()
+    );
 }
 
 #[tokio::test]

@@ -492,11 +492,16 @@ async fn response_function(
 async fn jwks_function(setup: &Setup) -> Vec<String> {
     // The JWKS function.
     let r = recorded().await;
-    let jwks = fn_jwks::App {
-        base: Base::from_env().unwrap(),
-        store: r.store.clone(),
-        signer: r.signer.clone(),
-    };
+    let mut base = Base::from_env().unwrap();
+    // `/health` checks the connector's key, as the stack's CHALLENGE_KEY_ID names its key.
+    base.config.challenge_key = setup.key.clone();
+    let jwks = fn_jwks::App::new(
+        base,
+        r.store.clone(),
+        r.signer.clone(),
+        r.signer.clone(),
+        "us-east-1",
+    );
     let (reply, _) = jwks
         .handle(request(
             "GET",
@@ -508,6 +513,10 @@ async fn jwks_function(setup: &Setup) -> Vec<String> {
     assert_eq!(reply.status, 200);
     let (reply, _) = jwks
         .handle(request("GET", routes::ASSERTION_JWKS.template, None, None))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (reply, _) = jwks
+        .handle(request("GET", routes::HEALTH.template, None, None))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 

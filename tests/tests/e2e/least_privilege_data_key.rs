@@ -83,11 +83,16 @@ pub async fn data_key_functions(s: &Stack) -> BTreeMap<&'static str, Vec<String>
 
     // The JWKS function publishes it.
     let r = recorded().await;
-    let jwks = fn_jwks::App {
-        base: Base::from_env().unwrap(),
-        store: r.store.clone(),
-        signer: keys(&r, false),
-    };
+    let mut base = Base::from_env().unwrap();
+    // `/health` with a data key: its record and its wrapping key's description.
+    base.config.challenge_key = Some(key.clone());
+    let jwks = fn_jwks::App::new(
+        base,
+        r.store.clone(),
+        keys(&r, false),
+        r.signer.clone(),
+        "us-east-1",
+    );
     let (reply, _) = jwks
         .handle(request(
             "GET",
@@ -99,6 +104,8 @@ pub async fn data_key_functions(s: &Stack) -> BTreeMap<&'static str, Vec<String>
     assert_eq!(reply.status, 200, "{}", reply.body);
     let kid = key.strip_prefix("datakey:").unwrap();
     assert_eq!(reply.body["keys"][0]["kid"], kid, "{}", reply.body);
+    let (reply, _) = jwks.handle(request("GET", "/health", None, None)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     let jwks_accesses = r.recorder.accesses().into_iter().collect::<Vec<_>>();
 
     // The agent function: enrollment, then agent_config/ with the key in jwks_challenge.

@@ -13,6 +13,7 @@ mod edge;
 mod egress;
 mod enrollment_trust;
 mod fixtures;
+mod health;
 mod hostile;
 mod key_rollout;
 mod least_privilege;

@@ -70,6 +70,7 @@ mod item;
 mod keyring;
 mod oidc;
 mod plans;
+mod probes;
 mod rollout;
 mod rotate;
 pub mod schema;

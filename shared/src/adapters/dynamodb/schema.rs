@@ -110,6 +110,12 @@ pub(crate) const ANY_ENROLLMENT_USE: &str = "USE#";
 pub(crate) fn keyring_key() -> Item {
     key(KEYRING.to_string(), "DATAKEY")
 }
+/// The key `/health` reads to see that the table answers: no item is ever
+/// written there.
+pub const HEALTH: &str = "HEALTH";
+pub(crate) fn health_key() -> Item {
+    key(HEALTH.to_string(), HEALTH)
+}
 /// A challenge data key's record (the `data-key` signing mode).
 pub const DATA_KEY: &str = "DATAKEY";
 pub(crate) fn data_key_key(kid: &str) -> Item {

@@ -5,11 +5,13 @@
 mod data_keys;
 mod devices;
 mod oidc;
+mod probes;
 mod resolver;
 mod rollout;
 mod signals;
 
 pub use data_keys::MemoryDataKeys;
+pub use probes::MemoryHealth;
 pub use resolver::StaticResolver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
