@@ -6,6 +6,54 @@ use std::future::Future;
 use crate::error::StoreError;
 use crate::model::{ConfigFetch, Receiver, SignalEvent, Stream, UnixTime};
 
+/// How many numbers one epoch of the outbox's sequence holds (`seq >> EPOCH_BITS` is its epoch).
+pub const EPOCH_BITS: u32 = 32;
+
+/// One writer's (one region's) last settling, kept by the store under that writer's name: the
+/// last `seq` it gave, and up to which `seq` below its own epoch it has adopted events another
+/// writer settled (see [`numbering`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalHead {
+    pub last: u64,
+    pub adopted: u64,
+}
+
+/// The first `seq` of an epoch, less one (`0` for epoch 0: the numbering before regions).
+pub fn epoch_base(epoch: u64) -> u64 {
+    epoch << EPOCH_BITS
+}
+
+/// Where a writer numbers from, given its own head and the highest `last` of every other
+/// writer's head it can read (its region's copy of the global table).
+///
+/// One writer settles at a time (the primary region), but when the primary moves, the new one
+/// may not yet hold what the failed one settled in its last replication window. Numbering on
+/// after the highest head it can see would give those numbers again (last writer wins on the
+/// same item: one event lost). So a writer that sees another writer's head above its own starts
+/// a new epoch above every head it sees: the failed primary's numbers, which stay in its older
+/// epoch, can never be given again, and every reader's position (a number of the older epoch)
+/// is below the new ones. What it has seen so far of the older epochs is `adopted`: the events
+/// of older epochs that reach it later, above that, are settled again in its epoch
+/// ([`late_range`]): delivered late, never lost.
+pub fn numbering(own: SignalHead, top_of_others: u64) -> SignalHead {
+    if top_of_others > own.last {
+        SignalHead {
+            last: epoch_base((top_of_others >> EPOCH_BITS) + 1),
+            adopted: top_of_others,
+        }
+    } else {
+        own
+    }
+}
+
+/// The `seq`s of older epochs a writer numbering from `head` settles again in its own epoch:
+/// after `head.adopted`, before its epoch's first. `None` in epoch 0 (a single region, or no
+/// primary move yet).
+pub fn late_range(head: SignalHead) -> Option<(u64, u64)> {
+    let base = epoch_base(head.last >> EPOCH_BITS);
+    (base > 0 && head.adopted + 1 < base).then(|| (head.adopted, base - 1))
+}
+
 /// Shared Signals receivers, their streams, and the outbox's order.
 ///
 /// Writers put events in the outbox with their change (`DeviceStore`), unordered: a writer's
@@ -14,6 +62,9 @@ use crate::model::{ConfigFetch, Receiver, SignalEvent, Stream, UnixTime};
 /// that two settlers never give the same number and a number once visible has every smaller one
 /// visible too). Streams keep the number they have delivered up to, so an event that commits
 /// late, or whose writer's clock was slow, is still after every stream's position.
+///
+/// Each writer (region) keeps its own head and numbers in its own epoch ([`numbering`]): two
+/// writers never give the same number, also when the primary region moves.
 pub trait SignalStore: Send + Sync {
     /// Creates or replaces a receiver.
     fn put_receiver(&self, r: &Receiver) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -42,7 +93,9 @@ pub trait SignalStore: Send + Sync {
     /// not exist.
     fn delete_stream(&self, s: &Stream) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Settles the outbox's events committed since the last settling (each gets the next
-    /// `seq`, after every event settled before it) and answers the highest `seq` given so far.
+    /// `seq`, after every event settled before it), and the events of older epochs that reached
+    /// this writer's copy late ([`late_range`]); answers the highest `seq` given so far by any
+    /// writer (every settled event this store can read is at most it).
     fn settle_signals(&self, now: UnixTime)
         -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// The settled events whose `seq` is after `after` and at most `upto`, in order, at most
@@ -92,4 +145,41 @@ pub trait RolloutStore: Send + Sync {
         connector: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<Vec<ConfigFetch>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_below_another_starts_a_new_epoch_above_every_head() {
+        let own = SignalHead {
+            last: 7,
+            adopted: 0,
+        };
+        // Alone, or the highest: numbering goes on, nothing is settled again.
+        assert_eq!(numbering(own, 0), own);
+        assert_eq!(numbering(own, 7), own);
+        assert_eq!(late_range(own), None);
+        // Another writer's head is above: the next epoch, what was seen adopted.
+        let moved = numbering(own, 9);
+        assert_eq!(
+            moved,
+            SignalHead {
+                last: 1 << EPOCH_BITS,
+                adopted: 9
+            }
+        );
+        assert_eq!(late_range(moved), Some((9, (1 << EPOCH_BITS) - 1)));
+        // Above an epoch that is not the first: the one after it.
+        let again = numbering(moved, (2 << EPOCH_BITS) + 3);
+        assert_eq!(again.last, 3 << EPOCH_BITS);
+        assert_eq!(again.adopted, (2 << EPOCH_BITS) + 3);
+        // Everything below the epoch adopted: nothing to read.
+        let done = SignalHead {
+            last: (1 << EPOCH_BITS) + 5,
+            adopted: (1 << EPOCH_BITS) - 1,
+        };
+        assert_eq!(late_range(done), None);
+    }
 }

@@ -18,4 +18,5 @@ mod emulator;
 mod kms;
 mod lambda;
 mod sealing;
+mod signals_regions;
 mod stream_sealing;

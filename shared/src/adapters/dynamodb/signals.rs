@@ -3,10 +3,13 @@
 //! Writers put an event in the inbox (`SIGNAL#INBOX`, by event id) in the transaction of the
 //! change that causes it (`devices.rs`). Readers settle the inbox: one transaction moves a batch
 //! of its events to the log (`SIGNAL#LOG`, by `seq`) with the next numbers, on condition that the
-//! head (`SIGNAL#HEAD`, the last number given) is still the one read. So numbers are given one
-//! batch at a time, never twice, and a head once read has every event up to it in the log; a
-//! writer's clock and the order writes commit in do not matter. Settled events and the SETs
-//! signed of them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
+//! settling region's head (`SIGNAL#HEAD`, one item per region: the last number it gave) is still
+//! the one read. So numbers are given one batch at a time, never twice, and a head once read has
+//! every event up to it in the log; a writer's clock and the order writes commit in do not
+//! matter. A region whose head is below another's starts a new epoch (`ports::numbering`: the
+//! primary moved), and settles again, in the same transactions, the older epochs' events that
+//! reach its copy of the table later (`ports::late_range`). Settled events and the SETs signed of
+//! them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
 //! Receivers and streams are `streams.rs`.
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
@@ -15,12 +18,13 @@ use super::codec::{json_from, json_item};
 use super::failure::{is_condition_failed, is_transaction_conflict, store_error};
 use super::item::{built, get_s, n, opt_n, s, Item};
 use super::schema::{
-    self, attr, key, seq_sk, signal_head_key, signed_set_pk, SIGNAL_INBOX_PK, SIGNAL_LOG_PK,
+    self, attr, key, seq_sk, signal_head_key, signed_set_pk, SIGNAL_HEAD_PK, SIGNAL_INBOX_PK,
+    SIGNAL_LOG_PK,
 };
 use super::store::DynamoStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
-use crate::ports::SignalStore;
+use crate::ports::{late_range, numbering, SignalHead, SignalStore};
 
 /// Most events one settling transaction moves (two actions each, and the head: under 100).
 const SETTLE_BATCH: usize = 40;
@@ -33,12 +37,37 @@ impl DynamoStore {
         json_item(key(SIGNAL_INBOX_PK.to_string(), e.id.clone()), None, e)
     }
 
-    async fn head(&self) -> Result<u64, StoreError> {
-        let item = self.get("GetItem signal head", signal_head_key()).await?;
-        Ok(match item {
-            Some(i) => opt_n(&i, attr::COUNT)?.unwrap_or(0).max(0) as u64,
-            None => 0,
-        })
+    /// This writer's head, and the highest `last` of every other writer's (one page: a head per
+    /// region).
+    async fn heads(&self) -> Result<(SignalHead, u64), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_values(":pk", s(SIGNAL_HEAD_PK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("Query signal heads", &e))?;
+        let own_key = signal_head_key(&self.signal_writer);
+        let own_sk = get_s(&own_key, schema::SK)?;
+        let (mut own, mut top) = (SignalHead::default(), 0);
+        for item in out.items.unwrap_or_default() {
+            let number =
+                |name| Ok::<u64, StoreError>(opt_n(&item, name)?.unwrap_or(0).max(0) as u64);
+            let head = SignalHead {
+                last: number(attr::COUNT)?,
+                adopted: number(attr::ADOPTED)?,
+            };
+            if get_s(&item, schema::SK)? == own_sk {
+                own = head;
+            } else {
+                top = top.max(head.last);
+            }
+        }
+        Ok((own, top))
     }
 
     /// One batch of the inbox, in event id order.
@@ -58,31 +87,24 @@ impl DynamoStore {
         Ok(out.items.unwrap_or_default())
     }
 
-    /// Moves `inbox` to the log after `head`: `Ok(false)` if another settling moved first.
+    /// Moves `late` (older epochs' events, settled again) and `inbox` to the log after `start`,
+    /// on condition that this writer's head is still `read`: the new head, or `None` if another
+    /// settling moved first.
     async fn settle_batch(
         &self,
-        head: u64,
+        (read, start): (SignalHead, SignalHead),
+        late: &[Item],
         inbox: &[Item],
         now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let new_head = head + inbox.len() as u64;
-        let mut actions = vec![TransactWriteItem::builder()
-            .update(built(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(signal_head_key()))
-                    .update_expression("SET #c = :new")
-                    .condition_expression("attribute_not_exists(#pk) OR #c = :old")
-                    .expression_attribute_names("#pk", schema::PK)
-                    .expression_attribute_names("#c", attr::COUNT)
-                    .expression_attribute_values(":new", n(new_head as i64))
-                    .expression_attribute_values(":old", n(head as i64))
-                    .build(),
-            )?)
-            .build()];
-        for (i, item) in inbox.iter().enumerate() {
-            let mut event: SignalEvent = json_from(item)?;
-            event.seq = head + 1 + i as u64;
+    ) -> Result<Option<SignalHead>, StoreError> {
+        let mut head = start;
+        let mut actions = vec![];
+        let mut log = |event: SignalEvent, head: &mut SignalHead| -> Result<(), StoreError> {
+            head.last += 1;
+            let event = SignalEvent {
+                seq: head.last,
+                ..event
+            };
             let mut settled =
                 json_item(key(SIGNAL_LOG_PK.into(), seq_sk(event.seq)), None, &event)?;
             settled.insert(schema::TTL_ATTRIBUTE.into(), n(now + self.audit_retention));
@@ -96,8 +118,18 @@ impl DynamoStore {
                     )?)
                     .build(),
             );
+            Ok(())
+        };
+        for item in late {
+            let event: SignalEvent = json_from(item)?;
+            head.adopted = event.seq;
+            log(event, &mut head)?;
+        }
+        let mut deletes = Vec::with_capacity(inbox.len());
+        for item in inbox {
+            log(json_from(item)?, &mut head)?;
             let inbox_key = key(SIGNAL_INBOX_PK.into(), get_s(item, schema::SK)?);
-            actions.push(
+            deletes.push(
                 TransactWriteItem::builder()
                     .delete(built(
                         Delete::builder()
@@ -110,6 +142,25 @@ impl DynamoStore {
                     .build(),
             );
         }
+        actions.extend(deletes);
+        actions.push(
+            TransactWriteItem::builder()
+                .update(built(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(signal_head_key(&self.signal_writer)))
+                        .update_expression("SET #c = :new, #a = :adopted")
+                        .condition_expression("attribute_not_exists(#pk) OR #c = :old")
+                        .expression_attribute_names("#pk", schema::PK)
+                        .expression_attribute_names("#c", attr::COUNT)
+                        .expression_attribute_names("#a", attr::ADOPTED)
+                        .expression_attribute_values(":new", n(head.last as i64))
+                        .expression_attribute_values(":adopted", n(head.adopted as i64))
+                        .expression_attribute_values(":old", n(read.last as i64))
+                        .build(),
+                )?)
+                .build(),
+        );
         let r = self
             .client
             .transact_write_items()
@@ -117,8 +168,8 @@ impl DynamoStore {
             .send()
             .await;
         match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_transaction_conflict(&e) => Ok(false),
+            Ok(_) => Ok(Some(head)),
+            Err(e) if is_transaction_conflict(&e) => Ok(None),
             Err(e) => Err(store_error("TransactWriteItems settle signals", &e)),
         }
     }
@@ -201,25 +252,36 @@ impl SignalStore for DynamoStore {
     }
 
     async fn settle_signals(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let mut head = 0;
+        let mut answer = 0;
         for _ in 0..SETTLE_ROUNDS {
-            // The inbox first, then the head: a head read after the inbox was seen empty holds
+            // The inbox first, then the heads: a head read after the inbox was seen empty holds
             // every event committed before this call, even one another reader settled between
             // the two reads (reading the head first could answer a head older than that).
-            let inbox = self.inbox().await?;
-            head = self.head().await?;
-            if inbox.is_empty() {
-                return Ok(head);
+            let mut inbox = self.inbox().await?;
+            let (own, top) = self.heads().await?;
+            answer = own.last.max(top);
+            let start = numbering(own, top);
+            let late = match late_range(start) {
+                Some(range) => {
+                    self.seq_range("Query late signals", SIGNAL_LOG_PK, range, SETTLE_BATCH)
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            inbox.truncate(SETTLE_BATCH - late.len());
+            let moved = late.len() + inbox.len();
+            if moved == 0 {
+                return Ok(answer);
             }
             // Another reader settled first (or some of this batch): the next round reads again.
-            if self.settle_batch(head, &inbox, now).await? {
-                head += inbox.len() as u64;
-                if inbox.len() < SETTLE_BATCH {
-                    return Ok(head);
+            if let Some(head) = self.settle_batch((own, start), &late, &inbox, now).await? {
+                answer = head.last.max(top);
+                if moved < SETTLE_BATCH {
+                    return Ok(answer);
                 }
             }
         }
-        Ok(head)
+        Ok(answer)
     }
 
     async fn signal_events(

@@ -1,10 +1,11 @@
 //! Shared Signals in memory: receivers, streams (versioned, at most so many per receiver), and
-//! the outbox's order (events settled one at a time, each after every one settled before it).
+//! the outbox's order (events settled one at a time, each after every one settled before it,
+//! numbered as the writer this store is: `ports::numbering`).
 
 use super::MemoryStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
-use crate::ports::SignalStore;
+use crate::ports::{late_range, numbering, SignalStore};
 
 impl SignalStore for MemoryStore {
     async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
@@ -58,13 +59,52 @@ impl SignalStore for MemoryStore {
 
     async fn settle_signals(&self, _now: UnixTime) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
+        let own = g
+            .heads
+            .get(&self.signal_writer)
+            .copied()
+            .unwrap_or_default();
+        let top = g
+            .heads
+            .iter()
+            .filter(|(w, _)| **w != self.signal_writer)
+            .map(|(_, h)| h.last)
+            .max()
+            .unwrap_or(0);
+        let mut head = numbering(own, top);
+        // Events of older epochs that arrived after this writer's epoch began: settled again.
+        let late: Vec<SignalEvent> = match late_range(head) {
+            Some((after, upto)) => g
+                .settled
+                .range(after + 1..=upto)
+                .map(|(_, e)| e.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         let mut pending = std::mem::take(&mut g.signals);
         pending.sort_by(|a, b| a.id.cmp(&b.id));
-        for mut e in pending {
-            e.seq = g.settled.len() as u64 + 1;
-            g.settled.push(e);
+        if late.is_empty() && pending.is_empty() {
+            // Nothing to number: a new epoch begins with its first event.
+            return Ok(own.last.max(top));
         }
-        Ok(g.settled.len() as u64)
+        for e in late {
+            head.adopted = e.seq;
+            head.last += 1;
+            g.settled.insert(
+                head.last,
+                SignalEvent {
+                    seq: head.last,
+                    ..e
+                },
+            );
+        }
+        for mut e in pending {
+            head.last += 1;
+            e.seq = head.last;
+            g.settled.insert(head.last, e);
+        }
+        g.heads.insert(self.signal_writer.clone(), head);
+        Ok(head.last.max(top))
     }
 
     async fn signal_events(
@@ -74,11 +114,13 @@ impl SignalStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<SignalEvent>, StoreError> {
         let g = self.lock()?;
+        if after >= upto {
+            return Ok(Vec::new());
+        }
         Ok(g.settled
-            .iter()
-            .filter(|e| e.seq > after && e.seq <= upto)
+            .range(after + 1..=upto)
             .take(limit)
-            .cloned()
+            .map(|(_, e)| e.clone())
             .collect())
     }
 
