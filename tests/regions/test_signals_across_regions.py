@@ -83,7 +83,10 @@ def of_device(claims, device_id):
 
 
 def check_in(state, api, firewall):
-    out = agent(state, "check-in", "--server", api, "--facts", json.dumps({"network": {"firewall_enabled": firewall}}))
+    """A check-in through `api` reporting whether the firewall is on (the simulator's command)."""
+    facts = state.with_name(f"facts-{firewall}.json")
+    facts.write_text(json.dumps({"network": {"firewall_enabled": firewall}}))
+    out = agent(state, "check-in", "--server", api, "--facts", str(facts))
     return out.returncode == 0
 
 
