@@ -13,6 +13,9 @@
 #                                     (REGION_AFFINITY=off, on $REGION_C_API: the negative control)
 #   scripts/regions.sh stop a|b|c     stops one region's functions (its table stays)
 #   scripts/regions.sh start a|b|c    starts them again
+#   scripts/regions.sh isolate a|b    cuts one region's table off: its writes reach the other
+#                                     table only after `reconnect` (a failed region's pending writes)
+#   scripts/regions.sh reconnect a|b  lets them through
 #   scripts/regions.sh primary a|b    moves the primary region (PRIMARY_REGION of regions A and
 #                                     B, whose running functions restart with it); C keeps its own
 #
@@ -49,6 +52,12 @@ case "$mode" in
       echo "region $name did not answer; its log: $dir/$name.log" >&2; exit 1
     fi
     echo "region $name is not running" >&2; exit 0 ;;
+  isolate|reconnect)
+    case "${1:-}" in a) region=us-east-1 ;; b) region=eu-west-1 ;; *) echo "usage: $0 $mode a|b" >&2; exit 2 ;; esac
+    [ -d "$dir" ] || { echo "regions.sh: make run-regions is not running" >&2; exit 2; }
+    if [ "$mode" = isolate ]; then touch "$dir/isolated-$region"; else rm -f "$dir/isolated-$region"; fi
+    echo "region ${1}: $mode" >&2
+    exit 0 ;;
   primary)
     name="${1:-}"
     case "$name" in a) code=use1 ;; b) code=euw1 ;; *) echo "usage: $0 primary a|b" >&2; exit 2 ;; esac
@@ -65,7 +74,7 @@ case "$mode" in
     echo "primary region: $name ($code)" >&2
     exit 0 ;;
   run|test) ;;
-  *) echo "usage: $0 run | test -- CMD [ARGS...] | stop a|b|c | start a|b|c | primary a|b" >&2; exit 2 ;;
+  *) echo "usage: $0 run | test -- CMD [ARGS...] | stop a|b|c | start a|b|c | primary a|b | isolate|reconnect a|b" >&2; exit 2 ;;
 esac
 [ "${1:-}" = "--" ] && shift
 
@@ -115,7 +124,7 @@ OIDC_EC_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to 
 # a data key of its own).
 "$STACK_ADMIN" init >/dev/null
 AWS_REGION="$region_b" env -u SEALING_KEY_ID "$STACK_ADMIN" init >/dev/null
-"$root/.venv/bin/python" "$root/scripts/replicator.py" --endpoint "$AWS_ENDPOINT_URL" \
+REPLICATOR_CONTROL_DIR="$dir" "$root/.venv/bin/python" "$root/scripts/replicator.py" --endpoint "$AWS_ENDPOINT_URL" \
   --table "$TABLE_NAME" --a "$region_a" --b "$region_b" --lag-ms "$REPLICATION_LAG_MS" \
   >"$dir/replicator.log" 2>&1 &
 stack_pids+=($!)
@@ -188,6 +197,8 @@ Stop and start one region's functions (its table stays, and replication goes on)
   scripts/regions.sh stop b      scripts/regions.sh start b
 Move the primary (the signals outbox, the operator's CLI) to B after stopping A:
   scripts/regions.sh primary b
+Cut A's table off (its writes reach B only after reconnect, as a failed region's pending writes):
+  scripts/regions.sh isolate a   scripts/regions.sh reconnect a
 
 Logs: $dir/a.log, $dir/b.log, $dir/replicator.log. Ctrl-C stops everything.
 MSG

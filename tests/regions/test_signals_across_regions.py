@@ -183,3 +183,56 @@ def test_signals_are_delivered_once_via_the_primary_and_at_least_once_when_it_mo
         world["server"].api = None
         subprocess.run([script, "primary", "a"], check=True, timeout=180)
         subprocess.run([script, "start", "a"], check=True, timeout=180)
+
+
+def test_an_event_the_failed_primary_settled_in_its_last_window_is_delivered_after_it_comes_back(world):
+    """A's table is cut off (its writes held, as a failed region's pending writes): a check-in in
+    A flips compliance (X) and A settles it, but nothing of it reaches B. A stops, the primary
+    moves to B, a check-in in B flips compliance (Y) and B settles it. A comes back (its held
+    writes arrive): X, numbered by A in its epoch, is settled again by B and delivered; Y kept
+    its own number (with one sequence for both, X's late log entry and Y had the same number,
+    last writer wins: one of them was never delivered)."""
+    state, device, poller = world["state"], world["device_id"], world["poller"]
+    script = os.environ["REGIONS_SCRIPT"]
+    before = of_device(poller.claims, device)
+    pushed_before = of_device(Pushed.claims, device)
+    subprocess.run([script, "isolate", "a"], check=True, timeout=30)
+    try:
+        # The device's last status is compliant in both copies (the test above): X flips it in A.
+        assert check_in(state, A, False)
+        # A's delivery run settles X (and pushes it): A numbered it.
+        until("X settled and pushed by A", lambda: len(of_device(Pushed.claims, device) - pushed_before) >= 1)
+        (x,) = of_device(Pushed.claims, device) - pushed_before
+        subprocess.run([script, "stop", "a"], check=True, timeout=60)
+        world["server"].api = B
+        subprocess.run([script, "primary", "b"], check=True, timeout=180)
+        # B's copy still says compliant: Y flips it there.
+        assert check_in(state, B, False)
+        until("Y via B", lambda: (poller.poll(B), len(of_device(poller.claims, device) - before) >= 1)[1], timeout=60)
+        got = of_device(poller.claims, device) - before
+        assert x not in got, "X cannot have reached B yet"
+        (y,) = got
+        # Pushed too: A's stream positions, of its epoch, cannot have passed Y (B's epoch is later).
+        until("Y pushed by B", lambda: Pushed.got[y] >= 1, timeout=30)
+        # A comes back: its held writes (X's log entry among them) reach B.
+        subprocess.run([script, "reconnect", "a"], check=True, timeout=30)
+        came_back = time.monotonic()
+        _, took = until("X via B", lambda: (poller.poll(B), x in poller.claims)[1], timeout=60)
+        # The push receiver got X from A before it failed; B pushes it again (the same jti).
+        until("X pushed by B", lambda: Pushed.got[x] >= 2, timeout=30)
+        end = time.monotonic() + 2 * LAG + 4
+        while time.monotonic() < end:
+            poller.poll(B)
+            time.sleep(0.3)
+        assert poller.got[y] == 1 and poller.got[x] >= 1 and Pushed.got[y] == 1, (poller.got, Pushed.got, x, y)
+        assert poller.claims[x]["events"][CAEP]["current_status"] == "not-compliant"
+        figure(
+            f"signals: an event A settled while cut off (X) was delivered via B {took:.1f} s after A came back "
+            f"(poll: X {poller.got[x]}x, Y {poller.got[y]}x; push: X {Pushed.got[x]}x, Y {Pushed.got[y]}x); "
+            f"{time.monotonic() - came_back:.0f} s watched"
+        )
+    finally:
+        subprocess.run([script, "reconnect", "a"], check=True, timeout=30)
+        world["server"].api = None
+        subprocess.run([script, "primary", "a"], check=True, timeout=180)
+        subprocess.run([script, "start", "a"], check=True, timeout=180)

@@ -6,49 +6,57 @@ use std::future::Future;
 use crate::error::StoreError;
 use crate::model::{ConfigFetch, Receiver, SignalEvent, Stream, UnixTime};
 
-/// How many numbers one epoch of the outbox's sequence holds (`seq >> EPOCH_BITS` is its epoch).
-pub const EPOCH_BITS: u32 = 32;
+/// How many numbers one epoch of the outbox's sequence holds (`seq >> EPOCH_BITS` is its epoch):
+/// 2^31, so that an epoch named after a Unix time in seconds stays below 2^63 (a DynamoDB number
+/// read as `i64`) until 2106.
+pub const EPOCH_BITS: u32 = 31;
 
 /// One writer's (one region's) last settling, kept by the store under that writer's name: the
-/// last `seq` it gave, and up to which `seq` below its own epoch it has adopted events another
-/// writer settled (see [`numbering`]).
+/// last `seq` it gave, and up to which `seq` below its own epoch it has looked for events other
+/// writers settled (see [`numbering`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SignalHead {
     pub last: u64,
     pub adopted: u64,
 }
 
-/// The first `seq` of an epoch, less one (`0` for epoch 0: the numbering before regions).
+/// The first `seq` of an epoch, less one (`0` for epoch 0: the numbering of one region).
 pub fn epoch_base(epoch: u64) -> u64 {
     epoch << EPOCH_BITS
 }
 
-/// Where a writer numbers from, given its own head and the highest `last` of every other
-/// writer's head it can read (its region's copy of the global table).
+/// Where a writer numbers from, given its own head, the highest `last` of every other writer's
+/// head it can read (its region's copy of the global table), whether this is the first settling
+/// of a regional writer's process (`first`: a function's cold start, for example after the
+/// primary moved to its region), and the time.
 ///
 /// One writer settles at a time (the primary region), but when the primary moves, the new one
-/// may not yet hold what the failed one settled in its last replication window. Numbering on
-/// after the highest head it can see would give those numbers again (last writer wins on the
-/// same item: one event lost). So a writer that sees another writer's head above its own starts
-/// a new epoch above every head it sees: the failed primary's numbers, which stay in its older
-/// epoch, can never be given again, and every reader's position (a number of the older epoch)
-/// is below the new ones. What it has seen so far of the older epochs is `adopted`: the events
-/// of older epochs that reach it later, above that, are settled again in its epoch
-/// ([`late_range`]): delivered late, never lost.
-pub fn numbering(own: SignalHead, top_of_others: u64) -> SignalHead {
-    if top_of_others > own.last {
+/// may not yet hold what the failed one settled in its last replication window, nor know that
+/// the failed one had started an epoch of its own. Numbering on after the highest head it can
+/// see would give those numbers again (last writer wins on the same item: one event lost), and a
+/// stream position the failed one wrote could later pass the new one's events. So a writer that
+/// sees another writer's head above its own, or settles for the first time since it started,
+/// starts a new epoch: above every head it sees, and at least the current time in seconds. A
+/// primary move happens after the failed primary's last settling, so the new primary's numbers
+/// are above every number the failed one gave, seen or not, and every reader's position is below
+/// them. The events of other writers that reach it later, above what it had seen (`adopted`),
+/// are settled again in its epoch ([`late_range`]): delivered late, never lost.
+pub fn numbering(own: SignalHead, top_of_others: u64, first: bool, now: UnixTime) -> SignalHead {
+    if top_of_others > own.last || first {
+        let seen = own.last.max(top_of_others);
+        let epoch = ((seen >> EPOCH_BITS) + 1).max(now.max(0) as u64);
         SignalHead {
-            last: epoch_base((top_of_others >> EPOCH_BITS) + 1),
-            adopted: top_of_others,
+            last: epoch_base(epoch),
+            adopted: own.adopted.max(top_of_others),
         }
     } else {
         own
     }
 }
 
-/// The `seq`s of older epochs a writer numbering from `head` settles again in its own epoch:
-/// after `head.adopted`, before its epoch's first. `None` in epoch 0 (a single region, or no
-/// primary move yet).
+/// The `seq`s below its epoch a writer numbering from `head` looks through for other writers'
+/// events that arrived late (its own are skipped): after `head.adopted`, before its epoch's
+/// first. `None` in epoch 0 (one region).
 pub fn late_range(head: SignalHead) -> Option<(u64, u64)> {
     let base = epoch_base(head.last >> EPOCH_BITS);
     (base > 0 && head.adopted + 1 < base).then(|| (head.adopted, base - 1))
@@ -151,34 +159,55 @@ pub trait RolloutStore: Send + Sync {
 mod tests {
     use super::*;
 
+    const NOW: UnixTime = 1_800_000_000;
+
     #[test]
-    fn a_writer_below_another_starts_a_new_epoch_above_every_head() {
+    fn a_writer_below_another_or_just_started_begins_a_new_epoch_above_every_head() {
         let own = SignalHead {
             last: 7,
             adopted: 0,
         };
-        // Alone, or the highest: numbering goes on, nothing is settled again.
-        assert_eq!(numbering(own, 0), own);
-        assert_eq!(numbering(own, 7), own);
+        // Alone, or the highest, and not new: numbering goes on, nothing is looked through.
+        assert_eq!(numbering(own, 0, false, NOW), own);
+        assert_eq!(numbering(own, 7, false, NOW), own);
         assert_eq!(late_range(own), None);
-        // Another writer's head is above: the next epoch, what was seen adopted.
-        let moved = numbering(own, 9);
+        // Another writer's head is above: an epoch named after the time, what was seen kept.
+        let moved = numbering(own, 9, false, NOW);
+        let base = epoch_base(NOW as u64);
         assert_eq!(
             moved,
             SignalHead {
-                last: 1 << EPOCH_BITS,
+                last: base,
                 adopted: 9
             }
         );
-        assert_eq!(late_range(moved), Some((9, (1 << EPOCH_BITS) - 1)));
-        // Above an epoch that is not the first: the one after it.
-        let again = numbering(moved, (2 << EPOCH_BITS) + 3);
-        assert_eq!(again.last, 3 << EPOCH_BITS);
-        assert_eq!(again.adopted, (2 << EPOCH_BITS) + 3);
-        // Everything below the epoch adopted: nothing to read.
+        assert_eq!(late_range(moved), Some((9, base - 1)));
+        // Its first settling since it started: a new epoch too, also when it is the highest.
+        let restarted = numbering(
+            SignalHead {
+                last: base + 5,
+                adopted: 9,
+            },
+            3,
+            true,
+            NOW + 60,
+        );
+        assert_eq!(
+            restarted,
+            SignalHead {
+                last: epoch_base(NOW as u64 + 60),
+                adopted: 9
+            }
+        );
+        // A clock behind the epochs seen: the epoch after the highest.
+        let ahead = numbering(moved, epoch_base(NOW as u64 + 100) + 3, false, NOW);
+        assert_eq!(ahead.last, epoch_base(NOW as u64 + 101));
+        // Every seq stays below 2^63 until 2106.
+        assert!(epoch_base(u32::MAX as u64) + (1 << EPOCH_BITS) - 1 <= i64::MAX as u64);
+        // Everything below the epoch looked through: nothing to read.
         let done = SignalHead {
-            last: (1 << EPOCH_BITS) + 5,
-            adopted: (1 << EPOCH_BITS) - 1,
+            last: base + 5,
+            adopted: base - 1,
         };
         assert_eq!(late_range(done), None);
     }

@@ -45,7 +45,7 @@ pub async fn primary_move<S: Store>(a: &S, b: &S, replicate: impl AsyncFn(&S, &S
     let e1 = signal(T0 + 1, "e1");
     a.put_evaluations("M", &[], &[], one(&e1)).await.unwrap();
     let h1 = a.settle_signals(now).await.unwrap();
-    assert_eq!(h1, 1);
+    assert!(h1 > 0);
     // The receiver polled e1 from A.
     let mut st = a.get_stream("moving").await.unwrap().unwrap();
     st.position = h1;
@@ -54,7 +54,7 @@ pub async fn primary_move<S: Store>(a: &S, b: &S, replicate: impl AsyncFn(&S, &S
     // A's last replication window: e2 settled in A, not in B's copy yet.
     let e2 = signal(T0 + 2, "e2");
     a.put_evaluations("M", &[], &[], one(&e2)).await.unwrap();
-    assert_eq!(a.settle_signals(now).await.unwrap(), 2);
+    assert_eq!(a.settle_signals(now).await.unwrap(), h1 + 1);
     // A fails; B is the primary now: a check-in there commits e3, B settles it.
     let e3 = signal(T0 + 3, "e3");
     b.put_evaluations("M", &[], &[], one(&e3)).await.unwrap();
@@ -82,7 +82,7 @@ pub async fn primary_move<S: Store>(a: &S, b: &S, replicate: impl AsyncFn(&S, &S
     assert!(
         read.iter()
             .filter(|e| e.id == e3.id)
-            .all(|e| e.seq >> EPOCH_BITS == 1),
+            .all(|e| e.seq >> EPOCH_BITS > h1 >> EPOCH_BITS),
         "B numbers in a new epoch: {seqs:?}"
     );
     // Normal operation on B: a new event is read once, nothing is settled twice (also when
@@ -101,7 +101,7 @@ pub async fn primary_move<S: Store>(a: &S, b: &S, replicate: impl AsyncFn(&S, &S
     let e5 = signal(T0 + 5, "e5");
     a.put_evaluations("M", &[], &[], one(&e5)).await.unwrap();
     let h5 = a.settle_signals(now).await.unwrap();
-    assert!(h5 > h4 && h5 >> EPOCH_BITS == 2, "{h5}");
+    assert!(h5 >> EPOCH_BITS > h4 >> EPOCH_BITS, "{h5}");
     let back = a.signal_events(h4, h5, 100).await.unwrap();
     assert_eq!(counts(&back), BTreeMap::from([(e5.id.as_str(), 1)]));
 }

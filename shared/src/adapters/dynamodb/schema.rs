@@ -186,8 +186,10 @@ pub mod attr {
     /// A plan's compliance view when it ended (JSON).
     pub const COMPLIANCE: &str = "compliance";
     pub const COUNT: &str = "count";
-    /// A signal writer's head: the highest `seq` of older epochs it settled again.
+    /// A signal writer's head: up to which `seq` below its epoch it looked for late events.
     pub const ADOPTED: &str = "adopted";
+    /// A settled signal event's writer (the region that numbered it; `""`: one region).
+    pub const WRITER: &str = "writer";
     pub const CONNECTOR: &str = "connector";
     pub const CREATED_AT: &str = "created_at";
     pub const DATA: &str = "data";

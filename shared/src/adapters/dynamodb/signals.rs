@@ -12,11 +12,13 @@
 //! them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
 //! Receivers and streams are `streams.rs`.
 
+use std::sync::atomic::Ordering;
+
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::codec::{json_from, json_item};
 use super::failure::{is_condition_failed, is_transaction_conflict, store_error};
-use super::item::{built, get_s, n, opt_n, s, Item};
+use super::item::{built, get_s, n, opt_n, opt_s, s, Item};
 use super::schema::{
     self, attr, key, seq_sk, signal_head_key, signed_set_pk, SIGNAL_HEAD_PK, SIGNAL_INBOX_PK,
     SIGNAL_LOG_PK,
@@ -92,12 +94,13 @@ impl DynamoStore {
     /// settling moved first.
     async fn settle_batch(
         &self,
-        (read, start): (SignalHead, SignalHead),
+        (read, start, examined): (SignalHead, SignalHead, Option<u64>),
         late: &[Item],
         inbox: &[Item],
         now: UnixTime,
     ) -> Result<Option<SignalHead>, StoreError> {
         let mut head = start;
+        head.adopted = head.adopted.max(examined.unwrap_or(0));
         let mut actions = vec![];
         let mut log = |event: SignalEvent, head: &mut SignalHead| -> Result<(), StoreError> {
             head.last += 1;
@@ -108,6 +111,7 @@ impl DynamoStore {
             let mut settled =
                 json_item(key(SIGNAL_LOG_PK.into(), seq_sk(event.seq)), None, &event)?;
             settled.insert(schema::TTL_ATTRIBUTE.into(), n(now + self.audit_retention));
+            settled.insert(attr::WRITER.into(), s(&self.signal_writer));
             actions.push(
                 TransactWriteItem::builder()
                     .put(built(
@@ -121,9 +125,7 @@ impl DynamoStore {
             Ok(())
         };
         for item in late {
-            let event: SignalEvent = json_from(item)?;
-            head.adopted = event.seq;
-            log(event, &mut head)?;
+            log(json_from(item)?, &mut head)?;
         }
         let mut deletes = Vec::with_capacity(inbox.len());
         for item in inbox {
@@ -218,6 +220,13 @@ impl DynamoStore {
     }
 }
 
+/// The `seq` a log or SET item's sort key holds.
+fn sk_seq(item: &Item) -> Result<u64, StoreError> {
+    get_s(item, schema::SK)?
+        .parse::<u64>()
+        .map_err(|_| super::item::corrupt(schema::SK))
+}
+
 impl SignalStore for DynamoStore {
     async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
         self.store_receiver(r).await
@@ -260,23 +269,35 @@ impl SignalStore for DynamoStore {
             let mut inbox = self.inbox().await?;
             let (own, top) = self.heads().await?;
             answer = own.last.max(top);
-            let start = numbering(own, top);
-            let late = match late_range(start) {
-                Some(range) => {
-                    self.seq_range("Query late signals", SIGNAL_LOG_PK, range, SETTLE_BATCH)
-                        .await?
+            let first = !self.signal_writer.is_empty() && !self.numbered.load(Ordering::SeqCst);
+            let start = numbering(own, top, first, now);
+            // Other writers' events below this writer's epoch that arrived late (its own are
+            // looked through once, and skipped).
+            let (mut late, mut examined) = (Vec::new(), None);
+            if let Some(range) = late_range(start) {
+                let items = self
+                    .seq_range("Query late signals", SIGNAL_LOG_PK, range, SETTLE_BATCH)
+                    .await?;
+                for item in items {
+                    examined = Some(sk_seq(&item)?);
+                    if opt_s(&item, attr::WRITER).unwrap_or_default() != self.signal_writer {
+                        late.push(item);
+                    }
                 }
-                None => Vec::new(),
-            };
+            }
             inbox.truncate(SETTLE_BATCH - late.len());
             let moved = late.len() + inbox.len();
-            if moved == 0 {
+            if moved == 0 && examined.is_none() {
                 return Ok(answer);
             }
             // Another reader settled first (or some of this batch): the next round reads again.
-            if let Some(head) = self.settle_batch((own, start), &late, &inbox, now).await? {
+            if let Some(head) = self
+                .settle_batch((own, start, examined), &late, &inbox, now)
+                .await?
+            {
+                self.numbered.store(true, Ordering::SeqCst);
                 answer = head.last.max(top);
-                if moved < SETTLE_BATCH {
+                if moved < SETTLE_BATCH && examined.is_none() {
                     return Ok(answer);
                 }
             }
@@ -308,10 +329,7 @@ impl SignalStore for DynamoStore {
             .await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let seq = get_s(&item, schema::SK)?
-                .parse::<u64>()
-                .map_err(|_| super::item::corrupt(schema::SK))?;
-            out.push((seq, get_s(&item, attr::DATA)?));
+            out.push((sk_seq(&item)?, get_s(&item, attr::DATA)?));
         }
         Ok(out)
     }

@@ -67,6 +67,8 @@ pub struct DynamoStore {
     pub(super) audit_retention: i64,
     /// The name this store settles the outbox under: its region's code (`""`: one region).
     pub(super) signal_writer: String,
+    /// Whether this process's store has settled since it started (`ports::numbering`'s `first`).
+    pub(super) numbered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -86,6 +88,7 @@ impl DynamoStore {
             sealing: None,
             audit_retention: crate::audit::DEFAULT_RETENTION_DAYS * 86_400,
             signal_writer: String::new(),
+            numbered: Arc::default(),
         }
     }
 

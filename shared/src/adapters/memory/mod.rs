@@ -89,7 +89,7 @@ struct Inner {
     /// The outbox's events not settled yet, in commit order.
     signals: Vec<SignalEvent>,
     /// The settled events, by `seq` (the first is 1; a new epoch's after a primary move).
-    settled: BTreeMap<u64, SignalEvent>,
+    settled: BTreeMap<u64, (String, SignalEvent)>,
     /// Each writer's (region's) head, by its name (`""`: one region).
     heads: BTreeMap<String, crate::ports::SignalHead>,
     /// (receiver, seq) -> its SET, signed once.
@@ -133,6 +133,8 @@ pub struct MemoryStore {
     consumed: AtomicU64,
     /// The name this store settles the outbox under (its region's code; `""`: one region).
     signal_writer: String,
+    /// Whether this store has settled since it was made (`ports::numbering`'s `first`).
+    numbered: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryStore {

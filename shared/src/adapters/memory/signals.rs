@@ -2,6 +2,8 @@
 //! the outbox's order (events settled one at a time, each after every one settled before it,
 //! numbered as the writer this store is: `ports::numbering`).
 
+use std::sync::atomic::Ordering;
+
 use super::MemoryStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
@@ -57,7 +59,7 @@ impl SignalStore for MemoryStore {
         Ok(self.lock()?.streams.remove(&st.id).is_some())
     }
 
-    async fn settle_signals(&self, _now: UnixTime) -> Result<u64, StoreError> {
+    async fn settle_signals(&self, now: UnixTime) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
         let own = g
             .heads
@@ -71,39 +73,32 @@ impl SignalStore for MemoryStore {
             .map(|(_, h)| h.last)
             .max()
             .unwrap_or(0);
-        let mut head = numbering(own, top);
-        // Events of older epochs that arrived after this writer's epoch began: settled again.
-        let late: Vec<SignalEvent> = match late_range(head) {
-            Some((after, upto)) => g
-                .settled
-                .range(after + 1..=upto)
-                .map(|(_, e)| e.clone())
-                .collect(),
-            None => Vec::new(),
-        };
+        let first = !self.signal_writer.is_empty() && !self.numbered.load(Ordering::SeqCst);
+        let mut head = numbering(own, top, first, now);
+        // Other writers' events below this writer's epoch that arrived late: settled again.
+        let (mut late, mut examined) = (Vec::new(), None);
+        if let Some((after, upto)) = late_range(head) {
+            for (seq, (writer, e)) in g.settled.range(after + 1..=upto) {
+                examined = Some(*seq);
+                if *writer != self.signal_writer {
+                    late.push(e.clone());
+                }
+            }
+        }
         let mut pending = std::mem::take(&mut g.signals);
         pending.sort_by(|a, b| a.id.cmp(&b.id));
-        if late.is_empty() && pending.is_empty() {
+        if examined.is_none() && pending.is_empty() {
             // Nothing to number: a new epoch begins with its first event.
             return Ok(own.last.max(top));
         }
-        for e in late {
-            head.adopted = e.seq;
-            head.last += 1;
-            g.settled.insert(
-                head.last,
-                SignalEvent {
-                    seq: head.last,
-                    ..e
-                },
-            );
-        }
-        for mut e in pending {
+        head.adopted = head.adopted.max(examined.unwrap_or(0));
+        for mut e in late.into_iter().chain(pending) {
             head.last += 1;
             e.seq = head.last;
-            g.settled.insert(head.last, e);
+            g.settled.insert(head.last, (self.signal_writer.clone(), e));
         }
         g.heads.insert(self.signal_writer.clone(), head);
+        self.numbered.store(true, Ordering::SeqCst);
         Ok(head.last.max(top))
     }
 
@@ -120,7 +115,7 @@ impl SignalStore for MemoryStore {
         Ok(g.settled
             .range(after + 1..=upto)
             .take(limit)
-            .map(|(_, e)| e.clone())
+            .map(|(_, (_, e))| e.clone())
             .collect())
     }
 
