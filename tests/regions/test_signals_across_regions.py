@@ -77,6 +77,18 @@ class Pushed(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def outbox(region):
+    """The signals heads and log of `region`'s table (a failure's explanation)."""
+    import boto3
+    db = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=region)
+    items = []
+    for pk in ("SIGNAL#HEAD", "SIGNAL#LOG", "SIGNAL#INBOX"):
+        out = db.query(TableName=os.environ.get("TABLE_NAME", "endpoint-stage"), KeyConditionExpression="pk = :p",
+                       ExpressionAttributeValues={":p": {"S": pk}}, ConsistentRead=True)
+        items += [{k: list(v.values())[0] for k, v in i.items() if k in ("pk", "sk", "count", "adopted", "writer")} for i in out["Items"]]
+    return items
+
+
 def of_device(claims, device_id):
     """The `jti`s of `device_id`'s compliance changes among `claims` (a dict by jti)."""
     return {j for j, c in claims.items() if c.get("sub_id", {}).get("device", {}).get("id") == device_id and CAEP in c["events"]}
@@ -217,7 +229,11 @@ def test_an_event_the_failed_primary_settled_in_its_last_window_is_delivered_aft
         # A comes back: its held writes (X's log entry among them) reach B.
         subprocess.run([script, "reconnect", "a"], check=True, timeout=30)
         came_back = time.monotonic()
-        _, took = until("X via B", lambda: (poller.poll(B), x in poller.claims)[1], timeout=60)
+        try:
+            _, took = until("X via B", lambda: (poller.poll(B), x in poller.claims)[1], timeout=60)
+        except AssertionError:
+            print("A:", outbox("us-east-1"), "\nB:", outbox("eu-west-1"), "\nX:", x, poller.claims.get(x))
+            raise
         # The push receiver got X from A before it failed; B pushes it again (the same jti).
         until("X pushed by B", lambda: Pushed.got[x] >= 2, timeout=30)
         end = time.monotonic() + 2 * LAG + 4

@@ -27,7 +27,7 @@ pub use oidc::{GrantKind, JwksFetcher, OidcStore};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
 pub use signals::{
-    epoch_base, late_range, numbering, RolloutStore, SignalHead, SignalStore, EPOCH_BITS,
+    epoch_base, late_ranges, numbering, RolloutStore, SignalHead, SignalStore, EPOCH_BITS,
 };
 
 /// Plans: the per-login state. Every read filters plans whose `expires_at` has passed.

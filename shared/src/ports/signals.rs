@@ -1,6 +1,7 @@
 //! The ports of the Shared Signals transmitter (receivers, streams, the outbox's order, kept
 //! SETs) and of the challenge key rollout (which devices fetched the next key).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::error::StoreError;
@@ -12,12 +13,12 @@ use crate::model::{ConfigFetch, Receiver, SignalEvent, Stream, UnixTime};
 pub const EPOCH_BITS: u32 = 31;
 
 /// One writer's (one region's) last settling, kept by the store under that writer's name: the
-/// last `seq` it gave, and up to which `seq` below its own epoch it has looked for events other
-/// writers settled (see [`numbering`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// last `seq` it gave, and for each other writer up to which of that writer's `seq`s it has
+/// accounted for (seen when it started its epoch, or settled again since: [`late_ranges`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignalHead {
     pub last: u64,
-    pub adopted: u64,
+    pub adopted: BTreeMap<String, u64>,
 }
 
 /// The first `seq` of an epoch, less one (`0` for epoch 0: the numbering of one region).
@@ -25,10 +26,10 @@ pub fn epoch_base(epoch: u64) -> u64 {
     epoch << EPOCH_BITS
 }
 
-/// Where a writer numbers from, given its own head, the highest `last` of every other writer's
-/// head it can read (its region's copy of the global table), whether this is the first settling
-/// of a regional writer's process (`first`: a function's cold start, for example after the
-/// primary moved to its region), and the time.
+/// Where a writer numbers from, given its own head, every other writer's `last` it can read (its
+/// region's copy of the global table), whether this is the first settling of a regional writer's
+/// process (`first`: a function's cold start, for example after the primary moved to its
+/// region), and the time.
 ///
 /// One writer settles at a time (the primary region), but when the primary moves, the new one
 /// may not yet hold what the failed one settled in its last replication window, nor know that
@@ -39,27 +40,48 @@ pub fn epoch_base(epoch: u64) -> u64 {
 /// starts a new epoch: above every head it sees, and at least the current time in seconds. A
 /// primary move happens after the failed primary's last settling, so the new primary's numbers
 /// are above every number the failed one gave, seen or not, and every reader's position is below
-/// them. The events of other writers that reach it later, above what it had seen (`adopted`),
-/// are settled again in its epoch ([`late_range`]): delivered late, never lost.
-pub fn numbering(own: SignalHead, top_of_others: u64, first: bool, now: UnixTime) -> SignalHead {
-    if top_of_others > own.last || first {
-        let seen = own.last.max(top_of_others);
-        let epoch = ((seen >> EPOCH_BITS) + 1).max(now.max(0) as u64);
-        SignalHead {
-            last: epoch_base(epoch),
-            adopted: own.adopted.max(top_of_others),
-        }
-    } else {
-        own
+/// them. What it sees of the others then counts as accounted for (`adopted`); their events that
+/// reach it later are settled again in its epoch ([`late_ranges`]): delivered late, never lost.
+pub fn numbering(
+    own: &SignalHead,
+    others: &BTreeMap<String, u64>,
+    first: bool,
+    now: UnixTime,
+) -> SignalHead {
+    let top = others.values().copied().max().unwrap_or(0);
+    if top <= own.last && !first {
+        return own.clone();
+    }
+    let seen = own.last.max(top);
+    let epoch = ((seen >> EPOCH_BITS) + 1).max(now.max(0) as u64);
+    let mut adopted = own.adopted.clone();
+    for (writer, last) in others {
+        let a = adopted.entry(writer.clone()).or_default();
+        *a = (*a).max(*last);
+    }
+    SignalHead {
+        last: epoch_base(epoch),
+        adopted,
     }
 }
 
-/// The `seq`s below its epoch a writer numbering from `head` looks through for other writers'
-/// events that arrived late (its own are skipped): after `head.adopted`, before its epoch's
-/// first. `None` in epoch 0 (one region).
-pub fn late_range(head: SignalHead) -> Option<(u64, u64)> {
+/// For each other writer whose head is above what `head` accounted for: the `seq`s to look
+/// through for its events that arrived late (after the accounted one, at most its head and below
+/// `head`'s epoch). Only that writer's events in them are settled again. None in epoch 0 (one
+/// region).
+pub fn late_ranges(head: &SignalHead, others: &BTreeMap<String, u64>) -> Vec<(String, u64, u64)> {
     let base = epoch_base(head.last >> EPOCH_BITS);
-    (base > 0 && head.adopted + 1 < base).then(|| (head.adopted, base - 1))
+    if base == 0 {
+        return Vec::new();
+    }
+    others
+        .iter()
+        .filter_map(|(writer, last)| {
+            let after = head.adopted.get(writer).copied().unwrap_or(0);
+            let upto = (*last).min(base - 1);
+            (after < upto).then(|| (writer.clone(), after, upto))
+        })
+        .collect()
 }
 
 /// Shared Signals receivers, their streams, and the outbox's order.
@@ -161,34 +183,48 @@ mod tests {
 
     const NOW: UnixTime = 1_800_000_000;
 
+    fn heads(list: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        list.iter().map(|(w, l)| (w.to_string(), *l)).collect()
+    }
+
     #[test]
     fn a_writer_below_another_or_just_started_begins_a_new_epoch_above_every_head() {
         let own = SignalHead {
             last: 7,
-            adopted: 0,
+            adopted: BTreeMap::new(),
         };
         // Alone, or the highest, and not new: numbering goes on, nothing is looked through.
-        assert_eq!(numbering(own, 0, false, NOW), own);
-        assert_eq!(numbering(own, 7, false, NOW), own);
-        assert_eq!(late_range(own), None);
-        // Another writer's head is above: an epoch named after the time, what was seen kept.
-        let moved = numbering(own, 9, false, NOW);
+        assert_eq!(numbering(&own, &heads(&[]), false, NOW), own);
+        assert_eq!(numbering(&own, &heads(&[("a", 7)]), false, NOW), own);
+        assert!(late_ranges(&own, &heads(&[("a", 7)])).is_empty());
+        // Another writer's head is above: an epoch named after the time, what was seen accounted.
+        let moved = numbering(&own, &heads(&[("a", 9)]), false, NOW);
         let base = epoch_base(NOW as u64);
         assert_eq!(
             moved,
             SignalHead {
                 last: base,
-                adopted: 9
+                adopted: heads(&[("a", 9)])
             }
         );
-        assert_eq!(late_range(moved), Some((9, base - 1)));
-        // Its first settling since it started: a new epoch too, also when it is the highest.
+        assert!(late_ranges(&moved, &heads(&[("a", 9)])).is_empty());
+        // The other's later events (its last window) arrive: looked through, below the epoch.
+        assert_eq!(
+            late_ranges(&moved, &heads(&[("a", 12)])),
+            [("a".to_string(), 9, 12)]
+        );
+        assert_eq!(
+            late_ranges(&moved, &heads(&[("a", base + 3)])),
+            [("a".to_string(), 9, base - 1)]
+        );
+        // Its first settling since it started: a new epoch too, also when it is the highest;
+        // what it accounted for stays.
         let restarted = numbering(
-            SignalHead {
+            &SignalHead {
                 last: base + 5,
-                adopted: 9,
+                ..moved.clone()
             },
-            3,
+            &heads(&[("a", 9)]),
             true,
             NOW + 60,
         );
@@ -196,19 +232,20 @@ mod tests {
             restarted,
             SignalHead {
                 last: epoch_base(NOW as u64 + 60),
-                adopted: 9
+                adopted: heads(&[("a", 9)])
             }
         );
         // A clock behind the epochs seen: the epoch after the highest.
-        let ahead = numbering(moved, epoch_base(NOW as u64 + 100) + 3, false, NOW);
+        let ahead = numbering(
+            &moved,
+            &heads(&[("a", epoch_base(NOW as u64 + 100) + 3)]),
+            false,
+            NOW,
+        );
         assert_eq!(ahead.last, epoch_base(NOW as u64 + 101));
         // Every seq stays below 2^63 until 2106.
         assert!(epoch_base(u32::MAX as u64) + (1 << EPOCH_BITS) - 1 <= i64::MAX as u64);
-        // Everything below the epoch looked through: nothing to read.
-        let done = SignalHead {
-            last: base + 5,
-            adopted: base - 1,
-        };
-        assert_eq!(late_range(done), None);
+        // One region: epoch 0, nothing to look through.
+        assert!(late_ranges(&own, &heads(&[("a", 12)])).is_empty());
     }
 }

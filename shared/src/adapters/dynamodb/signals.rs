@@ -8,10 +8,11 @@
 //! every event up to it in the log; a writer's clock and the order writes commit in do not
 //! matter. A region whose head is below another's starts a new epoch (`ports::numbering`: the
 //! primary moved), and settles again, in the same transactions, the older epochs' events that
-//! reach its copy of the table later (`ports::late_range`). Settled events and the SETs signed of
+//! reach its copy of the table later (`ports::late_ranges`). Settled events and the SETs signed of
 //! them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
 //! Receivers and streams are `streams.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
@@ -26,7 +27,7 @@ use super::schema::{
 use super::store::DynamoStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
-use crate::ports::{late_range, numbering, SignalHead, SignalStore};
+use crate::ports::{late_ranges, numbering, SignalHead, SignalStore};
 
 /// Most events one settling transaction moves (two actions each, and the head: under 100).
 const SETTLE_BATCH: usize = 40;
@@ -39,9 +40,9 @@ impl DynamoStore {
         json_item(key(SIGNAL_INBOX_PK.to_string(), e.id.clone()), None, e)
     }
 
-    /// This writer's head, and the highest `last` of every other writer's (one page: a head per
-    /// region).
-    async fn heads(&self) -> Result<(SignalHead, u64), StoreError> {
+    /// This writer's head, and every other writer's `last` by its name (one page: a head per
+    /// region; `HEAD` is the writer without a name).
+    async fn heads(&self) -> Result<(SignalHead, BTreeMap<String, u64>), StoreError> {
         let out = self
             .client
             .query()
@@ -53,23 +54,23 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("Query signal heads", &e))?;
-        let own_key = signal_head_key(&self.signal_writer);
-        let own_sk = get_s(&own_key, schema::SK)?;
-        let (mut own, mut top) = (SignalHead::default(), 0);
+        let (mut own, mut others) = (SignalHead::default(), BTreeMap::new());
         for item in out.items.unwrap_or_default() {
-            let number =
-                |name| Ok::<u64, StoreError>(opt_n(&item, name)?.unwrap_or(0).max(0) as u64);
-            let head = SignalHead {
-                last: number(attr::COUNT)?,
-                adopted: number(attr::ADOPTED)?,
-            };
-            if get_s(&item, schema::SK)? == own_sk {
-                own = head;
+            let last = opt_n(&item, attr::COUNT)?.unwrap_or(0).max(0) as u64;
+            let sk = get_s(&item, schema::SK)?;
+            let writer = if sk == "HEAD" { String::new() } else { sk };
+            if writer == self.signal_writer {
+                let adopted = match opt_s(&item, attr::ADOPTED) {
+                    Some(json) => serde_json::from_str(&json)
+                        .map_err(|_| super::item::corrupt(attr::ADOPTED))?,
+                    None => BTreeMap::new(),
+                };
+                own = SignalHead { last, adopted };
             } else {
-                top = top.max(head.last);
+                others.insert(writer, last);
             }
         }
-        Ok((own, top))
+        Ok((own, others))
     }
 
     /// One batch of the inbox, in event id order.
@@ -94,13 +95,12 @@ impl DynamoStore {
     /// settling moved first.
     async fn settle_batch(
         &self,
-        (read, start, examined): (SignalHead, SignalHead, Option<u64>),
+        (read, start): (&SignalHead, SignalHead),
         late: &[Item],
         inbox: &[Item],
         now: UnixTime,
     ) -> Result<Option<SignalHead>, StoreError> {
         let mut head = start;
-        head.adopted = head.adopted.max(examined.unwrap_or(0));
         let mut actions = vec![];
         let mut log = |event: SignalEvent, head: &mut SignalHead| -> Result<(), StoreError> {
             head.last += 1;
@@ -145,6 +145,8 @@ impl DynamoStore {
             );
         }
         actions.extend(deletes);
+        let adopted = serde_json::to_string(&head.adopted)
+            .map_err(|_| super::item::corrupt(attr::ADOPTED))?;
         actions.push(
             TransactWriteItem::builder()
                 .update(built(
@@ -157,7 +159,7 @@ impl DynamoStore {
                         .expression_attribute_names("#c", attr::COUNT)
                         .expression_attribute_names("#a", attr::ADOPTED)
                         .expression_attribute_values(":new", n(head.last as i64))
-                        .expression_attribute_values(":adopted", n(head.adopted as i64))
+                        .expression_attribute_values(":adopted", s(&adopted))
                         .expression_attribute_values(":old", n(read.last as i64))
                         .build(),
                 )?)
@@ -267,37 +269,47 @@ impl SignalStore for DynamoStore {
             // every event committed before this call, even one another reader settled between
             // the two reads (reading the head first could answer a head older than that).
             let mut inbox = self.inbox().await?;
-            let (own, top) = self.heads().await?;
+            let (own, others) = self.heads().await?;
+            let top = others.values().copied().max().unwrap_or(0);
             answer = own.last.max(top);
             let first = !self.signal_writer.is_empty() && !self.numbered.load(Ordering::SeqCst);
-            let start = numbering(own, top, first, now);
-            // Other writers' events below this writer's epoch that arrived late (its own are
-            // looked through once, and skipped).
-            let (mut late, mut examined) = (Vec::new(), None);
-            if let Some(range) = late_range(start) {
+            let mut start = numbering(&own, &others, first, now);
+            // Other writers' events below this writer's epoch that arrived late.
+            let (mut late, mut looked, mut more) = (Vec::new(), false, false);
+            for (writer, after, upto) in late_ranges(&start, &others) {
+                let room = SETTLE_BATCH - late.len();
+                if room == 0 {
+                    more = true;
+                    break;
+                }
                 let items = self
-                    .seq_range("Query late signals", SIGNAL_LOG_PK, range, SETTLE_BATCH)
+                    .seq_range("Query late signals", SIGNAL_LOG_PK, (after, upto), room)
                     .await?;
+                let reached = match items.last() {
+                    Some(last) if items.len() == room => {
+                        more = true;
+                        sk_seq(last)?
+                    }
+                    _ => upto,
+                };
                 for item in items {
-                    examined = Some(sk_seq(&item)?);
-                    if opt_s(&item, attr::WRITER).unwrap_or_default() != self.signal_writer {
+                    if opt_s(&item, attr::WRITER).unwrap_or_default() == writer {
                         late.push(item);
                     }
                 }
+                start.adopted.insert(writer, reached);
+                looked = true;
             }
             inbox.truncate(SETTLE_BATCH - late.len());
             let moved = late.len() + inbox.len();
-            if moved == 0 && examined.is_none() {
+            if moved == 0 && !looked {
                 return Ok(answer);
             }
             // Another reader settled first (or some of this batch): the next round reads again.
-            if let Some(head) = self
-                .settle_batch((own, start, examined), &late, &inbox, now)
-                .await?
-            {
+            if let Some(head) = self.settle_batch((&own, start), &late, &inbox, now).await? {
                 self.numbered.store(true, Ordering::SeqCst);
                 answer = head.last.max(top);
-                if moved < SETTLE_BATCH && examined.is_none() {
+                if moved < SETTLE_BATCH && !more {
                     return Ok(answer);
                 }
             }

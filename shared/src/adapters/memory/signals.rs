@@ -2,12 +2,13 @@
 //! the outbox's order (events settled one at a time, each after every one settled before it,
 //! numbered as the writer this store is: `ports::numbering`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use super::MemoryStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
-use crate::ports::{late_range, numbering, SignalStore};
+use crate::ports::{late_ranges, numbering, SignalStore};
 
 impl SignalStore for MemoryStore {
     async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
@@ -64,42 +65,43 @@ impl SignalStore for MemoryStore {
         let own = g
             .heads
             .get(&self.signal_writer)
-            .copied()
+            .cloned()
             .unwrap_or_default();
-        let top = g
+        let others: BTreeMap<String, u64> = g
             .heads
             .iter()
             .filter(|(w, _)| **w != self.signal_writer)
-            .map(|(_, h)| h.last)
-            .max()
-            .unwrap_or(0);
+            .map(|(w, h)| (w.clone(), h.last))
+            .collect();
+        let top = others.values().copied().max().unwrap_or(0);
         let first = !self.signal_writer.is_empty() && !self.numbered.load(Ordering::SeqCst);
-        let mut head = numbering(own, top, first, now);
+        let mut head = numbering(&own, &others, first, now);
         // Other writers' events below this writer's epoch that arrived late: settled again.
-        let (mut late, mut examined) = (Vec::new(), None);
-        if let Some((after, upto)) = late_range(head) {
-            for (seq, (writer, e)) in g.settled.range(after + 1..=upto) {
-                examined = Some(*seq);
-                if *writer != self.signal_writer {
+        let (mut late, mut looked) = (Vec::new(), false);
+        for (writer, after, upto) in late_ranges(&head, &others) {
+            for (w, e) in g.settled.range(after + 1..=upto).map(|(_, v)| v) {
+                if *w == writer {
                     late.push(e.clone());
                 }
             }
+            head.adopted.insert(writer, upto);
+            looked = true;
         }
         let mut pending = std::mem::take(&mut g.signals);
         pending.sort_by(|a, b| a.id.cmp(&b.id));
-        if examined.is_none() && pending.is_empty() {
+        if !looked && pending.is_empty() {
             // Nothing to number: a new epoch begins with its first event.
             return Ok(own.last.max(top));
         }
-        head.adopted = head.adopted.max(examined.unwrap_or(0));
         for mut e in late.into_iter().chain(pending) {
             head.last += 1;
             e.seq = head.last;
             g.settled.insert(head.last, (self.signal_writer.clone(), e));
         }
+        let last = head.last;
         g.heads.insert(self.signal_writer.clone(), head);
         self.numbered.store(true, Ordering::SeqCst);
-        Ok(head.last.max(top))
+        Ok(last.max(top))
     }
 
     async fn signal_events(
