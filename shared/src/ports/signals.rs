@@ -123,8 +123,8 @@ pub trait SignalStore: Send + Sync {
     /// not exist.
     fn delete_stream(&self, s: &Stream) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Settles the outbox's events committed since the last settling (each gets the next
-    /// `seq`, after every event settled before it), and the events of older epochs that reached
-    /// this writer's copy late ([`late_range`]); answers the highest `seq` given so far by any
+    /// `seq`, after every event settled before it), and other writers' events that reached this
+    /// writer's copy late ([`late_ranges`]); answers the highest `seq` given so far by any
     /// writer (every settled event this store can read is at most it).
     fn settle_signals(&self, now: UnixTime)
         -> impl Future<Output = Result<u64, StoreError>> + Send;

@@ -6,9 +6,10 @@
 //! settling region's head (`SIGNAL#HEAD`, one item per region: the last number it gave) is still
 //! the one read. So numbers are given one batch at a time, never twice, and a head once read has
 //! every event up to it in the log; a writer's clock and the order writes commit in do not
-//! matter. A region whose head is below another's starts a new epoch (`ports::numbering`: the
-//! primary moved), and settles again, in the same transactions, the older epochs' events that
-//! reach its copy of the table later (`ports::late_ranges`). Settled events and the SETs signed of
+//! matter. A region whose head is below another's, or whose process settles for the first
+//! time, starts a new epoch (`ports::numbering`: the primary may have moved), and settles again,
+//! in the same transactions, other regions' events that reach its copy of the table later
+//! (`ports::late_ranges`; a log item names its `writer`). Settled events and the SETs signed of
 //! them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
 //! Receivers and streams are `streams.rs`.
 
