@@ -40,8 +40,9 @@ pub fn epoch_base(epoch: u64) -> u64 {
 /// starts a new epoch: above every head it sees, and at least the current time in seconds. A
 /// primary move happens after the failed primary's last settling, so the new primary's numbers
 /// are above every number the failed one gave, seen or not, and every reader's position is below
-/// them. What it sees of the others then counts as accounted for (`adopted`); their events that
-/// reach it later are settled again in its epoch ([`late_ranges`]): delivered late, never lost.
+/// them. When the primary moved to it, what it sees of the others counts as accounted for
+/// (`adopted`); their events that reach it later are settled again in its epoch
+/// ([`late_ranges`]): delivered late, never lost.
 pub fn numbering(
     own: &SignalHead,
     others: &BTreeMap<String, u64>,
@@ -55,9 +56,13 @@ pub fn numbering(
     let seen = own.last.max(top);
     let epoch = ((seen >> EPOCH_BITS) + 1).max(now.max(0) as u64);
     let mut adopted = own.adopted.clone();
-    for (writer, last) in others {
-        let a = adopted.entry(writer.clone()).or_default();
-        *a = (*a).max(*last);
+    if top > own.last {
+        // The primary moved here: what the others settled so far is in this copy, read in order.
+        // (A process's own new epoch accounts for nothing more: what arrived since is late.)
+        for (writer, last) in others {
+            let a = adopted.entry(writer.clone()).or_default();
+            *a = (*a).max(*last);
+        }
     }
     SignalHead {
         last: epoch_base(epoch),
@@ -234,6 +239,21 @@ mod tests {
                 last: epoch_base(NOW as u64 + 60),
                 adopted: heads(&[("a", 9)])
             }
+        );
+        // ... and what another writer settled since, arrived late, is still looked through.
+        let late = numbering(
+            &SignalHead {
+                last: base + 5,
+                ..moved.clone()
+            },
+            &heads(&[("a", 12)]),
+            true,
+            NOW + 60,
+        );
+        assert_eq!(late.adopted, heads(&[("a", 9)]));
+        assert_eq!(
+            late_ranges(&late, &heads(&[("a", 12)])),
+            [("a".to_string(), 9, 12)]
         );
         // A clock behind the epochs seen: the epoch after the highest.
         let ahead = numbering(
