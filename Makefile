@@ -17,7 +17,8 @@ test:
 
 ## The long suites (CI runs them too): property tests with 20,000 cases each, schema fuzzing of
 ## openapi.yaml (schemathesis) against the local stack, and the regions suite (tests/regions:
-## two local regions, replay, failover and the negative control).
+## two local regions, replay, failover, the negative control, signals across a primary move,
+## ID tokens of both regions verified with one JWKS).
 test-long:
 	scripts/test.sh long
 

@@ -10,7 +10,7 @@ source "$1"
 cd "$STACK_ROOT"
 cargo lambda watch --only-lambda-apis -A 127.0.0.1 -P "$API_PORT" &
 for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null && break; sleep 0.1; done
-for f in plans challenge response jwks agent web ssf deliver; do
+for f in plans challenge response jwks agent web ssf deliver oidc; do
   AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$API_PORT/.rt/$f" AWS_LAMBDA_FUNCTION_NAME="$f" \
     AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 "$STACK_BIN/$f" &
 done

@@ -13,6 +13,11 @@
 #                                     (REGION_AFFINITY=off, on $REGION_C_API: the negative control)
 #   scripts/regions.sh stop a|b|c     stops one region's functions (its table stays)
 #   scripts/regions.sh start a|b|c    starts them again
+#   scripts/regions.sh isolate a|b    cuts one region's table off: its writes reach the other
+#                                     table only after `reconnect` (a failed region's pending writes)
+#   scripts/regions.sh reconnect a|b  lets them through
+#   scripts/regions.sh primary a|b    moves the primary region (PRIMARY_REGION of regions A and
+#                                     B, whose running functions restart with it); C keeps its own
 #
 # Defaults: moto on $MOTO_PORT (5000 for run, a free port for test), A on $API_PORT (9000), B on
 # $API_PORT_B (9001), table $TABLE_NAME (endpoint-stage) in each region.
@@ -47,8 +52,29 @@ case "$mode" in
       echo "region $name did not answer; its log: $dir/$name.log" >&2; exit 1
     fi
     echo "region $name is not running" >&2; exit 0 ;;
+  isolate|reconnect)
+    case "${1:-}" in a) region=us-east-1 ;; b) region=eu-west-1 ;; *) echo "usage: $0 $mode a|b" >&2; exit 2 ;; esac
+    [ -d "$dir" ] || { echo "regions.sh: make run-regions is not running" >&2; exit 2; }
+    if [ "$mode" = isolate ]; then touch "$dir/isolated-$region"; else rm -f "$dir/isolated-$region"; fi
+    echo "region ${1}: $mode" >&2
+    exit 0 ;;
+  primary)
+    name="${1:-}"
+    case "$name" in a) code=use1 ;; b) code=euw1 ;; *) echo "usage: $0 primary a|b" >&2; exit 2 ;; esac
+    for r in a b; do
+      [ -f "$dir/$r.env" ] || { echo "regions.sh: no region $r (is make run-regions running?)" >&2; exit 2; }
+      sed -i "s/PRIMARY_REGION=[a-z0-9]*/PRIMARY_REGION=$code/" "$dir/$r.env"
+    done
+    for r in a b; do
+      if [ -f "$dir/$r.pid" ] && kill -0 "$(cat "$dir/$r.pid")" 2>/dev/null; then
+        "$0" stop "$r"
+        "$0" start "$r"
+      fi
+    done
+    echo "primary region: $name ($code)" >&2
+    exit 0 ;;
   run|test) ;;
-  *) echo "usage: $0 run | test -- CMD [ARGS...] | stop a|b|c | start a|b|c" >&2; exit 2 ;;
+  *) echo "usage: $0 run | test -- CMD [ARGS...] | stop a|b|c | start a|b|c | primary a|b | isolate|reconnect a|b" >&2; exit 2 ;;
 esac
 [ "${1:-}" = "--" ] && shift
 
@@ -86,17 +112,21 @@ export REPLICATION_LAG_MS="${REPLICATION_LAG_MS:-1000}"
 region_a=us-east-1; region_b=eu-west-1
 export AWS_REGION="$region_a" AWS_DEFAULT_REGION="$region_a"
 # Multi-Region keys made in A, replicated to B: one key id and one kid in both.
-export SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID CHALLENGE_KEY_ID
+export SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID CHALLENGE_KEY_ID OIDC_RSA_KEY_ID OIDC_EC_KEY_ID
 SEALING_KEY_ID="$("$STACK_ADMIN" key create-sealing --replicate-to "$region_b")"
 ASSERTION_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
 SIGNALS_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
 # The challenge key each region's /health checks (deployed: the stack's ChallengeKey, a replica in B).
 CHALLENGE_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
+# The OpenID provider's ID token keys (RS256, ES256): an ID token of either region verifies with
+# the one JWKS.
+OIDC_RSA_KEY_ID="$("$STACK_ADMIN" key create --spec RSA_2048 --replicate-to "$region_b")"
+OIDC_EC_KEY_ID="$("$STACK_ADMIN" key create --spec ECC_NIST_P256 --replicate-to "$region_b")"
 # A's table with its data key; B's table empty (a replica is filled by replication, never given
 # a data key of its own).
 "$STACK_ADMIN" init >/dev/null
 AWS_REGION="$region_b" env -u SEALING_KEY_ID "$STACK_ADMIN" init >/dev/null
-"$root/.venv/bin/python" "$root/scripts/replicator.py" --endpoint "$AWS_ENDPOINT_URL" \
+REPLICATOR_CONTROL_DIR="$dir" "$root/.venv/bin/python" "$root/scripts/replicator.py" --endpoint "$AWS_ENDPOINT_URL" \
   --table "$TABLE_NAME" --a "$region_a" --b "$region_b" --lag-ms "$REPLICATION_LAG_MS" \
   >"$dir/replicator.log" 2>&1 &
 stack_pids+=($!)
@@ -112,6 +142,7 @@ export STACK_ROOT='$root' STACK_BIN='$stack_bin' LOG_LEVEL='$LOG_LEVEL'
 export AWS_ENDPOINT_URL='$AWS_ENDPOINT_URL' AWS_ACCESS_KEY_ID='$AWS_ACCESS_KEY_ID' AWS_SECRET_ACCESS_KEY='$AWS_SECRET_ACCESS_KEY'
 export AWS_REGION='$region' AWS_DEFAULT_REGION='$region' AWS_EC2_METADATA_DISABLED=true AWS_ATTEMPT_TIMEOUT_MS='$AWS_ATTEMPT_TIMEOUT_MS'
 export TABLE_NAME='$TABLE_NAME' SEALING_KEY_ID='$SEALING_KEY_ID' ASSERTION_KEY_ID='$ASSERTION_KEY_ID' SIGNALS_KEY_ID='$SIGNALS_KEY_ID' CHALLENGE_KEY_ID='$CHALLENGE_KEY_ID'
+export OIDC_RSA_KEY_ID='$OIDC_RSA_KEY_ID' OIDC_EC_KEY_ID='$OIDC_EC_KEY_ID'
 export API_PORT='$port' ENDPOINT_API='http://127.0.0.1:$port' PUBLIC_BASE_URL='http://127.0.0.1:$port'
 export AWS_ENDPOINT_URL_LAMBDA='http://127.0.0.1:$port' CHALLENGE_FUNCTION_NAME=challenge
 export PUSH_FIRST_RETRY_SECONDS=2 PUSH_ALLOW_LOOPBACK=1
@@ -166,6 +197,10 @@ A plan of B asked of A is redirected to B (307):
 Stop and start one region's functions (its table stays, and replication goes on):
   scripts/regions.sh stop a      scripts/regions.sh start a
   scripts/regions.sh stop b      scripts/regions.sh start b
+Move the primary (the signals outbox, the operator's CLI) to B after stopping A:
+  scripts/regions.sh primary b
+Cut A's table off (its writes reach B only after reconnect, as a failed region's pending writes):
+  scripts/regions.sh isolate a   scripts/regions.sh reconnect a
 
 Logs: $dir/a.log, $dir/b.log, $dir/replicator.log. Ctrl-C stops everything.
 MSG

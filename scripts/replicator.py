@@ -10,6 +10,10 @@ What it keeps of global tables (docs/ARCHITECTURE.md, "Regions"):
   than the other table's latest write of that item is dropped, so both tables end with the
   later write;
 - a conditional write sees only its own region's copy (nothing here makes it see the other).
+- a region cut off (REPLICATOR_CONTROL_DIR/isolated-<region> exists: `scripts/regions.sh
+  isolate a`) keeps its writes: they are read (and timed) as they happen but reach the other
+  table only when the file is gone (`scripts/regions.sh reconnect a`), as a failed region's
+  pending writes propagate when it comes back; the other region's writes still reach it.
 
 How: the tables' streams (NEW_AND_OLD_IMAGES, turned on here), read every 50 ms; a copy of each
 table's items when it starts (the items written before its streams existed). The replicator's
@@ -109,6 +113,12 @@ def main():
             side.written_at.setdefault(key, now())
             heapq.heappush(due, (now(), next(order), id(other[id(side)]), key, item, now()))
     sides = {id(a): a, id(b): b}
+    control = os.environ.get("REPLICATOR_CONTROL_DIR")
+    held = []  # writes of a cut-off region, in order
+
+    def isolated(side):
+        return bool(control) and os.path.exists(os.path.join(control, f"isolated-{side.region}"))
+
     print(f"replicator: {args.table} {args.a} <-> {args.b}, lag {args.lag_ms} ms", flush=True)
     while True:
         for side in (a, b):
@@ -127,9 +137,16 @@ def main():
                 t = now()
                 side.written_at[key] = t
                 heapq.heappush(due, (t + args.lag_ms, next(order), id(other[id(side)]), key, image, t))
+        for entry in [h for h in held if not isolated(other[h[2]])]:
+            held.remove(entry)
+            heapq.heappush(due, entry)
         while due and due[0][0] <= now():
-            _, _, target_id, key, image, t = heapq.heappop(due)
+            entry = heapq.heappop(due)
+            _, _, target_id, key, image, t = entry
             target = sides[target_id]
+            if isolated(other[target_id]):
+                held.append(entry)
+                continue
             if target.written_at.get(key, -1) > t:
                 continue  # last writer wins: the target's own write is later
             target.written_at[key] = t

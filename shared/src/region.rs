@@ -13,7 +13,7 @@
 //! configured) belongs to the primary region.
 
 use crate::error::CoreError;
-use crate::model::INTERACTIVE_PLAN_PREFIX;
+use crate::model::{INTERACTIVE_PLAN_PREFIX, OIDC_PLAN_PREFIX};
 use crate::ports::{random_id, Random};
 
 /// Longest region code (`use1`, `euw1`: a few characters).
@@ -25,19 +25,24 @@ pub const MAX_BASE_URL_LEN: usize = 256;
 /// The random bytes of a plan id (at least 128 bits: the contract).
 pub const PLAN_ID_BYTES: usize = 24;
 
-/// A region code: 1 to 8 lowercase ASCII letters and digits, never `ia` (an id starting with
-/// `ia_` is an interactive-auth plan: the agent function's only grant).
+/// A region code: 1 to 8 lowercase ASCII letters and digits, never `ia` nor `oidc` (an id
+/// starting with `ia_` is an interactive-auth plan: the agent function's only grant; `oidc_`, an
+/// OpenID provider's plan, `oidc_<code>_<random>`).
 pub fn valid_region_code(code: &str) -> bool {
     (1..=MAX_REGION_CODE_LEN).contains(&code.len())
         && code
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && format!("{code}_") != INTERACTIVE_PLAN_PREFIX
+        && format!("{code}_") != OIDC_PLAN_PREFIX
 }
 
 /// The region code a plan id carries, if any.
 pub fn plan_region(id: &str) -> Option<&str> {
-    let rest = id.strip_prefix(INTERACTIVE_PLAN_PREFIX).unwrap_or(id);
+    let rest = id
+        .strip_prefix(INTERACTIVE_PLAN_PREFIX)
+        .or_else(|| id.strip_prefix(OIDC_PLAN_PREFIX))
+        .unwrap_or(id);
     let (code, random) = rest.split_once('_')?;
     (valid_region_code(code)
         && !random.is_empty()
@@ -251,6 +256,22 @@ mod tests {
         let ia = a.new_plan_id(&SystemRandom, true);
         assert!(ia.starts_with("ia_use1_"), "{ia}");
         assert_eq!(plan_region(&ia), Some("use1"));
+        // An OpenID provider's plan: `oidc_<code>_<random>`, its home the region in it.
+        let oidc = format!("{OIDC_PLAN_PREFIX}{}", a.new_plan_id(&SystemRandom, false));
+        assert_eq!(plan_region(&oidc), Some("use1"));
+        assert_eq!(
+            two("euw1").home_of(&oidc),
+            Home::Elsewhere {
+                code: "use1",
+                base_url: Some("https://a.example")
+            }
+        );
+        // Made without regions: no code, the primary's.
+        assert_eq!(plan_region("oidc_abcDEF123"), None);
+        assert!(matches!(
+            two("euw1").home_of("oidc_abcDEF123"),
+            Home::Elsewhere { code: "use1", .. }
+        ));
         let single = Regions::default().new_plan_id(&SystemRandom, false);
         assert!(
             single.bytes().all(|b| b.is_ascii_alphanumeric()),
@@ -304,7 +325,16 @@ mod tests {
         for ok in ["use1", "a", "euw1", "12345678"] {
             assert!(valid_region_code(ok), "{ok}");
         }
-        for bad in ["", "ia", "USE1", "us-east-1", "123456789", "a_b", "é"] {
+        for bad in [
+            "",
+            "ia",
+            "oidc",
+            "USE1",
+            "us-east-1",
+            "123456789",
+            "a_b",
+            "é",
+        ] {
             assert!(!valid_region_code(bad), "{bad}");
         }
         for not_coded in ["ia_abc", "abc", "Use1_abc", "use1_", "use1_a-b", "x_y_z"] {

@@ -183,6 +183,10 @@ where
                 }
             }
             OidcRoute::Resume => {
+                // Another region's plan: resumed at its home region (only it reads the plan).
+                if let Err(answer) = edge::at_home(&self.base.config, &req, v[0]) {
+                    return *answer;
+                }
                 match resume(&self.store, &self.signer, &self.keys, &env, &issuer, v[0]).await {
                     Ok(Resumed::Page(plan)) => (
                         pages::see_other(&format!("{issuer}{}", routes::STAGE_PAGE.path(&[&plan]))),

@@ -10,12 +10,15 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     crate::adapters::aws::load_config().await
 }
 
-/// The DynamoDB store on the function's table, keeping audit records `AUDIT_RETENTION_DAYS`.
+/// The DynamoDB store on the function's table, keeping audit records `AUDIT_RETENTION_DAYS`,
+/// settling the signals outbox as this region (`REGION_CODE`: its own epoch of numbers).
 /// It cannot read or write device keys: see [`dynamo_sealing`].
 #[cfg(feature = "dynamodb")]
 pub fn dynamo(aws: &aws_config::SdkConfig, base: &Base) -> crate::adapters::dynamodb::DynamoStore {
+    let region = base.config.settings.regions.own.as_deref().unwrap_or("");
     crate::adapters::dynamodb::DynamoStore::from_config(aws, &base.config.table)
         .with_audit_retention_days(base.config.audit_retention_days)
+        .with_signal_writer(region)
 }
 
 /// The store of the functions that read or write device keys (response validation, enrollment):

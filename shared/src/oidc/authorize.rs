@@ -6,7 +6,7 @@
 
 use crate::error::CoreError;
 use crate::model::{AuthRequest, OidcClient, Plan, Profile, StageSnapshot, UnixTime};
-use crate::ports::{random_id, Directory, JwksFetcher, OidcStore, PlanStore};
+use crate::ports::{Directory, JwksFetcher, OidcStore, PlanStore};
 use crate::settings::Env;
 
 use super::entra::{acr_from_claims, verify_hint};
@@ -182,7 +182,11 @@ async fn new_plan<S: PlanStore + Directory>(
         .get_connector(&stage.connector)
         .await?
         .ok_or_else(|| CoreError::Unavailable("The stage's connector does not exist.".into()))?;
-    let id = format!("{OIDC_PLAN_PREFIX}{}", random_id(env.rng, 24));
+    // `oidc_<code>_<random>` with regions: the plan's home is the region that made it.
+    let id = format!(
+        "{OIDC_PLAN_PREFIX}{}",
+        env.settings.regions.new_plan_id(env.rng, false)
+    );
     let redirect = resume(&id);
     let plan = Plan {
         owner: Some(OIDC_PLAN_OWNER.to_string()),

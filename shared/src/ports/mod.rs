@@ -28,7 +28,9 @@ pub use oidc::{GrantKind, JwksFetcher, OidcStore};
 pub use probes::{KeyStatus, KeyUse, TableProbe};
 pub use random::{random_alnum, random_id, Clock, Random, SystemClock, SystemRandom};
 pub use resolve::{LookupError, Resolve};
-pub use signals::{RolloutStore, SignalStore};
+pub use signals::{
+    epoch_base, late_ranges, numbering, RolloutStore, SignalHead, SignalStore, EPOCH_BITS,
+};
 
 /// Plans: the per-login state. Every read filters plans whose `expires_at` has passed.
 pub trait PlanStore: Send + Sync {

@@ -19,4 +19,5 @@ mod health;
 mod kms;
 mod lambda;
 mod sealing;
+mod signals_regions;
 mod stream_sealing;

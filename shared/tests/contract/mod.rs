@@ -20,6 +20,7 @@ mod assertion;
 mod audit;
 mod oidc;
 mod owners;
+mod primary_move;
 mod rollout;
 pub mod signals;
 
@@ -27,6 +28,7 @@ pub use assertion::{kept_assertions, token_and_device};
 pub use audit::audit;
 pub use oidc::oidc_store;
 pub use owners::device_owners;
+pub use primary_move::primary_move;
 pub use rollout::rollout;
 pub use signals::{device_lock, outbox, streams};
 

@@ -64,7 +64,7 @@ pub async fn device_lock<S: Store>(s: &S) {
 }
 
 /// A signal event of the outbox at `time` (its writer's clock).
-fn signal(time: i64, tag: &str) -> SignalEvent {
+pub(super) fn signal(time: i64, tag: &str) -> SignalEvent {
     SignalEvent {
         id: format!("{time:011}-{tag}"),
         seq: 0,

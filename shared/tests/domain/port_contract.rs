@@ -72,3 +72,13 @@ async fn memory_oidc_store_keeps_the_contract() {
 async fn memory_device_owners_keep_the_contract() {
     crate::contract::device_owners(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn memory_outbox_keeps_its_numbers_when_the_primary_moves() {
+    let a = MemoryStore::new().with_signal_writer("use1");
+    let b = MemoryStore::new().with_signal_writer("euw1");
+    crate::contract::primary_move(&a, &b, async |from: &MemoryStore, to: &MemoryStore| {
+        from.replicate_signals_to(to)
+    })
+    .await;
+}

@@ -144,9 +144,14 @@ pub(crate) fn stream_key(id: &str) -> Item {
 pub(crate) const SIGNAL_INBOX_PK: &str = "SIGNAL#INBOX";
 /// The settled events, sorted by the `seq` the settling gave them.
 pub(crate) const SIGNAL_LOG_PK: &str = "SIGNAL#LOG";
-/// The last `seq` given (`count`): the settling's one conditional write.
-pub(crate) fn signal_head_key() -> Item {
-    key("SIGNAL#HEAD".to_string(), "HEAD")
+/// The writers' heads, one item per writer (region): the settling's one conditional write.
+pub(crate) const SIGNAL_HEAD_PK: &str = "SIGNAL#HEAD";
+/// A writer's head: the last `seq` it gave (`count`) and up to which older `seq` it adopted
+/// (`adopted`). `HEAD` is one region's (and every writer's before regions: region codes are
+/// lowercase, so none is `HEAD`).
+pub(crate) fn signal_head_key(writer: &str) -> Item {
+    let sk = if writer.is_empty() { "HEAD" } else { writer };
+    key(SIGNAL_HEAD_PK.to_string(), sk)
 }
 /// A `seq` as a sort key (zero-padded: text order is number order).
 pub(crate) fn seq_sk(seq: u64) -> String {
@@ -187,6 +192,10 @@ pub mod attr {
     /// A plan's compliance view when it ended (JSON).
     pub const COMPLIANCE: &str = "compliance";
     pub const COUNT: &str = "count";
+    /// A signal writer's head: up to which `seq` below its epoch it looked for late events.
+    pub const ADOPTED: &str = "adopted";
+    /// A settled signal event's writer (the region that numbered it; `""`: one region).
+    pub const WRITER: &str = "writer";
     pub const CONNECTOR: &str = "connector";
     pub const CREATED_AT: &str = "created_at";
     pub const DATA: &str = "data";

@@ -3,24 +3,32 @@
 //! Writers put an event in the inbox (`SIGNAL#INBOX`, by event id) in the transaction of the
 //! change that causes it (`devices.rs`). Readers settle the inbox: one transaction moves a batch
 //! of its events to the log (`SIGNAL#LOG`, by `seq`) with the next numbers, on condition that the
-//! head (`SIGNAL#HEAD`, the last number given) is still the one read. So numbers are given one
-//! batch at a time, never twice, and a head once read has every event up to it in the log; a
-//! writer's clock and the order writes commit in do not matter. Settled events and the SETs
-//! signed of them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
+//! settling region's head (`SIGNAL#HEAD`, one item per region: the last number it gave) is still
+//! the one read. So numbers are given one batch at a time, never twice, and a head once read has
+//! every event up to it in the log; a writer's clock and the order writes commit in do not
+//! matter. A region whose head is below another's, or whose process settles for the first
+//! time, starts a new epoch (`ports::numbering`: the primary may have moved), and settles again,
+//! in the same transactions, other regions' events that reach its copy of the table later
+//! (`ports::late_ranges`; a log item names its `writer`). Settled events and the SETs signed of
+//! them (`SET#<receiver>`, by `seq`) are kept for the audit retention period.
 //! Receivers and streams are `streams.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::codec::{json_from, json_item};
 use super::failure::{is_condition_failed, is_transaction_conflict, store_error};
-use super::item::{built, get_s, n, opt_n, s, Item};
+use super::item::{built, get_s, n, opt_n, opt_s, s, Item};
 use super::schema::{
-    self, attr, key, seq_sk, signal_head_key, signed_set_pk, SIGNAL_INBOX_PK, SIGNAL_LOG_PK,
+    self, attr, key, seq_sk, signal_head_key, signed_set_pk, SIGNAL_HEAD_PK, SIGNAL_INBOX_PK,
+    SIGNAL_LOG_PK,
 };
 use super::store::DynamoStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
-use crate::ports::SignalStore;
+use crate::ports::{late_ranges, numbering, SignalHead, SignalStore};
 
 /// Most events one settling transaction moves (two actions each, and the head: under 100).
 const SETTLE_BATCH: usize = 40;
@@ -33,12 +41,37 @@ impl DynamoStore {
         json_item(key(SIGNAL_INBOX_PK.to_string(), e.id.clone()), None, e)
     }
 
-    async fn head(&self) -> Result<u64, StoreError> {
-        let item = self.get("GetItem signal head", signal_head_key()).await?;
-        Ok(match item {
-            Some(i) => opt_n(&i, attr::COUNT)?.unwrap_or(0).max(0) as u64,
-            None => 0,
-        })
+    /// This writer's head, and every other writer's `last` by its name (one page: a head per
+    /// region; `HEAD` is the writer without a name).
+    async fn heads(&self) -> Result<(SignalHead, BTreeMap<String, u64>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", schema::PK)
+            .expression_attribute_values(":pk", s(SIGNAL_HEAD_PK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("Query signal heads", &e))?;
+        let (mut own, mut others) = (SignalHead::default(), BTreeMap::new());
+        for item in out.items.unwrap_or_default() {
+            let last = opt_n(&item, attr::COUNT)?.unwrap_or(0).max(0) as u64;
+            let sk = get_s(&item, schema::SK)?;
+            let writer = if sk == "HEAD" { String::new() } else { sk };
+            if writer == self.signal_writer {
+                let adopted = match opt_s(&item, attr::ADOPTED) {
+                    Some(json) => serde_json::from_str(&json)
+                        .map_err(|_| super::item::corrupt(attr::ADOPTED))?,
+                    None => BTreeMap::new(),
+                };
+                own = SignalHead { last, adopted };
+            } else {
+                others.insert(writer, last);
+            }
+        }
+        Ok((own, others))
     }
 
     /// One batch of the inbox, in event id order.
@@ -58,34 +91,28 @@ impl DynamoStore {
         Ok(out.items.unwrap_or_default())
     }
 
-    /// Moves `inbox` to the log after `head`: `Ok(false)` if another settling moved first.
+    /// Moves `late` (older epochs' events, settled again) and `inbox` to the log after `start`,
+    /// on condition that this writer's head is still `read`: the new head, or `None` if another
+    /// settling moved first.
     async fn settle_batch(
         &self,
-        head: u64,
+        (read, start): (&SignalHead, SignalHead),
+        late: &[Item],
         inbox: &[Item],
         now: UnixTime,
-    ) -> Result<bool, StoreError> {
-        let new_head = head + inbox.len() as u64;
-        let mut actions = vec![TransactWriteItem::builder()
-            .update(built(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(signal_head_key()))
-                    .update_expression("SET #c = :new")
-                    .condition_expression("attribute_not_exists(#pk) OR #c = :old")
-                    .expression_attribute_names("#pk", schema::PK)
-                    .expression_attribute_names("#c", attr::COUNT)
-                    .expression_attribute_values(":new", n(new_head as i64))
-                    .expression_attribute_values(":old", n(head as i64))
-                    .build(),
-            )?)
-            .build()];
-        for (i, item) in inbox.iter().enumerate() {
-            let mut event: SignalEvent = json_from(item)?;
-            event.seq = head + 1 + i as u64;
+    ) -> Result<Option<SignalHead>, StoreError> {
+        let mut head = start;
+        let mut actions = vec![];
+        let mut log = |event: SignalEvent, head: &mut SignalHead| -> Result<(), StoreError> {
+            head.last += 1;
+            let event = SignalEvent {
+                seq: head.last,
+                ..event
+            };
             let mut settled =
                 json_item(key(SIGNAL_LOG_PK.into(), seq_sk(event.seq)), None, &event)?;
             settled.insert(schema::TTL_ATTRIBUTE.into(), n(now + self.audit_retention));
+            settled.insert(attr::WRITER.into(), s(&self.signal_writer));
             actions.push(
                 TransactWriteItem::builder()
                     .put(built(
@@ -96,8 +123,16 @@ impl DynamoStore {
                     )?)
                     .build(),
             );
+            Ok(())
+        };
+        for item in late {
+            log(json_from(item)?, &mut head)?;
+        }
+        let mut deletes = Vec::with_capacity(inbox.len());
+        for item in inbox {
+            log(json_from(item)?, &mut head)?;
             let inbox_key = key(SIGNAL_INBOX_PK.into(), get_s(item, schema::SK)?);
-            actions.push(
+            deletes.push(
                 TransactWriteItem::builder()
                     .delete(built(
                         Delete::builder()
@@ -110,6 +145,27 @@ impl DynamoStore {
                     .build(),
             );
         }
+        actions.extend(deletes);
+        let adopted = serde_json::to_string(&head.adopted)
+            .map_err(|_| super::item::corrupt(attr::ADOPTED))?;
+        actions.push(
+            TransactWriteItem::builder()
+                .update(built(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(signal_head_key(&self.signal_writer)))
+                        .update_expression("SET #c = :new, #a = :adopted")
+                        .condition_expression("attribute_not_exists(#pk) OR #c = :old")
+                        .expression_attribute_names("#pk", schema::PK)
+                        .expression_attribute_names("#c", attr::COUNT)
+                        .expression_attribute_names("#a", attr::ADOPTED)
+                        .expression_attribute_values(":new", n(head.last as i64))
+                        .expression_attribute_values(":adopted", s(&adopted))
+                        .expression_attribute_values(":old", n(read.last as i64))
+                        .build(),
+                )?)
+                .build(),
+        );
         let r = self
             .client
             .transact_write_items()
@@ -117,8 +173,8 @@ impl DynamoStore {
             .send()
             .await;
         match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_transaction_conflict(&e) => Ok(false),
+            Ok(_) => Ok(Some(head)),
+            Err(e) if is_transaction_conflict(&e) => Ok(None),
             Err(e) => Err(store_error("TransactWriteItems settle signals", &e)),
         }
     }
@@ -167,6 +223,13 @@ impl DynamoStore {
     }
 }
 
+/// The `seq` a log or SET item's sort key holds.
+fn sk_seq(item: &Item) -> Result<u64, StoreError> {
+    get_s(item, schema::SK)?
+        .parse::<u64>()
+        .map_err(|_| super::item::corrupt(schema::SK))
+}
+
 impl SignalStore for DynamoStore {
     async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
         self.store_receiver(r).await
@@ -201,25 +264,58 @@ impl SignalStore for DynamoStore {
     }
 
     async fn settle_signals(&self, now: UnixTime) -> Result<u64, StoreError> {
-        let mut head = 0;
+        let mut answer = 0;
         for _ in 0..SETTLE_ROUNDS {
-            // The inbox first, then the head: a head read after the inbox was seen empty holds
+            // The inbox first, then the heads: a head read after the inbox was seen empty holds
             // every event committed before this call, even one another reader settled between
             // the two reads (reading the head first could answer a head older than that).
-            let inbox = self.inbox().await?;
-            head = self.head().await?;
-            if inbox.is_empty() {
-                return Ok(head);
+            let mut inbox = self.inbox().await?;
+            let (own, others) = self.heads().await?;
+            let top = others.values().copied().max().unwrap_or(0);
+            answer = own.last.max(top);
+            let first = !self.signal_writer.is_empty() && !self.numbered.load(Ordering::SeqCst);
+            let mut start = numbering(&own, &others, first, now);
+            // Other writers' events below this writer's epoch that arrived late.
+            let (mut late, mut looked, mut more) = (Vec::new(), false, false);
+            for (writer, after, upto) in late_ranges(&start, &others) {
+                let room = SETTLE_BATCH - late.len();
+                if room == 0 {
+                    more = true;
+                    break;
+                }
+                let items = self
+                    .seq_range("Query late signals", SIGNAL_LOG_PK, (after, upto), room)
+                    .await?;
+                let reached = match items.last() {
+                    Some(last) if items.len() == room => {
+                        more = true;
+                        sk_seq(last)?
+                    }
+                    _ => upto,
+                };
+                for item in items {
+                    if opt_s(&item, attr::WRITER).unwrap_or_default() == writer {
+                        late.push(item);
+                    }
+                }
+                start.adopted.insert(writer, reached);
+                looked = true;
+            }
+            inbox.truncate(SETTLE_BATCH - late.len());
+            let moved = late.len() + inbox.len();
+            if moved == 0 && !looked {
+                return Ok(answer);
             }
             // Another reader settled first (or some of this batch): the next round reads again.
-            if self.settle_batch(head, &inbox, now).await? {
-                head += inbox.len() as u64;
-                if inbox.len() < SETTLE_BATCH {
-                    return Ok(head);
+            if let Some(head) = self.settle_batch((&own, start), &late, &inbox, now).await? {
+                self.numbered.store(true, Ordering::SeqCst);
+                answer = head.last.max(top);
+                if moved < SETTLE_BATCH && !more {
+                    return Ok(answer);
                 }
             }
         }
-        Ok(head)
+        Ok(answer)
     }
 
     async fn signal_events(
@@ -246,10 +342,7 @@ impl SignalStore for DynamoStore {
             .await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            let seq = get_s(&item, schema::SK)?
-                .parse::<u64>()
-                .map_err(|_| super::item::corrupt(schema::SK))?;
-            out.push((seq, get_s(&item, attr::DATA)?));
+            out.push((sk_seq(&item)?, get_s(&item, attr::DATA)?));
         }
         Ok(out)
     }

@@ -65,6 +65,10 @@ pub struct DynamoStore {
     pub(super) sealing: Option<std::sync::Arc<Sealing>>,
     /// How long audit records are kept, in seconds.
     pub(super) audit_retention: i64,
+    /// The name this store settles the outbox under: its region's code (`""`: one region).
+    pub(super) signal_writer: String,
+    /// Whether this process's store has settled since it started (`ports::numbering`'s `first`).
+    pub(super) numbered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -83,6 +87,8 @@ impl DynamoStore {
             table: table.into(),
             sealing: None,
             audit_retention: crate::audit::DEFAULT_RETENTION_DAYS * 86_400,
+            signal_writer: String::new(),
+            numbered: Arc::default(),
         }
     }
 
@@ -131,6 +137,13 @@ impl DynamoStore {
     /// The same store, keeping audit records for `days`.
     pub fn with_audit_retention_days(mut self, days: i64) -> Self {
         self.audit_retention = days * 86_400;
+        self
+    }
+
+    /// The same store, settling the outbox as the writer `region` (its region's code: each
+    /// region numbers in its own epoch, `ports::numbering`).
+    pub fn with_signal_writer(mut self, region: &str) -> Self {
+        self.signal_writer = region.to_string();
         self
     }
 

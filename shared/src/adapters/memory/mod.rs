@@ -90,8 +90,10 @@ struct Inner {
     audit: Vec<AuditEvent>,
     /// The outbox's events not settled yet, in commit order.
     signals: Vec<SignalEvent>,
-    /// The settled events, by `seq` (the first is 1).
-    settled: Vec<SignalEvent>,
+    /// The settled events, by `seq` (the first is 1; a new epoch's after a primary move).
+    settled: BTreeMap<u64, (String, SignalEvent)>,
+    /// Each writer's (region's) head, by its name (`""`: one region).
+    heads: BTreeMap<String, crate::ports::SignalHead>,
     /// (receiver, seq) -> its SET, signed once.
     signed: BTreeMap<(String, u64), String>,
     receivers: BTreeMap<String, Receiver>,
@@ -131,6 +133,10 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// Counts successful `finish_plan` calls that consumed a challenge (for tests).
     consumed: AtomicU64,
+    /// The name this store settles the outbox under (its region's code; `""`: one region).
+    signal_writer: String,
+    /// Whether this store has settled since it was made (`ports::numbering`'s `first`).
+    numbered: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryStore {
@@ -142,6 +148,26 @@ impl MemoryStore {
         self.inner
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
+    }
+
+    /// The same store, settling the outbox as the writer `region` (a region's code).
+    pub fn with_signal_writer(mut self, region: &str) -> Self {
+        self.signal_writer = region.to_string();
+        self
+    }
+
+    /// Test helper standing in for a global table's replication of the outbox: copies this
+    /// store's receivers, streams, heads, settled events and kept SETs into `to`, each item
+    /// replacing `to`'s item of the same key (the later write wins).
+    pub fn replicate_signals_to(&self, to: &MemoryStore) {
+        let (Ok(from), Ok(mut to)) = (self.inner.lock(), to.inner.lock()) else {
+            return;
+        };
+        to.receivers.extend(from.receivers.clone());
+        to.streams.extend(from.streams.clone());
+        to.heads.extend(from.heads.clone());
+        to.settled.extend(from.settled.clone());
+        to.signed.extend(from.signed.clone());
     }
 
     /// How many challenges were consumed by a successful conditional finish.

@@ -1,10 +1,14 @@
 //! Shared Signals in memory: receivers, streams (versioned, at most so many per receiver), and
-//! the outbox's order (events settled one at a time, each after every one settled before it).
+//! the outbox's order (events settled one at a time, each after every one settled before it,
+//! numbered as the writer this store is: `ports::numbering`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use super::MemoryStore;
 use crate::error::StoreError;
 use crate::model::{Receiver, SignalEvent, Stream, UnixTime};
-use crate::ports::SignalStore;
+use crate::ports::{late_ranges, numbering, SignalStore};
 
 impl SignalStore for MemoryStore {
     async fn put_receiver(&self, r: &Receiver) -> Result<(), StoreError> {
@@ -56,15 +60,48 @@ impl SignalStore for MemoryStore {
         Ok(self.lock()?.streams.remove(&st.id).is_some())
     }
 
-    async fn settle_signals(&self, _now: UnixTime) -> Result<u64, StoreError> {
+    async fn settle_signals(&self, now: UnixTime) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
+        let own = g
+            .heads
+            .get(&self.signal_writer)
+            .cloned()
+            .unwrap_or_default();
+        let others: BTreeMap<String, u64> = g
+            .heads
+            .iter()
+            .filter(|(w, _)| **w != self.signal_writer)
+            .map(|(w, h)| (w.clone(), h.last))
+            .collect();
+        let top = others.values().copied().max().unwrap_or(0);
+        let first = !self.signal_writer.is_empty() && !self.numbered.load(Ordering::SeqCst);
+        let mut head = numbering(&own, &others, first, now);
+        // Other writers' events below this writer's epoch that arrived late: settled again.
+        let (mut late, mut looked) = (Vec::new(), false);
+        for (writer, after, upto) in late_ranges(&head, &others) {
+            for (w, e) in g.settled.range(after + 1..=upto).map(|(_, v)| v) {
+                if *w == writer {
+                    late.push(e.clone());
+                }
+            }
+            head.adopted.insert(writer, upto);
+            looked = true;
+        }
         let mut pending = std::mem::take(&mut g.signals);
         pending.sort_by(|a, b| a.id.cmp(&b.id));
-        for mut e in pending {
-            e.seq = g.settled.len() as u64 + 1;
-            g.settled.push(e);
+        if !looked && pending.is_empty() {
+            // Nothing to number: a new epoch begins with its first event.
+            return Ok(own.last.max(top));
         }
-        Ok(g.settled.len() as u64)
+        for mut e in late.into_iter().chain(pending) {
+            head.last += 1;
+            e.seq = head.last;
+            g.settled.insert(head.last, (self.signal_writer.clone(), e));
+        }
+        let last = head.last;
+        g.heads.insert(self.signal_writer.clone(), head);
+        self.numbered.store(true, Ordering::SeqCst);
+        Ok(last.max(top))
     }
 
     async fn signal_events(
@@ -74,11 +111,13 @@ impl SignalStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<SignalEvent>, StoreError> {
         let g = self.lock()?;
+        if after >= upto {
+            return Ok(Vec::new());
+        }
         Ok(g.settled
-            .iter()
-            .filter(|e| e.seq > after && e.seq <= upto)
+            .range(after + 1..=upto)
             .take(limit)
-            .cloned()
+            .map(|(_, (_, e))| e.clone())
             .collect())
     }
 
