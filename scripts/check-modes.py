@@ -25,17 +25,29 @@ checked on the resources its conditions keep:
 - all: the functions that serve no login (agent, ssf, deliver, jwks) have reserved
   concurrency, the login functions none.
 
-Exits 1 on any failure. Run by `make test` (scripts/test.sh, template_checks)."""
+With `--sources`, first the templates themselves, as `make lint` checks them with the tools'
+own commands: `cfn-lint template.yaml deploy/*.yaml` (.cfnlintrc's rules and ignores) and
+`sam validate --lint --region us-east-1` (which is cfn-lint's `lint` of template.yaml with that
+region and its own rules: samcli/commands/validate/validate.py, `_lint`). Every lint runs in
+this one process through cfn-lint's API: each `cfn-lint` or `sam` process spent 5 to 8 s of CPU
+starting (its schemas and rules) before it read a template, 60 s of a fresh clone's `make test`
+for the eight of them.
+
+Exits 1 on any failure. Run by `make test` (scripts/test.sh, template_checks, with
+`--sources`) and `make lint` (after the tools' own commands)."""
 import json
 import os
-import subprocess
 import sys
 
 # The translation names the region in ARNs; no AWS call is made.
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+import yaml
+from cfnlint.api import ManualArgs, lint
 from cfnlint.decode import decode
 from samtranslator.translator.transform import transform
+
+SOURCES = ["template.yaml", "deploy/edge-waf.yaml", "deploy/global.yaml"]
 
 MODES = {
     "none": {},
@@ -247,8 +259,28 @@ def global_table_errors(source):
     return errors
 
 
-def main():
+def lint_errors(what, text, **config):
+    """cfn-lint's findings on one template (empty: clean), with the given configuration."""
+    matches = lint(text, config=ManualArgs(regions=["us-east-1"], **config))
+    return [f"{what}:\n" + "\n".join(str(m) for m in matches)] if matches else []
+
+
+def source_errors():
+    """The templates as `cfn-lint SOURCES` (with .cfnlintrc) and `sam validate --lint` see them."""
+    with open(".cfnlintrc") as f:
+        rc = yaml.safe_load(f)
+    rc_config = {"append_rules": rc.get("append_rules", []), "ignore_checks": rc.get("ignore_checks", [])}
     errors = []
+    for path in SOURCES:
+        with open(path) as f:
+            errors += lint_errors(f"cfn-lint {path}", f.read(), **rc_config)
+    with open("template.yaml") as f:
+        errors += lint_errors("sam validate --lint (cfn-lint's lint, us-east-1)", f.read())
+    return errors
+
+
+def main():
+    errors = source_errors() if "--sources" in sys.argv[1:] else []
     source, matches = decode("template.yaml")
     if matches:
         sys.exit(f"check-modes: template.yaml does not parse: {matches}")
@@ -264,12 +296,12 @@ def main():
             json.dump(translated, f, indent=1, default=str)
         # .cfnlintrc's own ignores (WS1000, WS1004: it says why), and W2001: the translation
         # has used AllowedOrigins (the API's CORS), unused in its output.
-        lint = [".venv/bin/cfn-lint", "--ignore-checks", "W2001", "WS1000", "WS1004", "--", path]
-        if given:
-            lint[1:1] = ["--parameters", *(f"{k}={v}" for k, v in given.items())]
-        run = subprocess.run(lint, capture_output=True, text=True)
-        if run.returncode != 0:
-            errors.append(f"{mode}: cfn-lint {path}:\n{run.stdout}{run.stderr}")
+        errors += lint_errors(
+            f"{mode}: cfn-lint {path}",
+            json.dumps(translated, default=str),
+            ignore_checks=["W2001", "WS1000", "WS1004"],
+            parameters=[given] if given else [],
+        )
         cond = conditions_of(translated, params)
         kept = {
             name: resolve(r, params, cond)
@@ -376,7 +408,8 @@ def main():
     if errors:
         print("\n".join(errors), file=sys.stderr)
         sys.exit(1)
-    print(f"check-modes: {', '.join(MODES)}: translated, linted and as promised; deploy/global.yaml's table has template.yaml's schema")
+    linted = f"{', '.join(SOURCES)} linted; " if "--sources" in sys.argv[1:] else ""
+    print(f"check-modes: {linted}{', '.join(MODES)}: translated, linted and as promised; deploy/global.yaml's table has template.yaml's schema")
 
 
 if __name__ == "__main__":
