@@ -7,11 +7,12 @@ pub mod native;
 use std::path::Path;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use endpoint_core::edge::routes;
 use endpoint_core::protocol::challenge::ChallengeClaims;
 use endpoint_core::protocol::jwk::{Jwk, Jwks};
 use endpoint_core::protocol::{b64url_decode, response::sign_response};
+use p521::ecdsa::signature::Verifier;
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -255,20 +256,32 @@ pub fn verify_challenge(jws: &str, jwks: &Jwks, now: i64) -> Result<ChallengeCla
     let message = format!("{h}.{c}");
     let verified = match alg {
         "ES256" | "ES384" | "ES512" => {
-            let algorithm: &dyn signature::VerificationAlgorithm = match alg {
-                "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
-                "ES384" => &signature::ECDSA_P384_SHA384_FIXED,
-                _ => &signature::ECDSA_P521_SHA512_FIXED,
-            };
             let point = [
                 vec![4u8],
                 coordinate(jwk, &jwk.x)?,
                 coordinate(jwk, &jwk.y)?,
             ]
             .concat();
-            UnparsedPublicKey::new(algorithm, point)
-                .verify(message.as_bytes(), &sig)
-                .is_ok()
+            match alg {
+                "ES256" | "ES384" => {
+                    let algorithm = if alg == "ES256" {
+                        &signature::ECDSA_P256_SHA256_FIXED
+                    } else {
+                        &signature::ECDSA_P384_SHA384_FIXED
+                    };
+                    UnparsedPublicKey::new(algorithm, point)
+                        .verify(message.as_bytes(), &sig)
+                        .is_ok()
+                }
+                // ring has no P-521: RustCrypto's p521 verifies ES512 (r || s, 66 bytes each).
+                _ => match (
+                    p521::ecdsa::VerifyingKey::from_sec1_bytes(&point),
+                    p521::ecdsa::Signature::from_slice(&sig),
+                ) {
+                    (Ok(key), Ok(sig)) => key.verify(message.as_bytes(), &sig).is_ok(),
+                    _ => false,
+                },
+            }
         }
         "RS256" => {
             let key = RsaPublicKeyComponents {

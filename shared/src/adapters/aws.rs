@@ -1,5 +1,5 @@
-//! What the AWS adapters share: one SDK configuration (bounded timeouts and retries) and the
-//! classification of SDK errors into the core's typed errors.
+//! What the AWS adapters share: one SDK configuration (bounded timeouts and retries, the HTTPS
+//! client) and the classification of SDK errors into the core's typed errors.
 
 use std::time::Duration;
 
@@ -29,10 +29,23 @@ pub fn attempt_timeout(setting: Option<&str>) -> Duration {
         .unwrap_or(ATTEMPT_TIMEOUT)
 }
 
+/// The SDK's HTTPS client (hyper, rustls on ring, the system's roots). The SDK crates are built
+/// without their `default-https-client` feature (rustls on aws-lc, whose C build was the
+/// largest unit of a fresh build): every configuration gets this one, or the SDK panics at its
+/// first call.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL*`) with our bounds.
 /// Build it once per process (cold start), then the clients from it.
 pub async fn load_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)

@@ -4,8 +4,11 @@
 //! A data key's record is read once per instance (it never changes: its kid is its public key's
 //! thumbprint, checked on read). Its private key is unwrapped once per instance, on first use
 //! (one KMS `Decrypt` with the data-key encryption context; concurrent first uses wait for that
-//! one call), parsed into aws-lc's key type and the plaintext zeroed at once
-//! ([`Plaintext`]); aws-lc cleanses the parsed key's memory when it is freed. Signing is then
+//! one call), parsed into ring's key type and the plaintext zeroed at once ([`Plaintext`]).
+//! KMS's PKCS#8 document (RFC 5958) may or may not carry the public key inside its
+//! ECPrivateKey: ring reads the first kind as it is; for the second, the private scalar is read
+//! (RustCrypto's `p256`, zeroed on drop) and ring builds the pair from it and the public key it
+//! derives, checking that they agree ([`key_pair`]). Signing is then
 //! local: no KMS call per challenge, so the KMS ECC request quota no longer bounds logins.
 //!
 //! Without a vault (the JWKS and agent functions) the signer only describes keys: they publish
@@ -14,9 +17,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use p256::pkcs8::DecodePrivateKey;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use zeroize::Zeroizing;
 
 use crate::error::SignerError;
 use crate::model::{data_key_kid, DataKeyRecord, DATA_KEY_PREFIX};
@@ -145,15 +149,11 @@ impl<R: DataKeyRecords, V: DataKeyVault> DataKeySigner<R, V> {
             return Ok(pair);
         }
         let mut plaintext = vault.unwrap_private_key(&public.record).await?;
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, plaintext.expose())
-                .map_err(|_| unusable(reference, "the unwrapped private key is not a P-256 key"))?;
+        let pair = key_pair(plaintext.expose())
+            .map_err(|_| unusable(reference, "the unwrapped private key is not a P-256 key"))?;
         drop(plaintext);
-        let spki = pair
-            .public_key()
-            .as_der()
-            .map_err(|_| unusable(reference, "the public key cannot be encoded"))?;
-        let matches = Jwk::from_spki_der(spki.as_ref()).is_ok_and(|(jwk, _)| jwk.kid == kid);
+        let spki = p256_spki(pair.public_key().as_ref());
+        let matches = Jwk::from_spki_der(&spki).is_ok_and(|(jwk, _)| jwk.kid == kid);
         if !matches {
             return Err(unusable(
                 reference,
@@ -187,6 +187,40 @@ impl<R: DataKeyRecords, V: DataKeyVault> ChallengeSigner for DataKeySigner<R, V>
     }
 }
 
+/// The DER prefix of a P-256 public key's SubjectPublicKeyInfo (id-ecPublicKey, prime256v1, a
+/// 66-byte BIT STRING): followed by the 65-byte uncompressed point, it is the whole document.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The SubjectPublicKeyInfo (DER) of a P-256 public key given as its uncompressed point.
+pub fn p256_spki(point: &[u8]) -> Vec<u8> {
+    [&P256_SPKI_PREFIX[..], point].concat()
+}
+
+/// A P-256 signing key pair from a PKCS#8 private key document (RFC 5958), with or without the
+/// public key inside its ECPrivateKey: ring requires it, so without it the private scalar is
+/// read and ring checks it against the public key derived from it.
+pub fn key_pair(pkcs8: &[u8]) -> Result<EcdsaKeyPair, &'static str> {
+    let rng = SystemRandom::new();
+    if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng) {
+        return Ok(pair);
+    }
+    let secret =
+        p256::SecretKey::from_pkcs8_der(pkcs8).map_err(|_| "not a P-256 PKCS#8 private key")?;
+    let scalar = Zeroizing::new(secret.to_bytes());
+    let point =
+        p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+    EcdsaKeyPair::from_private_key_and_public_key(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &scalar[..],
+        point.as_bytes(),
+        &rng,
+    )
+    .map_err(|_| "the private key and its public key do not agree")
+}
+
 /// The challenge keys of a function: data keys (`datakey:<kid>`) through `data_keys`, every
 /// other reference (KMS key ids, ARNs, aliases) through `kms`. A connector may name one kind
 /// as its signing key and the other as its next key: moving between the modes is a rotation.
@@ -211,5 +245,96 @@ impl<K: ChallengeSigner, D: ChallengeSigner> ChallengeSigner for ChallengeKeys<K
         } else {
             self.kms.sign(key, message).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::EncodePublicKey;
+    use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+
+    use super::*;
+
+    /// A signature by `pair` verifies under `point` (uncompressed), and only there.
+    fn signs_for(pair: &EcdsaKeyPair, point: &[u8]) -> bool {
+        let signature = pair
+            .sign(&SystemRandom::new(), b"challenge")
+            .expect("signing");
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            .verify(b"challenge", signature.as_ref())
+            .is_ok()
+    }
+
+    /// RFC 5958 PrivateKeyInfo { version 0, id-ecPublicKey + prime256v1, ECPrivateKey { 1,
+    /// scalar } }: no public key inside, which RFC 5915 allows and ring refuses on its own.
+    fn pkcs8_without_public_key(scalar: &[u8; 32]) -> Vec<u8> {
+        let prefix = [
+            0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+            0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27,
+            0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20,
+        ];
+        [&prefix[..], scalar].concat()
+    }
+
+    #[test]
+    fn a_pkcs8_key_with_its_public_key_is_read() {
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("generation");
+        let pair = key_pair(doc.as_ref()).expect("a P-256 key");
+        let secret = p256::SecretKey::from_pkcs8_der(doc.as_ref()).expect("PKCS#8");
+        let point = secret.public_key().to_encoded_point(false);
+        assert_eq!(pair.public_key().as_ref(), point.as_bytes());
+        assert!(signs_for(&pair, point.as_bytes()));
+    }
+
+    #[test]
+    fn a_pkcs8_key_without_its_public_key_is_read_too() {
+        let scalar = [0x5a; 32];
+        let doc = pkcs8_without_public_key(&scalar);
+        let rng = SystemRandom::new();
+        assert!(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &doc, &rng).is_err(),
+            "ring alone refuses it: the fallback is what reads it"
+        );
+        let pair = key_pair(&doc).expect("a P-256 key");
+        let expected = p256::SecretKey::from_slice(&scalar)
+            .expect("a scalar")
+            .public_key();
+        let point = expected.to_encoded_point(false);
+        assert_eq!(pair.public_key().as_ref(), point.as_bytes());
+        assert!(signs_for(&pair, point.as_bytes()));
+        let other = p256::SecretKey::from_slice(&[0x5b; 32])
+            .expect("a scalar")
+            .public_key()
+            .to_encoded_point(false);
+        assert!(!signs_for(&pair, other.as_bytes()));
+    }
+
+    #[test]
+    fn what_is_not_a_p256_private_key_is_refused() {
+        assert!(key_pair(b"").is_err());
+        assert!(key_pair(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
+        // The zero scalar is no key.
+        assert!(key_pair(&pkcs8_without_public_key(&[0; 32])).is_err());
+        // A P-384 key is not a challenge data key.
+        let rng = SystemRandom::new();
+        let p384 =
+            EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                .expect("generation");
+        assert!(key_pair(p384.as_ref()).is_err());
+    }
+
+    #[test]
+    fn the_spki_of_a_point_is_the_standard_encoding() {
+        let public = p256::SecretKey::from_slice(&[0x21; 32])
+            .expect("a scalar")
+            .public_key();
+        let der = public.to_public_key_der().expect("SPKI");
+        assert_eq!(
+            p256_spki(public.to_encoded_point(false).as_bytes()),
+            der.as_bytes()
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! `aws-sdk-lambda` crate did the same with 31 s of compile work (the largest crate of a fresh
 //! build) for this one operation; here the request is signed by AWS's own signer (`aws-sigv4`,
 //! which the SDK uses too) and sent by the SDK's own HTTPS connector (`aws-smithy-http-client`:
-//! hyper, rustls on aws-lc, the system's roots: what every SDK client of the function already
+//! hyper, rustls on ring, the system's roots: what every SDK client of the function already
 //! links), with the SDK configuration's region, credentials and endpoint, and the same bounds as
 //! every SDK client: an attempt timeout, three attempts for throttling, 5xx and transport
 //! failures, all within [`OPERATION_TIMEOUT`].
@@ -146,7 +146,7 @@ impl LambdaInvoker {
                     .connect_timeout(CONNECT_TIMEOUT)
                     .build(),
             )
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build();
         LambdaInvoker {
             connector: Arc::new(connector),

@@ -1,16 +1,21 @@
-//! A software challenge signer with in-process keys (aws-lc). For tests, benchmarks and the
-//! device simulator; production signs with KMS.
+//! A software challenge signer with in-process keys. For tests, benchmarks and the device
+//! simulator; production signs with KMS. ring signs (P-256, P-384, RSA PKCS#1 v1.5 SHA-256);
+//! what ring cannot do comes from the RustCrypto crates already in the tree: RSA key generation
+//! (`rsa`, its key then handed to ring) and P-521 (`p521`, which KMS offers and ring lacks).
 
 use std::collections::HashMap;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
+use p521::ecdsa::signature::RandomizedSigner;
+use p521::pkcs8::EncodePublicKey;
+use ring::rand::SystemRandom;
+use ring::signature::{
     EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
-    ECDSA_P384_SHA384_FIXED_SIGNING, ECDSA_P521_SHA512_FIXED_SIGNING, RSA_PKCS1_SHA256,
+    ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
+use rsa::pkcs8::EncodePrivateKey;
+use rsa::rand_core::OsRng;
 
+use crate::adapters::data_key_signer::p256_spki;
 use crate::error::SignerError;
 use crate::ports::{ChallengeSigner, JoseSignature, KeyDescription};
 use crate::protocol::jwk::Jwk;
@@ -18,8 +23,16 @@ use crate::protocol::keys::KeySpec;
 
 enum Private {
     Ec(EcdsaKeyPair),
+    P521(Box<p521::ecdsa::SigningKey>),
     Rsa(RsaKeyPair),
 }
+
+/// The DER prefix of a P-384 public key's SubjectPublicKeyInfo (id-ecPublicKey, secp384r1, a
+/// 98-byte BIT STRING): followed by the 97-byte uncompressed point, it is the whole document.
+const P384_SPKI_PREFIX: [u8; 23] = [
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
 
 struct LocalKey {
     private: Private,
@@ -45,36 +58,50 @@ impl LocalSigner {
             reason: reason.to_string(),
         };
         let (private, spki_der) = match spec {
-            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 => {
+                let rng = SystemRandom::new();
                 let alg = match spec {
                     KeySpec::EccNistP256 => &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    KeySpec::EccNistP384 => &ECDSA_P384_SHA384_FIXED_SIGNING,
-                    _ => &ECDSA_P521_SHA512_FIXED_SIGNING,
+                    _ => &ECDSA_P384_SHA384_FIXED_SIGNING,
                 };
-                let pair = EcdsaKeyPair::generate(alg)
+                let pair = EcdsaKeyPair::generate_pkcs8(alg, &rng)
+                    .and_then(|doc| {
+                        EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng)
+                            .map_err(|_| ring::error::Unspecified)
+                    })
                     .map_err(|_| unusable("EC key generation failed"))?;
-                let der = pair
-                    .public_key()
-                    .as_der()
-                    .map_err(|_| unusable("public key encoding failed"))?
-                    .as_ref()
-                    .to_vec();
+                let point = pair.public_key().as_ref();
+                let der = match spec {
+                    KeySpec::EccNistP256 => p256_spki(point),
+                    _ => [&P384_SPKI_PREFIX[..], point].concat(),
+                };
                 (Private::Ec(pair), der)
             }
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
-                let size = match spec {
-                    KeySpec::Rsa2048 => KeySize::Rsa2048,
-                    KeySpec::Rsa3072 => KeySize::Rsa3072,
-                    _ => KeySize::Rsa4096,
-                };
-                let pair = RsaKeyPair::generate(size)
-                    .map_err(|_| unusable("RSA key generation failed"))?;
-                let der = pair
+            KeySpec::EccNistP521 => {
+                let secret = p521::SecretKey::random(&mut OsRng);
+                let der = secret
                     .public_key()
-                    .as_der()
+                    .to_public_key_der()
                     .map_err(|_| unusable("public key encoding failed"))?
-                    .as_ref()
-                    .to_vec();
+                    .into_vec();
+                let key = p521::ecdsa::SigningKey::from_bytes(&secret.to_bytes())
+                    .map_err(|_| unusable("EC key generation failed"))?;
+                (Private::P521(Box::new(key)), der)
+            }
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                let bits = match spec {
+                    KeySpec::Rsa2048 => 2048,
+                    KeySpec::Rsa3072 => 3072,
+                    _ => 4096,
+                };
+                let failed = || unusable("RSA key generation failed");
+                let key = rsa::RsaPrivateKey::new(&mut OsRng, bits).map_err(|_| failed())?;
+                let der = rsa::RsaPublicKey::from(&key)
+                    .to_public_key_der()
+                    .map_err(|_| unusable("public key encoding failed"))?
+                    .into_vec();
+                let pkcs8 = key.to_pkcs8_der().map_err(|_| failed())?;
+                let pair = RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|_| failed())?;
                 (Private::Rsa(pair), der)
             }
         };
@@ -117,8 +144,14 @@ impl LocalSigner {
                 .map_err(|_| failed())?
                 .as_ref()
                 .to_vec(),
+            Private::P521(key) => {
+                let signature: p521::ecdsa::Signature = key
+                    .try_sign_with_rng(&mut OsRng, message)
+                    .map_err(|_| failed())?;
+                signature.to_bytes().to_vec()
+            }
             Private::Rsa(pair) => {
-                let mut sig = vec![0u8; pair.public_modulus_len()];
+                let mut sig = vec![0u8; pair.public().modulus_len()];
                 pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
                     .map_err(|_| failed())?;
                 sig

@@ -1,4 +1,4 @@
-//! Device token keys sealed at rest: AES-256-GCM (aws-lc-rs) under a data key that a key
+//! Device token keys sealed at rest: AES-256-GCM (ring, a random 96-bit nonce per value) under a data key that a key
 //! vault (KMS `GenerateDataKey` on a dedicated symmetric key) generated and only it can unwrap.
 //!
 //! The table holds the wrapped data key (one `KEYRING` item) and, per token, `nonce || ciphertext
@@ -6,8 +6,9 @@
 //! to another device or token does not open. Functions unwrap the data key once per cold start
 //! and keep it in memory: validating a response costs no KMS call.
 
-use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use futures::future::BoxFuture;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::StoreError;
 
@@ -49,8 +50,9 @@ pub trait KeyVault: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<u8>, StoreError>>;
 }
 
-/// An unwrapped data key.
-pub struct DataKey(RandomizedNonceKey);
+/// An unwrapped data key. Every value is sealed under a fresh random nonce from the OS's CSPRNG
+/// (ring's `LessSafeKey` leaves the nonce to the caller: [`DataKey::seal`] is its only caller).
+pub struct DataKey(LessSafeKey);
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,8 +62,8 @@ impl std::fmt::Debug for DataKey {
 
 impl DataKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        RandomizedNonceKey::new(&AES_256_GCM, bytes)
-            .map(DataKey)
+        UnboundKey::new(&AES_256_GCM, bytes)
+            .map(|key| DataKey(LessSafeKey::new(key)))
             .map_err(|_| StoreError::Corrupt("the data key is not a 256-bit key".into()))
     }
 
@@ -76,15 +78,23 @@ impl DataKey {
         let mut header = vec![FORMAT_V2];
         header.extend_from_slice(&generation.to_be_bytes());
         let mut data = plaintext.to_vec();
-        let nonce = self
-            .0
-            .seal_in_place_append_tag(Aad::from(bound(aad, &header)), &mut data)
-            .map_err(|_| StoreError::Unavailable("sealing failed".into()))?;
+        let nonce = self.seal_in_place(&bound(aad, &header), &mut data)?;
         let mut out = Vec::with_capacity(V2_HEADER + NONCE_LEN + data.len());
         out.extend_from_slice(&header);
-        out.extend_from_slice(nonce.as_ref());
+        out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
         Ok(out)
+    }
+
+    /// Seals `data` in place under a fresh random nonce (appending the tag); the nonce.
+    fn seal_in_place(&self, aad: &[u8], data: &mut Vec<u8>) -> Result<[u8; NONCE_LEN], StoreError> {
+        let failed = || StoreError::Unavailable("sealing failed".into());
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| failed())?;
+        self.0
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), data)
+            .map_err(|_| failed())?;
+        Ok(nonce)
     }
 
     /// The plaintext of a sealed value, if it was sealed with this key and `aad`.
@@ -157,13 +167,39 @@ mod tests {
         // with the item's key alone as associated data.
         let key = DataKey::from_bytes(&[7u8; 32]).expect("32 bytes is a 256-bit key");
         let mut data = b"secret".to_vec();
-        let nonce = key
-            .0
-            .seal_in_place_append_tag(Aad::from(b"pk\nsk"), &mut data)
-            .expect("seal");
-        let v1 = [&[FORMAT_V1][..], nonce.as_ref(), &data].concat();
+        let nonce = key.seal_in_place(b"pk\nsk", &mut data).expect("seal");
+        let v1 = [&[FORMAT_V1][..], &nonce, &data].concat();
         assert_eq!(generation_of(&v1), Some(0));
         assert_eq!(key.open(b"pk\nsk", &v1).ok(), Some(b"secret".to_vec()));
         assert_eq!(generation_of(b"x"), None);
+    }
+
+    /// Values sealed by the aws-lc-rs implementation (before ring), under a fixed key: the
+    /// stored format is unchanged, so every value in a table still opens.
+    #[test]
+    fn values_sealed_before_the_move_to_ring_still_open() {
+        let key = DataKey::from_bytes(&(0u8..32).collect::<Vec<u8>>()).expect("256-bit key");
+        let v2 = hex::decode(
+            "0200000007e797f558635657e3de6ba1e74011a6aad217275b385a5d2792e30c14b0e5594e9b9865211aae86ea01d2d61b75db47",
+        )
+        .expect("hex");
+        assert_eq!(generation_of(&v2), Some(7));
+        assert_eq!(
+            key.open(b"DEVICE#d1\nTOKEN#c1#1", &v2).ok(),
+            Some(b"device token key \x00\xff".to_vec())
+        );
+        assert!(key.open(b"DEVICE#d2\nTOKEN#c1#1", &v2).is_err());
+        let v1 = hex::decode(
+            "018f52f00f45ff96a6bc58e5a886731344df373f4b68ee2fe3d2e559657a3424fa8cf277bf5233f79743",
+        )
+        .expect("hex");
+        assert_eq!(generation_of(&v1), Some(0));
+        assert_eq!(
+            key.open(b"DEVICE#d0\nTOKEN#c0#1", &v1).ok(),
+            Some(b"first release".to_vec())
+        );
+        // And what ring seals has the same layout: header, 12-byte nonce, ciphertext, 16-byte tag.
+        let sealed = key.seal(7, b"a", b"abc").expect("seal");
+        assert_eq!(sealed.len(), V2_HEADER + NONCE_LEN + 3 + 16);
     }
 }

@@ -62,15 +62,15 @@ impl Clock for SystemClock {
     }
 }
 
-/// The operating system's CSPRNG (through aws-lc).
+/// The operating system's CSPRNG (through ring: `getrandom`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemRandom;
 
 impl Random for SystemRandom {
     fn fill(&self, buf: &mut [u8]) {
-        // aws-lc's RNG only fails if the OS has no entropy source at all; there is no safe way
+        // ring's RNG only fails if the OS has no entropy source at all; there is no safe way
         // to go on without randomness, so abort rather than hand out predictable nonces.
-        if aws_lc_rs::rand::fill(buf).is_err() {
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), buf).is_err() {
             std::process::abort();
         }
     }

@@ -155,6 +155,7 @@ async fn invoker(endpoint: &str) -> LambdaInvoker {
             )),
         )
         .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(endpoint_core::adapters::aws::https_client())
         .build();
     // `with_endpoint`: make test exports AWS_ENDPOINT_URL_LAMBDA (the local stack's).
     LambdaInvoker::from_config(&cfg).with_endpoint(endpoint)

@@ -1,5 +1,5 @@
 //! Entra's `id_token_hint`, verified against a stand-in tenant: a locally generated RSA key
-//! (aws-lc), hints signed with it the way Entra signs them (RS256, expired on purpose), and
+//! (the `rsa` crate generates it, ring signs), hints signed with it the way Entra signs them (RS256, expired on purpose), and
 //! checked by `idp::entra::verify_hint` (jsonwebtoken underneath). The tenant's JWKS is parsed
 //! from a document as Entra publishes it (RSA keys without `alg`, with `x5t`/`issuer`), and
 //! fetched through the egress policy and a cache.

@@ -1,5 +1,5 @@
 //! Challenges for every key kind, verified by an independent verifier (the RustCrypto crates,
-//! not our aws-lc signing code) from the JWK our code publishes, as an agent would.
+//! not our ring signing code) from the JWK our code publishes, as an agent would.
 
 use crate::common::{b64, verify_independently, Fx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -162,7 +162,7 @@ fn audit_trail(victim: &str, token_ids: &[&str]) {
 
 /// A raw read of the table (no sealing key): no device key anywhere, only sealed blobs.
 async fn only_sealed_keys(victim: &str, victim_key: &str) {
-    let config = aws_config::load_from_env().await;
+    let config = endpoint_core::adapters::aws::load_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "endpoint-stage".into());
     let items = ddb

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
+use crate::adapters::data_key_signer::p256_spki;
 use crate::error::{SignerError, StoreError};
 use crate::model::{DataKeyRecord, Plaintext};
 use crate::ports::{DataKeyRecords, DataKeyVault, WrappedKeyPair};
@@ -69,20 +70,14 @@ impl DataKeyRecords for MemoryDataKeys {
 impl DataKeyVault for MemoryDataKeys {
     async fn generate_key_pair(&self, wrapping_key: &str) -> Result<WrappedKeyPair, SignerError> {
         let failed = || SignerError::Unavailable("key generation failed".into());
-        let pkcs8 = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .map_err(|_| failed())?
-            .to_pkcs8v1()
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|_| failed())?
             .as_ref()
             .to_vec();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
             .map_err(|_| failed())?;
-        let public_key = pair
-            .public_key()
-            .as_der()
-            .map_err(|_| failed())?
-            .as_ref()
-            .to_vec();
+        let public_key = p256_spki(pair.public_key().as_ref());
         let mut state = self.state()?;
         let handle = format!("wrapped-{}", state.private.len()).into_bytes();
         state
