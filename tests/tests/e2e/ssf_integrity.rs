@@ -189,7 +189,11 @@ async fn a_re_poll_carries_the_same_strings_signed_by_the_signals_key_not_the_as
     // The stream is every device's: other suites' events may arrive between the two polls; what
     // the first carried, the second carries again, byte for byte.
     for (jti, set) in &a {
-        assert_eq!(b.get(jti), Some(set), "every delivery carries the same string");
+        assert_eq!(
+            b.get(jti),
+            Some(set),
+            "every delivery carries the same string"
+        );
     }
     let mine = a
         .values()
