@@ -82,7 +82,7 @@ own_stack_suites() {
   trap 'stack_stop' EXIT
   stack_pids=()
   stack_watch_pid=""
-  unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID OIDC_RSA_KEY_ID OIDC_EC_KEY_ID
+  unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID CHALLENGE_KEY_ID CHALLENGE_WRAPPING_KEY_ID OIDC_RSA_KEY_ID OIDC_EC_KEY_ID
   moto_start 0
   functions_start 0
   cargo test --workspace --all-features --locked --test concurrency --test faults
