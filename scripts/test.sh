@@ -101,7 +101,7 @@ all() {
   step "cargo fmt --check"
   cargo fmt --all -- --check
   if [ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]; then
-    step "clippy on the libraries and binaries, warnings as errors, in their build (first run: about 3.5 minutes of compiling)"
+    step "clippy on the libraries and binaries, warnings as errors, in their build (first run: about 3 minutes of compiling)"
   else
     step "clippy on every target, warnings as errors; then the libraries' and binaries' build"
     cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -141,7 +141,7 @@ for line in sys.stdin:
   # The binary itself, as `cargo test` runs it (from its package's directory): cargo would wait
   # for the build below to let go of the target directory.
   (cd tests && exec "$e2e_bin") >target/setup/e2e.log 2>&1 & e2e_pid=$!
-  step "every test target's build (clippy on them too), beside the Python suites and the end-to-end suite (first run: about 2.5 minutes of compiling)"
+  step "every test target's build (clippy on them too), beside the Python suites and the end-to-end suite (first run: about 3 minutes, beside the suites)"
   # Below the suites' priority: they wait on the stack and the browser, the compile fills the gaps.
   nice -n 10 cargo build --workspace --all-targets --all-features --locked
 
