@@ -240,7 +240,9 @@ def test_an_event_the_failed_primary_settled_in_its_last_window_is_delivered_aft
         while time.monotonic() < end:
             poller.poll(B)
             time.sleep(0.3)
-        assert poller.got[y] == 1 and poller.got[x] >= 1 and Pushed.got[y] == 1, (poller.got, Pushed.got, x, y)
+        # At least once each; around a primary move an event may come twice, with one jti (what
+        # receivers deduplicate on: docs/ARCHITECTURE.md, "Regions"), never more.
+        assert 1 <= poller.got[y] <= 2 and poller.got[x] >= 1 and 1 <= Pushed.got[y] <= 2, (poller.got, Pushed.got, x, y)
         assert poller.claims[x]["events"][CAEP]["current_status"] == "not-compliant"
         figure(
             f"signals: an event A settled while cut off (X) was delivered via B {took:.1f} s after A came back "
