@@ -9,12 +9,12 @@ use crate::idp::owners::{
     match_owner, match_owner_or_sole, HintNames, MatchedOwner, NamedBy, OwnerMismatch,
 };
 use crate::model::{AuthRequest, Grant, OidcClient, OwnerClaim, Plan, PlanStatus, Profile};
-use crate::ports::{random_alnum, ChallengeSigner, DeviceStore, GrantKind, OidcStore, PlanStore};
+use crate::ports::{ChallengeSigner, DeviceStore, GrantKind, OidcStore, PlanStore};
 use crate::settings::Env;
 use crate::stage::read_plan;
 
 use super::id_token::{sign_id_token, IdKeys};
-use super::{secret_hash, Answer, Failure, CODE_LIFETIME, ID_TOKEN_LIFETIME};
+use super::{secret_hash, Answer, Failure, CODE_CHARS, CODE_LIFETIME, ID_TOKEN_LIFETIME};
 
 /// The sentence of a pass without a device (an optional stage): the provider's one job is the
 /// device, so nothing passes without one.
@@ -107,7 +107,8 @@ where
     let mut fields = Vec::new();
     match request.profile {
         Profile::Code => {
-            let code = random_alnum(env.rng, 43);
+            // `<code>_<random>` with regions: redeemed only in this region (`region.rs`).
+            let code = env.settings.regions.new_code(env.rng, CODE_CHARS);
             store
                 .put_grant(GrantKind::Code, &secret_hash(&code), &grant)
                 .await

@@ -19,12 +19,12 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{Fx, KEY};
 
-const ISSUER: &str = "https://idp.example";
-const CALLBACK: &str = "https://rp.example/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const ISSUER: &str = "https://idp.example";
+pub(crate) const CALLBACK: &str = "https://rp.example/callback";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// No URL is registered in these tests: a fetch is a test failure.
-struct NoFetch;
+pub(crate) struct NoFetch;
 
 impl JwksFetcher for NoFetch {
     async fn fetch(&self, _url: &str) -> Result<JwkSet, CoreError> {
@@ -34,14 +34,14 @@ impl JwksFetcher for NoFetch {
     }
 }
 
-fn keys() -> IdKeys {
+pub(crate) fn keys() -> IdKeys {
     IdKeys {
         rsa: Some("oidc-rsa".into()),
         ec: Some("oidc-ec".into()),
     }
 }
 
-async fn world() -> (Fx, String, String, String) {
+pub(crate) async fn world() -> (Fx, String, String, String) {
     let mut fx = Fx::new();
     fx.signer.generate("oidc-rsa", KeySpec::Rsa2048).unwrap();
     fx.signer.generate("oidc-ec", KeySpec::EccNistP256).unwrap();
@@ -89,7 +89,7 @@ fn resume_url(plan: &str) -> String {
 }
 
 /// Authorizes, passes the plan with the enrolled device, resumes: the code.
-async fn code(fx: &Fx, connector: &str, client: &str) -> String {
+pub(crate) async fn code(fx: &Fx, connector: &str, client: &str) -> String {
     let key = fx.enroll(connector, "SERIAL-1").await;
     let next = authorize(
         &fx.store,
@@ -126,7 +126,7 @@ async fn code(fx: &Fx, connector: &str, client: &str) -> String {
     q["code"].clone()
 }
 
-fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Params {
+pub(crate) fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Params {
     Params::parse(&format!(
         "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}&client_id={client}&client_secret={secret}",
         urlencode(CALLBACK)
@@ -134,7 +134,7 @@ fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Param
     .unwrap()
 }
 
-async fn redeem(fx: &Fx, params: &Params) -> Result<serde_json::Value, TokenError> {
+pub(crate) async fn redeem(fx: &Fx, params: &Params) -> Result<serde_json::Value, TokenError> {
     token(
         &fx.store,
         &fx.signer,
@@ -149,7 +149,7 @@ async fn redeem(fx: &Fx, params: &Params) -> Result<serde_json::Value, TokenErro
     .await
 }
 
-fn grant_error(r: Result<serde_json::Value, TokenError>) -> &'static str {
+pub(crate) fn grant_error(r: Result<serde_json::Value, TokenError>) -> &'static str {
     match r {
         Err(TokenError::OAuth { error, .. }) => error,
         other => panic!("expected an OAuth error, got {other:?}"),
