@@ -43,6 +43,12 @@ where
     S: OidcStore + PlanStore + DeviceStore,
     K: ChallengeSigner,
 {
+    // Another region's plan: never read here, nor its one return marked (the edge answers a
+    // redirect to its home first; this is the domain's own guarantee).
+    env.settings
+        .regions
+        .check_home(plan_id)
+        .map_err(|_| Failure::Page("This sign-in has expired or does not exist.".into()))?;
     let plan = read_plan(store, env.clock, plan_id)
         .await
         .map_err(|_| Failure::Page("This sign-in has expired or does not exist.".into()))?;

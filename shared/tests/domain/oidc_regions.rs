@@ -5,12 +5,15 @@
 //! that spends the code is always A's. With affinity off (the local stack's negative control) B
 //! redeems it, which is what lets two replicas both redeem one code. One region: unchanged.
 
+use endpoint_core::oidc::resume::{resume, Resumed};
 use endpoint_core::oidc::token::TokenError;
-use endpoint_core::oidc::CODE_CHARS;
+use endpoint_core::oidc::{Failure, CODE_CHARS};
 use endpoint_core::region::plan_region;
 
 use crate::common::Fx;
-use crate::oidc_rules::{code, grant_error, redeem, token_params, world, VERIFIER};
+use crate::oidc_rules::{
+    code, grant_error, keys, passed_plan, redeem, token_params, world, ISSUER, VERIFIER,
+};
 use crate::regions::region;
 
 fn other_region(r: Result<serde_json::Value, TokenError>) -> (String, String) {
@@ -82,4 +85,27 @@ async fn one_region_codes_and_redemption_are_unchanged() {
     let params = token_params(&client, &secret, &code, VERIFIER);
     assert!(redeem(&fx, &params).await.is_ok());
     assert_eq!(grant_error(redeem(&fx, &params).await), "invalid_grant");
+}
+
+#[tokio::test]
+async fn another_regions_provider_plan_is_not_returned_here_and_its_home_returns_it_once() {
+    let (mut fx, connector, client, _) = world().await;
+    fx.settings = region("use1", false);
+    let plan = passed_plan(&fx, &connector, &client).await;
+    assert_eq!(plan_region(&plan), Some("use1"), "{plan}");
+    let b = Fx {
+        settings: region("euw1", false),
+        ..fx
+    };
+    // B neither reads the plan nor marks its one return (nor issues a code).
+    assert!(matches!(
+        resume(&b.store, &b.signer, &keys(), &b.env(), ISSUER, &plan).await,
+        Err(Failure::Page(_))
+    ));
+    let a = Fx {
+        settings: region("use1", false),
+        ..b
+    };
+    let back = resume(&a.store, &a.signer, &keys(), &a.env(), ISSUER, &plan).await;
+    assert!(matches!(back, Ok(Resumed::Back(_))), "{back:?}");
 }

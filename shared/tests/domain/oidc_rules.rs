@@ -90,6 +90,26 @@ fn resume_url(plan: &str) -> String {
 
 /// Authorizes, passes the plan with the enrolled device, resumes: the code.
 pub(crate) async fn code(fx: &Fx, connector: &str, client: &str) -> String {
+    let plan = passed_plan(fx, connector, client).await;
+    let back = resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan)
+        .await
+        .unwrap();
+    // The answer goes back once.
+    assert!(matches!(
+        resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan).await,
+        Err(Failure::Page(_))
+    ));
+    let Resumed::Back(Answer::Redirect(url)) = back else {
+        panic!("expected a redirect, got {back:?}")
+    };
+    let url = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "st");
+    q["code"].clone()
+}
+
+/// Authorizes and passes the plan with the enrolled device: the plan, not returned yet.
+pub(crate) async fn passed_plan(fx: &Fx, connector: &str, client: &str) -> String {
     let key = fx.enroll(connector, "SERIAL-1").await;
     let next = authorize(
         &fx.store,
@@ -109,21 +129,7 @@ pub(crate) async fn code(fx: &Fx, connector: &str, client: &str) -> String {
     let jws = fx.challenge(&plan).await;
     let response = fx.respond("SERIAL-1", &key, &jws);
     fx.post(&plan, Some(&response)).await.unwrap();
-    let back = resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan)
-        .await
-        .unwrap();
-    // The answer goes back once.
-    assert!(matches!(
-        resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan).await,
-        Err(Failure::Page(_))
-    ));
-    let Resumed::Back(Answer::Redirect(url)) = back else {
-        panic!("expected a redirect, got {back:?}")
-    };
-    let url = url::Url::parse(&url).unwrap();
-    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
-    assert_eq!(q["state"], "st");
-    q["code"].clone()
+    plan
 }
 
 pub(crate) fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Params {
