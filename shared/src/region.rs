@@ -353,10 +353,19 @@ mod tests {
         // One region: the code is as before, 43 characters of `[A-Za-z0-9]`, served here.
         let single = Regions::default().new_code(&SystemRandom, 43);
         assert_eq!(single.len(), 43);
-        assert!(single.bytes().all(|c| c.is_ascii_alphanumeric()), "{single}");
+        assert!(
+            single.bytes().all(|c| c.is_ascii_alphanumeric()),
+            "{single}"
+        );
         assert_eq!(Regions::default().home_of(&single), Home::Here);
         // A code issued before regions were configured: the primary's.
-        assert_eq!(b.home_of(&single), Home::Elsewhere { code: "use1", base_url: Some("https://a.example") });
+        assert_eq!(
+            b.home_of(&single),
+            Home::Elsewhere {
+                code: "use1",
+                base_url: Some("https://a.example")
+            }
+        );
     }
 
     #[test]

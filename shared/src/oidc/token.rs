@@ -39,7 +39,10 @@ pub enum TokenError {
     /// The code was issued by another region (`region.rs`): only that region redeems it, so
     /// this one neither reads nor writes it. The edge answers `307` to the same path at
     /// `base_url`, the code's home region (`edge::home`).
-    OtherRegion { region: String, base_url: String },
+    OtherRegion {
+        region: String,
+        base_url: String,
+    },
     Core(CoreError),
 }
 
