@@ -172,7 +172,7 @@ long() {
   functions_start 0
   scripts/fuzz-api.sh
   stack_stop
-  step "two local regions (scripts/regions.sh): sign-in across regions, a replayed response, a region stopped, the negative control, signals across a primary move, ID tokens of both regions (tests/regions)"
+  step "two local regions (scripts/regions.sh): sign-in across regions, a replayed response, a region stopped, the negative control, signals across a primary move, ID tokens of both regions, one code redeemed once (tests/regions)"
   env -u MOTO_PORT REGIONS_NEGATIVE_CONTROL=1 scripts/regions.sh test -- \
     .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/regions
 }

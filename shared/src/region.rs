@@ -11,10 +11,14 @@
 //! The random part is unchanged (at least 128 bits), so an id stays as unguessable as before; the
 //! code only says where the plan lives. A plan id without a code (made before regions were
 //! configured) belongs to the primary region.
+//!
+//! The OpenID provider's authorization codes are single-use the same way, so they are
+//! region-affine too (`new_code`): `<code>_<random>`, redeemed only at the region that issued
+//! it; another region's token endpoint names the home region instead (`home_of`).
 
 use crate::error::CoreError;
 use crate::model::{INTERACTIVE_PLAN_PREFIX, OIDC_PLAN_PREFIX};
-use crate::ports::{random_id, Random};
+use crate::ports::{random_alnum, random_id, Random};
 
 /// Longest region code (`use1`, `euw1`: a few characters).
 pub const MAX_REGION_CODE_LEN: usize = 8;
@@ -166,6 +170,18 @@ impl Regions {
         }
     }
 
+    /// A new authorization code of the OpenID provider: `len` random `[A-Za-z0-9]` characters,
+    /// after this region's code (`<code>_<random>`) with regions; without, unchanged. Its home
+    /// (`home_of`) is the region that issued it: only that region redeems it, so its single-use
+    /// condition is decided by one region's table.
+    pub fn new_code(&self, rng: &(impl Random + ?Sized), len: usize) -> String {
+        let random = random_alnum(rng, len);
+        match &self.own {
+            Some(code) => format!("{code}_{random}"),
+            None => random,
+        }
+    }
+
     /// This region's public base URL, if the deployment names it.
     pub fn own_base_url(&self) -> Option<&str> {
         let own = self.own.as_deref()?;
@@ -195,7 +211,8 @@ impl Regions {
         }
     }
 
-    /// Where the plan `id` is served: here, or in its home region.
+    /// Where the plan `id` (or the provider's authorization code `id`, `new_code`) is served:
+    /// here, or in its home region.
     pub fn home_of<'a>(&'a self, id: &'a str) -> Home<'a> {
         let Some(own) = self.own.as_deref() else {
             return Home::Here;
@@ -309,6 +326,46 @@ mod tests {
         );
         // One region: everything here.
         assert_eq!(Regions::default().home_of("euw1_abc"), Home::Here);
+    }
+
+    #[test]
+    fn authorization_codes_carry_their_region_and_are_redeemed_only_there() {
+        let (a, b) = (two("use1"), two("euw1"));
+        let code = a.new_code(&SystemRandom, 43);
+        let (region, random) = code.split_once('_').unwrap_or_default();
+        assert_eq!(region, "use1");
+        assert_eq!(random.len(), 43);
+        assert!(random.bytes().all(|c| c.is_ascii_alphanumeric()), "{code}");
+        assert_eq!(a.home_of(&code), Home::Here);
+        assert_eq!(
+            b.home_of(&code),
+            Home::Elsewhere {
+                code: "use1",
+                base_url: Some("https://a.example")
+            }
+        );
+        // Affinity off (the negative control): any region redeems it.
+        let b_off = Regions {
+            affinity_off: true,
+            ..two("euw1")
+        };
+        assert_eq!(b_off.home_of(&code), Home::Here);
+        // One region: the code is as before, 43 characters of `[A-Za-z0-9]`, served here.
+        let single = Regions::default().new_code(&SystemRandom, 43);
+        assert_eq!(single.len(), 43);
+        assert!(
+            single.bytes().all(|c| c.is_ascii_alphanumeric()),
+            "{single}"
+        );
+        assert_eq!(Regions::default().home_of(&single), Home::Here);
+        // A code issued before regions were configured: the primary's.
+        assert_eq!(
+            b.home_of(&single),
+            Home::Elsewhere {
+                code: "use1",
+                base_url: Some("https://a.example")
+            }
+        );
     }
 
     #[test]

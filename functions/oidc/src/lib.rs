@@ -275,6 +275,10 @@ where
                     label,
                 )
             }
+            // A code another region issued: redeemed there only (the domain's decision).
+            Err(TokenError::OtherRegion { region, base_url }) => {
+                edge::to_region(req, &base_url, &region)
+            }
             Err(TokenError::Core(e)) => edge::failed(&e),
         }
     }

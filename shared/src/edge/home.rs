@@ -1,6 +1,6 @@
-//! A request for another region's plan: answered with a redirect to the plan's home region
-//! (the domain decides where a plan lives, `region.rs`; this only makes the HTTP of it), before
-//! any read, so this region never touches the plan.
+//! A request for another region's plan (or OpenID provider code): answered with a redirect to
+//! its home region (the domain decides where a plan or code lives, `region.rs`; this only makes
+//! the HTTP of it), before any read, so this region never touches it.
 
 use lambda_http::Request;
 use serde_json::json;
@@ -21,16 +21,7 @@ pub fn at_home(config: &FunctionConfig, req: &Request, plan_id: &str) -> Result<
         Home::Elsewhere {
             base_url: Some(base),
             code,
-        } => {
-            let query = req
-                .uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            let location = format!("{base}{}{query}", path(req));
-            let message = format!("This sign-in is served by region {code}.");
-            Err(Box::new(redirect(location, &message)))
-        }
+        } => Err(Box::new(to_region(req, base, code))),
         Home::Elsewhere { base_url: None, .. } => Err(Box::new((
             super::errors::simple_error(
                 404,
@@ -40,6 +31,20 @@ pub fn at_home(config: &FunctionConfig, req: &Request, plan_id: &str) -> Result<
             Label::NotFound,
         ))),
     }
+}
+
+/// The answer for a request that another region serves (a plan's routes; the token endpoint for
+/// an authorization code that region issued, `oidc::token::TokenError::OtherRegion`): 307 to the
+/// same path and query at `base_url`, the region `code`'s (the method and body are kept).
+pub fn to_region(req: &Request, base_url: &str, code: &str) -> Answer {
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let location = format!("{base_url}{}{query}", path(req));
+    let message = format!("This sign-in is served by region {code}.");
+    redirect(location, &message)
 }
 
 /// `Ok` in the primary region (or one region); elsewhere a 307 to the same path at the
@@ -119,6 +124,18 @@ mod tests {
             panic!("an unknown region's plan is not served");
         };
         assert_eq!(unknown.0.status, 404);
+    }
+
+    #[test]
+    fn a_token_request_for_another_regions_code_goes_to_the_same_path_there() {
+        let req = request("http://b.test/oidc/token");
+        let (reply, label) = to_region(&req, "http://a.test", "use1");
+        assert_eq!((reply.status, label), (307, Label::OtherRegion));
+        let doc = reply.document.unwrap_or_else(|| panic!("a document"));
+        assert_eq!(
+            doc.headers,
+            vec![("location", "http://a.test/oidc/token".to_string())]
+        );
     }
 
     #[test]

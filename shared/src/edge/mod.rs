@@ -76,7 +76,7 @@ pub use config::{Base, FunctionConfig};
 #[cfg(feature = "lambda")]
 pub use dispatch::{failed, method_not_allowed, no_route, route, unrouted, Answer};
 #[cfg(feature = "lambda")]
-pub use home::{at_home, at_primary};
+pub use home::{at_home, at_primary, to_region};
 #[cfg(feature = "lambda")]
 pub use logging::init_tracing;
 #[cfg(feature = "lambda")]

@@ -34,6 +34,9 @@ pub const ACR_DEVICE: &str = "urn:endpoint-stage:device";
 pub const AMR_DEVICE: &str = "hwk";
 /// How long an ID token is valid.
 pub const ID_TOKEN_LIFETIME: i64 = 300;
+/// The random characters of an authorization code (`[A-Za-z0-9]`, 256 bits); with regions
+/// after its region's code (`region.rs`, `Regions::new_code`).
+pub const CODE_CHARS: usize = 43;
 /// How long a code may wait for its redemption.
 pub const CODE_LIFETIME: i64 = 60;
 /// How long an access token (for `userinfo` only) is valid.

@@ -9,12 +9,12 @@ use crate::idp::owners::{
     match_owner, match_owner_or_sole, HintNames, MatchedOwner, NamedBy, OwnerMismatch,
 };
 use crate::model::{AuthRequest, Grant, OidcClient, OwnerClaim, Plan, PlanStatus, Profile};
-use crate::ports::{random_alnum, ChallengeSigner, DeviceStore, GrantKind, OidcStore, PlanStore};
+use crate::ports::{ChallengeSigner, DeviceStore, GrantKind, OidcStore, PlanStore};
 use crate::settings::Env;
 use crate::stage::read_plan;
 
 use super::id_token::{sign_id_token, IdKeys};
-use super::{secret_hash, Answer, Failure, CODE_LIFETIME, ID_TOKEN_LIFETIME};
+use super::{secret_hash, Answer, Failure, CODE_CHARS, CODE_LIFETIME, ID_TOKEN_LIFETIME};
 
 /// The sentence of a pass without a device (an optional stage): the provider's one job is the
 /// device, so nothing passes without one.
@@ -43,6 +43,12 @@ where
     S: OidcStore + PlanStore + DeviceStore,
     K: ChallengeSigner,
 {
+    // Another region's plan: never read here, nor its one return marked (the edge answers a
+    // redirect to its home first; this is the domain's own guarantee).
+    env.settings
+        .regions
+        .check_home(plan_id)
+        .map_err(|_| Failure::Page("This sign-in has expired or does not exist.".into()))?;
     let plan = read_plan(store, env.clock, plan_id)
         .await
         .map_err(|_| Failure::Page("This sign-in has expired or does not exist.".into()))?;
@@ -107,7 +113,8 @@ where
     let mut fields = Vec::new();
     match request.profile {
         Profile::Code => {
-            let code = random_alnum(env.rng, 43);
+            // `<code>_<random>` with regions: redeemed only in this region (`region.rs`).
+            let code = env.settings.regions.new_code(env.rng, CODE_CHARS);
             store
                 .put_grant(GrantKind::Code, &secret_hash(&code), &grant)
                 .await

@@ -12,6 +12,7 @@ use crate::error::CoreError;
 use crate::model::{ClientAuth, KeySource, OidcClient, UnixTime};
 use crate::ports::{random_alnum, ChallengeSigner, GrantKind, JwksFetcher, OidcStore};
 use crate::protocol::b64url;
+use crate::region::Home;
 use crate::settings::Env;
 
 use super::id_token::{sign_id_token, IdKeys};
@@ -34,6 +35,13 @@ pub enum TokenError {
         status: u16,
         error: &'static str,
         description: String,
+    },
+    /// The code was issued by another region (`region.rs`): only that region redeems it, so
+    /// this one neither reads nor writes it. The edge answers `307` to the same path at
+    /// `base_url`, the code's home region (`edge::home`).
+    OtherRegion {
+        region: String,
+        base_url: String,
     },
     Core(CoreError),
 }
@@ -253,6 +261,29 @@ where
     K: ChallengeSigner,
     F: JwksFetcher,
 {
+    // Another region's code: decided before any read or write (the client's, its assertion's
+    // `jti`, the code's), so that region's table alone decides the code's single use.
+    if let Some(code) = params.get("code") {
+        match env.settings.regions.home_of(code) {
+            Home::Here => {}
+            Home::Elsewhere {
+                code: region,
+                base_url: Some(base),
+            } => {
+                return Err(TokenError::OtherRegion {
+                    region: region.to_string(),
+                    base_url: base.to_string(),
+                })
+            }
+            // A region this deployment does not know: no code of ours.
+            Home::Elsewhere { base_url: None, .. } => {
+                return Err(TokenError::bad(
+                    "invalid_grant",
+                    "The code is invalid, expired or used.",
+                ))
+            }
+        }
+    }
     let now = env.clock.now();
     let client = authenticate(store, fetcher, token_endpoint, basic, params, now).await?;
     if params.get("grant_type") != Some("authorization_code") {

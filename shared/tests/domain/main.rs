@@ -24,6 +24,7 @@ mod improvements;
 #[cfg(feature = "fetch")]
 mod jwks_fetch;
 mod key_rollout;
+mod oidc_regions;
 mod oidc_rules;
 mod port_contract;
 mod redirects;

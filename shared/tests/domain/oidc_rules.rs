@@ -19,12 +19,12 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{Fx, KEY};
 
-const ISSUER: &str = "https://idp.example";
-const CALLBACK: &str = "https://rp.example/callback";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const ISSUER: &str = "https://idp.example";
+pub(crate) const CALLBACK: &str = "https://rp.example/callback";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// No URL is registered in these tests: a fetch is a test failure.
-struct NoFetch;
+pub(crate) struct NoFetch;
 
 impl JwksFetcher for NoFetch {
     async fn fetch(&self, _url: &str) -> Result<JwkSet, CoreError> {
@@ -34,14 +34,14 @@ impl JwksFetcher for NoFetch {
     }
 }
 
-fn keys() -> IdKeys {
+pub(crate) fn keys() -> IdKeys {
     IdKeys {
         rsa: Some("oidc-rsa".into()),
         ec: Some("oidc-ec".into()),
     }
 }
 
-async fn world() -> (Fx, String, String, String) {
+pub(crate) async fn world() -> (Fx, String, String, String) {
     let mut fx = Fx::new();
     fx.signer.generate("oidc-rsa", KeySpec::Rsa2048).unwrap();
     fx.signer.generate("oidc-ec", KeySpec::EccNistP256).unwrap();
@@ -89,7 +89,27 @@ fn resume_url(plan: &str) -> String {
 }
 
 /// Authorizes, passes the plan with the enrolled device, resumes: the code.
-async fn code(fx: &Fx, connector: &str, client: &str) -> String {
+pub(crate) async fn code(fx: &Fx, connector: &str, client: &str) -> String {
+    let plan = passed_plan(fx, connector, client).await;
+    let back = resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan)
+        .await
+        .unwrap();
+    // The answer goes back once.
+    assert!(matches!(
+        resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan).await,
+        Err(Failure::Page(_))
+    ));
+    let Resumed::Back(Answer::Redirect(url)) = back else {
+        panic!("expected a redirect, got {back:?}")
+    };
+    let url = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "st");
+    q["code"].clone()
+}
+
+/// Authorizes and passes the plan with the enrolled device: the plan, not returned yet.
+pub(crate) async fn passed_plan(fx: &Fx, connector: &str, client: &str) -> String {
     let key = fx.enroll(connector, "SERIAL-1").await;
     let next = authorize(
         &fx.store,
@@ -109,24 +129,10 @@ async fn code(fx: &Fx, connector: &str, client: &str) -> String {
     let jws = fx.challenge(&plan).await;
     let response = fx.respond("SERIAL-1", &key, &jws);
     fx.post(&plan, Some(&response)).await.unwrap();
-    let back = resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan)
-        .await
-        .unwrap();
-    // The answer goes back once.
-    assert!(matches!(
-        resume(&fx.store, &fx.signer, &keys(), &fx.env(), ISSUER, &plan).await,
-        Err(Failure::Page(_))
-    ));
-    let Resumed::Back(Answer::Redirect(url)) = back else {
-        panic!("expected a redirect, got {back:?}")
-    };
-    let url = url::Url::parse(&url).unwrap();
-    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
-    assert_eq!(q["state"], "st");
-    q["code"].clone()
+    plan
 }
 
-fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Params {
+pub(crate) fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Params {
     Params::parse(&format!(
         "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={verifier}&client_id={client}&client_secret={secret}",
         urlencode(CALLBACK)
@@ -134,7 +140,7 @@ fn token_params(client: &str, secret: &str, code: &str, verifier: &str) -> Param
     .unwrap()
 }
 
-async fn redeem(fx: &Fx, params: &Params) -> Result<serde_json::Value, TokenError> {
+pub(crate) async fn redeem(fx: &Fx, params: &Params) -> Result<serde_json::Value, TokenError> {
     token(
         &fx.store,
         &fx.signer,
@@ -149,7 +155,7 @@ async fn redeem(fx: &Fx, params: &Params) -> Result<serde_json::Value, TokenErro
     .await
 }
 
-fn grant_error(r: Result<serde_json::Value, TokenError>) -> &'static str {
+pub(crate) fn grant_error(r: Result<serde_json::Value, TokenError>) -> &'static str {
     match r {
         Err(TokenError::OAuth { error, .. }) => error,
         other => panic!("expected an OAuth error, got {other:?}"),

@@ -11,7 +11,7 @@ use endpoint_core::region::{plan_region, Regions};
 use endpoint_core::settings::Settings;
 use endpoint_core::CoreError;
 
-fn region(own: &str, affinity_off: bool) -> Settings {
+pub(crate) fn region(own: &str, affinity_off: bool) -> Settings {
     let regions = Regions::parse(
         Some(own),
         Some("use1=https://a.example,euw1=https://b.example"),
