@@ -4,7 +4,6 @@
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use super::failure::{is_condition_failed, store_error};
 use super::item::{corrupt, get_n, get_s, n, s, Item};
 use super::schema::{self, data_key_key};
 use super::store::DynamoStore;
@@ -48,19 +47,6 @@ impl DataKeyRecords for DynamoStore {
         );
         item.insert(WRAPPING_KEY.into(), s(&record.wrapping_key));
         item.insert(schema::attr::CREATED_AT.into(), n(record.created_at));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("PutItem data key", &e)),
-        }
+        self.put_if_absent("PutItem data key", item).await
     }
 }

@@ -249,21 +249,8 @@ impl DynamoStore {
             Av::B(aws_smithy_types::Blob::new(wrapped)),
         );
         item.insert(attr::PLAIN_KEYS_REFUSED.into(), Av::Bool(no_devices));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            // Another operator created it first: theirs is the one.
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("PutItem keyring", &e)),
-        }
+        // false: another operator created it first, and theirs is the one.
+        self.put_if_absent("PutItem keyring", item).await
     }
 
     /// Idempotent data migrations: creates the data key if missing, seals every plain device

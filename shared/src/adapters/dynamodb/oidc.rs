@@ -19,19 +19,9 @@ fn grant_of(item: &Item, now: UnixTime) -> Result<Option<Grant>, StoreError> {
 
 impl DynamoStore {
     async fn put_new(&self, op: &'static str, item: Item, what: &str) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::AlreadyExists(what.to_string())),
-            Err(e) => Err(store_error(op, &e)),
+        match self.put_if_absent(op, item).await? {
+            true => Ok(()),
+            false => Err(StoreError::AlreadyExists(what.to_string())),
         }
     }
 }

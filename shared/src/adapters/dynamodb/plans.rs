@@ -106,21 +106,9 @@ impl PlanEnd {
 
 impl PlanStore for DynamoStore {
     async fn create_plan(&self, plan: &Plan) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(plan_item(plan)?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => {
-                Err(StoreError::AlreadyExists(format!("plan {}", plan.id)))
-            }
-            Err(e) => Err(store_error("PutItem plan", &e)),
+        match self.put_if_absent("PutItem plan", plan_item(plan)?).await? {
+            true => Ok(()),
+            false => Err(StoreError::AlreadyExists(format!("plan {}", plan.id))),
         }
     }
 

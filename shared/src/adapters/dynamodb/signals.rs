@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::codec::{json_from, json_item};
-use super::failure::{is_condition_failed, is_transaction_conflict, store_error};
+use super::failure::{is_transaction_conflict, store_error};
 use super::item::{built, get_s, n, opt_n, opt_s, s, Item};
 use super::schema::{
     self, attr, key, seq_sk, signal_head_key, signed_set_pk, SIGNAL_HEAD_PK, SIGNAL_INBOX_PK,
@@ -357,29 +357,17 @@ impl SignalStore for DynamoStore {
         let mut item = key(signed_set_pk(receiver), seq_sk(event.seq));
         item.insert(attr::DATA.into(), s(set));
         item.insert(schema::TTL_ATTRIBUTE.into(), n(now + self.audit_retention));
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PK)
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(set.to_string()),
-            // Another delivery kept one first: every delivery carries that one (read with the
-            // query that reads them all, so this needs no other access).
-            Err(e) if is_condition_failed(&e) => {
-                let kept = self
-                    .signed_sets(receiver, event.seq.saturating_sub(1), event.seq)
-                    .await?;
-                Ok(kept
-                    .into_iter()
-                    .next()
-                    .map_or_else(|| set.to_string(), |(_, s)| s))
-            }
-            Err(e) => Err(store_error("PutItem signed SET", &e)),
+        if self.put_if_absent("PutItem signed SET", item).await? {
+            return Ok(set.to_string());
         }
+        // Another delivery kept one first: every delivery carries that one (read with the query
+        // that reads them all, so this needs no other access).
+        let kept = self
+            .signed_sets(receiver, event.seq.saturating_sub(1), event.seq)
+            .await?;
+        Ok(kept
+            .into_iter()
+            .next()
+            .map_or_else(|| set.to_string(), |(_, s)| s))
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-use super::failure::store_error;
+use super::failure::{is_condition_failed, store_error};
 use super::item::{built, get_s, opt_s, s, Item};
 use super::schema::{self, attr, key, token_index_key};
 use crate::adapters::sealing::{DataKey, KeyVault};
@@ -81,6 +81,29 @@ impl std::fmt::Debug for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Writes `item` unless an item with its key exists: `true` if written, `false` if another
+    /// writer was first (the condition decides, in one request).
+    pub(super) async fn put_if_absent(
+        &self,
+        op: &'static str,
+        item: Item,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PK)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error(op, &e)),
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
