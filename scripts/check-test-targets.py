@@ -2,7 +2,10 @@
 """Targets marked `test = false` in a Cargo.toml (no unit-test binary is built for them, which
 keeps `make test` from compiling and linking a dozen empty test binaries) must really hold no
 test: fails if such a target's file, or a module file it declares, has #[test] or
-#[tokio::test]. And every integration test target of the workspace (`tests/*.rs`,
+#[tokio::test]. Every library and binary target says `bench = false`: the benchmarks are bench
+targets of their own, and without it `--all-targets` (make test's build, for clippy on every
+target) builds each library and binary once more in bench mode (11 s of CPU on a fresh clone,
+docs/PERFORMANCE.md, 6f). And every integration test target of the workspace (`tests/*.rs`,
 `tests/*/main.rs`) is named by a `--test` of scripts/test.sh, which runs them by name: a new
 suite can never be skipped without notice. Run by `make test`."""
 import re
@@ -34,10 +37,15 @@ def main():
             continue
         cfg = tomllib.loads(manifest.read_text())
         targets = []
-        if "lib" in cfg:
-            targets.append((cfg["lib"], "src/lib.rs"))
+        if "lib" in cfg or (manifest.parent / "src" / "lib.rs").exists():
+            targets.append((cfg.get("lib", {}), "src/lib.rs"))
         targets += [(b, "src/main.rs") for b in cfg.get("bin", [])]
+        if "package" in cfg and not targets:
+            errors.append(f"{manifest.relative_to(ROOT)}: declare its targets ([lib], [[bin]]) to say bench = false")
         for target, default in targets:
+            if target.get("bench", True):
+                what = f"[[bin]] {target['name']}" if "name" in target and default == "src/main.rs" else "[lib]"
+                errors.append(f"{manifest.relative_to(ROOT)}: {what} needs bench = false (it is built again in bench mode by --all-targets)")
             if target.get("test", True):
                 continue
             src = manifest.parent / target.get("path", default)

@@ -1,4 +1,4 @@
-"""moto_server, with each request handled whole before the next begins, and three costs of
+"""moto_server, with each request handled whole before the next begins, and the costs of
 moto's taken off that one line.
 
 Atomic requests. moto's backends take no lock: two concurrent conditional writes (UpdateItem with
@@ -24,8 +24,11 @@ What that line costs, measured with py-spy over `make test` (docs/PERFORMANCE.md
 One KMS operation moto 5.2 lacks is added: GenerateDataKeyPairWithoutPlaintext (ECC_NIST_P256
 only), which the `data-key` challenge signing mode uses (issue 31.4; see the end of this file).
 Request lines are not logged (werkzeug's log was 5% of the emulator's time); errors still are.
+Two lookups moto made for every request are made once: its service folders, a handler's methods
+(17% of its CPU over the end-to-end suite).
 Started by scripts/stack-lib.sh with moto_server's own arguments."""
 import copy
+import functools
 import inspect
 import logging
 import os
@@ -34,7 +37,9 @@ import sys
 import threading
 import time
 
+from moto import backends as moto_backends
 from moto import server
+from moto.core import responses as moto_responses
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.kms import models as kms_models
@@ -347,6 +352,17 @@ if os.environ.get("MOTO_COUNT_SIGNS") == "1":
 
 # Request lines off (errors are still logged).
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+# --- Per-request lookups that never change, done once ----------------------------------------
+# py-spy over the end-to-end suite (docs/PERFORMANCE.md, 6f): for every request moto listed its
+# own package directory (a stat of each of its ~150 service folders, to tell whether the host
+# names a service: 10% of the emulator's CPU) and enumerated the handler class's methods with
+# `inspect.getmembers` (to tell whether the action is one of them: 7%). Both answers depend only
+# on the installed package and the class, so each is computed once.
+_moto_modules = tuple(moto_backends.list_of_moto_modules())
+moto_backends.list_of_moto_modules = lambda: _moto_modules
+moto_responses.method_names_from_class = functools.lru_cache(maxsize=None)(moto_responses.method_names_from_class)
 
 if __name__ == "__main__":
     for spec in _ahead:

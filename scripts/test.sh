@@ -40,7 +40,9 @@ trap 'exit 143' TERM
 # each mode's parameters (EdgeProtection, ChallengeSigning, the global table, the stack's keys),
 # and each mode's promises. `make lint` runs cfn-lint and sam with their own commands; `make
 # test` the same lints through cfn-lint's API in check-modes' one process (`--sources`: each of
-# those processes spent 5 to 8 s of CPU starting before it read a template).
+# those processes spent 5 to 8 s of CPU starting before it read a template), and lints the
+# translated template in the two edge modes only (`--lint-modes edge`: every mode's promises are
+# still checked); `make lint` and `make test-long` lint every mode (each lint about 5 s of CPU).
 template_checks() {
   if [ "${1:-}" = tools ]; then
     .venv/bin/cfn-lint template.yaml deploy/edge-waf.yaml deploy/global.yaml
@@ -50,7 +52,7 @@ template_checks() {
   if [ "${1:-}" = tools ]; then
     .venv/bin/python scripts/check-modes.py
   else
-    .venv/bin/python scripts/check-modes.py --sources
+    .venv/bin/python scripts/check-modes.py --sources --lint-modes edge
   fi
 }
 
@@ -163,6 +165,9 @@ for line in sys.stdin:
 }
 
 long() {
+  step "the translated template linted in every mode (scripts/check-modes.py; make test lints the two edge modes)"
+  scripts/venv.sh
+  .venv/bin/python scripts/check-modes.py
   step "property tests with 20,000 cases each"
   PROPTEST_CASES=20000 cargo test --workspace --all-features --locked --test no_panic
   step "schema fuzzing of openapi.yaml against the local stack (schemathesis)"

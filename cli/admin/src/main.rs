@@ -1,19 +1,7 @@
-//! `endpoint-admin`: the operator's CLI (`endpoint-admin --help`; docs/OPERATING.md, "The operator CLI").
-//!
-//! Exit codes: 0 success, 2 bad usage (clap), 1 any other error with one line on stderr.
-//! Secrets (device token keys, enrollment token keys) are printed once on stdout, never logged.
-
-mod cli;
-mod clock;
-mod commands;
-mod device_args;
-mod error;
-mod oidc_args;
-mod output;
-mod parsers;
-mod policy_args;
+//! `endpoint-admin`: the operator's CLI; the library (`src/lib.rs`) is the CLI, this runs it.
 
 use clap::Parser;
+use endpoint_admin::{cli, commands};
 
 fn main() {
     let args = cli::Args::parse();

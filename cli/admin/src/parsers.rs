@@ -81,31 +81,3 @@ pub fn parse_region(s: &str) -> Result<String, String> {
         Err(format!("{s:?} is not an AWS region name like eu-west-1"))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(5));
-        assert_eq!(parse_duration("30"), Ok(30));
-        assert_eq!(parse_duration("5m"), Ok(300));
-        assert_eq!(parse_duration("24h"), Ok(86400));
-        assert_eq!(parse_duration("7d"), Ok(604800));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5w").is_err());
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("99999999999999d").is_err());
-        assert_eq!(parse_expiry("never"), Ok(Expiry::Never));
-        assert_eq!(parse_expiry("7d"), Ok(Expiry::After(604800)));
-        assert!(parse_expiry("forever").is_err());
-    }
-
-    #[test]
-    fn p521_is_refused_with_the_reason() {
-        assert_eq!(parse_challenge_spec("RSA_3072"), Ok("RSA_3072".into()));
-        assert!(parse_challenge_spec("ECC_NIST_P521").is_err_and(|e| e.contains("ES512")));
-        assert!(parse_challenge_spec("ECC_SECG_P256K1").is_err());
-    }
-}

@@ -1,11 +1,13 @@
 //! The real `endpoint-admin` binary against moto_server (run through `make test`), as one test
-//! binary: its basics and usage, devices and keys, and the operator lifecycles.
+//! binary: its basics and usage, devices and keys, and the operator lifecycles; and the CLI's
+//! parsers, help and clock without a process (`units`).
 
 mod basics;
 mod help;
 mod lifecycle;
 mod owners;
 mod policies;
+mod units;
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
