@@ -12,6 +12,7 @@ use ring::signature::{
     EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
     ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256,
 };
+use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::rand_core::OsRng;
 
@@ -96,16 +97,49 @@ impl LocalSigner {
                 };
                 let failed = || unusable("RSA key generation failed");
                 let key = rsa::RsaPrivateKey::new(&mut OsRng, bits).map_err(|_| failed())?;
-                let der = rsa::RsaPublicKey::from(&key)
-                    .to_public_key_der()
-                    .map_err(|_| unusable("public key encoding failed"))?
-                    .into_vec();
                 let pkcs8 = key.to_pkcs8_der().map_err(|_| failed())?;
-                let pair = RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|_| failed())?;
-                (Private::Rsa(pair), der)
+                return self.import_rsa(name, pkcs8.as_bytes());
             }
         };
-        let (jwk, alg) = Jwk::from_spki_der(&spki_der).map_err(|e| unusable(&e.to_string()))?;
+        self.insert(name, private, spki_der)
+    }
+
+    /// Holds the RSA private key `pkcs8_der` (PKCS#8 DER, 2048, 3072 or 4096 bits as KMS's RSA
+    /// keys) under `name`, as KMS imports key material. RSA key generation takes seconds (the
+    /// tests import keys made ahead: shared/tests/fixtures/rsa).
+    pub fn import_rsa(
+        &mut self,
+        name: &str,
+        pkcs8_der: &[u8],
+    ) -> Result<KeyDescription, SignerError> {
+        let unusable = |reason: &str| SignerError::KeyUnusable {
+            key: name.to_string(),
+            reason: reason.to_string(),
+        };
+        let pair = RsaKeyPair::from_pkcs8(pkcs8_der)
+            .map_err(|_| unusable("not an RSA private key in PKCS#8 DER"))?;
+        if ![256, 384, 512].contains(&pair.public().modulus_len()) {
+            return Err(unusable("RSA keys are of 2048, 3072 or 4096 bits"));
+        }
+        let spki_der = rsa::RsaPublicKey::from_pkcs1_der(pair.public().as_ref())
+            .map_err(|_| unusable("public key decoding failed"))?
+            .to_public_key_der()
+            .map_err(|_| unusable("public key encoding failed"))?
+            .into_vec();
+        self.insert(name, Private::Rsa(pair), spki_der)
+    }
+
+    /// Holds `private` (whose SPKI DER public key is `spki_der`) under `name`.
+    fn insert(
+        &mut self,
+        name: &str,
+        private: Private,
+        spki_der: Vec<u8>,
+    ) -> Result<KeyDescription, SignerError> {
+        let (jwk, alg) = Jwk::from_spki_der(&spki_der).map_err(|e| SignerError::KeyUnusable {
+            key: name.to_string(),
+            reason: e.to_string(),
+        })?;
         let description = KeyDescription {
             alg,
             kid: jwk.kid.clone(),

@@ -1,11 +1,13 @@
 //! Test fixture: the core over the in-memory store, the local signer and a fixed clock.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::adapters::memory::{FixedClock, MemoryStore};
 use endpoint_core::admin;
 use endpoint_core::model::{Connector, Plan, Stage, StageMode};
-use endpoint_core::ports::{Directory, SystemRandom};
+use endpoint_core::ports::{Directory, KeyDescription, SystemRandom};
 use endpoint_core::protocol::keys::KeySpec;
 use endpoint_core::protocol::response::sign_response;
 use endpoint_core::secret::Secret;
@@ -14,6 +16,47 @@ use endpoint_core::stage::{self, Outcome};
 use endpoint_core::CoreError;
 
 pub const T0: i64 = 1_800_000_000;
+
+/// RSA private keys made ahead (PKCS#8 DER; test keys, public in this repository: see
+/// shared/tests/fixtures/rsa/README.md). Generating one takes up to seconds (4096 bits), and the
+/// suites need a dozen: most of the domain suite's CPU when each was generated.
+const RSA_2048: [&[u8]; 8] = [
+    include_bytes!("../fixtures/rsa/rsa-2048-1.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-2.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-3.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-4.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-5.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-6.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-7.der"),
+    include_bytes!("../fixtures/rsa/rsa-2048-8.der"),
+];
+const RSA_3072: [&[u8]; 2] = [
+    include_bytes!("../fixtures/rsa/rsa-3072-1.der"),
+    include_bytes!("../fixtures/rsa/rsa-3072-2.der"),
+];
+const RSA_4096: [&[u8]; 2] = [
+    include_bytes!("../fixtures/rsa/rsa-4096-1.der"),
+    include_bytes!("../fixtures/rsa/rsa-4096-2.der"),
+];
+
+/// A key of `spec` under `name` in `signer`: a new EC key, or the next RSA key of that size from
+/// the fixtures (each size takes its turn process-wide, so two keys drawn one after the other
+/// are different keys; no test holds more keys of one size than there are).
+pub fn add_key(signer: &mut LocalSigner, name: &str, spec: KeySpec) -> KeyDescription {
+    static TURNS: [AtomicUsize; 3] = [
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ];
+    let (pool, turn): (&[&[u8]], _) = match spec {
+        KeySpec::Rsa2048 => (&RSA_2048, &TURNS[0]),
+        KeySpec::Rsa3072 => (&RSA_3072, &TURNS[1]),
+        KeySpec::Rsa4096 => (&RSA_4096, &TURNS[2]),
+        _ => return signer.generate(name, spec).expect("EC key generation"),
+    };
+    let der = pool[turn.fetch_add(1, Ordering::Relaxed) % pool.len()];
+    signer.import_rsa(name, der).expect("a fixture RSA key")
+}
 pub const KEY: &str = "key-p256";
 
 pub struct Fx {

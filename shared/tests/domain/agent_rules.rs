@@ -3,7 +3,7 @@
 //! ES512 refusal, device identifiers on every path, re-enrollment keeping the device, and the
 //! agent's `Authorization` parsing.
 
-use crate::common::{passed, Fx, KEY, T0};
+use crate::common::{add_key, passed, Fx, KEY, T0};
 use crate::enrollment::{agent_enroll, token_for};
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::admin::{self, DEFAULT_ROTATION_GRACE, KEY_OVERLAP};
@@ -111,7 +111,7 @@ async fn p521_keys_are_refused_for_challenges_with_the_reason() {
     let mut signer = LocalSigner::new();
     signer.generate("p521", KeySpec::EccNistP521).unwrap();
     signer.generate("p384", KeySpec::EccNistP384).unwrap();
-    signer.generate("rsa", KeySpec::Rsa2048).unwrap();
+    add_key(&mut signer, "rsa", KeySpec::Rsa2048);
     let refused = admin::check_challenge_key(&signer, "p521").await;
     assert!(
         matches!(&refused, Err(CoreError::Conflict(m)) if m.contains("ES512") && m.contains("agents")),

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::add_key;
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::adapters::memory::StaticResolver;
 use endpoint_core::egress::{Egress, EgressPolicy};
@@ -37,7 +38,7 @@ struct Tenant {
 impl Tenant {
     fn new() -> Self {
         let mut signer = LocalSigner::new();
-        let described = signer.generate("tenant", KeySpec::Rsa2048).unwrap();
+        let described = add_key(&mut signer, "tenant", KeySpec::Rsa2048);
         Tenant {
             signer,
             kid: described.kid,

@@ -17,7 +17,7 @@ use endpoint_core::CoreError;
 use jsonwebtoken::jwk::JwkSet;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Fx, KEY};
+use crate::common::{add_key, Fx, KEY};
 
 pub(crate) const ISSUER: &str = "https://idp.example";
 pub(crate) const CALLBACK: &str = "https://rp.example/callback";
@@ -43,7 +43,7 @@ pub(crate) fn keys() -> IdKeys {
 
 pub(crate) async fn world() -> (Fx, String, String, String) {
     let mut fx = Fx::new();
-    fx.signer.generate("oidc-rsa", KeySpec::Rsa2048).unwrap();
+    add_key(&mut fx.signer, "oidc-rsa", KeySpec::Rsa2048);
     fx.signer.generate("oidc-ec", KeySpec::EccNistP256).unwrap();
     let (c, s) = fx.setup(StageMode::Required, Some(KEY), true).await;
     let (client, secret) = create_client(

@@ -1,7 +1,7 @@
 //! Challenges for every key kind, verified by an independent verifier (the RustCrypto crates,
 //! not our ring signing code) from the JWK our code publishes, as an agent would.
 
-use crate::common::{b64, verify_independently, Fx};
+use crate::common::{add_key, b64, verify_independently, Fx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use endpoint_core::adapters::local_signer::LocalSigner;
@@ -21,7 +21,7 @@ async fn challenges_of_every_key_kind_verify_independently() {
     ] {
         let mut fx = Fx::new();
         let mut signer = LocalSigner::new();
-        let desc = signer.generate("k", spec).unwrap();
+        let desc = add_key(&mut signer, "k", spec);
         assert_eq!(desc.alg.as_str(), alg);
         fx.signer = signer;
         let (c, s) = fx.setup(StageMode::Required, Some("k"), true).await;
@@ -138,7 +138,7 @@ async fn the_rust_agents_jwt_library_accepts_every_challenge_we_can_sign() {
     ] {
         let mut fx = Fx::new();
         let mut signer = LocalSigner::new();
-        let desc = signer.generate("k", spec).unwrap();
+        let desc = add_key(&mut signer, "k", spec);
         fx.signer = signer;
         let (_, s) = fx.setup(StageMode::Required, Some("k"), true).await;
         let plan = fx.plan(&s.id).await;
