@@ -78,6 +78,30 @@ lint() {
   template_checks tools
 }
 
+# The executables of the named test targets, one "<package directory> <executable>" per line
+# (built ones: cargo only reports them).
+test_executables() {
+  local args=() t
+  for t in "$@"; do args+=(--test "$t"); done
+  cargo test --workspace --all-features --locked "${args[@]}" --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(os.path.dirname(m["manifest_path"]), m["executable"])'
+}
+
+# Runs test executables ("<package directory> <executable>" lines) one after the other, each
+# from its package's directory as `cargo test` runs it (cargo itself would wait for a build
+# beside it to let go of the target directory); stops at the first that fails.
+run_executables() {
+  local dir exe
+  [ -n "$1" ] || { echo "make test: no test executable found" >&2; return 1; }
+  while read -r dir exe; do
+    (cd "$dir" && exec "$exe") || return 1
+  done <<<"$1"
+}
+
 # The suites that stop the emulator (faults) or count every line of the functions' log
 # (concurrency) run on a second local stack of their own, beside the others.
 own_stack_suites() {
@@ -87,7 +111,7 @@ own_stack_suites() {
   unset SEALING_KEY_ID ASSERTION_KEY_ID SIGNALS_KEY_ID CHALLENGE_KEY_ID CHALLENGE_WRAPPING_KEY_ID OIDC_RSA_KEY_ID OIDC_EC_KEY_ID
   moto_start 0
   functions_start 0
-  cargo test --workspace --all-features --locked --test concurrency --test faults
+  run_executables "$1"
 }
 
 # make test. The build comes in two parts so that the tests start early: the libraries and
@@ -111,13 +135,8 @@ all() {
   # The end-to-end suite's binary too: it runs against the stack beside the Python suites, while
   # the other test targets compile (it waits on the stack, the compile fills its gaps).
   cargo build "${stack_bins_args[@]}" --test e2e
-  e2e_bin="$(cargo test --workspace --all-features --locked --test e2e --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "e2e" and m.get("executable"):
-        print(m["executable"])')"
-  [ -x "$e2e_bin" ] || { echo "make test: the end-to-end suite's binary was not found" >&2; exit 1; }
+  e2e_bin="$(test_executables e2e)"
+  [ -n "$e2e_bin" ] || { echo "make test: the end-to-end suite's binary was not found" >&2; exit 1; }
   static_checks
   wait_for "$venv_pid" "scripts/venv.sh" target/setup/venv.log
   step "the SAM template and the routes (the lints of cfn-lint and sam validate --lint, in scripts/check-modes.py --sources; scripts/check-api.py), in the background"
@@ -142,17 +161,25 @@ for line in sys.stdin:
     >target/setup/pytest-people.log 2>&1 & people_pid=$!
   # The binary itself, as `cargo test` runs it (from its package's directory): cargo would wait
   # for the build below to let go of the target directory.
-  (cd tests && exec "$e2e_bin") >target/setup/e2e.log 2>&1 & e2e_pid=$!
-  step "every test target's build (clippy on them too), beside the Python suites and the end-to-end suite (first run: about 3 minutes, beside the suites)"
+  (run_executables "$e2e_bin") >target/setup/e2e.log 2>&1 & e2e_pid=$!
+  step "the test targets that wait on moto (the AWS adapters, the admin CLI, KMS faults, the second stack's suites): their build, then they run beside everything else"
   # Below the suites' priority: they wait on the stack and the browser, the compile fills the gaps.
+  nice -n 10 cargo build --workspace --all-features --locked --test aws --test admin_cli --test kms_faults \
+    --test concurrency --test faults
+  own_stack_bins="$(test_executables concurrency faults)"
+  moto_bins="$(test_executables aws admin_cli kms_faults)"
+  (own_stack_suites "$own_stack_bins") >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
+  (run_executables "$moto_bins") >target/setup/moto-suites.log 2>&1 & moto_suites_pid=$!
+  step "every other test target's build (clippy on them too), beside the suites"
   nice -n 10 cargo build --workspace --all-targets --all-features --locked
 
-  step "every other Rust test (unit, property, adapters and CLIs against moto) and, beside them, the suites that stop the emulator (on the second stack)"
-  (own_stack_suites) >target/setup/own-stack.log 2>&1 & own_stack_pid=$!
+  step "the other Rust tests (unit, property, the native messaging host), beside the suites still running"
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
-  cargo test --workspace --all-features --locked --lib --bins --test domain --test aws \
-    --test no_panic --test admin_cli --test login --test native_host --test kms_faults
+  cargo test --workspace --all-features --locked --lib --bins --test domain --test no_panic \
+    --test login --test native_host
+  wait_for "$moto_suites_pid" "the suites against moto (aws, admin_cli, kms_faults)" target/setup/moto-suites.log
+  grep -E "^test result|^running" target/setup/moto-suites.log
   wait_for "$e2e_pid" "the end-to-end suite (tests/tests/e2e)" target/setup/e2e.log
   grep -E "^test result|^running" target/setup/e2e.log
   wait_for "$own_stack_pid" "the suites on the second stack (concurrency, faults)" target/setup/own-stack.log
