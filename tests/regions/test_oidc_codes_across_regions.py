@@ -5,22 +5,17 @@ one code sent to A's and B's token endpoints at once yields one ID token, even a
 replicated to B's table. The negative control (region C: B's region and table, affinity off)
 redeems the same code twice. The flow is tests/oidc's: code + PKCE S256, the device step by the
 simulator (`endpoint-agent login`), ID tokens verified with PyJWT against A's JWKS."""
-import base64
 import concurrent.futures
-import hashlib
 import json
-import re
 import secrets
 import time
-import urllib.parse
 
 import jwt
 import pytest
 import requests
 
-from test_regions import A, B, C, LAG, admin, agent, figure
+from test_regions import A, B, C, CALLBACK, LAG, admin, authorize, code_after_device_step, enrolled_stage, figure
 
-CALLBACK = "http://127.0.0.1:8765/callback"
 
 pytestmark = pytest.mark.skipif(not (A and B), reason="run through scripts/regions.sh test")
 
@@ -29,13 +24,7 @@ pytestmark = pytest.mark.skipif(not (A and B), reason="run through scripts/regio
 def world(tmp_path_factory):
     """A required stage, a device enrolled in A, and two code clients (client_secret_post and
     client_secret_basic), written in the primary (A)."""
-    key = admin("key", "create", "--replicate-to", "eu-west-1")
-    connector = admin("connector", "create", "--name", "oidc-codes", "--challenge-key", key)
-    stage = admin("stage", "create", "--connector", connector, "--mode", "required")
-    token = admin("enrollment-token", "create", "--connector", connector)
-    state = tmp_path_factory.mktemp("oidc-codes") / "state.json"
-    enrolled = agent(state, "enroll", "--server", A, "--token", token, "--serial", f"OIDC-C-{secrets.token_hex(3)}", "--name", "c")
-    assert enrolled.returncode == 0, enrolled.stderr
+    stage, state = enrolled_stage(tmp_path_factory, "oidc-codes", f"OIDC-C-{secrets.token_hex(3)}")
     clients = {}
     for auth in ("client_secret_post", "client_secret_basic"):
         c = json.loads(admin(
@@ -51,19 +40,9 @@ def code_in_a(world, auth="client_secret_post"):
     """Authorization, the device step and the return in A: the code and its PKCE verifier."""
     client_id, _ = world["clients"][auth]
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    q = {
-        "client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code", "scope": "openid",
-        "state": "st", "nonce": "nn", "code_challenge": challenge, "code_challenge_method": "S256",
-    }
-    r = requests.get(f"{A}/oidc/authorize?" + urllib.parse.urlencode(q), allow_redirects=False, timeout=30)
+    r = authorize(A, client_id, verifier)
     assert r.status_code == 303, r.text
-    plan = re.search(r"/v1/plans/([^/?]+)/page", r.headers["location"]).group(1)
-    out = agent(world["state"], "login", "--server", A, "--plan", plan)
-    assert out.returncode == 0, out.stderr
-    back = requests.get(f"{A}/oidc/plans/{plan}/resume", allow_redirects=False, timeout=30)
-    assert back.status_code == 303, back.text
-    code = urllib.parse.parse_qs(urllib.parse.urlparse(back.headers["location"]).query)["code"][0]
+    code = code_after_device_step(A, world["state"], r)
     assert code.startswith("use1_"), "the code names its home region"
     return code, verifier
 

@@ -2,20 +2,15 @@
 multi-Region keys made in A and replicated to B, so an ID token issued by either region verifies
 with the one JWKS (PyJWT). The flow is tests/oidc's: authorization code with PKCE S256 and a
 client secret, the device step by the simulator (`endpoint-agent login`), in each region."""
-import base64
-import hashlib
 import json
-import re
 import secrets
-import urllib.parse
 
 import jwt
 import pytest
 import requests
 
-from test_regions import A, B, admin, agent, figure, until
+from test_regions import A, B, CALLBACK, admin, authorize, code_after_device_step, enrolled_stage, figure, until
 
-CALLBACK = "http://127.0.0.1:8765/callback"
 
 pytestmark = pytest.mark.skipif(not (A and B), reason="run through scripts/regions.sh test")
 
@@ -24,13 +19,7 @@ pytestmark = pytest.mark.skipif(not (A and B), reason="run through scripts/regio
 def world(tmp_path_factory):
     """A required stage, a device enrolled in A, and two code clients (RS256, ES256) with a
     client secret: all written in the primary (A) and replicated to B."""
-    key = admin("key", "create", "--replicate-to", "eu-west-1")
-    connector = admin("connector", "create", "--name", "oidc-regions", "--challenge-key", key)
-    stage = admin("stage", "create", "--connector", connector, "--mode", "required")
-    token = admin("enrollment-token", "create", "--connector", connector)
-    state = tmp_path_factory.mktemp("oidc-regions") / "state.json"
-    enrolled = agent(state, "enroll", "--server", A, "--token", token, "--serial", f"OIDC-R-{secrets.token_hex(3)}", "--name", "o")
-    assert enrolled.returncode == 0, enrolled.stderr
+    stage, state = enrolled_stage(tmp_path_factory, "oidc-regions", f"OIDC-R-{secrets.token_hex(3)}")
     clients = {}
     for alg in ("RS256", "ES256"):
         c = json.loads(admin(
@@ -39,15 +28,6 @@ def world(tmp_path_factory):
         ))
         clients[alg] = (c["client_id"], c["client_secret"])
     return {"state": state, "clients": clients}
-
-
-def authorize(api, client_id, verifier, state, nonce):
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    q = {
-        "client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code", "scope": "openid",
-        "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
-    }
-    return requests.get(f"{api}/oidc/authorize?" + urllib.parse.urlencode(q), allow_redirects=False, timeout=30)
 
 
 def id_token_of(world, api, alg):
@@ -59,13 +39,7 @@ def id_token_of(world, api, alg):
         authorize(api, client_id, verifier, state, nonce)))
     location = r.headers["location"]
     assert location.startswith(api) or location.startswith("/"), location  # the region's own page
-    plan = re.search(r"/v1/plans/([^/?]+)/page", location).group(1)
-    out = agent(world["state"], "login", "--server", api, "--plan", plan)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["component"] == "xak-flow-redirect", out.stdout
-    back = requests.get(f"{api}/oidc/plans/{plan}/resume", allow_redirects=False, timeout=30)
-    assert back.status_code == 303, back.text
-    code = urllib.parse.parse_qs(urllib.parse.urlparse(back.headers["location"]).query)["code"][0]
+    code = code_after_device_step(api, world["state"], r)
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": verifier,
             "client_id": client_id, "client_secret": secret}
     t = requests.post(f"{api}/oidc/token", data=form, timeout=30)

@@ -8,11 +8,15 @@ region A). Run by `make test-long` (scripts/test.sh long):
 
 The figures (replication, replay, failover) are printed and written to
 target/regions/figures.txt."""
+import base64
 import concurrent.futures
+import hashlib
 import json
 import os
+import re
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -51,6 +55,46 @@ def agent(state, *args):
         capture_output=True, text=True, timeout=60,
     )
     return out
+
+
+def enrolled_stage(tmp_path_factory, name, serial, *token_args):
+    """A required stage on a connector of its own (its challenge key replicated to eu-west-1) and
+    a device enrolled on it in A, all written in the primary: the stage's id and the device's
+    agent state."""
+    key = admin("key", "create", "--replicate-to", "eu-west-1")
+    connector = admin("connector", "create", "--name", name, "--challenge-key", key)
+    stage = admin("stage", "create", "--connector", connector, "--mode", "required")
+    token = admin("enrollment-token", "create", "--connector", connector, *token_args)
+    state = tmp_path_factory.mktemp(name) / "state.json"
+    enrolled = agent(state, "enroll", "--server", A, "--token", token, "--serial", serial, "--name", name)
+    assert enrolled.returncode == 0, enrolled.stderr
+    return stage, state
+
+
+# The OpenID clients' redirect URI (never called: the tests read the code from the 303).
+CALLBACK = "http://127.0.0.1:8765/callback"
+
+
+def authorize(api, client_id, verifier, state="st", nonce="nn"):
+    """An OpenID authorization request of the code flow with PKCE S256, not followed."""
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    q = {
+        "client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code", "scope": "openid",
+        "state": state, "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
+    }
+    return requests.get(f"{api}/oidc/authorize?" + urllib.parse.urlencode(q), allow_redirects=False, timeout=30)
+
+
+def code_after_device_step(api, agent_state, authorized):
+    """The device step of an authorization `api` answered 303 (the simulator's `login`, which
+    passes) and the return to the client: the authorization code."""
+    plan = re.search(r"/v1/plans/([^/?]+)/page", authorized.headers["location"]).group(1)
+    out = agent(agent_state, "login", "--server", api, "--plan", plan)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["component"] == "xak-flow-redirect", out.stdout
+    back = requests.get(f"{api}/oidc/plans/{plan}/resume", allow_redirects=False, timeout=30)
+    assert back.status_code == 303, back.text
+    return urllib.parse.parse_qs(urllib.parse.urlparse(back.headers["location"]).query)["code"][0]
 
 
 def until(what, check, timeout=30):
@@ -105,13 +149,7 @@ def passes_recorded(plan):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    key = admin("key", "create", "--replicate-to", "eu-west-1")
-    connector = admin("connector", "create", "--name", "regions", "--challenge-key", key)
-    stage = admin("stage", "create", "--connector", connector, "--mode", "required")
-    token = admin("enrollment-token", "create", "--connector", connector, "--max-uses", "5")
-    state = tmp_path_factory.mktemp("agent") / "state.json"
-    enrolled = agent(state, "enroll", "--server", A, "--token", token, "--serial", "REGIONS-1", "--name", "r1")
-    assert enrolled.returncode == 0, enrolled.stderr
+    stage, state = enrolled_stage(tmp_path_factory, "regions", "REGIONS-1", "--max-uses", "5")
     return {"stage": stage, "state": state}
 
 

@@ -37,14 +37,18 @@ pub fn at_home(config: &FunctionConfig, req: &Request, plan_id: &str) -> Result<
 /// an authorization code that region issued, `oidc::token::TokenError::OtherRegion`): 307 to the
 /// same path and query at `base_url`, the region `code`'s (the method and body are kept).
 pub fn to_region(req: &Request, base_url: &str, code: &str) -> Answer {
+    let message = format!("This sign-in is served by region {code}.");
+    redirect(same_path_at(req, base_url), &message)
+}
+
+/// The request's path and query at `base_url`.
+fn same_path_at(req: &Request, base_url: &str) -> String {
     let query = req
         .uri()
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let location = format!("{base_url}{}{query}", path(req));
-    let message = format!("This sign-in is served by region {code}.");
-    redirect(location, &message)
+    format!("{base_url}{}{query}", path(req))
 }
 
 /// `Ok` in the primary region (or one region); elsewhere a 307 to the same path at the
@@ -54,14 +58,8 @@ pub fn at_primary(config: &FunctionConfig, req: &Request) -> Result<(), Box<Answ
     let Some(base) = config.settings.regions.primary_base_url() else {
         return Ok(());
     };
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let location = format!("{base}{}{query}", path(req));
     Err(Box::new(redirect(
-        location,
+        same_path_at(req, base),
         "This is served by the primary region.",
     )))
 }

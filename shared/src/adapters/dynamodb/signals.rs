@@ -44,19 +44,9 @@ impl DynamoStore {
     /// This writer's head, and every other writer's `last` by its name (one page: a head per
     /// region; `HEAD` is the writer without a name).
     async fn heads(&self) -> Result<(SignalHead, BTreeMap<String, u64>), StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", schema::PK)
-            .expression_attribute_values(":pk", s(SIGNAL_HEAD_PK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("Query signal heads", &e))?;
+        let items = self.partition("Query signal heads", SIGNAL_HEAD_PK).await?;
         let (mut own, mut others) = (SignalHead::default(), BTreeMap::new());
-        for item in out.items.unwrap_or_default() {
+        for item in items {
             let last = opt_n(&item, attr::COUNT)?.unwrap_or(0).max(0) as u64;
             let sk = get_s(&item, schema::SK)?;
             let writer = if sk == "HEAD" { String::new() } else { sk };
