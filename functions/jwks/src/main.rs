@@ -7,7 +7,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = edge::aws_config().await;
     let store = edge::dynamo(&aws, &base);
     let signer = edge::challenge_keys(&aws, &base, &store, false);
-    let key_status = edge::kms(&aws);
+    // /health asks KMS about the challenge key through the signer's own client.
+    let key_status = signer.kms.clone();
     let region = aws.region().map_or("", |r| r.as_ref()).to_string();
     let app = fn_jwks::App::new(base, store, signer, key_status, &region);
     serve("jwks", |req| app.handle(req)).await
