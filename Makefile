@@ -55,7 +55,7 @@ unit:
 	$(CARGO) test --locked -p endpoint-core --features policy --test domain --test no_panic
 	$(CARGO) test --locked -p endpoint-agent --test native_host
 
-## Criterion benchmarks of the core (medians go in docs/DEVELOPING.md, "Benchmarks").
+## Benchmarks of the core, medians per iteration (shared/benches; they go in docs/DEVELOPING.md, "Benchmarks").
 bench:
 	$(CARGO) bench -p endpoint-core --features policy --bench core --bench compliance --locked
 

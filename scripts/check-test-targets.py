@@ -6,8 +6,9 @@ test: fails if such a target's file, or a module file it declares, has #[test] o
 targets of their own, and without it `--all-targets` (make test's build, for clippy on every
 target) builds each library and binary once more in bench mode (11 s of CPU on a fresh clone,
 docs/PERFORMANCE.md, 6f). And every integration test target of the workspace (`tests/*.rs`,
-`tests/*/main.rs`) is named by a `--test` of scripts/test.sh, which runs them by name: a new
-suite can never be skipped without notice. Run by `make test`."""
+`tests/*/main.rs`) is named by scripts/test.sh (a `--test`, or an argument of its
+`test_executables`), which runs them by name: a new suite can never be skipped without notice.
+Run by `make test`."""
 import re
 import sys
 import tomllib
@@ -52,7 +53,10 @@ def main():
             for f in files_of(src):
                 if re.search(r"#\[(tokio::)?test\]", f.read_text()):
                     errors.append(f"{f.relative_to(ROOT)} has tests but its target says test = false ({manifest.relative_to(ROOT)})")
-    named = set(re.findall(r"--test (\w+)", (ROOT / "scripts" / "test.sh").read_text()))
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    named = set(re.findall(r"--test (\w+)", script))
+    for args in re.findall(r"test_executables((?: [\w-]+)+)", script):
+        named |= {a for a in args.split() if not a.startswith("-")}
     for manifest in sorted(ROOT.glob("**/Cargo.toml")):
         if "target" in manifest.parts or ".venv" in manifest.parts:
             continue

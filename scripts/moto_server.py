@@ -15,9 +15,10 @@ What that line costs, measured with py-spy over `make test` (docs/PERFORMANCE.md
 - Every KMS key got an RSA-2048 private key, also symmetric and HMAC keys that never sign
   (65 ms each, and the suites create a sealing key per stack): generated on first use now.
 - An RSA key (up to 2 s for RSA_4096 on a loaded machine) was generated while every other request
-  waited, which made unrelated requests time out. One key of each RSA size is now made ahead in
-  the background (and again when taken); when none is ready, the lock is let go while one is
-  made (the new key is not yet visible to anyone).
+  waited, which made unrelated requests time out. RSA keys now come from a pool of test keys made
+  ahead (MOTO_RSA_KEYS); past the pool, one key of each size is made ahead in the background (and
+  again when taken); when none is ready, the lock is let go while one is made (the new key is not
+  yet visible to anyone).
 - A multi-Region key's ciphertexts could not be decrypted (its id did not fit moto's blob).
 - A Query read and sorted every item of the table to keep one partition (or, on an index, the
   items with one key value): it is given only those items now.
@@ -29,6 +30,7 @@ Two lookups moto made for every request are made once: its service folders, a ha
 Started by scripts/stack-lib.sh with moto_server's own arguments."""
 import copy
 import functools
+import glob
 import inspect
 import logging
 import os
@@ -226,10 +228,34 @@ class _OnFirstUse:
         return getattr(self._key, name)
 
 
-# One RSA key of each size made ahead, off any request, and made again when taken: CreateKey of
-# an RSA key answers at once (an RSA_4096 key takes 1 s, and 4 s and more on a loaded machine,
-# which is the SDK's operation timeout: a suite's CreateKey failed so on a fresh clone).
-_ahead = {spec: queue.Queue(maxsize=1) for spec in ("RSA_2048", "RSA_3072", "RSA_4096")}
+# RSA keys from a pool of test keys made ahead (MOTO_RSA_KEYS, a folder of PKCS#8 DER files named
+# rsa-<bits>-<n>.der; scripts/stack-lib.sh gives it shared/tests/fixtures/rsa), each handed out
+# once: generating them cost the emulators 15 to 18 s of `make test`'s CPU (py-spy), an RSA_4096
+# key 1 s and more. When a size's pool is down to its last key, one key of that size is made ahead
+# in the background, off any request, and again when taken: CreateKey of an RSA key answers at
+# once (an RSA_4096 key takes 4 s and more on a loaded machine, which is the SDK's operation
+# timeout: a suite's CreateKey failed so on a fresh clone). Without a pool, keys are made ahead
+# from the start.
+_RSA_SPECS = ("RSA_2048", "RSA_3072", "RSA_4096")
+_ahead = {spec: queue.Queue(maxsize=1) for spec in _RSA_SPECS}
+_making_ahead = set()
+_pool = {spec: [] for spec in _RSA_SPECS}
+
+
+def _load_pool(folder):
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+    for spec in _RSA_SPECS:
+        bits = int(spec.split("_")[1])
+        for path in sorted(glob.glob(os.path.join(folder, f"rsa-{bits}-*.der"))):
+            with open(path, "rb") as f:
+                key = load_der_private_key(f.read(), password=None)
+            if key.key_size != bits:
+                raise SystemExit(f"moto_server: {path} is not an RSA key of {bits} bits")
+            # moto's own wrapper, as its generate_private_key makes it, around the pool's key.
+            wrapped = kms_utils.RSAPrivateKey.__new__(kms_utils.RSAPrivateKey)
+            wrapped.key_size, wrapped.private_key = bits, key
+            _pool[spec].append(wrapped)
 
 
 def _make_ahead(key_spec):
@@ -237,7 +263,26 @@ def _make_ahead(key_spec):
         _ahead[key_spec].put(_generate_private_key(key_spec))
 
 
+def _start_making_ahead(key_spec):
+    if key_spec not in _making_ahead:
+        _making_ahead.add(key_spec)
+        threading.Thread(target=_make_ahead, args=(key_spec,), daemon=True).start()
+
+
+def _from_pool(key_spec):
+    """The pool's next key of this size (None when it is empty); runs under the request lock."""
+    pool = _pool.get(key_spec)
+    if not pool:
+        return None
+    if len(pool) <= 1:
+        _start_making_ahead(key_spec)
+    return pool.pop(0)
+
+
 def _private_key(key_spec):
+    pooled = _from_pool(key_spec)
+    if pooled is not None:
+        return pooled
     if key_spec in _ahead:
         try:
             return _ahead[key_spec].get_nowait()
@@ -365,6 +410,9 @@ moto_backends.list_of_moto_modules = lambda: _moto_modules
 moto_responses.method_names_from_class = functools.lru_cache(maxsize=None)(moto_responses.method_names_from_class)
 
 if __name__ == "__main__":
-    for spec in _ahead:
-        threading.Thread(target=_make_ahead, args=(spec,), daemon=True).start()
+    if os.environ.get("MOTO_RSA_KEYS"):
+        _load_pool(os.environ["MOTO_RSA_KEYS"])
+    for spec in _RSA_SPECS:
+        if not _pool[spec]:
+            _start_making_ahead(spec)
     server.main(sys.argv[1:])

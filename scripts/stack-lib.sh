@@ -23,6 +23,12 @@ stack_functions=(plans challenge response jwks agent web ssf deliver oidc fallba
 stack_bins_args=(--workspace --all-features --lib --bins --test login --locked)
 # cargo-lambda (and moto_server) come from the repo-local venv (scripts/venv.sh).
 export PATH="$stack_root/.venv/bin:$PATH"
+# Python's compiled modules are kept (under target/pycache, out of the source tree) and shared by
+# every Python process of the run: with PYTHONDONTWRITEBYTECODE set, as some environments do,
+# each process compiled every module it imported again (cfn-lint, samtranslator and moto: 5.3 s
+# of CPU to import that way, 1.5 s from the cache; docs/PERFORMANCE.md, 6g).
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX="$stack_root/target/pycache"
 
 free_port() {
   "$stack_root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -49,7 +55,9 @@ moto_start() {
   [ "$port" = 0 ] && port="$(free_port)"
   local logdir="$stack_root/target/moto"; mkdir -p "$logdir"
   local log="$logdir/moto-$port.log"
-  "$stack_root/.venv/bin/python" "$stack_root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # RSA keys for CreateKey from the suites' test keys, made ahead (scripts/moto_server.py).
+  MOTO_RSA_KEYS="$stack_root/shared/tests/fixtures/rsa" \
+    "$stack_root/.venv/bin/python" "$stack_root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   stack_pids+=("$MOTO_PID")
   local url="http://127.0.0.1:$port"

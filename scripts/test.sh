@@ -79,15 +79,25 @@ lint() {
 }
 
 # The executables of the named test targets, one "<package directory> <executable>" per line
-# (built ones: cargo only reports them).
+# (built ones: cargo only reports them). With `--units`, also the unit tests of every library and
+# binary that has some: `cargo test --lib --bins` would build and run an empty test binary for
+# each target that says `test = false` (23 of them, compiled and linked for nothing), `--tests`
+# leaves those out.
 test_executables() {
-  local args=() t
-  for t in "$@"; do args+=(--test "$t"); done
+  local args=() t units=""
+  for t in "$@"; do
+    if [ "$t" = --units ]; then units=1; args+=(--tests); else args+=(--test "$t"); fi
+  done
   cargo test --workspace --all-features --locked "${args[@]}" --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json, os, sys
+    | UNITS="$units" NAMED="$*" python3 -c 'import json, os, sys
+named = os.environ["NAMED"].split()
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+    if m.get("reason") != "compiler-artifact" or not m.get("executable") or not m["profile"]["test"]:
+        continue
+    kinds = set(m["target"]["kind"])
+    unit = bool(kinds - {"test", "bench", "example"})
+    if m["target"]["name"] in named and "test" in kinds or os.environ["UNITS"] and unit:
         print(os.path.dirname(m["manifest_path"]), m["executable"])'
 }
 
@@ -176,8 +186,8 @@ all() {
   step "the other Rust tests (unit, property, the native messaging host), beside the suites still running"
   # Targets by name, over the whole workspace: excluding a package would resolve the
   # dependencies' features differently and compile them again.
-  cargo test --workspace --all-features --locked --lib --bins --test domain --test no_panic \
-    --test login --test native_host
+  unit_bins="$(test_executables --units domain no_panic login native_host)"
+  run_executables "$unit_bins"
   wait_for "$moto_suites_pid" "the suites against moto (aws, admin_cli, kms_faults)" target/setup/moto-suites.log
   grep -E "^test result|^running" target/setup/moto-suites.log
   wait_for "$e2e_pid" "the end-to-end suite (tests/tests/e2e)" target/setup/e2e.log

@@ -3,9 +3,12 @@
 //! result, and the costliest CEL expression the bounds admit over lists of the largest size.
 //! Medians in docs/PERFORMANCE.md (`make bench`).
 
+mod support;
+
+use support::{black_box, Harness};
+
 use std::sync::Arc;
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use endpoint_core::compliance::assess::assess;
 use endpoint_core::compliance::cel;
 use endpoint_core::compliance::evaluate::evaluate;
@@ -97,7 +100,7 @@ fn policy() -> Policy {
     }
 }
 
-fn bench_check_in(c: &mut Criterion) {
+fn bench_check_in(c: &mut Harness) {
     let body = desktop();
     assert!(body.len() >= 1_500_000, "{} bytes", body.len());
     let parse = || Arc::new(facts::parse(&body).expect("valid facts"));
@@ -114,11 +117,9 @@ fn bench_check_in(c: &mut Criterion) {
         b.iter(|| black_box(facts::parse(black_box(&body)).expect("valid facts")))
     });
     c.bench_function("check_in_evaluate_10_rules_after_parse", |b| {
-        b.iter_batched(
-            parse,
-            |document| black_box(evaluate(&builtin, &document, false, T0, T0, None)),
-            BatchSize::LargeInput,
-        )
+        b.iter_batched(parse, |document| {
+            black_box(evaluate(&builtin, &document, false, T0, T0, None))
+        })
     });
     let p = policy();
     c.bench_function("check_in_parse_and_evaluate_with_cel_comprehension", |b| {
@@ -129,7 +130,7 @@ fn bench_check_in(c: &mut Criterion) {
     });
 }
 
-fn bench_login(c: &mut Criterion) {
+fn bench_login(c: &mut Harness) {
     let p = policy();
     let document = Arc::new(facts::parse(&desktop()).expect("valid facts"));
     let stored = vec![evaluate(&p, &document, false, T0, T0, None)];
@@ -143,7 +144,7 @@ fn bench_login(c: &mut Criterion) {
     });
 }
 
-fn bench_cel_worst_case(c: &mut Criterion) {
+fn bench_cel_worst_case(c: &mut Harness) {
     // The longest comprehension body the cost bound admits, over a list of the most elements
     // an expression sees: every element is visited, no element matches.
     let mut body = Vec::new();
@@ -166,5 +167,9 @@ fn bench_cel_worst_case(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_check_in, bench_login, bench_cel_worst_case);
-criterion_main!(benches);
+fn main() {
+    let mut c = Harness::from_args();
+    bench_check_in(&mut c);
+    bench_login(&mut c);
+    bench_cel_worst_case(&mut c);
+}

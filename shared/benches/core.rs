@@ -1,9 +1,12 @@
-//! Criterion benchmarks of the two hot paths: response validation (a device with one token and
+//! Benchmarks of the two hot paths: response validation (a device with one token and
 //! with three) and challenge building with the local signer.
 //!
 //! `cargo bench -p endpoint-core --bench core`; medians go in docs/DEVELOPING.md, "Benchmarks".
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+mod support;
+
+use support::{black_box, Harness};
+
 use endpoint_core::adapters::local_signer::LocalSigner;
 use endpoint_core::model::{Device, DeviceToken, DeviceWithTokens};
 use endpoint_core::ports::random_alnum;
@@ -56,7 +59,7 @@ fn device(tokens: usize) -> (DeviceWithTokens, Secret) {
     (d, last)
 }
 
-fn bench_validation(c: &mut Criterion) {
+fn bench_validation(c: &mut Harness) {
     let mut signer = LocalSigner::new();
     let d = signer.generate("k", KeySpec::EccNistP256).unwrap();
     let ch = challenge(&signer, "k", &d);
@@ -93,7 +96,7 @@ fn bench_validation(c: &mut Criterion) {
     });
 }
 
-fn bench_challenge(c: &mut Criterion) {
+fn bench_challenge(c: &mut Harness) {
     let mut signer = LocalSigner::new();
     for (name, spec) in [
         ("ES256", KeySpec::EccNistP256),
@@ -109,7 +112,7 @@ fn bench_challenge(c: &mut Criterion) {
 
 /// Opening a sealed device token key (AES-256-GCM, the 128-character key bound to its item):
 /// what reading a device's tokens adds per token in production.
-fn bench_sealing(c: &mut Criterion) {
+fn bench_sealing(c: &mut Harness) {
     use endpoint_core::adapters::sealing::DataKey;
     let key = DataKey::from_bytes(&[7u8; 32]).expect("32 bytes is a 256-bit key");
     let aad = b"DEVICE#VMware-56 4d 1a 2b\nTOKEN#connector#token";
@@ -119,5 +122,9 @@ fn bench_sealing(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_validation, bench_challenge, bench_sealing);
-criterion_main!(benches);
+fn main() {
+    let mut c = Harness::from_args();
+    bench_validation(&mut c);
+    bench_challenge(&mut c);
+    bench_sealing(&mut c);
+}
