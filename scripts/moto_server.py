@@ -243,19 +243,26 @@ _pool = {spec: [] for spec in _RSA_SPECS}
 
 
 def _load_pool(folder):
+    """The pool's files by size; each is read when it is taken."""
+    for spec in _RSA_SPECS:
+        bits = spec.split("_")[1]
+        _pool[spec] = sorted(glob.glob(os.path.join(folder, f"rsa-{bits}-*.der")))
+
+
+def _pooled_key(key_spec, path):
     from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-    for spec in _RSA_SPECS:
-        bits = int(spec.split("_")[1])
-        for path in sorted(glob.glob(os.path.join(folder, f"rsa-{bits}-*.der"))):
-            with open(path, "rb") as f:
-                key = load_der_private_key(f.read(), password=None)
-            if key.key_size != bits:
-                raise SystemExit(f"moto_server: {path} is not an RSA key of {bits} bits")
-            # moto's own wrapper, as its generate_private_key makes it, around the pool's key.
-            wrapped = kms_utils.RSAPrivateKey.__new__(kms_utils.RSAPrivateKey)
-            wrapped.key_size, wrapped.private_key = bits, key
-            _pool[spec].append(wrapped)
+    bits = int(key_spec.split("_")[1])
+    with open(path, "rb") as f:
+        # The repository's own test keys: OpenSSL's key check (primality tests of both primes)
+        # cost more than a second per key of 4,096 bits.
+        key = load_der_private_key(f.read(), password=None, unsafe_skip_rsa_key_validation=True)
+    if key.key_size != bits:
+        raise ValueError(f"moto_server: {path} is not an RSA key of {bits} bits")
+    # moto's own wrapper, as its generate_private_key makes it, around the pool's key.
+    wrapped = kms_utils.RSAPrivateKey.__new__(kms_utils.RSAPrivateKey)
+    wrapped.key_size, wrapped.private_key = bits, key
+    return wrapped
 
 
 def _make_ahead(key_spec):
@@ -276,7 +283,7 @@ def _from_pool(key_spec):
         return None
     if len(pool) <= 1:
         _start_making_ahead(key_spec)
-    return pool.pop(0)
+    return _pooled_key(key_spec, pool.pop(0))
 
 
 def _private_key(key_spec):
