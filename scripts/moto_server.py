@@ -26,12 +26,17 @@ One KMS operation moto 5.2 lacks is added: GenerateDataKeyPairWithoutPlaintext (
 only), which the `data-key` challenge signing mode uses (issue 31.4; see the end of this file).
 Request lines are not logged (werkzeug's log was 5% of the emulator's time); errors still are.
 Two lookups moto made for every request are made once: its service folders, a handler's methods
-(17% of its CPU over the end-to-end suite).
+(17% of its CPU over the end-to-end suite). DynamoDB's item responses are written as JSON
+directly, not through moto's model-driven serializer (a quarter of its CPU), checked against it.
 Started by scripts/stack-lib.sh with moto_server's own arguments."""
+import base64
+import calendar
 import copy
+import datetime
 import functools
 import glob
 import inspect
+import json
 import logging
 import os
 import queue
@@ -44,6 +49,7 @@ from moto import server
 from moto.core import responses as moto_responses
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoResult
 from moto.kms import models as kms_models
 from moto.kms import utils as kms_utils
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -405,6 +411,70 @@ if os.environ.get("MOTO_COUNT_SIGNS") == "1":
 # Request lines off (errors are still logged).
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
+
+# --- DynamoDB item responses written as JSON directly --------------------------------------------
+# moto 5.2 writes every response through its model-driven serializer, which looks each member of
+# the output shape up in the result (for an item, each of an AttributeValue's ten members per
+# attribute): a quarter of the emulator's CPU in `make test` (py-spy). The item operations' results
+# are already what DynamoDB's JSON protocol sends (moto's dynamo_to_dict: attribute values as
+# {"S": ...}, numbers as strings), so they are written as they are, binaries in base64 and dates
+# as seconds (DescribeTable too: the functions' health checks call it). Anything else that is not
+# plain JSON goes through the serializer. MOTO_VERIFY_JSON=N serializes every Nth such response
+# both ways, answers the serializer's, and logs a line starting "MOTO_VERIFY_JSON mismatch" where
+# they differ: `make test` checks every 10th and fails on such a line, `make test-long` checks
+# every one (scripts/test.sh). Checked over a whole `make test`: no difference.
+_PLAIN_JSON_OPERATIONS = {
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+    "BatchWriteItem", "TransactWriteItems", "TransactGetItems", "DescribeTable",
+}
+_VERIFY_JSON_EVERY = int(os.environ.get("MOTO_VERIFY_JSON") or 0)
+_plain_json_count = 0
+_serialized_by_model = DynamoResult.execute_result
+_log = logging.getLogger("moto_server")
+
+
+def _json_value(value):
+    """What the JSON protocol sends for a binary (base64) and a timestamp (seconds since the
+    epoch, milliseconds as a fraction), as moto's serializer writes them."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime.datetime):
+        seconds = calendar.timegm(value.utctimetuple())
+        return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
+    raise TypeError(f"{type(value).__name__} is not plain JSON")
+
+
+def _execute_result(self, context):
+    global _plain_json_count
+    operation = context.operation_model.name
+    if operation in _PLAIN_JSON_OPERATIONS:
+        result = self.result
+        if isinstance(result, dict):
+            # What the output shape has no member for (DeleteItem's ConsumedCapacityUnits), the
+            # serializer leaves out; so does this.
+            members = context.operation_model.output_shape.members
+            result = {k: v for k, v in result.items() if k in members}
+        try:
+            body = json.dumps(result, separators=(",", ":"), default=_json_value)
+        except (TypeError, ValueError):
+            body = None
+        if body is not None:
+            plain = (200, {"Content-Type": "application/x-amz-json-1.0"}, body)
+            _plain_json_count += 1  # under the request lock (_one_at_a_time)
+            if not _VERIFY_JSON_EVERY or _plain_json_count % _VERIFY_JSON_EVERY:
+                return plain
+            status, headers, model_body = _serialized_by_model(self, context)
+            if (status, dict(headers), json.loads(model_body or "{}")) != (200, plain[1], json.loads(body)):
+                _log.error(
+                    "moto_server: %s written directly differs from moto's serializer: %r != %r",
+                    operation, plain, (status, headers, model_body),
+                )
+                print(f"MOTO_VERIFY_JSON mismatch: {operation}", file=sys.stderr, flush=True)
+            return status, headers, model_body
+    return _serialized_by_model(self, context)
+
+
+DynamoResult.execute_result = _execute_result
 
 # --- Per-request lookups that never change, done once ----------------------------------------
 # py-spy over the end-to-end suite (docs/PERFORMANCE.md, 6f): for every request moto listed its

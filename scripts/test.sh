@@ -153,6 +153,10 @@ all() {
   (renice -n 19 "$BASHPID" >/dev/null; template_checks) >target/setup/template.log 2>&1 & template_pid=$!
 
   step "moto_server and the local stack"
+  # Every 10th DynamoDB item response moto writes directly is checked against its own serializer
+  # (scripts/moto_server.py); a difference fails the run (moto_json_checked, at the end).
+  export MOTO_VERIFY_JSON="${MOTO_VERIFY_JSON:-10}"
+  rm -f target/moto/*.log
   moto_start 0
   stack_build bins
   # Tests run the functions at trace: the secrets-in-logs suite then proves that no level
@@ -199,6 +203,16 @@ all() {
   wait_for "$people_pid" "the page-for-people browser suite (pytest)" target/setup/pytest-people.log
   tail -n 3 target/setup/pytest-people.log
   wait_for "$template_pid" "the template and route checks" target/setup/template.log
+  moto_json_checked
+}
+
+# Fails when an emulator of this run logged a DynamoDB response it wrote directly that its own
+# serializer would have written otherwise (MOTO_VERIFY_JSON, scripts/moto_server.py).
+moto_json_checked() {
+  if grep -h "MOTO_VERIFY_JSON mismatch" target/moto/*.log 2>/dev/null; then
+    echo "make test: moto wrote a DynamoDB response differently from its serializer (target/moto/*.log)" >&2
+    exit 1
+  fi
 }
 
 long() {
@@ -209,6 +223,9 @@ long() {
   PROPTEST_CASES=20000 cargo test --workspace --all-features --locked --test no_panic
   step "schema fuzzing of openapi.yaml against the local stack (schemathesis)"
   scripts/venv.sh all
+  # Every DynamoDB item response moto writes directly checked against its serializer.
+  export MOTO_VERIFY_JSON=1
+  rm -f target/moto/*.log
   moto_start 0
   stack_build
   functions_start 0
@@ -217,6 +234,7 @@ long() {
   step "two local regions (scripts/regions.sh): sign-in across regions, a replayed response, a region stopped, the negative control, signals across a primary move, ID tokens of both regions, one code redeemed once (tests/regions)"
   env -u MOTO_PORT REGIONS_NEGATIVE_CONTROL=1 scripts/regions.sh test -- \
     .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/regions
+  moto_json_checked
 }
 
 case "$what" in

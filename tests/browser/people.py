@@ -93,3 +93,17 @@ def settle(page, module=None):
             module["pending"].clear()
             page.reload(wait_until="commit")
     raise AssertionError(f"{page.url}: the module did not run, three times")
+
+
+def load_until(page, url, arrived, timeout=15000):
+    """Opens `url` without waiting for its `load` (which waits for the module as well, see
+    `visit`) and waits for `arrived(timeout)` (a Playwright wait); when that times out on the
+    hosted page, loads it again, at most twice, for the same reason as `visit`."""
+    page.goto(url, wait_until="commit")
+    for attempt in range(3):
+        try:
+            return arrived(timeout)
+        except PlaywrightTimeout:
+            if attempt == 2 or "/page" not in page.url:
+                raise
+            page.reload(wait_until="commit")

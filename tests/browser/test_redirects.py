@@ -13,6 +13,7 @@ import threading
 import pytest
 from playwright.sync_api import sync_playwright
 
+from people import load_until
 from test_stage_page import API, CHROMIUM, FLAGS, SHOTS, admin, create_plan, free_port
 from test_stage_page import http as api
 
@@ -59,8 +60,7 @@ def browser():
 def test_a_path_lands_on_the_registered_origin(site, stage, browser):
     plan = create_plan(stage, "/welcome?from=stage")
     page = browser.new_page()
-    page.goto(plan["page"])
-    page.wait_for_url(f"{site}/welcome?from=stage", timeout=15000)
+    load_until(page, plan["page"], lambda timeout: page.wait_for_url(f"{site}/welcome?from=stage", timeout=timeout))
     assert page.locator("h1").inner_text() == "Welcome back"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "7-redirect-on-the-relying-party.png"))
@@ -98,8 +98,7 @@ def test_the_page_does_not_follow_a_tampered_redirect(site, stage, browser, tamp
         route.fulfill(status=200, content_type="application/json", body=json.dumps({"component": "xak-flow-redirect", "to": tampered}))
 
     page.route("**/executor", tamper)
-    page.goto(plan["page"])
-    page.wait_for_selector('main[data-state="error"]', timeout=15000)
+    load_until(page, plan["page"], lambda timeout: page.wait_for_selector('main[data-state="error"]', timeout=timeout))
     assert "not a web address" in page.locator("[data-stage-status]").inner_text()
     assert page.url == plan["page"] and dialogs == []
     page.close()

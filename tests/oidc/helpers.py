@@ -6,12 +6,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+# The browser suites' page helpers (tests/browser/people.py): one way to load the hosted page.
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from people import load_until  # noqa: E402,F401  (re-exported for the suite)
 API = os.environ.get("ENDPOINT_API", "")
 EXTENSION = ROOT / "tests" / "browser" / "extension"
 EXTENSION_ID = "cpiflbgjplcglpcioajoollfokliibgn"  # from the manifest's "key"

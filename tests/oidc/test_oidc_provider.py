@@ -10,17 +10,14 @@ import base64
 import hashlib
 import http.server
 import json
-import os
 import re
 import secrets
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 
 import jwt
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.jose import JsonWebKey
@@ -29,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from helpers import API, admin, agent, chromium_with_extension
+from helpers import API, admin, agent, chromium_with_extension, load_until
 
 pytestmark = pytest.mark.skipif(not API, reason="run through make test (scripts/stack-lib.sh exports ENDPOINT_API)")
 
@@ -206,17 +203,8 @@ def test_code_flow_with_pkce_and_private_key_jwt_in_chromium(world):
     try:
         with chromium_with_extension(world["state"]) as context:
             page = context.new_page()
-            page.goto(url)
-            # The local emulator now and then fails to serve /v1/stage.js (see
-            # tests/browser/people.py, `visit`): the hosted page is loaded again, at most twice.
-            for attempt in range(3):
-                try:
-                    page.wait_for_url(CALLBACK + "**", timeout=15000)
-                    break
-                except PlaywrightTimeout:
-                    if attempt == 2 or "/page" not in page.url:
-                        raise
-                    page.reload(wait_until="commit")
+            # The hosted page loaded again if the local emulator held its module (people.py).
+            load_until(page, url, lambda timeout: page.wait_for_url(CALLBACK + "**", timeout=timeout))
             page.close()
     finally:
         server.shutdown()
