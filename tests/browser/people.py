@@ -52,6 +52,29 @@ def visit(page, url):
     emulator refused its module or left the module's request unanswered for 5 s (the web
     function answers it in milliseconds), and when its module has not run within 15 s. Every
     answer of the stage itself stands."""
+    module = watch_module(page)
+    response = page.goto(url, wait_until="commit")
+    settle(page, module)
+    return response
+
+
+def settle(page, module=None):
+    """Waits until the page's module has run (`main[data-state]`), loading it again as `visit`
+    says (`module`: what `watch_module` saw; without it, only after 15 s)."""
+    until(page, lambda timeout: page.wait_for_selector("main[data-state]", state="attached", timeout=timeout), module)
+
+
+def load_until(page, url, arrived):
+    """Opens `url` without waiting for its `load` (which waits for the module as well) and waits
+    for `arrived(timeout)` (a Playwright wait), loading the hosted page again as `visit` says."""
+    module = watch_module(page)
+    page.goto(url, wait_until="commit")
+    return until(page, arrived, module)
+
+
+def watch_module(page):
+    """What the page's requests of its module (`/v1/stage.js`) met: how many the emulator
+    refused, and since when each unanswered one waits."""
     module = {"refused": 0, "pending": {}}
 
     def sent(request):
@@ -69,41 +92,25 @@ def visit(page, url):
     page.on("requestfinished", done)
     page.on("requestfailed", done)
     page.on("response", answered)
-    response = page.goto(url, wait_until="commit")
-    settle(page, module)
-    return response
+    return module
 
 
-def settle(page, module=None):
-    """Waits until the page's module has run (`main[data-state]`); reloads it at most twice
-    when the emulator refused or held the module (`module`, watched by `visit`) or when it has
-    not run within 15 s (see `visit`)."""
+def until(page, arrived, module=None):
+    """`arrived(timeout)` within 15 s, waited for in half seconds; the hosted page loaded again,
+    at most twice, as soon as the emulator refused or held its module (`module`) or after 15 s."""
     module = module if module is not None else {"refused": 0, "pending": {}}
     for attempt in range(3):
         refused = module["refused"]
         for _ in range(30):
             try:
-                page.wait_for_selector("main[data-state]", state="attached", timeout=500)
-                return
+                return arrived(500)
             except PlaywrightTimeout:
                 held = any(time.monotonic() - t > 5 for t in module["pending"].values())
                 if module["refused"] > refused or held:
                     break
-        if attempt < 2:
+        if attempt < 2 and "/page" in page.url:
             module["pending"].clear()
             page.reload(wait_until="commit")
-    raise AssertionError(f"{page.url}: the module did not run, three times")
-
-
-def load_until(page, url, arrived, timeout=15000):
-    """Opens `url` without waiting for its `load` (which waits for the module as well, see
-    `visit`) and waits for `arrived(timeout)` (a Playwright wait); when that times out on the
-    hosted page, loads it again, at most twice, for the same reason as `visit`."""
-    page.goto(url, wait_until="commit")
-    for attempt in range(3):
-        try:
-            return arrived(timeout)
-        except PlaywrightTimeout:
-            if attempt == 2 or "/page" not in page.url:
-                raise
-            page.reload(wait_until="commit")
+        else:
+            break
+    raise AssertionError(f"{page.url}: not there after the hosted page was loaded {attempt + 1} time(s)")
